@@ -1,0 +1,24 @@
+// The `broker:` section of linewatch.yaml. Every option is documented in docs/configuration.md.
+import { z } from 'zod';
+
+export const brokerConfigSchema = z.strictObject({
+  host: z.string().default('127.0.0.1').describe('address the listeners bind to'),
+  port: z.number().int().min(0).max(65535).default(1883).describe('MQTT over TCP; 0 picks a free port'),
+  wsPort: z.number().int().min(0).max(65535).nullable().default(8083).describe('MQTT over WebSocket (path /mqtt); null disables'),
+  tls: z
+    .strictObject({
+      port: z.number().int().min(0).max(65535).default(8883),
+      cert: z.string().describe('PEM certificate file'),
+      key: z.string().describe('PEM private key file'),
+    })
+    .nullable()
+    .default(null),
+  open: z.boolean().default(false).describe('development only: no authentication, no ACL, any topic'),
+  devicesFile: z.string().default('.linewatch/devices.json').describe('salted password hashes of devices and services'),
+  maxPacketBytes: z.number().int().min(1024).default(256 * 1024).describe('larger packets close the connection before they are buffered'),
+  maxConnections: z.number().int().min(1).default(10_000),
+  connectTimeoutMs: z.number().int().min(100).default(10_000),
+  drainTimeoutMs: z.number().int().min(100).default(5_000).describe('a subscriber that cannot take data for this long is disconnected'),
+  validatePayloads: z.boolean().default(true).describe('refuse device payloads that fail their schema (sent to lw/_dead/{clientId})'),
+});
+export type BrokerConfig = z.infer<typeof brokerConfigSchema>;

@@ -1,0 +1,91 @@
+// Bus over an MQTT.js client: lets any service run in its own process against any broker.
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { topicMatches } from '../contracts/topics.js';
+import { logger } from '../lib/log.js';
+import { withTimeout } from '../lib/wait.js';
+import type { Bus, MessageHandler, PublishOptions, SubscribeOptions, Unsubscribe } from './bus.js';
+
+const log = logger('bus');
+
+export interface MqttBusOptions extends IClientOptions {
+  /** How long to wait for the first CONNACK before giving up (ms). */
+  connectTimeoutMs?: number;
+}
+
+interface Route {
+  filters: string[];
+  handler: MessageHandler;
+}
+
+export class MqttBus implements Bus {
+  handlerErrors = 0;
+  private readonly routes = new Set<Route>();
+
+  private constructor(readonly client: MqttClient) {
+    // Acknowledge (PUBACK/PUBCOMP) only after the handlers resolved: MQTT.js sends the ack
+    // when handleMessage's callback runs.
+    client.handleMessage = (packet, callback) => {
+      this.dispatch(packet.topic, packet.payload as Buffer).then(() => callback(), () => callback());
+    };
+  }
+
+  /** Connects to `url` (mqtt://, mqtts://, ws://); rejects with a clear message if the broker does not answer. */
+  static async connect(url: string, options: MqttBusOptions = {}): Promise<MqttBus> {
+    const { connectTimeoutMs = 10_000, ...clientOptions } = options;
+    const client = mqtt.connect(url, { reconnectPeriod: 1000, connectTimeout: connectTimeoutMs, ...clientOptions });
+    try {
+      await withTimeout(
+        new Promise<void>((resolve, reject) => {
+          client.once('connect', () => resolve());
+          client.once('error', (err) => reject(err));
+        }),
+        connectTimeoutMs,
+        `the MQTT broker at ${url} (is it running, and are the credentials right?)`,
+      );
+    } catch (err) {
+      client.end(true);
+      throw new Error(`cannot connect to the MQTT broker at ${url}: ${(err as Error).message}`, { cause: err });
+    }
+    client.on('error', (err) => log.warn({ err: err.message, url }, 'MQTT client error'));
+    return new MqttBus(client);
+  }
+
+  async publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<void> {
+    await this.client.publishAsync(topic, payload, { qos: options.qos ?? 0, retain: options.retain ?? false });
+  }
+
+  async subscribe(filter: string | string[], handler: MessageHandler, options: SubscribeOptions = {}): Promise<Unsubscribe> {
+    const filters = Array.isArray(filter) ? filter : [filter];
+    const route: Route = { filters, handler };
+    this.routes.add(route);
+    const granted = await this.client.subscribeAsync(filters, { qos: options.qos ?? 0 });
+    const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+    if (refused.length > 0) {
+      this.routes.delete(route);
+      throw new Error(`the broker refused the subscription to ${refused.join(', ')}: this account is not allowed to read it`);
+    }
+    return async () => {
+      if (!this.routes.delete(route)) return;
+      const stillUsed = new Set([...this.routes].flatMap((r) => r.filters));
+      const unused = filters.filter((f) => !stillUsed.has(f));
+      if (unused.length > 0 && this.client.connected) await this.client.unsubscribeAsync(unused);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.routes.clear();
+    await this.client.endAsync();
+  }
+
+  private async dispatch(topic: string, payload: Buffer): Promise<void> {
+    for (const route of this.routes) {
+      if (!route.filters.some((f) => topicMatches(f, topic))) continue;
+      try {
+        await route.handler(topic, payload);
+      } catch (err) {
+        this.handlerErrors++;
+        log.error({ err, topic }, 'a subscriber failed to handle a message; it was acknowledged anyway');
+      }
+    }
+  }
+}

@@ -1,0 +1,4 @@
+export * from './topics.js';
+export * from './schemas.js';
+export * from './validate.js';
+export * from './sequence.js';

@@ -1,0 +1,84 @@
+// The topic namespace every linewatch service and device speaks (docs/topics-and-payloads.md).
+//
+//   lw/{line}/{device}/state | telemetry | status | cmd | cmd/ack
+//   lw/{line}/alerts         lw/{line}/summary
+//   lw/_dead/{clientId}      payloads the broker refused, with the reason
+
+export const ROOT = 'lw';
+
+/** Message kinds a device publishes. */
+export const DEVICE_KINDS = ['state', 'telemetry', 'status', 'ack'] as const;
+export type DeviceMessageKind = (typeof DEVICE_KINDS)[number];
+
+export type MessageKind = DeviceMessageKind | 'cmd' | 'alert' | 'summary';
+
+/** A line or device id: letters, digits, '-' and '_', 1–64 characters (no MQTT wildcards or '/'). */
+export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function isValidId(id: string): boolean {
+  return ID_PATTERN.test(id);
+}
+
+export const topics = {
+  state: (line: string, device: string) => `${ROOT}/${line}/${device}/state`,
+  telemetry: (line: string, device: string) => `${ROOT}/${line}/${device}/telemetry`,
+  status: (line: string, device: string) => `${ROOT}/${line}/${device}/status`,
+  cmd: (line: string, device: string) => `${ROOT}/${line}/${device}/cmd`,
+  ack: (line: string, device: string) => `${ROOT}/${line}/${device}/cmd/ack`,
+  alerts: (line: string) => `${ROOT}/${line}/alerts`,
+  summary: (line: string) => `${ROOT}/${line}/summary`,
+  deadLetter: (clientId: string) => `${ROOT}/_dead/${clientId}`,
+  /** Subscription filters. */
+  all: `${ROOT}/#`,
+  allDeviceEvents: [`${ROOT}/+/+/state`, `${ROOT}/+/+/telemetry`, `${ROOT}/+/+/status`, `${ROOT}/+/+/cmd/ack`],
+  deadLetters: `${ROOT}/_dead/#`,
+} as const;
+
+export interface ParsedTopic {
+  kind: MessageKind;
+  line: string;
+  /** Absent for line-level topics (alerts, summary). */
+  device?: string;
+}
+
+/** Parses a linewatch topic; returns undefined for anything outside the namespace. */
+export function parseTopic(topic: string): ParsedTopic | undefined {
+  const parts = topic.split('/');
+  if (parts[0] !== ROOT || parts.length < 3) return undefined;
+  const line = parts[1]!;
+  if (!isValidId(line)) return undefined;
+  if (parts.length === 3) {
+    if (parts[2] === 'alerts') return { kind: 'alert', line };
+    if (parts[2] === 'summary') return { kind: 'summary', line };
+    return undefined;
+  }
+  const device = parts[2]!;
+  if (!isValidId(device)) return undefined;
+  const rest = parts.slice(3).join('/');
+  switch (rest) {
+    case 'state':
+    case 'telemetry':
+    case 'status':
+    case 'cmd':
+      return { kind: rest, line, device };
+    case 'cmd/ack':
+      return { kind: 'ack', line, device };
+    default:
+      return undefined;
+  }
+}
+
+/** MQTT topic-filter matching ('+' one level, '#' the rest), per MQTT 3.1.1 §4.7. */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (filter === topic) return true;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  // Wildcards at the first level do not match topics starting with '$' (MQTT-4.7.2-1).
+  if (t[0]?.startsWith('$') && (f[0] === '+' || f[0] === '#')) return false;
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
