@@ -98,6 +98,32 @@ export const summarySchema = z.strictObject({
 });
 export type SummaryPayload = z.infer<typeof summarySchema>;
 
+export const COMMAND_OUTCOMES = ['accepted', 'done', 'rejected', 'failed', 'expired', 'blocked'] as const;
+export type CommandOutcome = (typeof COMMAND_OUTCOMES)[number];
+
+/**
+ * What became of a command, published by its sender on lw/{line}/{device}/cmd/outcome.
+ * `accepted` may be followed by `done` for the same id; `done`, `rejected`, `failed`, `expired`
+ * and `blocked` (never sent: an actuator-safety limit refused it, see `reason`) are final.
+ */
+export const commandOutcomeSchema = z.strictObject({
+  id: z.string().min(1).max(128),
+  action: z.enum(COMMAND_ACTIONS),
+  params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
+  origin: label,
+  /** The device the command was addressed to (the line is in the topic). */
+  target: z.string().min(1).max(64),
+  outcome: z.enum(COMMAND_OUTCOMES),
+  /** How many times the command was sent (1 + retries); 0 when blocked. */
+  attempts: z.number().int().nonnegative(),
+  reason: label.optional(),
+  /** When the command was first issued (ms since epoch). */
+  issuedAt: timestamp,
+  /** When this outcome was decided. */
+  ts: timestamp,
+});
+export type CommandOutcomePayload = z.infer<typeof commandOutcomeSchema>;
+
 /** What the broker publishes on lw/_dead/{clientId} for a refused payload. */
 export const deadLetterSchema = z.strictObject({
   ts: timestamp,
@@ -115,6 +141,7 @@ export const schemas = {
   status: statusSchema,
   cmd: commandSchema,
   ack: ackSchema,
+  outcome: commandOutcomeSchema,
   alert: alertSchema,
   summary: summarySchema,
 } as const;
@@ -125,6 +152,7 @@ export type PayloadOf = {
   status: StatusPayload;
   cmd: CommandPayload;
   ack: AckPayload;
+  outcome: CommandOutcomePayload;
   alert: AlertPayload;
   summary: SummaryPayload;
 };

@@ -1,6 +1,6 @@
 // The topic namespace every linewatch service and device speaks (docs/topics-and-payloads.md).
 //
-//   lw/{line}/{device}/state | telemetry | status | cmd | cmd/ack
+//   lw/{line}/{device}/state | telemetry | status | cmd | cmd/ack | cmd/outcome
 //   lw/{line}/alerts         lw/{line}/summary
 //   lw/_dead/{clientId}      payloads the broker refused, with the reason
 
@@ -10,7 +10,7 @@ export const ROOT = 'lw';
 export const DEVICE_KINDS = ['state', 'telemetry', 'status', 'ack'] as const;
 export type DeviceMessageKind = (typeof DEVICE_KINDS)[number];
 
-export type MessageKind = DeviceMessageKind | 'cmd' | 'alert' | 'summary';
+export type MessageKind = DeviceMessageKind | 'cmd' | 'outcome' | 'alert' | 'summary';
 
 /** A line or device id: letters, digits, '-' and '_', 1–64 characters (no MQTT wildcards or '/'). */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -25,6 +25,8 @@ export const topics = {
   status: (line: string, device: string) => `${ROOT}/${line}/${device}/status`,
   cmd: (line: string, device: string) => `${ROOT}/${line}/${device}/cmd`,
   ack: (line: string, device: string) => `${ROOT}/${line}/${device}/cmd/ack`,
+  /** What became of a command (accepted, done, rejected, failed, expired, blocked), from its sender. */
+  outcome: (line: string, device: string) => `${ROOT}/${line}/${device}/cmd/outcome`,
   alerts: (line: string) => `${ROOT}/${line}/alerts`,
   summary: (line: string) => `${ROOT}/${line}/summary`,
   deadLetter: (clientId: string) => `${ROOT}/_dead/${clientId}`,
@@ -32,6 +34,7 @@ export const topics = {
   all: `${ROOT}/#`,
   allDeviceEvents: [`${ROOT}/+/+/state`, `${ROOT}/+/+/telemetry`, `${ROOT}/+/+/status`, `${ROOT}/+/+/cmd/ack`],
   deadLetters: `${ROOT}/_dead/#`,
+  allOutcomes: `${ROOT}/+/+/cmd/outcome`,
 } as const;
 
 export interface ParsedTopic {
@@ -63,6 +66,8 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
       return { kind: rest, line, device };
     case 'cmd/ack':
       return { kind: 'ack', line, device };
+    case 'cmd/outcome':
+      return { kind: 'outcome', line, device };
     default:
       return undefined;
   }
