@@ -81,6 +81,8 @@ export const alertSchema = z.strictObject({
   state: z.enum(['raised', 'cleared', 'acknowledged']),
   message: z.string().max(1024),
   device: z.string().max(64).optional(),
+  /** Who changed it when not the rule itself, e.g. `user:dashboard` for an acknowledge or clear. */
+  origin: label.optional(),
   ts: timestamp,
 });
 export type AlertPayload = z.infer<typeof alertSchema>;

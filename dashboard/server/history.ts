@@ -1,0 +1,153 @@
+// /api/history: a time series from InfluxDB for the charts. Every parameter is validated with
+// zod and every user-given name or value reaches InfluxQL only through the `influx` package's
+// escapers (identifiers double-quoted, tag values as string literals, times as integers).
+import { InfluxDB, escape } from 'influx';
+import { z } from 'zod';
+import { formatIssues } from '../../contracts/validate.js';
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+const DURATION = /^([1-9][0-9]{0,5})(s|m|h|d)$/;
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** Longest range one query may cover. */
+const MAX_RANGE_MS = 31 * UNIT_MS.d;
+/** Upper bound on buckets per series, so a chart never asks for a million points. */
+const MAX_BUCKETS = 2000;
+const RAW_LIMIT = 5000;
+
+export const AGGREGATES = ['mean', 'max', 'min', 'sum', 'last', 'count', 'spread', 'none'] as const;
+
+/** `now`, `now-1h` / `-1h`, epoch milliseconds, or an ISO 8601 date. */
+function parseTime(value: string, now: number): number | undefined {
+  const v = value.trim();
+  if (v === 'now') return now;
+  const rel = /^(?:now)?-([1-9][0-9]{0,5})(s|m|h|d)$/.exec(v);
+  if (rel) return now - Number(rel[1]) * UNIT_MS[rel[2] as keyof typeof UNIT_MS];
+  if (/^[0-9]{1,15}$/.test(v)) return Number(v);
+  if (/^\d{4}-\d{2}-\d{2}/.test(v)) {
+    const t = Date.parse(v);
+    return Number.isNaN(t) ? undefined : t;
+  }
+  return undefined;
+}
+
+const timeParam = (name: string, fallback: string) =>
+  z
+    .string()
+    .max(64)
+    .default(fallback)
+    .transform((v, ctx) => {
+      const t = parseTime(v, Date.now());
+      if (t === undefined) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be "now", a relative time like "-6h", epoch milliseconds or an ISO date; got "${v}"` });
+        return z.NEVER;
+      }
+      return t;
+    });
+
+export const historyQuerySchema = z
+  .strictObject({
+    measurement: z.string().regex(IDENT, 'must be a measurement name (letters, digits, _), e.g. telemetry'),
+    field: z.string().regex(IDENT, 'must be a field name (letters, digits, _), e.g. speed'),
+    from: timeParam('from', '-1h'),
+    to: timeParam('to', 'now'),
+    line: z.string().regex(ID, 'must be a line id (1–64 of A–Z a–z 0–9 _ -)').optional(),
+    device: z.string().regex(ID, 'must be a device id (1–64 of A–Z a–z 0–9 _ -)').optional(),
+    agg: z.enum(AGGREGATES).default('mean'),
+    every: z.string().regex(DURATION, 'must be a duration like 10s, 5m, 1h or 1d').optional(),
+    by: z.enum(['device', 'none']).default('device'),
+  })
+  .refine((q) => q.from < q.to, { message: 'from must be before to', path: ['from'] })
+  .refine((q) => q.to - q.from <= MAX_RANGE_MS, { message: 'the range may cover at most 31 days; narrow from/to', path: ['from'] });
+
+export type HistoryQuery = z.output<typeof historyQuerySchema>;
+
+export type HistoryParseResult = { ok: true; query: HistoryQuery } | { ok: false; error: string };
+
+/** Validates URL search parameters; the error names each bad parameter. */
+export function parseHistoryQuery(params: URLSearchParams): HistoryParseResult {
+  const raw: Record<string, string> = {};
+  for (const [k, v] of params) if (k !== 'token') raw[k] = v;
+  const parsed = historyQuerySchema.safeParse(raw);
+  if (!parsed.success) return { ok: false, error: formatIssues('history', parsed.error.issues) };
+  return { ok: true, query: parsed.data };
+}
+
+/** A bucket width that keeps at most MAX_BUCKETS points per series (at least 1 s). */
+export function bucketMs(q: HistoryQuery): number {
+  if (q.every) {
+    const m = DURATION.exec(q.every)!;
+    return Math.max(Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS], Math.ceil((q.to - q.from) / MAX_BUCKETS));
+  }
+  return Math.max(1000, Math.ceil((q.to - q.from) / 300 / 1000) * 1000);
+}
+
+/** The InfluxQL for `q`. Pure, so its escaping is unit-tested. */
+export function buildHistoryQuery(q: HistoryQuery): string {
+  const field = escape.quoted(q.field);
+  const where = [`time >= ${Math.trunc(q.from)}ms`, `time <= ${Math.trunc(q.to)}ms`];
+  if (q.line) where.push(`"line" = ${escape.stringLit(q.line)}`);
+  if (q.device) where.push(`"device" = ${escape.stringLit(q.device)}`);
+  const from = escape.quoted(q.measurement);
+  const groupTags = q.by === 'device' ? `, "device"` : '';
+  if (q.agg === 'none') {
+    return `SELECT ${field} AS "value" FROM ${from} WHERE ${where.join(' AND ')}${groupTags ? ` GROUP BY "device"` : ''} ORDER BY time ASC LIMIT ${RAW_LIMIT}`;
+  }
+  return `SELECT ${q.agg}(${field}) AS "value" FROM ${from} WHERE ${where.join(' AND ')} GROUP BY time(${bucketMs(q)}ms)${groupTags} fill(none)`;
+}
+
+export interface HistorySeries {
+  device: string | null;
+  points: Array<[number, number | string | boolean | null]>;
+}
+
+export interface HistoryResult {
+  measurement: string;
+  field: string;
+  from: number;
+  to: number;
+  bucketMs: number | null;
+  series: HistorySeries[];
+}
+
+export interface InfluxTarget {
+  url: string;
+  database: string;
+  username?: string;
+  password?: string;
+}
+
+export class HistoryReader {
+  private readonly influx: InfluxDB;
+
+  constructor(private readonly target: InfluxTarget) {
+    const u = new URL(target.url);
+    this.influx = new InfluxDB({
+      host: u.hostname,
+      port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)),
+      protocol: u.protocol === 'https:' ? 'https' : 'http',
+      database: target.database,
+      username: target.username,
+      password: target.password,
+    });
+  }
+
+  async read(q: HistoryQuery): Promise<HistoryResult> {
+    const text = buildHistoryQuery(q);
+    const raw = (await this.influx.queryRaw(text, { precision: 'ms', database: this.target.database })) as RawResponse;
+    const result = raw.results?.[0];
+    if (result?.error) throw new Error(`InfluxDB refused the query: ${result.error}`);
+    const series: HistorySeries[] = (result?.series ?? []).map((s) => ({
+      device: s.tags?.device ?? null,
+      points: s.values.map((row) => [Number(row[0]), row[1] ?? null] as [number, number | string | boolean | null]),
+    }));
+    return { measurement: q.measurement, field: q.field, from: q.from, to: q.to, bucketMs: q.agg === 'none' ? null : bucketMs(q), series };
+  }
+}
+
+interface RawResponse {
+  results?: Array<{
+    error?: string;
+    series?: Array<{ name: string; tags?: Record<string, string>; columns: string[]; values: Array<Array<number | string | boolean | null>> }>;
+  }>;
+}

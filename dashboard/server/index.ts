@@ -1,0 +1,297 @@
+// The dashboard's HTTP server (node:http): the page, live updates over server-sent events fed by
+// a Bus subscription to lw/#, a small REST API, history from InfluxDB, /metrics and /healthz.
+// A token guards everything but the page's static files and /healthz when one is configured,
+// and one is generated (and printed by the caller) when bound beyond loopback without one.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import type { Bus, Unsubscribe } from '../../bus/bus.js';
+import { topics, type AlertPayload } from '../../contracts/index.js';
+import { formatIssues } from '../../contracts/validate.js';
+import { logger } from '../../lib/log.js';
+import type { Counters, Service } from '../../lib/service.js';
+import type { DashboardConfig } from '../config.js';
+import { HistoryReader, parseHistoryQuery, type InfluxTarget } from './history.js';
+import { LineView, type LineSummaryView } from './line-view.js';
+import { Metrics, type MetricSource } from './metrics.js';
+import { SseHub, type SseOptions } from './sse.js';
+import { StaticFiles, findPublicDir } from './static.js';
+
+export { LineView } from './line-view.js';
+export type { LineSnapshot, LineDelta, DeviceView, CommandView, AlertView } from './line-view.js';
+export { buildHistoryQuery, parseHistoryQuery, type InfluxTarget } from './history.js';
+export { Metrics, metricName, type MetricSource } from './metrics.js';
+
+const log = logger('dashboard');
+
+export interface DashboardServerOptions {
+  bus: Bus;
+  config: Pick<DashboardConfig, 'host' | 'port' | 'token'>;
+  /** Where /api/history reads; null or absent answers 503 with a clear message. */
+  influx?: InfluxTarget | null;
+  /** The services whose counters /metrics exposes (the dashboard adds itself). */
+  metricSources?: () => MetricSource[];
+  sse?: Partial<SseOptions>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_BODY_BYTES = 16 * 1024;
+
+const alertActionSchema = z.strictObject({
+  id: z.string().min(1).max(128),
+  line: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+});
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+export class DashboardServer implements Service {
+  readonly name = 'dashboard';
+  readonly view = new LineView();
+  /** The token clients must present, or null when none is required (loopback without a configured token). */
+  readonly token: string | null;
+  /** True when the token was generated here (the caller prints it once). */
+  readonly tokenGenerated: boolean;
+  private readonly sse: SseHub;
+  private readonly metrics: Metrics;
+  private readonly history: HistoryReader | null;
+  private staticFiles: StaticFiles | undefined;
+  private server: Server | undefined;
+  private unsubscribe: Unsubscribe | undefined;
+  private readonly started = Date.now();
+  private readonly stats = {
+    http_requests: 0,
+    http_client_errors: 0,
+    http_server_errors: 0,
+    http_unauthorized: 0,
+    alerts_published: 0,
+    history_queries: 0,
+    history_errors: 0,
+  };
+
+  constructor(private readonly options: DashboardServerOptions) {
+    const { host, token } = options.config;
+    this.tokenGenerated = !token && !isLoopback(host);
+    this.token = token ?? (this.tokenGenerated ? randomBytes(18).toString('base64url') : null);
+    this.sse = new SseHub(this.view, { maxUpdatesPerSecond: 10, maxQueuedEvents: 100, keepAliveMs: 15_000, ...options.sse });
+    this.metrics = new Metrics(() => [this, ...(options.metricSources?.() ?? [])]);
+    this.history = options.influx ? new HistoryReader(options.influx) : null;
+  }
+
+  /** The base URL once started, e.g. http://127.0.0.1:8080 */
+  get url(): string {
+    const address = this.server?.address() as AddressInfo | null | undefined;
+    if (!address) throw new Error('the dashboard is not started');
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  }
+
+  get port(): number {
+    return (this.server?.address() as AddressInfo).port;
+  }
+
+  async start(): Promise<void> {
+    this.staticFiles = new StaticFiles(findPublicDir());
+    this.unsubscribe = await this.options.bus.subscribe(topics.all, (topic, payload) => this.view.handle(topic, payload));
+    this.sse.start();
+    const server = createServer((req, res) => void this.route(req, res));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === 'EADDRINUSE'
+            ? new Error(`the dashboard cannot listen on ${this.options.config.host}:${this.options.config.port}: the port is in use; set dashboard.port (or --dashboard-port) to a free one`)
+            : err,
+        ),
+      );
+      server.listen(this.options.config.port, this.options.config.host, () => resolve());
+    });
+    log.info({ url: this.url }, 'dashboard listening');
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    this.sse.stop();
+    await this.unsubscribe?.();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  counters(): Counters {
+    return { ...this.stats, ...this.sse.counters, bus_messages: this.view.counters.messages, bus_messages_invalid: this.view.counters.invalid };
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.stats.http_requests++;
+    const url = new URL(req.url ?? '/', 'http://dashboard');
+    const method = req.method ?? 'GET';
+    try {
+      if (url.pathname === '/healthz') return this.json(res, 200, { status: 'ok', uptimeMs: Date.now() - this.started });
+      const isApi = url.pathname.startsWith('/api/') || url.pathname === '/events' || url.pathname === '/metrics';
+      if (!isApi) {
+        if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} is not allowed on ${url.pathname}; use GET`);
+        const file = await this.staticFiles!.get(url.pathname);
+        if (!file) throw new HttpError(404, `no such page: ${url.pathname}`);
+        res.writeHead(200, { 'content-type': file.type, 'content-length': file.body.length, 'cache-control': 'no-cache' });
+        res.end(method === 'HEAD' ? undefined : file.body);
+        return;
+      }
+      this.authorize(req, url);
+      const route = `${method} ${url.pathname}`;
+      switch (route) {
+        case 'GET /events':
+          return this.sse.attach(res);
+        case 'GET /api/state':
+          return this.json(res, 200, this.state());
+        case 'GET /api/commands':
+          return this.json(res, 200, { commands: this.view.recentCommands() });
+        case 'GET /api/alerts':
+          return this.json(res, 200, { alerts: this.view.activeAlerts() });
+        case 'POST /api/alerts/acknowledge':
+          return this.json(res, 200, { alert: await this.alertAction(req, 'acknowledged') });
+        case 'POST /api/alerts/clear':
+          return this.json(res, 200, { alert: await this.alertAction(req, 'cleared') });
+        case 'GET /api/history':
+          return this.json(res, 200, await this.readHistory(url));
+        case 'GET /metrics': {
+          const text = await this.metrics.render();
+          res.writeHead(200, { 'content-type': this.metrics.contentType });
+          res.end(text);
+          return;
+        }
+        default:
+          throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}; see docs/dashboard.md for the API`);
+      }
+    } catch (err) {
+      const status = err instanceof HttpError ? err.status : 500;
+      if (status >= 500) {
+        this.stats.http_server_errors++;
+        log.error({ err, url: url.pathname }, 'dashboard request failed');
+      } else {
+        this.stats.http_client_errors++;
+      }
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      this.json(res, status, { error: (err as Error).message });
+    }
+  }
+
+  private authorize(req: IncomingMessage, url: URL): void {
+    if (!this.token) return;
+    const header = req.headers.authorization;
+    const given = header?.startsWith('Bearer ') ? header.slice(7).trim() : url.searchParams.get('token');
+    if (given && safeEqual(given, this.token)) return;
+    this.stats.http_unauthorized++;
+    throw new HttpError(
+      401,
+      given ? 'the token is wrong; use the one printed when linewatch started (or dashboard.token)' : 'a token is required: send Authorization: Bearer TOKEN or add ?token=TOKEN (printed when linewatch started, or dashboard.token)',
+    );
+  }
+
+  private state(): unknown {
+    const snapshot = this.view.snapshot();
+    const lines = snapshot.lines.map((l) => l.line);
+    for (const d of snapshot.devices) if (!lines.includes(d.line)) lines.push(d.line);
+    return {
+      ts: Date.now(),
+      lines: lines.map((line) => lineFigures(line, snapshot.lines.find((l) => l.line === line), snapshot.devices)),
+      stations: snapshot.devices.filter((d) => d.type === 'station'),
+      devices: snapshot.devices,
+      onlineDevices: this.view.onlineDevices(),
+    };
+  }
+
+  private async alertAction(req: IncomingMessage, state: 'acknowledged' | 'cleared'): Promise<AlertPayload> {
+    const body = await readJson(req);
+    const parsed = alertActionSchema.safeParse(body);
+    if (!parsed.success) throw new HttpError(400, formatIssues('body', parsed.error.issues));
+    const alert = this.view.findAlert(parsed.data.id, parsed.data.line);
+    if (!alert) throw new HttpError(404, `no active alert with id "${parsed.data.id}"${parsed.data.line ? ` on line ${parsed.data.line}` : ''}; it may have been cleared already`);
+    const payload: AlertPayload = {
+      id: alert.id,
+      rule: alert.rule,
+      severity: alert.severity,
+      state,
+      message: alert.message,
+      ...(alert.device ? { device: alert.device } : {}),
+      origin: 'user:dashboard',
+      ts: Date.now(),
+    };
+    await this.options.bus.publish(topics.alerts(alert.line), JSON.stringify(payload), { qos: 1 });
+    this.stats.alerts_published++;
+    return payload;
+  }
+
+  private async readHistory(url: URL): Promise<unknown> {
+    const parsed = parseHistoryQuery(url.searchParams);
+    if (!parsed.ok) throw new HttpError(400, parsed.error);
+    if (!this.history) throw new HttpError(503, 'history is not available: no InfluxDB is configured (historian disabled or influxd missing); see docs/historian.md');
+    this.stats.history_queries++;
+    try {
+      return await this.history.read(parsed.query);
+    } catch (err) {
+      this.stats.history_errors++;
+      throw new HttpError(502, `InfluxDB did not answer the history query: ${(err as Error).message}`);
+    }
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(text);
+  }
+}
+
+/** Speed, strategy and OEE for one line: the summary first, the line controller's readings as fallback. */
+function lineFigures(line: string, summary: LineSummaryView | undefined, devices: ReturnType<LineView['snapshot']>['devices']): unknown {
+  const controller = devices.find((d) => d.line === line && d.type === 'line-controller');
+  return {
+    line,
+    speed: summary?.speed ?? controller?.values.speed ?? null,
+    strategy: summary?.strategy ?? null,
+    oee: summary?.oee ?? null,
+    availability: summary?.availability ?? null,
+    performance: summary?.performance ?? null,
+    quality: summary?.quality ?? null,
+    goodCount: summary?.goodCount ?? null,
+    scrapCount: summary?.scrapCount ?? null,
+    summaryTs: summary?.ts || null,
+  };
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `the request body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new HttpError(400, `the request body is not valid JSON (${(err as Error).message}); send e.g. {"id":"overheat:A/conv-2"}`);
+  }
+}

@@ -1,0 +1,296 @@
+// The live picture of every line, built from what crosses the bus: device states and readings,
+// who is online, the line summary (speed, strategy, OEE), recent commands with their acks,
+// and active alerts. It records which parts changed so the SSE hub can send only deltas.
+import {
+  parseTopic,
+  validatePayload,
+  type AckPayload,
+  type AckResult,
+  type AlertPayload,
+  type CommandOutcome,
+  type CommandOutcomePayload,
+  type CommandPayload,
+  type DeviceState,
+  type DeviceType,
+  type StatePayload,
+  type StatusPayload,
+  type SummaryPayload,
+  type TelemetryPayload,
+} from '../../contracts/index.js';
+
+export interface DeviceView {
+  key: string; // LINE/DEVICE
+  line: string;
+  device: string;
+  type: DeviceType | null;
+  station: string | null;
+  state: DeviceState | null;
+  reason: string | null;
+  stateSince: number | null;
+  online: boolean | null;
+  values: Record<string, number>;
+  lastSeen: number;
+}
+
+export interface LineSummaryView extends SummaryPayload {
+  line: string;
+}
+
+export interface CommandView {
+  id: string;
+  line: string;
+  device: string;
+  action: CommandPayload['action'];
+  params: CommandPayload['params'];
+  origin: string;
+  ts: number;
+  expiresAt: number;
+  /** The latest ack result, or null while none has come. */
+  ack: AckResult | null;
+  ackReason: string | null;
+  ackTs: number | null;
+  /** What its sender (e.g. the rules engine) decided became of it, from cmd/outcome. */
+  outcome: CommandOutcome | null;
+  outcomeReason: string | null;
+}
+
+export interface AlertView extends AlertPayload {
+  line: string;
+  /** When it was first raised (the alert's own ts keeps the latest change). */
+  raisedAt: number;
+}
+
+export interface LineSnapshot {
+  devices: DeviceView[];
+  lines: LineSummaryView[];
+  commands: CommandView[];
+  alerts: AlertView[];
+}
+
+export interface LineDelta {
+  devices: DeviceView[];
+  lines: LineSummaryView[];
+  commands: CommandView[];
+  alerts: AlertView[];
+  /** Alert ids no longer active (cleared). */
+  alertsRemoved: string[];
+}
+
+export interface LineViewCounters {
+  messages: number;
+  invalid: number;
+}
+
+export class LineView {
+  readonly counters: LineViewCounters = { messages: 0, invalid: 0 };
+  private readonly devices = new Map<string, DeviceView>();
+  private readonly lines = new Map<string, LineSummaryView>();
+  private readonly commands = new Map<string, CommandView>();
+  private readonly alerts = new Map<string, AlertView>();
+  private readonly dirtyDevices = new Set<string>();
+  private readonly dirtyLines = new Set<string>();
+  private readonly dirtyCommands = new Set<string>();
+  private readonly dirtyAlerts = new Set<string>();
+  private readonly removedAlerts = new Set<string>();
+
+  constructor(private readonly maxCommands = 50) {}
+
+  /** Takes one bus message; anything outside the namespace or failing its schema is counted and ignored. */
+  handle(topic: string, payload: Buffer): void {
+    const parsed = parseTopic(topic);
+    if (!parsed) return;
+    this.counters.messages++;
+    const { kind, line, device } = parsed;
+    const result = validatePayload(kind, payload);
+    if (!result.ok) {
+      this.counters.invalid++;
+      return;
+    }
+    const v = result.value;
+    switch (kind) {
+      case 'state': {
+        const p = v as StatePayload;
+        const d = this.device(line, device!, p.ts);
+        if (d.state !== p.state) d.stateSince = p.ts;
+        d.state = p.state;
+        d.reason = p.reason ?? null;
+        if (p.type) d.type = p.type;
+        if (p.station) d.station = p.station;
+        break;
+      }
+      case 'telemetry': {
+        const p = v as TelemetryPayload;
+        const d = this.device(line, device!, p.ts);
+        Object.assign(d.values, p.values);
+        if (p.type) d.type = p.type;
+        if (p.station) d.station = p.station;
+        break;
+      }
+      case 'status': {
+        const p = v as StatusPayload;
+        const d = this.device(line, device!, p.ts);
+        d.online = p.status === 'online';
+        if (p.type) d.type = p.type;
+        break;
+      }
+      case 'cmd': {
+        const p = v as CommandPayload;
+        const key = `${line}/${device}/${p.id}`;
+        const existing = this.commands.get(key);
+        this.commands.set(key, {
+          id: p.id,
+          line,
+          device: device!,
+          action: p.action,
+          params: p.params,
+          origin: p.origin,
+          ts: p.ts,
+          expiresAt: p.expiresAt,
+          ack: existing?.ack ?? null,
+          ackReason: existing?.ackReason ?? null,
+          ackTs: existing?.ackTs ?? null,
+          outcome: existing?.outcome ?? null,
+          outcomeReason: existing?.outcomeReason ?? null,
+        });
+        this.dirtyCommands.add(key);
+        this.trimCommands();
+        break;
+      }
+      case 'ack': {
+        const p = v as AckPayload;
+        const key = `${line}/${device}/${p.id}`;
+        const c = this.commands.get(key);
+        if (!c) return; // an ack for a command we never saw (e.g. sent before we started)
+        c.ack = p.result;
+        c.ackReason = p.reason ?? null;
+        c.ackTs = p.ts;
+        this.dirtyCommands.add(key);
+        // A completed strategy change is the freshest word on the line's strategy.
+        if (p.result === 'done' && c.action === 'set_strategy' && typeof c.params.strategy === 'string') {
+          const l = this.line(line);
+          l.strategy = c.params.strategy as SummaryPayload['strategy'];
+          this.dirtyLines.add(line);
+        }
+        break;
+      }
+      case 'outcome': {
+        const p = v as CommandOutcomePayload;
+        const key = `${line}/${device}/${p.id}`;
+        let c = this.commands.get(key);
+        if (!c) {
+          // e.g. `blocked`: the command was never sent, so this is the first we hear of it.
+          c = { id: p.id, line, device: device!, action: p.action, params: p.params, origin: p.origin, ts: p.issuedAt, expiresAt: p.issuedAt, ack: null, ackReason: null, ackTs: null, outcome: null, outcomeReason: null };
+          this.commands.set(key, c);
+          this.trimCommands();
+        }
+        c.outcome = p.outcome;
+        c.outcomeReason = p.reason ?? null;
+        this.dirtyCommands.add(key);
+        break;
+      }
+      case 'alert': {
+        const p = v as AlertPayload;
+        const key = `${line}/${p.id}`;
+        if (p.state === 'cleared') {
+          if (this.alerts.delete(key)) {
+            this.dirtyAlerts.delete(key);
+            this.removedAlerts.add(key);
+          }
+          return;
+        }
+        const existing = this.alerts.get(key);
+        // A re-raise keeps an earlier acknowledgement: the operator already saw it.
+        const state = existing?.state === 'acknowledged' && p.state === 'raised' ? 'acknowledged' : p.state;
+        this.alerts.set(key, { ...p, state, line, raisedAt: existing?.raisedAt ?? p.ts });
+        this.removedAlerts.delete(key);
+        this.dirtyAlerts.add(key);
+        break;
+      }
+      case 'summary': {
+        const p = v as SummaryPayload;
+        Object.assign(this.line(line), p);
+        this.dirtyLines.add(line);
+        break;
+      }
+    }
+  }
+
+  snapshot(): LineSnapshot {
+    return {
+      devices: [...this.devices.values()],
+      lines: [...this.lines.values()],
+      commands: this.recentCommands(),
+      alerts: this.activeAlerts(),
+    };
+  }
+
+  /** What changed since the last call, or undefined if nothing did. */
+  takeDelta(): LineDelta | undefined {
+    if (this.dirtyDevices.size + this.dirtyLines.size + this.dirtyCommands.size + this.dirtyAlerts.size + this.removedAlerts.size === 0) {
+      return undefined;
+    }
+    const pick = <T>(keys: Set<string>, map: Map<string, T>): T[] => [...keys].map((k) => map.get(k)).filter((x): x is T => x !== undefined);
+    const delta: LineDelta = {
+      devices: pick(this.dirtyDevices, this.devices),
+      lines: pick(this.dirtyLines, this.lines),
+      commands: pick(this.dirtyCommands, this.commands),
+      alerts: pick(this.dirtyAlerts, this.alerts),
+      alertsRemoved: [...this.removedAlerts],
+    };
+    this.dirtyDevices.clear();
+    this.dirtyLines.clear();
+    this.dirtyCommands.clear();
+    this.dirtyAlerts.clear();
+    this.removedAlerts.clear();
+    return delta;
+  }
+
+  recentCommands(): CommandView[] {
+    return [...this.commands.values()].reverse();
+  }
+
+  activeAlerts(): AlertView[] {
+    return [...this.alerts.values()].sort((a, b) => b.ts - a.ts);
+  }
+
+  findAlert(id: string, line?: string): AlertView | undefined {
+    for (const a of this.alerts.values()) if (a.id === id && (line === undefined || a.line === line)) return a;
+    return undefined;
+  }
+
+  onlineDevices(): number {
+    let n = 0;
+    for (const d of this.devices.values()) if (d.online) n++;
+    return n;
+  }
+
+  private device(line: string, device: string, ts: number): DeviceView {
+    const key = `${line}/${device}`;
+    let d = this.devices.get(key);
+    if (!d) {
+      d = { key, line, device, type: null, station: null, state: null, reason: null, stateSince: null, online: null, values: {}, lastSeen: ts };
+      this.devices.set(key, d);
+    }
+    d.lastSeen = Math.max(d.lastSeen, ts);
+    this.dirtyDevices.add(key);
+    return d;
+  }
+
+  private line(line: string): LineSummaryView {
+    let l = this.lines.get(line);
+    if (!l) {
+      l = { line, ts: 0 };
+      this.lines.set(line, l);
+    }
+    return l;
+  }
+
+  private trimCommands(): void {
+    // Map iteration order is insertion order, so the first keys are the oldest.
+    while (this.commands.size > this.maxCommands) {
+      const oldest = this.commands.keys().next().value as string;
+      this.commands.delete(oldest);
+      this.dirtyCommands.delete(oldest);
+    }
+  }
+}
