@@ -1,0 +1,35 @@
+// The broker's view of the devices file: reloaded when the file changes (so `linewatch devices
+// add` takes effect without a restart), with a cache of verified passwords so a reconnect storm
+// does not cost one scrypt per CONNECT.
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { readAccounts, verifyPassword, type Account } from './accounts.js';
+
+export class AccountStore {
+  private accounts: Record<string, Account> = {};
+  private loadedMtimeMs = -1;
+  /** username → sha256(salt ‖ password) of the last password that verified. */
+  private readonly verified = new Map<string, string>();
+
+  constructor(readonly file: string) {}
+
+  async load(): Promise<void> {
+    const mtimeMs = await stat(this.file).then((s) => s.mtimeMs, () => 0);
+    if (mtimeMs === this.loadedMtimeMs) return;
+    this.accounts = readAccounts(this.file).accounts;
+    this.loadedMtimeMs = mtimeMs;
+    this.verified.clear();
+  }
+
+  /** The account if the username exists and the password is right, else undefined. */
+  async verify(username: string, password: string): Promise<Account | undefined> {
+    await this.load();
+    const account = Object.hasOwn(this.accounts, username) ? this.accounts[username] : undefined;
+    if (!account) return undefined;
+    const digest = createHash('sha256').update(account.salt).update(password).digest('hex');
+    if (this.verified.get(username) === digest) return account;
+    if (!(await verifyPassword(account, password))) return undefined;
+    this.verified.set(username, digest);
+    return account;
+  }
+}

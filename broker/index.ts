@@ -1,0 +1,253 @@
+// The embedded MQTT broker: Aedes 1.x behind our own listeners, with authentication from the
+// devices file, an ACL by role, payload validation on linewatch topics, the socket limits Aedes
+// lacks, a fix for aedes#193, backpressure on publishers, and stats. See docs/broker.md.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import { parseTopic, topics, validatePayload } from '../contracts/index.js';
+import { InProcessBus } from '../bus/in-process.js';
+import { logger } from '../lib/log.js';
+import type { Counters } from '../lib/service.js';
+import { AccountStore } from './account-store.js';
+import { mayPublish, maySubscribe, rulesFor } from './acl.js';
+import type { BrokerConfig } from './config.js';
+import { listenTcp, listenTls, listenWebSocket, type Listener } from './listeners.js';
+import { guardPacketSize } from './packet-guard.js';
+import { createSafeMq } from './safe-mq.js';
+import { BrokerCounters, type BrokerStats, type RejectReason } from './stats.js';
+
+export { addAccount, removeAccount, listAccounts, ROLES, type Role, type AccountSummary } from './accounts.js';
+export { brokerConfigSchema, type BrokerConfig } from './config.js';
+export { REJECT_REASONS, type BrokerStats, type RejectReason } from './stats.js';
+
+const log = logger('broker');
+
+export interface LinewatchBroker {
+  readonly aedes: Aedes;
+  /** Publish/subscribe inside the broker's process, no socket. */
+  readonly bus: InProcessBus;
+  /** The ports actually bound (useful with port 0). */
+  readonly ports: { mqtt: number; ws: number | null; tls: number | null };
+  stats(): BrokerStats;
+  counters(): Counters;
+  stop(): Promise<void>;
+}
+
+/** What the broker knows about an authenticated client. */
+interface Session {
+  username: string;
+  rules: ReturnType<typeof rulesFor> | undefined; // undefined: open mode, anything goes
+}
+
+/** The first bytes of a refused payload kept in the dead letter. */
+const DEAD_LETTER_PAYLOAD_BYTES = 1024;
+
+function authError(message: string, returnCode: 2 | 4 | 5): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+/** A client id made safe as one topic level. */
+function topicLevel(id: string): string {
+  return id.replace(/[/+#]/g, '_') || '_';
+}
+
+export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker> {
+  const counters = new BrokerCounters();
+  const accounts = config.open ? undefined : new AccountStore(config.devicesFile);
+  if (accounts) await accounts.load(); // a broken devices file stops the start with its error
+  const sessions = new WeakMap<Client, Session>();
+  const emptyIdPersistent = new WeakSet<Client>();
+  // Publishes that passed through authorizePublish but must not be forwarded (ACL or schema):
+  // the publisher still gets its PUBACK (MQTT-3.3.5-2 allows ack-and-drop), nobody receives them.
+  const dropped = new WeakSet<object>();
+
+  const aedes = await Aedes.createBroker({
+    mq: createSafeMq({ concurrency: 100 }),
+    connectTimeout: config.connectTimeoutMs,
+    drainTimeout: config.drainTimeoutMs,
+    heartbeatInterval: 60_000,
+
+    preConnect(client, packet, callback) {
+      // MQTT-3.1.3-8: an empty client id requires a clean session; Aedes 1.2.0 accepts it (aedes#1095).
+      if (packet.clientId === '' && packet.clean === false) emptyIdPersistent.add(client);
+      callback(null, true);
+    },
+
+    authenticate(client, username, password, done) {
+      if (emptyIdPersistent.has(client)) {
+        counters.reject('client_id');
+        return done(authError('a client with an empty client id must connect with clean session on (MQTT-3.1.3-8)', 2), false);
+      }
+      if (!accounts) {
+        sessions.set(client, { username: username ?? '', rules: undefined });
+        return done(null, true);
+      }
+      if (username === undefined || password === undefined) {
+        counters.reject('not_authorized');
+        log.info({ clientId: client.id }, 'refused an anonymous client; add an account with `linewatch devices add`');
+        return done(authError('anonymous clients are not allowed', 5), false);
+      }
+      accounts.verify(username, password.toString('utf8')).then(
+        (account) => {
+          if (!account) {
+            counters.reject('bad_credentials');
+            log.info({ clientId: client.id, username }, 'refused a client: unknown user or wrong password');
+            return done(authError('bad user name or password', 4), false);
+          }
+          sessions.set(client, { username, rules: rulesFor(account.role, username) });
+          done(null, true);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'cannot read the devices file; refusing the client');
+          done(authError('server unavailable', 3 as 2), false);
+        },
+      );
+    },
+
+    authorizePublish(client, packet, callback) {
+      // client is null only for wills of sessions from before a restart: already authorized then.
+      if (!client) return callback(null);
+      const session = sessions.get(client);
+      if (session?.rules && !mayPublish(session.rules, packet.topic)) {
+        counters.reject('publish_denied');
+        log.debug({ clientId: client.id, topic: packet.topic }, 'dropped a publish the ACL does not allow');
+        dropped.add(packet);
+        return callback(null);
+      }
+      if (config.validatePayloads) {
+        const problem = payloadProblem(packet);
+        if (problem) {
+          counters.reject('invalid_payload');
+          dropped.add(packet);
+          deadLetter(client.id, packet, problem);
+        }
+      }
+      callback(null);
+    },
+
+    authorizeSubscribe(client, subscription, callback) {
+      const session = sessions.get(client);
+      if (session?.rules && !maySubscribe(session.rules, subscription.topic)) {
+        counters.reject('subscribe_denied');
+        log.debug({ clientId: client.id, topic: subscription.topic }, 'refused a subscription the ACL does not allow');
+        return callback(null, null); // SUBACK 0x80
+      }
+      callback(null, subscription);
+    },
+
+    authorizeForward(_client, packet) {
+      counters.messagesOut++;
+      return packet;
+    },
+  });
+
+  // Dropped publishes stop here: aedes's PUBLISH handler calls broker.publish after the ack.
+  const publish = aedes.publish.bind(aedes) as unknown as (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void;
+  (aedes as unknown as { publish: typeof publish }).publish = (packet, client, done) => {
+    if (typeof client === 'function') return publish(packet, null, client as (err?: Error) => void);
+    if (dropped.has(packet)) {
+      dropped.delete(packet);
+      return done?.();
+    }
+    publish(packet, client, done);
+  };
+
+  function payloadProblem(packet: PublishPacket): string | undefined {
+    const parsed = parseTopic(packet.topic);
+    if (!parsed) return undefined; // not a linewatch payload topic (ACL decides whether it is allowed)
+    const result = validatePayload(parsed.kind, packet.payload as Buffer);
+    return result.ok ? undefined : result.error;
+  }
+
+  function deadLetter(clientId: string, packet: PublishPacket, reason: string): void {
+    const raw = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    const letter = {
+      ts: Date.now(),
+      clientId,
+      topic: packet.topic,
+      reason,
+      payload: raw.subarray(0, DEAD_LETTER_PAYLOAD_BYTES).toString('base64'),
+    };
+    log.info({ clientId, topic: packet.topic, reason }, 'refused an invalid payload; sent it to the dead-letter topic');
+    publish({ cmd: 'publish', topic: topics.deadLetter(topicLevel(clientId)), payload: Buffer.from(JSON.stringify(letter)), qos: 1, retain: false, dup: false }, null, () => undefined);
+  }
+
+  aedes.on('publish', (_packet: AedesPublishPacket, client: Client | null) => {
+    if (client) counters.messagesIn++;
+  });
+  aedes.on('client', () => counters.clients++);
+  aedes.on('clientDisconnect', () => counters.clients--);
+  aedes.on('connectionError', (client: Client, err: Error) => {
+    if (/connect did not arrive in time/.test(err.message)) counters.reject('connect_timeout');
+    log.debug({ err: err.message, remote: remoteOf(client) }, 'connection error before CONNECT');
+  });
+  aedes.on('clientError', (client: Client, err: Error) => {
+    if (/drain/i.test(err.message)) counters.reject('slow_consumer');
+    log.debug({ clientId: client.id, err: err.message }, 'client error');
+  });
+
+  const accept = (stream: Duplex, remote: string, req?: IncomingMessage): void => {
+    if (counters.connections >= config.maxConnections) {
+      counters.reject('max_connections');
+      log.warn({ remote, maxConnections: config.maxConnections }, 'refused a connection: broker.maxConnections reached');
+      stream.destroy();
+      return;
+    }
+    counters.connections++;
+    stream.once('close', () => counters.connections--);
+    guardPacketSize(stream, config.maxPacketBytes, (verdict) => {
+      const reason: RejectReason = verdict.reason === 'oversize' ? 'oversize_packet' : 'malformed_packet';
+      counters.reject(reason);
+      log.warn({ remote, declared: verdict.declared, maxPacketBytes: config.maxPacketBytes }, verdict.reason === 'oversize' ? 'closed a connection whose packet is larger than broker.maxPacketBytes' : 'closed a connection sending bytes that are not MQTT');
+    });
+    stream.on('error', () => undefined); // socket errors end the client; Aedes logs them via clientError
+    aedes.handle(stream, req);
+  };
+
+  const listeners: Listener[] = [];
+  try {
+    listeners.push(await listenTcp(config.host, config.port, accept));
+    if (config.wsPort !== null) listeners.push(await listenWebSocket(config.host, config.wsPort, accept));
+    if (config.tls) listeners.push(await listenTls(config.host, config.tls.port, config.tls.cert, config.tls.key, accept));
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    throw err;
+  }
+  const portOf = (kind: Listener['kind']): number | null => listeners.find((l) => l.kind === kind)?.port ?? null;
+  const ports = { mqtt: portOf('mqtt')!, ws: portOf('ws'), tls: portOf('tls') };
+
+  const sampler = setInterval(() => counters.sample(), 1000);
+  sampler.unref();
+  counters.sample();
+
+  if (config.open) {
+    log.warn('OPEN MODE: no authentication, no ACL — any client may publish and subscribe to anything. Development only; never expose this broker.');
+  }
+  log.info({ host: config.host, ...ports, open: config.open }, 'broker listening');
+
+  const bus = new InProcessBus(aedes);
+  let stopping: Promise<void> | undefined;
+  return {
+    aedes,
+    bus,
+    ports,
+    stats: () => counters.stats(),
+    counters: () => counters.counters(),
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(sampler);
+        await bus.close();
+        await Promise.all(listeners.map((l) => l.close()));
+        await new Promise<void>((resolve) => aedes.close(() => resolve()));
+        log.info('broker stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+function remoteOf(client: Client): string {
+  const conn = client.conn as { remoteAddress?: string; remotePort?: number };
+  return `${conn.remoteAddress ?? '?'}:${conn.remotePort ?? '?'}`;
+}

@@ -1,0 +1,98 @@
+// The sockets in front of Aedes: MQTT over TCP, over WebSocket (path /mqtt) and over TLS.
+// Every listener hands its connections to one `accept` function (limits, then aedes.handle).
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+
+export type Accept = (stream: Duplex, remote: string, req?: IncomingMessage) => void;
+
+export interface Listener {
+  readonly kind: 'mqtt' | 'ws' | 'tls';
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+function listen(server: TcpServer | HttpServer, port: number, host: string, kind: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const hint = err.code === 'EADDRINUSE' ? `; another program uses it — pick another port (0 = any free port)` : '';
+      reject(new Error(`cannot listen for ${kind} on ${host}:${port}: ${err.message}${hint}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Tracks a server's open sockets so close() can end them instead of waiting for clients to leave. */
+function closer(server: TcpServer | HttpServer, sockets: Set<Socket>, extra?: () => void): () => Promise<void> {
+  return () =>
+    new Promise<void>((resolve) => {
+      extra?.();
+      server.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    });
+}
+
+function track(sockets: Set<Socket>, socket: Socket): void {
+  sockets.add(socket);
+  socket.once('close', () => sockets.delete(socket));
+}
+
+function remoteOf(socket: Socket): string {
+  return `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+}
+
+export async function listenTcp(host: string, port: number, accept: Accept): Promise<Listener> {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((socket) => {
+    track(sockets, socket);
+    socket.setNoDelay(true);
+    accept(socket, remoteOf(socket));
+  });
+  const bound = await listen(server, port, host, 'MQTT');
+  return { kind: 'mqtt', port: bound, close: closer(server, sockets) };
+}
+
+export async function listenTls(host: string, port: number, certFile: string, keyFile: string, accept: Accept): Promise<Listener> {
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    cert = readFileSync(certFile);
+    key = readFileSync(keyFile);
+  } catch (err) {
+    throw new Error(`cannot read the TLS certificate/key (${certFile}, ${keyFile}): ${(err as Error).message}; check broker.tls.cert and broker.tls.key`, { cause: err });
+  }
+  const sockets = new Set<Socket>();
+  const server = createTlsServer({ cert, key }, (socket) => {
+    socket.setNoDelay(true);
+    accept(socket, remoteOf(socket));
+  });
+  server.on('connection', (socket: Socket) => track(sockets, socket));
+  // A failed TLS handshake is the client's problem, not ours: don't let it emit an unhandled error.
+  server.on('tlsClientError', () => undefined);
+  const bound = await listen(server, port, host, 'MQTT over TLS');
+  return { kind: 'tls', port: bound, close: closer(server, sockets) };
+}
+
+export async function listenWebSocket(host: string, port: number, accept: Accept): Promise<Listener> {
+  const sockets = new Set<Socket>();
+  const http = createHttpServer((_req, res) => {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('MQTT over WebSocket is served at /mqtt\n');
+  });
+  http.on('connection', (socket: Socket) => track(sockets, socket));
+  const wss = new WebSocketServer({ server: http, path: '/mqtt', perMessageDeflate: false });
+  wss.on('connection', (ws, req) => {
+    const stream = createWebSocketStream(ws);
+    // The stream re-emits socket errors; Aedes listens for them once it has the stream.
+    stream.on('error', () => undefined);
+    accept(stream, remoteOf(req.socket), req);
+  });
+  const bound = await listen(http, port, host, 'MQTT over WebSocket');
+  return { kind: 'ws', port: bound, close: closer(http, sockets, () => wss.close()) };
+}

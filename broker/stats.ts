@@ -1,0 +1,87 @@
+// Broker counters and the rates derived from them (for stats(), $SYS topics and /metrics).
+import type { Counters } from '../lib/service.js';
+
+export const REJECT_REASONS = [
+  'bad_credentials', // CONNACK 4: unknown user or wrong password
+  'not_authorized', // CONNACK 5: anonymous client while auth is on
+  'client_id', // CONNACK 2: empty client id with clean session off (MQTT-3.1.3-8)
+  'max_connections', // socket closed: too many connections
+  'oversize_packet', // socket closed: a packet declared more than maxPacketBytes
+  'malformed_packet', // socket closed: bytes that are not MQTT
+  'publish_denied', // PUBLISH dropped by the ACL
+  'subscribe_denied', // SUBACK 0x80
+  'invalid_payload', // PUBLISH dropped by the payload validator, sent to lw/_dead/{clientId}
+  'connect_timeout', // no CONNECT in time
+  'slow_consumer', // a subscriber that did not drain in drainTimeoutMs
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+export interface BrokerStats {
+  /** Clients with an established MQTT session. */
+  clients: number;
+  /** Open sockets, including those still before CONNECT. */
+  connections: number;
+  /** PUBLISH packets received from network clients, per second (over the last few seconds). */
+  messagesInPerSecond: number;
+  /** PUBLISH packets delivered to network clients, per second. */
+  messagesOutPerSecond: number;
+  messagesIn: number;
+  messagesOut: number;
+  /** Times a publisher's socket was paused because the broker was behind (backpressure). */
+  publisherPauses: number;
+  rejects: Record<RejectReason, number>;
+}
+
+interface Sample {
+  at: number;
+  in: number;
+  out: number;
+}
+
+export class BrokerCounters {
+  messagesIn = 0;
+  messagesOut = 0;
+  connections = 0;
+  clients = 0;
+  publisherPauses = 0;
+  readonly rejects = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
+  private readonly samples: Sample[] = [];
+
+  reject(reason: RejectReason): void {
+    this.rejects[reason]++;
+  }
+
+  /** Called once a second; rates are taken over the last `windowSamples` seconds. */
+  sample(now = Date.now(), windowSamples = 5): void {
+    this.samples.push({ at: now, in: this.messagesIn, out: this.messagesOut });
+    if (this.samples.length > windowSamples + 1) this.samples.shift();
+  }
+
+  stats(now = Date.now()): BrokerStats {
+    const first = this.samples[0];
+    const elapsed = first ? (now - first.at) / 1000 : 0;
+    const rate = (current: number, then: number): number => (elapsed > 0 ? Math.round((current - then) / elapsed) : 0);
+    return {
+      clients: this.clients,
+      connections: this.connections,
+      messagesInPerSecond: first ? rate(this.messagesIn, first.in) : 0,
+      messagesOutPerSecond: first ? rate(this.messagesOut, first.out) : 0,
+      messagesIn: this.messagesIn,
+      messagesOut: this.messagesOut,
+      publisherPauses: this.publisherPauses,
+      rejects: { ...this.rejects },
+    };
+  }
+
+  counters(): Counters {
+    const out: Counters = {
+      clients_connected: this.clients,
+      connections_open: this.connections,
+      messages_in: this.messagesIn,
+      messages_out: this.messagesOut,
+      publisher_pauses: this.publisherPauses,
+    };
+    for (const r of REJECT_REASONS) out[`rejected_${r}`] = this.rejects[r];
+    return out;
+  }
+}

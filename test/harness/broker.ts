@@ -1,0 +1,40 @@
+// A real linewatch broker for tests: free ports, its own devices file in a temp dir, removed on stop.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { addAccount, brokerConfigSchema, startBroker, type BrokerConfig, type LinewatchBroker, type Role } from '../../broker/index.js';
+
+export interface TestBroker {
+  broker: LinewatchBroker;
+  /** mqtt://127.0.0.1:PORT */
+  url: string;
+  /** ws://127.0.0.1:PORT/mqtt, unless overrides.wsPort is null */
+  wsUrl?: string;
+  devicesFile: string;
+  addAccount(username: string, password: string, role: Role): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startTestBroker(overrides: Partial<BrokerConfig> = {}): Promise<TestBroker> {
+  const dir = mkdtempSync(join(tmpdir(), 'linewatch-broker-'));
+  const devicesFile = join(dir, 'devices.json');
+  const config = brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: 0, devicesFile, ...overrides });
+  let broker: LinewatchBroker;
+  try {
+    broker = await startBroker(config);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    broker,
+    url: `mqtt://127.0.0.1:${broker.ports.mqtt}`,
+    wsUrl: broker.ports.ws === null ? undefined : `ws://127.0.0.1:${broker.ports.ws}/mqtt`,
+    devicesFile: config.devicesFile,
+    addAccount: (username, password, role) => addAccount(config.devicesFile, { username, password, role }),
+    async stop() {
+      await broker.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
