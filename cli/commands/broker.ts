@@ -1,12 +1,71 @@
-// `linewatch broker` — placeholder until its issue lands; it says so instead of pretending to work.
+// `linewatch broker` — runs the embedded MQTT broker alone.
 import type { Command } from 'commander';
+import { listAccounts } from '../../broker/accounts.js';
+import { startBroker } from '../../broker/index.js';
+import { loadConfig } from '../../config/load.js';
 import { UserError } from '../errors.js';
+import { onShutdown } from '../shutdown.js';
+
+interface BrokerFlags {
+  config?: string;
+  host?: string;
+  port?: number;
+  wsPort?: number | boolean; // false: --no-ws-port; true: commander's default when neither flag is given
+  open?: boolean;
+  devicesFile?: string;
+  tlsPort?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`"${value}" is not a port number (0–65535; 0 picks a free port)`);
+  return n;
+}
 
 export function registerBroker(program: Command): void {
   program
     .command('broker')
-    .description('(not available yet)')
-    .action(() => {
-      throw new UserError('`linewatch broker` is not available in this build yet');
+    .description('run the MQTT broker (TCP, WebSocket at /mqtt, optional TLS) with authentication and ACL')
+    .option('--config <file>', 'linewatch.yaml (its broker: section)')
+    .option('--host <address>', 'address to bind (default 127.0.0.1; 0.0.0.0 for every interface)')
+    .option('--port <port>', 'MQTT over TCP (default 1883)', port)
+    .option('--ws-port <port>', 'MQTT over WebSocket, path /mqtt (default 8083)', port)
+    .option('--no-ws-port', 'no WebSocket listener')
+    .option('--open', 'DEVELOPMENT ONLY: no authentication, no ACL, any topic')
+    .option('--devices-file <file>', 'accounts file (default .linewatch/devices.json)')
+    .option('--tls-port <port>', 'MQTT over TLS (default 8883 when --tls-cert/--tls-key are given)', port)
+    .option('--tls-cert <file>', 'PEM certificate for the TLS listener')
+    .option('--tls-key <file>', 'PEM private key for the TLS listener')
+    .action(async (flags: BrokerFlags) => {
+      if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+        throw new UserError('TLS needs both --tls-cert and --tls-key');
+      }
+      const tls = flags.tlsCert ? { port: flags.tlsPort, cert: flags.tlsCert, key: flags.tlsKey } : undefined;
+      const config = loadConfig(flags.config, {
+        broker: {
+          host: flags.host,
+          port: flags.port,
+          wsPort: flags.wsPort === false ? null : flags.wsPort === true ? undefined : flags.wsPort,
+          open: flags.open,
+          devicesFile: flags.devicesFile,
+          tls,
+        },
+      }).broker;
+      if (config.open) {
+        console.error('!!! OPEN MODE: no authentication, no ACL — anyone who can reach this broker can publish and subscribe to anything. Development only. !!!');
+      } else if (listAccounts(config.devicesFile).length === 0) {
+        console.error(`note: ${config.devicesFile} has no accounts, so every client will be refused; add one with \`linewatch devices add LINE/DEVICE\` (or run with --open for development)`);
+      }
+      let broker;
+      try {
+        broker = await startBroker(config);
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
+      const { mqtt, ws, tls: tlsPort } = broker.ports;
+      console.log(`linewatch broker: mqtt://${config.host}:${mqtt}${ws !== null ? `  ws://${config.host}:${ws}/mqtt` : ''}${tlsPort !== null ? `  mqtts://${config.host}:${tlsPort}` : ''}`);
+      onShutdown(() => broker.stop());
     });
 }
