@@ -18,7 +18,7 @@ export class Metrics {
   private readonly gauges = new Map<string, Gauge>();
 
   constructor(private readonly sources: () => MetricSource[]) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'linewatch_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'linewatch_' });
   }
 
   /** The text exposition format, with every source read now. */

@@ -1,0 +1,190 @@
+// The live half of the dashboard: one EventSource (`snapshot`, then coalesced `update` deltas)
+// keeps a local copy of the line view and re-renders the parts that changed.
+/* global fetch, EventSource, setTimeout, URLSearchParams */
+import { api, withToken } from './api.js';
+import { startHistory } from './history.js';
+
+const devices = new Map(); // LINE/DEVICE → device view
+const lines = new Map(); // line → summary
+const commands = new Map(); // LINE/DEVICE/ID → command view
+const alerts = new Map(); // LINE/ID → alert view
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') node.className = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+function kindOf(d) {
+  if (d.type) return d.type;
+  if (/^st/i.test(d.device)) return 'station';
+  if (/^conv/i.test(d.device)) return 'conveyor';
+  return 'other';
+}
+
+const fmt = (v, digits = 1) => (typeof v === 'number' ? v.toFixed(digits) : '–');
+const time = (ts) => new Date(ts).toLocaleTimeString();
+
+function currentLine() {
+  const wanted = new URLSearchParams(window.location.search).get('line');
+  if (wanted) return wanted;
+  const names = [...new Set([...lines.keys(), ...[...devices.values()].map((d) => d.line)])].sort();
+  return names[0] ?? null;
+}
+
+function renderFigures() {
+  const line = currentLine();
+  $('line-name').textContent = line ?? '';
+  const s = (line && lines.get(line)) || {};
+  const controller = [...devices.values()].find((d) => d.line === line && kindOf(d) === 'line-controller');
+  const speed = s.speed ?? controller?.values.speed;
+  $('line-speed').textContent = speed === undefined ? '–' : `${fmt(speed)} m/min`;
+  $('line-strategy').textContent = s.strategy ?? '–';
+  $('line-oee').textContent = typeof s.oee === 'number' ? `${(s.oee * 100).toFixed(1)} %` : '–';
+  const online = [...devices.values()].filter((d) => d.online).length;
+  $('devices-online').textContent = `${online} / ${devices.size}`;
+}
+
+function readings(d) {
+  const entries = Object.entries(d.values);
+  const preferred = ['speed', 'temperature', 'motorTemp', 'temp', 'count', 'produced'];
+  entries.sort((a, b) => (preferred.indexOf(a[0]) + 1 || 99) - (preferred.indexOf(b[0]) + 1 || 99));
+  return entries.slice(0, 3).map(([k, v]) => `${k} ${fmt(v)}`).join(' · ');
+}
+
+function tile(d) {
+  const state = d.state ?? 'unknown';
+  const node = el(
+    'div',
+    { class: `tile${d.online === false ? ' offline' : ''}`, 'data-device': d.device, 'data-state': state, title: d.reason ?? '' },
+    el('div', { class: 'name' }, d.device),
+    el('div', { class: 'state' }, d.state ? d.state.toLowerCase() + (d.reason ? ` — ${d.reason}` : '') : 'no state yet'),
+    el('div', { class: 'readings' }, readings(d)),
+  );
+  node.style.background = `var(--${d.state ?? 'unknown'})`;
+  return node;
+}
+
+function renderDevices() {
+  const line = currentLine();
+  const groups = { station: [], conveyor: [], others: [] };
+  for (const d of [...devices.values()].sort((a, b) => a.device.localeCompare(b.device, undefined, { numeric: true }))) {
+    if (d.line !== line) continue;
+    const k = kindOf(d);
+    (k === 'station' ? groups.station : k === 'conveyor' ? groups.conveyor : groups.others).push(tile(d));
+  }
+  $('stations').replaceChildren(...groups.station);
+  $('conveyors').replaceChildren(...groups.conveyor);
+  $('others').replaceChildren(...groups.others);
+}
+
+async function alertAction(alert, action, button) {
+  button.disabled = true;
+  try {
+    await api(`/api/alerts/${action}`, { method: 'POST', body: JSON.stringify({ id: alert.id, line: alert.line }) });
+  } catch (err) {
+    button.disabled = false;
+    window.alert(`Could not ${action} the alert: ${err.message}`);
+  }
+}
+
+function renderAlerts() {
+  const list = [...alerts.values()].sort((a, b) => b.ts - a.ts);
+  $('alert-count').textContent = list.length ? `(${list.length})` : '';
+  if (list.length === 0) {
+    $('alerts').replaceChildren(el('li', { class: 'empty' }, 'no active alerts'));
+    return;
+  }
+  $('alerts').replaceChildren(
+    ...list.map((a) => {
+      const ack = el('button', { type: 'button', class: 'ack-button' }, 'Acknowledge');
+      ack.addEventListener('click', () => alertAction(a, 'acknowledge', ack));
+      if (a.state === 'acknowledged') ack.disabled = true;
+      const clear = el('button', { type: 'button', class: 'clear-button' }, 'Clear');
+      clear.addEventListener('click', () => alertAction(a, 'clear', clear));
+      return el(
+        'li',
+        { class: `${a.severity} ${a.state}`, 'data-alert': a.id, 'data-state': a.state },
+        el('div', { class: 'text' }, a.message || a.rule, el('div', { class: 'meta' }, `${a.severity} · ${a.rule}${a.device ? ` · ${a.device}` : ''} · ${time(a.raisedAt)} · ${a.state}`)),
+        ack,
+        clear,
+      );
+    }),
+  );
+}
+
+function describe(c) {
+  const params = Object.entries(c.params ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+  return `${c.action}${params ? ` ${params}` : ''}`;
+}
+
+function renderCommands() {
+  const list = [...commands.values()].sort((a, b) => b.ts - a.ts).slice(0, 50);
+  if (list.length === 0) return;
+  $('commands').replaceChildren(
+    ...list.map((c) => {
+      const status = c.outcome && c.outcome !== 'accepted' && c.outcome !== 'done' ? c.outcome : c.ack ?? c.outcome ?? 'waiting';
+      return el(
+        'tr',
+        { 'data-command': c.id },
+        el('td', {}, time(c.ts)),
+        el('td', {}, c.device),
+        el('td', {}, describe(c)),
+        el('td', {}, c.origin),
+        el('td', {}, el('span', { class: `ack ${status}`, title: c.ackReason ?? c.outcomeReason ?? '' }, status)),
+      );
+    }),
+  );
+}
+
+function apply(delta, full) {
+  if (full) {
+    devices.clear();
+    lines.clear();
+    commands.clear();
+    alerts.clear();
+  }
+  for (const d of delta.devices) devices.set(d.key, d);
+  for (const l of delta.lines) lines.set(l.line, l);
+  for (const c of delta.commands) commands.set(`${c.line}/${c.device}/${c.id}`, c);
+  for (const a of delta.alerts) alerts.set(`${a.line}/${a.id}`, a);
+  for (const key of delta.alertsRemoved ?? []) alerts.delete(key);
+  // Keep the commands map bounded like the server's.
+  if (commands.size > 200) for (const key of [...commands.keys()].slice(0, commands.size - 200)) commands.delete(key);
+  renderFigures();
+  if (full || delta.devices.length) renderDevices();
+  if (full || delta.alerts.length || delta.alertsRemoved?.length) renderAlerts();
+  if (full || delta.commands.length) renderCommands();
+}
+
+function connect() {
+  const source = new EventSource(withToken('/events'));
+  source.addEventListener('snapshot', (e) => {
+    $('connection').className = 'connection online';
+    $('connection').textContent = 'live';
+    apply(JSON.parse(e.data), true);
+  });
+  source.addEventListener('update', (e) => apply(JSON.parse(e.data), false));
+  source.addEventListener('error', () => {
+    $('connection').className = 'connection offline';
+    $('connection').textContent = 'reconnecting…';
+    // EventSource retries by itself; a refused token (401) closes it for good, so say why.
+    if (source.readyState === EventSource.CLOSED) {
+      $('connection').textContent = 'offline';
+      fetch(withToken('/api/state')).then((r) => {
+        if (r.status === 401) $('connection').textContent = 'token needed: open the URL printed at start';
+        else setTimeout(connect, 2000);
+      }, () => setTimeout(connect, 2000));
+    }
+  });
+}
+
+connect();
+startHistory(() => currentLine());

@@ -1,0 +1,165 @@
+// The history half: charts from /api/history (InfluxDB) drawn with uPlot, and a state timeline
+// drawn as coloured segments. The time-range picker redraws everything; a relative range
+// ("last hour") refreshes itself every 30 s.
+/* global setInterval, clearInterval, getComputedStyle, URLSearchParams */
+import uPlot from '/vendor/uPlot.esm.js';
+import { api } from './api.js';
+
+// What each chart shows: the historian's measurements and fields (docs/historian.md).
+export const CHARTS = [
+  { id: 'chart-speed', measurement: 'telemetry', field: 'speed', agg: 'mean', by: 'device', unit: 'm/min' },
+  { id: 'chart-temperature', measurement: 'telemetry', field: 'temperature', agg: 'mean', by: 'device', unit: '°C' },
+  { id: 'chart-throughput', measurement: 'telemetry', field: 'throughput', agg: 'mean', by: 'device', unit: '/min' },
+  { id: 'chart-oee', measurement: 'line', field: 'oee', agg: 'mean', by: 'none', every: '1h', bars: true, unit: '' },
+];
+const TIMELINE = { measurement: 'state', field: 'state', agg: 'none', by: 'device' };
+
+const PALETTE = ['#2f6fdb', '#d64545', '#2e9d5b', '#e0a100', '#8e44ad', '#16a2b8', '#d9822b', '#4b5563'];
+const STATES = ['RUNNING', 'IDLE', 'BLOCKED', 'STARVED', 'FAULT', 'MAINTENANCE', 'STOPPED'];
+const plots = new Map();
+const $ = (id) => document.getElementById(id);
+
+function range() {
+  const choice = $('range').value;
+  if (choice !== 'custom') return { from: choice, to: 'now', relative: true };
+  const from = $('range-from').value;
+  const to = $('range-to').value;
+  if (!from || !to) return undefined;
+  return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), relative: false };
+}
+
+function query(spec, r, line) {
+  const q = new URLSearchParams({ measurement: spec.measurement, field: spec.field, agg: spec.agg, by: spec.by, from: r.from, to: r.to });
+  if (spec.every) q.set('every', spec.every);
+  if (line) q.set('line', line);
+  return `/api/history?${q}`;
+}
+
+/** Turns per-device series into uPlot's aligned columns (seconds on x). */
+function align(result) {
+  if (result.series.length === 0) return { data: null, names: [] };
+  const tables = result.series.map((s) => [s.points.map((p) => p[0] / 1000), s.points.map((p) => (typeof p[1] === 'number' ? p[1] : null))]);
+  const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
+  return { data, names: result.series.map((s) => s.device ?? result.field) };
+}
+
+function drawChart(spec, result) {
+  const host = $(spec.id);
+  const { data, names } = align(result);
+  plots.get(spec.id)?.destroy();
+  plots.delete(spec.id);
+  host.replaceChildren();
+  host.dataset.points = String(result.series.reduce((n, s) => n + s.points.length, 0));
+  if (!data) {
+    host.textContent = 'no data in this range';
+    return;
+  }
+  const width = Math.max(300, host.clientWidth || 440);
+  const bars = spec.bars ? uPlot.paths.bars({ size: [0.6, 40] }) : undefined;
+  const opts = {
+    width,
+    height: 200,
+    legend: { live: true },
+    scales: { x: { time: true } },
+    series: [
+      {},
+      ...names.map((name, i) => ({
+        label: name,
+        stroke: PALETTE[i % PALETTE.length],
+        width: 1.5,
+        spanGaps: true,
+        ...(bars ? { paths: bars, fill: PALETTE[i % PALETTE.length] + '99', points: { show: false } } : {}),
+        value: (_, v) => (v === null || v === undefined ? '–' : `${v.toFixed(spec.unit ? 1 : 2)} ${spec.unit}`),
+      })),
+    ],
+    axes: [{}, { size: 50 }],
+  };
+  plots.set(spec.id, new uPlot(opts, data, host));
+}
+
+function drawTimeline(result, r) {
+  const host = $('timeline');
+  const from = result.from;
+  const to = result.to;
+  const span = to - from;
+  const css = getComputedStyle(document.documentElement);
+  const tracks = result.series
+    .filter((s) => s.points.length > 0)
+    .sort((a, b) => String(a.device).localeCompare(String(b.device), undefined, { numeric: true }))
+    .map((s) => {
+      const bar = document.createElement('div');
+      bar.className = 'bar';
+      s.points.forEach(([t, state], i) => {
+        const end = i + 1 < s.points.length ? s.points[i + 1][0] : to;
+        const seg = document.createElement('div');
+        seg.className = 'seg';
+        seg.style.left = `${(Math.max(t, from) - from) / span * 100}%`;
+        seg.style.width = `${Math.max(0.2, (end - Math.max(t, from)) / span * 100)}%`;
+        seg.style.background = css.getPropertyValue(`--${state}`) || '#999';
+        seg.title = `${s.device}: ${state} from ${new Date(t).toLocaleTimeString()}`;
+        bar.append(seg);
+      });
+      const track = document.createElement('div');
+      track.className = 'track';
+      const who = document.createElement('span');
+      who.className = 'who';
+      who.textContent = s.device ?? '';
+      track.append(who, bar);
+      return track;
+    });
+  host.dataset.points = String(result.series.reduce((n, s) => n + s.points.length, 0));
+  if (tracks.length === 0) {
+    host.textContent = 'no state changes in this range';
+    return;
+  }
+  const legend = document.createElement('div');
+  legend.className = 'legend';
+  for (const st of STATES) {
+    const item = document.createElement('span');
+    const swatch = document.createElement('i');
+    swatch.style.background = css.getPropertyValue(`--${st}`);
+    item.append(swatch, st.toLowerCase());
+    legend.append(item);
+  }
+  host.replaceChildren(...tracks, legend);
+  void r;
+}
+
+async function refresh(currentLine) {
+  const r = range();
+  if (!r) return;
+  const line = currentLine();
+  const status = $('history-status');
+  status.textContent = 'loading…';
+  const errors = [];
+  await Promise.all([
+    ...CHARTS.map((spec) =>
+      api(query(spec, r, line)).then(
+        (result) => drawChart(spec, result),
+        (err) => errors.push(`${spec.field}: ${err.message}`),
+      ),
+    ),
+    api(query(TIMELINE, r, line)).then(
+      (result) => drawTimeline(result, r),
+      (err) => errors.push(`states: ${err.message}`),
+    ),
+  ]);
+  status.textContent = errors.length ? errors[0] : `updated ${new Date().toLocaleTimeString()}`;
+}
+
+export function startHistory(currentLine) {
+  let timer;
+  const schedule = () => {
+    clearInterval(timer);
+    void refresh(currentLine);
+    if (range()?.relative) timer = setInterval(() => void refresh(currentLine), 30_000);
+  };
+  $('range').addEventListener('change', () => {
+    $('custom-range').hidden = $('range').value !== 'custom';
+    if ($('range').value !== 'custom') schedule();
+  });
+  $('range-from').addEventListener('change', schedule);
+  $('range-to').addEventListener('change', schedule);
+  $('refresh').addEventListener('click', schedule);
+  schedule();
+}
