@@ -86,7 +86,7 @@ describe('live view', () => {
       return devices.some((d) => d.device === 'st-1' && d.state === 'FAULT');
     });
     // Publish only after the stream is open, so the state must arrive as a live update.
-    await waitFor(() => dashboard.counters().sse_clients > 0, 5000, 'the SSE client to connect');
+    await waitFor(() => (dashboard.counters().sse_clients ?? 0) > 0, 5000, 'the SSE client to connect');
     await device.publishAsync('lw/A/st-1/state', JSON.stringify({ ts: Date.now(), seq: 1, state: 'FAULT', reason: 'jam', type: 'station' }), { qos: 1 });
     const { event, data } = await seen;
     expect(event).toBe('update');
@@ -131,7 +131,7 @@ describe('slow clients', () => {
           for (let d = 0; d < 200; d++) {
             await broker.broker.bus.publish(`lw/Z/dev-${d}/telemetry`, JSON.stringify({ ts: Date.now(), seq: 1, values }));
           }
-          return hub.counters().sse_clients_dropped_slow >= 1;
+          return (hub.counters().sse_clients_dropped_slow ?? 0) >= 1;
         },
         20_000,
         'the slow client to be dropped',
