@@ -1,12 +1,90 @@
-// `linewatch up` — placeholder until its issue lands; it says so instead of pretending to work.
+// `linewatch up` — the whole line in one command: broker, simulated demo line (one device through
+// the serial gateway over a socat PTY pair), rules, historian (managed influxd) and dashboard,
+// from one config file. Ctrl-C stops everything in reverse order.
 import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
 import { UserError } from '../errors.js';
+import { onShutdown } from '../shutdown.js';
+import { startLine } from '../up/compose.js';
+import { StatusLine } from '../up/status.js';
+
+interface UpFlags {
+  config?: string;
+  dataDir?: string;
+  dashboard: boolean;
+  simulate: boolean;
+  rules: boolean;
+  historian: boolean;
+  serial: boolean;
+  dashboardHost?: string;
+  dashboardPort?: number;
+  brokerPort?: number;
+  wsPort?: number | boolean;
+  influx?: string;
+  speedup?: number;
+  seed?: number;
+  status: boolean;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`"${value}" is not a port number (0–65535; 0 picks a free port)`);
+  return n;
+}
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UserError(`"${value}" is not a positive number`);
+  return n;
+}
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new UserError(`"${value}" is not an integer`);
+  return n;
+}
 
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .description('(not available yet)')
-    .action(() => {
-      throw new UserError('`linewatch up` is not available in this build yet');
+    .description('run the whole line: broker, simulated line, serial gateway, rules, historian and dashboard')
+    .option('--config <file>', 'linewatch.yaml (default: ./linewatch.yaml if it exists)')
+    .option('--data-dir <dir>', 'where accounts, state, spools and the managed influxd live (default .linewatch)')
+    .option('--no-dashboard', 'no dashboard')
+    .option('--no-simulate', 'no simulated line (connect your own devices)')
+    .option('--no-rules', 'no rules engine')
+    .option('--no-historian', 'no historian and no InfluxDB')
+    .option('--no-serial', 'no device through the serial gateway (skip socat)')
+    .option('--dashboard-host <address>', 'dashboard bind address (default 127.0.0.1; beyond loopback a token is required)')
+    .option('--dashboard-port <port>', 'dashboard port (default 8080; 0 picks a free one)', port)
+    .option('--broker-port <port>', 'MQTT port (default 1883; 0 picks a free one)', port)
+    .option('--ws-port <port>', 'MQTT over WebSocket port (default 8083)', port)
+    .option('--no-ws-port', 'no MQTT-over-WebSocket listener')
+    .option('--influx <url>', 'an InfluxDB 1.x API (or 2.x/3.x v1-compatible) base URL instead of a managed influxd')
+    .option('--speedup <n>', 'simulated seconds per real second (default 1)', positive)
+    .option('--seed <n>', 'simulation seed', integer)
+    .option('--no-status', 'no status line')
+    .action(async (flags: UpFlags) => {
+      const config = loadConfig(flags.config, {
+        dataDir: flags.dataDir,
+        broker: { port: flags.brokerPort, wsPort: flags.wsPort === false ? null : flags.wsPort === true ? undefined : flags.wsPort },
+        dashboard: { enabled: flags.dashboard ? undefined : false, host: flags.dashboardHost, port: flags.dashboardPort },
+        simulate: { enabled: flags.simulate ? undefined : false, speedup: flags.speedup, seed: flags.seed },
+        rules: { enabled: flags.rules ? undefined : false },
+        historian: { enabled: flags.historian ? undefined : false, influxUrl: flags.influx },
+      });
+      let line;
+      try {
+        line = await startLine(config, { say: (m) => console.log(m), serial: flags.serial });
+      } catch (err) {
+        throw new UserError(`linewatch up could not start: ${(err as Error).message}`);
+      }
+      const status = new StatusLine(line.status);
+      if (flags.status) status.start();
+      console.log('linewatch is up; Ctrl-C stops everything.');
+      onShutdown(async () => {
+        status.stop();
+        await line.stop();
+      }, 20_000);
     });
 }

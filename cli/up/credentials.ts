@@ -1,0 +1,50 @@
+// Accounts for the simulated devices of `linewatch up`: a random password per device, kept in
+// <dataDir>/sim-credentials.json (mode 0600) so a restart reuses them, and its salted hash added
+// to the broker's devices file. Passwords are never printed.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { addAccount, listAccounts } from '../../broker/index.js';
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/**
+ * Makes sure every `LINE/DEVICE` in `devices` has a device account in `devicesFile` whose
+ * password we know, and returns a lookup for the simulator. Returns how many were created.
+ */
+export async function provisionDeviceAccounts(dataDir: string, devicesFile: string, devices: string[]): Promise<{ lookup: (line: string, device: string) => Credentials | undefined; created: number }> {
+  const file = join(dataDir, 'sim-credentials.json');
+  const known = existsSync(file) ? readKnown(file) : {};
+  const existing = new Set(existsSync(devicesFile) ? listAccounts(devicesFile).map((a) => a.username) : []);
+  let created = 0;
+  for (const username of devices) {
+    if (known[username] && existing.has(username)) continue;
+    const password = known[username] ?? randomBytes(18).toString('base64url');
+    mkdirSync(dirname(devicesFile), { recursive: true });
+    await addAccount(devicesFile, { username, password, role: 'device' });
+    known[username] = password;
+    created++;
+  }
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, JSON.stringify(known, null, 2), { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return {
+    created,
+    lookup: (line, device) => {
+      const username = `${line}/${device}`;
+      const password = known[username];
+      return password ? { username, password } : undefined;
+    },
+  };
+}
+
+function readKnown(file: string): Record<string, string> {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+  } catch (err) {
+    throw new Error(`${file} is not valid JSON (${(err as Error).message}); delete it and \`linewatch up\` makes new simulator accounts`, { cause: err });
+  }
+}

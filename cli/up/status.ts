@@ -1,0 +1,51 @@
+// The status line of `linewatch up`: rewritten in place every few seconds on a terminal, one
+// plain line per interval otherwise (logs, CI).
+
+export interface StatusFigures {
+  devicesOnline: number;
+  devicesKnown: number;
+  eventsPerSecond: number;
+  commands: number;
+  commandsAcked: number;
+  activeAlerts: number;
+  /** Points waiting to reach InfluxDB (spooled or buffered), or null without a historian. */
+  influxBacklog: number | null;
+}
+
+export function formatStatus(f: StatusFigures): string {
+  return [
+    `devices ${f.devicesOnline}/${f.devicesKnown} online`,
+    `${f.eventsPerSecond.toFixed(1)} events/s`,
+    `commands ${f.commands} (${f.commandsAcked} acked)`,
+    `alerts ${f.activeAlerts} active`,
+    f.influxBacklog === null ? 'history off' : `InfluxDB backlog ${f.influxBacklog}`,
+  ].join(' · ');
+}
+
+export class StatusLine {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly tty: boolean;
+
+  constructor(
+    private readonly figures: () => StatusFigures,
+    private readonly out: NodeJS.WriteStream = process.stdout,
+  ) {
+    this.tty = Boolean(out.isTTY);
+  }
+
+  start(intervalMs = this.tty ? 2000 : 5000): void {
+    this.timer = setInterval(() => this.print(), intervalMs);
+    this.timer.unref();
+  }
+
+  print(): void {
+    const text = `status: ${formatStatus(this.figures())}`;
+    if (this.tty) this.out.write(`\r\x1b[2K${text}`);
+    else this.out.write(`${new Date().toISOString()} ${text}\n`);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    if (this.tty) this.out.write('\n');
+  }
+}
