@@ -44,7 +44,7 @@ function renderFigures() {
   $('line-name').textContent = line ?? '';
   const s = (line && lines.get(line)) || {};
   const controller = [...devices.values()].find((d) => d.line === line && kindOf(d) === 'line-controller');
-  const speed = s.speed ?? controller?.values.speed;
+  const speed = s.speed ?? controller?.values.speed ?? controller?.values.speedSetpoint;
   $('line-speed').textContent = speed === undefined ? '–' : `${fmt(speed)} m/min`;
   $('line-strategy').textContent = s.strategy ?? '–';
   $('line-oee').textContent = typeof s.oee === 'number' ? `${(s.oee * 100).toFixed(1)} %` : '–';

@@ -6,13 +6,15 @@ import uPlot from '/vendor/uPlot.esm.js';
 import { api } from './api.js';
 
 // What each chart shows: the historian's measurements and fields (docs/historian.md).
+// Conveyor speeds and motor temperatures; throughput is the rise of the line controller's good-parts
+// counter per minute; OEE comes from the historian's line summaries.
 export const CHARTS = [
-  { id: 'chart-speed', measurement: 'telemetry', field: 'speed', agg: 'mean', by: 'device', unit: 'm/min' },
-  { id: 'chart-temperature', measurement: 'telemetry', field: 'temperature', agg: 'mean', by: 'device', unit: '°C' },
-  { id: 'chart-throughput', measurement: 'telemetry', field: 'throughput', agg: 'mean', by: 'device', unit: '/min' },
+  { id: 'chart-speed', measurement: 'telemetry', field: 'speed', type: 'conveyor', agg: 'mean', by: 'device', unit: 'm/min' },
+  { id: 'chart-temperature', measurement: 'telemetry', field: 'motorTemp', type: 'conveyor', agg: 'mean', by: 'device', unit: '°C' },
+  { id: 'chart-throughput', measurement: 'telemetry', field: 'goodCount', type: 'line-controller', agg: 'spread', by: 'none', every: '1m', perMinute: true, unit: '/min' },
   { id: 'chart-oee', measurement: 'line', field: 'oee', agg: 'mean', by: 'none', every: '1h', bars: true, unit: '' },
 ];
-const TIMELINE = { measurement: 'state', field: 'state', agg: 'none', by: 'device' };
+const TIMELINE = { measurement: 'state', field: 'state', type: 'station', agg: 'none', by: 'device' };
 
 const PALETTE = ['#2f6fdb', '#d64545', '#2e9d5b', '#e0a100', '#8e44ad', '#16a2b8', '#d9822b', '#4b5563'];
 const STATES = ['RUNNING', 'IDLE', 'BLOCKED', 'STARVED', 'FAULT', 'MAINTENANCE', 'STOPPED'];
@@ -31,21 +33,24 @@ function range() {
 function query(spec, r, line) {
   const q = new URLSearchParams({ measurement: spec.measurement, field: spec.field, agg: spec.agg, by: spec.by, from: r.from, to: r.to });
   if (spec.every) q.set('every', spec.every);
+  if (spec.type) q.set('type', spec.type);
   if (line) q.set('line', line);
   return `/api/history?${q}`;
 }
 
 /** Turns per-device series into uPlot's aligned columns (seconds on x). */
-function align(result) {
+function align(spec, result) {
   if (result.series.length === 0) return { data: null, names: [] };
-  const tables = result.series.map((s) => [s.points.map((p) => p[0] / 1000), s.points.map((p) => (typeof p[1] === 'number' ? p[1] : null))]);
+  // A counter's rise per bucket → per minute, whatever bucket the server chose for the range.
+  const scale = spec.perMinute && result.bucketMs ? 60_000 / result.bucketMs : 1;
+  const tables = result.series.map((s) => [s.points.map((p) => p[0] / 1000), s.points.map((p) => (typeof p[1] === 'number' ? p[1] * scale : null))]);
   const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
   return { data, names: result.series.map((s) => s.device ?? result.field) };
 }
 
 function drawChart(spec, result) {
   const host = $(spec.id);
-  const { data, names } = align(result);
+  const { data, names } = align(spec, result);
   plots.get(spec.id)?.destroy();
   plots.delete(spec.id);
   host.replaceChildren();

@@ -3,6 +3,7 @@
 // escapers (identifiers double-quoted, tag values as string literals, times as integers).
 import { InfluxDB, escape } from 'influx';
 import { z } from 'zod';
+import { DEVICE_TYPES } from '../../contracts/schemas.js';
 import { formatIssues } from '../../contracts/validate.js';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -53,6 +54,7 @@ export const historyQuerySchema = z
     to: timeParam('to', 'now'),
     line: z.string().regex(ID, 'must be a line id (1–64 of A–Z a–z 0–9 _ -)').optional(),
     device: z.string().regex(ID, 'must be a device id (1–64 of A–Z a–z 0–9 _ -)').optional(),
+    type: z.enum(DEVICE_TYPES).optional(),
     agg: z.enum(AGGREGATES).default('mean'),
     every: z.string().regex(DURATION, 'must be a duration like 10s, 5m, 1h or 1d').optional(),
     by: z.enum(['device', 'none']).default('device'),
@@ -88,6 +90,7 @@ export function buildHistoryQuery(q: HistoryQuery): string {
   const where = [`time >= ${Math.trunc(q.from)}ms`, `time <= ${Math.trunc(q.to)}ms`];
   if (q.line) where.push(`"line" = ${escape.stringLit(q.line)}`);
   if (q.device) where.push(`"device" = ${escape.stringLit(q.device)}`);
+  if (q.type) where.push(`"type" = ${escape.stringLit(q.type)}`);
   const from = escape.quoted(q.measurement);
   const groupTags = q.by === 'device' ? `, "device"` : '';
   if (q.agg === 'none') {

@@ -261,7 +261,7 @@ function lineFigures(line: string, summary: LineSummaryView | undefined, devices
   const controller = devices.find((d) => d.line === line && d.type === 'line-controller');
   return {
     line,
-    speed: summary?.speed ?? controller?.values.speed ?? null,
+    speed: summary?.speed ?? controller?.values.speed ?? controller?.values.speedSetpoint ?? null,
     strategy: summary?.strategy ?? null,
     oee: summary?.oee ?? null,
     availability: summary?.availability ?? null,
