@@ -1,0 +1,400 @@
+// The historian: every linewatch event, command and alert → InfluxDB, nothing lost.
+//
+//   bus (QoS 1) ──► toPoint ──► spool.append (write(2), then the message is acknowledged)
+//                                   │
+//                  writer loop ◄────┘ batches by size/interval → InfluxDB → commit position
+//
+// The spool is the queue: memory holds one batch in flight, the backlog waits on disk (bounded
+// by spoolMaxBytes, with an alarm as it fills). Failed writes are retried with exponential
+// backoff and jitter; a restart resumes from the committed position (docs/historian.md).
+import { join, resolve } from 'node:path';
+import type { Bus, Unsubscribe } from '../bus/bus.js';
+import { STRATEGIES, topics, type PayloadOf, type Strategy, type SummaryPayload } from '../contracts/index.js';
+import { logger } from '../lib/log.js';
+import type { Counters, Service } from '../lib/service.js';
+import { sleep } from '../lib/wait.js';
+import type { HistorianConfig } from './config.js';
+import { InfluxClient, setupDatabase, type WriteFailure } from './influx.js';
+import { startManagedInfluxd, type ManagedInfluxd } from './influxd.js';
+import { LineOee } from './oee.js';
+import { toPoint, type PointResult } from './points.js';
+import { Spool, SpoolFullError, type SpoolBatch } from './spool.js';
+
+export { startManagedInfluxd, findInfluxd, INFLUXD_INSTALL_HINT, type ManagedInfluxd } from './influxd.js';
+export { historianConfigSchema, type HistorianConfig } from './config.js';
+export { LineOee, type OeeFigures } from './oee.js';
+
+const log = logger('historian');
+
+/** Upper bound on one write request's body. InfluxDB 1.x refuses bodies over 25 MB by default. */
+const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+
+export interface HistorianOptions {
+  bus: Bus;
+  config: HistorianConfig;
+  /** linewatch's data dir: the spool (unless config.spoolDir is set) and a managed influxd live here. */
+  dataDir: string;
+  /** Overrides config.influxUrl (e.g. from --influx). */
+  influxUrl?: string;
+  /** How long stop() may spend writing what is still queued before leaving it in the spool (ms). */
+  drainTimeoutMs?: number;
+  /** Clock for OEE summaries (ms since epoch). */
+  clock?: () => number;
+}
+
+type DropReason = 'invalid_topic' | 'invalid_payload' | 'spool_full' | 'spool_error' | 'rejected';
+
+export class Historian implements Service {
+  readonly name = 'historian';
+  /** The InfluxDB in use, once started (a managed influxd's URL if none was configured). */
+  influxUrl: string | undefined;
+  private readonly config: HistorianConfig;
+  private readonly spool: Spool;
+  private client: InfluxClient | undefined;
+  private managed: ManagedInfluxd | undefined;
+  private unsubscribe: Unsubscribe | undefined;
+  private readonly oee = new Map<string, { oee: LineOee; speed?: number; strategy?: Strategy }>();
+  private oeeTimer: NodeJS.Timeout | undefined;
+  private writer: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private stopping = false;
+  private closed = false;
+  private started = false;
+  private needsSetup: boolean;
+  /** Records appended in this run that the writer has not read yet, and since when. */
+  private unread = 0;
+  private oldestUnreadAt: number | undefined;
+  private alarm = false;
+  private readonly lastWarn = new Map<string, number>();
+  private readonly c = {
+    received: 0,
+    spooled: 0,
+    written: 0,
+    replayed: 0,
+    write_batches: 0,
+    write_failures: 0,
+    setup_failures: 0,
+    dropped_invalid_topic: 0,
+    dropped_invalid_payload: 0,
+    dropped_spool_full: 0,
+    dropped_spool_error: 0,
+    dropped_rejected: 0,
+    oee_published: 0,
+  };
+  private influxUp = false;
+
+  constructor(private readonly options: HistorianOptions) {
+    this.config = options.config;
+    this.needsSetup = options.config.setupDatabase;
+    this.spool = new Spool({
+      dir: resolve(options.config.spoolDir ?? join(options.dataDir, 'historian-spool')),
+      maxBytes: options.config.spoolMaxBytes,
+      segmentBytes: options.config.spoolSegmentBytes,
+      fsyncIntervalMs: options.config.fsyncIntervalMs,
+    });
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.spool.open();
+    const url = this.options.influxUrl ?? this.config.influxUrl ?? (await this.startManaged());
+    this.influxUrl = url;
+    this.client = new InfluxClient({
+      url,
+      database: this.config.database,
+      retentionPolicy: this.config.retentionPolicy,
+      username: this.config.username,
+      password: this.config.password,
+      requestTimeoutMs: this.config.requestTimeoutMs,
+    });
+    // Set the database up now if InfluxDB answers; if not, the writer retries before its first write.
+    if (this.needsSetup) await this.trySetup();
+    this.writer = this.writeLoop();
+    this.unsubscribe = await this.options.bus.subscribe(topics.all, this.onMessage, { qos: 1 });
+    if (this.config.oee.enabled) {
+      this.oeeTimer = setInterval(() => void this.publishSummaries(), this.config.oee.publishIntervalMs);
+      this.oeeTimer.unref();
+    }
+    log.info({ influx: url, database: this.config.database, spool: this.spool.pendingBytes() }, 'historian started');
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started || this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.oeeTimer);
+    await this.unsubscribe?.().catch((err: unknown) => log.warn({ err }, 'unsubscribe failed'));
+    this.wake?.();
+    const drainMs = this.options.drainTimeoutMs ?? 5000;
+    const drained = await Promise.race([this.writer?.then(() => true), sleep(drainMs).then(() => false)]);
+    if (!drained) log.warn({ drainMs, pendingBytes: this.spool.pendingBytes() }, 'InfluxDB did not take the backlog in time; it stays in the spool for the next start');
+    this.closed = true;
+    this.spool.close();
+    await this.managed?.stop();
+    log.info(this.counters(), 'historian stopped');
+  }
+
+  counters(): Counters {
+    return {
+      ...this.c,
+      queue_depth: this.unread,
+      spool_bytes: this.spool.diskBytes(),
+      spool_pending_bytes: this.spool.pendingBytes(),
+      spool_segments: this.spool.segmentCount(),
+      spool_fill_ratio: this.spool.pendingBytes() / this.config.spoolMaxBytes,
+      spool_alarm: this.alarm ? 1 : 0,
+      spool_torn_records: this.spool.counters.tornTails,
+      spool_corrupt_records: this.spool.counters.corruptRecords,
+      spool_fsyncs: this.spool.counters.fsyncs,
+      influx_up: this.influxUp ? 1 : 0,
+    };
+  }
+
+  /** Resolves once everything received so far is in InfluxDB (bounded by `timeoutMs`). */
+  async flush(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    this.oldestUnreadAt = 0; // due now
+    this.wake?.();
+    while (this.spool.pendingBytes() > 0) {
+      if (Date.now() > deadline) throw new Error(`historian flush: ${this.spool.pendingBytes()} bytes still not in InfluxDB after ${timeoutMs} ms`);
+      await sleep(20);
+    }
+  }
+
+  /** Handles one message synchronously: once this returns the event is in the spool (or counted as dropped). */
+  private readonly onMessage = (topic: string, payload: Buffer): void => {
+    this.c.received++;
+    const point = toPoint(topic, payload);
+    if (!point.ok) {
+      this.drop(point.reason === 'topic' ? 'invalid_topic' : 'invalid_payload', point.error);
+      return;
+    }
+    try {
+      this.spool.append(point.line);
+    } catch (err) {
+      this.drop(err instanceof SpoolFullError ? 'spool_full' : 'spool_error', (err as Error).message);
+      return;
+    }
+    this.c.spooled++;
+    if (this.unread++ === 0) this.oldestUnreadAt = Date.now();
+    if (this.unread >= this.config.batchSize) this.wake?.();
+    this.checkAlarm();
+    if (this.config.oee.enabled) this.observe(point);
+  };
+
+  private async writeLoop(): Promise<void> {
+    let batch: SpoolBatch | undefined;
+    let body = '';
+    let attempt = 0;
+    for (;;) {
+      if (this.closed) return;
+      if (!batch) {
+        if (this.stopping && !this.spool.hasUnread()) return;
+        const wait = this.msUntilDue();
+        if (wait > 0) {
+          await this.sleepUnlessWoken(wait);
+          continue;
+        }
+        batch = this.spool.readBatch(this.config.batchSize, MAX_BATCH_BYTES);
+        this.unread = Math.max(0, this.unread - (batch.records.length - batch.fromEarlierRun));
+        this.oldestUnreadAt = this.unread > 0 ? Date.now() : undefined;
+        if (batch.records.length === 0) {
+          // Only torn or corrupt records were left: move past them.
+          this.spool.commit(batch.end);
+          batch = undefined;
+          continue;
+        }
+        body = joinLines(batch.records);
+      }
+      const current: SpoolBatch = batch;
+      try {
+        if (this.needsSetup) await this.setup();
+        await this.client!.write(body);
+        this.influxUp = true;
+        attempt = 0;
+        this.c.written += current.records.length;
+        this.c.replayed += current.fromEarlierRun;
+        this.c.write_batches++;
+        this.commit(current);
+        batch = undefined;
+      } catch (err) {
+        const failure = err as WriteFailure;
+        if (failure.kind === 'rejected') {
+          this.drop('rejected', `${failure.message} (${current.records.length} points in this batch)`, current.records.length);
+          this.commit(current);
+          batch = undefined;
+          continue;
+        }
+        if (failure.kind === 'missing-database') this.needsSetup = this.config.setupDatabase;
+        this.influxUp = false;
+        this.c.write_failures++;
+        this.warnOnce('write', `InfluxDB write failed, will retry: ${failure.message ?? String(err)}`);
+        if (this.stopping) return;
+        await this.sleepUnlessWoken(backoff(attempt++, this.config.retryInitialMs, this.config.retryMaxMs));
+      }
+    }
+  }
+
+  private commit(batch: SpoolBatch): void {
+    // After stop() gave up waiting, the spool is closed: the next start replays this batch (harmless).
+    if (this.closed) return;
+    this.spool.commit(batch.end);
+    this.checkAlarm();
+  }
+
+  /** 0 when a batch should be written now; else how long until one is due. */
+  private msUntilDue(): number {
+    if (!this.spool.hasUnread()) return this.stopping ? 0 : this.config.flushIntervalMs;
+    if (this.stopping || this.unread >= this.config.batchSize || this.unread === 0) return 0; // unread === 0: backlog of an earlier run
+    const age = Date.now() - (this.oldestUnreadAt ?? 0);
+    return Math.max(0, this.config.flushIntervalMs - age);
+  }
+
+  private sleepUnlessWoken(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        if (this.wake === done) this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+
+  private async trySetup(): Promise<void> {
+    try {
+      await this.setup();
+    } catch (err) {
+      log.warn({ err: (err as WriteFailure).message ?? err }, 'InfluxDB is not reachable yet; events are spooled and the database is set up once it answers');
+    }
+  }
+
+  private async setup(): Promise<void> {
+    try {
+      await setupDatabase(this.client!.admin, this.config);
+      this.needsSetup = false;
+      this.influxUp = true;
+      log.info({ database: this.config.database, retention: this.config.retention }, 'database, retention policies and continuous queries are set up');
+    } catch (err) {
+      this.c.setup_failures++;
+      const failure: WriteFailure = { kind: 'retry', message: `database setup failed: ${(err as Error).message}` };
+      throw failure;
+    }
+  }
+
+  private async startManaged(): Promise<string> {
+    this.managed = await startManagedInfluxd({ dataDir: join(this.options.dataDir, 'influxd') });
+    return this.managed.url;
+  }
+
+  private observe(point: Extract<PointResult, { ok: true }>): void {
+    const lineId = point.lineId;
+    if (!lineId || !point.device) return;
+    let entry = this.oee.get(lineId);
+    const lineOptions = this.config.oee.lines[lineId];
+    if (!entry) {
+      entry = {
+        oee: new LineOee({
+          idealRatePerMin: lineOptions?.idealRatePerMin ?? this.config.oee.idealRatePerMin,
+          countDevice: lineOptions?.countDevice,
+          goodField: this.config.oee.goodField,
+          scrapField: this.config.oee.scrapField,
+        }),
+      };
+      this.oee.set(lineId, entry);
+    }
+    switch (point.kind) {
+      case 'state': {
+        const v = point.value as PayloadOf['state'];
+        entry.oee.observeState(point.device, v.state, v.ts);
+        break;
+      }
+      case 'telemetry': {
+        const v = point.value as PayloadOf['telemetry'];
+        entry.oee.observeTelemetry(point.device, v.values, v.ts);
+        if (v.type === 'line-controller' && v.values.speed !== undefined) entry.speed = v.values.speed;
+        break;
+      }
+      case 'status': {
+        const v = point.value as PayloadOf['status'];
+        if (v.status === 'offline') entry.oee.forget(point.device, v.ts);
+        break;
+      }
+      case 'outcome': {
+        const v = point.value as PayloadOf['outcome'];
+        if (v.outcome !== 'done') break;
+        const strategy = v.params.strategy;
+        if (v.action === 'set_strategy' && STRATEGIES.includes(strategy as Strategy)) entry.strategy = strategy as Strategy;
+        if (v.action === 'set_speed' && typeof v.params.speed === 'number' && entry.speed === undefined) entry.speed = v.params.speed;
+        break;
+      }
+    }
+  }
+
+  private async publishSummaries(): Promise<void> {
+    const now = (this.options.clock ?? Date.now)();
+    for (const [lineId, entry] of this.oee) {
+      const f = entry.oee.figures(now);
+      const summary: SummaryPayload = {
+        ts: Math.max(now, 0),
+        speed: entry.speed,
+        strategy: entry.strategy,
+        availability: f.availability,
+        performance: f.performance,
+        quality: f.quality,
+        oee: f.oee,
+        goodCount: f.goodCount,
+        scrapCount: f.scrapCount,
+      };
+      try {
+        await this.options.bus.publish(topics.summary(lineId), JSON.stringify(summary), { qos: 1 });
+        this.c.oee_published++;
+      } catch (err) {
+        this.warnOnce('summary', `could not publish the OEE summary of line ${lineId}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private drop(reason: DropReason, message: string, count = 1): void {
+    this.c[`dropped_${reason}`] += count;
+    this.warnOnce(reason, message);
+  }
+
+  private checkAlarm(): void {
+    const ratio = this.spool.pendingBytes() / this.config.spoolMaxBytes;
+    if (!this.alarm && ratio >= this.config.spoolAlarmRatio) {
+      this.alarm = true;
+      log.error({ pendingBytes: this.spool.pendingBytes(), maxBytes: this.config.spoolMaxBytes }, `historian spool is ${Math.round(ratio * 100)}% full: InfluxDB is not keeping up or unreachable; events will be dropped when it is full`);
+    } else if (this.alarm && ratio < this.config.spoolAlarmRatio * 0.9) {
+      this.alarm = false;
+      log.info({ pendingBytes: this.spool.pendingBytes() }, 'historian spool alarm cleared');
+    }
+  }
+
+  /** Logs a warning at most every 10 s per kind, so a flood of bad input cannot flood the log. */
+  private warnOnce(kind: string, message: string): void {
+    const now = Date.now();
+    if (now - (this.lastWarn.get(kind) ?? 0) < 10_000) return;
+    this.lastWarn.set(kind, now);
+    log.warn({ counters: this.counters() }, message);
+  }
+}
+
+/** Exponential backoff with "equal jitter": half fixed, half random, capped. */
+export function backoff(attempt: number, initialMs: number, maxMs: number): number {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+function joinLines(records: Buffer[]): string {
+  let length = records.length - 1;
+  for (const r of records) length += r.length;
+  const out = Buffer.allocUnsafe(length);
+  let at = 0;
+  for (const r of records) {
+    if (at > 0) out[at++] = 0x0a;
+    at += r.copy(out, at);
+  }
+  return out.toString('utf8');
+}

@@ -1,0 +1,137 @@
+// The historian's InfluxDB connection, through the `influx` package: line-protocol writes through
+// its request pool, and database setup through its admin API.
+//
+// node-influx retries and disables a failing host on its own (a single-host pool then fails
+// fast with "No host available" while it backs off). The historian owns retries and backoff
+// instead, so both are switched off here: maxRetries 0 and a backoff that never disables the host.
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { InfluxDB } from 'influx';
+// The pool is node-influx's HTTP layer (auth, timeouts, error types); it is not re-exported from
+// the package root, and the package has no `exports` map, so this deep import is stable for 5.x.
+import { Pool, RequestError } from 'influx/lib/src/pool.js';
+import type { IBackoffStrategy } from 'influx/lib/src/backoff/backoff.js';
+import type { HistorianConfig } from './config.js';
+
+const neverDisable: IBackoffStrategy = {
+  getDelay: () => 0,
+  next: () => neverDisable,
+  reset: () => neverDisable,
+};
+
+/** Why a write failed, and so what to do about it. */
+export type WriteFailure =
+  | { kind: 'retry'; message: string } // unreachable, 5xx, timeout, auth (an operator can fix it): keep the batch, back off
+  | { kind: 'missing-database'; message: string } // 404: set the database up again, then retry
+  | { kind: 'rejected'; message: string }; // 400: InfluxDB refuses these points (type conflict, beyond retention); retrying cannot help
+
+export interface InfluxTarget {
+  url: string;
+  database: string;
+  retentionPolicy?: string;
+  username?: string;
+  password?: string;
+  requestTimeoutMs?: number;
+}
+
+export class InfluxClient {
+  readonly admin: InfluxDB;
+  private readonly pool: Pool;
+  private readonly query: Record<string, string>;
+  private readonly auth: string | undefined;
+
+  constructor(readonly target: InfluxTarget) {
+    const url = new URL(target.url);
+    const username = target.username ?? (url.username ? decodeURIComponent(url.username) : undefined);
+    const password = target.password ?? (url.password ? decodeURIComponent(url.password) : undefined);
+    url.username = '';
+    url.password = '';
+    const timeout = target.requestTimeoutMs ?? 30_000;
+    const agent = url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+    this.pool = new Pool({ maxRetries: 0, backoff: neverDisable, requestTimeout: timeout });
+    this.pool.addHost(url.toString(), { agent });
+    this.auth = username !== undefined ? `${username}:${password ?? ''}` : undefined;
+    this.query = { db: target.database, precision: 'n', ...(target.retentionPolicy ? { rp: target.retentionPolicy } : {}) };
+    this.admin = new InfluxDB({
+      host: url.hostname,
+      port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+      protocol: url.protocol === 'https:' ? 'https' : 'http',
+      path: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, ''),
+      database: target.database,
+      username,
+      password,
+      pool: { maxRetries: 0, backoff: neverDisable, requestTimeout: timeout },
+      options: { agent },
+    });
+  }
+
+  /** Writes newline-separated line protocol (ns timestamps). Rejects with a WriteFailure. */
+  async write(body: string): Promise<void> {
+    try {
+      await this.pool.discard({ method: 'POST', path: '/write', query: this.query, body, auth: this.auth });
+    } catch (err) {
+      throw classify(err);
+    }
+  }
+}
+
+export function classify(err: unknown): WriteFailure {
+  if (err instanceof RequestError) {
+    const status = err.res?.statusCode ?? 0;
+    const message = `InfluxDB answered ${status}: ${err.message}`;
+    if (status === 404) return { kind: 'missing-database', message };
+    if (status === 400) return { kind: 'rejected', message };
+    if (status === 401 || status === 403) return { kind: 'retry', message: `${message} (check historian.username/password; for InfluxDB 2.x/3.x the password is an API token)` };
+    return { kind: 'retry', message };
+  }
+  const e = err as NodeJS.ErrnoException;
+  return { kind: 'retry', message: `InfluxDB is unreachable: ${e.code ? `${e.code} ` : ''}${e.message}` };
+}
+
+/**
+ * Creates the database, its retention policies (raw = default, "1m", "1h") and the continuous
+ * queries that fill the downsampled ones. Safe to run on every start: existing policies are
+ * altered to the configured durations and the queries are recreated.
+ */
+export async function setupDatabase(admin: InfluxDB, config: Pick<HistorianConfig, 'database' | 'retention' | 'retentionPolicy'>): Promise<void> {
+  const db = config.database;
+  await admin.createDatabase(db);
+  const existing = new Set((await admin.showRetentionPolicies(db)).map((rp) => rp.name));
+  const policies: [string, string, boolean][] = [
+    ['raw', config.retention.raw, true],
+    ['1m', config.retention.minute, false],
+    ['1h', config.retention.hour, false],
+  ];
+  for (const [name, duration, isDefault] of policies) {
+    const options = { database: db, duration, replication: 1, isDefault };
+    if (existing.has(name)) await admin.alterRetentionPolicy(name, options);
+    else await admin.createRetentionPolicy(name, options);
+  }
+  const cqs = new Set((await admin.showContinousQueries(db)).map((cq) => cq.name));
+  for (const [name, query] of continuousQueries(db, config.retentionPolicy ?? 'raw')) {
+    if (cqs.has(name)) await admin.dropContinuousQuery(name, db);
+    await admin.createContinuousQuery(name, query, db);
+  }
+}
+
+/** The continuous queries that downsample the raw series into "1m" and "1h". */
+export function continuousQueries(db: string, rawPolicy: string): [string, string][] {
+  const q = (s: string): string => `"${s.replace(/"/g, '\\"')}"`;
+  const out: [string, string][] = [];
+  for (const [rp, every] of [
+    ['1m', '1m'],
+    ['1h', '1h'],
+  ] as const) {
+    const from = (m: string): string => `${q(db)}.${q(rawPolicy)}.${q(m)}`;
+    const into = (m: string): string => `${q(db)}.${q(rp)}.${q(m)}`;
+    const group = `GROUP BY time(${every}), *`;
+    out.push(
+      [`lw_telemetry_${rp}`, `SELECT mean(*), min(*), max(*) INTO ${into('telemetry')} FROM ${from('telemetry')} ${group}`],
+      [`lw_line_${rp}`, `SELECT mean(*) INTO ${into('line')} FROM ${from('line')} ${group}`],
+      [`lw_state_${rp}`, `SELECT count("code") AS "changes", last("code") AS "last_code" INTO ${into('state')} FROM ${from('state')} ${group}`],
+      [`lw_commands_${rp}`, `SELECT count("id") AS "count" INTO ${into('commands')} FROM ${from('commands')} ${group}`],
+      [`lw_alerts_${rp}`, `SELECT count("id") AS "count", sum("raised") AS "raised" INTO ${into('alerts')} FROM ${from('alerts')} ${group}`],
+    );
+  }
+  return out;
+}

@@ -1,0 +1,360 @@
+// The historian's write-ahead spool: an append-only log of checksummed records on disk.
+//
+// Every accepted event is appended here before its MQTT message is acknowledged; a writer reads
+// batches from the log, writes them to InfluxDB, and then commits the read position. So the log
+// is both the queue and the outage buffer, and a restart resumes from the committed position.
+//
+//   segment file  seg-<16 digits>.log = record*
+//   record        u32le length | u32le CRC-32 (IEEE) of the payload | payload (UTF-8 line protocol)
+//   committed.json { segment, offset }  — everything before it is in InfluxDB
+//
+// Durability: append() returns after write(2), so a record survives the process being killed
+// (SIGKILL, crash) as soon as append returns; it survives power loss once fsync'd, which happens
+// every `fsyncIntervalMs` (0 = after every append). Each run appends to a new segment, so a torn
+// last record from a crash (short write, zeros after power loss) sits at the end of an older
+// segment, where the reader detects it by length/CRC, counts it and skips the rest of that segment.
+import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+
+export interface SpoolOptions {
+  dir: string;
+  /** Appends fail with SpoolFullError while this many bytes are waiting to be written to InfluxDB. */
+  maxBytes: number;
+  /** A segment is closed and a new one started beyond this size. */
+  segmentBytes?: number;
+  /** Group fsync interval; 0 fsyncs after every append. */
+  fsyncIntervalMs?: number;
+}
+
+export interface SpoolPosition {
+  segment: number;
+  offset: number;
+}
+
+export interface SpoolBatch {
+  /** Record payloads, in append order. */
+  records: Buffer[];
+  bytes: number;
+  /** Position after the last record: pass it to commit() once the batch is stored. */
+  end: SpoolPosition;
+  /** How many of the records were appended by an earlier run (recovered after a restart). */
+  fromEarlierRun: number;
+}
+
+export class SpoolFullError extends Error {
+  override name = 'SpoolFullError';
+}
+
+const HEADER = 8;
+/** Larger lengths can only come from a torn or corrupted header. */
+const MAX_RECORD = 16 * 1024 * 1024;
+const READ_CHUNK = 4 * 1024 * 1024;
+const SEGMENT_RE = /^seg-(\d{16})\.log$/;
+
+export class Spool {
+  readonly counters = { appended: 0, appendedBytes: 0, tornTails: 0, corruptRecords: 0, fsyncs: 0, segmentsDeleted: 0 };
+  private readonly segmentBytes: number;
+  private readonly fsyncIntervalMs: number;
+  /** Existing segment ids (ascending) and their sizes. */
+  private readonly sizes = new Map<number, number>();
+  private writeSegment = 0;
+  private writeFd = -1;
+  private firstSegmentOfRun = 0;
+  private read = { segment: 0, offset: 0 };
+  private readFd = -1;
+  private readFdSegment = -1;
+  private committed: SpoolPosition = { segment: 0, offset: 0 };
+  private pending = 0;
+  private dirty = false;
+  private fsyncTimer: NodeJS.Timeout | undefined;
+  private opened = false;
+
+  constructor(private readonly options: SpoolOptions) {
+    this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
+    this.fsyncIntervalMs = options.fsyncIntervalMs ?? 1000;
+  }
+
+  /** Recovers the log left by an earlier run and starts a new segment for this one. */
+  open(): void {
+    const { dir } = this.options;
+    mkdirSync(dir, { recursive: true });
+    for (const name of readdirSync(dir)) {
+      const m = SEGMENT_RE.exec(name);
+      if (m) this.sizes.set(Number(m[1]), statSync(join(dir, name)).size);
+    }
+    const ids = this.ids();
+    this.committed = this.loadCommitted() ?? { segment: ids[0] ?? 1, offset: 0 };
+    for (const id of ids) if (id < this.committed.segment) this.deleteSegment(id);
+    this.read = { ...this.committed };
+    this.writeSegment = Math.max(this.committed.segment, ...ids) + 1;
+    this.firstSegmentOfRun = this.writeSegment;
+    this.startSegment(this.writeSegment);
+    this.pending = this.computePending();
+    if (this.fsyncIntervalMs > 0) {
+      this.fsyncTimer = setInterval(() => this.flushAsync(), this.fsyncIntervalMs);
+      this.fsyncTimer.unref();
+    }
+    this.opened = true;
+  }
+
+  /** Appends one record (written to the OS before returning). Throws SpoolFullError when full. */
+  append(payload: string): void {
+    if (!this.opened) throw new Error('spool is not open');
+    const length = Buffer.byteLength(payload);
+    const size = HEADER + length;
+    if (this.pending + size > this.options.maxBytes) {
+      throw new SpoolFullError(`the historian spool holds ${this.pending} bytes not yet in InfluxDB (limit ${this.options.maxBytes}); is InfluxDB reachable? raise historian.spoolMaxBytes to buffer longer outages`);
+    }
+    let segmentSize = this.sizes.get(this.writeSegment)!;
+    if (segmentSize > 0 && segmentSize + size > this.segmentBytes) {
+      this.rotate();
+      segmentSize = 0;
+    }
+    const record = Buffer.allocUnsafe(size);
+    record.write(payload, HEADER, 'utf8');
+    record.writeUInt32LE(length, 0);
+    record.writeUInt32LE(crc32(record.subarray(HEADER)), 4);
+    try {
+      let done = 0;
+      while (done < size) done += writeSync(this.writeFd, record, done, size - done, segmentSize + done);
+    } catch (err) {
+      // Leave no partial record behind (e.g. ENOSPC): cut the segment back to its last whole record.
+      ftruncateSync(this.writeFd, segmentSize);
+      throw err;
+    }
+    this.sizes.set(this.writeSegment, segmentSize + size);
+    this.pending += size;
+    this.counters.appended++;
+    this.counters.appendedBytes += size;
+    if (this.fsyncIntervalMs === 0) {
+      fsyncSync(this.writeFd);
+      this.counters.fsyncs++;
+    } else {
+      this.dirty = true;
+    }
+  }
+
+  /** True when records were appended that read() has not returned yet. */
+  hasUnread(): boolean {
+    return this.read.segment < this.writeSegment || this.read.offset < this.sizes.get(this.writeSegment)!;
+  }
+
+  /**
+   * Reads up to `maxRecords` records / about `maxBytes` bytes after the previous read (not after
+   * the committed position: a batch that failed is retried by its owner, not re-read).
+   */
+  readBatch(maxRecords: number, maxBytes: number): SpoolBatch {
+    const records: Buffer[] = [];
+    let bytes = 0;
+    let fromEarlierRun = 0;
+    while (records.length < maxRecords && bytes < maxBytes) {
+      const { segment } = this.read;
+      const size = this.sizes.get(segment);
+      if (size === undefined || this.read.offset >= size) {
+        if (segment >= this.writeSegment) break;
+        this.read = { segment: this.nextSegment(segment), offset: 0 };
+        continue;
+      }
+      if (size - this.read.offset < HEADER) {
+        // A few bytes that cannot even hold a header, at the end of a finished segment: torn.
+        this.counters.tornTails++;
+        this.read.offset = size;
+        continue;
+      }
+      const chunkStart = this.read.offset;
+      const chunk = this.readChunk(segment, chunkStart, Math.min(size - chunkStart, READ_CHUNK));
+      let at = 0;
+      while (records.length < maxRecords && bytes < maxBytes) {
+        if (chunk.length - at < HEADER) break;
+        const length = chunk.readUInt32LE(at);
+        const end = at + HEADER + length;
+        if (length === 0 || length > MAX_RECORD || chunkStart + end > size) {
+          // A header that cannot be right: the torn tail of a crashed run. Nothing after it in this
+          // segment can be trusted (the run that wrote it ended there).
+          this.counters.tornTails++;
+          this.read.offset = size;
+          break;
+        }
+        if (end > chunk.length) {
+          if (at === 0) {
+            // One record bigger than a chunk: read exactly that record next.
+            const whole = this.readChunk(segment, this.read.offset, HEADER + length);
+            if (this.take(whole, 0, length, records)) {
+              bytes += length;
+              fromEarlierRun += segment < this.firstSegmentOfRun ? 1 : 0;
+            }
+            this.read.offset += HEADER + length;
+          }
+          break;
+        }
+        if (this.take(chunk, at, length, records)) {
+          bytes += length;
+          fromEarlierRun += segment < this.firstSegmentOfRun ? 1 : 0;
+        }
+        at = end;
+        this.read.offset += HEADER + length;
+      }
+    }
+    return { records, bytes, end: { ...this.read }, fromEarlierRun };
+  }
+
+  /** Everything before `position` is stored: persist that, and delete segments no longer needed. */
+  commit(position: SpoolPosition): void {
+    if (!this.opened) return;
+    this.committed = { ...position };
+    const file = join(this.options.dir, 'committed.json');
+    writeFileSync(`${file}.tmp`, JSON.stringify(this.committed));
+    renameSync(`${file}.tmp`, file);
+    for (const id of this.ids()) {
+      const finished = id < position.segment || (id !== this.writeSegment && id === position.segment && position.offset >= this.sizes.get(id)!);
+      if (finished && id !== this.writeSegment) this.deleteSegment(id);
+    }
+    this.pending = this.computePending();
+  }
+
+  /** Bytes appended but not yet committed. */
+  pendingBytes(): number {
+    return this.pending;
+  }
+
+  /** Bytes in all segment files on disk. */
+  diskBytes(): number {
+    let total = 0;
+    for (const size of this.sizes.values()) total += size;
+    return total;
+  }
+
+  segmentCount(): number {
+    return this.sizes.size;
+  }
+
+  /** fsyncs the current segment now. */
+  flush(): void {
+    if (this.writeFd >= 0 && this.dirty) {
+      this.dirty = false;
+      fsyncSync(this.writeFd);
+      this.counters.fsyncs++;
+    }
+  }
+
+  close(): void {
+    if (!this.opened) return;
+    this.opened = false;
+    clearInterval(this.fsyncTimer);
+    this.flush();
+    closeSync(this.writeFd);
+    this.writeFd = -1;
+    this.closeReadFd();
+    // A segment of this run that holds nothing uncommitted is not needed by the next one.
+    const size = this.sizes.get(this.writeSegment)!;
+    if (size === 0 || (this.committed.segment === this.writeSegment && this.committed.offset >= size)) this.deleteSegment(this.writeSegment);
+  }
+
+  private take(buf: Buffer, at: number, length: number, records: Buffer[]): boolean {
+    const payload = buf.subarray(at + HEADER, at + HEADER + length);
+    if (crc32(payload) !== buf.readUInt32LE(at + 4)) {
+      // The length was plausible but the bytes are not what was written: skip this record only.
+      this.counters.corruptRecords++;
+      return false;
+    }
+    records.push(payload);
+    return true;
+  }
+
+  private flushAsync(): void {
+    if (this.writeFd < 0 || !this.dirty) return;
+    this.dirty = false;
+    this.counters.fsyncs++;
+    // In the thread pool, so the event loop keeps taking messages meanwhile. A rotation closes
+    // the fd only after its own fsyncSync, so a late EBADF here loses nothing.
+    fsync(this.writeFd, () => undefined);
+  }
+
+  private rotate(): void {
+    fsyncSync(this.writeFd);
+    this.counters.fsyncs++;
+    this.dirty = false;
+    closeSync(this.writeFd);
+    this.writeSegment++;
+    this.startSegment(this.writeSegment);
+  }
+
+  private startSegment(id: number): void {
+    this.writeFd = openSync(this.segmentPath(id), 'wx');
+    this.sizes.set(id, 0);
+    // Make the new file's directory entry durable too.
+    const dirFd = openSync(this.options.dir, 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+  }
+
+  private readChunk(segment: number, offset: number, length: number): Buffer {
+    if (this.readFdSegment !== segment) {
+      this.closeReadFd();
+      this.readFd = openSync(this.segmentPath(segment), 'r');
+      this.readFdSegment = segment;
+    }
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.readFd, buf, done, length - done, offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done === length ? buf : buf.subarray(0, done);
+  }
+
+  private closeReadFd(): void {
+    if (this.readFd >= 0) closeSync(this.readFd);
+    this.readFd = -1;
+    this.readFdSegment = -1;
+  }
+
+  private nextSegment(after: number): number {
+    for (const id of this.ids()) if (id > after) return id;
+    return this.writeSegment;
+  }
+
+  private deleteSegment(id: number): void {
+    if (this.readFdSegment === id) this.closeReadFd();
+    try {
+      unlinkSync(this.segmentPath(id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    this.sizes.delete(id);
+    this.counters.segmentsDeleted++;
+  }
+
+  private computePending(): number {
+    let total = 0;
+    for (const [id, size] of this.sizes) {
+      if (id > this.committed.segment) total += size;
+      else if (id === this.committed.segment) total += Math.max(0, size - this.committed.offset);
+    }
+    return total;
+  }
+
+  private loadCommitted(): SpoolPosition | undefined {
+    try {
+      const value = JSON.parse(readFileSync(join(this.options.dir, 'committed.json'), 'utf8')) as SpoolPosition;
+      if (Number.isInteger(value.segment) && Number.isInteger(value.offset)) return value;
+    } catch {
+      // Missing (first run) or unreadable (power loss during rename): replay from the oldest
+      // segment — replay is idempotent, so this costs time, not correctness.
+    }
+    return undefined;
+  }
+
+  private ids(): number[] {
+    return [...this.sizes.keys()].sort((a, b) => a - b);
+  }
+
+  private segmentPath(id: number): string {
+    return join(this.options.dir, `seg-${String(id).padStart(16, '0')}.log`);
+  }
+}

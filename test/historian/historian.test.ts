@@ -1,0 +1,162 @@
+// The historian against a real broker and a real influxd: what is stored and how, database
+// setup, batching by size and by interval, bad input, idempotent replay, acknowledge-after-persist.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MqttBus } from '../../bus/index.js';
+import { Historian } from '../../historian/index.js';
+import { historianConfigSchema, type HistorianConfig } from '../../historian/config.js';
+import { waitFor } from '../../lib/wait.js';
+import { startTestBroker, type TestBroker } from '../harness/broker.js';
+import { startTestInflux, type TestInflux } from '../harness/influx.js';
+
+// Recent enough for the raw retention policy (InfluxDB drops points older than it).
+const T0 = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
+
+describe('Historian', () => {
+  let influx: TestInflux;
+  let broker: TestBroker;
+  let dir: string;
+  const running: Historian[] = [];
+  let dbCounter = 0;
+
+  beforeAll(async () => {
+    [influx, broker] = await Promise.all([startTestInflux(), startTestBroker({ wsPort: null })]);
+    await broker.addAccount('hist', 'hist-password', 'historian');
+    await broker.addAccount('gw', 'gw-password', 'gateway');
+    await broker.addAccount('ops', 'ops-password', 'admin');
+    dir = mkdtempSync(join(tmpdir(), 'lw-historian-'));
+  });
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((h) => h.stop()));
+  });
+  afterAll(async () => {
+    await Promise.all([influx?.stop(), broker?.stop()]);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A historian on the broker's in-process bus, with its own database and spool. */
+  async function startHistorian(overrides: Partial<HistorianConfig> = {}): Promise<{ historian: Historian; database: string }> {
+    const database = `h${++dbCounter}`;
+    const config = historianConfigSchema.parse({ influxUrl: influx.url, database, spoolDir: join(dir, database), flushIntervalMs: 50, ...overrides });
+    const historian = new Historian({ bus: broker.broker.bus, config, dataDir: dir });
+    await historian.start();
+    running.push(historian);
+    return { historian, database };
+  }
+
+  async function select(database: string, q: string): Promise<Record<string, unknown>[]> {
+    const [result] = await influx.query(q, database);
+    if (result?.error) throw new Error(result.error);
+    return (result?.series ?? []).flatMap((s) => s.values.map((row) => ({ ...s.tags, ...Object.fromEntries(s.columns.map((c, i) => [c, row[i]])) })));
+  }
+
+  const publish = (topic: string, payload: unknown): Promise<void> => broker.broker.bus.publish(topic, JSON.stringify(payload), { qos: 1 });
+
+  it('sets up the database, retention policies and continuous queries on first start', async () => {
+    const { database } = await startHistorian({ retention: { raw: '3d', minute: '30d', hour: 'INF' } });
+    const rps = await select(database, `SHOW RETENTION POLICIES ON "${database}"`);
+    const byName = Object.fromEntries(rps.map((r) => [r.name, r]));
+    expect(byName.raw).toMatchObject({ duration: '72h0m0s', default: true });
+    expect(byName['1m']).toMatchObject({ duration: '720h0m0s', default: false });
+    expect(byName['1h']).toMatchObject({ duration: '0s', default: false });
+    const [cqs] = await influx.query('SHOW CONTINUOUS QUERIES');
+    const ours = cqs!.series!.find((s) => s.name === database)!.values.map((v) => v[0]);
+    expect(ours).toEqual(expect.arrayContaining(['lw_telemetry_1m', 'lw_telemetry_1h', 'lw_line_1m', 'lw_state_1m', 'lw_commands_1h', 'lw_alerts_1m']));
+  });
+
+  it('stores every kind of event under the documented schema, at the device time', async () => {
+    const { historian, database } = await startHistorian();
+    await publish('lw/A/conv-1/telemetry', { ts: T0, seq: 1, values: { speed: 12.5, temperature: 61 }, station: 's1', type: 'conveyor' });
+    await publish('lw/A/conv-1/state', { ts: T0 + 1, seq: 2, state: 'FAULT', reason: 'motor "overload"', station: 's1' });
+    await publish('lw/A/conv-1/status', { ts: T0 + 2, status: 'offline' });
+    await publish('lw/A/conv-1/cmd', { id: 'c1', action: 'set_speed', params: { speed: 8 }, origin: 'rule:overheat', ts: T0 + 3, expiresAt: T0 + 5000 });
+    await publish('lw/A/conv-1/cmd/ack', { id: 'c1', result: 'done', ts: T0 + 4 });
+    await publish('lw/A/conv-1/cmd/outcome', { id: 'c1', action: 'set_speed', params: { speed: 8 }, origin: 'rule:overheat', target: 'conv-1', outcome: 'done', attempts: 1, issuedAt: T0 + 3, ts: T0 + 5 });
+    await publish('lw/A/alerts', { id: 'a1', rule: 'overheat', severity: 'critical', state: 'raised', message: 'conv-1 at 95 °C\nslowing down', device: 'conv-1', ts: T0 + 6 });
+    await publish('lw/A/summary', { ts: T0 + 7, speed: 8, strategy: 'safe', oee: 0.5 });
+    await historian.flush();
+
+    expect(await select(database, 'SELECT * FROM telemetry')).toEqual([
+      { time: T0, line: 'A', device: 'conv-1', station: 's1', type: 'conveyor', speed: 12.5, temperature: 61, seq: 1 },
+    ]);
+    expect(await select(database, 'SELECT * FROM state')).toEqual([
+      { time: T0 + 1, line: 'A', device: 'conv-1', station: 's1', state: 'FAULT', code: 4, reason: 'motor "overload"', seq: 2 },
+    ]);
+    expect(await select(database, 'SELECT * FROM status')).toEqual([{ time: T0 + 2, line: 'A', device: 'conv-1', status: 'offline', online: 0 }]);
+    // event, action, result and outcome are tags (InfluxQL returns tags only next to a field).
+    const commands = await select(database, 'SELECT "id", "event", "action", "result", "outcome", "params", "attempts", "latencyMs" FROM commands');
+    expect(commands).toEqual([
+      { time: T0 + 3, id: 'c1', event: 'issued', action: 'set_speed', result: null, outcome: null, params: '{"speed":8}', attempts: null, latencyMs: null },
+      { time: T0 + 4, id: 'c1', event: 'ack', action: null, result: 'done', outcome: null, params: null, attempts: null, latencyMs: null },
+      { time: T0 + 5, id: 'c1', event: 'outcome', action: 'set_speed', result: null, outcome: 'done', params: '{"speed":8}', attempts: 1, latencyMs: 2 },
+    ]);
+    expect(await select(database, 'SELECT "id", "state", "message", "raised", "rule", "severity", "device" FROM alerts')).toEqual([
+      { time: T0 + 6, id: 'a1', state: 'raised', message: 'conv-1 at 95 °C\nslowing down', raised: 1, rule: 'overheat', severity: 'critical', device: 'conv-1' },
+    ]);
+    expect(await select(database, 'SELECT "speed", "strategy", "oee" FROM line WHERE "line" = \'A\'')).toEqual([{ time: T0 + 7, speed: 8, strategy: 'safe', oee: 0.5 }]);
+    expect(historian.counters()).toMatchObject({ received: 8, spooled: 8, written: 8, dropped_invalid_payload: 0 });
+  });
+
+  it('counts bad input by reason and stores none of it', async () => {
+    const { historian, database } = await startHistorian();
+    await publish('lw/A/s1/telemetry', { ts: T0, seq: 1, values: { temp: 'hot' } });
+    await broker.broker.bus.publish('lw/A/s1/state', '{not json', { qos: 1 });
+    await publish('lw/A/s1/bogus', { ts: T0 });
+    await publish('lw/A/s1/telemetry', { ts: T0, seq: 2, values: { temp: 20 } });
+    await historian.flush();
+    expect(historian.counters()).toMatchObject({ received: 4, dropped_invalid_payload: 2, dropped_invalid_topic: 1, written: 1 });
+    expect(await select(database, 'SELECT count("temp") FROM telemetry')).toEqual([{ time: 0, count: 1 }]);
+  });
+
+  it('writes a replayed event as the same point, and two events in one millisecond as two', async () => {
+    const { historian, database } = await startHistorian();
+    const event = { ts: T0, seq: 7, values: { temp: 20 } };
+    await publish('lw/A/s1/telemetry', event);
+    await publish('lw/A/s1/telemetry', event);
+    await publish('lw/A/s1/telemetry', { ts: T0, seq: 8, values: { temp: 21 } });
+    await historian.flush();
+    expect(historian.counters().written).toBe(3);
+    expect(await select(database, 'SELECT count("temp") FROM telemetry')).toEqual([{ time: 0, count: 2 }]);
+  });
+
+  it('batches by size: 1000 events with batchSize 100 take about ten writes', async () => {
+    const { historian, database } = await startHistorian({ batchSize: 100, flushIntervalMs: 60_000 });
+    for (let i = 0; i < 1000; i++) await publish('lw/B/s1/telemetry', { ts: T0 + i, seq: i, values: { v: i } });
+    await waitFor(() => historian.counters().written === 1000, 15_000, '1000 points written by batch size alone');
+    expect(historian.counters().write_batches).toBeGreaterThanOrEqual(10);
+    expect(historian.counters().write_batches).toBeLessThanOrEqual(11);
+    expect(await select(database, 'SELECT count("v") FROM telemetry')).toEqual([{ time: 0, count: 1000 }]);
+  });
+
+  it('batches by interval: a few events are written after flushIntervalMs in one batch', async () => {
+    const { historian } = await startHistorian({ batchSize: 10_000, flushIntervalMs: 300 });
+    for (let i = 0; i < 5; i++) await publish('lw/B/s2/telemetry', { ts: T0 + i, seq: i, values: { v: i } });
+    expect(historian.counters().written).toBe(0);
+    await waitFor(() => historian.counters().written === 5, 10_000, 'the interval flush');
+    expect(historian.counters().write_batches).toBe(1);
+  });
+
+  it('acknowledges a QoS 1 message only after it is in the spool (persistent session over MQTT)', async () => {
+    const database = `h${++dbCounter}`;
+    const config = historianConfigSchema.parse({ influxUrl: influx.url, database, spoolDir: join(dir, database), flushIntervalMs: 50 });
+    const bus = await MqttBus.connect(broker.url, { username: 'hist', password: 'hist-password', clientId: 'lw-historian-test', clean: false });
+    const historian = new Historian({ bus, config, dataDir: dir });
+    await historian.start();
+    const device = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password' });
+    try {
+      // publishAsync at QoS 1 resolves on PUBACK from the broker; then the broker's delivery to the
+      // historian is acknowledged once the handler returned, so waiting for `spooled` is bounded.
+      for (let i = 0; i < 50; i++) await device.publishAsync('lw/C/d1/telemetry', JSON.stringify({ ts: T0 + i, seq: i, values: { v: i } }), { qos: 1 });
+      await waitFor(() => historian.counters().spooled === 50, 10_000, '50 events in the spool');
+      await historian.flush();
+      expect(await select(database, 'SELECT count("v") FROM telemetry')).toEqual([{ time: 0, count: 50 }]);
+    } finally {
+      await device.endAsync();
+      await historian.stop();
+      await bus.close();
+    }
+  });
+});

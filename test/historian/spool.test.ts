@@ -1,0 +1,159 @@
+// The write-ahead spool on a real file system: order, restart from the committed position,
+// rotation and deletion, torn tails and corrupt records, the size bound.
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Spool, SpoolFullError } from '../../historian/spool.js';
+
+const MiB = 1024 * 1024;
+
+describe('Spool', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'lw-spool-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const texts = (records: Buffer[]): string[] => records.map((r) => r.toString());
+  const segments = (): string[] => readdirSync(dir).filter((f) => f.startsWith('seg-')).sort();
+
+  it('returns records in order and in bounded batches', () => {
+    const spool = new Spool({ dir, maxBytes: MiB });
+    spool.open();
+    for (let i = 0; i < 10; i++) spool.append(`m v=${i}`);
+    expect(spool.hasUnread()).toBe(true);
+    const a = spool.readBatch(4, MiB);
+    const b = spool.readBatch(100, MiB);
+    expect(texts(a.records)).toEqual(['m v=0', 'm v=1', 'm v=2', 'm v=3']);
+    expect(texts(b.records)).toEqual(['m v=4', 'm v=5', 'm v=6', 'm v=7', 'm v=8', 'm v=9']);
+    expect(spool.hasUnread()).toBe(false);
+    expect(spool.readBatch(100, MiB).records).toHaveLength(0);
+    spool.close();
+  });
+
+  it('after a restart replays exactly what was not committed, counting it as from an earlier run', () => {
+    const first = new Spool({ dir, maxBytes: MiB });
+    first.open();
+    for (let i = 0; i < 6; i++) first.append(`m v=${i}`);
+    const batch = first.readBatch(4, MiB);
+    first.commit(batch.end);
+    first.readBatch(100, MiB); // read but never committed (the write to InfluxDB did not finish)
+    first.close();
+
+    const second = new Spool({ dir, maxBytes: MiB });
+    second.open();
+    second.append('m v=new');
+    const replay = second.readBatch(100, MiB);
+    expect(texts(replay.records)).toEqual(['m v=4', 'm v=5', 'm v=new']);
+    expect(replay.fromEarlierRun).toBe(2);
+    second.commit(replay.end);
+    expect(second.pendingBytes()).toBe(0);
+    second.close();
+    // Everything committed: the old segments are gone, the empty new one too.
+    expect(segments()).toEqual([]);
+  });
+
+  it('rotates segments and deletes them once committed', () => {
+    const spool = new Spool({ dir, maxBytes: 10 * MiB, segmentBytes: 64 * 1024 });
+    spool.open();
+    const payload = 'x'.repeat(1000);
+    for (let i = 0; i < 300; i++) spool.append(`${i} ${payload}`);
+    expect(segments().length).toBeGreaterThan(4);
+    let total = 0;
+    for (;;) {
+      const batch = spool.readBatch(50, MiB);
+      if (batch.records.length === 0) break;
+      expect(batch.records[0]!.toString().split(' ')[0]).toBe(String(total));
+      total += batch.records.length;
+      spool.commit(batch.end);
+    }
+    expect(total).toBe(300);
+    expect(segments()).toHaveLength(1); // only the one being written
+    expect(spool.pendingBytes()).toBe(0);
+    spool.close();
+  });
+
+  it('detects a torn last record after a crash, skips it and keeps everything before it', () => {
+    const crashed = new Spool({ dir, maxBytes: MiB });
+    crashed.open();
+    for (let i = 0; i < 3; i++) crashed.append(`m v=${i}`);
+    crashed.close();
+    const [segment] = segments();
+    // A crash in the middle of the fourth record: its header promises 40 bytes, 5 arrived.
+    const torn = Buffer.alloc(8 + 5);
+    torn.writeUInt32LE(40, 0);
+    torn.write('m v=3', 8);
+    appendFileSync(join(dir, segment!), torn);
+
+    const recovered = new Spool({ dir, maxBytes: MiB });
+    recovered.open();
+    recovered.append('m v=after');
+    const batch = recovered.readBatch(100, MiB);
+    expect(texts(batch.records)).toEqual(['m v=0', 'm v=1', 'm v=2', 'm v=after']);
+    expect(recovered.counters.tornTails).toBe(1);
+    recovered.close();
+  });
+
+  it('detects zeros after a power loss (file extended, data never written) and a torn header', () => {
+    const crashed = new Spool({ dir, maxBytes: MiB });
+    crashed.open();
+    crashed.append('m v=0');
+    crashed.close();
+    const [segment] = segments();
+    appendFileSync(join(dir, segment!), Buffer.alloc(64));
+    const second = new Spool({ dir, maxBytes: MiB });
+    second.open();
+    second.append('m v=1');
+    second.close();
+    const last = segments().at(-1)!;
+    appendFileSync(join(dir, last), Buffer.from([7, 0, 0])); // three bytes of a header
+
+    const recovered = new Spool({ dir, maxBytes: MiB });
+    recovered.open();
+    expect(texts(recovered.readBatch(100, MiB).records)).toEqual(['m v=0', 'm v=1']);
+    expect(recovered.counters.tornTails).toBe(2);
+    recovered.close();
+  });
+
+  it('skips a record whose bytes do not match its CRC and keeps the ones after it', () => {
+    const spool = new Spool({ dir, maxBytes: MiB });
+    spool.open();
+    for (let i = 0; i < 3; i++) spool.append(`m v=${i}`);
+    spool.close();
+    const file = join(dir, segments()[0]!);
+    const bytes = readFileSync(file);
+    const second = 8 + 'm v=0'.length;
+    bytes[second + 8 + 4] ^= 0xff; // flip a byte in the second record's payload
+    writeFileSync(file, bytes);
+
+    const recovered = new Spool({ dir, maxBytes: MiB });
+    recovered.open();
+    expect(texts(recovered.readBatch(100, MiB).records)).toEqual(['m v=0', 'm v=2']);
+    expect(recovered.counters.corruptRecords).toBe(1);
+    recovered.close();
+  });
+
+  it('refuses appends beyond maxBytes with a clear error, and takes them again once committed', () => {
+    const spool = new Spool({ dir, maxBytes: 1024 * 1024 });
+    spool.open();
+    const big = 'y'.repeat(100 * 1024);
+    for (let i = 0; i < 10; i++) spool.append(big);
+    expect(() => spool.append(big)).toThrow(SpoolFullError);
+    expect(() => spool.append(big)).toThrow(/historian\.spoolMaxBytes/);
+    spool.commit(spool.readBatch(5, 100 * MiB).end);
+    expect(() => spool.append(big)).not.toThrow();
+    spool.close();
+  });
+
+  it('fsyncs on every append when fsyncIntervalMs is 0', () => {
+    const spool = new Spool({ dir, maxBytes: MiB, fsyncIntervalMs: 0 });
+    spool.open();
+    spool.append('a v=1');
+    spool.append('a v=2');
+    expect(spool.counters.fsyncs).toBe(2);
+    spool.close();
+  });
+});
