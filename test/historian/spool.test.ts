@@ -126,7 +126,7 @@ describe('Spool', () => {
     const file = join(dir, segments()[0]!);
     const bytes = readFileSync(file);
     const second = 8 + 'm v=0'.length;
-    bytes[second + 8 + 4] ^= 0xff; // flip a byte in the second record's payload
+    bytes[second + 8 + 4] = bytes[second + 8 + 4]! ^ 0xff; // flip a byte in the second record's payload
     writeFileSync(file, bytes);
 
     const recovered = new Spool({ dir, maxBytes: MiB });
