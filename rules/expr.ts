@@ -1,0 +1,173 @@
+// Rule conditions: parsed by jsep (a small, maintained expression parser that only builds an
+// AST), then compiled once into plain closures by the whitelist below. User text is never handed
+// to eval or new Function; only the node types and operators listed here exist, and property
+// access reads own data properties only (no __proto__, constructor, prototype, no methods).
+import jsep from 'jsep';
+
+export type Scope = Record<string, unknown>;
+export type Evaluator = (scope: Scope) => unknown;
+
+export class ExpressionError extends Error {
+  override name = 'ExpressionError';
+}
+
+export interface CompiledExpression {
+  source: string;
+  evaluate: Evaluator;
+  /** Top-level names the expression reads, e.g. `values`, `state` — checked against the rule's scope at load. */
+  names: Set<string>;
+}
+
+const FUNCTIONS: Record<string, (...args: number[]) => number> = {
+  abs: Math.abs,
+  min: (...a) => Math.min(...a),
+  max: (...a) => Math.max(...a),
+  round: Math.round,
+  floor: Math.floor,
+  ceil: Math.ceil,
+  sqrt: Math.sqrt,
+  clamp: (x, lo, hi) => Math.min(Math.max(x!, lo!), hi!),
+};
+
+export const EXPRESSION_FUNCTIONS = Object.keys(FUNCTIONS);
+
+const FORBIDDEN_PROPERTIES = new Set(['__proto__', 'constructor', 'prototype']);
+
+type Binary = (a: unknown, b: unknown) => unknown;
+const BINARY: Record<string, Binary> = {
+  '+': (a, b) => (a as number) + (b as number),
+  '-': (a, b) => (a as number) - (b as number),
+  '*': (a, b) => (a as number) * (b as number),
+  '/': (a, b) => (a as number) / (b as number),
+  '%': (a, b) => (a as number) % (b as number),
+  // `==` is strict: rule authors compare states and numbers, never want coercion.
+  '==': (a, b) => a === b,
+  '===': (a, b) => a === b,
+  '!=': (a, b) => a !== b,
+  '!==': (a, b) => a !== b,
+  '<': (a, b) => (a as number) < (b as number),
+  '<=': (a, b) => (a as number) <= (b as number),
+  '>': (a, b) => (a as number) > (b as number),
+  '>=': (a, b) => (a as number) >= (b as number),
+};
+
+/** Reads an own property of a plain value; anything else (missing, inherited, forbidden) is undefined. */
+function getOwn(obj: unknown, key: unknown): unknown {
+  if (obj === null || typeof obj !== 'object') return undefined;
+  const k = String(key);
+  if (FORBIDDEN_PROPERTIES.has(k) || !Object.hasOwn(obj, k)) return undefined;
+  const v = (obj as Record<string, unknown>)[k];
+  return typeof v === 'function' ? undefined : v;
+}
+
+/** Compiles `source` once; throws ExpressionError naming what is not allowed. */
+export function compileExpression(source: string): CompiledExpression {
+  let ast: jsep.Expression;
+  try {
+    ast = jsep(source);
+  } catch (err) {
+    throw new ExpressionError(`cannot parse "${source}": ${(err as Error).message}`);
+  }
+  const names = new Set<string>();
+  const evaluate = build(ast, source, names);
+  return { source, evaluate, names };
+}
+
+function build(node: jsep.Expression, source: string, names: Set<string>): Evaluator {
+  const fail = (what: string): never => {
+    throw new ExpressionError(`"${source}": ${what}`);
+  };
+  switch (node.type) {
+    case 'Literal': {
+      const value = (node as jsep.Literal).value;
+      if (value instanceof RegExp) fail('regular expressions are not supported');
+      return () => value;
+    }
+    case 'Identifier': {
+      const name = (node as jsep.Identifier).name;
+      if (name === 'true') return () => true;
+      if (name === 'false') return () => false;
+      if (name === 'null') return () => null;
+      if (FORBIDDEN_PROPERTIES.has(name)) fail(`"${name}" is not allowed`);
+      names.add(name);
+      return (scope) => getOwn(scope, name);
+    }
+    case 'MemberExpression': {
+      const m = node as jsep.MemberExpression;
+      const object = build(m.object, source, names);
+      if (!m.computed) {
+        const key = (m.property as jsep.Identifier).name;
+        if (FORBIDDEN_PROPERTIES.has(key)) fail(`property "${key}" is not allowed`);
+        return (scope) => getOwn(object(scope), key);
+      }
+      const property = build(m.property, source, names);
+      return (scope) => getOwn(object(scope), property(scope));
+    }
+    case 'UnaryExpression': {
+      const u = node as jsep.UnaryExpression;
+      const arg = build(u.argument, source, names);
+      switch (u.operator) {
+        case '!':
+          return (scope) => !arg(scope);
+        case '-':
+          return (scope) => -(arg(scope) as number);
+        case '+':
+          return (scope) => +(arg(scope) as number);
+        default:
+          return fail(`operator "${u.operator}" is not supported (use ! - +)`);
+      }
+    }
+    case 'BinaryExpression': {
+      const b = node as jsep.BinaryExpression;
+      const left = build(b.left, source, names);
+      const right = build(b.right, source, names);
+      if (b.operator === '&&') return (scope) => left(scope) && right(scope);
+      if (b.operator === '||') return (scope) => left(scope) || right(scope);
+      if (b.operator === '??') return (scope) => left(scope) ?? right(scope);
+      const op = BINARY[b.operator];
+      if (!op) fail(`operator "${b.operator}" is not supported (use + - * / % == != < <= > >= && || ??)`);
+      return (scope) => op!(left(scope), right(scope));
+    }
+    case 'ConditionalExpression': {
+      const c = node as jsep.ConditionalExpression;
+      const test = build(c.test, source, names);
+      const yes = build(c.consequent, source, names);
+      const no = build(c.alternate, source, names);
+      return (scope) => (test(scope) ? yes(scope) : no(scope));
+    }
+    case 'CallExpression': {
+      const call = node as jsep.CallExpression;
+      const callee = call.callee.type === 'Identifier' ? (call.callee as jsep.Identifier).name : undefined;
+      const fn = callee !== undefined && Object.hasOwn(FUNCTIONS, callee) ? FUNCTIONS[callee] : undefined;
+      if (!fn) fail(`only these functions can be called: ${EXPRESSION_FUNCTIONS.join(', ')}`);
+      const args = call.arguments.map((a) => build(a, source, names));
+      return (scope) => fn!(...args.map((a) => a(scope) as number));
+    }
+    default:
+      return fail(`${node.type} is not supported`);
+  }
+}
+
+/** A message template: literal text with `{expression}` placeholders, e.g. "{device} at {values.temp} °C". */
+export function compileTemplate(template: string): (scope: Scope) => string {
+  const parts: (string | Evaluator)[] = [];
+  let rest = template;
+  for (;;) {
+    const open = rest.indexOf('{');
+    if (open < 0) break;
+    const close = rest.indexOf('}', open);
+    if (close < 0) throw new ExpressionError(`template "${template}": "{" without a closing "}"`);
+    parts.push(rest.slice(0, open));
+    parts.push(compileExpression(rest.slice(open + 1, close)).evaluate);
+    rest = rest.slice(close + 1);
+  }
+  parts.push(rest);
+  return (scope) =>
+    parts
+      .map((p) => {
+        if (typeof p === 'string') return p;
+        const v = p(scope);
+        return typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : String(v);
+      })
+      .join('');
+}

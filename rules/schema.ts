@@ -1,0 +1,120 @@
+// The rule-file format (docs/rules.md): what a YAML file in the rules folder may say.
+import { z } from 'zod';
+import { COMMAND_ACTIONS, DEVICE_STATES, DEVICE_TYPES, SEVERITIES } from '../contracts/schemas.js';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `500ms`, `10s`, `2m`, `1h`, or a number of milliseconds. */
+export const durationSchema = z
+  .union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)$/, 'expected a duration such as 500ms, 10s, 2m or 1h')])
+  .transform((v) => {
+    if (typeof v === 'number') return v;
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v)!;
+    return Math.round(Number(m[1]) * UNITS[m[2]!]!);
+  });
+
+/** `20%` or a fraction such as 0.2. */
+const percentSchema = z
+  .union([z.number().positive(), z.string().regex(/^\d+(\.\d+)?%$/, 'expected a percentage such as 20%')])
+  .transform((v) => (typeof v === 'number' ? v : Number(v.slice(0, -1)) / 100));
+
+/** A line or device id, or a glob over them with `*` and `?`. */
+const patternSchema = z.string().regex(/^[A-Za-z0-9_*?-]{1,64}$/, 'expected an id or a glob with * and ? (letters, digits, _ and -)');
+const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected an id: 1–64 letters, digits, _ or -');
+const expressionSchema = z.string().min(1);
+const stateList = z.union([z.enum(DEVICE_STATES), z.array(z.enum(DEVICE_STATES)).min(1)]);
+
+export const matchSchema = z.strictObject({
+  line: patternSchema.default('*'),
+  device: z.union([patternSchema, z.array(patternSchema).min(1)]).default('*'),
+  type: z.enum(DEVICE_TYPES).optional(),
+  kind: z.enum(['state', 'telemetry', 'status']).default('telemetry'),
+});
+
+const paramValue = z.union([z.number(), z.string(), z.boolean()]);
+
+export const commandActionSchema = z.strictObject({
+  command: z.strictObject({
+    /** A device id on the matched line, or a template such as `{device}`. */
+    target: z.string().min(1),
+    action: z.enum(COMMAND_ACTIONS),
+    /** A string starting with `=` is an expression, e.g. `speed: "=target.speed * 0.8"`. */
+    params: z.record(z.string(), paramValue).default({}),
+    ttl: durationSchema.optional(),
+  }),
+});
+
+export const alertActionSchema = z.strictObject({
+  alert: z.strictObject({
+    severity: z.enum(SEVERITIES).default('warning'),
+    message: z.string().min(1).max(1024),
+  }),
+});
+
+export const actionSchema = z.union([commandActionSchema, alertActionSchema]);
+
+export const ruleSchema = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected a rule id: 1–64 letters, digits, _ . or -'),
+    description: z.string().optional(),
+    enabled: z.boolean().default(true),
+    /** Higher wins when rules command the same target. */
+    priority: z.number().int().default(0),
+    match: matchSchema.prefault({}),
+    when: expressionSchema.optional(),
+    for: durationSchema.optional(),
+    clear: expressionSchema.optional(),
+    clearFor: durationSchema.optional(),
+    window: z
+      .strictObject({ of: expressionSchema, time: durationSchema.optional(), count: z.number().int().min(1).max(10_000).optional() })
+      .refine((w) => (w.time === undefined) !== (w.count === undefined), 'give exactly one of window.time or window.count')
+      .optional(),
+    transition: z.strictObject({ from: z.union([stateList, z.literal('*')]).default('*'), to: stateList }).optional(),
+    absent: z
+      .strictObject({ after: durationSchema, grace: durationSchema.optional(), devices: z.array(idSchema).min(1) })
+      .optional(),
+    lineCount: z.strictObject({ where: expressionSchema, atLeast: z.number().int().min(1) }).optional(),
+    actions: z.array(actionSchema).min(1),
+    onClear: z.array(commandActionSchema).default([]),
+  })
+  .superRefine((r, ctx) => {
+    const triggers = [r.when, r.transition, r.absent, r.lineCount].filter((t) => t !== undefined).length;
+    if (triggers === 0) ctx.addIssue({ code: 'custom', message: 'a rule needs one of when, transition, absent or lineCount' });
+    if (r.absent && triggers > 1) ctx.addIssue({ code: 'custom', path: ['absent'], message: 'absent cannot be combined with when, transition or lineCount' });
+    if (r.absent && r.match.line.includes('*')) ctx.addIssue({ code: 'custom', path: ['match', 'line'], message: 'an absent rule needs a concrete line (the expected devices are on it)' });
+    if (r.transition && r.match.kind !== 'state') ctx.addIssue({ code: 'custom', path: ['match', 'kind'], message: 'a transition rule matches kind: state' });
+    if (r.window && !r.when) ctx.addIssue({ code: 'custom', path: ['window'], message: 'a window needs a when condition over avg, min, max, count or rate' });
+    if (r.window && (r.lineCount || r.absent)) ctx.addIssue({ code: 'custom', path: ['window'], message: 'a window is per device; it cannot be combined with lineCount or absent' });
+  });
+
+export const targetSafetySchema = z.strictObject({
+  /** Minimum time between two commands to the target (any rule). */
+  cooldown: durationSchema.optional(),
+  /** Minimum time a setpoint holds before it may change again. */
+  minDwell: durationSchema.optional(),
+  /** Largest relative change of a numeric setpoint per command; bigger steps are clamped. */
+  maxStep: percentSchema.optional(),
+  /** Commands per target in any 60 s. */
+  budgetPerMinute: z.number().int().min(1).optional(),
+});
+
+export const safetySchema = z.strictObject({
+  defaults: targetSafetySchema.prefault({}),
+  /** Per target, keyed `LINE/DEVICE` (globs allowed, first match wins). */
+  targets: z.record(z.string().regex(/^[A-Za-z0-9_*?-]{1,64}\/[A-Za-z0-9_*?-]{1,64}$/, 'expected LINE/DEVICE'), targetSafetySchema).default({}),
+  oscillation: z
+    .strictObject({ window: durationSchema.default(60_000), reversals: z.number().int().min(2).default(3), suspendFor: durationSchema.default(300_000) })
+    .prefault({}),
+});
+
+export const ruleFileSchema = z.strictObject({
+  rules: z.array(ruleSchema).default([]),
+  safety: safetySchema.optional(),
+});
+
+export type RuleDefinition = z.infer<typeof ruleSchema>;
+export type ActionDefinition = z.infer<typeof actionSchema>;
+export type CommandActionDefinition = z.infer<typeof commandActionSchema>;
+export type TargetSafety = z.infer<typeof targetSafetySchema>;
+export type SafetyDefinition = z.infer<typeof safetySchema>;
+export type RuleFile = z.infer<typeof ruleFileSchema>;
