@@ -2,12 +2,15 @@
 // starts them in order — managed influxd, broker, historian, rules, dashboard, serial gateway,
 // simulated line — all in-process services on the broker's InProcessBus. stop() undoes it in
 // reverse order and leaves no child process behind (influxd, socat).
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startBroker, type LinewatchBroker } from '../../broker/index.js';
 import type { LinewatchConfig } from '../../config/schema.js';
 import { DashboardServer, type InfluxTarget, type MetricSource } from '../../dashboard/server/index.js';
+import { Historian } from '../../historian/index.js';
 import { INFLUXD_INSTALL_HINT, findInfluxd, startManagedInfluxd, type ManagedInfluxd } from '../../historian/influxd.js';
+import { RulesEngine, formatLoadError } from '../../rules/index.js';
 import { logger } from '../../lib/log.js';
 import type { Service } from '../../lib/service.js';
 import type { StatusFigures } from './status.js';
@@ -50,6 +53,12 @@ export function underDataDir(path: string, dataDir: string): string {
   return join(dataDir, rel);
 }
 
+/** The rules folder: as configured, or — for the default — the examples shipped with linewatch. */
+export function rulesDir(dir: string): string {
+  if (existsSync(dir) || dir !== 'rules/examples') return dir;
+  return fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../rules/examples' : '../../rules/examples', import.meta.url));
+}
+
 export async function startLine(config: LinewatchConfig, hooks: UpOptions): Promise<RunningLine> {
   const dataDir = config.dataDir;
   mkdirSync(dataDir, { recursive: true });
@@ -59,6 +68,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
   let broker: LinewatchBroker | undefined;
   let dashboard: DashboardServer | undefined;
   let influx: InfluxTarget | undefined;
+  let historianRef: Historian | undefined;
 
   const stopAll = async (): Promise<void> => {
     for (const step of started.reverse()) {
@@ -101,7 +111,27 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
     const { mqtt, ws } = broker.ports;
     hooks.say(`broker: mqtt://${brokerConfig.host}:${mqtt}${ws !== null ? `  ws://${brokerConfig.host}:${ws}/mqtt` : ''}${brokerConfig.open ? '  (OPEN MODE: no authentication)' : ''}`);
 
-    // 3. The dashboard (before the devices, so it sees their first retained messages live).
+    // 3. The historian, on the broker's in-process bus.
+    let historian: Historian | undefined;
+    if (influx) {
+      historian = new Historian({ bus: broker.bus, config: config.historian, dataDir, influxUrl: influx.url });
+      await startService(historian);
+    }
+    historianRef = historian;
+
+    // 4. The rules engine.
+    if (config.rules.enabled) {
+      const dir = rulesDir(config.rules.dir);
+      if (!existsSync(dir)) hooks.say(`rules: the folder ${dir} does not exist; the engine runs with no rules until it does (set rules.dir)`);
+      const { enabled: _enabled, dir: _dir, stateFile, ...settings } = config.rules;
+      const rules = new RulesEngine({ bus: broker.bus, dir, stateFile: underDataDir(stateFile, dataDir), settings });
+      await startService(rules);
+      const set = rules.rules();
+      hooks.say(`rules: ${set.rules.length} rules from ${dir}`);
+      for (const e of set.errors) hooks.say(`rules: ${formatLoadError(e)}`);
+    }
+
+    // 5. The dashboard (before the devices, so it sees their first retained messages live).
     if (config.dashboard.enabled) {
       const sources = (): MetricSource[] => [{ name: 'broker', counters: () => b.counters() }, ...services.filter((s) => s !== dashboard)];
       dashboard = new DashboardServer({ bus: broker.bus, config: config.dashboard, influx: influx ?? null, metricSources: sources });
@@ -125,7 +155,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       commands: commands.length,
       commandsAcked: commands.filter((c) => c.ack === 'done' || c.ack === 'accepted').length,
       activeAlerts: view?.activeAlerts().length ?? 0,
-      influxBacklog: influx ? 0 : null,
+      influxBacklog: historianRef ? (historianRef.counters().queue_depth ?? 0) : null,
     };
   };
   const b2 = (): LinewatchBroker => broker!;
