@@ -7,17 +7,18 @@ import { readAccounts, verifyPassword, type Account } from './accounts.js';
 
 export class AccountStore {
   private accounts: Record<string, Account> = {};
-  private loadedMtimeMs = -1;
+  /** inode:mtime:size of the file last read; every save is a rename, so a new inode each time. */
+  private loadedVersion = '';
   /** username → sha256(salt ‖ password) of the last password that verified. */
   private readonly verified = new Map<string, string>();
 
   constructor(readonly file: string) {}
 
   async load(): Promise<void> {
-    const mtimeMs = await stat(this.file).then((s) => s.mtimeMs, () => 0);
-    if (mtimeMs === this.loadedMtimeMs) return;
+    const version = await stat(this.file).then((s) => `${s.ino}:${s.mtimeMs}:${s.size}`, () => 'missing');
+    if (version === this.loadedVersion) return;
     this.accounts = readAccounts(this.file).accounts;
-    this.loadedMtimeMs = mtimeMs;
+    this.loadedVersion = version;
     this.verified.clear();
   }
 

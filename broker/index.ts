@@ -177,8 +177,9 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   });
   aedes.on('client', () => counters.clients++);
   aedes.on('clientDisconnect', () => counters.clients--);
-  aedes.on('connectionError', (client: Client, err: Error) => {
+  aedes.on('connectionError', (client: Client, err: Error & { code?: string }) => {
     if (/connect did not arrive in time/.test(err.message)) counters.reject('connect_timeout');
+    else if (err.code === undefined && !guarded.has(client.conn)) counters.reject('malformed_packet'); // mqtt-packet's parse errors carry no code
     log.debug({ err: err.message, remote: remoteOf(client) }, 'connection error before CONNECT');
   });
   aedes.on('clientError', (client: Client, err: Error) => {
@@ -186,6 +187,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     log.debug({ clientId: client.id, err: err.message }, 'client error');
   });
 
+  const guarded = new WeakSet<object>(); // streams the packet guard closed (already counted)
   const accept = (stream: Duplex, remote: string, req?: IncomingMessage): void => {
     if (counters.connections >= config.maxConnections) {
       counters.reject('max_connections');
@@ -196,6 +198,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     counters.connections++;
     stream.once('close', () => counters.connections--);
     guardPacketSize(stream, config.maxPacketBytes, (verdict) => {
+      guarded.add(stream);
       const reason: RejectReason = verdict.reason === 'oversize' ? 'oversize_packet' : 'malformed_packet';
       counters.reject(reason);
       log.warn({ remote, declared: verdict.declared, maxPacketBytes: config.maxPacketBytes }, verdict.reason === 'oversize' ? 'closed a connection whose packet is larger than broker.maxPacketBytes' : 'closed a connection sending bytes that are not MQTT');
@@ -220,6 +223,23 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   const sampler = setInterval(() => counters.sample(), 1000);
   sampler.unref();
   counters.sample();
+  const statsTimer = setInterval(publishStats, config.statsIntervalMs);
+  statsTimer.unref();
+
+  /** $SYS/linewatch/stats (all of it, JSON) plus one plain number per topic for simple dashboards. */
+  function publishStats(): void {
+    const s = counters.stats();
+    const values: [string, string][] = [
+      ['stats', JSON.stringify({ ts: Date.now(), ...s })],
+      ['clients/connected', String(s.clients)],
+      ['messages/in_per_second', String(s.messagesInPerSecond)],
+      ['messages/out_per_second', String(s.messagesOutPerSecond)],
+      ...Object.entries(s.rejects).map(([reason, n]): [string, string] => [`rejects/${reason}`, String(n)]),
+    ];
+    for (const [topic, payload] of values) {
+      publish({ cmd: 'publish', topic: `$SYS/linewatch/${topic}`, payload: Buffer.from(payload), qos: 0, retain: false, dup: false }, null, () => undefined);
+    }
+  }
 
   if (config.open) {
     log.warn('OPEN MODE: no authentication, no ACL — any client may publish and subscribe to anything. Development only; never expose this broker.');
@@ -237,6 +257,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     stop() {
       stopping ??= (async () => {
         clearInterval(sampler);
+        clearInterval(statsTimer);
         await bus.close();
         await Promise.all(listeners.map((l) => l.close()));
         await new Promise<void>((resolve) => aedes.close(() => resolve()));
