@@ -52,11 +52,25 @@ function renderFigures() {
   $('devices-online').textContent = `${online} / ${devices.size}`;
 }
 
+// The few readings worth a glance per kind of device, with short labels and units.
+const GLANCE = {
+  station: ['goodCount', 'scrapCount', 'cycleTime'],
+  conveyor: ['speed', 'motorTemp', 'load'],
+  'line-controller': ['speedSetpoint', 'goodCount', 'scrapCount'],
+  sensor: ['temperature', 'humidity'],
+};
+const LABELS = { goodCount: 'good', scrapCount: 'scrap', cycleTime: 'cycle', motorTemp: 'motor', speedSetpoint: 'setpoint' };
+const UNITS = { speed: ' m/min', speedSetpoint: ' m/min', motorTemp: ' °C', temperature: ' °C', humidity: ' %', cycleTime: ' s' };
+
 function readings(d) {
-  const entries = Object.entries(d.values);
-  const preferred = ['speed', 'temperature', 'motorTemp', 'temp', 'count', 'produced'];
-  entries.sort((a, b) => (preferred.indexOf(a[0]) + 1 || 99) - (preferred.indexOf(b[0]) + 1 || 99));
-  return entries.slice(0, 3).map(([k, v]) => `${k} ${fmt(v)}`).join(' · ');
+  const wanted = GLANCE[kindOf(d)] ?? Object.keys(d.values).slice(0, 3);
+  return wanted
+    .filter((k) => typeof d.values[k] === 'number')
+    .map((k) => {
+      const v = d.values[k];
+      return `${LABELS[k] ?? k} ${Number.isInteger(v) ? v : fmt(v)}${UNITS[k] ?? ''}`;
+    })
+    .join(' · ');
 }
 
 function tile(d) {

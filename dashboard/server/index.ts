@@ -139,6 +139,10 @@ export class DashboardServer implements Service {
     const method = req.method ?? 'GET';
     try {
       if (url.pathname === '/healthz') return this.json(res, 200, { status: 'ok', uptimeMs: Date.now() - this.started });
+      if (url.pathname === '/favicon.ico') {
+        res.writeHead(204).end(); // no icon; answering keeps the browser's console clean
+        return;
+      }
       const isApi = url.pathname.startsWith('/api/') || url.pathname === '/events' || url.pathname === '/metrics';
       if (!isApi) {
         if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} is not allowed on ${url.pathname}; use GET`);
