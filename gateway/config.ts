@@ -2,16 +2,68 @@
 import { z } from 'zod';
 
 export const CODECS = ['ndjson', 'text', 'modbus'] as const;
+export type CodecName = (typeof CODECS)[number];
+
+const REGISTER_TABLES = ['holding', 'input'] as const;
+
+export const modbusRegisterSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/).describe('telemetry value name'),
+  table: z.enum(REGISTER_TABLES).default('holding'),
+  address: z.number().int().min(0).max(65_535),
+  /** The published value is raw / scale (a register holding tenths has scale 10). */
+  scale: z.number().positive().default(1),
+  signed: z.boolean().default(false),
+});
+
+const writeSchema = z.strictObject({ address: z.number().int().min(0).max(65_535), value: z.number().int().min(0).max(65_535) });
+
+export const modbusMapSchema = z.strictObject({
+  unitId: z.number().int().min(1).max(247).default(1),
+  pollIntervalMs: z.number().int().min(50).default(1000),
+  timeoutMs: z.number().int().min(50).default(500),
+  registers: z.array(modbusRegisterSchema).min(1),
+  /** A register whose value indexes `states` (e.g. 0 = RUNNING, 1 = IDLE, …). */
+  stateRegister: z
+    .strictObject({
+      table: z.enum(REGISTER_TABLES).default('holding'),
+      address: z.number().int().min(0).max(65_535),
+      states: z.array(z.enum(['RUNNING', 'IDLE', 'BLOCKED', 'STARVED', 'FAULT', 'MAINTENANCE', 'STOPPED'])).min(1),
+    })
+    .optional(),
+  /** Holding registers written for commands; an action without an entry is rejected. */
+  commands: z
+    .strictObject({
+      set_speed: z.strictObject({ address: z.number().int().min(0).max(65_535), scale: z.number().positive().default(1) }).optional(),
+      start: writeSchema.optional(),
+      stop: writeSchema.optional(),
+      reset_fault: writeSchema.optional(),
+    })
+    .default({}),
+});
+export type ModbusMap = z.infer<typeof modbusMapSchema>;
 
 export const gatewayPortSchema = z.strictObject({
-  path: z.string().describe('serial device, e.g. /dev/ttyUSB0'),
+  path: z.string().min(1).describe('serial device, e.g. /dev/ttyUSB0'),
   device: z.string().regex(/^[A-Za-z0-9_-]{1,64}\/[A-Za-z0-9_-]{1,64}$/, 'must be LINE/DEVICE').describe('LINE/DEVICE this port speaks for'),
   baudRate: z.number().int().positive().default(9600),
   codec: z.enum(CODECS).default('ndjson'),
-});
+  /** Longest frame accepted (bytes); a longer line is dropped as `overlong`. */
+  maxFrameBytes: z.number().int().min(16).max(65_536).default(1024),
+  /** Exclusive lock on the port (serialport's default). */
+  lock: z.boolean().default(true),
+  /** Reopen delays when the port disappears: doubling from reopenMinMs up to reopenMaxMs. */
+  reopenMinMs: z.number().int().min(10).default(500),
+  reopenMaxMs: z.number().int().min(10).default(30_000),
+  /** Register map, required for codec `modbus`. */
+  modbus: modbusMapSchema.optional(),
+}).refine((p) => p.codec !== 'modbus' || p.modbus !== undefined, { message: 'codec modbus needs a `modbus:` register map', path: ['modbus'] });
+export type GatewayPortConfig = z.input<typeof gatewayPortSchema>;
+export type GatewayPort = z.infer<typeof gatewayPortSchema>;
 
 export const gatewayConfigSchema = z.strictObject({
   ports: z.array(gatewayPortSchema).default([]),
   spoolDir: z.string().default('.linewatch/gateway-spool').describe('store-and-forward while the broker is away'),
+  /** Largest spool on disk; events beyond it are dropped and counted (`spool_full`). */
+  spoolMaxBytes: z.number().int().min(1024).default(256 * 1024 * 1024),
 });
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;

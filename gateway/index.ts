@@ -1,0 +1,88 @@
+// The serial gateway: each configured port (ndjson, text or Modbus RTU) bridged to the broker,
+// with one disk spool so nothing a serial device says is lost while the broker is away.
+import type { Bus } from '../bus/index.js';
+import type { Counters, Service } from '../lib/service.js';
+import { gatewayPortSchema, type GatewayPort, type GatewayPortConfig } from './config.js';
+import { LineBridge } from './line-bridge.js';
+import { ModbusBridge } from './modbus-bridge.js';
+import { Outbox } from './outbox.js';
+import { DiskSpool } from './spool.js';
+
+export { gatewayConfigSchema, gatewayPortSchema, type GatewayConfig, type GatewayPortConfig, type ModbusMap } from './config.js';
+export { listSerialPorts, type PortListing } from './list-ports.js';
+export { lineCodecs, ndjsonCodec, textCodec, xorChecksum, type LineCodec } from './codecs/index.js';
+
+export interface SerialGatewayOptions {
+  bus: Bus;
+  ports: GatewayPortConfig[];
+  /** Directory of the store-and-forward spool. */
+  spoolDir: string;
+  /** Default 256 MiB. */
+  spoolMaxBytes?: number;
+}
+
+export class SerialGateway implements Service {
+  readonly name = 'gateway';
+  private readonly ports: GatewayPort[];
+  private bridges: (LineBridge | ModbusBridge)[] = [];
+  private outbox: Outbox | undefined;
+  private spool: DiskSpool | undefined;
+
+  constructor(private readonly options: SerialGatewayOptions) {
+    this.ports = options.ports.map((p, i) => {
+      const parsed = gatewayPortSchema.safeParse(p);
+      if (!parsed.success) throw new Error(`gateway.ports.${i}: ${parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
+      return parsed.data;
+    });
+  }
+
+  async start(): Promise<void> {
+    this.spool = await DiskSpool.open(this.options.spoolDir, this.options.spoolMaxBytes ?? 256 * 1024 * 1024);
+    this.outbox = new Outbox(this.options.bus, this.spool);
+    for (const port of this.ports) {
+      const bridge = port.codec === 'modbus' ? new ModbusBridge(port, this.options.bus, this.outbox) : new LineBridge(port, this.options.bus, this.outbox);
+      await bridge.start();
+      this.bridges.push(bridge);
+    }
+  }
+
+  async stop(): Promise<void> {
+    const bridges = this.bridges;
+    this.bridges = [];
+    await Promise.all(bridges.map((b) => b.stop()));
+    await this.outbox?.stop();
+    await this.spool?.close();
+    this.outbox = undefined;
+    this.spool = undefined;
+  }
+
+  /** True when every event has been published (nothing spooled or in flight). */
+  drained(): boolean {
+    return this.outbox?.idle() ?? true;
+  }
+
+  /** Whether each port is open right now, by path. */
+  portsOpen(): Record<string, boolean> {
+    return Object.fromEntries(this.bridges.map((b, i) => [this.ports[i]!.path, b instanceof LineBridge ? b.link.isOpen : b.isOpen]));
+  }
+
+  counters(): Counters {
+    const out: Counters = { ports: this.ports.length };
+    const add = (k: string, v: number): void => {
+      out[k] = (out[k] ?? 0) + v;
+    };
+    for (const b of this.bridges) {
+      for (const [k, v] of Object.entries(b.counters)) add(k, v);
+      if (b instanceof LineBridge) {
+        add('port_reopens', b.link.reopens);
+        add('port_open_failures', b.link.openFailures);
+      }
+      add('ports_open', (b instanceof LineBridge ? b.link.isOpen : b.isOpen) ? 1 : 0);
+    }
+    if (this.outbox) {
+      for (const [k, v] of Object.entries(this.outbox.counters)) out[k] = v;
+      out.spool_backlog_bytes = this.outbox.backlogBytes();
+    }
+    return out;
+  }
+}

@@ -1,0 +1,212 @@
+// The serial gateway end to end: a socat PTY pair (device end written by the test, gateway end
+// opened through serialport), the real linewatch broker with a gateway account, real MQTT clients.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { SerialPort } from 'serialport';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { addAccount, brokerConfigSchema, startBroker, type LinewatchBroker } from '../../broker/index.js';
+import { MqttBus } from '../../bus/index.js';
+import { topics, validatePayload } from '../../contracts/index.js';
+import { textCodec, ndjsonCodec } from '../../gateway/codecs/index.js';
+import { SerialGateway } from '../../gateway/index.js';
+import { sleep, waitFor, withTimeout } from '../../lib/wait.js';
+import { startPtyPair, type TestPtyPair } from '../harness/pty.js';
+
+const GW = { username: 'gw-1', password: 'gw-secret-1' };
+const WATCH = { username: 'watcher', password: 'watch-secret-1' };
+
+let dir: string;
+let devicesFile: string;
+let broker: LinewatchBroker;
+let url: string;
+
+async function startOurBroker(port = 0): Promise<LinewatchBroker> {
+  return startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port, wsPort: null, devicesFile }));
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'linewatch-gw-test-'));
+  devicesFile = join(dir, 'devices.json');
+  await addAccount(devicesFile, { ...GW, role: 'gateway' });
+  await addAccount(devicesFile, { ...WATCH, role: 'admin' });
+  broker = await startOurBroker();
+  url = `mqtt://127.0.0.1:${broker.ports.mqtt}`;
+});
+
+afterAll(async () => {
+  await broker?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A subscriber that records every message on `filter`. */
+async function watch(filter: string): Promise<{ client: MqttClient; got: { topic: string; payload: string }[] }> {
+  const client = await mqtt.connectAsync(url, { ...WATCH, reconnectPeriod: 200 });
+  const got: { topic: string; payload: string }[] = [];
+  client.on('message', (topic, payload) => got.push({ topic, payload: payload.toString() }));
+  await client.subscribeAsync(filter, { qos: 1 });
+  return { client, got };
+}
+
+async function openDeviceEnd(path: string): Promise<SerialPort> {
+  const port = new SerialPort({ path, baudRate: 115200, autoOpen: false });
+  await new Promise<void>((resolve, reject) => port.open((e) => (e ? reject(e) : resolve())));
+  return port;
+}
+
+function write(port: SerialPort, data: string | Buffer): Promise<void> {
+  return new Promise((resolve, reject) => port.write(data, (e) => (e ? reject(e) : port.drain((d) => (d ? reject(d) : resolve())))));
+}
+
+interface Rig {
+  pty: TestPtyPair;
+  gateway: SerialGateway;
+  bus: MqttBus;
+  device: SerialPort;
+  spoolDir: string;
+}
+
+const rigs: Rig[] = [];
+const clients: MqttClient[] = [];
+
+async function rig(codec: 'ndjson' | 'text', deviceId: string, extra: Record<string, unknown> = {}): Promise<Rig> {
+  const pty = await startPtyPair();
+  const bus = await MqttBus.connect(url, { ...GW, reconnectPeriod: 200 });
+  const spoolDir = join(dir, `spool-${deviceId}`);
+  const gateway = new SerialGateway({ bus, spoolDir, ports: [{ path: pty.gateway, device: `A/${deviceId}`, codec, baudRate: 115200, reopenMinMs: 50, reopenMaxMs: 400, ...extra }] });
+  await gateway.start();
+  await waitFor(() => gateway.portsOpen()[pty.gateway], 5000, 'the gateway to open its port');
+  const device = await openDeviceEnd(pty.device);
+  const r = { pty, gateway, bus, device, spoolDir };
+  rigs.push(r);
+  return r;
+}
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.endAsync(true);
+  for (const r of rigs.splice(0)) {
+    if (r.device.isOpen) await new Promise<void>((res) => r.device.close(() => res()));
+    await r.gateway.stop();
+    await r.bus.close();
+    await r.pty.stop();
+  }
+});
+
+describe('SerialGateway', () => {
+  it('forwards ndjson frames as valid device messages, keeping device ts and seq', async () => {
+    const { device } = await rig('ndjson', 'nd-1');
+    const w = await watch('lw/A/nd-1/#');
+    clients.push(w.client);
+    await write(device, ndjsonCodec.encodeEvent('state', { ts: 1767000000000, seq: 0, state: 'RUNNING', type: 'station' }));
+    await write(device, ndjsonCodec.encodeEvent('telemetry', { ts: 1767000001000, seq: 1, values: { cycleTime: 5.2 } }));
+    await waitFor(() => w.got.length >= 2, 5000, 'two messages at the subscriber');
+    expect(w.got[0]!.topic).toBe(topics.state('A', 'nd-1'));
+    expect(JSON.parse(w.got[0]!.payload)).toEqual({ ts: 1767000000000, seq: 0, state: 'RUNNING', type: 'station' });
+    expect(w.got[1]!.topic).toBe(topics.telemetry('A', 'nd-1'));
+    expect(validatePayload('telemetry', w.got[1]!.payload)).toMatchObject({ ok: true, value: { seq: 1, values: { cycleTime: 5.2 } } });
+  });
+
+  it('drops garbage, bad checksums, overlong lines and schema violations, counting each reason', async () => {
+    const { device, gateway } = await rig('text', 'tx-1', { maxFrameBytes: 64 });
+    const w = await watch('lw/A/tx-1/telemetry');
+    clients.push(w.client);
+    await write(device, textCodec.encodeEvent('telemetry', { values: { n: 1 } }));
+    await write(device, Buffer.from([0x00, 0xff, 0x13, 0x37, 0x0a])); // binary noise
+    await write(device, '$TM,n=2*00\n'); // wrong checksum
+    await write(device, `$TM,${'x=1,'.repeat(40)}x=1*00\n`); // longer than 64 bytes
+    await write(device, 'hello there\n'); // not a sentence
+    await write(device, textCodec.encodeEvent('telemetry', { values: { n: 3 } }));
+    await waitFor(() => w.got.length >= 2, 5000, 'the two good frames');
+    await sleep(100);
+    expect(w.got.map((m) => JSON.parse(m.payload).values.n)).toEqual([1, 3]);
+    expect(JSON.parse(w.got[1]!.payload).seq).toBe(JSON.parse(w.got[0]!.payload).seq + 1); // stamped by the gateway
+    const c = gateway.counters();
+    expect(c).toMatchObject({ forwarded: 2, dropped_garbage: 2, dropped_checksum: 1, dropped_overlong: 1 });
+  });
+
+  it('survives the port disappearing mid-stream and reopens it', async () => {
+    const r = await rig('text', 'tx-2');
+    const w = await watch('lw/A/tx-2/telemetry');
+    clients.push(w.client);
+    await write(r.device, textCodec.encodeEvent('telemetry', { values: { n: 1 } }));
+    await write(r.device, '$TM,n=');  // a partial frame when the cable goes
+    await waitFor(() => w.got.length >= 1, 5000, 'the first frame');
+    await r.pty.unplug();
+    await waitFor(() => !r.gateway.portsOpen()[r.pty.gateway], 5000, 'the gateway to notice the port is gone');
+    await sleep(300); // a few failed reopen attempts with backoff
+    await r.pty.replug();
+    await waitFor(() => r.gateway.portsOpen()[r.pty.gateway], 5000, 'the gateway to reopen the port');
+    r.device = await openDeviceEnd(r.pty.device);
+    await write(r.device, textCodec.encodeEvent('telemetry', { values: { n: 2 } }));
+    await waitFor(() => w.got.length >= 2, 5000, 'the frame after the reopen');
+    expect(w.got.map((m) => JSON.parse(m.payload).values.n)).toEqual([1, 2]);
+    const c = r.gateway.counters();
+    expect(c.port_reopens).toBe(1);
+    expect(c.dropped_partial).toBe(1);
+  });
+
+  it('carries a command MQTT → gateway → serial → device → ack → MQTT', async () => {
+    const { device } = await rig('text', 'tx-3');
+    const w = await watch('lw/A/tx-3/cmd/ack');
+    clients.push(w.client);
+    // The test plays the device: decode CM sentences, answer with AK sentences.
+    let buffered = '';
+    device.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        const cmd = textCodec.decodeCommand(line);
+        if (!cmd.ok) continue;
+        const speed = cmd.value.params.speed as number;
+        const answer = speed > 60 ? { id: cmd.value.id, result: 'rejected', reason: 'above 60 m/min' } : { id: cmd.value.id, result: 'done' };
+        void write(device, textCodec.encodeEvent('ack', answer));
+      }
+    });
+    const sender = await mqtt.connectAsync(url, WATCH);
+    clients.push(sender);
+    const now = Date.now();
+    await sender.publishAsync(topics.cmd('A', 'tx-3'), JSON.stringify({ id: 'c-ok', action: 'set_speed', params: { speed: 30 }, origin: 'test', ts: now, expiresAt: now + 10_000 }), { qos: 1 });
+    await sender.publishAsync(topics.cmd('A', 'tx-3'), JSON.stringify({ id: 'c-fast', action: 'set_speed', params: { speed: 90 }, origin: 'test', ts: now, expiresAt: now + 10_000 }), { qos: 1 });
+    await sender.publishAsync(topics.cmd('A', 'tx-3'), JSON.stringify({ id: 'c-old', action: 'stop', params: {}, origin: 'test', ts: now - 20_000, expiresAt: now - 10_000 }), { qos: 1 });
+    await waitFor(() => w.got.length >= 3, 5000, 'three acks');
+    const acks = w.got.map((m) => JSON.parse(m.payload));
+    expect(acks.find((a) => a.id === 'c-ok')).toMatchObject({ result: 'done' });
+    expect(acks.find((a) => a.id === 'c-fast')).toMatchObject({ result: 'rejected', reason: 'above 60 m/min' });
+    expect(acks.find((a) => a.id === 'c-old')).toMatchObject({ result: 'rejected', reason: expect.stringMatching(/expired/) });
+  });
+
+  it('stores events on disk while the broker is away and delivers all of them in order afterwards', async () => {
+    const r = await rig('ndjson', 'nd-2');
+    const port = broker.ports.mqtt;
+    const w = await watch('lw/A/nd-2/telemetry');
+    clients.push(w.client);
+    const frame = (seq: number) => ndjsonCodec.encodeEvent('telemetry', { ts: 1767000000000 + seq * 1000, seq, values: { n: seq } });
+    for (let i = 0; i < 5; i++) await write(r.device, frame(i));
+    await waitFor(() => w.got.length >= 5, 5000, 'the first five events');
+
+    await broker.stop();
+    await waitFor(() => !r.bus.client.connected, 5000, 'the gateway to notice the broker is gone');
+    for (let i = 5; i < 105; i++) await write(r.device, frame(i));
+    await waitFor(() => r.gateway.counters().spooled! >= 100, 5000, 'the events to reach the spool');
+    expect(r.gateway.counters().spool_backlog_bytes).toBeGreaterThan(0);
+
+    broker = await startOurBroker(port); // same port: clients reconnect by themselves
+    await waitFor(() => w.got.length >= 105, 15_000, 'every event after the broker came back');
+    await waitFor(() => r.gateway.drained(), 5000, 'the spool to drain');
+    const seqs = w.got.map((m) => JSON.parse(m.payload).seq as number);
+    expect(seqs).toEqual(Array.from({ length: 105 }, (_, i) => i));
+    expect(r.gateway.counters()).toMatchObject({ spooled: 100, replayed: 100, spool_backlog_bytes: 0 });
+  });
+});
+
+describe('gateway harness cleanup', () => {
+  it('leaves no socat behind', async () => {
+    const pty = await startPtyPair();
+    const pid = pty.pid();
+    await withTimeout(pty.stop(), 5000, 'socat to stop');
+    expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
