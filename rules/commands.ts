@@ -4,6 +4,9 @@
 // step, oscillation) → publish lw/{line}/{target}/cmd (QoS 1) → wait for cmd/ack with the same
 // id → re-send the same id on ack timeout, a bounded number of times → publish the outcome on
 // lw/{line}/{target}/cmd/outcome. A command a limit refuses is never sent; its outcome is `blocked`.
+// A speed change bigger than maxStep is split: the first step goes now, the rest follow as a ramp
+// (one step per max(minDwell, cooldown, 1 s)) until the value is reached or another command for
+// the same setpoint supersedes it.
 import type { Bus } from '../bus/bus.js';
 import type { AckPayload, CommandAction, CommandOutcome, CommandOutcomePayload, CommandPayload } from '../contracts/schemas.js';
 import { topics } from '../contracts/topics.js';
@@ -84,6 +87,13 @@ interface TargetState {
   changes: Record<string, { value: ParamValue; from?: ParamValue; ruleId: string; priority: number; at: number }[]>;
 }
 
+interface Ramp {
+  req: CommandRequest;
+  /** Where the ramp ends. */
+  goal: number;
+  nextAt: number;
+}
+
 interface Pending {
   command: CommandPayload;
   line: string;
@@ -98,6 +108,7 @@ export interface CommandCenterSnapshot {
   holds: Record<string, Hold>;
   suspended: Record<string, number>;
   pending: Pending[];
+  ramps: Record<string, Ramp>;
   nextId: number;
 }
 
@@ -138,6 +149,7 @@ export class CommandCenter {
   private holds = new Map<string, Hold>();
   private suspended = new Map<string, number>();
   private pending = new Map<string, Pending>();
+  private ramps = new Map<string, Ramp>();
   private nextId = 0;
   private safetyCache = new Map<string, TargetSafety>();
 
@@ -181,7 +193,11 @@ export class CommandCenter {
     return this.pending.size;
   }
 
-  issue(req: CommandRequest): IssueResult {
+  /**
+   * Checks the limits and sends the command (or records why not). `fromRamp` marks the next step of
+   * a split speed change: it does not take a priority hold (its rule may have cleared meanwhile).
+   */
+  issue(req: CommandRequest, fromRamp = false): IssueResult {
     const now = this.o.clock.now();
     const id = `${this.o.idPrefix}-${++this.nextId}`;
     const name = `${req.line}/${req.target}`;
@@ -191,6 +207,7 @@ export class CommandCenter {
     const { key, value } = setpointOf(req.action, params);
     const holdKey = `${name}|${key}`;
     const setpoint = t.setpoints[key];
+    if (!fromRamp) this.ramps.delete(holdKey); // a new command supersedes a ramp in progress
     // Stopping is never delayed by cooldown, dwell or budget: it is the safe direction.
     const urgent = req.action === 'stop';
 
@@ -226,8 +243,10 @@ export class CommandCenter {
         if (Math.abs(clamped - value) > 1e-9) {
           finalValue = Math.round(clamped * 1000) / 1000;
           params = { ...params, speed: finalValue };
-          note = `speed ${value} clamped to ${finalValue} (max step ${Math.round(limits.maxStep * 100)} % from ${base})`;
-          this.o.count('commands_clamped');
+          const every = this.stepEvery(limits);
+          note = `speed ${value} split: ${finalValue} now (max step ${Math.round(limits.maxStep * 100)} % from ${base}), then a step every ${every} ms`;
+          this.o.count('commands_split');
+          this.ramps.set(holdKey, { req: { ...req, params: { ...req.params, speed: value } }, goal: value, nextAt: now + every });
         }
       }
     }
@@ -263,7 +282,7 @@ export class CommandCenter {
     if (!setpoint || setpoint.value !== finalValue) {
       t.setpoints[key] = { value: finalValue, previous: setpoint?.value, at: now, ruleId: req.ruleId, priority: req.priority, commandId: id };
     }
-    this.holds.set(holdKey, { holder: req.holder, ruleId: req.ruleId, priority: req.priority });
+    if (!fromRamp) this.holds.set(holdKey, { holder: req.holder, ruleId: req.ruleId, priority: req.priority });
     this.pending.set(id, { command, line: req.line, target: req.target, attempts: 1, retryAt: now + this.o.ackTimeoutMs, accepted: false });
     this.o.count('commands_sent');
     this.o.onEvent({ type: 'command', line: req.line, target: req.target, command, note });
@@ -293,9 +312,18 @@ export class CommandCenter {
     this.record(line, device, p.command, ack.result, p.attempts, ack.reason);
   }
 
-  /** Retries and expiries; called by the engine's tick. */
+  /** Retries, expiries and ramp steps; called by the engine's tick. */
   tick(): void {
     const now = this.o.clock.now();
+    for (const [key, ramp] of this.ramps) {
+      if (now < ramp.nextAt) continue;
+      this.ramps.delete(key);
+      // Re-issued toward the goal: clamped again (and a new ramp set) if still more than one step away.
+      // A ramp step that a limit blocks ends the ramp; its blocked outcome says why.
+      const r = this.issue(ramp.req, true);
+      // Our own earlier step (or another command to the target) may still be in its dwell or cooldown: try again later.
+      if (!r.sent && /^(dwell|cooldown)/.test(r.reason)) this.ramps.set(key, { ...ramp, nextAt: now + this.stepEvery(this.safetyFor(ramp.req.line, ramp.req.target)) });
+    }
     for (const [id, p] of this.pending) {
       if (p.accepted) {
         // Accepted stands as the outcome if `done` never comes.
@@ -322,6 +350,7 @@ export class CommandCenter {
       holds: Object.fromEntries(this.holds),
       suspended: Object.fromEntries(this.suspended),
       pending: [...this.pending.values()],
+      ramps: Object.fromEntries(this.ramps),
       nextId: this.nextId,
     };
   }
@@ -331,6 +360,12 @@ export class CommandCenter {
     this.holds = new Map(Object.entries(s.holds));
     this.suspended = new Map(Object.entries(s.suspended));
     this.pending = new Map(s.pending.map((p) => [p.command.id, p]));
+    this.ramps = new Map(Object.entries(s.ramps ?? {}));
+    this.nextId = s.nextId;
+  }
+
+  private stepEvery(limits: TargetSafety): number {
+    return Math.max(limits.minDwell ?? 0, limits.cooldown ?? 0, 1000);
   }
 
   private targetState(name: string): TargetState {

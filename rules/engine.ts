@@ -430,7 +430,8 @@ export class RulesEngine implements Service {
       action: action.action,
       params,
       ttlMs: action.ttlMs,
-      current: targetRec?.values.speed,
+      // The base for maxStep before anything was commanded: the target's reported setpoint, else its speed.
+      current: targetRec?.values.speedSetpoint ?? targetRec?.values.setpoint ?? targetRec?.values.speed,
     });
   }
 

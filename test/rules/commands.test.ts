@@ -111,7 +111,23 @@ describe('actuator safety', () => {
     expect(f.outcomes.find((o) => o.outcome === 'blocked')!.reason).toMatch(/^dwell: speed of A\/ctl changed 3000 ms ago/);
   });
 
-  it('max step: a speed change bigger than 20 % of the current speed is clamped', async () => {
+  it('max step: a big speed change is split into steps of at most 20 %, one per dwell, until reached', async () => {
+    f = await startFixture(`safety:\n  defaults: { maxStep: 20%, minDwell: 5s }\nrules:\n${speedRule('r')}`);
+    f.autoAck('ctl');
+    await f.telemetry('ctl', { speedSetpoint: 40 });
+    await pulse(f, 20);
+    await f.advance(30_000);
+    expect(f.commands.map((c) => [c.params.speed, c.ts - f!.commands[0]!.ts])).toEqual([
+      [32, 0],
+      [25.6, 5_000],
+      [20.48, 10_000],
+      [20, 15_000],
+    ]);
+    expect(f.outcomes.map((o) => o.outcome)).toEqual(['done', 'done', 'done', 'done']);
+    expect(f.events.find((e) => e.type === 'command')).toMatchObject({ note: 'speed 20 split: 32 now (max step 20 % from 40), then a step every 5000 ms' });
+  });
+
+  it('max step: a new command for the setpoint supersedes a ramp in progress', async () => {
     f = await startFixture(`safety:\n  defaults: { maxStep: 20% }\nrules:\n${speedRule('r')}`);
     f.autoAck('ctl');
     await f.telemetry('ctl', { speed: 50 }); // the controller reports its speed
@@ -119,7 +135,8 @@ describe('actuator safety', () => {
     await pulse(f, 100); // from the commanded 40: clamped to 48
     await pulse(f, 45); // within 20 %
     expect(f.commands.map((c) => c.params.speed)).toEqual([40, 48, 45]);
-    expect(f.events.filter((e) => e.type === 'command').map((e) => (e.type === 'command' ? e.note : ''))[0]).toBe('speed 10 clamped to 40 (max step 20 % from 50)');
+    await f.advance(5_000);
+    expect(f.commands.map((c) => c.params.speed)).toEqual([40, 48, 45]); // the ramps toward 10 and 100 were superseded
   });
 
   it('budget: at most N commands per target per minute; stop is always allowed', async () => {
