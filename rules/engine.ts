@@ -4,7 +4,7 @@
 // the rules indexed for its kind, line and device → per rule instance (one per device, or per
 // line for lineCount) a small state machine idle → pending (`for`) → active → (clear, `clearFor`)
 // → idle. Entering active runs the actions; leaving it clears the alert and runs onClear.
-import { mkdirSync, readFileSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Bus, Unsubscribe } from '../bus/bus.js';
 import type { AlertPayload, DeviceState, DeviceType, StatePayload, StatusPayload, TelemetryPayload } from '../contracts/schemas.js';
@@ -145,6 +145,9 @@ export class RulesEngine implements Service {
   private watcher?: FSWatcher;
   private reloadTimer?: NodeJS.Timeout;
   private running = false;
+  /** The folder did not exist at start: looked for again every few seconds. */
+  private dirMissing = false;
+  private dirCheckedAt = 0;
 
   constructor(private readonly options: RulesEngineOptions) {
     this.bus = options.bus;
@@ -167,7 +170,9 @@ export class RulesEngine implements Service {
   /** Loads the rules (throws listing every error if a file is broken), restores state, subscribes. */
   async start(): Promise<void> {
     if (this.running) return;
-    const set = loadRuleDir(this.options.dir, this.lastGood);
+    this.dirMissing = !existsSync(this.options.dir);
+    if (this.dirMissing) log.warn({ dir: this.options.dir }, 'the rules folder does not exist; running with no rules until it does');
+    const set = this.dirMissing ? { ...this.ruleSet, rules: [] } : loadRuleDir(this.options.dir, this.lastGood);
     if (set.errors.length > 0) {
       throw new Error(`rules: ${set.errors.length} error(s) in ${this.options.dir}:\n  ${set.errors.map(formatLoadError).join('\n  ')}\nFix them (check with: linewatch rules check ${this.options.dir}).`);
     }
@@ -177,7 +182,7 @@ export class RulesEngine implements Service {
     this.restore();
     this.running = true;
     this.unsubscribe = await this.bus.subscribe([...topics.allDeviceEvents], (topic, payload) => this.handle(topic, payload), { qos: 1 });
-    if (this.options.watch !== false) this.watchDir();
+    if (this.options.watch !== false && !this.dirMissing) this.watchDir();
     this.scheduleTick();
     log.info({ dir: this.options.dir, rules: set.rules.length }, 'rules engine started');
   }
@@ -513,6 +518,15 @@ export class RulesEngine implements Service {
       }
     }
     this.center.tick();
+    if (this.dirMissing && now - this.dirCheckedAt >= 2000) {
+      this.dirCheckedAt = now;
+      if (existsSync(this.options.dir)) {
+        this.dirMissing = false;
+        log.info({ dir: this.options.dir }, 'the rules folder appeared; loading it');
+        this.reload();
+        if (this.options.watch !== false) this.watchDir();
+      }
+    }
     if (this.options.stateFile && now - this.lastSnapshotAt >= this.settings.snapshotEveryMs) {
       this.lastSnapshotAt = now;
       this.saveSnapshot();

@@ -1,12 +1,134 @@
-// `linewatch rules` — placeholder until its issue lands; it says so instead of pretending to work.
+// `linewatch rules` — run the rules engine against a broker; `rules check DIR` lints rule files;
+// `rules test DIR --scenario FILE` runs them against the simulated line in simulated time.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { MqttBus } from '../../bus/index.js';
+import { loadConfig } from '../../config/load.js';
+import { rootLogger } from '../../lib/log.js';
+import { formatLoadError, loadRuleDir } from '../../rules/load.js';
+import { RulesEngine } from '../../rules/engine.js';
+import { formatTimeline, runScenario } from '../../rules/scenario-run.js';
+import { durationSchema } from '../../rules/schema.js';
+import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
+import { onShutdown } from '../shutdown.js';
+
+interface RunFlags {
+  config?: string;
+  broker?: string;
+  dir?: string;
+  stateFile?: string;
+  username?: string;
+  password?: string;
+  clientId: string;
+}
+
+interface TestFlags {
+  scenario: string;
+  seed: number;
+  duration?: string;
+  line: string;
+  json?: boolean;
+}
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new UserError(`"${value}" is not a whole number`);
+  return n;
+}
+
+function requireDir(dir: string): string {
+  if (!existsSync(dir)) throw new UserError(`the rules folder ${dir} does not exist; pass a folder of rule YAML files`);
+  return dir;
+}
 
 export function registerRules(program: Command): void {
-  program
+  const rules = program
     .command('rules')
-    .description('(not available yet)')
-    .action(() => {
-      throw new UserError('`linewatch rules` is not available in this build yet');
+    .description('run the rules engine against an MQTT broker (or: rules check DIR, rules test DIR --scenario FILE)')
+    .option('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883 (required to run the engine)')
+    .option('--dir <dir>', 'folder of rule YAML files, reloaded on change (default: rules.dir, rules/examples)')
+    .option('--state-file <file>', 'windows, timers and alerts kept across restarts (default: rules.stateFile)')
+    .option('--username <name>', 'MQTT username (an account with the rules role)')
+    .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
+    .option('--client-id <id>', 'MQTT client id; kept stable so the broker holds QoS 1 messages while the engine restarts', 'linewatch-rules')
+    .option('--config <file>', 'linewatch.yaml (its rules: section)')
+    .action(async (flags: RunFlags) => {
+      if (!flags.broker) throw new UserError('rules: --broker URL is required to run the engine (or use `linewatch rules check DIR` / `linewatch rules test DIR --scenario FILE`)');
+      const config = loadConfig(flags.config, { rules: { dir: flags.dir, stateFile: flags.stateFile } });
+      const { enabled: _enabled, dir, stateFile, ...settings } = config.rules;
+      requireDir(dir);
+      const problems = loadRuleDir(dir).errors;
+      if (problems.length > 0) throw new UserError(`${problems.length} error(s) in ${dir}:\n  ${problems.map(formatLoadError).join('\n  ')}`);
+      let bus: MqttBus;
+      try {
+        bus = await MqttBus.connect(flags.broker, {
+          username: flags.username,
+          password: flags.password ?? process.env.LINEWATCH_MQTT_PASSWORD,
+          clientId: flags.clientId,
+          clean: false,
+        });
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
+      const engine = new RulesEngine({ bus, dir, stateFile, settings });
+      try {
+        await engine.start();
+      } catch (err) {
+        await bus.close();
+        throw new UserError((err as Error).message);
+      }
+      console.log(`linewatch rules: ${engine.rules().rules.length} rules from ${resolve(dir)} running against ${flags.broker}; Ctrl-C stops`);
+      onShutdown(async () => {
+        await engine.stop();
+        await bus.close();
+      });
+    });
+
+  rules
+    .command('check <dir>')
+    .description('lint the rule files in DIR: prints every error as file:line [rule id]: what is wrong; exits 1 if any')
+    .action((dir: string) => {
+      requireDir(dir);
+      const set = loadRuleDir(dir);
+      for (const e of set.errors) console.error(formatLoadError(e));
+      if (set.errors.length > 0) {
+        console.error(`${set.errors.length} error(s) in ${dir}`);
+        process.exitCode = 1;
+        return;
+      }
+      console.log(`${dir}: ${set.rules.length} rules OK (${set.rules.map((r) => r.id).join(', ')})`);
+    });
+
+  rules
+    .command('test <dir>')
+    .description('run the rules in DIR against the simulated line in simulated time; prints the timeline of alerts and commands (deterministic for a seed)')
+    .requiredOption('--scenario <file>', 'scenario YAML (e.g. simulators/scenarios/demo.yaml)')
+    .option('--seed <n>', 'simulation seed', integer, 1)
+    .option('--duration <time>', 'simulated time to run, e.g. 5m (default: 1 minute after the last scenario event ends)')
+    .option('--line <id>', 'line id of the simulated line', 'A')
+    .option('--json', 'print the timeline as JSON lines')
+    .action(async (dir: string, flags: TestFlags) => {
+      // The timeline is the output; logs (with wall-clock times) would make it differ run to run.
+      if (!process.env.LINEWATCH_LOG_LEVEL) rootLogger.level = 'warn';
+      requireDir(dir);
+      const set = loadRuleDir(dir);
+      if (set.errors.length > 0) throw new UserError(`${set.errors.length} error(s) in ${dir}:\n  ${set.errors.map(formatLoadError).join('\n  ')}`);
+      const scenario = loadScenarioFile(flags.scenario);
+      let durationMs: number | undefined;
+      if (flags.duration !== undefined) {
+        const d = durationSchema.safeParse(flags.duration);
+        if (!d.success) throw new UserError(`--duration ${flags.duration}: expected a duration such as 90s or 5m`);
+        durationMs = d.data;
+      }
+      const result = await runScenario({ dir, scenario, seed: flags.seed, durationMs, line: flags.line });
+      if (flags.json) for (const e of result.timeline) console.log(JSON.stringify(e));
+      else {
+        console.log(`# ${set.rules.length} rules from ${dir}, scenario ${scenario.name}, seed ${flags.seed}, ${(result.durationMs / 1000).toFixed(0)} s simulated`);
+        for (const line of formatTimeline(result.timeline)) console.log(line);
+        const c = result.counters;
+        console.log(`# ${c.alerts_raised ?? 0} alerts raised, ${c.alerts_cleared ?? 0} cleared; ${c.commands_sent ?? 0} commands sent, ${c.outcome_done ?? 0} done, ${c.outcome_blocked ?? 0} blocked, ${c.outcome_expired ?? 0} expired`);
+      }
     });
 }
