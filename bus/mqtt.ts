@@ -21,7 +21,12 @@ export class MqttBus implements Bus {
   handlerErrors = 0;
   private readonly routes = new Set<Route>();
 
+  /** Resolves when the first subscription is registered (see dispatch). */
+  private readonly firstRoute: Promise<void>;
+  private routeAdded: () => void = () => undefined;
+
   private constructor(readonly client: MqttClient) {
+    this.firstRoute = new Promise((resolve) => (this.routeAdded = resolve));
     // Acknowledge (PUBACK/PUBCOMP) only after the handlers resolved: MQTT.js sends the ack
     // when handleMessage's callback runs.
     client.handleMessage = (packet, callback) => {
@@ -33,6 +38,10 @@ export class MqttBus implements Bus {
   static async connect(url: string, options: MqttBusOptions = {}): Promise<MqttBus> {
     const { connectTimeoutMs = 10_000, ...clientOptions } = options;
     const client = mqtt.connect(url, { reconnectPeriod: 1000, connectTimeout: connectTimeoutMs, ...clientOptions });
+    // Take over message handling before the first packet can arrive: a persistent session
+    // (clean: false) gets its queued messages right after CONNACK, and MQTT.js's default handler
+    // would acknowledge them unhandled.
+    const bus = new MqttBus(client);
     try {
       await withTimeout(
         new Promise<void>((resolve, reject) => {
@@ -47,7 +56,7 @@ export class MqttBus implements Bus {
       throw new Error(`cannot connect to the MQTT broker at ${url}: ${(err as Error).message}`, { cause: err });
     }
     client.on('error', (err) => log.warn({ err: err.message, url }, 'MQTT client error'));
-    return new MqttBus(client);
+    return bus;
   }
 
   async publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<void> {
@@ -58,6 +67,7 @@ export class MqttBus implements Bus {
     const filters = Array.isArray(filter) ? filter : [filter];
     const route: Route = { filters, handler };
     this.routes.add(route);
+    this.routeAdded();
     const granted = await this.client.subscribeAsync(filters, { qos: options.qos ?? 0 });
     const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
     if (refused.length > 0) {
@@ -78,6 +88,9 @@ export class MqttBus implements Bus {
   }
 
   private async dispatch(topic: string, payload: Buffer): Promise<void> {
+    // Messages of a persistent session can arrive before the service has subscribed again: hold
+    // them, unacknowledged (MQTT.js hands over one message at a time), until it has.
+    if (this.routes.size === 0) await this.firstRoute;
     for (const route of this.routes) {
       if (!route.filters.some((f) => topicMatches(f, topic))) continue;
       try {

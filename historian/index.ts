@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import type { Bus, Unsubscribe } from '../bus/bus.js';
 import { STRATEGIES, topics, type PayloadOf, type Strategy, type SummaryPayload } from '../contracts/index.js';
 import { logger } from '../lib/log.js';
-import type { Counters, Service } from '../lib/service.js';
+import type { Service } from '../lib/service.js';
 import { sleep } from '../lib/wait.js';
 import type { HistorianConfig } from './config.js';
 import { InfluxClient, setupDatabase, type WriteFailure } from './influx.js';
@@ -41,6 +41,9 @@ export interface HistorianOptions {
   /** Clock for OEE summaries (ms since epoch). */
   clock?: () => number;
 }
+
+/** Counters and gauges: what was received, spooled, written, replayed, dropped by reason; spool and queue state. */
+export type HistorianCounters = ReturnType<Historian['counters']>;
 
 type DropReason = 'invalid_topic' | 'invalid_payload' | 'spool_full' | 'spool_error' | 'rejected';
 
@@ -134,7 +137,7 @@ export class Historian implements Service {
     log.info(this.counters(), 'historian stopped');
   }
 
-  counters(): Counters {
+  counters() {
     return {
       ...this.c,
       queue_depth: this.unread,

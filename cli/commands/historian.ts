@@ -1,12 +1,87 @@
-// `linewatch historian` — placeholder until its issue lands; it says so instead of pretending to work.
+// `linewatch historian` — the historian alone: any MQTT broker → InfluxDB (or a managed influxd).
 import type { Command } from 'commander';
+import { MqttBus } from '../../bus/index.js';
+import { loadConfig } from '../../config/load.js';
+import { Historian } from '../../historian/index.js';
 import { UserError } from '../errors.js';
+import { onShutdown } from '../shutdown.js';
+
+interface HistorianFlags {
+  config?: string;
+  broker: string;
+  username?: string;
+  password?: string;
+  clientId: string;
+  influx?: string;
+  database?: string;
+  influxUsername?: string;
+  influxPassword?: string;
+  dataDir?: string;
+  spoolDir?: string;
+  batchSize?: number;
+  flushInterval?: number;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`"${value}" is not a whole number ≥ 1`);
+  return n;
+}
 
 export function registerHistorian(program: Command): void {
   program
     .command('historian')
-    .description('(not available yet)')
-    .action(() => {
-      throw new UserError('`linewatch historian` is not available in this build yet');
+    .description('store every event, command and alert from an MQTT broker in InfluxDB (nothing lost: QoS 1, persistent session, on-disk spool)')
+    .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883')
+    .option('--username <name>', 'MQTT username (an account with the historian role)')
+    .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
+    .option('--client-id <id>', 'MQTT client id of the persistent session; keep it stable across restarts', 'linewatch-historian')
+    .option('--influx <url>', 'InfluxDB 1.x API base URL (2.x/3.x: their v1-compatible endpoint); default: historian.influxUrl, else a managed influxd in the data dir')
+    .option('--database <name>', 'InfluxDB database (default linewatch)')
+    .option('--influx-username <name>', 'InfluxDB user (2.x/3.x: any name)')
+    .option('--influx-password <password>', 'InfluxDB password (2.x/3.x: an API token; or set LINEWATCH_INFLUX_PASSWORD)')
+    .option('--data-dir <dir>', 'where the spool and a managed influxd live (default .linewatch)')
+    .option('--spool-dir <dir>', 'the spool (default <data dir>/historian-spool)')
+    .option('--batch-size <n>', 'points per write (default 5000)', positiveInt)
+    .option('--flush-interval <ms>', 'write a partial batch after this long (default 1000)', positiveInt)
+    .option('--config <file>', 'linewatch.yaml (its historian: section and dataDir)')
+    .action(async (flags: HistorianFlags) => {
+      const config = loadConfig(flags.config, {
+        dataDir: flags.dataDir,
+        historian: {
+          influxUrl: flags.influx,
+          database: flags.database,
+          username: flags.influxUsername,
+          password: flags.influxPassword ?? process.env.LINEWATCH_INFLUX_PASSWORD,
+          spoolDir: flags.spoolDir,
+          batchSize: flags.batchSize,
+          flushIntervalMs: flags.flushInterval,
+        },
+      });
+      let bus: MqttBus;
+      try {
+        // A persistent session (clean: false, fixed client id): while the historian is away the
+        // broker keeps its QoS 1 messages, and a message is acknowledged only once it is spooled.
+        bus = await MqttBus.connect(flags.broker, {
+          username: flags.username,
+          password: flags.password ?? process.env.LINEWATCH_MQTT_PASSWORD,
+          clientId: flags.clientId,
+          clean: false,
+        });
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
+      const historian = new Historian({ bus, config: config.historian, dataDir: config.dataDir });
+      try {
+        await historian.start();
+      } catch (err) {
+        await bus.close();
+        throw new UserError((err as Error).message);
+      }
+      console.log(`linewatch historian: ${flags.broker} → ${historian.influxUrl} database ${config.historian.database}`);
+      onShutdown(async () => {
+        await historian.stop();
+        await bus.close();
+      });
     });
 }
