@@ -259,11 +259,15 @@ export class LineModel {
     return out;
   }
 
-  /** Gives `device` a command; returns its immediate answer (accepted or rejected). `done` follows from advance(). */
-  command(deviceId: string, cmd: CommandPayload): SimEvent[] {
+  /**
+   * Gives `device` a command; returns its immediate answer (accepted or rejected). `done` follows
+   * from advance(). `expiryClock` is the time `expiresAt` is judged against: the device clock by
+   * default; LineSimulator passes the wall clock, since commands come from outside the simulation.
+   */
+  command(deviceId: string, cmd: CommandPayload, expiryClock = this.now()): SimEvent[] {
     const d = this.devices.get(deviceId);
     if (!d || this.isOffline(d)) return [];
-    const verdict = this.apply(d, cmd);
+    const verdict = this.apply(d, cmd, expiryClock);
     if (typeof verdict === 'string') {
       this.ack(d, { id: cmd.id, result: 'rejected', reason: verdict });
     } else {
@@ -276,9 +280,8 @@ export class LineModel {
   }
 
   /** Returns a rejection reason, or how to tell the command is done. */
-  private apply(d: Device, cmd: CommandPayload): string | { done: () => boolean; deadlineMs?: number; failReason?: string } {
-    const now = this.now();
-    if (cmd.expiresAt < now) return `expired: expiresAt ${cmd.expiresAt} is before the device time ${now}`;
+  private apply(d: Device, cmd: CommandPayload, now: number): string | { done: () => boolean; deadlineMs?: number; failReason?: string } {
+    if (cmd.expiresAt < now) return `expired: expiresAt ${cmd.expiresAt} is before the device's time ${now}`;
     const immediately = { done: () => true };
     switch (cmd.action) {
       case 'set_speed': {
