@@ -1,0 +1,108 @@
+// `linewatch rules check | test | --broker` with the built CLI (dist/), as a user runs them.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor, withTimeout } from '../../lib/wait.js';
+import { run } from '../harness/mosquitto-clients.js';
+import { startTestBroker, type TestBroker } from '../harness/broker.js';
+
+const BIN = fileURLToPath(new URL('../../bin/linewatch.js', import.meta.url));
+const BUILT = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const EXAMPLES = fileURLToPath(new URL('../../rules/examples', import.meta.url));
+const DEMO = fileURLToPath(new URL('../../simulators/scenarios/demo.yaml', import.meta.url));
+
+let dir: string;
+beforeAll(() => {
+  if (!existsSync(BUILT)) throw new Error('dist/ is missing: run `npm run build` before these tests (npm test does)');
+  dir = mkdtempSync(join(tmpdir(), 'linewatch-rules-cli-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const linewatch = (...args: string[]) => run(process.execPath, [BIN, ...args], 60_000);
+
+describe('linewatch rules check', () => {
+  it('accepts the example rules', async () => {
+    const r = await linewatch('rules', 'check', EXAMPLES);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/7 rules OK \(conveyor-overheat, st-2-jam-stops-feeder/);
+  });
+
+  it('exits 1 and names file:line and rule id for each error', async () => {
+    const bad = join(dir, 'bad');
+    rmSync(bad, { recursive: true, force: true });
+    mkdirSync(bad);
+    writeFileSync(join(bad, 'a.yaml'), 'rules:\n  - id: ok\n    when: values.t > 1\n    actions: [{ alert: { message: m } }]\n  - id: typo\n    when: valus.t > 1\n    actions: [{ alert: { message: m } }]\n');
+    writeFileSync(join(bad, 'b.yaml'), 'rules:\n  - id: slow\n    when: values.t > 1\n    for: 3 parsecs\n    actions: [{ alert: { message: m } }]\n');
+    const r = await linewatch('rules', 'check', bad);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('a.yaml:6 [typo]: when: unknown name "valus"');
+    expect(r.stderr).toContain('b.yaml:4 [slow]: rules.0.for: expected a duration');
+    expect(r.stderr).toContain('2 error(s)');
+  });
+});
+
+describe('linewatch rules test', () => {
+  it('prints the same timeline for the same seed, with the demo line’s alerts and commands', async () => {
+    const a = await linewatch('rules', 'test', EXAMPLES, '--scenario', DEMO, '--seed', '1');
+    const b = await linewatch('rules', 'test', EXAMPLES, '--scenario', DEMO, '--seed', '1');
+    expect(a.code).toBe(0);
+    expect(a.stdout).toBe(b.stdout);
+    const lines = a.stdout.split('\n');
+    expect(lines.some((l) => /command .* st-2 stop \{\}\s+rule:st-3-jam-stops-feeder/.test(l))).toBe(true);
+    expect(lines.some((l) => /alert\s+raised\s+warning\s+device-silent:A\/env-2/.test(l))).toBe(true);
+    expect(lines.some((l) => /command .* line-ctl set_speed \{"speed":32\}\s+rule:conveyor-overheat/.test(l))).toBe(true);
+    expect(lines.some((l) => /alert\s+cleared\s+warning\s+conveyor-overheat:A\/conv-2/.test(l))).toBe(true);
+    expect(lines.at(-2)).toMatch(/# \d+ alerts raised, \d+ cleared; \d+ commands sent, \d+ done, 0 blocked, 0 expired/);
+  });
+});
+
+describe('linewatch rules --broker', () => {
+  let tb: TestBroker;
+  beforeAll(async () => {
+    tb = await startTestBroker({ wsPort: null });
+    await tb.addAccount('rules-engine', 'rules-password', 'rules');
+    await tb.addAccount('A/line-ctl', 'ctl-password', 'device');
+    await tb.addAccount('A/conv-2', 'conv-password', 'device');
+  });
+  afterAll(async () => tb.stop());
+
+  it('runs the engine against a broker: a hot conveyor gets the line controller a set_speed command over TCP; SIGTERM saves state', async () => {
+    const stateFile = join(dir, 'state.json');
+    const engine = spawn(process.execPath, [BIN, 'rules', '--broker', tb.url, '--dir', EXAMPLES, '--state-file', stateFile, '--username', 'rules-engine', '--password', 'rules-password'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    engine.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    engine.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const ctl = mqtt.connect(tb.url, { username: 'A/line-ctl', password: 'ctl-password', clientId: 'A/line-ctl' });
+    const conv = mqtt.connect(tb.url, { username: 'A/conv-2', password: 'conv-password', clientId: 'A/conv-2' });
+    try {
+      await waitFor(() => out.includes('Ctrl-C stops'), 20_000, `the engine to start (output: ${out})`);
+      const commands: { id: string; action: string; params: Record<string, unknown> }[] = [];
+      ctl.on('message', (_t, p) => {
+        const cmd = JSON.parse(p.toString()) as { id: string; action: string; params: Record<string, unknown> };
+        commands.push(cmd);
+        ctl.publish('lw/A/line-ctl/cmd/ack', JSON.stringify({ id: cmd.id, result: 'done', ts: Date.now() }), { qos: 1 });
+      });
+      await ctl.subscribeAsync('lw/A/line-ctl/cmd', { qos: 1 });
+      await ctl.publishAsync('lw/A/line-ctl/telemetry', JSON.stringify({ ts: Date.now(), seq: 1, values: { speedSetpoint: 40 } }), { qos: 1 });
+      // 80+ °C for 10 s of device time: two readings 10 s apart (device time), sent now.
+      const now = Date.now();
+      await conv.publishAsync('lw/A/conv-2/telemetry', JSON.stringify({ ts: now - 1_000, seq: 1, type: 'conveyor', values: { motorTemp: 85 } }), { qos: 1 });
+      await conv.publishAsync('lw/A/conv-2/telemetry', JSON.stringify({ ts: now + 9_000, seq: 2, type: 'conveyor', values: { motorTemp: 86 } }), { qos: 1 });
+      await waitFor(() => commands.length >= 1, 10_000, 'the set_speed command at the line controller');
+      expect(commands[0]).toMatchObject({ action: 'set_speed', params: { speed: 32 } });
+    } finally {
+      ctl.end(true);
+      conv.end(true);
+      engine.kill('SIGTERM');
+      await withTimeout(new Promise((resolve) => engine.once('exit', resolve)), 15_000, 'the engine to exit after SIGTERM');
+    }
+    const saved = JSON.parse(readFileSync(stateFile, 'utf8')) as { instances: { ruleId: string; phase: string }[] };
+    expect(saved.instances).toContainEqual(expect.objectContaining({ ruleId: 'conveyor-overheat', phase: 'active' }));
+  });
+});
