@@ -2,18 +2,25 @@
 // starts them in order — managed influxd, broker, historian, rules, dashboard, serial gateway,
 // simulated line — all in-process services on the broker's InProcessBus. stop() undoes it in
 // reverse order and leaves no child process behind (influxd, socat).
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBroker, type LinewatchBroker } from '../../broker/index.js';
 import type { LinewatchConfig } from '../../config/schema.js';
 import { DashboardServer, type InfluxTarget, type MetricSource } from '../../dashboard/server/index.js';
+import { SerialGateway, type GatewayPortConfig } from '../../gateway/index.js';
 import { Historian } from '../../historian/index.js';
 import { INFLUXD_INSTALL_HINT, findInfluxd, startManagedInfluxd, type ManagedInfluxd } from '../../historian/influxd.js';
 import { RulesEngine, formatLoadError } from '../../rules/index.js';
+import { LineSimulator, loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
+import { provisionDeviceAccounts } from './credentials.js';
 import { logger } from '../../lib/log.js';
 import type { Service } from '../../lib/service.js';
+import { SOCAT_INSTALL_HINT, findSocat, openPtyPair, type PtyPair } from './pty-pair.js';
 import type { StatusFigures } from './status.js';
+
+/** The simulated station that talks through the serial gateway, like a legacy device. */
+export const SERIAL_STATION = 'st-5';
 
 const log = logger('up');
 
@@ -138,6 +145,60 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       await startService(dashboard);
       const tokenQuery = dashboard.token ? `/?token=${dashboard.token}` : '/';
       hooks.say(`dashboard: ${dashboard.url}${dashboard.tokenGenerated ? tokenQuery : '/'}${dashboard.tokenGenerated ? '  (token generated for this run; set dashboard.token to keep one)' : ''}`);
+    }
+
+    // 6. A socat PTY pair for the serial station, and the serial gateway on its far end
+    //    (plus any ports from gateway.ports).
+    let pair: PtyPair | undefined;
+    const line = config.simulate.line;
+    if (config.simulate.enabled && hooks.serial !== false) {
+      if (!findSocat()) {
+        hooks.say(`serial: socat was not found, so every simulated device speaks MQTT; ${SOCAT_INSTALL_HINT}`);
+      } else {
+        const deviceEnd = join(dataDir, `pty-${line}-${SERIAL_STATION}-device`);
+        const gatewayEnd = join(dataDir, `pty-${line}-${SERIAL_STATION}-gateway`);
+        // Links left by a run that was killed would make socat fail.
+        for (const link of [deviceEnd, gatewayEnd]) rmSync(link, { force: true });
+        const opened = await openPtyPair(deviceEnd, gatewayEnd);
+        pair = opened;
+        started.push({ name: 'socat', stop: () => opened.stop() });
+        childPids.push(opened.pid);
+        hooks.say(`serial: ${line}/${SERIAL_STATION} talks through the serial gateway on ${opened.a} ⇄ ${opened.b} (socat pid ${opened.pid})`);
+      }
+    }
+    const ports: GatewayPortConfig[] = [...config.gateway.ports];
+    if (pair) ports.push({ path: pair.b, device: `${line}/${SERIAL_STATION}`, codec: 'ndjson' });
+    if (ports.length > 0) {
+      const gateway = new SerialGateway({ bus: broker.bus, ports, spoolDir: underDataDir(config.gateway.spoolDir, dataDir) });
+      await startService(gateway);
+      hooks.say(`gateway: ${ports.length} serial port(s): ${ports.map((p) => `${p.path} → ${p.device}`).join(', ')}`);
+    }
+
+    // 7. The simulated line: every device over MQTT with its own account and will, except the
+    //    serial station, which writes frames into its end of the PTY pair.
+    if (config.simulate.enabled) {
+      const sim = config.simulate;
+      const scenario = sim.scenario ? loadScenarioFile(sim.scenario) : loadDemoScenario();
+      const host = brokerConfig.host === '0.0.0.0' || brokerConfig.host === '::' ? '127.0.0.1' : brokerConfig.host;
+      const serialDevices = pair ? [{ device: SERIAL_STATION, path: pair.a, codec: 'ndjson' as const }] : [];
+      let credentials: ((line: string, device: string) => { username: string; password: string } | undefined) | undefined;
+      const simulator = new LineSimulator({
+        line,
+        seed: sim.seed,
+        scenario,
+        rateHz: sim.rateHz,
+        speedup: sim.speedup,
+        mqtt: { url: `mqtt://${host.includes(':') ? `[${host}]` : host}:${broker.ports.mqtt}`, mode: 'per-device', credentials: (l, d) => credentials?.(l, d) },
+        serialDevices,
+      });
+      if (!brokerConfig.open) {
+        const networked = simulator.model.deviceIds().filter((id) => !serialDevices.some((s) => s.device === id));
+        const accounts = await provisionDeviceAccounts(dataDir, brokerConfig.devicesFile, networked.map((id) => `${line}/${id}`));
+        credentials = accounts.lookup;
+        if (accounts.created > 0) hooks.say(`accounts: ${accounts.created} simulated device account(s) added to ${brokerConfig.devicesFile} (passwords in ${join(dataDir, 'sim-credentials.json')}, mode 0600)`);
+      }
+      await startService(simulator);
+      hooks.say(`simulate: line ${line}, ${simulator.model.deviceIds().length} devices (scenario ${scenario.name}, speedup ×${sim.speedup}, seed ${sim.seed})`);
     }
   } catch (err) {
     await stopAll();

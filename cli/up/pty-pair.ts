@@ -33,7 +33,9 @@ export interface PtyPair {
 /** Starts `socat` with two linked PTYs at `a` and `b` and waits (bounded) until both exist. */
 export async function openPtyPair(a: string, b: string, socat = findSocat(), timeoutMs = 5000): Promise<PtyPair> {
   if (!socat) throw new Error(`socat was not found on PATH; ${SOCAT_INSTALL_HINT}`);
-  const child: ChildProcess = spawn(socat, [`pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: a Ctrl-C in the terminal reaches only linewatch, which then stops
+  // socat after the gateway and the simulated device have closed their ends (no EIO mid-write).
+  const child: ChildProcess = spawn(socat, [`pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   let exited = false;
