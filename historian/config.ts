@@ -6,7 +6,7 @@ const duration = z.string().regex(/^(INF|\d+(ns|u|µ|ms|s|m|h|d|w))$/, 'must be 
 
 export const oeeLineSchema = z.strictObject({
   idealRatePerMin: z.number().positive().optional().describe('ideal output of this line, parts per minute'),
-  countDevice: z.string().optional().describe('the device whose good/scrap counters are the line output'),
+  countDevice: z.string().optional().describe('the device whose good/scrap counters are the line output (default: the line controller, else every device)'),
 });
 
 export const historianConfigSchema = z.strictObject({
@@ -44,10 +44,11 @@ export const historianConfigSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** How often each line's figures are published on lw/{line}/summary (and so stored). */
       publishIntervalMs: z.number().int().min(100).default(10_000),
-      /** Default ideal output, parts per minute, for lines without their own. */
-      idealRatePerMin: z.number().positive().default(60),
-      goodField: z.string().default('good'),
-      scrapField: z.string().default('scrap'),
+      /** Default ideal output, parts per minute, for lines without their own (12 = the demo line's 5 s cycle). */
+      idealRatePerMin: z.number().positive().default(12),
+      /** Telemetry fields holding cumulative good / scrap part counters. */
+      goodField: z.string().default('goodCount'),
+      scrapField: z.string().default('scrapCount'),
       lines: z.record(z.string(), oeeLineSchema).default({}),
     })
     .prefault({}),

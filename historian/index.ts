@@ -315,8 +315,9 @@ export class Historian implements Service {
       }
       case 'telemetry': {
         const v = point.value as PayloadOf['telemetry'];
-        entry.oee.observeTelemetry(point.device, v.values, v.ts);
-        if (v.type === 'line-controller' && v.values.speed !== undefined) entry.speed = v.values.speed;
+        entry.oee.observeTelemetry(point.device, v.values, v.ts, v.type);
+        const speed = v.values.speed ?? v.values.speedSetpoint;
+        if (v.type === 'line-controller' && speed !== undefined) entry.speed = speed;
         break;
       }
       case 'status': {

@@ -12,10 +12,11 @@
 //   quality      = good / (good + scrap)
 //   oee          = availability × performance × quality
 //
-// Parts are counted from cumulative counters in telemetry (`good`, `scrap` by default) of the
-// configured count device, or of every device that reports them. The first value seen from a
-// device is its baseline; a counter that goes down was reset and counts from zero again.
-import type { DeviceState } from '../contracts/schemas.js';
+// Parts are counted from cumulative counters in telemetry (`goodCount`, `scrapCount` by default)
+// of the configured count device; else of the line controller (type `line-controller`) once one
+// reports; else of every device that reports them. The first value seen from a device is its
+// baseline; a counter that goes down was reset and counts from zero again.
+import type { DeviceState, DeviceType } from '../contracts/schemas.js';
 
 export const DOWNTIME_REASONS = ['FAULT', 'MAINTENANCE', 'BLOCKED', 'STARVED'] as const;
 export type DowntimeReason = (typeof DOWNTIME_REASONS)[number];
@@ -24,7 +25,7 @@ export type LineCondition = 'running' | 'idle' | DowntimeReason;
 export interface OeeOptions {
   /** Ideal output, parts per minute. */
   idealRatePerMin: number;
-  /** Only this device's counters are the line's output; default: every device reporting them. */
+  /** Only this device's counters are the line's output; default: the line controller, else every device reporting them. */
   countDevice?: string;
   goodField?: string;
   scrapField?: string;
@@ -56,8 +57,11 @@ export class LineOee {
   private scrap = 0;
   /** Latest event time seen: late (out-of-order) events are accounted at this time, never before it. */
   private latest = 0;
+  private countDevice: string | undefined;
 
-  constructor(private readonly options: OeeOptions) {}
+  constructor(private readonly options: OeeOptions) {
+    this.countDevice = options.countDevice;
+  }
 
   observeState(device: string, state: DeviceState, ts: number): void {
     const at = this.advance(ts);
@@ -70,18 +74,23 @@ export class LineOee {
     }
   }
 
-  observeTelemetry(device: string, values: Record<string, number>, ts: number): void {
+  observeTelemetry(device: string, values: Record<string, number>, ts: number, type?: DeviceType): void {
     this.advance(ts);
-    if (this.options.countDevice && device !== this.options.countDevice) return;
+    if (!this.options.countDevice && type === 'line-controller' && this.countDevice !== device) {
+      // The line controller's counters are the line's output: from now on count only those.
+      this.countDevice = device;
+      this.good = 0;
+      this.scrap = 0;
+    }
+    if (this.countDevice && device !== this.countDevice) return;
+    const goodField = this.options.goodField ?? 'goodCount';
+    const scrapField = this.options.scrapField ?? 'scrapCount';
     const last = this.counters.get(device) ?? {};
-    this.good += delta(last.good, values[this.options.goodField ?? 'good']);
-    this.scrap += delta(last.scrap, values[this.options.scrapField ?? 'scrap']);
-    const next = { ...last };
-    const g = values[this.options.goodField ?? 'good'];
-    const s = values[this.options.scrapField ?? 'scrap'];
-    if (g !== undefined) next.good = g;
-    if (s !== undefined) next.scrap = s;
-    this.counters.set(device, next);
+    const good = values[goodField];
+    const scrap = values[scrapField];
+    this.good += delta(last.good, good);
+    this.scrap += delta(last.scrap, scrap);
+    this.counters.set(device, { good: good ?? last.good, scrap: scrap ?? last.scrap });
   }
 
   /** The device went away (status offline): it no longer holds the line in any state. */

@@ -1,13 +1,14 @@
 // The historian against a real broker and a real influxd: what is stored and how, database
 // setup, batching by size and by interval, bad input, idempotent replay, acknowledge-after-persist.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MqttBus } from '../../bus/index.js';
 import { Historian } from '../../historian/index.js';
-import { historianConfigSchema, type HistorianConfig } from '../../historian/config.js';
+import { freePort, ping, startManagedInfluxd } from '../../historian/influxd.js';
+import { historianConfigSchema } from '../../historian/config.js';
 import { waitFor } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 import { startTestInflux, type TestInflux } from '../harness/influx.js';
@@ -38,10 +39,10 @@ describe('Historian', () => {
   });
 
   /** A historian on the broker's in-process bus, with its own database and spool. */
-  async function startHistorian(overrides: Partial<HistorianConfig> = {}): Promise<{ historian: Historian; database: string }> {
+  async function startHistorian(overrides: Record<string, unknown> = {}): Promise<{ historian: Historian; database: string }> {
     const database = `h${++dbCounter}`;
     const config = historianConfigSchema.parse({ influxUrl: influx.url, database, spoolDir: join(dir, database), flushIntervalMs: 50, ...overrides });
-    const historian = new Historian({ bus: broker.broker.bus, config, dataDir: dir });
+    const historian = new Historian({ bus: broker.broker.bus, config, dataDir: dir, clock: () => T0 + 30 * 60_000 });
     await historian.start();
     running.push(historian);
     return { historian, database };
@@ -137,6 +138,82 @@ describe('Historian', () => {
     expect(historian.counters().written).toBe(0);
     await waitFor(() => historian.counters().written === 5, 10_000, 'the interval flush');
     expect(historian.counters().write_batches).toBe(1);
+  });
+
+  it('computes OEE from the event stream, publishes it on lw/{line}/summary and stores it in line', async () => {
+    const MIN = 60_000;
+    const end = T0 + 30 * MIN;
+    const { database } = await startHistorian({ oee: { publishIntervalMs: 100, lines: { O: { idealRatePerMin: 12 } } } });
+    const summaries: unknown[] = [];
+    const unsubscribe = await broker.broker.bus.subscribe('lw/O/summary', (_t, p) => void summaries.push(JSON.parse(p.toString())));
+    try {
+      await publish('lw/O/line-ctl/telemetry', { ts: T0, seq: 0, values: { goodCount: 1000, scrapCount: 40, speedSetpoint: 1.5 }, type: 'line-controller' });
+      await publish('lw/O/line-ctl/state', { ts: T0, seq: 1, state: 'RUNNING' });
+      await publish('lw/O/st-1/state', { ts: T0, seq: 0, state: 'RUNNING' });
+      await publish('lw/O/st-1/state', { ts: T0 + 10 * MIN, seq: 1, state: 'FAULT' });
+      await publish('lw/O/st-2/state', { ts: T0 + 11 * MIN, seq: 0, state: 'STARVED' });
+      await publish('lw/O/st-1/state', { ts: T0 + 15 * MIN, seq: 2, state: 'RUNNING' });
+      await publish('lw/O/st-2/state', { ts: T0 + 16 * MIN, seq: 1, state: 'RUNNING' });
+      await publish('lw/O/line-ctl/telemetry', { ts: end, seq: 2, values: { goodCount: 1200, scrapCount: 50, speedSetpoint: 1.5 }, type: 'line-controller' });
+      await waitFor(() => summaries.length > 0, 10_000, 'an OEE summary on lw/O/summary');
+    } finally {
+      await unsubscribe();
+    }
+    // 30 min: 24 running, 5 FAULT (10–15), 1 STARVED (15–16); 210 parts at an ideal 12/min.
+    const a = 24 / 30;
+    const p = 210 / 12 / 24;
+    const q = 200 / 210;
+    expect(summaries[0]).toMatchObject({ ts: end, speed: 1.5, goodCount: 200, scrapCount: 10 });
+    const s = summaries[0] as { availability: number; performance: number; quality: number; oee: number };
+    expect(s.availability).toBeCloseTo(a, 9);
+    expect(s.performance).toBeCloseTo(p, 9);
+    expect(s.quality).toBeCloseTo(q, 9);
+    expect(s.oee).toBeCloseTo(a * p * q, 9);
+    await waitFor(async () => (await select(database, 'SELECT "oee", "goodCount" FROM line')).length > 0, 10_000, 'the summary in InfluxDB');
+    const [stored] = await select(database, 'SELECT "oee", "availability", "goodCount" FROM line');
+    expect(stored).toMatchObject({ time: end, goodCount: 200 });
+    expect(stored!.oee as number).toBeCloseTo(a * p * q, 9);
+  });
+
+  it('starts a managed influxd under the data dir when no InfluxDB is configured, and stops it with itself', async () => {
+    const dataDir = join(dir, 'managed');
+    const config = historianConfigSchema.parse({ database: 'managed', flushIntervalMs: 50 });
+    const historian = new Historian({ bus: broker.broker.bus, config, dataDir });
+    await historian.start();
+    const url = historian.influxUrl!;
+    try {
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(existsSync(join(dataDir, 'influxd', 'influxd.conf'))).toBe(true);
+      await publish('lw/M/s1/telemetry', { ts: T0, seq: 1, values: { v: 1 } });
+      await historian.flush();
+      const res = await fetch(`${url}/query?epoch=ms&db=managed&q=${encodeURIComponent('SELECT count("v") FROM telemetry')}`);
+      expect(JSON.stringify(await res.json())).toContain('[0,1]');
+    } finally {
+      await historian.stop();
+    }
+    expect(await ping(url)).toBe(false);
+  });
+
+  it('spools while InfluxDB is not there at start, then sets the database up and writes everything', async () => {
+    const port = await freePort();
+    const database = 'late';
+    const config = historianConfigSchema.parse({ influxUrl: `http://127.0.0.1:${port}`, database, spoolDir: join(dir, 'late-spool'), flushIntervalMs: 50, retryInitialMs: 50, retryMaxMs: 200 });
+    const historian = new Historian({ bus: broker.broker.bus, config, dataDir: dir });
+    await historian.start();
+    running.push(historian);
+    for (let i = 0; i < 100; i++) await publish('lw/L/s1/telemetry', { ts: T0 + i, seq: i, values: { v: i } });
+    await waitFor(() => historian.counters().write_failures > 0, 10_000, 'a failed write');
+    expect(historian.counters()).toMatchObject({ spooled: 100, written: 0, influx_up: 0 });
+    const late = await startManagedInfluxd({ dataDir: join(dir, 'late-influxd'), port });
+    try {
+      await historian.flush(20_000);
+      const res = await fetch(`${late.url}/query?epoch=ms&db=${database}&q=${encodeURIComponent('SELECT count("v") FROM telemetry')}`);
+      expect(JSON.stringify(await res.json())).toContain('[0,100]');
+      expect(historian.counters()).toMatchObject({ written: 100, influx_up: 1 });
+    } finally {
+      await historian.stop();
+      await late.stop();
+    }
   });
 
   it('acknowledges a QoS 1 message only after it is in the spool (persistent session over MQTT)', async () => {

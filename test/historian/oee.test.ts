@@ -11,7 +11,7 @@ const at = (minutes: number): number => T0 + minutes * MIN;
 /** The shift: st1 and st2 in series; st2's counters are the line's output. */
 function shift(oee: LineOee): void {
   const state = (device: string, s: DeviceState, minute: number): void => oee.observeState(device, s, at(minute));
-  const counts = (device: string, good: number, scrap: number, minute: number): void => oee.observeTelemetry(device, { good, scrap, temperature: 50 }, at(minute));
+  const counts = (device: string, good: number, scrap: number, minute: number): void => oee.observeTelemetry(device, { goodCount: good, scrapCount: scrap, temperature: 50 }, at(minute));
   counts('st2', 0, 0, 0);
   counts('st1', 1000, 0, 0);
   state('st1', 'RUNNING', 0);
@@ -60,6 +60,17 @@ describe('LineOee', () => {
     const f = oee.figures(at(480));
     expect(f.goodCount).toBe(600 + 4000);
     expect(f.scrapCount).toBe(30 + 3);
+  });
+
+  it('counts the line controller only, once one reports, and honours other field names', () => {
+    const oee = new LineOee({ idealRatePerMin: 1, goodField: 'ok', scrapField: 'nok' });
+    oee.observeTelemetry('st-1', { ok: 0 }, at(0));
+    oee.observeTelemetry('st-1', { ok: 5 }, at(1));
+    expect(oee.figures(at(1)).goodCount).toBe(5);
+    oee.observeTelemetry('line-ctl', { ok: 100, nok: 1 }, at(2), 'line-controller');
+    oee.observeTelemetry('st-1', { ok: 50 }, at(3));
+    oee.observeTelemetry('line-ctl', { ok: 103, nok: 2 }, at(3), 'line-controller');
+    expect(oee.figures(at(3))).toMatchObject({ goodCount: 3, scrapCount: 1 });
   });
 
   it('accrues the open interval up to now, and accounts late events at the latest time seen', () => {
