@@ -63,6 +63,7 @@ export class LineSimulator implements Service {
   private timer: NodeJS.Timeout | undefined;
   private realStart = 0;
   private running = false;
+  private stopped = false;
   private readonly stats = { ticks: 0, messages: 0, commands: 0, late_ticks: 0, garbage_bursts: 0 };
 
   constructor(private readonly options: LineSimulatorOptions) {
@@ -115,7 +116,8 @@ export class LineSimulator implements Service {
   }
 
   async stop(): Promise<void> {
-    if (!this.running) return;
+    if (this.stopped) return;
+    this.stopped = true;
     this.running = false;
     clearTimeout(this.timer);
     for (const t of this.transports) await t.stop();

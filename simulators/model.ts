@@ -19,6 +19,7 @@ const AMBIENT = 22;
 const SPEED_TAU_MS = 4000; // conveyor inertia
 const THERMAL_TAU_MS = 60_000;
 const SET_SPEED_DEADLINE_MS = 30_000;
+const WAIT_GRACE_MS = 3000; // a station waiting longer than this is STARVED or BLOCKED
 
 /** How far each strategy lets the conveyors run (fraction of the setpoint) and how much scrap it makes. */
 export const STRATEGY_EFFECT: Record<Strategy, { speedFactor: number; scrapRate: number }> = {
@@ -135,6 +136,7 @@ class Station extends Device {
   scrap = 0;
   jammedUntil = -1;
   maintenanceUntil = -1;
+  waitingMs = 0;
   conveyor!: Conveyor;
   input: Buffer_ | undefined;
   output: Buffer_ | undefined;
@@ -210,7 +212,8 @@ export class LineModel {
     this.stations.forEach((st, i) => {
       st.conveyor = this.conveyors[Math.floor((i * conveyors) / stations)]!;
       if (i > 0) {
-        const buffer = { count: 0, capacity: bufferCapacity };
+        // Half-full buffers: the line starts in its steady state rather than starved.
+        const buffer = { count: Math.floor(bufferCapacity / 2), capacity: bufferCapacity };
         this.stations[i - 1]!.output = buffer;
         st.input = buffer;
       }
@@ -360,7 +363,9 @@ export class LineModel {
     if (Math.abs(c.speed) < 0.01) c.speed = 0;
     const load = this.conveyorLoad(c);
     c.load = load;
-    const equilibrium = AMBIENT + 0.55 * c.speed * (0.6 + 0.8 * load) + c.extraHeat;
+    // An overheating drive (a failing bearing, a dragging belt) adds friction heat that grows with
+    // speed, which is why slowing the conveyor down is the remedy.
+    const equilibrium = AMBIENT + 0.55 * c.speed * (0.6 + 0.8 * load) + (c.extraHeat * c.speed) / NOMINAL_SPEED;
     c.motorTemp += (equilibrium - c.motorTemp) * (1 - Math.exp(-dt / THERMAL_TAU_MS)) + 0.02 * c.rng.noise();
     const hot = Math.max(0, c.motorTemp - 85) * 0.08;
     c.vibration = Math.max(0, 0.4 + 0.045 * c.speed + hot + 0.05 * Math.abs(c.rng.noise()));
@@ -403,7 +408,7 @@ export class LineModel {
     for (let guard = 0; guard < 10; guard++) {
       if (st.finished) {
         if (st.output && st.output.count >= st.output.capacity) {
-          this.setStation(st, 'BLOCKED', 'downstream buffer full');
+          this.waitAt(st, dt, 'BLOCKED', 'downstream buffer full');
           return;
         }
         if (st.output) st.output.count++;
@@ -413,7 +418,7 @@ export class LineModel {
       }
       if (!st.holding) {
         if (st.input && st.input.count === 0) {
-          this.setStation(st, 'STARVED', 'upstream buffer empty');
+          this.waitAt(st, dt, 'STARVED', 'upstream buffer empty');
           return;
         }
         if (st.input) st.input.count--;
@@ -425,6 +430,7 @@ export class LineModel {
         this.setStation(st, 'IDLE', 'conveyor not moving');
         return;
       }
+      st.waitingMs = 0;
       this.setStation(st, 'RUNNING', undefined);
       const cycle = (st.cycleMs * NOMINAL_SPEED) / speed;
       const need = (cycle - st.progress);
@@ -452,6 +458,12 @@ export class LineModel {
     this.countAtStation(st, scrapRate);
     if (st.scrap > before) this.scrapCount++;
     else this.goodCount++;
+  }
+
+  /** Waiting a moment for a part or for room is normal flow; only a longer wait is reported. */
+  private waitAt(st: Station, dt: number, state: 'BLOCKED' | 'STARVED', reason: string): void {
+    st.waitingMs += dt;
+    if (st.waitingMs >= WAIT_GRACE_MS || (st.state !== 'RUNNING' && st.state !== 'BLOCKED' && st.state !== 'STARVED')) this.setStation(st, state, reason);
   }
 
   private setStation(st: Station, state: DeviceState, reason: string | undefined): void {

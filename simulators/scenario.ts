@@ -35,7 +35,7 @@ export type ScenarioEventKind = (typeof EVENT_KINDS)[number];
 const eventSchema = z
   .strictObject({
     at: durationSchema.describe('simulated time since the start'),
-    /** A conveyor's motor gains `heat` °C above its normal equilibrium temperature. */
+    /** A conveyor's motor runs `heat` °C hotter at the nominal 40 m/min (proportionally less when slower). */
     overheat: z.strictObject({ device: deviceId, heat: z.number().positive().default(60), duration: durationSchema.optional() }).optional(),
     /** A station stops with a jam (state FAULT) for `duration`, or until reset_fault. */
     jam: z.strictObject({ station: deviceId, duration: durationSchema }).optional(),

@@ -1,12 +1,73 @@
-// `linewatch gateway` — placeholder until its issue lands; it says so instead of pretending to work.
+// `linewatch gateway` — bridges serial ports to an MQTT broker.
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { MqttBus } from '../../bus/index.js';
+import { loadConfig } from '../../config/load.js';
+import { CODECS, type GatewayPortConfig } from '../../gateway/config.js';
+import { SerialGateway } from '../../gateway/index.js';
+import { logger } from '../../lib/log.js';
 import { UserError } from '../errors.js';
+import { onShutdown } from '../shutdown.js';
+
+const log = logger('gateway');
+
+interface GatewayFlags {
+  config?: string;
+  broker: string;
+  port?: string;
+  device?: string;
+  codec: string;
+  baud: number;
+  spoolDir?: string;
+  username?: string;
+  password?: string;
+}
 
 export function registerGateway(program: Command): void {
   program
     .command('gateway')
-    .description('(not available yet)')
-    .action(() => {
-      throw new UserError('`linewatch gateway` is not available in this build yet');
+    .description('bridge serial devices (ndjson, NMEA-style text, Modbus RTU) to MQTT, with store-and-forward on disk')
+    .option('--config <file>', 'linewatch.yaml (its gateway: section; Modbus register maps live there)')
+    .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
+    .option('--port <path>', 'one serial port, e.g. /dev/ttyUSB0 (otherwise gateway.ports from the config)')
+    .option('--device <LINE/DEVICE>', 'the device --port speaks for')
+    .option('--codec <codec>', `codec of --port: ${CODECS.filter((c) => c !== 'modbus').join(' or ')} (Modbus needs a register map in the config)`, 'ndjson')
+    .option('--baud <n>', 'baud rate of --port', (v: string) => Number(v), 9600)
+    .option('--spool-dir <dir>', 'store-and-forward directory (default .linewatch/gateway-spool)')
+    .option('--username <user>', 'MQTT account with the gateway role')
+    .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
+    .action(async (flags: GatewayFlags) => {
+      const config = loadConfig(flags.config, { gateway: { spoolDir: flags.spoolDir } });
+      let ports: GatewayPortConfig[] = config.gateway.ports;
+      if (flags.port || flags.device) {
+        if (!flags.port || !flags.device) throw new UserError('--port and --device go together, e.g. --port /dev/ttyUSB0 --device A/press-1');
+        if (flags.codec === 'modbus') throw new UserError('Modbus RTU needs a register map: describe the port under gateway.ports in linewatch.yaml (see docs/gateway.md#modbus-rtu)');
+        if (!Number.isInteger(flags.baud) || flags.baud <= 0) throw new UserError(`--baud must be a positive integer`);
+        ports = [{ path: flags.port, device: flags.device, codec: flags.codec as 'ndjson' | 'text', baudRate: flags.baud }];
+      }
+      if (ports.length === 0) throw new UserError('no serial ports: pass --port PATH --device LINE/DEVICE, or list them under gateway.ports in linewatch.yaml; `linewatch ports` shows what is plugged in');
+      let gateway: SerialGateway;
+      const password = flags.password ?? process.env.LINEWATCH_MQTT_PASSWORD;
+      let bus: MqttBus;
+      try {
+        bus = await MqttBus.connect(flags.broker, { clientId: `linewatch-gateway-${process.pid}`, ...(flags.username ? { username: flags.username, password } : {}) });
+      } catch (err) {
+        throw new UserError(`${(err as Error).message}; the gateway needs a broker to start (later outages are bridged by its spool)`);
+      }
+      try {
+        gateway = new SerialGateway({ bus, ports, spoolDir: resolve(config.gateway.spoolDir), spoolMaxBytes: config.gateway.spoolMaxBytes });
+        await gateway.start();
+      } catch (err) {
+        await bus.close();
+        throw new UserError((err as Error).message);
+      }
+      console.log(`linewatch gateway: ${ports.map((p) => `${p.path} (${p.codec ?? 'ndjson'}) → ${p.device}`).join(', ')}; broker ${flags.broker}; spool ${resolve(config.gateway.spoolDir)}`);
+      const timer = setInterval(() => log.info(gateway.counters(), 'gateway counters'), 10_000);
+      timer.unref();
+      onShutdown(async () => {
+        clearInterval(timer);
+        await gateway.stop();
+        await bus.close();
+      });
     });
 }

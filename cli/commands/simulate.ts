@@ -1,12 +1,123 @@
-// `linewatch simulate` — placeholder until its issue lands; it says so instead of pretending to work.
+// `linewatch simulate` — runs a simulated production line against an MQTT broker.
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import { logger } from '../../lib/log.js';
+import { LineSimulator, loadDemoScenario, loadScenarioFile, type Credentials, type SerialDeviceConfig } from '../../simulators/index.js';
 import { UserError } from '../errors.js';
+import { onShutdown } from '../shutdown.js';
+
+const log = logger('simulate');
+
+interface SimulateFlags {
+  config?: string;
+  broker: string;
+  line?: string;
+  scenario?: string;
+  seed?: number;
+  devices?: number;
+  rate?: number;
+  speedup?: number;
+  serial: string[];
+  serialCodec: 'ndjson' | 'text';
+  baud: number;
+  mode?: 'auto' | 'per-device' | 'shared';
+  username?: string;
+  password?: string;
+  devicePassword?: string;
+  credentials?: string;
+}
+
+function positive(name: string, integer = false) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UserError(`--${name} "${value}" must be a positive ${integer ? 'integer' : 'number'}`);
+    return n;
+  };
+}
+
+/** `--serial conv-2=/dev/pts/5` or `--serial /dev/pts/5` (then conv-1 is the serial device). */
+export function parseSerialFlag(value: string, codec: 'ndjson' | 'text', baudRate: number): SerialDeviceConfig {
+  const eq = value.indexOf('=');
+  const device = eq > 0 ? value.slice(0, eq) : 'conv-1';
+  const path = eq > 0 ? value.slice(eq + 1) : value;
+  if (!path) throw new UserError(`--serial "${value}": expected PATH or DEVICE=PATH, e.g. --serial conv-2=/dev/ttyUSB0`);
+  return { device, path, codec, baudRate };
+}
+
+function readCredentialsFile(file: string): Record<string, string> {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+  } catch (err) {
+    throw new UserError(`--credentials ${file}: ${(err as Error).message}; expected a JSON object {"LINE/DEVICE": "password", …} such as .linewatch/sim-credentials.json`);
+  }
+}
 
 export function registerSimulate(program: Command): void {
   program
     .command('simulate')
-    .description('(not available yet)')
-    .action(() => {
-      throw new UserError('`linewatch simulate` is not available in this build yet');
+    .description('run a simulated production line (controller, conveyors, stations, sensors) against an MQTT broker')
+    .option('--config <file>', 'linewatch.yaml (its simulate: section)')
+    .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
+    .option('--line <id>', 'line id (default A)')
+    .option('--scenario <file>', 'scenario YAML (default: the built-in demo)')
+    .option('--seed <n>', 'PRNG seed: same seed, same run (default 1)', positive('seed', true))
+    .option('--devices <n>', "total device count (default: the scenario's layout)", positive('devices', true))
+    .option('--rate <hz>', 'telemetry per device per second (default 1)', positive('rate'))
+    .option('--speedup <x>', 'simulated seconds per real second (default 1)', positive('speedup'))
+    .option('--serial <[device=]path>', 'a device that writes frames to this serial port instead of MQTT (repeatable; bare PATH = conv-1)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--serial-codec <codec>', 'codec of --serial devices: text or ndjson', 'text')
+    .option('--baud <n>', 'baud rate of --serial devices', positive('baud', true), 9600)
+    .option('--mode <mode>', 'MQTT connections: auto, per-device or shared (default auto: shared above 200 devices)')
+    .option('--username <user>', 'shared mode: a gateway-role account; per-device mode: used for every device when no device credentials are given')
+    .option('--password <password>', 'password for --username (or set LINEWATCH_MQTT_PASSWORD)')
+    .option('--device-password <password>', 'per-device mode: the password of every LINE/DEVICE account (or set LINEWATCH_DEVICE_PASSWORD)')
+    .option('--credentials <file>', 'per-device mode: JSON {"LINE/DEVICE": "password"} (e.g. .linewatch/sim-credentials.json)')
+    .action(async (flags: SimulateFlags) => {
+      if (flags.serialCodec !== 'text' && flags.serialCodec !== 'ndjson') throw new UserError(`--serial-codec "${flags.serialCodec}": use text or ndjson`);
+      if (flags.mode && !['auto', 'per-device', 'shared'].includes(flags.mode)) throw new UserError(`--mode "${flags.mode}": use auto, per-device or shared`);
+      const config = loadConfig(flags.config, {
+        simulate: { line: flags.line, seed: flags.seed, scenario: flags.scenario, rateHz: flags.rate, speedup: flags.speedup, devices: flags.devices, mqttMode: flags.mode },
+      }).simulate;
+      const scenario = config.scenario ? loadScenarioFile(config.scenario) : loadDemoScenario();
+      const password = flags.password ?? process.env.LINEWATCH_MQTT_PASSWORD;
+      const account: Credentials | undefined = flags.username ? { username: flags.username, password: password ?? '' } : undefined;
+      const devicePassword = flags.devicePassword ?? process.env.LINEWATCH_DEVICE_PASSWORD;
+      const known = flags.credentials ? readCredentialsFile(flags.credentials) : undefined;
+      const credentials = (line: string, device: string): Credentials | undefined => {
+        const username = `${line}/${device}`;
+        if (known?.[username]) return { username, password: known[username] };
+        if (devicePassword) return { username, password: devicePassword };
+        return account;
+      };
+      let sim: LineSimulator;
+      try {
+        sim = new LineSimulator({
+          line: config.line,
+          seed: config.seed,
+          scenario,
+          ...(config.devices !== null ? { devices: config.devices } : {}),
+          rateHz: config.rateHz,
+          speedup: config.speedup,
+          mqtt: { url: flags.broker, mode: config.mqttMode, credentials, ...(account ? { sharedAccount: account } : {}) },
+          serialDevices: flags.serial.map((s) => parseSerialFlag(s, flags.serialCodec, flags.baud)),
+        });
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
+      try {
+        await sim.start();
+      } catch (err) {
+        await sim.stop();
+        throw new UserError(`${(err as Error).message}. Check --broker and the credentials (see docs/simulators.md#accounts).`);
+      }
+      const c = sim.counters();
+      console.log(`linewatch simulate: line ${config.line}, ${c.devices} devices over ${c.connections} connection(s) to ${flags.broker}, scenario ${scenario.name}, seed ${config.seed}, ${config.rateHz} Hz, ×${config.speedup}`);
+      const timer = setInterval(() => log.info(sim.counters(), 'simulator counters'), 10_000);
+      timer.unref();
+      onShutdown(async () => {
+        clearInterval(timer);
+        await sim.stop();
+      });
     });
 }
