@@ -1,0 +1,141 @@
+// End to end: the simulated line (one MQTT connection and account per device) and the rules
+// engine (its own MQTT connection, rules-role account) on a real broker over TCP. The overheat
+// scenario must produce exactly the expected commands; the line controller acks each one, the
+// hot conveyor slows, and the alert clears only once the motor is below the hysteresis threshold.
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MqttBus } from '../../bus/mqtt.js';
+import type { AckPayload, AlertPayload, CommandPayload, TelemetryPayload } from '../../contracts/schemas.js';
+import { parseTopic } from '../../contracts/topics.js';
+import { waitFor } from '../../lib/wait.js';
+import type { Clock } from '../../rules/clock.js';
+import { RulesEngine, type EngineEvent } from '../../rules/engine.js';
+import { LineSimulator, parseScenario } from '../../simulators/index.js';
+import { startTestBroker, type TestBroker } from '../harness/broker.js';
+
+const EXAMPLES = fileURLToPath(new URL('../../rules/examples', import.meta.url));
+const SPEEDUP = 25;
+
+interface Seen {
+  at: number;
+  topic: string;
+}
+
+let tb: TestBroker;
+let dir: string;
+let sim: LineSimulator | undefined;
+let engine: RulesEngine | undefined;
+let engineBus: MqttBus | undefined;
+let observer: mqtt.MqttClient | undefined;
+
+beforeAll(async () => {
+  tb = await startTestBroker({ wsPort: null });
+  dir = mkdtempSync(join(tmpdir(), 'linewatch-rules-e2e-'));
+  cpSync(EXAMPLES, join(dir, 'rules'), { recursive: true });
+  await tb.addAccount('rules-engine', 'rules-password', 'rules');
+  await tb.addAccount('observer', 'observer-password', 'admin');
+  for (const d of ['line-ctl', 'conv-1', 'conv-2', 'conv-3', 'st-1', 'st-2', 'st-3', 'st-4', 'st-5', 'env-1', 'env-2']) await tb.addAccount(`A/${d}`, `pw-${d}-secret`, 'device');
+});
+
+afterAll(async () => {
+  await sim?.stop();
+  await engine?.stop();
+  await engineBus?.close();
+  observer?.end(true);
+  await tb.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('rules engine with the simulated line over MQTT', () => {
+  it('overheat: exact slow-down and restore commands, acked by the controller; the conveyor slows; the alert clears below 70 °C', async () => {
+    const scenario = parseScenario({ name: 'overheat', events: [{ at: '2s', overheat: { device: 'conv-2', heat: 60, duration: '150s' } }] });
+    sim = new LineSimulator({
+      line: 'A',
+      seed: 7,
+      scenario,
+      speedup: SPEEDUP,
+      mqtt: { url: tb.url, mode: 'per-device', credentials: (line, device) => ({ username: `${line}/${device}`, password: `pw-${device}-secret` }) },
+    });
+
+    // Everything on the line as an observer sees it (admin account), stamped with simulated time.
+    const messages: (Seen & { payload: unknown })[] = [];
+    observer = await mqtt.connectAsync(tb.url, { username: 'observer', password: 'observer-password' });
+    observer.on('message', (topic, payload) => messages.push({ at: sim!.model.now(), topic, payload: JSON.parse(payload.toString()) as unknown }));
+    await observer.subscribeAsync('lw/#', { qos: 1 });
+
+    // The engine keeps simulated time: its clock is the simulator's, its timers run SPEEDUP× faster.
+    const clock: Clock = {
+      now: () => sim!.model.now(),
+      after: (ms, fn) => {
+        const t = setTimeout(fn, ms / SPEEDUP);
+        return () => clearTimeout(t);
+      },
+    };
+    const events: EngineEvent[] = [];
+    engineBus = await MqttBus.connect(tb.url, { username: 'rules-engine', password: 'rules-password', clientId: 'rules-e2e' });
+    engine = new RulesEngine({
+      bus: engineBus,
+      dir: join(dir, 'rules'),
+      clock,
+      watch: false,
+      settings: { tickMs: 100, ackTimeoutMs: 10_000, commandTtlMs: 30_000 },
+      onEvent: (e) => events.push(e),
+    });
+    await engine.start();
+    await sim.start();
+
+    const overheatCommands = (): CommandPayload[] => {
+      const byId = new Map<string, CommandPayload>();
+      for (const m of messages) {
+        const t = parseTopic(m.topic);
+        const c = m.payload as CommandPayload;
+        if (t?.kind === 'cmd' && t.device === 'line-ctl' && c.origin === 'rule:conveyor-overheat') byId.set(c.id, c);
+      }
+      return [...byId.values()];
+    };
+    const speeds = [32, 25.6, 20.48, 16.384, 15, 18, 21.6, 25.92, 31.104, 37.325, 40];
+    await waitFor(() => overheatCommands().length >= speeds.length, 40_000, 'the slow-down and restore ramps at line-ctl', 100).catch((err: unknown) => {
+      const conv2 = messages.filter((m) => m.topic === 'lw/A/conv-2/telemetry').map((m) => (m.payload as TelemetryPayload).values);
+      throw new Error(`${(err as Error).message}; commands: ${JSON.stringify(overheatCommands().map((c) => c.params))}; events: ${JSON.stringify(events.slice(0, 20))}; conv-2: ${JSON.stringify(conv2.filter((_, i) => i % 10 === 0))}; engine: ${JSON.stringify(engine!.counters())}`);
+    });
+    await waitFor(
+      () => events.filter((e) => e.type === 'outcome' && e.outcome.outcome === 'done' && e.outcome.origin === 'rule:conveyor-overheat').length >= speeds.length,
+      10_000,
+      'done outcomes for every overheat command',
+    );
+
+    // Exactly the expected commands: the ramp down to 15 m/min and, after the clear, back up to 40.
+    const cmds = overheatCommands();
+    expect(cmds.map((c) => [c.action, c.params.speed])).toEqual(speeds.map((s) => ['set_speed', s]));
+
+    // The controller acked every one of them with done.
+    const acks = messages.filter((m) => parseTopic(m.topic)?.kind === 'ack').map((m) => m.payload as AckPayload);
+    for (const c of cmds) expect(acks.filter((a) => a.id === c.id).map((a) => a.result)).toContain('done');
+
+    // The alert was raised once and cleared once, after the motor fell below 70 °C, not just below 80.
+    const alerts = messages.filter((m) => m.topic === 'lw/A/alerts' && (m.payload as AlertPayload).id === 'conveyor-overheat:A/conv-2');
+    expect(alerts.map((a) => (a.payload as AlertPayload).state)).toEqual(['raised', 'cleared']);
+    const raisedAt = (alerts[0]!.payload as AlertPayload).ts;
+    const clearedAt = (alerts[1]!.payload as AlertPayload).ts;
+    const conv2 = messages
+      .filter((m) => m.topic === 'lw/A/conv-2/telemetry')
+      .map((m) => m.payload as TelemetryPayload)
+      .map((p) => ({ ts: p.ts, temp: p.values.motorTemp!, speed: p.values.speed! }));
+    const whileRaised = conv2.filter((p) => p.ts > raisedAt && p.ts < clearedAt);
+    expect(whileRaised.some((p) => p.temp < 80 && p.temp >= 70)).toBe(true); // below the trigger, above the clear: still raised
+    const lastBeforeClear = conv2.filter((p) => p.ts <= clearedAt).at(-1)!;
+    expect(lastBeforeClear.temp).toBeLessThan(70);
+
+    // The simulated conveyor slowed down while the alert was raised (from ~40 m/min to the 15 m/min setpoint).
+    const before = conv2.filter((p) => p.ts <= raisedAt).at(-1)!;
+    expect(before.speed).toBeGreaterThan(35);
+    expect(Math.min(...whileRaised.map((p) => p.speed))).toBeLessThan(17);
+
+    // No command was blocked, retried into expiry or rejected.
+    expect(events.filter((e) => e.type === 'outcome' && ['blocked', 'expired', 'rejected', 'failed'].includes(e.outcome.outcome))).toEqual([]);
+  }, 90_000);
+});
