@@ -178,12 +178,22 @@ function apply(delta, full) {
   if (full || delta.commands.length) renderCommands();
 }
 
+let historyStarted = false;
+
 function connect() {
   const source = new EventSource(withToken('/events'));
   source.addEventListener('snapshot', (e) => {
     $('connection').className = 'connection online';
     $('connection').textContent = 'live';
     apply(JSON.parse(e.data), true);
+    // Charts start once we know the line and its clock (see history.js).
+    if (!historyStarted) {
+      historyStarted = true;
+      startHistory(
+        () => currentLine(),
+        () => Math.max(0, ...[...devices.values()].map((d) => d.lastSeen)),
+      );
+    }
   });
   source.addEventListener('update', (e) => apply(JSON.parse(e.data), false));
   source.addEventListener('error', () => {
@@ -201,4 +211,4 @@ function connect() {
 }
 
 connect();
-startHistory(() => currentLine());
+

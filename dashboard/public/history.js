@@ -21,9 +21,21 @@ const STATES = ['RUNNING', 'IDLE', 'BLOCKED', 'STARVED', 'FAULT', 'MAINTENANCE',
 const plots = new Map();
 const $ = (id) => document.getElementById(id);
 
+const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+let lineClock = () => Date.now();
+
+/**
+ * A relative range ends at the line's clock: the newest device timestamp heard, or now if that
+ * is earlier. A simulation sped up (`--speedup`) stamps its events ahead of the wall clock, and
+ * "the last hour" should still show them.
+ */
 function range() {
   const choice = $('range').value;
-  if (choice !== 'custom') return { from: choice, to: 'now', relative: true };
+  if (choice !== 'custom') {
+    const [, n, unit] = /^-(\d+)([mhd])$/.exec(choice);
+    const to = Math.max(Date.now(), lineClock());
+    return { from: String(to - Number(n) * UNIT_MS[unit]), to: String(to), relative: true };
+  }
   const from = $('range-from').value;
   const to = $('range-to').value;
   if (!from || !to) return undefined;
@@ -48,6 +60,16 @@ function align(spec, result) {
   return { data, names: result.series.map((s) => s.device ?? result.field) };
 }
 
+/**
+ * The x range drawn: up to the end of the query, from its start or — when the data begins later
+ * (a line that started ten minutes ago, "last 24 h") — from one bucket before the first point.
+ */
+function xRange(result) {
+  const first = Math.min(...result.series.filter((s) => s.points.length).map((s) => s.points[0][0]));
+  const start = Number.isFinite(first) ? Math.max(result.from, first - (result.bucketMs ?? 0)) : result.from;
+  return [start, result.to];
+}
+
 function drawChart(spec, result) {
   const host = $(spec.id);
   const { data, names } = align(spec, result);
@@ -65,7 +87,10 @@ function drawChart(spec, result) {
     width,
     height: 200,
     legend: { live: true },
-    scales: { x: { time: true } },
+    scales: {
+      x: { time: true, range: () => xRange(result).map((t) => t / 1000) },
+      ...(spec.bars ? { y: { range: (_u, _min, max) => [0, Math.max(1, max ?? 1)] } } : {}),
+    },
     series: [
       {},
       ...names.map((name, i) => ({
@@ -84,8 +109,7 @@ function drawChart(spec, result) {
 
 function drawTimeline(result, r) {
   const host = $('timeline');
-  const from = result.from;
-  const to = result.to;
+  const [from, to] = xRange(result);
   const span = to - from;
   const css = getComputedStyle(document.documentElement);
   const tracks = result.series
@@ -152,7 +176,8 @@ async function refresh(currentLine) {
   status.textContent = errors.length ? errors[0] : `updated ${new Date().toLocaleTimeString()}`;
 }
 
-export function startHistory(currentLine) {
+export function startHistory(currentLine, latestDeviceTs) {
+  if (latestDeviceTs) lineClock = latestDeviceTs;
   let timer;
   const schedule = () => {
     clearInterval(timer);
