@@ -46,6 +46,13 @@ class HttpError extends Error {
 
 const MAX_BODY_BYTES = 16 * 1024;
 
+/** The page loads only its own scripts and styles (uPlot sets inline styles, hence 'unsafe-inline' for style). */
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+};
+
 const alertActionSchema = z.strictObject({
   id: z.string().min(1).max(128),
   line: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
@@ -148,11 +155,16 @@ export class DashboardServer implements Service {
         if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} is not allowed on ${url.pathname}; use GET`);
         const file = await this.staticFiles!.get(url.pathname);
         if (!file) throw new HttpError(404, `no such page: ${url.pathname}`);
-        res.writeHead(200, { 'content-type': file.type, 'content-length': file.body.length, 'cache-control': 'no-cache' });
+        res.writeHead(200, { 'content-type': file.type, 'content-length': file.body.length, 'cache-control': 'no-cache', ...SECURITY_HEADERS });
         res.end(method === 'HEAD' ? undefined : file.body);
         return;
       }
       this.authorize(req, url);
+      // A cross-site form or fetch cannot send application/json without a CORS preflight we never
+      // allow, so this keeps other web pages from acknowledging or clearing alerts (CSRF).
+      if (method === 'POST' && !/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+        throw new HttpError(415, 'send the body as JSON with Content-Type: application/json');
+      }
       const route = `${method} ${url.pathname}`;
       switch (route) {
         case 'GET /events':
@@ -195,7 +207,16 @@ export class DashboardServer implements Service {
   }
 
   private authorize(req: IncomingMessage, url: URL): void {
-    if (!this.token) return;
+    if (!this.token) {
+      // Without a token we serve loopback only; a foreign Host header means a page on another
+      // site reached us through DNS rebinding, so it gets nothing.
+      const host = (req.headers.host ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+      if (host && !isLoopback(host)) {
+        this.stats.http_unauthorized++;
+        throw new HttpError(403, `requests for host "${host}" are refused without a token; open the dashboard as http://127.0.0.1:${this.port}/ or set dashboard.token`);
+      }
+      return;
+    }
     const header = req.headers.authorization;
     const given = header?.startsWith('Bearer ') ? header.slice(7).trim() : url.searchParams.get('token');
     if (given && safeEqual(given, this.token)) return;
@@ -255,7 +276,7 @@ export class DashboardServer implements Service {
 
   private json(res: ServerResponse, status: number, body: unknown): void {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
     res.end(text);
   }
 }

@@ -3,6 +3,7 @@
 // token is enforced, and bad history queries are refused with a message naming the parameter.
 import { InfluxDB } from 'influx';
 import mqtt, { type MqttClient } from 'mqtt';
+import { get } from 'node:http';
 import { connect as connectRaw } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DashboardServer, buildHistoryQuery } from '../../dashboard/server/index.js';
@@ -11,6 +12,7 @@ import { withTimeout, waitFor } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 import { startTestInflux, type TestInflux } from '../harness/influx.js';
 
+const JSON_HEADERS = { 'content-type': 'application/json' };
 let broker: TestBroker;
 let influx: TestInflux;
 let dashboard: DashboardServer;
@@ -121,7 +123,7 @@ describe('slow clients', () => {
     await hub.start();
     const socket = connectRaw(hub.port);
     try {
-      socket.write('GET /events HTTP/1.1\r\nHost: x\r\n\r\n');
+      socket.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
       socket.pause(); // never read: the server's writes back up
       await waitFor(() => hub.counters().sse_clients === 1, 5000, 'the raw SSE client');
       // Big deltas (many devices with many readings each) fill the socket buffers within a few ticks.
@@ -163,7 +165,7 @@ describe('alerts', () => {
       });
     });
     await rules.subscribeAsync('lw/A/alerts', { qos: 1 });
-    const res = await fetch(`${dashboard.url}/api/alerts/acknowledge`, { method: 'POST', body: JSON.stringify({ id: raised.id, line: 'A' }) });
+    const res = await fetch(`${dashboard.url}/api/alerts/acknowledge`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ id: raised.id, line: 'A' }) });
     expect(res.status).toBe(200);
     const msg = await withTimeout(received, 5000, 'the acknowledged alert on lw/A/alerts');
     expect(msg).toMatchObject({ id: raised.id, rule: 'overheat', severity: 'warning', state: 'acknowledged', device: 'conv-2', origin: 'user:dashboard' });
@@ -172,7 +174,7 @@ describe('alerts', () => {
     expect(alerts.find((a) => a.id === raised.id)?.state).toBe('acknowledged');
 
     // Clearing removes it from the active list.
-    expect((await fetch(`${dashboard.url}/api/alerts/clear`, { method: 'POST', body: JSON.stringify({ id: raised.id }) })).status).toBe(200);
+    expect((await fetch(`${dashboard.url}/api/alerts/clear`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ id: raised.id }) })).status).toBe(200);
     await waitFor(
       async () => !((await (await fetch(`${dashboard.url}/api/alerts`)).json()) as { alerts: Array<{ id: string }> }).alerts.some((a) => a.id === raised.id),
       5000,
@@ -180,14 +182,34 @@ describe('alerts', () => {
     );
   });
 
+  it('refuses a POST that is not JSON (what a cross-site form would send)', async () => {
+    const form = await fetch(`${dashboard.url}/api/alerts/clear`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"id":"x"}' });
+    expect(form.status).toBe(415);
+    expect(((await form.json()) as { error: string }).error).toMatch(/Content-Type: application\/json/);
+  });
+
+  it('refuses the API for a foreign Host without a token (DNS rebinding)', async () => {
+    // fetch() may not set Host, so this uses node:http.
+    const statusFor = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        get({ host: '127.0.0.1', port: dashboard.port, path: '/api/state', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject);
+      });
+    expect(await statusFor('evil.example')).toBe(403);
+    expect(await statusFor(`localhost:${dashboard.port}`)).toBe(200);
+    expect(await statusFor(`[::1]:${dashboard.port}`)).toBe(200);
+  });
+
   it('refuses an unknown alert and a malformed body with a clear JSON error', async () => {
-    const unknown = await fetch(`${dashboard.url}/api/alerts/acknowledge`, { method: 'POST', body: JSON.stringify({ id: 'nope' }) });
+    const unknown = await fetch(`${dashboard.url}/api/alerts/acknowledge`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ id: 'nope' }) });
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error: string }).error).toMatch(/no active alert with id "nope"/);
-    const bad = await fetch(`${dashboard.url}/api/alerts/acknowledge`, { method: 'POST', body: '{not json' });
+    const bad = await fetch(`${dashboard.url}/api/alerts/acknowledge`, { method: 'POST', headers: JSON_HEADERS, body: '{not json' });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(/not valid JSON/);
-    const missing = await fetch(`${dashboard.url}/api/alerts/clear`, { method: 'POST', body: JSON.stringify({ line: 'A' }) });
+    const missing = await fetch(`${dashboard.url}/api/alerts/clear`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ line: 'A' }) });
     expect(missing.status).toBe(400);
     expect(((await missing.json()) as { error: string }).error).toMatch(/body\.id/);
   });
