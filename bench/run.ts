@@ -2,11 +2,15 @@
 // Pass area names to run only those: `npm run bench -- broker rules`.
 import { Report } from './report.js';
 import { run as dashboardBench } from './dashboard.js';
+import { run as brokerBench } from './broker.js';
+import { run as gatewayBench } from './gateway.js';
+import { run as simulatorsBench } from './simulators.js';
+import { run as rulesBench } from './rules.js';
 
 type Area = { name: string; run: (report: Report) => Promise<void> };
 
 // Each area lives in bench/<name>.ts and exports `run(report)`.
-const areas: Area[] = [{ name: 'dashboard', run: dashboardBench }];
+const areas: Area[] = [{ name: 'broker', run: brokerBench }, { name: 'dashboard', run: dashboardBench }, { name: 'gateway', run: gatewayBench }, { name: 'simulators', run: simulatorsBench }, { name: 'rules', run: rulesBench }];
 
 const only = process.argv.slice(2);
 const report = new Report();

@@ -33,7 +33,7 @@ export function topicFor(kind: DeviceMessageKind, line: string, device: string):
 }
 
 export class LineBridge {
-  readonly counters: Counters = { frames: 0, forwarded: 0, commands_written: 0, commands_failed: 0, commands_expired: 0, commands_invalid: 0 };
+  readonly counters: Counters = { bytes_in: 0, frames: 0, forwarded: 0, commands_written: 0, commands_failed: 0, commands_expired: 0, commands_invalid: 0 };
   readonly link: SerialLink;
   private readonly codec: LineCodec;
   private readonly framer: LineFramer;
@@ -50,7 +50,10 @@ export class LineBridge {
     this.codec = lineCodecs[port.codec as 'ndjson' | 'text'];
     this.link = new SerialLink({ path: port.path, baudRate: port.baudRate, lock: port.lock, minDelayMs: port.reopenMinMs, maxDelayMs: port.reopenMaxMs });
     this.framer = new LineFramer(port.maxFrameBytes, (l) => this.onLine(l), (reason, bytes) => this.drop(reason, `${bytes} bytes`));
-    this.link.on('data', (d) => this.framer.push(d));
+    this.link.on('data', (d) => {
+      this.counters.bytes_in! += d.length;
+      this.framer.push(d);
+    });
     this.link.on('close', () => this.framer.reset());
   }
 

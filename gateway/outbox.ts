@@ -16,6 +16,8 @@ import type { DiskSpool } from './spool.js';
 
 const log = logger('gateway');
 const REPLAY_BATCH = 200;
+/** Direct publishes awaiting their PUBACK; beyond this, events overflow to the spool (bounded memory). */
+const MAX_IN_FLIGHT = 1000;
 
 export interface OutboxCounters {
   published: number;
@@ -64,7 +66,7 @@ export class Outbox {
   /** Queues one event; never throws. */
   send(topic: string, payload: string, retain: boolean): void {
     if (this.stopped) return;
-    if (this.replaying || !this.spool.isEmpty() || !this.link.connected()) {
+    if (this.replaying || this.inFlight >= MAX_IN_FLIGHT || !this.spool.isEmpty() || !this.link.connected()) {
       this.toSpool(topic, payload, retain);
       return;
     }

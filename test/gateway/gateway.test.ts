@@ -130,8 +130,10 @@ describe('SerialGateway', () => {
     const w = await watch('lw/A/tx-2/telemetry');
     clients.push(w.client);
     await write(r.device, textCodec.encodeEvent('telemetry', { values: { n: 1 } }));
-    await write(r.device, '$TM,n=');  // a partial frame when the cable goes
+    const first = textCodec.encodeEvent('telemetry', { values: { n: 1 } }).length;
+    await write(r.device, '$TM,n='); // a partial frame when the cable goes
     await waitFor(() => w.got.length >= 1, 5000, 'the first frame');
+    await waitFor(() => r.gateway.counters().bytes_in === first + 6, 5000, 'the partial frame to reach the gateway');
     await r.pty.unplug();
     await waitFor(() => !r.gateway.portsOpen()[r.pty.gateway], 5000, 'the gateway to notice the port is gone');
     await sleep(300); // a few failed reopen attempts with backoff
