@@ -104,7 +104,7 @@ describe('linewatch up', () => {
     expect(state.stations.map((s) => s.device).sort()).toEqual(['st-1', 'st-2', 'st-3', 'st-4', 'st-5']);
     const names = state.devices.map((d) => d.device);
     for (const d of ['line-ctl', 'conv-1', 'conv-2', 'conv-3']) expect(names).toContain(d);
-  });
+  }, 60_000);
 
   it('turns the simulated overheat into a rule command that the device acks', async () => {
     // rules/examples: conveyor-overheat slows the line (a set_speed to the line controller,
@@ -121,7 +121,7 @@ describe('linewatch up', () => {
     expect(command).toMatchObject({ action: 'set_speed', device: 'line-ctl' });
     const { alerts } = await getJson<{ alerts: Array<{ rule: string; device?: string }> }>('/api/alerts');
     expect(alerts.some((a) => a.rule === 'conveyor-overheat' && a.device === 'conv-2')).toBe(true);
-  });
+  }, 90_000);
 
   it('stores events and commands in InfluxDB', async () => {
     expect(influxUrl).toBeDefined();
@@ -129,7 +129,7 @@ describe('linewatch up', () => {
     await waitFor(async () => (await influxQuery('SELECT count("id") FROM "commands"')).length > 0, 30_000, 'command points in InfluxDB', 500);
     const [telemetry] = await influxQuery('SELECT count("motorTemp") FROM "telemetry"');
     expect(Number(telemetry!.values![0]![1])).toBeGreaterThan(0);
-  });
+  }, 90_000);
 
   it('exposes the broker, rules, historian and gateway counters on /metrics', async () => {
     const text = await (await fetch(`${dashboardUrl}/metrics`)).text();
