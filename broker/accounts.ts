@@ -78,17 +78,33 @@ export function usernameProblem(username: string, role: Role): string | undefine
   return undefined;
 }
 
-export async function addAccount(file: string, account: { username: string; password: string; role: Role }): Promise<void> {
-  const { username, password, role } = account;
+export interface NewAccount {
+  username: string;
+  password: string;
+  role: Role;
+}
+
+async function hashAccount({ username, password, role }: NewAccount): Promise<Account> {
   if (!(ROLES as readonly string[]).includes(role)) throw new Error(`unknown role "${role}"; use one of ${ROLES.join(', ')}`);
   const problem = usernameProblem(username, role);
   if (problem) throw new Error(problem);
   if (password.length < 8) throw new Error('the password must have at least 8 characters');
   const salt = randomBytes(16);
   const hash = await scrypt(password, salt);
+  return { role, salt: salt.toString('base64'), hash: hash.toString('base64'), created: new Date().toISOString() };
+}
+
+/** Adds or replaces one account. */
+export async function addAccount(file: string, account: NewAccount): Promise<void> {
+  await addAccounts(file, [account]);
+}
+
+/** Adds or replaces several accounts with one write (hashes run in parallel on libuv's pool). */
+export async function addAccounts(file: string, accounts: NewAccount[]): Promise<void> {
+  const hashed = await Promise.all(accounts.map(hashAccount));
   // Read after hashing so the read-modify-write window is as small as possible.
   const data = readAccounts(file);
-  data.accounts[username] = { role, salt: salt.toString('base64'), hash: hash.toString('base64'), created: new Date().toISOString() };
+  accounts.forEach((a, i) => (data.accounts[a.username] = hashed[i]!));
   writeAccounts(file, data);
 }
 

@@ -19,6 +19,7 @@ export const brokerConfigSchema = z.strictObject({
   maxConnections: z.number().int().min(1).default(10_000),
   connectTimeoutMs: z.number().int().min(100).default(10_000),
   drainTimeoutMs: z.number().int().min(100).default(5_000).describe('a subscriber that cannot take data for this long is disconnected'),
+  maxPendingDeliveries: z.number().int().min(100).default(2_000).describe('messages waiting for delivery above which the broker stops reading from client sockets (backpressure)'),
   statsIntervalMs: z.number().int().min(100).default(5_000).describe('how often stats are published on $SYS/linewatch/…'),
   validatePayloads: z.boolean().default(true).describe('refuse device payloads that fail their schema (sent to lw/_dead/{clientId})'),
 });

@@ -12,11 +12,12 @@ import { AccountStore } from './account-store.js';
 import { mayPublish, maySubscribe, rulesFor } from './acl.js';
 import type { BrokerConfig } from './config.js';
 import { listenTcp, listenTls, listenWebSocket, type Listener } from './listeners.js';
+import { PublisherThrottle } from './backpressure.js';
 import { guardPacketSize } from './packet-guard.js';
 import { createSafeMq } from './safe-mq.js';
 import { BrokerCounters, type BrokerStats, type RejectReason } from './stats.js';
 
-export { addAccount, removeAccount, listAccounts, ROLES, type Role, type AccountSummary } from './accounts.js';
+export { addAccount, addAccounts, removeAccount, listAccounts, ROLES, type Role, type AccountSummary, type NewAccount } from './accounts.js';
 export { brokerConfigSchema, type BrokerConfig } from './config.js';
 export { REJECT_REASONS, type BrokerStats, type RejectReason } from './stats.js';
 
@@ -61,8 +62,10 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   // the publisher still gets its PUBACK (MQTT-3.3.5-2 allows ack-and-drop), nobody receives them.
   const dropped = new WeakSet<object>();
 
+  const mq = createSafeMq({ concurrency: 100 });
+  const throttle = new PublisherThrottle(() => mq.length, config.maxPendingDeliveries);
   const aedes = await Aedes.createBroker({
-    mq: createSafeMq({ concurrency: 100 }),
+    mq,
     connectTimeout: config.connectTimeoutMs,
     drainTimeout: config.drainTimeoutMs,
     heartbeatInterval: 60_000,
@@ -203,6 +206,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       counters.reject(reason);
       log.warn({ remote, declared: verdict.declared, maxPacketBytes: config.maxPacketBytes }, verdict.reason === 'oversize' ? 'closed a connection whose packet is larger than broker.maxPacketBytes' : 'closed a connection sending bytes that are not MQTT');
     });
+    throttle.gate(stream); // outermost: while the broker is behind, nothing is read at all
     stream.on('error', () => undefined); // socket errors end the client; Aedes logs them via clientError
     aedes.handle(stream, req);
   };
@@ -252,12 +256,13 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     aedes,
     bus,
     ports,
-    stats: () => counters.stats(),
-    counters: () => counters.counters(),
+    stats: () => ({ ...counters.stats(), publisherPauses: throttle.refusedReads }),
+    counters: () => ({ ...counters.counters(), publisher_pauses: throttle.refusedReads }),
     stop() {
       stopping ??= (async () => {
         clearInterval(sampler);
         clearInterval(statsTimer);
+        throttle.stop();
         await bus.close();
         await Promise.all(listeners.map((l) => l.close()));
         await new Promise<void>((resolve) => aedes.close(() => resolve()));

@@ -30,7 +30,10 @@ interface MqInternals {
   _do(message: unknown, callback: unknown): unknown;
 }
 
-export function createSafeMq(options: SafeMqOptions): mqemitter.MQEmitter {
+/** mqemitter as Aedes uses it, plus the backlog size its typings leave out. */
+export type SafeMq = mqemitter.MQEmitter & { readonly length: number };
+
+export function createSafeMq(options: SafeMqOptions): SafeMq {
   const mq = mqemitter({ concurrency: options.concurrency, matchEmptyLevels: true });
   const internals = mq as unknown as MqInternals;
   const run = internals._do;
@@ -55,5 +58,5 @@ export function createSafeMq(options: SafeMqOptions): mqemitter.MQEmitter {
       depth--;
     }
   };
-  return mq;
+  return mq as SafeMq;
 }

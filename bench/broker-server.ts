@@ -1,0 +1,36 @@
+// Child process for bench/broker.ts: runs one broker under test (linewatch or bare Aedes),
+// optionally with an in-process Bus consumer, and answers the parent over IPC.
+//   node dist/bench/broker-server.js linewatch <devicesFile> [inproc]
+//   node dist/bench/broker-server.js aedes
+import { createServer, type AddressInfo } from 'node:net';
+import { Aedes } from 'aedes';
+import { brokerConfigSchema, startBroker } from '../broker/index.js';
+import { Receiver } from './broker-receiver.js';
+
+const [kind, devicesFile, consumer] = process.argv.slice(2);
+const receiver = new Receiver();
+let port: number;
+
+if (kind === 'linewatch') {
+  const broker = await startBroker(brokerConfigSchema.parse({ port: 0, wsPort: null, devicesFile, maxConnections: 100_000, statsIntervalMs: 60_000 }));
+  port = broker.ports.mqtt;
+  if (consumer === 'inproc') {
+    await broker.bus.subscribe('lw/+/+/telemetry', (topic, payload) => receiver.onMessage(topic, payload));
+  }
+} else {
+  const aedes = await Aedes.createBroker();
+  const server = createServer(aedes.handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+}
+
+process.on('message', (msg: { cmd: string }) => {
+  if (msg.cmd === 'receiver') process.send!({ cmd: 'receiver', result: receiver.result() });
+  if (msg.cmd === 'reset') receiver.reset();
+  if (msg.cmd === 'gc') {
+    (globalThis as { gc?: () => void }).gc?.();
+    process.send!({ cmd: 'gc' });
+  }
+});
+process.on('disconnect', () => process.exit(0));
+process.send!({ cmd: 'ready', port });

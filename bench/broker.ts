@@ -1,0 +1,256 @@
+// Broker benchmark (issue 2): 100 device clients publish QoS 1, 64-byte telemetry at fixed
+// offered rates; a consumer counts what it receives — a TCP subscriber, or an in-process Bus
+// subscriber in the broker's own process. The same load runs against bare Aedes and Debian's
+// Mosquitto as references. Broker, load generator (with the TCP subscriber) and this
+// orchestrator are separate processes, so the broker's CPU and RSS are its own.
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { addAccounts } from '../broker/accounts.js';
+import { sleep, withTimeout } from '../lib/wait.js';
+import { BENCH_PASSWORD, deviceName, type ReceiverResult } from './broker-receiver.js';
+import type { Report } from './report.js';
+
+const DEVICES = 100;
+const RATES = [10_000, 20_000, 40_000, 80_000];
+const SECONDS = 3;
+const IDLE_CONNECTIONS = 1000;
+const SERVER = fileURLToPath(new URL('./broker-server.js', import.meta.url));
+const LOAD = fileURLToPath(new URL('./broker-load.js', import.meta.url));
+
+interface BrokerUnderTest {
+  pid: number;
+  port: number;
+  /** The in-process consumer's counts (linewatch in-process runs only). */
+  receiver?: () => Promise<ReceiverResult>;
+  reset?: () => void;
+  gc: () => Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Sends `msg` to a child and resolves with its first reply carrying the same `cmd`. */
+function ask<T>(child: ChildProcess, msg: { cmd: string } & Record<string, unknown>, ms = 30_000): Promise<T> {
+  return withTimeout(
+    new Promise<T>((resolve) => {
+      const onMessage = (reply: { cmd: string }): void => {
+        if (reply.cmd !== msg.cmd) return;
+        child.off('message', onMessage);
+        resolve(reply as T);
+      };
+      child.on('message', onMessage);
+      child.send(msg);
+    }),
+    ms,
+    `the ${msg.cmd} reply of a bench child`,
+  );
+}
+
+function ready<T>(child: ChildProcess, what: string): Promise<T> {
+  return withTimeout(
+    new Promise<T>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as T));
+      child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
+    }),
+    30_000,
+    what,
+  );
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  return exited.finally(() => clearTimeout(timer));
+}
+
+async function startNodeBroker(args: string[]): Promise<BrokerUnderTest> {
+  const child = fork(SERVER, args, { execArgv: ['--expose-gc'], env: { ...process.env, LINEWATCH_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const { port } = await ready<{ port: number }>(child, `the ${args[0]} broker`);
+  return {
+    pid: child.pid!,
+    port,
+    receiver: args[2] === 'inproc' ? async () => (await ask<{ result: ReceiverResult }>(child, { cmd: 'receiver' })).result : undefined,
+    reset: () => child.send({ cmd: 'reset' }),
+    gc: async () => void (await ask(child, { cmd: 'gc' })),
+    stop: () => stopChild(child),
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function mosquittoVersion(): string | undefined {
+  try {
+    const out = execFileSync('mosquitto', ['-h'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return /mosquitto version (\S+)/.exec(out)?.[1];
+  } catch (err) {
+    // `mosquitto -h` exits with 3 after printing its help
+    const out = String((err as { stdout?: string }).stdout ?? '');
+    return /mosquitto version (\S+)/.exec(out)?.[1];
+  }
+}
+
+async function startMosquitto(dir: string): Promise<BrokerUnderTest> {
+  const port = await freePort();
+  const conf = join(dir, 'mosquitto.conf');
+  // Unlimited queue so Mosquitto does not drop QoS 1 messages for a busy subscriber (its default is 1000).
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\npersistence false\nlog_type error\n`);
+  const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(true)); // the port is taken: mosquitto listens
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+    });
+    if (up) break;
+    if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}`);
+    await sleep(50);
+  }
+  return { pid: child.pid!, port, gc: async () => undefined, stop: () => stopChild(child) };
+}
+
+function procStat(pid: number): { cpuTicks: number; rssBytes: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return { cpuTicks: Number(fields[11]) + Number(fields[12]), rssBytes: rssKb * 1024 };
+}
+
+const TICKS_PER_SECOND = 100;
+
+interface System {
+  name: string;
+  label: string; // the broker alone, for the idle-connection table
+  start(dir: string): Promise<BrokerUnderTest>;
+  tcpSubscriber: boolean;
+}
+
+async function loadRun(system: System, dir: string): Promise<(string | number)[][]> {
+  const broker = await system.start(dir);
+  const load = fork(LOAD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const rows: (string | number)[][] = [];
+  try {
+    await ready(load, 'the load generator');
+    const connected = await ask<{ error?: string }>(load, { cmd: 'connect', port: broker.port, devices: DEVICES, subscriber: system.tcpSubscriber }, 60_000);
+    if (connected.error) throw new Error(`${system.name}: ${connected.error}`);
+    const receiver = async (): Promise<ReceiverResult> =>
+      broker.receiver ? broker.receiver() : (await ask<{ result: ReceiverResult }>(load, { cmd: 'receiver' })).result;
+    for (const rate of RATES) {
+      broker.reset?.();
+      load.send({ cmd: 'reset' });
+      const before = procStat(broker.pid);
+      const started = Date.now();
+      const { sent, heldBack } = await ask<{ sent: number; heldBack: number }>(load, { cmd: 'point', rate, seconds: SECONDS });
+      const elapsed = (Date.now() - started) / 1000;
+      const after = procStat(broker.pid);
+      const inWindow = await receiver();
+      // Drain: wait until everything sent arrived, or nothing more arrives for 1 s (at most 5 s).
+      let last = inWindow;
+      let lastChange = Date.now();
+      const deadline = Date.now() + 5000;
+      while (last.unique < sent && Date.now() < deadline && Date.now() - lastChange < 1000) {
+        await sleep(200);
+        const now = await receiver();
+        if (now.unique !== last.unique) lastChange = Date.now();
+        last = now;
+      }
+      const cpu = ((after.cpuTicks - before.cpuTicks) / TICKS_PER_SECOND / elapsed) * 100;
+      rows.push([
+        system.name,
+        rate,
+        Math.round(sent / elapsed),
+        heldBack,
+        Math.round(inWindow.unique / elapsed),
+        sent - last.unique,
+        last.duplicates,
+        last.p50Ms,
+        last.p99Ms,
+        `${cpu.toFixed(0)}%`,
+        (after.rssBytes / 2 ** 20).toFixed(0),
+      ]);
+      console.log(`  ${system.name} @ ${rate}/s: sent ${sent}, delivered in window ${inWindow.unique}, missing ${sent - last.unique}, p99 ${last.p99Ms} ms, cpu ${cpu.toFixed(0)}%`);
+    }
+  } finally {
+    await ask(load, { cmd: 'close' }).catch(() => undefined);
+    await stopChild(load);
+    await broker.stop();
+  }
+  return rows;
+}
+
+async function idleRun(system: System, dir: string): Promise<(string | number)[]> {
+  const broker = await system.start(dir);
+  const load = fork(LOAD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    await ready(load, 'the load generator');
+    await ask(load, { cmd: 'idle', port: broker.port, count: 50 }); // warm up: code paths, pools
+    await sleep(300);
+    await broker.gc();
+    const before = procStat(broker.pid).rssBytes;
+    const { connected } = await ask<{ connected: number }>(load, { cmd: 'idle', port: broker.port, count: IDLE_CONNECTIONS }, 60_000);
+    await sleep(500);
+    await broker.gc();
+    const after = procStat(broker.pid).rssBytes;
+    return [system.label, connected, ((after - before) / connected / 1024).toFixed(1)];
+  } finally {
+    await ask(load, { cmd: 'close' }).catch(() => undefined);
+    await stopChild(load);
+    await broker.stop();
+  }
+}
+
+export async function run(report: Report): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'linewatch-bench-broker-'));
+  try {
+    const devicesFile = join(dir, 'devices.json');
+    await addAccounts(devicesFile, [
+      ...Array.from({ length: DEVICES }, (_, i) => ({ username: deviceName(i), password: BENCH_PASSWORD, role: 'device' as const })),
+      { username: 'bench-sub', password: BENCH_PASSWORD, role: 'rules' as const },
+    ]);
+    const mosquitto = mosquittoVersion();
+    const systems: System[] = [
+      { name: 'linewatch (auth, ACL, validation), TCP subscriber', label: 'linewatch (auth, ACL, validation)', start: () => startNodeBroker(['linewatch', devicesFile]), tcpSubscriber: true },
+      { name: 'linewatch (auth, ACL, validation), in-process Bus subscriber', label: 'linewatch', start: () => startNodeBroker(['linewatch', devicesFile, 'inproc']), tcpSubscriber: false },
+      { name: 'bare Aedes 1.2.0, TCP subscriber', label: 'bare Aedes 1.2.0', start: () => startNodeBroker(['aedes']), tcpSubscriber: true },
+    ];
+    if (mosquitto) systems.push({ name: `Mosquitto ${mosquitto}, TCP subscriber`, label: `Mosquitto ${mosquitto}`, start: startMosquitto, tcpSubscriber: true });
+    else console.log('  mosquitto not found: skipping the Mosquitto reference (apt-get install mosquitto)');
+
+    // LINEWATCH_BENCH_BROKER=substring runs only the matching systems (for quick iterations).
+    const only = process.env.LINEWATCH_BENCH_BROKER;
+    if (only) systems.splice(0, systems.length, ...systems.filter((s) => s.name.includes(only)));
+    const rows: (string | number)[][] = [];
+    for (const system of systems) rows.push(...(await loadRun(system, dir)));
+    report.add({
+      title: 'Broker: 100 devices publishing QoS 1, 64-byte telemetry',
+      note:
+        `Each rate point offers the load for ${SECONDS} s from a separate load-generator process (raw MQTT, one connection per device, ` +
+        'a device skips its turn while its socket buffer is full: "held back"). Delivered/s counts unique messages the consumer got within the window; ' +
+        'missing = sent − unique received after up to 5 s of drain; latency is consumer clock − device timestamp (ms). CPU is the broker process only (100% = one core).',
+      columns: ['broker / consumer', 'offered/s', 'sent/s', 'held back', 'delivered/s', 'missing', 'duplicates', 'p50 ms', 'p99 ms', 'broker CPU', 'broker RSS MiB'],
+      rows,
+    });
+
+    const idleRows: (string | number)[][] = [];
+    for (const system of systems.filter((s) => s.tcpSubscriber)) idleRows.push(await idleRun(system, dir));
+    report.add({
+      title: 'Broker: memory per idle device connection',
+      note: `RSS growth of the broker process (after a GC for the Node brokers) for ${IDLE_CONNECTIONS} more idle, authenticated connections, divided by their number.`,
+      columns: ['broker', 'connections', 'KiB per connection'],
+      rows: idleRows,
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

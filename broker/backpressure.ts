@@ -1,0 +1,68 @@
+// Backpressure on publishers: while more than `high` messages wait for a delivery slot in the
+// router, the broker reads nothing more from any client socket; it reads again once the backlog
+// is down to `low`. Unread bytes stay in the socket and kernel buffers, so TCP slows the
+// publishers down instead of the broker buffering without bound — and the event loop spends its
+// time delivering instead of parsing more input it cannot deliver (which is how an overloaded
+// Aedes collapses: every loop iteration reads all sockets, so fewer deliveries finish per second).
+import type { EventEmitter } from 'node:events';
+
+interface GatedStream extends EventEmitter {
+  read(size?: number): unknown;
+  readonly destroyed: boolean;
+}
+
+export class PublisherThrottle {
+  /** Times a read was refused because the broker was behind. */
+  refusedReads = 0;
+  private paused = false;
+  private readonly waiting = new Set<GatedStream>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly backlog: () => number,
+    private readonly high: number,
+    private readonly low = Math.floor(high / 4),
+  ) {}
+
+  /**
+   * Aedes pulls a client's bytes with `read()` when the socket is readable and after each batch
+   * of packets is done; refusing that read (returning null) is how it is paused. The stream is
+   * woken with a 'readable' event once the backlog is low again.
+   */
+  gate(stream: GatedStream): void {
+    const read = stream.read.bind(stream);
+    stream.read = (size?: number): unknown => {
+      if (this.overloaded()) {
+        this.refusedReads++;
+        this.waiting.add(stream);
+        this.timer ??= setInterval(() => this.resumeIfCaughtUp(), 2);
+        return null;
+      }
+      this.waiting.delete(stream);
+      return read(size);
+    };
+    stream.once('close', () => this.waiting.delete(stream));
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.waiting.clear();
+  }
+
+  private overloaded(): boolean {
+    const backlog = this.backlog();
+    if (this.paused && backlog <= this.low) this.paused = false;
+    else if (!this.paused && backlog > this.high) this.paused = true;
+    return this.paused;
+  }
+
+  private resumeIfCaughtUp(): void {
+    if (this.overloaded()) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    const streams = [...this.waiting];
+    this.waiting.clear();
+    for (const stream of streams) if (!stream.destroyed) stream.emit('readable');
+  }
+}
