@@ -183,11 +183,16 @@ describe('SerialGateway', () => {
   it('stores events on disk while the broker is away and delivers all of them in order afterwards', async () => {
     const r = await rig('ndjson', 'nd-2');
     const port = broker.ports.mqtt;
-    const w = await watch('lw/A/nd-2/telemetry');
-    clients.push(w.client);
+    // Counted inside the broker: a subscription made as soon as the restarted broker is up is in
+    // place before the gateway (a TCP client that must reconnect and authenticate) can publish.
+    const seqs: number[] = [];
+    const record = (_t: string, p: Buffer): void => {
+      seqs.push(JSON.parse(p.toString()).seq as number);
+    };
+    await broker.bus.subscribe('lw/A/nd-2/telemetry', record);
     const frame = (seq: number) => ndjsonCodec.encodeEvent('telemetry', { ts: 1767000000000 + seq * 1000, seq, values: { n: seq } });
     for (let i = 0; i < 5; i++) await write(r.device, frame(i));
-    await waitFor(() => w.got.length >= 5, 5000, 'the first five events');
+    await waitFor(() => seqs.length >= 5, 5000, 'the first five events');
 
     await broker.stop();
     await waitFor(() => !r.bus.client.connected, 5000, 'the gateway to notice the broker is gone');
@@ -195,12 +200,36 @@ describe('SerialGateway', () => {
     await waitFor(() => r.gateway.counters().spooled! >= 100, 5000, 'the events to reach the spool');
     expect(r.gateway.counters().spool_backlog_bytes).toBeGreaterThan(0);
 
-    broker = await startOurBroker(port); // same port: clients reconnect by themselves
-    await waitFor(() => w.got.length >= 105, 15_000, 'every event after the broker came back');
+    broker = await startOurBroker(port); // same port: the gateway reconnects by itself
+    await broker.bus.subscribe('lw/A/nd-2/telemetry', record);
+    await waitFor(() => seqs.length >= 105, 15_000, 'every event after the broker came back');
     await waitFor(() => r.gateway.drained(), 5000, 'the spool to drain');
-    const seqs = w.got.map((m) => JSON.parse(m.payload).seq as number);
     expect(seqs).toEqual(Array.from({ length: 105 }, (_, i) => i));
     expect(r.gateway.counters()).toMatchObject({ spooled: 100, replayed: 100, spool_backlog_bytes: 0 });
+  });
+
+  it('keeps spooled events across a gateway restart', async () => {
+    const r = await rig('ndjson', 'nd-3');
+    await r.bus.client.endAsync(true); // the broker is unreachable for this gateway from now on
+    for (let i = 0; i < 20; i++) await write(r.device, ndjsonCodec.encodeEvent('telemetry', { ts: 1767000000000 + i, seq: i, values: { n: i } }));
+    await waitFor(() => r.gateway.counters().spooled === 20, 5000, 'the events to be spooled');
+    await r.gateway.stop();
+
+    const seqs: number[] = [];
+    await broker.bus.subscribe('lw/A/nd-3/telemetry', (_t, p) => {
+      seqs.push(JSON.parse(p.toString()).seq as number);
+    });
+    const bus = await MqttBus.connect(url, GW);
+    const again = new SerialGateway({ bus, spoolDir: r.spoolDir, ports: [{ path: r.pty.gateway, device: 'A/nd-3', codec: 'ndjson' }] });
+    await again.start();
+    try {
+      await waitFor(() => seqs.length >= 20, 10_000, 'the spooled events from before the restart');
+      expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      await waitFor(() => again.drained(), 5000, 'the spool to drain');
+    } finally {
+      await again.stop();
+      await bus.close();
+    }
   });
 });
 
