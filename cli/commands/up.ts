@@ -86,5 +86,8 @@ export function registerUp(program: Command): void {
         status.stop();
         await line.stop();
       }, 20_000);
+      // The terminal closing (SIGHUP) stops the line the same way; otherwise Node would exit at
+      // once and leave influxd and socat running.
+      process.once('SIGHUP', () => process.kill(process.pid, 'SIGTERM'));
     });
 }

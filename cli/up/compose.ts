@@ -3,7 +3,7 @@
 // simulated line — all in-process services on the broker's InProcessBus. stop() undoes it in
 // reverse order and leaves no child process behind (influxd, socat).
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { isAbsolute, join, relative } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBroker, type LinewatchBroker } from '../../broker/index.js';
 import type { LinewatchConfig } from '../../config/schema.js';
@@ -13,6 +13,7 @@ import { Historian } from '../../historian/index.js';
 import { INFLUXD_INSTALL_HINT, findInfluxd, startManagedInfluxd, type ManagedInfluxd } from '../../historian/influxd.js';
 import { RulesEngine, formatLoadError } from '../../rules/index.js';
 import { LineSimulator, loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
+import { ChildRegistry, reapLeftovers } from './children.js';
 import { provisionDeviceAccounts } from './credentials.js';
 import { logger } from '../../lib/log.js';
 import type { Service } from '../../lib/service.js';
@@ -67,11 +68,14 @@ export function rulesDir(dir: string): string {
 }
 
 export async function startLine(config: LinewatchConfig, hooks: UpOptions): Promise<RunningLine> {
-  const dataDir = config.dataDir;
+  // Absolute, so child command lines name it (see children.ts) whatever the working directory.
+  const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
+  const leftovers = await reapLeftovers(dataDir);
+  if (leftovers.length > 0) hooks.say(`ended what a previous run in ${dataDir} left running: ${leftovers.join(', ')}`);
+  const children = new ChildRegistry(dataDir);
   const started: Started[] = [];
   const services: Service[] = [];
-  const childPids: number[] = [];
   let broker: LinewatchBroker | undefined;
   let dashboard: DashboardServer | undefined;
   let influx: InfluxTarget | undefined;
@@ -103,8 +107,8 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         hooks.say(`history off: influxd was not found; ${INFLUXD_INSTALL_HINT}. Running without history.`);
       } else {
         const managed: ManagedInfluxd = await startManagedInfluxd({ dataDir: join(dataDir, 'influxd') });
-        started.push({ name: 'influxd', stop: () => managed.stop() });
-        childPids.push(managed.pid);
+        children.add('influxd', managed.pid);
+        started.push({ name: 'influxd', stop: () => managed.stop().then(() => children.remove(managed.pid)) });
         influx = { url: managed.url, database: config.historian.database };
         hooks.say(`InfluxDB: managed influxd at ${managed.url} (pid ${managed.pid}, data in ${join(dataDir, 'influxd')})`);
       }
@@ -161,8 +165,8 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         for (const link of [deviceEnd, gatewayEnd]) rmSync(link, { force: true });
         const opened = await openPtyPair(deviceEnd, gatewayEnd);
         pair = opened;
-        started.push({ name: 'socat', stop: () => opened.stop() });
-        childPids.push(opened.pid);
+        children.add('socat', opened.pid);
+        started.push({ name: 'socat', stop: () => opened.stop().then(() => children.remove(opened.pid)) });
         hooks.say(`serial: ${line}/${SERIAL_STATION} talks through the serial gateway on ${opened.a} ⇄ ${opened.b} (socat pid ${opened.pid})`);
       }
     }
@@ -225,7 +229,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
     broker: broker!,
     dashboard,
     influx,
-    childPids,
+    childPids: children.pids(),
     services,
     status: figures,
     stop: stopAll,

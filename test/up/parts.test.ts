@@ -1,17 +1,19 @@
 // The parts `linewatch up` is composed of: paths that follow --data-dir, simulator accounts the
 // real broker accepts (and that survive a restart), the socat PTY pair, and the status line.
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import mqtt from 'mqtt';
 import { SerialPort } from 'serialport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChildRegistry, reapLeftovers } from '../../cli/up/children.js';
 import { underDataDir } from '../../cli/up/compose.js';
 import { provisionDeviceAccounts } from '../../cli/up/credentials.js';
 import { openPtyPair } from '../../cli/up/pty-pair.js';
 import { StatusLine, formatStatus } from '../../cli/up/status.js';
-import { withTimeout } from '../../lib/wait.js';
+import { waitFor, withTimeout } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 
 let dir: string;
@@ -81,6 +83,29 @@ describe('socat PTY pair', () => {
       await pair.stop();
     }
     expect(() => process.kill(pair.pid, 0)).toThrow();
+  });
+});
+
+describe('leftover children', () => {
+  it('ends a child a killed run left behind, and leaves an unrelated process with a recorded PID alone', async () => {
+    const dataDir = join(dir, 'crashed');
+    mkdirSync(dataDir);
+    const pair = await openPtyPair(join(dataDir, 'pty-a'), join(dataDir, 'pty-b'));
+    const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const registry = new ChildRegistry(dataDir);
+      registry.add('socat', pair.pid);
+      registry.add('sleep', stranger.pid!);
+      // linewatch "dies" here without stopping anything; the next start reaps.
+      const ended = await reapLeftovers(dataDir);
+      expect(ended).toEqual([`socat (pid ${pair.pid})`]);
+      await waitFor(() => { try { process.kill(pair.pid, 0); return false; } catch { return true; } }, 5000, 'socat to be gone');
+      expect(stranger.exitCode).toBeNull();
+      expect(await reapLeftovers(dataDir)).toEqual([]);
+    } finally {
+      stranger.kill('SIGKILL');
+      await pair.stop();
+    }
   });
 });
 
