@@ -18,7 +18,7 @@ import { InfluxClient, setupDatabase, type WriteFailure } from './influx.js';
 import { startManagedInfluxd, type ManagedInfluxd } from './influxd.js';
 import { LineOee } from './oee.js';
 import { toPoint, type PointResult } from './points.js';
-import { Spool, SpoolFullError, type SpoolBatch } from './spool.js';
+import { Spool, type SpoolBatch } from './spool.js';
 
 export { startManagedInfluxd, findInfluxd, INFLUXD_INSTALL_HINT, type ManagedInfluxd } from './influxd.js';
 export { historianConfigSchema, type HistorianConfig } from './config.js';
@@ -68,6 +68,9 @@ export class Historian implements Service {
   private unread = 0;
   private oldestUnreadAt: number | undefined;
   private alarm = false;
+  /** Events of the current tick, appended together in a microtask. */
+  private group: { lines: string[]; done: Promise<void>; resolve: () => void } | undefined;
+  private readonly spoolDir: string;
   private readonly lastWarn = new Map<string, number>();
   private readonly c = {
     received: 0,
@@ -89,8 +92,9 @@ export class Historian implements Service {
   constructor(private readonly options: HistorianOptions) {
     this.config = options.config;
     this.needsSetup = options.config.setupDatabase;
+    this.spoolDir = resolve(options.config.spoolDir ?? join(options.dataDir, 'historian-spool'));
     this.spool = new Spool({
-      dir: resolve(options.config.spoolDir ?? join(options.dataDir, 'historian-spool')),
+      dir: this.spoolDir,
       maxBytes: options.config.spoolMaxBytes,
       segmentBytes: options.config.spoolSegmentBytes,
       fsyncIntervalMs: options.config.fsyncIntervalMs,
@@ -164,25 +168,47 @@ export class Historian implements Service {
     }
   }
 
-  /** Handles one message synchronously: once this returns the event is in the spool (or counted as dropped). */
-  private readonly onMessage = (topic: string, payload: Buffer): void => {
+  /**
+   * Handles one message. The returned promise resolves once the event is in the spool (or
+   * counted as dropped): that is when the bus acknowledges it. Events handed over in the same
+   * tick are appended together in one write (group commit); one at a time, each gets its own.
+   */
+  private readonly onMessage = (topic: string, payload: Buffer): Promise<void> | void => {
     this.c.received++;
     const point = toPoint(topic, payload);
     if (!point.ok) {
       this.drop(point.reason === 'topic' ? 'invalid_topic' : 'invalid_payload', point.error);
       return;
     }
-    try {
-      this.spool.append(point.line);
-    } catch (err) {
-      this.drop(err instanceof SpoolFullError ? 'spool_full' : 'spool_error', (err as Error).message);
-      return;
+    if (this.config.oee.enabled) this.observe(point);
+    if (!this.group) {
+      let resolve!: () => void;
+      const done = new Promise<void>((r) => (resolve = r));
+      this.group = { lines: [], done, resolve };
+      queueMicrotask(this.appendGroup);
     }
-    this.c.spooled++;
-    if (this.unread++ === 0) this.oldestUnreadAt = Date.now();
+    this.group.lines.push(point.line);
+    return this.group.done;
+  };
+
+  private readonly appendGroup = (): void => {
+    const group = this.group!;
+    this.group = undefined;
+    const n = group.lines.length;
+    let appended: number;
+    try {
+      appended = this.spool.appendMany(group.lines);
+      if (appended < n) this.drop('spool_full', `the spool is full (${this.spool.pendingBytes()} bytes waiting for InfluxDB, limit ${this.config.spoolMaxBytes}): events are being dropped; is InfluxDB reachable? raise historian.spoolMaxBytes for longer outages`, n - appended);
+    } catch (err) {
+      appended = (err as { appended?: number }).appended ?? 0;
+      this.drop('spool_error', `could not write to the spool in ${this.spoolDir}: ${(err as Error).message}`, n - appended);
+    }
+    this.c.spooled += appended;
+    if (this.unread === 0 && appended > 0) this.oldestUnreadAt = Date.now();
+    this.unread += appended;
     if (this.unread >= this.config.batchSize) this.wake?.();
     this.checkAlarm();
-    if (this.config.oee.enabled) this.observe(point);
+    group.resolve();
   };
 
   private async writeLoop(): Promise<void> {
@@ -207,7 +233,7 @@ export class Historian implements Service {
           batch = undefined;
           continue;
         }
-        body = joinLines(batch.records);
+        body = batch.records.join('\n');
       }
       const current: SpoolBatch = batch;
       try {
@@ -389,16 +415,4 @@ export class Historian implements Service {
 export function backoff(attempt: number, initialMs: number, maxMs: number): number {
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
   return ceiling / 2 + Math.random() * (ceiling / 2);
-}
-
-function joinLines(records: Buffer[]): string {
-  let length = records.length - 1;
-  for (const r of records) length += r.length;
-  const out = Buffer.allocUnsafe(length);
-  let at = 0;
-  for (const r of records) {
-    if (at > 0) out[at++] = 0x0a;
-    at += r.copy(out, at);
-  }
-  return out.toString('utf8');
 }

@@ -6,7 +6,6 @@
 // in the nanosecond digits. Replaying an event writes the same point again (harmless); two
 // distinct events of one device in the same millisecond do not overwrite each other.
 import { crc32 } from 'node:zlib';
-import { escape } from 'influx';
 import { DEVICE_STATES, parseTopic, validatePayload, type MessageKind, type PayloadOf } from '../contracts/index.js';
 
 export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'line', 'dead_letters'] as const;
@@ -15,9 +14,6 @@ export type Measurement = (typeof MEASUREMENTS)[number];
 export type PointResult =
   | { ok: true; line: string; measurement: Measurement; kind: MessageKind | 'dead_letter'; lineId?: string; device?: string; value: unknown }
   | { ok: false; reason: 'topic' | 'schema'; error: string };
-
-type Fields = Record<string, number | string | boolean | bigint | undefined>;
-type Tags = Record<string, string | undefined>;
 
 /** Parses, validates and converts one message. Never throws. */
 export function toPoint(topic: string, payload: Buffer | string): PointResult {
@@ -35,65 +31,54 @@ export function toPoint(topic: string, payload: Buffer | string): PointResult {
   switch (parsed.kind) {
     case 'telemetry': {
       const p = v.value as PayloadOf['telemetry'];
-      const fields: Fields = {};
-      for (const [k, n] of Object.entries(p.values)) fields[k === 'seq' ? 'seq_value' : k] = n;
-      fields.seq = BigInt(p.seq);
-      return { ...base, measurement: 'telemetry', line: serialize('telemetry', { line, device, station: p.station, type: p.type }, fields, p.ts, p.seq) };
+      const b = new PointBuilder('telemetry').tag('device', device).tag('line', line).tag('station', p.station).tag('type', p.type);
+      for (const key in p.values) b.float(key === 'seq' ? 'seq_value' : key, p.values[key]);
+      return { ...base, measurement: 'telemetry', line: b.int('seq', p.seq).at(p.ts, p.seq) };
     }
     case 'state': {
       const p = v.value as PayloadOf['state'];
-      const fields: Fields = { state: p.state, code: BigInt(DEVICE_STATES.indexOf(p.state)), reason: p.reason, seq: BigInt(p.seq) };
-      return { ...base, measurement: 'state', line: serialize('state', { line, device, station: p.station, type: p.type }, fields, p.ts, p.seq) };
+      const b = new PointBuilder('state').tag('device', device).tag('line', line).tag('station', p.station).tag('type', p.type);
+      b.str('state', p.state).int('code', DEVICE_STATES.indexOf(p.state)).str('reason', p.reason).int('seq', p.seq);
+      return { ...base, measurement: 'state', line: b.at(p.ts, p.seq) };
     }
     case 'status': {
       const p = v.value as PayloadOf['status'];
-      const fields: Fields = { status: p.status, online: BigInt(p.status === 'online' ? 1 : 0), seq: p.seq === undefined ? undefined : BigInt(p.seq) };
-      return { ...base, measurement: 'status', line: serialize('status', { line, device, type: p.type }, fields, p.ts, p.seq ?? hash(p.status)) };
+      const b = new PointBuilder('status').tag('device', device).tag('line', line).tag('type', p.type);
+      b.str('status', p.status).int('online', p.status === 'online' ? 1 : 0).int('seq', p.seq);
+      return { ...base, measurement: 'status', line: b.at(p.ts, p.seq ?? hash(p.status)) };
     }
     case 'cmd': {
       const p = v.value as PayloadOf['cmd'];
-      const fields: Fields = { id: p.id, params: JSON.stringify(p.params), origin: p.origin, expiresAt: BigInt(p.expiresAt) };
-      return { ...base, measurement: 'commands', line: serialize('commands', { line, device, event: 'issued', action: p.action }, fields, p.ts, hash(p.id)) };
+      const b = new PointBuilder('commands').tag('action', p.action).tag('device', device).tag('event', 'issued').tag('line', line);
+      b.str('id', p.id).str('params', JSON.stringify(p.params)).str('origin', p.origin).int('expiresAt', p.expiresAt);
+      return { ...base, measurement: 'commands', line: b.at(p.ts, hash(p.id)) };
     }
     case 'ack': {
       const p = v.value as PayloadOf['ack'];
-      const fields: Fields = { id: p.id, reason: p.reason, seq: p.seq === undefined ? undefined : BigInt(p.seq) };
-      return { ...base, measurement: 'commands', line: serialize('commands', { line, device, event: 'ack', result: p.result }, fields, p.ts, hash(`${p.id}/${p.result}`)) };
+      const b = new PointBuilder('commands').tag('device', device).tag('event', 'ack').tag('line', line).tag('result', p.result);
+      b.str('id', p.id).str('reason', p.reason).int('seq', p.seq);
+      return { ...base, measurement: 'commands', line: b.at(p.ts, hash(`${p.id}/${p.result}`)) };
     }
     case 'outcome': {
       const p = v.value as PayloadOf['outcome'];
-      const fields: Fields = {
-        id: p.id,
-        params: JSON.stringify(p.params),
-        origin: p.origin,
-        attempts: BigInt(p.attempts),
-        reason: p.reason,
-        issuedAt: BigInt(p.issuedAt),
-        latencyMs: BigInt(Math.max(0, p.ts - p.issuedAt)),
-      };
-      const tags = { line, device: p.target, event: 'outcome', action: p.action, outcome: p.outcome };
-      return { ...base, device: p.target, measurement: 'commands', line: serialize('commands', tags, fields, p.ts, hash(`${p.id}/${p.outcome}`)) };
+      const b = new PointBuilder('commands').tag('action', p.action).tag('device', p.target).tag('event', 'outcome').tag('line', line).tag('outcome', p.outcome);
+      b.str('id', p.id).str('params', JSON.stringify(p.params)).str('origin', p.origin).int('attempts', p.attempts).str('reason', p.reason);
+      b.int('issuedAt', p.issuedAt).int('latencyMs', Math.max(0, p.ts - p.issuedAt));
+      return { ...base, device: p.target, measurement: 'commands', line: b.at(p.ts, hash(`${p.id}/${p.outcome}`)) };
     }
     case 'alert': {
       const p = v.value as PayloadOf['alert'];
-      const fields: Fields = { id: p.id, state: p.state, message: p.message, origin: p.origin, raised: BigInt(p.state === 'raised' ? 1 : 0) };
-      const tags = { line, device: p.device, rule: p.rule, severity: p.severity };
-      return { ...base, device: p.device, measurement: 'alerts', line: serialize('alerts', tags, fields, p.ts, hash(`${p.id}/${p.state}`)) };
+      const b = new PointBuilder('alerts').tag('device', p.device).tag('line', line).tag('rule', p.rule).tag('severity', p.severity);
+      b.str('id', p.id).str('state', p.state).str('message', p.message).str('origin', p.origin).int('raised', p.state === 'raised' ? 1 : 0);
+      return { ...base, device: p.device, measurement: 'alerts', line: b.at(p.ts, hash(`${p.id}/${p.state}`)) };
     }
     case 'summary': {
       const p = v.value as PayloadOf['summary'];
-      const fields: Fields = {
-        speed: p.speed,
-        strategy: p.strategy,
-        availability: p.availability,
-        performance: p.performance,
-        quality: p.quality,
-        oee: p.oee,
-        goodCount: p.goodCount === undefined ? undefined : BigInt(p.goodCount),
-        scrapCount: p.scrapCount === undefined ? undefined : BigInt(p.scrapCount),
-      };
-      if (Object.values(fields).every((f) => f === undefined)) return { ok: false, reason: 'schema', error: `${topic}: summary has no figures to store` };
-      return { ...base, measurement: 'line', line: serialize('line', { line }, fields, p.ts, 0) };
+      const b = new PointBuilder('line').tag('line', line);
+      b.float('speed', p.speed).str('strategy', p.strategy).float('availability', p.availability).float('performance', p.performance);
+      b.float('quality', p.quality).float('oee', p.oee).int('goodCount', p.goodCount).int('scrapCount', p.scrapCount);
+      if (b.empty()) return { ok: false, reason: 'schema', error: `${topic}: summary has no figures to store` };
+      return { ...base, measurement: 'line', line: b.at(p.ts, 0) };
     }
   }
 }
@@ -108,8 +93,9 @@ function deadLetterPoint(client: string, payload: Buffer | string): PointResult 
   if (typeof value?.ts !== 'number' || !Number.isInteger(value.ts) || value.ts < 0) {
     return { ok: false, reason: 'schema', error: `lw/_dead/${client}.ts: expected an integer timestamp in ms` };
   }
-  const fields: Fields = { topic: String(value.topic ?? ''), reason: String(value.reason ?? ''), payload: String(value.payload ?? '') };
-  const point = serialize('dead_letters', { client }, fields, value.ts, hash(`${String(value.topic)}/${String(value.reason)}/${String(value.payload)}`));
+  const b = new PointBuilder('dead_letters').tag('client', client);
+  b.str('topic', String(value.topic ?? '')).str('reason', String(value.reason ?? '')).str('payload', String(value.payload ?? ''));
+  const point = b.at(value.ts, hash(`${String(value.topic)}/${String(value.reason)}/${String(value.payload)}`));
   return { ok: true, line: point, measurement: 'dead_letters', kind: 'dead_letter', value };
 }
 
@@ -118,36 +104,61 @@ function hash(s: string): number {
   return crc32(s);
 }
 
-/** `measurement,tag=v field=1,s="x" <ns>` with tags sorted (InfluxDB's own series key order). */
-export function serialize(measurement: Measurement, tags: Tags, fields: Fields, tsMs: number, disambiguator: number): string {
-  let out = escape.measurement(measurement);
-  for (const key of Object.keys(tags).sort()) {
-    const value = tags[key];
-    if (value === undefined || value === '') continue;
-    out += `,${escape.tag(key)}=${escape.tag(value)}`;
+/**
+ * Builds one line of line protocol: `measurement,tag=v,… field=1,s="x",n=2i <ns>`. Tags are added
+ * in key order (InfluxDB's own series-key order); absent tags and fields are left out. Tag and
+ * field keys here are constants or schema-checked identifiers, so only values need escaping.
+ */
+export class PointBuilder {
+  private out: string;
+  private sep = ' ';
+
+  constructor(measurement: Measurement) {
+    this.out = measurement;
   }
-  let sep = ' ';
-  for (const [key, value] of Object.entries(fields)) {
-    if (value === undefined) continue;
-    out += sep + escape.tag(key) + '=' + fieldValue(value);
-    sep = ',';
+
+  tag(key: string, value: string | undefined): this {
+    if (value !== undefined && value !== '') this.out += `,${key}=${NEEDS_TAG_ESCAPE.test(value) ? value.replace(NEEDS_TAG_ESCAPE_G, '\\$&') : value}`;
+    return this;
   }
-  // ms timestamp followed by six nanosecond digits: exact in a string, beyond Number's 2^53.
-  const ns = String(disambiguator % 1_000_000).padStart(6, '0');
-  return `${out} ${tsMs}${ns}`;
+
+  /** A float field (a number without `i` is a float in line protocol, also when whole). */
+  float(key: string, value: number | undefined): this {
+    if (value !== undefined) this.field(key, String(value));
+    return this;
+  }
+
+  int(key: string, value: number | undefined): this {
+    if (value !== undefined) this.field(key, `${Math.trunc(value)}i`);
+    return this;
+  }
+
+  /** A string field: `\` and `"` are escaped; a newline inside the quotes is kept as is. */
+  str(key: string, value: string | undefined): this {
+    if (value !== undefined) this.field(key, `"${NEEDS_STRING_ESCAPE.test(value) ? value.replace(NEEDS_STRING_ESCAPE_G, '\\$&') : value}"`);
+    return this;
+  }
+
+  empty(): boolean {
+    return this.sep === ' ';
+  }
+
+  /** The finished line, timed at `tsMs` with `disambiguator` (mod 10^6) in the nanosecond digits. */
+  at(tsMs: number, disambiguator: number): string {
+    // Six more digits after the ms: exact as a string, where a Number would lose them beyond 2^53.
+    return `${this.out} ${tsMs}${String(disambiguator % 1_000_000).padStart(6, '0')}`;
+  }
+
+  private field(key: string, value: string): void {
+    this.out += this.sep + key + '=' + value;
+    this.sep = ',';
+  }
 }
 
-function fieldValue(value: number | string | boolean | bigint): string {
-  switch (typeof value) {
-    case 'bigint':
-      return `${value}i`;
-    case 'number':
-      // Without an `i` suffix a number is a float, also when it happens to be whole.
-      return String(value);
-    case 'boolean':
-      return value ? 'true' : 'false';
-    default:
-      // Only `\` and `"` are escaped in a string field; a newline inside the quotes is kept as is.
-      return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-  }
-}
+// Line protocol escaping (InfluxDB 1.x): tag values escape comma, equals and space; string field
+// values escape double quote and backslash. (node-influx's escape helpers also rewrite a `\'`
+// sequence, which would change such values, so they are not used here.)
+const NEEDS_TAG_ESCAPE = /[,= ]/;
+const NEEDS_TAG_ESCAPE_G = /[,= ]/g;
+const NEEDS_STRING_ESCAPE = /["\\]/;
+const NEEDS_STRING_ESCAPE_G = /["\\]/g;

@@ -8,7 +8,7 @@
 //   record        u32le length | u32le CRC-32 (IEEE) of the payload | payload (UTF-8 line protocol)
 //   committed.json { segment, offset }  — everything before it is in InfluxDB
 //
-// Durability: append() returns after write(2), so a record survives the process being killed
+// Durability: append()/appendMany() return after write(2), so a record survives the process being killed
 // (SIGKILL, crash) as soon as append returns; it survives power loss once fsync'd, which happens
 // every `fsyncIntervalMs` (0 = after every append). Each run appends to a new segment, so a torn
 // last record from a crash (short write, zeros after power loss) sits at the end of an older
@@ -25,6 +25,20 @@ export interface SpoolOptions {
   segmentBytes?: number;
   /** Group fsync interval; 0 fsyncs after every append. */
   fsyncIntervalMs?: number;
+  /**
+   * Records appended in this run are also kept in memory, up to this many bytes, so the writer
+   * normally takes them from there instead of reading them back; beyond it (an outage backlog)
+   * and after a restart, it reads from disk.
+   */
+  memoryBytes?: number;
+}
+
+/** A record still in memory: where it starts on disk, its size there, its payload. */
+interface CachedRecord {
+  segment: number;
+  offset: number;
+  size: number;
+  payload: string;
 }
 
 export interface SpoolPosition {
@@ -33,8 +47,8 @@ export interface SpoolPosition {
 }
 
 export interface SpoolBatch {
-  /** Record payloads, in append order. */
-  records: Buffer[];
+  /** Record payloads (line protocol), in append order. */
+  records: string[];
   bytes: number;
   /** Position after the last record: pass it to commit() once the batch is stored. */
   end: SpoolPosition;
@@ -67,12 +81,17 @@ export class Spool {
   private committed: SpoolPosition = { segment: 0, offset: 0 };
   private pending = 0;
   private dirty = false;
+  private readonly memoryBytes: number;
+  private cache: CachedRecord[] = [];
+  private cacheHead = 0;
+  private cacheBytes = 0;
   private fsyncTimer: NodeJS.Timeout | undefined;
   private opened = false;
 
   constructor(private readonly options: SpoolOptions) {
     this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
     this.fsyncIntervalMs = options.fsyncIntervalMs ?? 1000;
+    this.memoryBytes = options.memoryBytes ?? 64 * 1024 * 1024;
   }
 
   /** Recovers the log left by an earlier run and starts a new segment for this one. */
@@ -100,39 +119,80 @@ export class Spool {
 
   /** Appends one record (written to the OS before returning). Throws SpoolFullError when full. */
   append(payload: string): void {
-    if (!this.opened) throw new Error('spool is not open');
-    const length = Buffer.byteLength(payload);
-    const size = HEADER + length;
-    if (this.pending + size > this.options.maxBytes) {
+    if (this.appendMany([payload]) === 0) {
       throw new SpoolFullError(`the historian spool holds ${this.pending} bytes not yet in InfluxDB (limit ${this.options.maxBytes}); is InfluxDB reachable? raise historian.spoolMaxBytes to buffer longer outages`);
     }
-    let segmentSize = this.sizes.get(this.writeSegment)!;
-    if (segmentSize > 0 && segmentSize + size > this.segmentBytes) {
-      this.rotate();
-      segmentSize = 0;
+  }
+
+  /**
+   * Appends records in order with one write(2) per segment touched (group commit), and returns
+   * how many fit: fewer than given when the spool is full. On an I/O error nothing partial stays
+   * on disk and the error carries `appended` (how many records before it were written).
+   */
+  appendMany(payloads: readonly string[]): number {
+    if (!this.opened) throw new Error('the historian spool is closed');
+    let done = 0;
+    while (done < payloads.length) {
+      const segmentSize = this.sizes.get(this.writeSegment)!;
+      const lengths: number[] = [];
+      let total = 0;
+      let full = false;
+      while (done + lengths.length < payloads.length) {
+        const length = Buffer.byteLength(payloads[done + lengths.length]!);
+        const size = HEADER + length;
+        if (this.pending + total + size > this.options.maxBytes) {
+          full = true;
+          break;
+        }
+        if (segmentSize + total > 0 && segmentSize + total + size > this.segmentBytes) break;
+        lengths.push(length);
+        total += size;
+      }
+      if (lengths.length > 0) {
+        const buf = Buffer.allocUnsafe(total);
+        let at = 0;
+        for (let k = 0; k < lengths.length; k++) {
+          const length = lengths[k]!;
+          buf.write(payloads[done + k]!, at + HEADER, length, 'utf8');
+          buf.writeUInt32LE(length, at);
+          buf.writeUInt32LE(crc32(buf.subarray(at + HEADER, at + HEADER + length)), at + 4);
+          at += HEADER + length;
+        }
+        try {
+          let written = 0;
+          while (written < total) written += writeSync(this.writeFd, buf, written, total - written, segmentSize + written);
+        } catch (err) {
+          // Leave no partial record behind (e.g. ENOSPC): cut the segment back to its last whole record.
+          ftruncateSync(this.writeFd, segmentSize);
+          throw Object.assign(err as Error, { appended: done });
+        }
+        let offset = segmentSize;
+        for (let k = 0; k < lengths.length; k++) {
+          const size = HEADER + lengths[k]!;
+          if (this.cacheBytes + size <= this.memoryBytes) {
+            this.cache.push({ segment: this.writeSegment, offset, size, payload: payloads[done + k]! });
+            this.cacheBytes += size;
+          }
+          offset += size;
+        }
+        this.sizes.set(this.writeSegment, segmentSize + total);
+        this.pending += total;
+        this.counters.appended += lengths.length;
+        this.counters.appendedBytes += total;
+        done += lengths.length;
+      }
+      if (full) break;
+      if (done < payloads.length) this.rotate();
     }
-    const record = Buffer.allocUnsafe(size);
-    record.write(payload, HEADER, 'utf8');
-    record.writeUInt32LE(length, 0);
-    record.writeUInt32LE(crc32(record.subarray(HEADER)), 4);
-    try {
-      let done = 0;
-      while (done < size) done += writeSync(this.writeFd, record, done, size - done, segmentSize + done);
-    } catch (err) {
-      // Leave no partial record behind (e.g. ENOSPC): cut the segment back to its last whole record.
-      ftruncateSync(this.writeFd, segmentSize);
-      throw err;
+    if (done > 0) {
+      if (this.fsyncIntervalMs === 0) {
+        fsyncSync(this.writeFd);
+        this.counters.fsyncs++;
+      } else {
+        this.dirty = true;
+      }
     }
-    this.sizes.set(this.writeSegment, segmentSize + size);
-    this.pending += size;
-    this.counters.appended++;
-    this.counters.appendedBytes += size;
-    if (this.fsyncIntervalMs === 0) {
-      fsyncSync(this.writeFd);
-      this.counters.fsyncs++;
-    } else {
-      this.dirty = true;
-    }
+    return done;
   }
 
   /** True when records were appended that read() has not returned yet. */
@@ -145,7 +205,7 @@ export class Spool {
    * the committed position: a batch that failed is retried by its owner, not re-read).
    */
   readBatch(maxRecords: number, maxBytes: number): SpoolBatch {
-    const records: Buffer[] = [];
+    const records: string[] = [];
     let bytes = 0;
     let fromEarlierRun = 0;
     while (records.length < maxRecords && bytes < maxBytes) {
@@ -154,6 +214,13 @@ export class Spool {
       if (size === undefined || this.read.offset >= size) {
         if (segment >= this.writeSegment) break;
         this.read = { segment: this.nextSegment(segment), offset: 0 };
+        continue;
+      }
+      const cached = this.cached(segment, this.read.offset);
+      if (cached) {
+        records.push(cached.payload);
+        bytes += cached.size - HEADER;
+        this.read.offset += cached.size;
         continue;
       }
       if (size - this.read.offset < HEADER) {
@@ -251,14 +318,30 @@ export class Spool {
     if (size === 0 || (this.committed.segment === this.writeSegment && this.committed.offset >= size)) this.deleteSegment(this.writeSegment);
   }
 
-  private take(buf: Buffer, at: number, length: number, records: Buffer[]): boolean {
+  /** The cached record starting at this position, if it is in memory; forgets records before it. */
+  private cached(segment: number, offset: number): CachedRecord | undefined {
+    while (this.cacheHead < this.cache.length) {
+      const head = this.cache[this.cacheHead]!;
+      if (head.segment > segment || (head.segment === segment && head.offset > offset)) return undefined;
+      this.cacheHead++;
+      this.cacheBytes -= head.size;
+      if (this.cacheHead > 4096 && this.cacheHead * 2 > this.cache.length) {
+        this.cache = this.cache.slice(this.cacheHead);
+        this.cacheHead = 0;
+      }
+      if (head.segment === segment && head.offset === offset) return head;
+    }
+    return undefined;
+  }
+
+  private take(buf: Buffer, at: number, length: number, records: string[]): boolean {
     const payload = buf.subarray(at + HEADER, at + HEADER + length);
     if (crc32(payload) !== buf.readUInt32LE(at + 4)) {
       // The length was plausible but the bytes are not what was written: skip this record only.
       this.counters.corruptRecords++;
       return false;
     }
-    records.push(payload);
+    records.push(payload.toString('utf8'));
     return true;
   }
 

@@ -17,7 +17,7 @@ describe('Spool', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const texts = (records: Buffer[]): string[] => records.map((r) => r.toString());
+  const texts = (records: string[]): string[] => records;
   const segments = (): string[] => readdirSync(dir).filter((f) => f.startsWith('seg-')).sort();
 
   it('returns records in order and in bounded batches', () => {
@@ -145,6 +145,45 @@ describe('Spool', () => {
     expect(() => spool.append(big)).toThrow(/historian\.spoolMaxBytes/);
     spool.commit(spool.readBatch(5, 100 * MiB).end);
     expect(() => spool.append(big)).not.toThrow();
+    spool.close();
+  });
+
+  it('appends a group in one go, across a segment boundary, and takes only what fits when full', () => {
+    const spool = new Spool({ dir, maxBytes: 1024 * 1024, segmentBytes: 64 * 1024 });
+    spool.open();
+    const group = Array.from({ length: 200 }, (_, i) => `${i} ${'z'.repeat(1000)}`);
+    expect(spool.appendMany(group)).toBe(200);
+    expect(segments().length).toBeGreaterThanOrEqual(4);
+    const all: string[] = [];
+    for (;;) {
+      const batch = spool.readBatch(1000, MiB);
+      if (batch.records.length === 0) break;
+      all.push(...texts(batch.records));
+    }
+    expect(all).toEqual(group);
+    const big = Array.from({ length: 2000 }, () => 'w'.repeat(1000));
+    const taken = spool.appendMany(big);
+    expect(taken).toBeGreaterThan(0);
+    expect(taken).toBeLessThan(2000);
+    expect(spool.pendingBytes()).toBeLessThanOrEqual(1024 * 1024);
+    spool.close();
+  });
+
+  it('serves recent records from memory up to memoryBytes and the rest from disk, in order', () => {
+    const spool = new Spool({ dir, maxBytes: MiB, memoryBytes: 200 });
+    spool.open();
+    const lines = Array.from({ length: 50 }, (_, i) => `m,i=${i} v=${i}`);
+    spool.appendMany(lines.slice(0, 25));
+    for (const line of lines.slice(25)) spool.append(line);
+    const got: string[] = [];
+    for (;;) {
+      const batch = spool.readBatch(7, MiB);
+      if (batch.records.length === 0) break;
+      got.push(...batch.records);
+      spool.commit(batch.end);
+    }
+    expect(got).toEqual(lines);
+    expect(spool.pendingBytes()).toBe(0);
     spool.close();
   });
 
