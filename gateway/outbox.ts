@@ -98,7 +98,8 @@ export class Outbox {
     this.stopped = true;
     clearInterval(this.timer);
     this.offConnect();
-    await this.replayDone;
+    // A replay waiting for PUBACKs from a broker that went away again is left to MQTT.js.
+    await Promise.race([this.replayDone, sleep(2000)]);
     // Give direct publishes a moment to be acknowledged; what is left MQTT.js still holds.
     for (let i = 0; i < 40 && this.inFlight > 0; i++) await sleep(25);
     await this.spool.flush();
@@ -126,7 +127,7 @@ export class Outbox {
   private async replay(): Promise<void> {
     // Direct publishes first: they are older than anything in the spool.
     for (let i = 0; this.inFlight > 0; i++) {
-      if (i > 400 || !this.link.connected()) return;
+      if (i > 400 || this.stopped || !this.link.connected()) return;
       await sleep(25);
     }
     log.info({ backlogBytes: this.spool.backlogBytes() }, 'broker reachable: replaying the spool');

@@ -17,6 +17,8 @@ const log = logger('simulate');
 
 /** Above this many devices `mqtt.mode: 'auto'` shares connections instead of opening one per device. */
 export const PER_DEVICE_LIMIT = 200;
+/** Catch-up steps per timer call: a large speedup runs in slices instead of blocking the event loop. */
+const MAX_STEPS_PER_TIMER = 100;
 
 export interface LineSimulatorOptions {
   line: string;
@@ -140,7 +142,7 @@ export class LineSimulator implements Service {
       if (!this.running) return;
       const target = (Date.now() - this.realStart) * this.speedup;
       let steps = 0;
-      while (this.model.elapsed + this.periodMs <= target && steps < 1000) {
+      while (this.model.elapsed + this.periodMs <= target && steps < MAX_STEPS_PER_TIMER) {
         this.dispatch(this.model.advance(this.periodMs));
         this.stats.ticks++;
         steps++;

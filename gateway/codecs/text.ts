@@ -10,9 +10,15 @@
 import { ACK_RESULTS, COMMAND_ACTIONS, DEVICE_STATES, type CommandPayload, type DeviceMessageKind } from '../../contracts/index.js';
 import { looksBinary, type Decoded, type DeviceFrame, type LineCodec } from './types.js';
 
+/** XOR of the sentence body's UTF-8 bytes, as two upper-case hex digits. */
 export function xorChecksum(body: string): string {
   let cs = 0;
-  for (let i = 0; i < body.length; i++) cs ^= body.charCodeAt(i) & 0xff;
+  // eslint-disable-next-line no-control-regex
+  if (/^[\u0000-\u007f]*$/.test(body)) {
+    for (let i = 0; i < body.length; i++) cs ^= body.charCodeAt(i);
+  } else {
+    for (const byte of Buffer.from(body, 'utf8')) cs ^= byte;
+  }
   return cs.toString(16).toUpperCase().padStart(2, '0');
 }
 

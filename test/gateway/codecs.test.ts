@@ -61,3 +61,12 @@ describe('LineFramer', () => {
     ]);
   });
 });
+
+describe('text codec checksum over UTF-8', () => {
+  it('XORs bytes, not UTF-16 code units', () => {
+    // "–" (U+2013) is E2 80 93 in UTF-8: 0xE2 ^ 0x80 ^ 0x93 = 0xF1.
+    expect(xorChecksum('–')).toBe('F1');
+    const frame = textCodec.encodeEvent('ack', { id: 'c-9', result: 'rejected', reason: 'speed 61 is outside 0–60 m/min' });
+    expect(textCodec.decodeEvent(frame.trimEnd())).toMatchObject({ ok: true, value: { kind: 'ack', body: { reason: 'speed 61 is outside 0–60 m/min' } } });
+  });
+});
