@@ -13,7 +13,7 @@ import { logger } from '../../lib/log.js';
 import type { Counters, Service } from '../../lib/service.js';
 import type { DashboardConfig } from '../config.js';
 import { HistoryReader, parseHistoryQuery, type InfluxTarget } from './history.js';
-import { LineView, type LineSummaryView } from './line-view.js';
+import { LineView, type LineSummaryView, type LineViewLimits } from './line-view.js';
 import { Metrics, type MetricSource } from './metrics.js';
 import { SseHub, type SseOptions } from './sse.js';
 import { StaticFiles, findPublicDir } from './static.js';
@@ -33,6 +33,8 @@ export interface DashboardServerOptions {
   /** The services whose counters /metrics exposes (the dashboard adds itself). */
   metricSources?: () => MetricSource[];
   sse?: Partial<SseOptions>;
+  /** Caps on what the live view keeps (commands 50, devices 10,000, active alerts 1,000). */
+  viewLimits?: Partial<LineViewLimits>;
 }
 
 class HttpError extends Error {
@@ -64,7 +66,7 @@ export function isLoopback(host: string): boolean {
 
 export class DashboardServer implements Service {
   readonly name = 'dashboard';
-  readonly view = new LineView();
+  readonly view: LineView;
   /** The token clients must present, or null when none is required (loopback without a configured token). */
   readonly token: string | null;
   /** True when the token was generated here (the caller prints it once). */
@@ -87,6 +89,7 @@ export class DashboardServer implements Service {
   };
 
   constructor(private readonly options: DashboardServerOptions) {
+    this.view = new LineView(options.viewLimits);
     const { host, token } = options.config;
     this.tokenGenerated = !token && !isLoopback(host);
     this.token = token ?? (this.tokenGenerated ? randomBytes(18).toString('base64url') : null);
@@ -137,7 +140,7 @@ export class DashboardServer implements Service {
   }
 
   counters(): Counters {
-    return { ...this.stats, ...this.sse.counters, bus_messages: this.view.counters.messages, bus_messages_invalid: this.view.counters.invalid };
+    return { ...this.stats, ...this.sse.counters, bus_messages: this.view.counters.messages, bus_messages_invalid: this.view.counters.invalid, view_over_capacity: this.view.counters.over_capacity };
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {

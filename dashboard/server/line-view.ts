@@ -79,10 +79,22 @@ export interface LineDelta {
 export interface LineViewCounters {
   messages: number;
   invalid: number;
+  /** Messages about a new device or alert ignored because the view holds its maximum already. */
+  over_capacity: number;
+}
+
+export interface LineViewLimits {
+  /** Recent commands kept. */
+  maxCommands: number;
+  /** Devices tracked (a gateway account may speak for any device name). */
+  maxDevices: number;
+  /** Active alerts tracked. */
+  maxAlerts: number;
 }
 
 export class LineView {
-  readonly counters: LineViewCounters = { messages: 0, invalid: 0 };
+  readonly counters: LineViewCounters = { messages: 0, invalid: 0, over_capacity: 0 };
+  private readonly limits: LineViewLimits;
   private readonly devices = new Map<string, DeviceView>();
   private readonly lines = new Map<string, LineSummaryView>();
   private readonly commands = new Map<string, CommandView>();
@@ -93,7 +105,9 @@ export class LineView {
   private readonly dirtyAlerts = new Set<string>();
   private readonly removedAlerts = new Set<string>();
 
-  constructor(private readonly maxCommands = 50) {}
+  constructor(limits: Partial<LineViewLimits> = {}) {
+    this.limits = { maxCommands: 50, maxDevices: 10_000, maxAlerts: 1000, ...limits };
+  }
 
   /** Takes one bus message; anything outside the namespace or failing its schema is counted and ignored. */
   handle(topic: string, payload: Buffer): void {
@@ -107,6 +121,10 @@ export class LineView {
       return;
     }
     const v = result.value;
+    if (device !== undefined && kind !== 'cmd' && kind !== 'ack' && kind !== 'outcome' && !this.devices.has(`${line}/${device}`) && this.devices.size >= this.limits.maxDevices) {
+      this.counters.over_capacity++;
+      return;
+    }
     switch (kind) {
       case 'state': {
         const p = v as StatePayload;
@@ -199,6 +217,10 @@ export class LineView {
           return;
         }
         const existing = this.alerts.get(key);
+        if (!existing && this.alerts.size >= this.limits.maxAlerts) {
+          this.counters.over_capacity++;
+          return;
+        }
         // A re-raise keeps an earlier acknowledgement: the operator already saw it.
         const state = existing?.state === 'acknowledged' && p.state === 'raised' ? 'acknowledged' : p.state;
         this.alerts.set(key, { ...p, state, line, raisedAt: existing?.raisedAt ?? p.ts });
@@ -287,7 +309,7 @@ export class LineView {
 
   private trimCommands(): void {
     // Map iteration order is insertion order, so the first keys are the oldest.
-    while (this.commands.size > this.maxCommands) {
+    while (this.commands.size > this.limits.maxCommands) {
       const oldest = this.commands.keys().next().value as string;
       this.commands.delete(oldest);
       this.dirtyCommands.delete(oldest);
