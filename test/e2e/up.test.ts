@@ -4,7 +4,7 @@
 // points are in InfluxDB, the page works in headless Chromium (stations, a chart with data,
 // acknowledging an alert, a screenshot), and SIGINT leaves no process behind.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,22 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Command lines of running processes that mention `text` (Linux /proc). */
+function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let cmd: string;
+    try {
+      cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      continue; // exited while we looked
+    }
+    if (cmd.includes(text)) found.push(`${entry}: ${cmd}`);
+  }
+  return found;
 }
 
 async function getJson<T>(path: string): Promise<T> {
@@ -190,5 +206,7 @@ describe('linewatch up', () => {
     expect(code, output).toBe(0);
     await waitFor(() => !isAlive(influxPid!), 10_000, `influxd (pid ${influxPid}) to be gone`);
     await waitFor(() => !isAlive(socatPid!), 10_000, `socat (pid ${socatPid}) to be gone`);
+    // Nor any other process working in the data dir.
+    expect(processesMentioning(dir)).toEqual([]);
   }, 60_000);
 });
