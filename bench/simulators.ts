@@ -24,14 +24,15 @@ export async function run(report: Report): Promise<void> {
     const url = `mqtt://127.0.0.1:${port}`;
     rows.push(await overMqtt(url, 5000, 'shared'));
     rows.push(await overMqtt(url, 1000, 'per-device'));
+    rows.push(await overMqtt(url, 5000, 'per-device'));
   } finally {
     await stopChild(broker);
     rmSync(dir, { recursive: true, force: true });
   }
   report.add({
     title: 'Simulated devices per process at 1 Hz',
-    note: `Each device sends telemetry once per simulated second (plus state changes) for ${SECONDS} s in real time. CPU is this Node process's user+system time (the simulator and its MQTT clients) over the run, as % of one core; the broker (Mosquitto) and the counting subscriber (mosquitto_sub) run in their own processes. "shared": a few connections of one gateway-role account speak for all devices; "per-device": one MQTT connection per device.`,
-    columns: ['setup', 'devices', 'MQTT connections', 'messages/s at subscriber', 'CPU % of one core'],
+    note: `Each device sends telemetry once per simulated second (plus state changes) for ${SECONDS} s in real time. CPU is this Node process's user+system time (the simulator and its MQTT clients) over the run, as % of one core; the broker (Mosquitto) and the counting subscriber (mosquitto_sub) run in their own processes. "shared": a few connections of one gateway-role account speak for all devices; "per-device": one MQTT connection per device (5,000 sockets). RSS is the whole process's after the run (it does not shrink between rows).`,
+    columns: ['setup', 'devices', 'MQTT connections', 'messages/s at subscriber', 'CPU % of one core', 'process RSS MiB'],
     rows,
   });
 }
@@ -46,7 +47,7 @@ function modelOnly(devices: number): (string | number)[] {
   const wall = performance.now() - t0;
   // CPU per simulated second, as a share of a core when run at 1× speed.
   const pct = ((used.user + used.system) / 1000 / 60 / 1000) * 100;
-  return ['reference: model only (no I/O), 60 simulated s', devices, 0, `${((messages / wall) * 1000).toFixed(0)} (generated)`, pct.toFixed(1)];
+  return ['reference: model only (no I/O), 60 simulated s', devices, 0, `${((messages / wall) * 1000).toFixed(0)} (generated)`, pct.toFixed(1), rssMiB()];
 }
 
 async function overMqtt(url: string, devices: number, mode: 'shared' | 'per-device'): Promise<(string | number)[]> {
@@ -69,11 +70,15 @@ async function overMqtt(url: string, devices: number, mode: 'shared' | 'per-devi
     const wall = performance.now() - t0;
     const rate = ((count - c0) / wall) * 1000;
     const pct = ((used.user + used.system) / 1000 / wall) * 100;
-    return [`LineSimulator over MQTT, ${mode}`, devices, sim.counters().connections ?? 0, rate.toFixed(0), pct.toFixed(1)];
+    return [`LineSimulator over MQTT, ${mode}`, devices, sim.counters().connections ?? 0, rate.toFixed(0), pct.toFixed(1), rssMiB()];
   } finally {
     await sim.stop();
     await stopChild(sub);
   }
+}
+
+function rssMiB(): string {
+  return (process.memoryUsage().rss / 2 ** 20).toFixed(0);
 }
 
 function freePort(): Promise<number> {
