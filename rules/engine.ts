@@ -58,6 +58,8 @@ export interface RulesEngineOptions {
 }
 
 interface DeviceRecord {
+  /** `line/device` */
+  id: string;
   line: string;
   device: string;
   type?: DeviceType;
@@ -115,6 +117,7 @@ export class RulesEngine implements Service {
     invalid: 0,
     duplicates: 0,
     late: 0,
+    reordered: 0,
     evaluations: 0,
     activations: 0,
     deactivations: 0,
@@ -254,11 +257,20 @@ export class RulesEngine implements Service {
     }
     const rec = this.record(line, device);
     const now = this.clock.now();
-    const late = msg.ts < rec.watermark || msg.ts < now - this.settings.maxLatenessMs;
+    // Event time: a message older than the device's newest by more than the reorder tolerance, or
+    // older than maxLateness, is late (e.g. store-and-forward backfill): it feeds windows only.
+    // Status messages (births and wills, whose ts is the connect time) only set the status.
+    const isStatus = kind === 'status';
+    const newest = !isStatus && msg.ts >= rec.watermark;
+    const late = (!isStatus && msg.ts < rec.watermark - this.settings.reorderToleranceMs) || msg.ts < now - this.settings.maxLatenessMs;
     if (late) this.c.late!++;
-    else rec.watermark = msg.ts;
+    else if (!newest && !isStatus) this.c.reordered!++;
     if (msg.type) rec.type = msg.type;
-    if (!late) {
+    if (isStatus) {
+      rec.status = (msg as StatusPayload).status;
+    } else if (newest) {
+      // The device's latest known state and readings, even from a backfilled (late) message.
+      rec.watermark = msg.ts;
       if (kind === 'state') {
         const m = msg as StatePayload;
         if (m.state !== rec.state) {
@@ -266,10 +278,8 @@ export class RulesEngine implements Service {
           rec.state = m.state;
         }
         rec.reason = m.reason;
-      } else if (kind === 'telemetry') {
-        Object.assign(rec.values, (msg as TelemetryPayload).values);
       } else {
-        rec.status = (msg as StatusPayload).status;
+        Object.assign(rec.values, (msg as TelemetryPayload).values);
       }
     }
     if (!(kind === 'status' && (msg as StatusPayload).status === 'offline')) {
@@ -299,6 +309,14 @@ export class RulesEngine implements Service {
       reason: rec.reason,
       status: rec.status,
       type: rec.type,
+      // Filled per rule (windows, line counts) just before that rule reads them; declared here so every scope has one shape.
+      avg: undefined,
+      min: undefined,
+      max: undefined,
+      count: undefined,
+      rate: undefined,
+      delta: undefined,
+      matching: undefined,
     };
     const stamp = ++this.evalStamp;
     for (const list of [exactLine, exactAny]) for (const rule of list) this.consider(rule, rec, scope, msg.ts, late, stamp, true);
@@ -316,17 +334,16 @@ export class RulesEngine implements Service {
 
   private evaluate(rule: CompiledRule, rec: DeviceRecord, base: Scope, ts: number, late: boolean): void {
     this.c.evaluations!++;
-    const inst = this.instance(rule, rule.keyBy === 'line' ? rec.line : `${rec.line}/${rec.device}`, rec.line, rule.keyBy === 'line' ? undefined : rec.device);
-    let scope = base;
+    const inst = this.instance(rule, rule.keyBy === 'line' ? rec.line : rec.id, rec.line, rule.keyBy === 'line' ? undefined : rec.device);
     if (rule.window) {
       const v = rule.window.of(base);
       if (typeof v === 'number' && Number.isFinite(v)) addToWindow(inst, rule, ts, v);
       if (late) return; // late events update the window, but fire nothing for the past
-      scope = { ...base, ...aggregate(inst) };
+      aggregateInto(inst, base); // the message's scope has the window fields; only this rule reads them
     }
     if (late) return;
-    if (rule.lineCount) scope = { ...base, matching: this.countMatching(rule, rec.line) };
-    this.step(rule, inst, this.condition(rule, rec, scope), scope, ts);
+    if (rule.lineCount) base.matching = this.countMatching(rule, rec.line);
+    this.step(rule, inst, this.condition(rule, rec, base), base, ts);
   }
 
   private condition(rule: CompiledRule, rec: DeviceRecord, scope: Scope): boolean {
@@ -480,8 +497,8 @@ export class RulesEngine implements Service {
   private timerScope(rule: CompiledRule, inst: Instance): Scope {
     const rec = inst.device ? this.devices.get(`${inst.line}/${inst.device}`) : undefined;
     let scope: Scope = rec ? this.deviceScope(rec) : { line: inst.line, device: inst.device, values: {}, last: {} };
-    if (rule.window) scope = { ...scope, ...aggregate(inst) };
-    if (rule.lineCount) scope = { ...scope, matching: this.countMatching(rule, inst.line) };
+    if (rule.window) aggregateInto(inst, scope);
+    if (rule.lineCount) scope.matching = this.countMatching(rule, inst.line);
     if (rule.absent) scope = { ...scope, device: inst.device };
     return scope;
   }
@@ -607,7 +624,7 @@ export class RulesEngine implements Service {
     const id = `${line}/${device}`;
     let rec = this.devices.get(id);
     if (!rec) {
-      rec = { line, device, values: {}, watermark: 0 };
+      rec = { id, line, device, values: {}, watermark: 0 };
       this.devices.set(id, rec);
       const list = this.lineDevices.get(line) ?? [];
       list.push(rec);
@@ -714,9 +731,14 @@ function addToWindow(inst: Instance, rule: CompiledRule, ts: number, v: number):
   }
 }
 
-function aggregate(inst: Instance): Scope {
+/** Writes avg, min, max, count, delta and rate of the instance's window into `scope`. */
+function aggregateInto(inst: Instance, scope: Scope): void {
   const w = inst.window;
-  if (!w || w.v.length === 0) return { avg: undefined, min: undefined, max: undefined, count: 0, rate: undefined, delta: undefined };
+  if (!w || w.v.length === 0) {
+    scope.avg = scope.min = scope.max = scope.rate = scope.delta = undefined;
+    scope.count = 0;
+    return;
+  }
   let sum = 0;
   let min = Infinity;
   let max = -Infinity;
@@ -728,5 +750,10 @@ function aggregate(inst: Instance): Scope {
   const n = w.v.length;
   const delta = w.v[n - 1]! - w.v[0]!;
   const span = (w.ts[n - 1]! - w.ts[0]!) / 1000;
-  return { avg: sum / n, min, max, count: n, delta, rate: span > 0 ? delta / span : 0 };
+  scope.avg = sum / n;
+  scope.min = min;
+  scope.max = max;
+  scope.count = n;
+  scope.delta = delta;
+  scope.rate = span > 0 ? delta / span : 0;
 }

@@ -280,13 +280,22 @@ describe('event time', () => {
     actions: [{ alert: { message: "avg {avg}" } }]
 `);
     await f.telemetry('s1', { v: 0 });
-    await f.advance(1_000);
+    await f.advance(3_000);
     await f.telemetry('s1', { v: 0 });
-    await f.telemetry('s1', { v: 30 }, { ts: T0 + 500 }); // late, lands in the window but fires nothing
+    await f.telemetry('s1', { v: 30 }, { ts: T0 + 500 }); // 2.5 s behind (tolerance 1 s): late, lands in the window but fires nothing
     expect(f.alerts).toEqual([]);
     await f.advance(1_000);
     await f.telemetry('s1', { v: 0 }); // window [30, 0, 0]: avg 10
     expect(f.alerts.map((a) => a.message)).toEqual(['avg 10']);
+  });
+
+  it('acts on an event reordered in transit by less than the tolerance, without letting it overwrite newer state', async () => {
+    f = await startFixture(RULE);
+    await f.advance(2_000);
+    await f.telemetry('conv-1', { temp: 50 });
+    await f.telemetry('conv-1', { temp: 95 }, { ts: T0 + 1_700 }); // 300 ms older than the newest
+    expect(f.engine.counters()).toMatchObject({ reordered: 1, late: 0 });
+    expect(f.commands.map((c) => c.action)).toEqual(['stop']);
   });
 
   it('ignores duplicates (same seq again)', async () => {
