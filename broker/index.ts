@@ -43,7 +43,7 @@ interface Session {
 /** The first bytes of a refused payload kept in the dead letter. */
 const DEAD_LETTER_PAYLOAD_BYTES = 1024;
 
-function authError(message: string, returnCode: 2 | 4 | 5): AuthenticateError {
+function authError(message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
@@ -102,7 +102,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
         },
         (err: unknown) => {
           log.error({ err }, 'cannot read the devices file; refusing the client');
-          done(authError('server unavailable', 3 as 2), false);
+          done(authError('server unavailable', 3), false);
         },
       );
     },
@@ -185,8 +185,13 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     else if (err.code === undefined && !guarded.has(client.conn)) counters.reject('malformed_packet'); // mqtt-packet's parse errors carry no code
     log.debug({ err: err.message, remote: remoteOf(client) }, 'connection error before CONNECT');
   });
+  const slowConsumers = new WeakSet<Client>(); // Aedes reports a drain timeout once per pending write
   aedes.on('clientError', (client: Client, err: Error) => {
-    if (/drain/i.test(err.message)) counters.reject('slow_consumer');
+    if (err.message === 'drain timeout' && !slowConsumers.has(client)) {
+      slowConsumers.add(client);
+      counters.reject('slow_consumer');
+      log.warn({ clientId: client.id, drainTimeoutMs: config.drainTimeoutMs }, 'disconnected a subscriber that stopped reading (broker.drainTimeoutMs)');
+    }
     log.debug({ clientId: client.id, err: err.message }, 'client error');
   });
 

@@ -8,7 +8,7 @@ import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sleep, waitFor, withTimeout } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
-import { closed, mqttConnect, openSocket } from './raw-mqtt.js';
+import { closed, mqttConnect, openSocket, publishPacket, subscribePacket } from './raw-mqtt.js';
 
 const MiB = 1024 * 1024;
 const DECLARED = 200 * MiB; // what the attacker's PUBLISH header claims
@@ -100,6 +100,39 @@ describe('max packet size (aedes#831)', () => {
       expect((await got).length).toBe(200 * 1024);
     } finally {
       await client.endAsync();
+    }
+  });
+});
+
+describe('drain timeout', () => {
+  it('disconnects a subscriber that stops reading, once, and the others keep receiving', async () => {
+    const slowBroker = await startTestBroker({ open: true, wsPort: null, drainTimeoutMs: 300 });
+    try {
+      const port = slowBroker.broker.ports.mqtt;
+      const frozen = await mqttConnect(port, 'frozen-subscriber');
+      frozen.socket.write(subscribePacket('slow/x'));
+      await sleep(200);
+      frozen.socket.pause();
+      const healthy = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'healthy' });
+      let healthyGot = 0;
+      healthy.on('message', () => healthyGot++);
+      await healthy.subscribeAsync('slow/x');
+      const { socket: pub } = await mqttConnect(port, 'slow-publisher');
+      const batch = Buffer.concat(Array.from({ length: 1000 }, () => publishPacket('slow/x', Buffer.alloc(512, 0x63))));
+      // (A socket that never reads does not see the broker close it either, so ask the broker.)
+      const deadline = Date.now() + 15_000;
+      while (slowBroker.broker.stats().rejects.slow_consumer === 0 && Date.now() < deadline) {
+        if (!pub.writableNeedDrain) pub.write(batch);
+        await sleep(10);
+      }
+      frozen.socket.destroy();
+      const before = healthyGot;
+      await waitFor(() => healthyGot > before, 10_000, 'the healthy subscriber to keep receiving');
+      expect(slowBroker.broker.stats().rejects.slow_consumer).toBe(1);
+      pub.destroy();
+      await healthy.endAsync(true);
+    } finally {
+      await slowBroker.stop();
     }
   });
 });

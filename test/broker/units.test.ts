@@ -1,0 +1,59 @@
+// The broker's pure pieces: filter coverage for the ACL, and the packet-size scanner.
+import { describe, expect, it } from 'vitest';
+import { filterCovers, mayPublish, maySubscribe, rulesFor } from '../../broker/acl.js';
+import { PacketSizeScanner } from '../../broker/packet-guard.js';
+import { connectPacket, publishPacket } from './raw-mqtt.js';
+
+describe('ACL', () => {
+  it.each([
+    ['lw/#', 'lw/+/alerts', true],
+    ['lw/#', 'lw/#', true],
+    ['lw/#', 'lw', true],
+    ['lw/+/+/cmd', 'lw/A/x/cmd', true],
+    ['lw/+/+/cmd', 'lw/+/+/cmd', true],
+    ['lw/A/x/cmd', 'lw/+/x/cmd', false],
+    ['lw/+/+/cmd', 'lw/A/#', false],
+    ['lw/+/+/cmd', 'lw/A/x/cmd/ack', false],
+    ['#', '$SYS/#', false],
+    ['$SYS/#', '$SYS/linewatch/stats', true],
+  ])('%s covers %s: %s', (outer, inner, expected) => {
+    expect(filterCovers(outer, inner)).toBe(expected);
+  });
+
+  it('confines a device to its own topics', () => {
+    const rules = rulesFor('device', 'A/conv-1');
+    expect(mayPublish(rules, 'lw/A/conv-1/telemetry')).toBe(true);
+    expect(mayPublish(rules, 'lw/A/conv-1/cmd/ack')).toBe(true);
+    expect(mayPublish(rules, 'lw/A/conv-1/cmd')).toBe(false);
+    expect(mayPublish(rules, 'lw/A/conv-2/telemetry')).toBe(false);
+    expect(mayPublish(rules, 'lw/A/alerts')).toBe(false);
+    expect(maySubscribe(rules, 'lw/A/conv-1/cmd')).toBe(true);
+    expect(maySubscribe(rules, 'lw/A/conv-1/#')).toBe(false);
+  });
+
+  it('never lets a client publish on $SYS, not even admin', () => {
+    expect(mayPublish(rulesFor('admin', 'ops'), '$SYS/linewatch/stats')).toBe(false);
+    expect(mayPublish(rulesFor('admin', 'ops'), 'anything/else')).toBe(true);
+  });
+});
+
+describe('PacketSizeScanner', () => {
+  it('accepts a stream of packets under the limit, however it is split', () => {
+    const stream = Buffer.concat([connectPacket('x'), publishPacket('a/b', Buffer.alloc(300)), publishPacket('a/b', Buffer.alloc(1000))]);
+    for (const step of [1, 2, 3, 7, 64, stream.length]) {
+      const scanner = new PacketSizeScanner(2048);
+      for (let i = 0; i < stream.length; i += step) expect(scanner.scan(stream.subarray(i, i + step))).toEqual({ ok: true });
+    }
+  });
+
+  it('reports a packet declaring more than the limit at its header, even split inside the length', () => {
+    const big = publishPacket('a/b', Buffer.alloc(5000));
+    const scanner = new PacketSizeScanner(4096);
+    expect(scanner.scan(big.subarray(0, 2))).toEqual({ ok: true }); // type + first length byte (continued)
+    expect(scanner.scan(big.subarray(2, 3))).toEqual({ ok: false, reason: 'oversize', declared: big.length });
+  });
+
+  it('reports a length that runs past 4 bytes as malformed', () => {
+    expect(new PacketSizeScanner(4096).scan(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]))).toEqual({ ok: false, reason: 'malformed' });
+  });
+});
