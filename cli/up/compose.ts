@@ -16,6 +16,7 @@ import { LineSimulator, loadDemoScenario, loadScenarioFile } from '../../simulat
 import { ChildRegistry, reapLeftovers } from './children.js';
 import { provisionDeviceAccounts } from './credentials.js';
 import { logger } from '../../lib/log.js';
+import { withTimeout } from '../../lib/wait.js';
 import type { Service } from '../../lib/service.js';
 import { SOCAT_INSTALL_HINT, findSocat, openPtyPair, type PtyPair } from './pty-pair.js';
 import type { StatusFigures } from './status.js';
@@ -81,16 +82,31 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
   let influx: InfluxTarget | undefined;
   let historianRef: Historian | undefined;
 
+  // Should linewatch exit before stopping them (a shutdown that ran out of time, a crash), its
+  // children go with it. process.kill is synchronous, so this works in an 'exit' handler.
+  const killChildrenOnExit = (): void => {
+    for (const pid of children.pids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', killChildrenOnExit);
+
   const stopAll = async (): Promise<void> => {
     for (const step of started.reverse()) {
       try {
-        await step.stop();
+        // Bounded per step, so a stuck service cannot keep the children after it from stopping.
+        await withTimeout(step.stop(), step.name === 'historian' || step.name === 'influxd' ? 12_000 : 5000, `${step.name} to stop`);
       } catch (err) {
         // Keep stopping the rest: one service failing to stop must not leave children behind.
         log.error({ err, service: step.name }, 'failed to stop cleanly');
       }
     }
     started.length = 0;
+    process.removeListener('exit', killChildrenOnExit);
   };
   const startService = async (service: Service): Promise<void> => {
     await service.start();
@@ -209,24 +225,23 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
     throw err;
   }
 
+  const running = broker!;
   const figures = (): StatusFigures => {
-    const stats = b2().stats();
+    const stats = running.stats();
     const view = dashboard?.view;
-    const commands = view?.recentCommands() ?? [];
     return {
       devicesOnline: view?.onlineDevices() ?? stats.clients,
       devicesKnown: view?.snapshot().devices.length ?? stats.clients,
       eventsPerSecond: stats.messagesInPerSecond,
-      commands: commands.length,
-      commandsAcked: commands.filter((c) => c.ack === 'done' || c.ack === 'accepted').length,
+      commands: view?.counters.commands ?? 0,
+      commandsAcked: view?.counters.commands_acked ?? 0,
       activeAlerts: view?.activeAlerts().length ?? 0,
       influxBacklog: historianRef ? (historianRef.counters().queue_depth ?? 0) : null,
     };
   };
-  const b2 = (): LinewatchBroker => broker!;
 
   return {
-    broker: broker!,
+    broker: running,
     dashboard,
     influx,
     childPids: children.pids(),

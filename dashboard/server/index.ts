@@ -140,7 +140,7 @@ export class DashboardServer implements Service {
   }
 
   counters(): Counters {
-    return { ...this.stats, ...this.sse.counters, bus_messages: this.view.counters.messages, bus_messages_invalid: this.view.counters.invalid, view_over_capacity: this.view.counters.over_capacity };
+    return { ...this.stats, ...this.sse.counters, bus_messages: this.view.counters.messages, bus_messages_invalid: this.view.counters.invalid, view_over_capacity: this.view.counters.over_capacity, commands_seen: this.view.counters.commands, commands_acked: this.view.counters.commands_acked };
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {

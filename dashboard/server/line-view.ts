@@ -81,6 +81,9 @@ export interface LineViewCounters {
   invalid: number;
   /** Messages about a new device or alert ignored because the view holds its maximum already. */
   over_capacity: number;
+  /** Commands seen, and those a device acknowledged (accepted or done). */
+  commands: number;
+  commands_acked: number;
 }
 
 export interface LineViewLimits {
@@ -93,7 +96,7 @@ export interface LineViewLimits {
 }
 
 export class LineView {
-  readonly counters: LineViewCounters = { messages: 0, invalid: 0, over_capacity: 0 };
+  readonly counters: LineViewCounters = { messages: 0, invalid: 0, over_capacity: 0, commands: 0, commands_acked: 0 };
   private readonly limits: LineViewLimits;
   private readonly devices = new Map<string, DeviceView>();
   private readonly lines = new Map<string, LineSummaryView>();
@@ -155,6 +158,7 @@ export class LineView {
         const p = v as CommandPayload;
         const key = `${line}/${device}/${p.id}`;
         const existing = this.commands.get(key);
+        if (!existing) this.counters.commands++;
         this.commands.set(key, {
           id: p.id,
           line,
@@ -179,6 +183,7 @@ export class LineView {
         const key = `${line}/${device}/${p.id}`;
         const c = this.commands.get(key);
         if (!c) return; // an ack for a command we never saw (e.g. sent before we started)
+        if (c.ack === null && (p.result === 'accepted' || p.result === 'done')) this.counters.commands_acked++;
         c.ack = p.result;
         c.ackReason = p.reason ?? null;
         c.ackTs = p.ts;
