@@ -137,6 +137,7 @@ export class Historian implements Service {
     if (!drained) log.warn({ drainMs, pendingBytes: this.spool.pendingBytes() }, 'InfluxDB did not take the backlog in time; it stays in the spool for the next start');
     this.closed = true;
     this.spool.close();
+    this.client?.close();
     await this.managed?.stop();
     log.info(this.counters(), 'historian stopped');
   }

@@ -39,6 +39,7 @@ export class InfluxClient {
   private readonly pool: Pool;
   private readonly query: Record<string, string>;
   private readonly auth: string | undefined;
+  private readonly agent: HttpAgent;
 
   constructor(readonly target: InfluxTarget) {
     const url = new URL(target.url);
@@ -48,6 +49,7 @@ export class InfluxClient {
     url.password = '';
     const timeout = target.requestTimeoutMs ?? 30_000;
     const agent = url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+    this.agent = agent;
     this.pool = new Pool({ maxRetries: 0, backoff: neverDisable, requestTimeout: timeout });
     this.pool.addHost(url.toString(), { agent });
     this.auth = username !== undefined ? `${username}:${password ?? ''}` : undefined;
@@ -63,6 +65,11 @@ export class InfluxClient {
       pool: { maxRetries: 0, backoff: neverDisable, requestTimeout: timeout },
       options: { agent },
     });
+  }
+
+  /** Closes the kept-alive connections (they would otherwise hold the process open). */
+  close(): void {
+    this.agent.destroy();
   }
 
   /** Writes newline-separated line protocol (ns timestamps). Rejects with a WriteFailure. */

@@ -1,0 +1,49 @@
+// One message → one point: exact line protocol, escaping, the time with its disambiguator.
+import { describe, expect, it } from 'vitest';
+import { PointBuilder, toPoint } from '../../historian/points.js';
+
+const T = 1_700_000_000_123;
+
+describe('toPoint', () => {
+  it('writes telemetry as floats with seq in the nanosecond digits of the device time', () => {
+    const p = toPoint('lw/A/conv-1/telemetry', JSON.stringify({ ts: T, seq: 42, values: { speed: 12, temp: 61.5 }, type: 'conveyor' }));
+    expect(p).toMatchObject({ ok: true, measurement: 'telemetry', lineId: 'A', device: 'conv-1' });
+    expect(p.ok && p.line).toBe(`telemetry,device=conv-1,line=A,type=conveyor speed=12,temp=61.5,seq=42i ${T}000042`);
+  });
+
+  it('gives the same event the same point and distinct events of one millisecond distinct times', () => {
+    const a = toPoint('lw/A/d/telemetry', JSON.stringify({ ts: T, seq: 1, values: { v: 1 } }));
+    const again = toPoint('lw/A/d/telemetry', JSON.stringify({ ts: T, seq: 1, values: { v: 1 } }));
+    const b = toPoint('lw/A/d/telemetry', JSON.stringify({ ts: T, seq: 2, values: { v: 1 } }));
+    expect(a.ok && again.ok && a.line === again.line).toBe(true);
+    expect(a.ok && b.ok && a.line.split(' ')[2] !== b.line.split(' ')[2]).toBe(true);
+    const alertRaised = toPoint('lw/A/alerts', JSON.stringify({ id: 'x', rule: 'r', severity: 'info', state: 'raised', message: 'm', ts: T }));
+    const alertCleared = toPoint('lw/A/alerts', JSON.stringify({ id: 'x', rule: 'r', severity: 'info', state: 'cleared', message: 'm', ts: T }));
+    expect(alertRaised.ok && alertCleared.ok && alertRaised.line.split(' ').at(-1) !== alertCleared.line.split(' ').at(-1)).toBe(true);
+  });
+
+  it('escapes tag values and string fields by the line protocol rules', () => {
+    const p = toPoint('lw/A/st-1/state', JSON.stringify({ ts: T, seq: 3, state: 'FAULT', reason: 'say "hi" \\ bye', station: 'bay 1,east=2' }));
+    expect(p.ok && p.line).toBe(`state,device=st-1,line=A,station=bay\\ 1\\,east\\=2 state="FAULT",code=4i,reason="say \\"hi\\" \\\\ bye",seq=3i ${T}000003`);
+  });
+
+  it('refuses what is not a linewatch topic or fails its schema, saying which field', () => {
+    expect(toPoint('other/topic', '{}')).toMatchObject({ ok: false, reason: 'topic' });
+    const bad = toPoint('lw/A/d/telemetry', JSON.stringify({ ts: T, seq: 1, values: { v: 'x' } }));
+    expect(bad).toMatchObject({ ok: false, reason: 'schema' });
+    expect(!bad.ok && bad.error).toContain('telemetry.values.v');
+    expect(toPoint('lw/A/summary', JSON.stringify({ ts: T }))).toMatchObject({ ok: false, reason: 'schema' });
+  });
+
+  it('stores dead letters from the broker', () => {
+    const p = toPoint('lw/_dead/gw-1', JSON.stringify({ ts: T, clientId: 'gw-1', topic: 'lw/A/x/telemetry', reason: 'bad', payload: 'e30=' }));
+    expect(p.ok && p.line).toMatch(/^dead_letters,client=gw-1 topic="lw\/A\/x\/telemetry",reason="bad",payload="e30=" 1700000000123\d{6}$/);
+  });
+});
+
+describe('PointBuilder', () => {
+  it('leaves out absent tags and fields', () => {
+    const line = new PointBuilder('line').tag('line', 'A').tag('device', undefined).float('oee', undefined).int('goodCount', 7).at(T, 0);
+    expect(line).toBe(`line,line=A goodCount=7i ${T}000000`);
+  });
+});
