@@ -97,11 +97,12 @@ describe('LineSimulator over MQTT', () => {
   });
 });
 
-describe('a legacy serial device behind the gateway', () => {
+describe.each(['text', 'ndjson'] as const)('a legacy serial device behind the gateway (%s)', (codec) => {
   let pty: TestPtyPair;
   let dir: string;
 
   it('frames flow device → serial → gateway → broker, commands back down, garbage counted', async () => {
+    const line = codec === 'text' ? 'C' : 'D';
     dir = mkdtempSync(join(tmpdir(), 'linewatch-simgw-'));
     pty = await startPtyPair();
     cleanup.push(async () => {
@@ -110,26 +111,26 @@ describe('a legacy serial device behind the gateway', () => {
     });
     const bus = await MqttBus.connect(tb.url, GW);
     cleanup.push(() => bus.close());
-    const gateway = new SerialGateway({ bus, spoolDir: join(dir, 'spool'), ports: [{ path: pty.gateway, device: 'C/conv-1', codec: 'text', baudRate: 115200 }] });
+    const gateway = new SerialGateway({ bus, spoolDir: join(dir, 'spool'), ports: [{ path: pty.gateway, device: `${line}/conv-1`, codec, baudRate: 115200 }] });
     await gateway.start();
     cleanup.push(() => gateway.stop());
-    const w = await watch('lw/C/conv-1/#');
+    const w = await watch(`lw/${line}/conv-1/#`);
 
     const scenario = parseScenario({ layout: LAYOUT, events: [{ at: '3s', garbage: { port: 'conv-1', bytes: 40 } }] });
-    // conv-1 speaks over the serial line; the rest of line C publishes through a Bus (gateway account).
+    // conv-1 speaks over the serial line; the rest of the line publishes through a Bus (gateway account).
     const devicesBus = await MqttBus.connect(tb.url, GW);
     cleanup.push(() => devicesBus.close());
-    const sim = new LineSimulator({ line: 'C', seed: 2, scenario, speedup: 5, bus: devicesBus, serialDevices: [{ device: 'conv-1', path: pty.device, codec: 'text', baudRate: 115200 }] });
+    const sim = new LineSimulator({ line, seed: 2, scenario, speedup: 5, bus: devicesBus, serialDevices: [{ device: 'conv-1', path: pty.device, codec, baudRate: 115200 }] });
     await sim.start();
     cleanup.push(() => sim.stop());
 
-    await waitFor(() => w.got.filter((m) => m.topic === topics.telemetry('C', 'conv-1')).length >= 3, 10_000, 'conv-1 telemetry via the gateway');
-    const t = w.got.find((m) => m.topic === topics.telemetry('C', 'conv-1'))!.body;
+    await waitFor(() => w.got.filter((m) => m.topic === topics.telemetry(line, 'conv-1')).length >= 3, 10_000, 'conv-1 telemetry via the gateway');
+    const t = w.got.find((m) => m.topic === topics.telemetry(line, 'conv-1'))!.body;
     expect(Object.keys(t.values as object).sort()).toEqual(['current', 'load', 'motorTemp', 'setpoint', 'speed', 'vibration']);
 
-    await w.client.publishAsync(topics.cmd('C', 'conv-1'), command('g-1', 'set_speed', { speed: 15 }), { qos: 1 });
-    await w.client.publishAsync(topics.cmd('C', 'conv-1'), command('g-2', 'set_speed', { speed: 61 }), { qos: 1 });
-    const acks = () => w.got.filter((m) => m.topic === topics.ack('C', 'conv-1')).map((m) => `${m.body.id}:${m.body.result}`);
+    await w.client.publishAsync(topics.cmd(line, 'conv-1'), command('g-1', 'set_speed', { speed: 15 }), { qos: 1 });
+    await w.client.publishAsync(topics.cmd(line, 'conv-1'), command('g-2', 'set_speed', { speed: 61 }), { qos: 1 });
+    const acks = () => w.got.filter((m) => m.topic === topics.ack(line, 'conv-1')).map((m) => `${m.body.id}:${m.body.result}`);
     await waitFor(() => acks().includes('g-1:done'), 15_000, 'the done ack through the gateway');
     expect(acks()).toEqual(['g-1:accepted', 'g-2:rejected', 'g-1:done']);
 
