@@ -181,8 +181,8 @@ describe('linewatch up', () => {
       );
       expect(await page.locator('#chart-temperature canvas').count()).toBeGreaterThan(0);
 
-      // Acknowledge the first raised alert.
-      const alert = page.locator('#alerts li[data-state="raised"]').first();
+      // Acknowledge the overheat alert (it stays raised while the motor cools, unlike the jam's).
+      const alert = page.locator('#alerts li[data-alert^="conveyor-overheat:"][data-state="raised"]');
       await alert.waitFor({ timeout: 60_000 });
       const id = await alert.getAttribute('data-alert');
       await alert.locator('button.ack-button').click();
