@@ -216,6 +216,33 @@ describe('Historian', () => {
     }
   });
 
+  it('bounds the spool: raises the alarm as it fills, then drops and counts what does not fit', async () => {
+    const port = await freePort(); // nothing listens: InfluxDB is away for this whole test
+    const config = historianConfigSchema.parse({
+      influxUrl: `http://127.0.0.1:${port}`,
+      database: 'full',
+      spoolDir: join(dir, 'full-spool'),
+      spoolMaxBytes: 1024 * 1024,
+      spoolAlarmRatio: 0.5,
+      retryInitialMs: 1000,
+      oee: { enabled: false },
+    });
+    const historian = new Historian({ bus: broker.broker.bus, config, dataDir: dir });
+    await historian.start();
+    running.push(historian);
+    const values = { a: 1.5, b: 2.5, c: 3.5, d: 4.5 };
+    let sent = 0;
+    while (historian.counters().dropped_spool_full === 0 && sent < 50_000) {
+      await Promise.all(Array.from({ length: 100 }, () => publish('lw/F/s1/telemetry', { ts: T0 + sent, seq: sent++, values })));
+      if (historian.counters().spool_alarm === 0) expect(historian.counters().spool_fill_ratio).toBeLessThan(0.5 + 0.01);
+    }
+    const c = historian.counters();
+    expect(c.spool_alarm).toBe(1);
+    expect(c.dropped_spool_full).toBeGreaterThan(0);
+    expect(c.spooled + c.dropped_spool_full).toBe(c.received);
+    expect(c.spool_pending_bytes).toBeLessThanOrEqual(1024 * 1024);
+  });
+
   it('acknowledges a QoS 1 message only after it is in the spool (persistent session over MQTT)', async () => {
     const database = `h${++dbCounter}`;
     const config = historianConfigSchema.parse({ influxUrl: influx.url, database, spoolDir: join(dir, database), flushIntervalMs: 50 });
