@@ -243,6 +243,23 @@ describe('Historian', () => {
     expect(c.spool_pending_bytes).toBeLessThanOrEqual(1024 * 1024);
   });
 
+  it('sets the database up again when it disappears, and skips points InfluxDB refuses', async () => {
+    const { historian, database } = await startHistorian();
+    await publish('lw/R/s1/telemetry', { ts: T0, seq: 0, values: { v: 0 } });
+    await historian.flush();
+    await influx.query(`DROP DATABASE "${database}"`);
+    await publish('lw/R/s1/telemetry', { ts: T0 + 1, seq: 1, values: { v: 1 } });
+    await historian.flush();
+    expect(await select(database, 'SELECT count("v") FROM telemetry')).toEqual([{ time: 0, count: 1 }]);
+    // 30 days old: beyond the raw policy's 7 days, so InfluxDB answers 400 for this batch.
+    await publish('lw/R/s1/telemetry', { ts: T0 - 30 * 86_400_000, seq: 2, values: { v: 2 } });
+    await historian.flush();
+    await publish('lw/R/s1/telemetry', { ts: T0 + 3, seq: 3, values: { v: 3 } });
+    await historian.flush();
+    expect(historian.counters()).toMatchObject({ dropped_rejected: 1, written: 3 });
+    expect(await select(database, 'SELECT count("v") FROM telemetry')).toEqual([{ time: 0, count: 2 }]);
+  });
+
   it('acknowledges a QoS 1 message only after it is in the spool (persistent session over MQTT)', async () => {
     const database = `h${++dbCounter}`;
     const config = historianConfigSchema.parse({ influxUrl: influx.url, database, spoolDir: join(dir, database), flushIntervalMs: 50 });
