@@ -4,6 +4,7 @@
 // the rules indexed for its kind, line and device → per rule instance (one per device, or per
 // line for lineCount) a small state machine idle → pending (`for`) → active → (clear, `clearFor`)
 // → idle. Entering active runs the actions; leaving it clears the alert and runs onClear.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Bus, Unsubscribe } from '../bus/bus.js';
@@ -407,7 +408,7 @@ export class RulesEngine implements Service {
       if (action.kind === 'command') this.runCommand(rule, inst, action, scope);
       else {
         const alert: AlertPayload = {
-          id: `${rule.id}:${inst.key}`,
+          id: alertId(rule.id, inst.key),
           rule: rule.id,
           severity: action.severity,
           state: 'raised',
@@ -706,6 +707,12 @@ export class RulesEngine implements Service {
     this.c.restored_instances = restored;
     log.info({ file, instances: restored, devices: snapshot.devices.length }, 'rules state restored');
   }
+}
+
+/** `rule:line/device`, within the alert schema's 128 characters (long ids get a hash of the key). */
+function alertId(ruleId: string, key: string): string {
+  const id = `${ruleId}:${key}`;
+  return id.length <= 128 ? id : `${ruleId}:${createHash('sha1').update(key).digest('hex').slice(0, 16)}`;
 }
 
 function addToWindow(inst: Instance, rule: CompiledRule, ts: number, v: number): void {

@@ -201,7 +201,8 @@ function compileRule(def: RuleDefinition, file: string, line: number | undefined
         const out: Record<string, ParamValue> = {};
         for (const [k, v] of params) {
           const value = typeof v === 'function' ? v(scope) : v;
-          if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') out[k] = value;
+          // NaN/Infinity (e.g. a reading that is missing) is left out: the device then says what it lacks.
+          if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'string' || typeof value === 'boolean') out[k] = value;
         }
         return out;
       },

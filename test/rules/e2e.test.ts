@@ -2,7 +2,7 @@
 // engine (its own MQTT connection, rules-role account) on a real broker over TCP. The overheat
 // scenario must produce exactly the expected commands; the line controller acks each one, the
 // hot conveyor slows, and the alert clears only once the motor is below the hysteresis threshold.
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -138,4 +138,75 @@ describe('rules engine with the simulated line over MQTT', () => {
     // No command was blocked, retried into expiry or rejected.
     expect(events.filter((e) => e.type === 'outcome' && ['blocked', 'expired', 'rejected', 'failed'].includes(e.outcome.outcome))).toEqual([]);
   }, 90_000);
+
+  it('a backfilled (late) event that would have matched fires nothing; a restart restores the active rule, which then clears', async () => {
+    const rulesDir = join(dir, 'late-rules');
+    mkdirSync(rulesDir);
+    writeFileSync(
+      join(rulesDir, 'r.yaml'),
+      `rules:
+  - id: too-hot
+    match: { line: L2, device: dev-1 }
+    when: values.t > 80
+    clear: values.t < 60
+    actions:
+      - command: { target: dev-1, action: stop }
+      - alert: { severity: critical, message: "dev-1 at {values.t}" }
+`,
+    );
+    await tb.addAccount('L2/dev-1', 'dev-1-password', 'device');
+    const stateFile = join(dir, 'late-state.json');
+    const bus = await MqttBus.connect(tb.url, { username: 'rules-engine', password: 'rules-password', clientId: 'rules-e2e-late' });
+    const start = async (): Promise<RulesEngine> => {
+      const e = new RulesEngine({ bus, dir: rulesDir, stateFile, watch: false });
+      await e.start();
+      return e;
+    };
+    let e = await start();
+    const device = await mqtt.connectAsync(tb.url, { username: 'L2/dev-1', password: 'dev-1-password', clientId: 'L2/dev-1' });
+    const alertsSeen: AlertPayload[] = [];
+    observer!.on('message', (topic, payload) => {
+      if (topic === 'lw/L2/alerts') alertsSeen.push(JSON.parse(payload.toString()) as AlertPayload);
+    });
+    const commands: CommandPayload[] = [];
+    device.on('message', (_t, p) => commands.push(JSON.parse(p.toString()) as CommandPayload));
+    await device.subscribeAsync('lw/L2/dev-1/cmd', { qos: 1 });
+    let seq = 0;
+    const send = (t: number, ts: number) => device.publishAsync('lw/L2/dev-1/telemetry', JSON.stringify({ ts, seq: seq++, values: { t } }), { qos: 1 });
+    try {
+      const now = Date.now();
+      await send(20, now);
+      // A gateway replaying its spool: readings from a minute ago, one of them hot.
+      await send(99, now - 60_000);
+      await send(30, now - 59_000);
+      await waitFor(() => e.counters().late! >= 2, 5_000, 'the engine to see the backfilled readings');
+      await send(25, Date.now());
+      await waitFor(() => e.counters().received! >= 4, 5_000, 'the live reading after the backfill');
+      expect(commands).toEqual([]);
+      expect(alertsSeen).toEqual([]);
+
+      // Now, live, it fires.
+      await send(95, Date.now());
+      await waitFor(() => commands.length === 1 && alertsSeen.length === 1, 5_000, 'the stop command and the alert');
+      expect(commands[0]).toMatchObject({ action: 'stop', origin: 'rule:too-hot' });
+
+      // Restart: the active instance (and its raised alert) come back from the state file.
+      await e.stop();
+      e = await start();
+      expect(e.counters().restored_instances).toBe(1);
+      expect(e.activeInstances().map((i) => i.key)).toEqual(['L2/dev-1']);
+      await send(70, Date.now()); // below 80 but above the clear threshold: still active
+      await send(50, Date.now());
+      await waitFor(() => alertsSeen.length === 2, 5_000, 'the alert to clear after the restart');
+      expect(alertsSeen.map((a) => [a.id, a.state])).toEqual([
+        ['too-hot:L2/dev-1', 'raised'],
+        ['too-hot:L2/dev-1', 'cleared'],
+      ]);
+      expect(commands).toHaveLength(1); // no second stop after the restart
+    } finally {
+      device.end(true);
+      await e.stop();
+      await bus.close();
+    }
+  });
 });
