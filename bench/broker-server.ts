@@ -33,4 +33,5 @@ process.on('message', (msg: { cmd: string }) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0)); // a normal exit, so --cpu-prof can write its profile
 process.send!({ cmd: 'ready', port });
