@@ -112,10 +112,8 @@ export class DashboardServer implements Service {
 
   async start(): Promise<void> {
     this.staticFiles = new StaticFiles(findPublicDir());
-    this.unsubscribe = await this.options.bus.subscribe(topics.all, (topic, payload) => this.view.handle(topic, payload));
-    this.sse.start();
     const server = createServer((req, res) => void this.route(req, res));
-    this.server = server;
+    // Listen first: if the port is taken there is nothing else to undo.
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
         reject(
@@ -126,6 +124,9 @@ export class DashboardServer implements Service {
       );
       server.listen(this.options.config.port, this.options.config.host, () => resolve());
     });
+    this.server = server;
+    this.unsubscribe = await this.options.bus.subscribe(topics.all, (topic, payload) => this.view.handle(topic, payload));
+    this.sse.start();
     log.info({ url: this.url }, 'dashboard listening');
   }
 

@@ -297,6 +297,14 @@ describe('history', () => {
   });
 });
 
+describe('start', () => {
+  it('says which port is taken and how to choose another', async () => {
+    const clash = new DashboardServer({ bus: broker.broker.bus, config: { host: '127.0.0.1', port: dashboard.port, token: null } });
+    await expect(clash.start()).rejects.toThrow(`the dashboard cannot listen on 127.0.0.1:${dashboard.port}: the port is in use; set dashboard.port (or --dashboard-port) to a free one`);
+    await clash.stop(); // nothing to undo, and no error
+  });
+});
+
 describe('metrics', () => {
   it('exposes the dashboard and every registered service counters with a service label', async () => {
     const res = await fetch(`${dashboard.url}/metrics`);
