@@ -212,6 +212,8 @@ export class CommandCenter {
     const urgent = req.action === 'stop';
 
     const block = (reason: string): IssueResult => {
+      // A ramp step that must wait for its own dwell or cooldown is simply tried again later.
+      if (fromRamp && /^(dwell|cooldown)/.test(reason)) return { sent: false, id, reason };
       this.o.count(`blocked_${reason.split(':')[0]!.replace(/ /g, '_')}`);
       this.record(req.line, req.target, { id, action: req.action, params, origin: `rule:${req.ruleId}`, ts: now, expiresAt: now }, 'blocked', 0, reason);
       return { sent: false, id, reason };

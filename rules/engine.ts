@@ -4,7 +4,7 @@
 // the rules indexed for its kind, line and device → per rule instance (one per device, or per
 // line for lineCount) a small state machine idle → pending (`for`) → active → (clear, `clearFor`)
 // → idle. Entering active runs the actions; leaving it clears the alert and runs onClear.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Bus, Unsubscribe } from '../bus/bus.js';
@@ -160,7 +160,9 @@ export class RulesEngine implements Service {
     this.center = new CommandCenter({
       bus: this.bus,
       clock: this.clock,
-      idPrefix: `c${this.clock.now().toString(36)}`,
+      // Unique per start; on the system clock a random part keeps two engines started in the same ms apart
+      // (a ManualClock keeps ids reproducible for `rules test`).
+      idPrefix: `c${this.clock.now().toString(36)}${this.clock === systemClock ? randomBytes(3).toString('hex') : ''}`,
       ackTimeoutMs: this.settings.ackTimeoutMs,
       retries: this.settings.retries,
       ttlMs: this.settings.commandTtlMs,
