@@ -10,6 +10,8 @@ import type { Outbox } from './outbox.js';
 import { SerialLink } from './serial-link.js';
 
 const log = logger('gateway');
+const DROP_LOG_WINDOW_MS = 10_000;
+const DROP_LOGS_PER_WINDOW = 20;
 
 /** Publishes a device message the way every bridge does: stamped, validated, retained when it is state/status. */
 export class DeviceStamp {
@@ -39,6 +41,7 @@ export class LineBridge {
   private readonly framer: LineFramer;
   private readonly stamp: DeviceStamp;
   private unsubscribe: Unsubscribe | undefined;
+  private logWindow = { start: 0, logged: 0, suppressed: 0 };
 
   constructor(
     private readonly port: GatewayPort,
@@ -72,7 +75,18 @@ export class LineBridge {
   private drop(reason: string, detail: string): void {
     const key = `dropped_${reason}`;
     this.counters[key] = (this.counters[key] ?? 0) + 1;
-    log.warn({ port: this.port.path, device: this.port.device, reason, detail }, `frame dropped: ${reason}`);
+    // A noisy line must not flood the log: the first few per window, then a count.
+    const now = Date.now();
+    if (now - this.logWindow.start > DROP_LOG_WINDOW_MS) {
+      if (this.logWindow.suppressed > 0) log.warn({ port: this.port.path, device: this.port.device, suppressed: this.logWindow.suppressed }, `${this.logWindow.suppressed} more frames dropped (see the dropped_* counters)`);
+      this.logWindow = { start: now, logged: 0, suppressed: 0 };
+    }
+    if (this.logWindow.logged < DROP_LOGS_PER_WINDOW) {
+      this.logWindow.logged++;
+      log.warn({ port: this.port.path, device: this.port.device, reason, detail }, `frame dropped: ${reason}`);
+    } else {
+      this.logWindow.suppressed++;
+    }
   }
 
   private onLine(raw: Buffer): void {

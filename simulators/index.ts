@@ -12,6 +12,7 @@ import { BusTransport, PerDeviceMqtt, SerialDevices, SharedMqtt, type Credential
 export { LineModel, layoutForDeviceCount, CONTROLLER_ID, CONVEYOR_MAX_SPEED, TRIP_TEMPERATURE, type SimEvent } from './model.js';
 export { loadDemoScenario, loadScenarioFile, parseScenario, parseScenarioYaml, DEMO_SCENARIO_FILE, ScenarioError, type Scenario, type Layout } from './scenario.js';
 export type { Credentials, SerialDeviceConfig } from './transports.js';
+export { modbusMapFor, STATE_REGISTER, COMMAND_REGISTERS } from './modbus-device.js';
 
 const log = logger('simulate');
 
@@ -84,7 +85,7 @@ export class LineSimulator implements Service {
       if (!ids.includes(s.device)) throw new RangeError(`serial device "${s.device}" is not on this line; devices are ${ids.slice(0, 12).join(', ')}${ids.length > 12 ? ', …' : ''}`);
     }
     if (serialConfigs.length > 0) {
-      this.serial = new SerialDevices(serialConfigs);
+      this.serial = new SerialDevices(serialConfigs, { snapshot: (id) => this.model.snapshot(id), type: (id) => this.model.deviceType(id) });
       this.addTransport(this.serial, serialConfigs.map((s) => s.device));
     }
     const networked = ids.filter((id) => !serialConfigs.some((s) => s.device === id)).map((id) => ({ id, type: this.model.deviceType(id) as DeviceType | undefined }));

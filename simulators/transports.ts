@@ -7,10 +7,11 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { SerialPort } from 'serialport';
 import type { Bus, Unsubscribe } from '../bus/index.js';
-import { parseTopic, topics, validatePayload, type CommandPayload, type DeviceMessageKind, type DeviceType } from '../contracts/index.js';
+import { parseTopic, topics, validatePayload, type CommandPayload, type DeviceMessageKind, type DeviceState, type DeviceType } from '../contracts/index.js';
 import { lineCodecs, type LineCodec } from '../gateway/codecs/index.js';
 import { logger } from '../lib/log.js';
 import { withTimeout } from '../lib/wait.js';
+import { ModbusDevice } from './modbus-device.js';
 
 const log = logger('simulate');
 
@@ -272,24 +273,58 @@ export interface SerialDeviceConfig {
   device: string;
   /** The device's end of the line, e.g. one end of a socat PTY pair. */
   path: string;
-  codec: 'ndjson' | 'text';
+  /** `modbus`: the device answers Modbus RTU polls (registers: simulators/modbus-device.ts). */
+  codec: 'ndjson' | 'text' | 'modbus';
   baudRate?: number;
+  /** Modbus unit id (default 1). */
+  unitId?: number;
 }
 
-/** Legacy devices writing frames to serial ports; the gateway on the other end speaks for them. */
+export interface DeviceReader {
+  snapshot(device: string): { state: DeviceState; values: Record<string, number> } | undefined;
+  type(device: string): DeviceType | undefined;
+}
+
+interface LinePort {
+  port: SerialPort | undefined;
+  codec: LineCodec;
+  config: SerialDeviceConfig;
+  buffered: string;
+  retry?: NodeJS.Timeout;
+}
+
+/** Legacy devices on serial ports; the gateway on the other end speaks for them. */
 export class SerialDevices implements DeviceTransport {
   readonly counters = newCounters();
-  private readonly ports = new Map<string, { port: SerialPort | undefined; codec: LineCodec; config: SerialDeviceConfig; buffered: string; retry?: NodeJS.Timeout }>();
+  private readonly ports = new Map<string, LinePort>();
+  private readonly modbus = new Map<string, ModbusDevice>();
   private onCommand: CommandSink = () => undefined;
   private stopped = false;
 
-  constructor(configs: SerialDeviceConfig[]) {
-    for (const c of configs) this.ports.set(c.device, { port: undefined, codec: lineCodecs[c.codec], config: c, buffered: '' });
+  constructor(configs: SerialDeviceConfig[], reader: DeviceReader) {
+    for (const c of configs) {
+      if (c.codec === 'modbus') {
+        const type = reader.type(c.device) ?? 'other';
+        this.modbus.set(
+          c.device,
+          new ModbusDevice({ device: c.device, type, path: c.path, baudRate: c.baudRate ?? 9600, unitId: c.unitId ?? 1, read: () => reader.snapshot(c.device), command: (cmd) => this.onCommand(c.device, cmd) }),
+        );
+      } else {
+        this.ports.set(c.device, { port: undefined, codec: lineCodecs[c.codec], config: c, buffered: '' });
+      }
+    }
   }
 
   async start(onCommand: CommandSink): Promise<void> {
-    this.onCommand = onCommand;
+    this.onCommand = (device, cmd) => {
+      this.counters.commands_received++;
+      onCommand(device, cmd);
+    };
     for (const device of this.ports.keys()) await this.open(device);
+    for (const m of this.modbus.values()) {
+      await m.start();
+      this.counters.connections++;
+    }
   }
 
   private async open(device: string): Promise<void> {
@@ -328,15 +363,11 @@ export class SerialDevices implements DeviceTransport {
         this.counters.commands_invalid++;
         continue;
       }
-      this.counters.commands_received++;
       this.onCommand(device, cmd.value);
     }
   }
 
-  has(device: string): boolean {
-    return this.ports.has(device);
-  }
-
+  /** Line devices write their messages; Modbus devices are polled instead, so theirs are dropped here. */
   send(device: string, kind: Exclude<DeviceMessageKind, 'status'>, payload: object): void {
     const entry = this.ports.get(device);
     if (!entry?.port?.isOpen) return;
@@ -372,5 +403,6 @@ export class SerialDevices implements DeviceTransport {
         if (port?.isOpen) await new Promise<void>((resolve) => port.drain(() => port.close(() => resolve())));
       }),
     );
+    await Promise.all([...this.modbus.values()].map((m) => m.stop()));
   }
 }

@@ -19,7 +19,7 @@ interface SimulateFlags {
   rate?: number;
   speedup?: number;
   serial: string[];
-  serialCodec: 'ndjson' | 'text';
+  serialCodec: 'ndjson' | 'text' | 'modbus';
   baud: number;
   mode?: 'auto' | 'per-device' | 'shared';
   username?: string;
@@ -37,7 +37,7 @@ function positive(name: string, integer = false) {
 }
 
 /** `--serial conv-2=/dev/pts/5` or `--serial /dev/pts/5` (then conv-1 is the serial device). */
-export function parseSerialFlag(value: string, codec: 'ndjson' | 'text', baudRate: number): SerialDeviceConfig {
+export function parseSerialFlag(value: string, codec: 'ndjson' | 'text' | 'modbus', baudRate: number): SerialDeviceConfig {
   const eq = value.indexOf('=');
   const device = eq > 0 ? value.slice(0, eq) : 'conv-1';
   const path = eq > 0 ? value.slice(eq + 1) : value;
@@ -66,7 +66,7 @@ export function registerSimulate(program: Command): void {
     .option('--rate <hz>', 'telemetry per device per second (default 1)', positive('rate'))
     .option('--speedup <x>', 'simulated seconds per real second (default 1)', positive('speedup'))
     .option('--serial <[device=]path>', 'a device that writes frames to this serial port instead of MQTT (repeatable; bare PATH = conv-1)', (v: string, all: string[]) => [...all, v], [] as string[])
-    .option('--serial-codec <codec>', 'codec of --serial devices: text or ndjson', 'text')
+    .option('--serial-codec <codec>', 'codec of --serial devices: text, ndjson or modbus (a Modbus RTU slave, unit id 1)', 'text')
     .option('--baud <n>', 'baud rate of --serial devices', positive('baud', true), 9600)
     .option('--mode <mode>', 'MQTT connections: auto, per-device or shared (default auto: shared above 200 devices)')
     .option('--username <user>', 'shared mode: a gateway-role account; per-device mode: used for every device when no device credentials are given')
@@ -74,7 +74,7 @@ export function registerSimulate(program: Command): void {
     .option('--device-password <password>', 'per-device mode: the password of every LINE/DEVICE account (or set LINEWATCH_DEVICE_PASSWORD)')
     .option('--credentials <file>', 'per-device mode: JSON {"LINE/DEVICE": "password"} (e.g. .linewatch/sim-credentials.json)')
     .action(async (flags: SimulateFlags) => {
-      if (flags.serialCodec !== 'text' && flags.serialCodec !== 'ndjson') throw new UserError(`--serial-codec "${flags.serialCodec}": use text or ndjson`);
+      if (!['text', 'ndjson', 'modbus'].includes(flags.serialCodec)) throw new UserError(`--serial-codec "${flags.serialCodec}": use text, ndjson or modbus`);
       if (flags.mode && !['auto', 'per-device', 'shared'].includes(flags.mode)) throw new UserError(`--mode "${flags.mode}": use auto, per-device or shared`);
       const config = loadConfig(flags.config, {
         simulate: { line: flags.line, seed: flags.seed, scenario: flags.scenario, rateHz: flags.rate, speedup: flags.speedup, devices: flags.devices, mqttMode: flags.mode },
