@@ -6,7 +6,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { brokerConfigSchema, startBroker } from '../broker/index.js';
 import type { Bus, MessageHandler, Unsubscribe } from '../bus/bus.js';
+import { MqttBus } from '../bus/index.js';
 import { historianConfigSchema } from '../historian/config.js';
 import { Historian } from '../historian/index.js';
 import { startManagedInfluxd, type ManagedInfluxd } from '../historian/influxd.js';
@@ -16,6 +19,8 @@ import { sleep } from '../lib/wait.js';
 import type { Report } from './report.js';
 
 const POINTS = 300_000;
+/** Events for the runs through the broker, which are bound by MQTT rather than by the historian. */
+const MQTT_POINTS = 100_000;
 const DEVICES = 100;
 const BATCH = 5000;
 
@@ -94,6 +99,37 @@ async function historianRun(influx: ManagedInfluxd, db: string, evs: Event[], di
   return evs.length / seconds;
 }
 
+/**
+ * Through the embedded broker: a device client publishes QoS 1 over TCP; the historian takes the
+ * messages on the broker's in-process bus (as in `linewatch up`) or over its own MQTT connection
+ * (as `linewatch historian`, QoS 1 persistent session). Ends when InfluxDB counts every point.
+ */
+async function brokerRun(influx: ManagedInfluxd, db: string, evs: Event[], dir: string, via: 'in-process' | 'mqtt'): Promise<number> {
+  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }));
+  const url = `mqtt://127.0.0.1:${broker.ports.mqtt}`;
+  const bus: Bus = via === 'in-process' ? broker.bus : await MqttBus.connect(url, { clientId: `bench-${db}`, clean: false });
+  const config = historianConfigSchema.parse({ influxUrl: influx.url, database: db, spoolDir: join(dir, db), batchSize: BATCH, flushIntervalMs: 100, oee: { enabled: false } });
+  const historian = new Historian({ bus, config, dataDir: dir });
+  await historian.start();
+  const device = await mqtt.connectAsync(url, { clientId: `bench-device-${db}` });
+  try {
+    const start = performance.now();
+    for (let i = 0; i < evs.length; i += 500) {
+      await Promise.all(evs.slice(i, i + 500).map((e) => device.publishAsync(e.topic, e.payload, { qos: 1 })));
+    }
+    await historian.flush(60_000);
+    const seconds = (performance.now() - start) / 1000;
+    const stored = await countPoints(influx.url, db);
+    if (stored !== evs.length) throw new Error(`historian via ${via}: InfluxDB holds ${stored} points, expected ${evs.length}`);
+    return evs.length / seconds;
+  } finally {
+    await device.endAsync();
+    await historian.stop();
+    if (via === 'mqtt') await bus.close();
+    await broker.stop();
+  }
+}
+
 function spoolRates(dir: string, lines: string[]): { appendPerSec: number; appendMBps: number; replayPerSec: number; replayMBps: number } {
   const spoolDir = join(dir, 'spool-bench');
   const writer = new Spool({ dir: spoolDir, maxBytes: 4 * 1024 ** 3, memoryBytes: 0 });
@@ -142,13 +178,18 @@ export async function run(report: Report): Promise<void> {
     }
     const bestRaw = Math.max(...raw);
     const bestHist = Math.max(...hist);
+    const mqttEvents = evs.slice(0, MQTT_POINTS);
+    const inProcess = await brokerRun(influx, 'viaup', mqttEvents, dir, 'in-process');
+    const overMqtt = await brokerRun(influx, 'viamqtt', mqttEvents, dir, 'mqtt');
     report.add({
       title: 'Historian: points/s into a local influxd',
-      note: `${POINTS.toLocaleString('en')} telemetry events (${DEVICES} devices, 3 fields each) into a managed influxd 1.6 on 127.0.0.1, batches of ${BATCH}, one request in flight; best of 2 alternating rounds. The historian run includes JSON parse, schema validation, line protocol, the write-ahead spool (write(2) per event) and the batched writes; it ends when InfluxDB counts every point. The reference POSTs the same line protocol in the same batches with fetch.`,
+      note: `${POINTS.toLocaleString('en')} telemetry events (${DEVICES} devices, 3 fields each) into a managed influxd 1.6 on 127.0.0.1, batches of ${BATCH}, one request in flight; best of 2 alternating rounds. The historian run includes JSON parse, schema validation, line protocol, the write-ahead spool (write(2) per event) and the batched writes; it ends when InfluxDB counts every point. The reference POSTs the same line protocol in the same batches with fetch. The last two rows add the broker: one MQTT.js device client publishing QoS 1 (500 in flight) to the embedded broker (open mode); they are bound by MQTT, not by the historian.`,
       columns: ['path', 'points/s', 'vs raw POST'],
       rows: [
         ['raw HTTP POST of the same line protocol (reference)', Math.round(bestRaw).toLocaleString('en'), '1.00'],
         ['historian (direct bus → spool → InfluxDB)', Math.round(bestHist).toLocaleString('en'), (bestHist / bestRaw).toFixed(2)],
+        [`device → embedded broker → historian on the in-process bus (as in \`linewatch up\`), ${MQTT_POINTS / 1000}k events`, Math.round(inProcess).toLocaleString('en'), (inProcess / bestRaw).toFixed(2)],
+        [`device → embedded broker → \`linewatch historian\` over MQTT (QoS 1, persistent session), ${MQTT_POINTS / 1000}k events`, Math.round(overMqtt).toLocaleString('en'), (overMqtt / bestRaw).toFixed(2)],
       ],
     });
     const spool = spoolRates(dir, lines);
