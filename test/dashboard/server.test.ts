@@ -117,6 +117,41 @@ describe('live view', () => {
   });
 });
 
+describe('coalescing', () => {
+  it('sends a client at most 10 updates a second however fast devices publish', async () => {
+    const controller = new AbortController();
+    const arrivals: number[] = [];
+    const reader = (async () => {
+      const res = await fetch(`${dashboard.url}/events`, { signal: controller.signal });
+      const decoder = new TextDecoder();
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          for (const _ of decoder.decode(chunk, { stream: true }).matchAll(/^event: update$/gm)) arrivals.push(performance.now());
+        }
+      } catch (err) {
+        if ((err as Error).name !== 'AbortError') throw err;
+      }
+    })();
+    await waitFor(() => (dashboard.counters().sse_clients ?? 0) > 0, 5000, 'the SSE client');
+    const start = performance.now();
+    let published = 0;
+    while (performance.now() - start < 1500) {
+      for (let i = 0; i < 50; i++, published++) {
+        await broker.broker.bus.publish(`lw/C/dev-${published % 5}/telemetry`, JSON.stringify({ ts: Date.now(), seq: published, values: { v: published } }));
+      }
+      await new Promise((r) => setImmediate(r)); // let timers and sockets run, as between network packets
+    }
+    await new Promise((r) => setTimeout(r, 250));
+    controller.abort();
+    await reader;
+    const elapsed = arrivals.length > 1 ? arrivals.at(-1)! - arrivals[0]! : 0;
+    expect(published).toBeGreaterThan(500);
+    expect(arrivals.length).toBeGreaterThan(0);
+    // One tick per 100 ms at most; timers fire late under load, never early.
+    expect(arrivals.length).toBeLessThanOrEqual(Math.floor(elapsed / 100) + 2);
+  });
+});
+
 describe('slow clients', () => {
   it('drops an SSE client that stops reading once its queue is full, and counts it', async () => {
     const hub = new DashboardServer({ bus: broker.broker.bus, config: { host: '127.0.0.1', port: 0, token: null }, sse: { maxUpdatesPerSecond: 20, maxQueuedEvents: 3 } });
