@@ -75,14 +75,14 @@ describe('linewatch simulate', () => {
     await watcher.subscribeAsync('lw/A/#', { qos: 1 });
     const sim = background(['simulate', '--broker', tb.url, '--line', 'A', '--speedup', '5', '--seed', '3'], { LINEWATCH_DEVICE_PASSWORD: 'same-for-all-devices' });
     try {
-      await waitFor(() => DEVICES.every((d) => seen.has(`lw/A/${d}/telemetry`)), 15_000, 'telemetry from all 11 demo devices');
+      await waitFor(() => DEVICES.every((d) => seen.has(`lw/A/${d}/telemetry`)), 20_000, 'telemetry from all 11 demo devices');
       expect(sim.output()).toMatch(/line A, 11 devices over 11 connection\(s\)/);
     } finally {
       expect(await sim.stop()).toBe(0);
     }
     await waitFor(() => DEVICES.every((d) => JSON.parse(seen.get(`lw/A/${d}/status`) ?? '{}').status === 'offline'), 5000, 'offline status from every device');
     await watcher.endAsync();
-  });
+  }, 60_000);
 });
 
 describe('linewatch gateway', () => {
@@ -103,7 +103,9 @@ describe('linewatch gateway', () => {
     const gw = background(['gateway', '--broker', tb.url, '--port', pty.gateway, '--device', 'L/pty-dev', '--codec', 'text', '--username', 'gw-cli', '--spool-dir', join(dir, 'spool')], { LINEWATCH_MQTT_PASSWORD: 'gw-cli-secret' });
     const device = new SerialPort({ path: pty.device, baudRate: 9600, autoOpen: false });
     try {
-      await waitFor(() => gw.output().includes('linewatch gateway:'), 10_000, 'the gateway to start');
+      await waitFor(() => gw.output().includes('linewatch gateway:'), 20_000, 'the gateway to start').catch((err: Error) => {
+        throw new Error(`${err.message}; it printed: ${gw.output()}`);
+      });
       await new Promise<void>((res, rej) => device.open((e) => (e ? rej(e) : res())));
       // Keep writing until one arrives: the gateway may still be opening its end.
       await waitFor(
@@ -111,10 +113,12 @@ describe('linewatch gateway', () => {
           device.write(textCodec.encodeEvent('telemetry', { values: { pressure: 2.5 } }));
           return got.length > 0;
         },
-        10_000,
+        20_000,
         'a frame through the gateway',
         200,
-      );
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; the gateway printed: ${gw.output()}`);
+      });
       expect(JSON.parse(got[0]!).values).toEqual({ pressure: 2.5 });
     } finally {
       if (device.isOpen) await new Promise<void>((res) => device.close(() => res()));
@@ -122,7 +126,7 @@ describe('linewatch gateway', () => {
       await watcher.endAsync();
       await pty.stop();
     }
-  });
+  }, 60_000);
 });
 
 describe('linewatch ports', () => {
