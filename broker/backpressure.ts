@@ -12,8 +12,6 @@ interface GatedStream extends EventEmitter {
 }
 
 export class PublisherThrottle {
-  /** Times a read was refused because the broker was behind. */
-  refusedReads = 0;
   private paused = false;
   private readonly waiting = new Set<GatedStream>();
   private timer: NodeJS.Timeout | undefined;
@@ -21,6 +19,8 @@ export class PublisherThrottle {
   constructor(
     private readonly backlog: () => number,
     private readonly high: number,
+    /** Called for every read refused because the broker is behind. */
+    private readonly onRefusedRead: () => void = () => undefined,
     private readonly low = Math.floor(high / 4),
   ) {}
 
@@ -33,7 +33,7 @@ export class PublisherThrottle {
     const read = stream.read.bind(stream);
     stream.read = (size?: number): unknown => {
       if (this.overloaded()) {
-        this.refusedReads++;
+        this.onRefusedRead();
         this.waiting.add(stream);
         this.timer ??= setInterval(() => this.resumeIfCaughtUp(), 2);
         return null;

@@ -63,7 +63,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   const dropped = new WeakSet<object>();
 
   const mq = createSafeMq({ concurrency: 100 });
-  const throttle = new PublisherThrottle(() => mq.length, config.maxPendingDeliveries);
+  const throttle = new PublisherThrottle(() => mq.length, config.maxPendingDeliveries, () => counters.publisherPauses++);
   const aedes = await Aedes.createBroker({
     mq,
     connectTimeout: config.connectTimeoutMs,
@@ -261,8 +261,8 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     aedes,
     bus,
     ports,
-    stats: () => ({ ...counters.stats(), publisherPauses: throttle.refusedReads }),
-    counters: () => ({ ...counters.counters(), publisher_pauses: throttle.refusedReads }),
+    stats: () => counters.stats(),
+    counters: () => counters.counters(),
     stop() {
       stopping ??= (async () => {
         clearInterval(sampler);

@@ -27,7 +27,7 @@ export interface BrokerStats {
   messagesOutPerSecond: number;
   messagesIn: number;
   messagesOut: number;
-  /** Times a publisher's socket was paused because the broker was behind (backpressure). */
+  /** Reads from client sockets refused because deliveries were backed up (backpressure). */
   publisherPauses: number;
   rejects: Record<RejectReason, number>;
 }
