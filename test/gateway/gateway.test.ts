@@ -76,7 +76,7 @@ async function rig(codec: 'ndjson' | 'text', deviceId: string, extra: Record<str
   const spoolDir = join(dir, `spool-${deviceId}`);
   const gateway = new SerialGateway({ bus, spoolDir, ports: [{ path: pty.gateway, device: `A/${deviceId}`, codec, baudRate: 115200, reopenMinMs: 50, reopenMaxMs: 400, ...extra }] });
   await gateway.start();
-  await waitFor(() => gateway.portsOpen()[pty.gateway], 5000, 'the gateway to open its port');
+  await waitFor(() => gateway.portsOpen()[pty.gateway], 10_000, 'the gateway to open its port');
   const device = await openDeviceEnd(pty.device);
   const r = { pty, gateway, bus, device, spoolDir };
   rigs.push(r);
@@ -100,7 +100,7 @@ describe('SerialGateway', () => {
     clients.push(w.client);
     await write(device, ndjsonCodec.encodeEvent('state', { ts: 1767000000000, seq: 0, state: 'RUNNING', type: 'station' }));
     await write(device, ndjsonCodec.encodeEvent('telemetry', { ts: 1767000001000, seq: 1, values: { cycleTime: 5.2 } }));
-    await waitFor(() => w.got.length >= 2, 5000, 'two messages at the subscriber');
+    await waitFor(() => w.got.length >= 2, 10_000, 'two messages at the subscriber');
     expect(w.got[0]!.topic).toBe(topics.state('A', 'nd-1'));
     expect(JSON.parse(w.got[0]!.payload)).toEqual({ ts: 1767000000000, seq: 0, state: 'RUNNING', type: 'station' });
     expect(w.got[1]!.topic).toBe(topics.telemetry('A', 'nd-1'));
@@ -117,7 +117,7 @@ describe('SerialGateway', () => {
     await write(device, `$TM,${'x=1,'.repeat(40)}x=1*00\n`); // longer than 64 bytes
     await write(device, 'hello there\n'); // not a sentence
     await write(device, textCodec.encodeEvent('telemetry', { values: { n: 3 } }));
-    await waitFor(() => w.got.length >= 2, 5000, 'the two good frames');
+    await waitFor(() => w.got.length >= 2, 10_000, 'the two good frames');
     await sleep(100);
     expect(w.got.map((m) => JSON.parse(m.payload).values.n)).toEqual([1, 3]);
     expect(JSON.parse(w.got[1]!.payload).seq).toBe(JSON.parse(w.got[0]!.payload).seq + 1); // stamped by the gateway
@@ -132,16 +132,16 @@ describe('SerialGateway', () => {
     await write(r.device, textCodec.encodeEvent('telemetry', { values: { n: 1 } }));
     const first = textCodec.encodeEvent('telemetry', { values: { n: 1 } }).length;
     await write(r.device, '$TM,n='); // a partial frame when the cable goes
-    await waitFor(() => w.got.length >= 1, 5000, 'the first frame');
-    await waitFor(() => r.gateway.counters().bytes_in === first + 6, 5000, 'the partial frame to reach the gateway');
+    await waitFor(() => w.got.length >= 1, 10_000, 'the first frame');
+    await waitFor(() => r.gateway.counters().bytes_in === first + 6, 10_000, 'the partial frame to reach the gateway');
     await r.pty.unplug();
-    await waitFor(() => !r.gateway.portsOpen()[r.pty.gateway], 5000, 'the gateway to notice the port is gone');
+    await waitFor(() => !r.gateway.portsOpen()[r.pty.gateway], 10_000, 'the gateway to notice the port is gone');
     await sleep(300); // a few failed reopen attempts with backoff
     await r.pty.replug();
-    await waitFor(() => r.gateway.portsOpen()[r.pty.gateway], 5000, 'the gateway to reopen the port');
+    await waitFor(() => r.gateway.portsOpen()[r.pty.gateway], 10_000, 'the gateway to reopen the port');
     r.device = await openDeviceEnd(r.pty.device);
     await write(r.device, textCodec.encodeEvent('telemetry', { values: { n: 2 } }));
-    await waitFor(() => w.got.length >= 2, 5000, 'the frame after the reopen');
+    await waitFor(() => w.got.length >= 2, 10_000, 'the frame after the reopen');
     expect(w.got.map((m) => JSON.parse(m.payload).values.n)).toEqual([1, 2]);
     const c = r.gateway.counters();
     expect(c.port_reopens).toBe(1);
@@ -173,7 +173,7 @@ describe('SerialGateway', () => {
     await sender.publishAsync(topics.cmd('A', 'tx-3'), JSON.stringify({ id: 'c-ok', action: 'set_speed', params: { speed: 30 }, origin: 'test', ts: now, expiresAt: now + 10_000 }), { qos: 1 });
     await sender.publishAsync(topics.cmd('A', 'tx-3'), JSON.stringify({ id: 'c-fast', action: 'set_speed', params: { speed: 90 }, origin: 'test', ts: now, expiresAt: now + 10_000 }), { qos: 1 });
     await sender.publishAsync(topics.cmd('A', 'tx-3'), JSON.stringify({ id: 'c-old', action: 'stop', params: {}, origin: 'test', ts: now - 20_000, expiresAt: now - 10_000 }), { qos: 1 });
-    await waitFor(() => w.got.length >= 3, 5000, 'three acks');
+    await waitFor(() => w.got.length >= 3, 10_000, 'three acks');
     const acks = w.got.map((m) => JSON.parse(m.payload));
     expect(acks.find((a) => a.id === 'c-ok')).toMatchObject({ result: 'done' });
     expect(acks.find((a) => a.id === 'c-fast')).toMatchObject({ result: 'rejected', reason: 'above 60 m/min' });
@@ -192,18 +192,18 @@ describe('SerialGateway', () => {
     await broker.bus.subscribe('lw/A/nd-2/telemetry', record);
     const frame = (seq: number) => ndjsonCodec.encodeEvent('telemetry', { ts: 1767000000000 + seq * 1000, seq, values: { n: seq } });
     for (let i = 0; i < 5; i++) await write(r.device, frame(i));
-    await waitFor(() => seqs.length >= 5, 5000, 'the first five events');
+    await waitFor(() => seqs.length >= 5, 10_000, 'the first five events');
 
     await broker.stop();
-    await waitFor(() => !r.bus.client.connected, 5000, 'the gateway to notice the broker is gone');
+    await waitFor(() => !r.bus.client.connected, 10_000, 'the gateway to notice the broker is gone');
     for (let i = 5; i < 105; i++) await write(r.device, frame(i));
-    await waitFor(() => r.gateway.counters().spooled! >= 100, 5000, 'the events to reach the spool');
+    await waitFor(() => r.gateway.counters().spooled! >= 100, 10_000, 'the events to reach the spool');
     expect(r.gateway.counters().spool_backlog_bytes).toBeGreaterThan(0);
 
     broker = await startOurBroker(port); // same port: the gateway reconnects by itself
     await broker.bus.subscribe('lw/A/nd-2/telemetry', record);
     await waitFor(() => seqs.length >= 105, 15_000, 'every event after the broker came back');
-    await waitFor(() => r.gateway.drained(), 5000, 'the spool to drain');
+    await waitFor(() => r.gateway.drained(), 10_000, 'the spool to drain');
     expect(seqs).toEqual(Array.from({ length: 105 }, (_, i) => i));
     expect(r.gateway.counters()).toMatchObject({ spooled: 100, replayed: 100, spool_backlog_bytes: 0 });
   });
@@ -212,7 +212,7 @@ describe('SerialGateway', () => {
     const r = await rig('ndjson', 'nd-3');
     await r.bus.client.endAsync(true); // the broker is unreachable for this gateway from now on
     for (let i = 0; i < 20; i++) await write(r.device, ndjsonCodec.encodeEvent('telemetry', { ts: 1767000000000 + i, seq: i, values: { n: i } }));
-    await waitFor(() => r.gateway.counters().spooled === 20, 5000, 'the events to be spooled');
+    await waitFor(() => r.gateway.counters().spooled === 20, 10_000, 'the events to be spooled');
     await r.gateway.stop();
 
     const seqs: number[] = [];
@@ -225,7 +225,7 @@ describe('SerialGateway', () => {
     try {
       await waitFor(() => seqs.length >= 20, 10_000, 'the spooled events from before the restart');
       expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => i));
-      await waitFor(() => again.drained(), 5000, 'the spool to drain');
+      await waitFor(() => again.drained(), 10_000, 'the spool to drain');
     } finally {
       await again.stop();
       await bus.close();
@@ -237,7 +237,7 @@ describe('gateway harness cleanup', () => {
   it('leaves no socat behind', async () => {
     const pty = await startPtyPair();
     const pid = pty.pid();
-    await withTimeout(pty.stop(), 5000, 'socat to stop');
+    await withTimeout(pty.stop(), 10_000, 'socat to stop');
     expect(() => process.kill(pid, 0)).toThrow();
   });
 });

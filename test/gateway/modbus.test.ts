@@ -43,7 +43,7 @@ beforeAll(async () => {
     },
     { path: pty.device, baudRate: 19200, unitID: 7 },
   );
-  await withTimeout(new Promise((resolve) => server.on('initialized', resolve)), 5000, 'the Modbus server to open its port');
+  await withTimeout(new Promise((resolve) => server.on('initialized', resolve)), 10_000, 'the Modbus server to open its port');
   gateway = new SerialGateway({
     bus: tb.broker.bus as InProcessBus,
     spoolDir: join(dir, 'spool'),
@@ -98,17 +98,17 @@ it('polls registers into telemetry and state, and writes set_speed to the setpoi
     expect(got.find((m) => m.topic === topics.state('A', 'plc-1'))!.body.state).toBe('RUNNING');
 
     holding.set(2, 2); // the device faults
-    await waitFor(() => got.find((m) => m.topic === topics.state('A', 'plc-1') && m.body.state === 'FAULT'), 5000, 'the FAULT state');
+    await waitFor(() => got.find((m) => m.topic === topics.state('A', 'plc-1') && m.body.state === 'FAULT'), 10_000, 'the FAULT state');
 
     const now = Date.now();
     await client.publishAsync(topics.cmd('A', 'plc-1'), JSON.stringify({ id: 'm-1', action: 'set_speed', params: { speed: 25.5 }, origin: 'test', ts: now, expiresAt: now + 10_000 }), { qos: 1 });
     await client.publishAsync(topics.cmd('A', 'plc-1'), JSON.stringify({ id: 'm-2', action: 'stop', params: {}, origin: 'test', ts: now, expiresAt: now + 10_000 }), { qos: 1 });
-    await waitFor(() => got.find((m) => m.topic === topics.ack('A', 'plc-1') && m.body.id === 'm-1' && m.body.result === 'done'), 5000, 'the done ack');
+    await waitFor(() => got.find((m) => m.topic === topics.ack('A', 'plc-1') && m.body.id === 'm-1' && m.body.result === 'done'), 10_000, 'the done ack');
     expect(holding.get(10)).toBe(255);
     const stopAck = () => got.find((m) => m.topic === topics.ack('A', 'plc-1') && m.body.id === 'm-2');
-    await waitFor(stopAck, 5000, 'the stop answer');
+    await waitFor(stopAck, 10_000, 'the stop answer');
     expect(stopAck()!.body).toMatchObject({ result: 'rejected', reason: expect.stringMatching(/no register for stop/) });
-    await waitFor(() => got.find((m) => m.topic === topics.telemetry('A', 'plc-1') && (m.body.values as { setpoint: number }).setpoint === 25.5), 5000, 'the new setpoint read back');
+    await waitFor(() => got.find((m) => m.topic === topics.telemetry('A', 'plc-1') && (m.body.values as { setpoint: number }).setpoint === 25.5), 10_000, 'the new setpoint read back');
     expect(gateway.counters()).toMatchObject({ commands_written: 1, commands_rejected: 1 });
   } finally {
     await client.endAsync();

@@ -93,7 +93,7 @@ describe('LineSimulator over MQTT', () => {
     expect(sim.counters().connections).toBe(1);
     await waitFor(() => new Set(w.got.map((m) => m.topic)).size === 300, 15_000, 'telemetry from all 300 devices');
     await w.client.publishAsync(topics.cmd('B', 'line-ctl'), command('s-1', 'set_strategy', { strategy: 'energy-saving' }), { qos: 1 });
-    await waitFor(() => sim.counters().commands === 1, 5000, 'the command to reach the model');
+    await waitFor(() => sim.counters().commands === 1, 10_000, 'the command to reach the model');
   });
 });
 
@@ -135,7 +135,7 @@ describe.each(['text', 'ndjson'] as const)('a legacy serial device behind the ga
     expect(acks()).toEqual(['g-1:accepted', 'g-2:rejected', 'g-1:done']);
 
     await waitFor(() => sim.counters().garbage_bursts === 1, 10_000, 'the garbage burst');
-    await waitFor(() => (gateway.counters().dropped_garbage ?? 0) + (gateway.counters().dropped_checksum ?? 0) + (gateway.counters().dropped_unknown_sentence ?? 0) + (gateway.counters().dropped_bad_field ?? 0) >= 1, 5000, 'the gateway to drop the garbage');
+    await waitFor(() => (gateway.counters().dropped_garbage ?? 0) + (gateway.counters().dropped_checksum ?? 0) + (gateway.counters().dropped_unknown_sentence ?? 0) + (gateway.counters().dropped_bad_field ?? 0) >= 1, 10_000, 'the gateway to drop the garbage');
   });
 });
 
@@ -166,7 +166,7 @@ describe('a simulated Modbus RTU device polled by the gateway', () => {
 
     await w.client.publishAsync(topics.cmd('E', 'conv-1'), command('mb-1', 'set_speed', { speed: 22.5 }), { qos: 1 });
     await waitFor(() => w.got.some((m) => m.topic === topics.ack('E', 'conv-1') && m.body.result === 'done'), 10_000, 'the write to be confirmed');
-    await waitFor(() => sim.model.snapshot('conv-1')!.values.setpoint === 22.5, 5000, 'the model to take the new setpoint');
+    await waitFor(() => sim.model.snapshot('conv-1')!.values.setpoint === 22.5, 10_000, 'the model to take the new setpoint');
     await waitFor(() => w.got.some((m) => m.topic === topics.telemetry('E', 'conv-1') && (m.body.values as { setpoint: number }).setpoint === 22.5), 10_000, 'the new setpoint polled back');
   });
 });
