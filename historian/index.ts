@@ -12,7 +12,7 @@ import type { Bus, Unsubscribe } from '../bus/bus.js';
 import { STRATEGIES, topics, type PayloadOf, type Strategy, type SummaryPayload } from '../contracts/index.js';
 import { logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
-import { sleep } from '../lib/wait.js';
+import { sleep, withTimeout } from '../lib/wait.js';
 import type { HistorianConfig } from './config.js';
 import { InfluxClient, setupDatabase, type WriteFailure } from './influx.js';
 import { startManagedInfluxd, type ManagedInfluxd } from './influxd.js';
@@ -28,6 +28,8 @@ const log = logger('historian');
 
 /** Upper bound on one write request's body. InfluxDB 1.x refuses bodies over 25 MB by default. */
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+/** How long start() waits for the database setup before leaving it to the writer. */
+const SETUP_AT_START_MS = 5000;
 
 export interface HistorianOptions {
   bus: Bus;
@@ -104,26 +106,34 @@ export class Historian implements Service {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    this.spool.open();
-    const url = this.options.influxUrl ?? this.config.influxUrl ?? (await this.startManaged());
-    this.influxUrl = url;
-    this.client = new InfluxClient({
-      url,
-      database: this.config.database,
-      retentionPolicy: this.config.retentionPolicy,
-      username: this.config.username,
-      password: this.config.password,
-      requestTimeoutMs: this.config.requestTimeoutMs,
-    });
-    // Set the database up now if InfluxDB answers; if not, the writer retries before its first write.
-    if (this.needsSetup) await this.trySetup();
-    this.writer = this.writeLoop();
-    this.unsubscribe = await this.options.bus.subscribe(topics.all, this.onMessage, { qos: 1 });
+    try {
+      this.spool.open();
+      const url = this.options.influxUrl ?? this.config.influxUrl ?? (await this.startManaged());
+      this.influxUrl = url;
+      this.client = new InfluxClient({
+        url,
+        database: this.config.database,
+        retentionPolicy: this.config.retentionPolicy,
+        username: this.config.username,
+        password: this.config.password,
+        requestTimeoutMs: this.config.requestTimeoutMs,
+      });
+      // Set the database up now if InfluxDB answers; if not, the writer retries before its first write.
+      if (this.needsSetup) await this.trySetup();
+      this.writer = this.writeLoop();
+      this.unsubscribe = await this.options.bus.subscribe(topics.all, this.onMessage, { qos: 1 }).catch((err: unknown) => {
+        throw new Error(`the historian could not subscribe to ${topics.all} at QoS 1 (${(err as Error).message}); its MQTT account needs the historian role: linewatch devices add NAME --role historian`, { cause: err });
+      });
+    } catch (err) {
+      // Leave nothing running behind a failed start (spool timer, writer, a managed influxd).
+      await this.stop();
+      throw err;
+    }
     if (this.config.oee.enabled) {
       this.oeeTimer = setInterval(() => void this.publishSummaries(), this.config.oee.publishIntervalMs);
       this.oeeTimer.unref();
     }
-    log.info({ influx: url, database: this.config.database, spool: this.spool.pendingBytes() }, 'historian started');
+    log.info({ influx: this.influxUrl, database: this.config.database, spool: this.spool.pendingBytes() }, 'historian started');
   }
 
   async stop(): Promise<void> {
@@ -294,7 +304,8 @@ export class Historian implements Service {
 
   private async trySetup(): Promise<void> {
     try {
-      await this.setup();
+      // Bounded, so an InfluxDB that does not answer cannot hold up the start.
+      await withTimeout(this.setup(), SETUP_AT_START_MS, 'InfluxDB to answer the database setup');
     } catch (err) {
       log.warn({ err: (err as WriteFailure).message ?? err }, 'InfluxDB is not reachable yet; events are spooled and the database is set up once it answers');
     }
