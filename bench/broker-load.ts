@@ -24,7 +24,7 @@ function open(port: number, clientId: string, username: string, keepaliveS = 60)
     const socket = connect(port, '127.0.0.1');
     socket.setNoDelay(true);
     socket.once('error', reject);
-    socket.write(encodeConnect(clientId, { username, password: BENCH_PASSWORD }, keepaliveS));
+    socket.write(encodeConnect(clientId, { username, password: BENCH_PASSWORD, keepaliveS }));
     socket.once('data', (d: Buffer) => {
       if (d[0] !== 0x20 || d[3] !== 0) return reject(new Error(`${clientId}: CONNACK ${d[3]}`));
       socket.off('error', reject);

@@ -18,18 +18,29 @@ function str(s: string): Buffer {
   return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
 }
 
-export function encodeConnect(clientId: string, credentials?: { username: string; password: string }, keepaliveS = 60): Buffer {
-  const flags = 0x02 | (credentials ? 0xc0 : 0);
+export interface ConnectOptions {
+  username?: string;
+  password?: string;
+  /** Clean session (default true). */
+  clean?: boolean;
+  keepaliveS?: number;
+}
+
+export function encodeConnect(clientId: string, { username, password, clean = true, keepaliveS = 60 }: ConnectOptions = {}): Buffer {
+  let flags = clean ? 0x02 : 0;
+  if (username !== undefined) flags |= 0x80;
+  if (password !== undefined) flags |= 0x40;
   const parts = [str('MQTT'), Buffer.from([4, flags, keepaliveS >> 8, keepaliveS & 0xff]), str(clientId)];
-  if (credentials) parts.push(str(credentials.username), str(credentials.password));
+  if (username !== undefined) parts.push(str(username));
+  if (password !== undefined) parts.push(str(password));
   return withLength(0x10, Buffer.concat(parts));
 }
 
-export function encodeSubscribe(filter: string, qos: 0 | 1): Buffer {
+export function encodeSubscribe(filter: string, qos: 0 | 1 = 0): Buffer {
   return withLength(0x82, Buffer.concat([Buffer.from([0, 1]), str(filter), Buffer.from([qos])]));
 }
 
-export function encodePublish(topic: string, payload: Buffer, qos: 0 | 1, messageId = 0): Buffer {
+export function encodePublish(topic: string, payload: Buffer, qos: 0 | 1 = 0, messageId = 0): Buffer {
   const id = qos > 0 ? Buffer.from([messageId >> 8, messageId & 0xff]) : Buffer.alloc(0);
   return withLength(0x30 | (qos << 1), Buffer.concat([str(topic), id, payload]));
 }
