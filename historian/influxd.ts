@@ -37,10 +37,14 @@ export interface ManagedInfluxd {
   exited: Promise<void>;
 }
 
-/** The influxd binary on PATH (or in the usual Debian places), or undefined if there is none. */
+/**
+ * The influxd binary: $LINEWATCH_INFLUXD if set, else the one on PATH (or in the usual Debian
+ * places); undefined if there is none.
+ */
 export function findInfluxd(dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin', '/usr/sbin', '/usr/local/bin']): string | undefined {
-  for (const dir of dirs) {
-    const candidate = join(dir, 'influxd');
+  const chosen = process.env.LINEWATCH_INFLUXD;
+  const candidates = chosen ? [chosen] : dirs.map((dir) => join(dir, 'influxd'));
+  for (const candidate of candidates) {
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
@@ -116,7 +120,10 @@ bind-address = "127.0.0.1:${rpcPort}"
  */
 export async function startManagedInfluxd(options: ManagedInfluxdOptions): Promise<ManagedInfluxd> {
   const binary = options.binary ?? findInfluxd();
-  if (!binary) throw Object.assign(new Error(`influxd was not found on PATH; ${INFLUXD_INSTALL_HINT}`), { userFacing: true });
+  if (!binary) {
+    const where = process.env.LINEWATCH_INFLUXD ? `at LINEWATCH_INFLUXD=${process.env.LINEWATCH_INFLUXD}` : 'on PATH';
+    throw Object.assign(new Error(`influxd was not found ${where}; ${INFLUXD_INSTALL_HINT}`), { userFacing: true });
+  }
   mkdirSync(options.dataDir, { recursive: true });
   // A port picked by freePort() can be taken by someone else before influxd binds it; when the
   // child dies with "address already in use" we pick new ports and try again.

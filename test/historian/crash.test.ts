@@ -66,6 +66,17 @@ describe('historian process crash', () => {
       .reduce((sum, f) => sum + statSync(join(spool, f)).size, 0);
   };
 
+  it('says how to install influxd when none is configured and none is installed', async () => {
+    const args = ['historian', '--broker', broker.url, '--username', 'hist', '--password', 'hist-password', '--data-dir', join(dir, 'no-influxd')];
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LINEWATCH_INFLUXD: join(dir, 'missing', 'influxd'), LINEWATCH_LOG_LEVEL: 'silent' } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await withTimeout(new Promise((r) => child.once('exit', r)), 20_000, 'linewatch historian to give up');
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/^linewatch: influxd was not found .*sudo apt-get install influxdb/);
+  });
+
   it('loses nothing when SIGKILLed with a full spool, and replays it on restart', { timeout: 120_000 }, async () => {
     let historian = await startHistorianProcess();
     const gateway = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password' });
