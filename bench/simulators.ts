@@ -31,7 +31,7 @@ export async function run(report: Report): Promise<void> {
   }
   report.add({
     title: 'Simulated devices per process at 1 Hz',
-    note: `Each device sends telemetry once per simulated second (plus state changes) for ${SECONDS} s in real time. CPU is this Node process's user+system time (the simulator and its MQTT clients) over the run, as % of one core; the broker (Mosquitto) and the counting subscriber (mosquitto_sub) run in their own processes. "shared": a few connections of one gateway-role account speak for all devices; "per-device": one MQTT connection per device (5,000 sockets). RSS is the whole process's after the run (it does not shrink between rows).`,
+    note: `Each device sends telemetry once per simulated second (plus state changes) for ${SECONDS} s in real time. CPU is this Node process's user+system time (the simulator and its MQTT clients) over the run, as % of one core; the broker (Mosquitto) and the counting subscriber (mosquitto_sub) run in their own processes. "shared": a few connections of one gateway-role account speak for all devices; "per-device": one MQTT connection per device (5,000 sockets). RSS is the whole process's resident memory at the end of that row (rows run one after another in one process, so it is indicative only).`,
     columns: ['setup', 'devices', 'MQTT connections', 'messages/s at subscriber', 'CPU % of one core', 'process RSS MiB'],
     rows,
   });
