@@ -62,12 +62,23 @@ async function throughput(ruleCount: number): Promise<{ ingest: number; handle: 
       const d = i % devices;
       messages.push({ device: `d${d}`, msg: { ts: ts + i, seq: seq[d]!++, values: { v: Math.random() * 100, w: 1 } } });
     }
-    // Warm up on a separate line so the measured devices start fresh.
-    for (let i = 0; i < 20_000; i++) engine.ingest('telemetry', 'W', `d${i % devices}`, { ts, seq: i, values: { v: 1, w: 1 } });
+    // Three consecutive slices each; the best one counts (the first also warms up the JIT, and the
+    // machine may be busy with something else for a moment).
+    const bestOf = (count: number, slice: (from: number, to: number) => void): number => {
+      let best = 0;
+      for (let k = 0; k < 3; k++) {
+        const from = Math.floor((k * count) / 3);
+        const to = Math.floor(((k + 1) * count) / 3);
+        const t = performance.now();
+        slice(from, to);
+        best = Math.max(best, (to - from) / ((performance.now() - t) / 1000));
+      }
+      return best;
+    };
     const before = engine.counters().evaluations!;
-    let t = performance.now();
-    for (const { device, msg } of messages) engine.ingest('telemetry', 'B', device, msg);
-    const ingest = N / ((performance.now() - t) / 1000);
+    const ingest = bestOf(N, (from, to) => {
+      for (let i = from; i < to; i++) engine.ingest('telemetry', 'B', messages[i]!.device, messages[i]!.msg);
+    });
     const evaluationsPerEvent = (engine.counters().evaluations! - before) / N;
 
     const M = 150_000;
@@ -76,9 +87,9 @@ async function throughput(ruleCount: number): Promise<{ ingest: number; handle: 
       const d = i % devices;
       raw.push({ topic: `lw/B/d${d}/telemetry`, payload: Buffer.from(JSON.stringify({ ts: ts + N + i, seq: seq[d]!++, values: { v: Math.random() * 100, w: 1 } })) });
     }
-    t = performance.now();
-    for (const { topic, payload } of raw) engine.handle(topic, payload);
-    const handle = M / ((performance.now() - t) / 1000);
+    const handle = bestOf(M, (from, to) => {
+      for (let i = from; i < to; i++) engine.handle(raw[i]!.topic, raw[i]!.payload);
+    });
     return { ingest, handle, evaluationsPerEvent };
   } finally {
     await engine.stop();
@@ -139,7 +150,6 @@ rules:
     for (const { rate, seconds } of RATES) {
       const r = await runWorker(worker, { port: broker.ports.mqtt, rate, seconds, devices: DEVICES });
       const sorted = r.latenciesMs.sort((a, b) => a - b);
-      if (process.env.RULES_BENCH_DEBUG) console.log(mode, rate, JSON.stringify(engine?.counters()), 'dups', r.duplicates);
       report([mode === 'engine' ? 'linewatch rules engine' : 'reference: bare forwarder', rate.toLocaleString('en'), r.sent, r.hot, r.received, r.hot - r.received, percentile(sorted, 50).toFixed(2), percentile(sorted, 99).toFixed(2), (sorted.at(-1) ?? NaN).toFixed(1)]);
     }
   } finally {
@@ -159,7 +169,7 @@ export async function run(report: Report): Promise<void> {
   }
   report.add({
     title: 'Rules engine throughput (in-process, one core)',
-    note: 'Events/s through the engine with N rules, each message matching 5 of them (4 conditions, 1 count window of 10; no rule fires). "validated" calls ingest() with parsed messages; "from bytes" calls handle() with the topic and JSON payload (JSON.parse + zod schema + ingest). 300k / 150k messages over 200 devices at most.',
+    note: 'Events/s through the engine with N rules, each message matching 5 of them (4 conditions, 1 count window of 10; no rule fires). "validated" calls ingest() with parsed messages; "from bytes" calls handle() with the topic and JSON payload (JSON.parse + zod schema + ingest). 300k / 150k messages over 200 devices at most; the best of three consecutive slices.',
     columns: ['rules', 'rules evaluated per event', 'events/s (validated)', 'events/s (from bytes)'],
     rows,
   });
