@@ -215,7 +215,7 @@ function compileRule(def: RuleDefinition, file: string, line: number | undefined
     line,
     priority: def.priority,
     hash: createHash('sha1').update(JSON.stringify(def)).digest('hex').slice(0, 12),
-    kind: def.transition ? 'state' : def.match.kind,
+    kind: def.match.kind ?? (def.transition ? 'state' : 'telemetry'),
     lineMatcher: globMatcher(def.match.line),
     deviceMatchers: (Array.isArray(def.match.device) ? def.match.device : [def.match.device]).map(globMatcher),
     type: def.match.type,

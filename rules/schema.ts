@@ -28,7 +28,8 @@ export const matchSchema = z.strictObject({
   line: patternSchema.default('*'),
   device: z.union([patternSchema, z.array(patternSchema).min(1)]).default('*'),
   type: z.enum(DEVICE_TYPES).optional(),
-  kind: z.enum(['state', 'telemetry', 'status']).default('telemetry'),
+  /** Default: `state` for a transition rule, else `telemetry`. */
+  kind: z.enum(['state', 'telemetry', 'status']).optional(),
 });
 
 const paramValue = z.union([z.number(), z.string(), z.boolean()]);
@@ -82,7 +83,7 @@ export const ruleSchema = z
     if (triggers === 0) ctx.addIssue({ code: 'custom', message: 'a rule needs one of when, transition, absent or lineCount' });
     if (r.absent && triggers > 1) ctx.addIssue({ code: 'custom', path: ['absent'], message: 'absent cannot be combined with when, transition or lineCount' });
     if (r.absent && r.match.line.includes('*')) ctx.addIssue({ code: 'custom', path: ['match', 'line'], message: 'an absent rule needs a concrete line (the expected devices are on it)' });
-    if (r.transition && r.match.kind !== 'state') ctx.addIssue({ code: 'custom', path: ['match', 'kind'], message: 'a transition rule matches kind: state' });
+    if (r.transition && r.match.kind !== undefined && r.match.kind !== 'state') ctx.addIssue({ code: 'custom', path: ['match', 'kind'], message: 'a transition rule matches kind: state' });
     if (r.window && !r.when) ctx.addIssue({ code: 'custom', path: ['window'], message: 'a window needs a when condition over avg, min, max, count or rate' });
     if (r.window && (r.lineCount || r.absent)) ctx.addIssue({ code: 'custom', path: ['window'], message: 'a window is per device; it cannot be combined with lineCount or absent' });
   });

@@ -153,7 +153,7 @@ describe('state transitions', () => {
   it('fires on from → to, not on other ways into the state, and clears on leaving', async () => {
     f = await startFixture(`rules:
   - id: jam
-    match: { device: "st-*", kind: state }
+    match: { device: "st-*" }
     transition: { from: RUNNING, to: [FAULT, BLOCKED] }
     actions: [{ alert: { severity: critical, message: "{device} {previous} -> {state}" } }]
 `);
