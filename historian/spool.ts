@@ -16,6 +16,9 @@
 import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { logger } from '../lib/log.js';
+
+const log = logger('historian');
 
 export interface SpoolOptions {
   dir: string;
@@ -226,6 +229,7 @@ export class Spool {
       if (size - this.read.offset < HEADER) {
         // A few bytes that cannot even hold a header, at the end of a finished segment: torn.
         this.counters.tornTails++;
+        log.warn({ segment: this.segmentPath(segment), offset: this.read.offset }, 'spool: skipped a torn record (a crash during a write); everything before it is kept');
         this.read.offset = size;
         continue;
       }
@@ -240,6 +244,7 @@ export class Spool {
           // A header that cannot be right: the torn tail of a crashed run. Nothing after it in this
           // segment can be trusted (the run that wrote it ended there).
           this.counters.tornTails++;
+          log.warn({ segment: this.segmentPath(segment), offset: chunkStart + at }, 'spool: skipped a torn record (a crash during a write); everything before it is kept');
           this.read.offset = size;
           break;
         }
@@ -339,6 +344,7 @@ export class Spool {
     if (crc32(payload) !== buf.readUInt32LE(at + 4)) {
       // The length was plausible but the bytes are not what was written: skip this record only.
       this.counters.corruptRecords++;
+      log.error({ dir: this.options.dir }, 'spool: skipped a record whose CRC does not match (disk corruption?)');
       return false;
     }
     records.push(payload.toString('utf8'));

@@ -3,7 +3,7 @@
 // redelivers (persistent session), and what arrived while it was down the broker kept for it.
 // Runs the built CLI (dist/), as `npm test` builds before testing.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -34,14 +34,17 @@ describe('historian process crash', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Everything the last started historian printed (stdout and stderr). */
+  let output = '';
+
   /** Starts `linewatch historian` and resolves once it says it runs. */
-  async function startHistorianProcess(): Promise<ChildProcess> {
+  async function startHistorianProcess(logLevel = 'error'): Promise<ChildProcess> {
     const args = ['historian', '--broker', broker.url, '--username', 'hist', '--password', 'hist-password', '--client-id', 'crash-historian'];
     args.push('--influx', influx.url, '--database', 'crash', '--data-dir', dir, '--batch-size', '500', '--flush-interval', '50');
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LINEWATCH_LOG_LEVEL: process.env.LW_CHILD_LOG ?? 'error' } });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LINEWATCH_LOG_LEVEL: process.env.LW_CHILD_LOG ?? logLevel } });
     children.add(child);
     child.once('exit', () => children.delete(child));
-    let output = '';
+    output = '';
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     if (process.env.LW_CHILD_LOG) child.stdout!.on('data', (d: Buffer) => process.stderr.write(d));
     await withTimeout(
@@ -110,9 +113,13 @@ describe('historian process crash', () => {
       historian.kill('SIGKILL');
       await withTimeout(new Promise((r) => historian.once('exit', r)), 10_000, 'the historian to die');
       await sendUpTo(gateway, 10_000);
+      // As if the kill had hit in the middle of a write: a torn record at the end of its segment.
+      const spoolDir = join(dir, 'historian-spool');
+      const lastSegment = readdirSync(spoolDir).filter((f) => f.startsWith('seg-')).sort().at(-1)!;
+      appendFileSync(join(spoolDir, lastSegment), Buffer.from([200, 0, 0, 0, 0x12, 0x34, 0x56, 0x78, 0x6d, 0x2c]));
       // 4. Both come back: the spool is replayed, the broker delivers the rest.
       await influx.restart();
-      historian = await startHistorianProcess();
+      historian = await startHistorianProcess('warn');
       let last = 0;
       await waitFor(async () => (last = await count()) >= 10_000, 60_000, 'all 10 000 points in InfluxDB').catch((err: Error) => {
         throw new Error(`${err.message} (${last} arrived)`);
@@ -120,6 +127,7 @@ describe('historian process crash', () => {
       expect(await count()).toBe(10_000);
       const [perDevice] = await influx.query('SELECT count(distinct("seq")) AS n FROM telemetry GROUP BY "device"', 'crash');
       expect(perDevice!.series!.map((s) => s.values[0]![1])).toEqual(Array(DEVICES).fill(10_000 / DEVICES));
+      expect(output).toContain('skipped a torn record');
       // A graceful stop drains and exits 0.
       historian.kill('SIGTERM');
       const code = await withTimeout(new Promise((r) => historian.once('exit', r)), 15_000, 'the historian to stop');
