@@ -65,5 +65,7 @@ export const gatewayConfigSchema = z.strictObject({
   spoolDir: z.string().default('.linewatch/gateway-spool').describe('store-and-forward while the broker is away'),
   /** Largest spool on disk; events beyond it are dropped and counted (`spool_full`). */
   spoolMaxBytes: z.number().int().min(1024).default(256 * 1024 * 1024),
+  /** Unacknowledged QoS 1 publishes before events overflow to the spool (bounds memory). */
+  maxInFlight: z.number().int().min(1).max(65_535).default(1000),
 });
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;

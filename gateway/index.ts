@@ -19,6 +19,8 @@ export interface SerialGatewayOptions {
   spoolDir: string;
   /** Default 256 MiB. */
   spoolMaxBytes?: number;
+  /** Unacknowledged direct publishes before events overflow to the spool. Default 1000. */
+  maxInFlight?: number;
 }
 
 export class SerialGateway implements Service {
@@ -38,7 +40,7 @@ export class SerialGateway implements Service {
 
   async start(): Promise<void> {
     this.spool = await DiskSpool.open(this.options.spoolDir, this.options.spoolMaxBytes ?? 256 * 1024 * 1024);
-    this.outbox = new Outbox(this.options.bus, this.spool);
+    this.outbox = new Outbox(this.options.bus, this.spool, this.options.maxInFlight);
     for (const port of this.ports) {
       const bridge = port.codec === 'modbus' ? new ModbusBridge(port, this.options.bus, this.outbox) : new LineBridge(port, this.options.bus, this.outbox);
       await bridge.start();

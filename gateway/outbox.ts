@@ -16,8 +16,8 @@ import type { DiskSpool } from './spool.js';
 
 const log = logger('gateway');
 const REPLAY_BATCH = 200;
-/** Direct publishes awaiting their PUBACK; beyond this, events overflow to the spool (bounded memory). */
-const MAX_IN_FLIGHT = 1000;
+/** Default for direct publishes awaiting their PUBACK; beyond it events overflow to the spool (bounded memory). */
+export const DEFAULT_MAX_IN_FLIGHT = 1000;
 
 export interface OutboxCounters {
   published: number;
@@ -55,6 +55,7 @@ export class Outbox {
   constructor(
     private readonly bus: Bus,
     private readonly spool: DiskSpool,
+    private readonly maxInFlight = DEFAULT_MAX_IN_FLIGHT,
   ) {
     this.link = busConnectivity(bus);
     this.offConnect = this.link.onConnect(() => this.kick());
@@ -66,7 +67,7 @@ export class Outbox {
   /** Queues one event; never throws. */
   send(topic: string, payload: string, retain: boolean): void {
     if (this.stopped) return;
-    if (this.replaying || this.inFlight >= MAX_IN_FLIGHT || !this.spool.isEmpty() || !this.link.connected()) {
+    if (this.replaying || this.inFlight >= this.maxInFlight || !this.spool.isEmpty() || !this.link.connected()) {
       this.toSpool(topic, payload, retain);
       return;
     }

@@ -55,7 +55,7 @@ export function registerGateway(program: Command): void {
         throw new UserError(`${(err as Error).message}; the gateway needs a broker to start (later outages are bridged by its spool)`);
       }
       try {
-        gateway = new SerialGateway({ bus, ports, spoolDir: resolve(config.gateway.spoolDir), spoolMaxBytes: config.gateway.spoolMaxBytes });
+        gateway = new SerialGateway({ bus, ports, spoolDir: resolve(config.gateway.spoolDir), spoolMaxBytes: config.gateway.spoolMaxBytes, maxInFlight: config.gateway.maxInFlight });
         await gateway.start();
       } catch (err) {
         await bus.close();

@@ -70,11 +70,11 @@ interface Rig {
 const rigs: Rig[] = [];
 const clients: MqttClient[] = [];
 
-async function rig(codec: 'ndjson' | 'text', deviceId: string, extra: Record<string, unknown> = {}): Promise<Rig> {
+async function rig(codec: 'ndjson' | 'text', deviceId: string, extra: Record<string, unknown> = {}, maxInFlight?: number): Promise<Rig> {
   const pty = await startPtyPair();
   const bus = await MqttBus.connect(url, { ...GW, reconnectPeriod: 200 });
   const spoolDir = join(dir, `spool-${deviceId}`);
-  const gateway = new SerialGateway({ bus, spoolDir, ports: [{ path: pty.gateway, device: `A/${deviceId}`, codec, baudRate: 115200, reopenMinMs: 50, reopenMaxMs: 400, ...extra }] });
+  const gateway = new SerialGateway({ bus, spoolDir, ...(maxInFlight ? { maxInFlight } : {}), ports: [{ path: pty.gateway, device: `A/${deviceId}`, codec, baudRate: 115200, reopenMinMs: 50, reopenMaxMs: 400, ...extra }] });
   await gateway.start();
   await waitFor(() => gateway.portsOpen()[pty.gateway], 10_000, 'the gateway to open its port');
   const device = await openDeviceEnd(pty.device);
@@ -207,6 +207,25 @@ describe('SerialGateway', () => {
     expect(seqs).toEqual(Array.from({ length: 105 }, (_, i) => i));
     expect(r.gateway.counters()).toMatchObject({ spooled: 100, replayed: 100, spool_backlog_bytes: 0 });
   });
+
+  it('a port faster than the broker overflows to the spool and still delivers everything in order', async () => {
+    const r = await rig('ndjson', 'nd-4', {}, 20);
+    const seqs: number[] = [];
+    await broker.bus.subscribe('lw/A/nd-4/telemetry', (_t, p) => {
+      seqs.push(JSON.parse(p.toString()).seq as number);
+    });
+    const total = 4000;
+    let chunk = '';
+    for (let i = 0; i < total; i++) chunk += ndjsonCodec.encodeEvent('telemetry', { ts: 1767000000000 + i, seq: i, values: { n: i } });
+    await write(r.device, chunk);
+    await waitFor(() => seqs.length >= total, 20_000, `all ${total} events`);
+    await waitFor(() => r.gateway.drained(), 10_000, 'the gateway to drain');
+    expect(seqs).toEqual(Array.from({ length: total }, (_, i) => i));
+    const c = r.gateway.counters();
+    expect(c.forwarded).toBe(total);
+    expect(c.published! + c.replayed!).toBe(total);
+    expect(c.spooled).toBeGreaterThan(0); // the overflow path was taken
+  }, 60_000);
 
   it('keeps spooled events across a gateway restart', async () => {
     const r = await rig('ndjson', 'nd-3');
