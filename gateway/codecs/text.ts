@@ -120,6 +120,7 @@ export const textCodec: LineCodec = {
     if (!Number.isInteger(expires)) return bad(`expiresAt "${expiresAt ?? ''}" is not a time in ms`);
     const params = pairs(rest, false);
     if (!params.ok) return params;
-    return { ok: true, value: { id, action: action as CommandPayload['action'], params: params.value, origin: 'gateway', ts: expires, expiresAt: expires } };
+    // A CM sentence carries no send time or origin: the device learns only what it must act on.
+    return { ok: true, value: { id, action: action as CommandPayload['action'], params: params.value, origin: 'gateway', ts: 0, expiresAt: expires } };
   },
 };
