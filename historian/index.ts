@@ -9,7 +9,7 @@
 // backoff and jitter; a restart resumes from the committed position (docs/historian.md).
 import { join, resolve } from 'node:path';
 import type { Bus, Unsubscribe } from '../bus/bus.js';
-import { STRATEGIES, topics, type PayloadOf, type Strategy, type SummaryPayload } from '../contracts/index.js';
+import { SequenceTracker, STRATEGIES, topics, type PayloadOf, type Strategy, type SummaryPayload } from '../contracts/index.js';
 import { logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
 import { sleep, withTimeout } from '../lib/wait.js';
@@ -74,6 +74,8 @@ export class Historian implements Service {
   private group: { lines: string[]; done: Promise<void>; resolve: () => void } | undefined;
   private readonly spoolDir: string;
   private readonly lastWarn = new Map<string, number>();
+  /** Per-device sequence numbers: what the devices sent that never arrived (or arrived twice). */
+  private readonly sequences = new SequenceTracker();
   private readonly c = {
     received: 0,
     spooled: 0,
@@ -165,6 +167,10 @@ export class Historian implements Service {
       spool_corrupt_records: this.spool.counters.corruptRecords,
       spool_fsyncs: this.spool.counters.fsyncs,
       influx_up: this.influxUp ? 1 : 0,
+      seq_gaps: this.sequences.counters.gaps,
+      seq_missing: this.sequences.counters.missing,
+      seq_duplicates: this.sequences.counters.duplicates,
+      seq_reorders: this.sequences.counters.reorders,
     };
   }
 
@@ -191,6 +197,8 @@ export class Historian implements Service {
       this.drop(point.reason === 'topic' ? 'invalid_topic' : 'invalid_payload', point.error);
       return;
     }
+    const seq = (point.value as { seq?: unknown }).seq;
+    if (point.device && typeof seq === 'number' && point.kind !== 'outcome' && point.kind !== 'alert') this.sequences.check(`${point.lineId}/${point.device}`, seq);
     if (this.config.oee.enabled) this.observe(point);
     if (!this.group) {
       let resolve!: () => void;
@@ -379,7 +387,7 @@ export class Historian implements Service {
     for (const [lineId, entry] of this.oee) {
       const f = entry.oee.figures(now);
       const summary: SummaryPayload = {
-        ts: Math.max(now, 0),
+        ts: now,
         speed: entry.speed,
         strategy: entry.strategy,
         availability: f.availability,
