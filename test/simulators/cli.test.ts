@@ -78,7 +78,9 @@ describe('linewatch simulate', () => {
       await waitFor(() => DEVICES.every((d) => seen.has(`lw/A/${d}/telemetry`)), 20_000, 'telemetry from all 11 demo devices');
       expect(sim.output()).toMatch(/line A, 11 devices over 11 connection\(s\)/);
     } finally {
-      expect(await sim.stop()).toBe(0);
+      const code = await sim.stop().catch(() => -1);
+      if (code !== 0) await watcher.endAsync();
+      expect(code).toBe(0);
     }
     await waitFor(() => DEVICES.every((d) => JSON.parse(seen.get(`lw/A/${d}/status`) ?? '{}').status === 'offline'), 5000, 'offline status from every device');
     await watcher.endAsync();
@@ -121,10 +123,12 @@ describe('linewatch gateway', () => {
       });
       expect(JSON.parse(got[0]!).values).toEqual({ pressure: 2.5 });
     } finally {
+      // Clean up everything first, then judge the exit code, so a failure leaves nothing behind.
       if (device.isOpen) await new Promise<void>((res) => device.close(() => res()));
-      expect(await gw.stop()).toBe(0);
+      const code = await gw.stop().catch(() => -1);
       await watcher.endAsync();
       await pty.stop();
+      expect(code).toBe(0);
     }
   }, 60_000);
 });
