@@ -14,14 +14,14 @@ interface GatedStream extends EventEmitter {
 export class PublisherThrottle {
   private paused = false;
   private readonly waiting = new Set<GatedStream>();
-  private timer: NodeJS.Timeout | undefined;
+  private check: NodeJS.Immediate | undefined;
 
   constructor(
     private readonly backlog: () => number,
     private readonly high: number,
     /** Called for every read refused because the broker is behind. */
     private readonly onRefusedRead: () => void = () => undefined,
-    private readonly low = Math.floor(high / 4),
+    private readonly low = Math.floor(high / 2),
   ) {}
 
   /**
@@ -35,7 +35,7 @@ export class PublisherThrottle {
       if (this.overloaded()) {
         this.onRefusedRead();
         this.waiting.add(stream);
-        this.timer ??= setInterval(() => this.resumeIfCaughtUp(), 2);
+        this.check ??= setImmediate(() => this.resumeIfCaughtUp());
         return null;
       }
       this.waiting.delete(stream);
@@ -45,8 +45,8 @@ export class PublisherThrottle {
   }
 
   stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    clearImmediate(this.check);
+    this.check = undefined;
     this.waiting.clear();
   }
 
@@ -57,10 +57,13 @@ export class PublisherThrottle {
     return this.paused;
   }
 
+  /** Runs once per event-loop turn while streams wait: the backlog is checked right after each batch of deliveries. */
   private resumeIfCaughtUp(): void {
-    if (this.overloaded()) return;
-    clearInterval(this.timer);
-    this.timer = undefined;
+    if (this.overloaded()) {
+      this.check = setImmediate(() => this.resumeIfCaughtUp());
+      return;
+    }
+    this.check = undefined;
     const streams = [...this.waiting];
     this.waiting.clear();
     for (const stream of streams) if (!stream.destroyed) stream.emit('readable');
