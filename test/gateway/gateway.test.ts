@@ -72,15 +72,26 @@ const clients: MqttClient[] = [];
 
 async function rig(codec: 'ndjson' | 'text', deviceId: string, extra: Record<string, unknown> = {}, maxInFlight?: number): Promise<Rig> {
   const pty = await startPtyPair();
-  const bus = await MqttBus.connect(url, { ...GW, reconnectPeriod: 200 });
-  const spoolDir = join(dir, `spool-${deviceId}`);
-  const gateway = new SerialGateway({ bus, spoolDir, ...(maxInFlight ? { maxInFlight } : {}), ports: [{ path: pty.gateway, device: `A/${deviceId}`, codec, baudRate: 115200, reopenMinMs: 50, reopenMaxMs: 400, ...extra }] });
-  await gateway.start();
-  await waitFor(() => gateway.portsOpen()[pty.gateway], 10_000, 'the gateway to open its port');
-  const device = await openDeviceEnd(pty.device);
-  const r = { pty, gateway, bus, device, spoolDir };
-  rigs.push(r);
-  return r;
+  let bus: MqttBus | undefined;
+  let gateway: SerialGateway | undefined;
+  try {
+    bus = await MqttBus.connect(url, { ...GW, reconnectPeriod: 200 });
+    const spoolDir = join(dir, `spool-${deviceId}`);
+    gateway = new SerialGateway({ bus, spoolDir, ...(maxInFlight ? { maxInFlight } : {}), ports: [{ path: pty.gateway, device: `A/${deviceId}`, codec, baudRate: 115200, reopenMinMs: 50, reopenMaxMs: 400, ...extra }] });
+    await gateway.start();
+    const g = gateway;
+    await waitFor(() => g.portsOpen()[pty.gateway], 10_000, 'the gateway to open its port');
+    const device = await openDeviceEnd(pty.device);
+    const r = { pty, gateway, bus, device, spoolDir };
+    rigs.push(r);
+    return r;
+  } catch (err) {
+    // Half-built: undo what was made so a failure leaves no socat or connection behind.
+    await gateway?.stop();
+    await bus?.close();
+    await pty.stop();
+    throw err;
+  }
 }
 
 afterEach(async () => {
