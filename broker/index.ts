@@ -3,7 +3,7 @@
 // lacks, a fix for aedes#193, backpressure on publishers, and stats. See docs/broker.md.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { parseTopic, topics, validatePayload } from '../contracts/index.js';
 import { InProcessBus } from '../bus/in-process.js';
 import { logger } from '../lib/log.js';
@@ -110,6 +110,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     authorizePublish(client, packet, callback) {
       // client is null only for wills of sessions from before a restart: already authorized then.
       if (!client) return callback(null);
+      counters.messagesIn++;
       const session = sessions.get(client);
       if (session?.rules && !mayPublish(session.rules, packet.topic)) {
         counters.reject('publish_denied');
@@ -175,9 +176,6 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     publish({ cmd: 'publish', topic: topics.deadLetter(topicLevel(clientId)), payload: Buffer.from(JSON.stringify(letter)), qos: 1, retain: false, dup: false }, null, () => undefined);
   }
 
-  aedes.on('publish', (_packet: AedesPublishPacket, client: Client | null) => {
-    if (client) counters.messagesIn++;
-  });
   aedes.on('client', () => counters.clients++);
   aedes.on('clientDisconnect', () => counters.clients--);
   aedes.on('connectionError', (client: Client, err: Error & { code?: string }) => {

@@ -21,7 +21,7 @@ export interface BrokerStats {
   clients: number;
   /** Open sockets, including those still before CONNECT. */
   connections: number;
-  /** PUBLISH packets received from network clients, per second (over the last few seconds). */
+  /** PUBLISH packets received from network clients (refused ones included), per second over the last 5 s. */
   messagesInPerSecond: number;
   /** PUBLISH packets delivered to network clients, per second. */
   messagesOutPerSecond: number;

@@ -1,8 +1,10 @@
 // The broker's listeners and in-process bus, in open mode: TCP, WebSocket, Bus ↔ network.
 import mqtt from 'mqtt';
+import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTimeout } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
+import { connectPacket } from './raw-mqtt.js';
 
 let tb: TestBroker;
 beforeAll(async () => {
@@ -45,6 +47,17 @@ describe('listeners', () => {
       await tcp.endAsync();
       await ws.endAsync();
     }
+  });
+
+  it('closes a WebSocket connection whose packet declares more than maxPacketBytes', async () => {
+    const ws = new WebSocket(tb.wsUrl!, 'mqtt');
+    await withTimeout(new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)), 5000, 'the WebSocket to open');
+    const closed = withTimeout(new Promise((resolve) => ws.once('close', resolve)), 5000, 'the broker to close the WebSocket');
+    ws.send(connectPacket('ws-big'));
+    // A PUBLISH header declaring 100 MiB, then a first slice of its body.
+    ws.send(Buffer.concat([Buffer.from([0x30, 0x80, 0x80, 0x80, 0x32, 0, 1, 0x78]), Buffer.alloc(64 * 1024)]));
+    await closed;
+    expect(tb.broker.stats().rejects.oversize_packet).toBe(1);
   });
 
   it('delivers a bus publish to a network subscriber', async () => {
