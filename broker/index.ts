@@ -112,7 +112,8 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       if (!client) return callback(null);
       counters.messagesIn++;
       const session = sessions.get(client);
-      if (session?.rules && !mayPublish(session.rules, packet.topic)) {
+      // $SYS is the broker's own, even in open mode (Aedes's default refuses it too).
+      if (packet.topic.startsWith('$SYS') || (session?.rules && !mayPublish(session.rules, packet.topic))) {
         counters.reject('publish_denied');
         log.debug({ clientId: client.id, topic: packet.topic }, 'dropped a publish the ACL does not allow');
         dropped.add(packet);

@@ -2,7 +2,7 @@
 import mqtt from 'mqtt';
 import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withTimeout } from '../../lib/wait.js';
+import { waitFor, withTimeout } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 import { connectPacket } from './raw-mqtt.js';
 
@@ -58,6 +58,26 @@ describe('listeners', () => {
     ws.send(Buffer.concat([Buffer.from([0x30, 0x80, 0x80, 0x80, 0x32, 0, 1, 0x78]), Buffer.alloc(64 * 1024)]));
     await closed;
     expect(tb.broker.stats().rejects.oversize_packet).toBe(1);
+  });
+
+  it('keeps clients from publishing on $SYS even in open mode', async () => {
+    const sub = await mqtt.connectAsync(tb.url, { clientId: 'sys-reader' });
+    const pub = await mqtt.connectAsync(tb.url, { clientId: 'sys-spoofer' });
+    try {
+      const got: string[] = [];
+      sub.on('message', (topic) => got.push(topic));
+      await sub.subscribeAsync('$SYS/linewatch/fake');
+      await sub.subscribeAsync('ok/after');
+      const before = tb.broker.stats().rejects.publish_denied;
+      await pub.publishAsync('$SYS/linewatch/fake', 'spoofed', { qos: 1 });
+      await pub.publishAsync('ok/after', 'real', { qos: 1 });
+      await waitFor(() => got.includes('ok/after'), 5000, 'the message after the spoof');
+      expect(got).toEqual(['ok/after']);
+      expect(tb.broker.stats().rejects.publish_denied).toBe(before + 1);
+    } finally {
+      await sub.endAsync();
+      await pub.endAsync();
+    }
   });
 
   it('delivers a bus publish to a network subscriber', async () => {
