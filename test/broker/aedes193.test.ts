@@ -68,7 +68,7 @@ describe('aedes#193 flood-then-kill', () => {
     const code = await withTimeout(exited, 10_000, 'the bare Aedes child to crash');
     expect(code).not.toBe(0);
     expect(stderr).toContain('Maximum call stack size exceeded');
-  });
+  }, 60_000);
 
   it('does not kill our broker, which goes on serving', async () => {
     const uncaught: unknown[] = [];
@@ -92,7 +92,7 @@ describe('aedes#193 flood-then-kill', () => {
     } finally {
       process.off('uncaughtException', onUncaught);
     }
-  });
+  }, 60_000);
 });
 
 describe('the cause, in mqemitter alone', () => {

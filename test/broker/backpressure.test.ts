@@ -58,5 +58,5 @@ describe('backpressure', () => {
     } finally {
       await client.endAsync();
     }
-  });
+  }, 60_000);
 });

@@ -134,7 +134,7 @@ describe('drain timeout', () => {
     } finally {
       await slowBroker.stop();
     }
-  });
+  }, 60_000);
 });
 
 describe('bad input on the socket', () => {
