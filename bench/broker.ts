@@ -17,8 +17,9 @@ import type { Report } from './report.js';
 const DEVICES = 100;
 const RATES = [10_000, 20_000, 40_000, 80_000];
 const SECONDS = 3;
-const IDLE_WARMUP = 1000; // first connections grow the V8 heap and pools; measure the marginal cost after them
-const IDLE_CONNECTIONS = 2000;
+const DRAIN_MS = 4000;
+const IDLE_WARMUP = 500; // first connections grow the V8 heap and pools; measure the marginal cost after them
+const IDLE_CONNECTIONS = 1500;
 const SERVER = fileURLToPath(new URL('./broker-server.js', import.meta.url));
 const LOAD = fileURLToPath(new URL('./broker-load.js', import.meta.url));
 
@@ -158,10 +159,10 @@ async function loadRun(system: System, dir: string): Promise<(string | number)[]
       const after = procStat(broker.pid);
       const loadAfter = procStat(load.pid!);
       const inWindow = await receiver();
-      // Drain: wait until everything sent arrived, or nothing more arrives for 1 s (at most 5 s).
+      // Drain: wait until everything sent arrived, or nothing more arrives for 1 s (at most DRAIN_MS).
       let last = inWindow;
       let lastChange = Date.now();
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + DRAIN_MS;
       while (last.unique < sent && Date.now() < deadline && Date.now() - lastChange < 1000) {
         await sleep(200);
         const now = await receiver();
@@ -242,7 +243,8 @@ export async function run(report: Report): Promise<void> {
       note:
         `Each rate point offers the load for ${SECONDS} s from a separate load-generator process (raw MQTT, one connection per device, ` +
         'a device skips its turn while its socket buffer is full: "held back"). Delivered/s counts unique messages the consumer got within the window; ' +
-        'missing = sent − unique received after up to 5 s of drain; latency is consumer clock − device timestamp (ms). CPU is the broker process only (100% = one core); the load generator (publishers and TCP subscriber) shares the same 2 cores, and its CPU is shown too.',
+        `missing = sent − unique received after up to ${DRAIN_MS / 1000} s of drain; ` +
+        'latency is consumer clock − device timestamp (ms). CPU is the broker process only (100% = one core); the load generator (publishers and TCP subscriber) shares the same 2 cores, and its CPU is shown too.',
       columns: ['broker / consumer', 'offered/s', 'sent/s', 'held back', 'delivered/s', 'missing', 'duplicates', 'p50 ms', 'p99 ms', 'broker CPU', 'broker RSS MiB', 'load-generator CPU'],
       rows,
     });
