@@ -1,12 +1,13 @@
 // The historian: every linewatch event, command and alert → InfluxDB, nothing lost.
 //
-//   bus (QoS 1) ──► toPoint ──► spool.append (write(2), then the message is acknowledged)
+//   bus (QoS 1) ──► toPoint ──► spool.appendMany (write(2), then the message is acknowledged)
 //                                   │
 //                  writer loop ◄────┘ batches by size/interval → InfluxDB → commit position
 //
-// The spool is the queue: memory holds one batch in flight, the backlog waits on disk (bounded
-// by spoolMaxBytes, with an alarm as it fills). Failed writes are retried with exponential
-// backoff and jitter; a restart resumes from the committed position (docs/historian.md).
+// The spool is the queue: its recent tail is also kept in memory (bounded) so the writer rarely
+// reads it back; a backlog waits on disk (bounded by spoolMaxBytes, with an alarm as it fills).
+// Failed writes are retried with exponential backoff and jitter; a restart resumes from the
+// committed position (docs/historian.md).
 import { join, resolve } from 'node:path';
 import type { Bus, Unsubscribe } from '../bus/bus.js';
 import { SequenceTracker, STRATEGIES, topics, type PayloadOf, type Strategy, type SummaryPayload } from '../contracts/index.js';

@@ -101,6 +101,7 @@ export class Spool {
   open(): void {
     const { dir } = this.options;
     mkdirSync(dir, { recursive: true });
+    this.lock();
     for (const name of readdirSync(dir)) {
       const m = SEGMENT_RE.exec(name);
       if (m) this.sizes.set(Number(m[1]), statSync(join(dir, name)).size);
@@ -318,6 +319,7 @@ export class Spool {
     closeSync(this.writeFd);
     this.writeFd = -1;
     this.closeReadFd();
+    this.unlock();
     // A segment of this run that holds nothing uncommitted is not needed by the next one.
     const size = this.sizes.get(this.writeSegment)!;
     if (size === 0 || (this.committed.segment === this.writeSegment && this.committed.offset >= size)) this.deleteSegment(this.writeSegment);
@@ -439,11 +441,47 @@ export class Spool {
     return undefined;
   }
 
+  /** One spool, one writer: a second historian on the same directory would interleave segments. */
+  private lock(): void {
+    const file = join(this.options.dir, 'LOCK');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        writeFileSync(file, String(process.pid), { flag: 'wx' });
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const holder = Number(readFileSync(file, 'utf8'));
+      if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+        throw new Error(`the historian spool ${this.options.dir} is in use by process ${holder}; stop that historian or give this one another data dir (--data-dir / historian.spoolDir)`);
+      }
+      unlinkSync(file); // left by a process that died (e.g. SIGKILL): take it over
+    }
+    throw new Error(`could not lock the historian spool ${this.options.dir}`);
+  }
+
+  private unlock(): void {
+    try {
+      unlinkSync(join(this.options.dir, 'LOCK'));
+    } catch {
+      // already gone
+    }
+  }
+
   private ids(): number[] {
     return [...this.sizes.keys()].sort((a, b) => a - b);
   }
 
   private segmentPath(id: number): string {
     return join(this.options.dir, `seg-${String(id).padStart(16, '0')}.log`);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

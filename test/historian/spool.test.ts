@@ -187,6 +187,18 @@ describe('Spool', () => {
     spool.close();
   });
 
+  it('refuses a second writer on the same directory, and takes over a lock left by a dead process', () => {
+    const first = new Spool({ dir, maxBytes: MiB });
+    first.open();
+    expect(() => new Spool({ dir, maxBytes: MiB }).open()).toThrow(/in use by process \d+/);
+    first.close();
+    writeFileSync(join(dir, 'LOCK'), '999999999'); // no such process
+    const second = new Spool({ dir, maxBytes: MiB });
+    second.open();
+    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(String(process.pid));
+    second.close();
+  });
+
   it('fsyncs on every append when fsyncIntervalMs is 0', () => {
     const spool = new Spool({ dir, maxBytes: MiB, fsyncIntervalMs: 0 });
     spool.open();
