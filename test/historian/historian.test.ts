@@ -1,6 +1,6 @@
 // The historian against a real broker and a real influxd: what is stored and how, database
 // setup, batching by size and by interval, bad input, idempotent replay, acknowledge-after-persist.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -260,7 +260,27 @@ describe('Historian', () => {
     expect(await select(database, 'SELECT count("v") FROM telemetry')).toEqual([{ time: 0, count: 2 }]);
   });
 
-  // Acknowledge-after-persist itself is proven by crash.test.ts (SIGKILL, nothing lost).
+  it('acknowledges a device’s QoS 1 publish only once the event is in the spool file (in-process bus)', async () => {
+    const { historian, database } = await startHistorian({ flushIntervalMs: 60_000 });
+    const device = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password' });
+    try {
+      const spoolDir = join(dir, database);
+      for (let i = 0; i < 20; i++) {
+        await device.publishAsync('lw/P/d1/telemetry', JSON.stringify({ ts: T0 + i, seq: 1000 + i, values: { v: i } }), { qos: 1 });
+        // The PUBACK came back: the event must already be on disk (in the page cache), no waiting.
+        expect(historian.counters().spooled).toBe(i + 1);
+        const onDisk = readdirSync(spoolDir)
+          .filter((f) => f.startsWith('seg-'))
+          .map((f) => readFileSync(join(spoolDir, f), 'latin1'))
+          .join('');
+        expect(onDisk).toContain(`seq=${1000 + i}i`);
+      }
+    } finally {
+      await device.endAsync();
+    }
+  });
+
+  // Acknowledge-after-persist across a crash is proven by crash.test.ts (SIGKILL, nothing lost).
   it('takes QoS 1 messages over its own MQTT connection (persistent session) into InfluxDB', async () => {
     const database = `h${++dbCounter}`;
     const config = historianConfigSchema.parse({ influxUrl: influx.url, database, spoolDir: join(dir, database), flushIntervalMs: 50 });
