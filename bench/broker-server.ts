@@ -29,7 +29,7 @@ process.on('message', (msg: { cmd: string }) => {
   if (msg.cmd === 'reset') receiver.reset();
   if (msg.cmd === 'gc') {
     (globalThis as { gc?: () => void }).gc?.();
-    process.send!({ cmd: 'gc' });
+    process.send!({ cmd: 'gc', heapUsed: process.memoryUsage().heapUsed });
   }
 });
 process.on('disconnect', () => process.exit(0));

@@ -30,7 +30,7 @@ export class PublisherThrottle {
    * woken with a 'readable' event once the backlog is low again.
    */
   gate(stream: GatedStream): void {
-    const read = stream.read.bind(stream);
+    const read = stream.read;
     stream.read = (size?: number): unknown => {
       if (this.overloaded()) {
         this.onRefusedRead();
@@ -39,9 +39,13 @@ export class PublisherThrottle {
         return null;
       }
       this.waiting.delete(stream);
-      return read(size);
+      return read.call(stream, size);
     };
-    stream.once('close', () => this.waiting.delete(stream));
+  }
+
+  /** Forgets a closed stream. */
+  forget(stream: GatedStream): void {
+    this.waiting.delete(stream);
   }
 
   stop(): void {

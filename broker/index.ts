@@ -9,6 +9,7 @@ import { InProcessBus } from '../bus/in-process.js';
 import { logger } from '../lib/log.js';
 import type { Counters } from '../lib/service.js';
 import { AccountStore } from './account-store.js';
+import type { Role } from './accounts.js';
 import { mayPublish, maySubscribe, rulesFor } from './acl.js';
 import type { BrokerConfig } from './config.js';
 import { listenTcp, listenTls, listenWebSocket, type Listener } from './listeners.js';
@@ -34,10 +35,10 @@ export interface LinewatchBroker {
   stop(): Promise<void>;
 }
 
-/** What the broker knows about an authenticated client. */
+/** What the broker knows about an authenticated client (none in open mode: anything goes). */
 interface Session {
   username: string;
-  rules: ReturnType<typeof rulesFor> | undefined; // undefined: open mode, anything goes
+  rules: ReturnType<typeof rulesFor>;
 }
 
 /** The first bytes of a refused payload kept in the dead letter. */
@@ -62,6 +63,15 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   // the publisher still gets its PUBACK (MQTT-3.3.5-2 allows ack-and-drop), nobody receives them.
   const dropped = new WeakSet<object>();
 
+  // One rules object per account, shared by all its connections (memory per idle connection).
+  const rulesCache = new Map<string, ReturnType<typeof rulesFor>>();
+  const rulesOf = (role: Role, username: string): ReturnType<typeof rulesFor> => {
+    const key = `${role}\u0000${username}`;
+    let rules = rulesCache.get(key);
+    if (!rules) rulesCache.set(key, (rules = rulesFor(role, username)));
+    return rules;
+  };
+
   const mq = createSafeMq({ concurrency: 100 });
   const throttle = new PublisherThrottle(() => mq.length, config.maxPendingDeliveries, () => counters.publisherPauses++);
   const aedes = await Aedes.createBroker({
@@ -81,10 +91,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
         counters.reject('client_id');
         return done(authError('a client with an empty client id must connect with clean session on (MQTT-3.1.3-8)', 2), false);
       }
-      if (!accounts) {
-        sessions.set(client, { username: username ?? '', rules: undefined });
-        return done(null, true);
-      }
+      if (!accounts) return done(null, true); // open mode: no session, no rules
       if (username === undefined || password === undefined) {
         counters.reject('not_authorized');
         log.info({ clientId: client.id }, 'refused an anonymous client; add an account with `linewatch devices add`');
@@ -97,7 +104,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
             log.info({ clientId: client.id, username }, 'refused a client: unknown user or wrong password');
             return done(authError('bad user name or password', 4), false);
           }
-          sessions.set(client, { username, rules: rulesFor(account.role, username) });
+          sessions.set(client, { username, rules: rulesOf(account.role, username) });
           done(null, true);
         },
         (err: unknown) => {
@@ -203,7 +210,10 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       return;
     }
     counters.connections++;
-    stream.once('close', () => counters.connections--);
+    stream.once('close', () => {
+      counters.connections--;
+      throttle.forget(stream);
+    });
     guardPacketSize(stream, config.maxPacketBytes, (verdict) => {
       guarded.add(stream);
       const reason: RejectReason = verdict.reason === 'oversize' ? 'oversize_packet' : 'malformed_packet';

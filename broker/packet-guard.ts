@@ -67,11 +67,11 @@ interface Readable {
  */
 export function guardPacketSize(stream: Readable, maxBytes: number, onViolation: (verdict: GuardVerdict & { ok: false }) => void): void {
   const scanner = new PacketSizeScanner(maxBytes);
-  const read = stream.read.bind(stream);
+  const read = stream.read;
   let violated = false;
   stream.read = (size?: number): unknown => {
     if (violated) return null;
-    const chunk = read(size);
+    const chunk = read.call(stream, size);
     if (chunk === null || !Buffer.isBuffer(chunk)) return chunk;
     const verdict = scanner.scan(chunk);
     if (verdict.ok) return chunk;
