@@ -67,6 +67,8 @@ const HEADER = 8;
 /** Larger lengths can only come from a torn or corrupted header. */
 const MAX_RECORD = 16 * 1024 * 1024;
 const READ_CHUNK = 4 * 1024 * 1024;
+/** Approximate heap bytes of one cached record besides its payload (object, array slot). */
+const CACHE_OVERHEAD = 64;
 const SEGMENT_RE = /^seg-(\d{16})\.log$/;
 
 export class Spool {
@@ -173,9 +175,9 @@ export class Spool {
         let offset = segmentSize;
         for (let k = 0; k < lengths.length; k++) {
           const size = HEADER + lengths[k]!;
-          if (this.cacheBytes + size <= this.memoryBytes) {
+          if (this.cacheBytes + size + CACHE_OVERHEAD <= this.memoryBytes) {
             this.cache.push({ segment: this.writeSegment, offset, size, payload: payloads[done + k]! });
-            this.cacheBytes += size;
+            this.cacheBytes += size + CACHE_OVERHEAD;
           }
           offset += size;
         }
@@ -331,7 +333,7 @@ export class Spool {
       const head = this.cache[this.cacheHead]!;
       if (head.segment > segment || (head.segment === segment && head.offset > offset)) return undefined;
       this.cacheHead++;
-      this.cacheBytes -= head.size;
+      this.cacheBytes -= head.size + CACHE_OVERHEAD;
       if (this.cacheHead > 4096 && this.cacheHead * 2 > this.cache.length) {
         this.cache = this.cache.slice(this.cacheHead);
         this.cacheHead = 0;

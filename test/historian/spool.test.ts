@@ -170,7 +170,7 @@ describe('Spool', () => {
   });
 
   it('serves recent records from memory up to memoryBytes and the rest from disk, in order', () => {
-    const spool = new Spool({ dir, maxBytes: MiB, memoryBytes: 200 });
+    const spool = new Spool({ dir, maxBytes: MiB, memoryBytes: 400 });
     spool.open();
     const lines = Array.from({ length: 50 }, (_, i) => `m,i=${i} v=${i}`);
     spool.appendMany(lines.slice(0, 25));
