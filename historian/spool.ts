@@ -237,7 +237,9 @@ export class Spool {
         continue;
       }
       const chunkStart = this.read.offset;
-      const chunk = this.readChunk(segment, chunkStart, Math.min(size - chunkStart, READ_CHUNK));
+      // About what the batch still needs (records are ~100–300 bytes), so a batch does not read far ahead.
+      const want = Math.max(64 * 1024, (maxRecords - records.length) * 256);
+      const chunk = this.readChunk(segment, chunkStart, Math.min(size - chunkStart, READ_CHUNK, want));
       let at = 0;
       while (records.length < maxRecords && bytes < maxBytes) {
         if (chunk.length - at < HEADER) break;
