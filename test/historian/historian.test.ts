@@ -216,6 +216,22 @@ describe('Historian', () => {
     }
   });
 
+  it('replays the spool of an earlier run on the next start, counting it as replayed', async () => {
+    const spoolDir = join(dir, 'replay-spool');
+    const deadPort = await freePort();
+    const away = new Historian({ bus: broker.broker.bus, config: historianConfigSchema.parse({ influxUrl: `http://127.0.0.1:${deadPort}`, database: 'replay', spoolDir, oee: { enabled: false } }), dataDir: dir });
+    await away.start();
+    for (let i = 0; i < 200; i++) await publish('lw/Q/s1/telemetry', { ts: T0 + i, seq: i, values: { v: i } });
+    expect(away.counters()).toMatchObject({ spooled: 200, written: 0 });
+    await away.stop(); // InfluxDB unreachable: the 200 stay in the spool
+    const back = new Historian({ bus: broker.broker.bus, config: historianConfigSchema.parse({ influxUrl: influx.url, database: 'replay', spoolDir, oee: { enabled: false } }), dataDir: dir });
+    running.push(back);
+    await back.start();
+    await back.flush();
+    expect(back.counters()).toMatchObject({ received: 0, written: 200, replayed: 200 });
+    expect(await select('replay', 'SELECT count("v") FROM telemetry')).toEqual([{ time: 0, count: 200 }]);
+  });
+
   it('bounds the spool: raises the alarm as it fills, then drops and counts what does not fit', async () => {
     const port = await freePort(); // nothing listens: InfluxDB is away for this whole test
     const config = historianConfigSchema.parse({
