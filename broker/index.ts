@@ -15,6 +15,7 @@ import type { BrokerConfig } from './config.js';
 import { listenTcp, listenTls, listenWebSocket, type Listener } from './listeners.js';
 import { PublisherThrottle } from './backpressure.js';
 import { guardPacketSize } from './packet-guard.js';
+import { batchWrites } from './write-batching.js';
 import { createSafeMq } from './safe-mq.js';
 import { BrokerCounters, type BrokerStats, type RejectReason } from './stats.js';
 
@@ -221,6 +222,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       log.warn({ remote, declared: verdict.declared, maxPacketBytes: config.maxPacketBytes }, verdict.reason === 'oversize' ? 'closed a connection whose packet is larger than broker.maxPacketBytes' : 'closed a connection sending bytes that are not MQTT');
     });
     throttle.gate(stream); // outermost: while the broker is behind, nothing is read at all
+    batchWrites(stream); // one write per event-loop turn instead of one per packet
     stream.on('error', () => undefined); // socket errors end the client; Aedes logs them via clientError
     aedes.handle(stream, req);
   };

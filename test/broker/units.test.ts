@@ -1,7 +1,10 @@
 // The broker's pure pieces: filter coverage for the ACL, and the packet-size scanner.
 import { describe, expect, it } from 'vitest';
 import { filterCovers, mayPublish, maySubscribe, rulesFor } from '../../broker/acl.js';
+import { Duplex } from 'node:stream';
 import { PacketSizeScanner } from '../../broker/packet-guard.js';
+import { batchWrites } from '../../broker/write-batching.js';
+import { sleep } from '../../lib/wait.js';
 import { connectPacket, publishPacket } from './raw-mqtt.js';
 
 describe('ACL', () => {
@@ -55,5 +58,52 @@ describe('PacketSizeScanner', () => {
 
   it('reports a length that runs past 4 bytes as malformed', () => {
     expect(new PacketSizeScanner(4096).scan(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]))).toEqual({ ok: false, reason: 'malformed' });
+  });
+});
+
+describe('batchWrites', () => {
+  /** A stream recording how many chunks reach the transport per write call. */
+  function recordingStream(): { stream: Duplex; calls: number[] } {
+    const calls: number[] = [];
+    const stream = new Duplex({
+      read() {},
+      write(_chunk, _enc, cb) {
+        calls.push(1);
+        cb();
+      },
+      writev(chunks, cb) {
+        calls.push(chunks.length);
+        cb();
+      },
+    });
+    return { stream, calls };
+  }
+
+  /** What Aedes + mqtt-packet do: each packet from its own setImmediate, corked until the next tick. */
+  async function writeThreePackets(stream: Duplex): Promise<void> {
+    for (let i = 0; i < 3; i++) {
+      setImmediate(() => {
+        stream.cork();
+        stream.write(Buffer.from(`packet-${i}`));
+        process.nextTick(() => stream.uncork());
+      });
+    }
+    await sleep(20);
+  }
+
+  it('without it, every packet is its own write', async () => {
+    const { stream, calls } = recordingStream();
+    await writeThreePackets(stream);
+    expect(calls).toEqual([1, 1, 1]);
+  });
+
+  it('with it, the packets of one event-loop turn leave in one write', async () => {
+    const { stream, calls } = recordingStream();
+    batchWrites(stream);
+    await writeThreePackets(stream);
+    expect(calls).toEqual([3]);
+    stream.write(Buffer.from('later, uncorked'));
+    await sleep(5);
+    expect(calls).toEqual([3, 1]);
   });
 });
