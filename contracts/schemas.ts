@@ -32,6 +32,8 @@ export const stateSchema = z.strictObject({
   reason: label.optional(),
   type: z.enum(DEVICE_TYPES).optional(),
   station: z.string().max(64).optional(),
+  /** A line controller's current strategy, so consumers know it without waiting for a command. */
+  strategy: z.enum(STRATEGIES).optional(),
 });
 export type StatePayload = z.infer<typeof stateSchema>;
 

@@ -358,6 +358,7 @@ export class Historian implements Service {
       case 'state': {
         const v = point.value as PayloadOf['state'];
         entry.oee.observeState(point.device, v.state, v.ts);
+        if (v.strategy) entry.strategy = v.strategy;
         break;
       }
       case 'telemetry': {

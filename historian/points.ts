@@ -38,7 +38,7 @@ export function toPoint(topic: string, payload: Buffer | string): PointResult {
     case 'state': {
       const p = v.value as PayloadOf['state'];
       const b = new PointBuilder('state').tag('device', device).tag('line', line).tag('station', p.station).tag('type', p.type);
-      b.str('state', p.state).int('code', DEVICE_STATES.indexOf(p.state)).str('reason', p.reason).int('seq', p.seq);
+      b.str('state', p.state).int('code', DEVICE_STATES.indexOf(p.state)).str('reason', p.reason).str('strategy', p.strategy).int('seq', p.seq);
       return { ...base, measurement: 'state', line: b.at(p.ts, p.seq) };
     }
     case 'status': {

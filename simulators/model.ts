@@ -540,6 +540,7 @@ export class LineModel {
       d.lastReason = d.reason;
       const payload: StatePayload = { ts: this.now(), seq: d.seq++, state: d.state, type: d.type };
       if (d.reason !== undefined) payload.reason = d.reason;
+      if (d instanceof Controller) payload.strategy = d.strategy;
       this.out.push({ type: 'message', device: d.id, kind: 'state', payload });
     }
   }

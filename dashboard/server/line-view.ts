@@ -137,6 +137,10 @@ export class LineView {
         d.reason = p.reason ?? null;
         if (p.type) d.type = p.type;
         if (p.station) d.station = p.station;
+        if (p.strategy) {
+          this.line(line).strategy = p.strategy;
+          this.dirtyLines.add(line);
+        }
         break;
       }
       case 'telemetry': {

@@ -45,6 +45,12 @@ describe('LineView', () => {
     expect(view.snapshot().lines).toEqual([expect.objectContaining({ line: 'A', strategy: 'safe' })]);
   });
 
+  it("learns the strategy from the line controller's state", () => {
+    const view = new LineView();
+    view.handle('lw/A/line-ctl/state', msg({ ts: 1, seq: 1, state: 'RUNNING', type: 'line-controller', strategy: 'energy-saving' }));
+    expect(view.snapshot().lines).toEqual([expect.objectContaining({ line: 'A', strategy: 'energy-saving' })]);
+  });
+
   it('keeps an acknowledgement across a re-raise and drops an alert when it is cleared', () => {
     const view = new LineView();
     const alert = { id: 'hot:A/conv-2', rule: 'hot', severity: 'warning', message: 'hot', device: 'conv-2' };

@@ -103,7 +103,9 @@ describe('LineModel', () => {
     expect(answer('conv-1', cmd('stop', {}, 'old', START))).toMatchObject([{ id: 'old', result: 'rejected', reason: expect.stringMatching(/expired/) }]);
     expect(answer('st-2', cmd('reset_fault'))).toMatchObject([{ result: 'rejected', reason: expect.stringMatching(/not in FAULT/) }]);
     expect(answer('line-ctl', cmd('set_strategy', { strategy: 'safe' }))).toMatchObject([{ result: 'accepted' }]);
-    model.advance(60_000);
+    const controllerStates = messages(model.advance(1000), 'line-ctl', 'state');
+    expect(controllerStates.at(-1)).toMatchObject({ type: 'line-controller', strategy: 'safe' });
+    model.advance(59_000);
     expect(model.snapshot('conv-1')!.values.speed).toBeCloseTo(20, 0); // 40 m/min × 0.5 under `safe`
     expect(answer('st-2', cmd('stop'))).toMatchObject([{ result: 'accepted' }]);
     const after = model.advance(1000);
