@@ -160,7 +160,9 @@ async function launch(binary: string, options: ManagedInfluxdOptions, port: numb
   try {
     // INFLUXDB_* variables would override the file; start from a clean slate.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INFLUXDB_')));
-    child = spawn(binary, ['run', '-config', configFile], { stdio: ['ignore', logFd, logFd], env, detached: false });
+    // Own process group: a Ctrl-C at the terminal reaches the whole foreground group, and influxd
+    // must not stop before the historian has flushed to it; stop() ends it in order instead.
+    child = spawn(binary, ['run', '-config', configFile], { stdio: ['ignore', logFd, logFd], env, detached: true });
   } finally {
     closeSync(logFd);
   }
