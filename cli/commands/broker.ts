@@ -42,6 +42,9 @@ export function registerBroker(program: Command): void {
       if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
         throw new UserError('TLS needs both --tls-cert and --tls-key');
       }
+      if (flags.tlsPort !== undefined && flags.tlsCert === undefined) {
+        throw new UserError('--tls-port needs --tls-cert and --tls-key (PEM files) to serve TLS');
+      }
       const tls = flags.tlsCert ? { port: flags.tlsPort, cert: flags.tlsCert, key: flags.tlsKey } : undefined;
       const config = loadConfig(flags.config, {
         broker: {
