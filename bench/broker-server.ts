@@ -10,10 +10,12 @@ import { Receiver } from './broker-receiver.js';
 const [kind, devicesFile, consumer] = process.argv.slice(2);
 const receiver = new Receiver();
 let port: number;
+let publisherPauses = (): number | undefined => undefined;
 
 if (kind === 'linewatch') {
   const broker = await startBroker(brokerConfigSchema.parse({ port: 0, wsPort: null, devicesFile, maxConnections: 100_000, statsIntervalMs: 60_000 }));
   port = broker.ports.mqtt;
+  publisherPauses = () => broker.stats().publisherPauses;
   if (consumer === 'inproc') {
     await broker.bus.subscribe('lw/+/+/telemetry', (topic, payload) => receiver.onMessage(topic, payload));
   }
@@ -27,6 +29,7 @@ if (kind === 'linewatch') {
 process.on('message', (msg: { cmd: string }) => {
   if (msg.cmd === 'receiver') process.send!({ cmd: 'receiver', result: receiver.result() });
   if (msg.cmd === 'reset') receiver.reset();
+  if (msg.cmd === 'pauses') process.send!({ cmd: 'pauses', pauses: publisherPauses() });
   if (msg.cmd === 'gc') {
     (globalThis as { gc?: () => void }).gc?.();
     process.send!({ cmd: 'gc', heapUsed: process.memoryUsage().heapUsed });

@@ -30,6 +30,8 @@ interface BrokerUnderTest {
   /** The in-process consumer's counts (linewatch in-process runs only). */
   receiver?: () => Promise<ReceiverResult>;
   reset?: () => void;
+  /** Reads refused by linewatch's backpressure so far (linewatch only). */
+  pauses?: () => Promise<number | undefined>;
   /** Collects garbage and returns the V8 heap in use (Node brokers only). */
   gc: () => Promise<number | undefined>;
   stop(): Promise<void>;
@@ -79,6 +81,7 @@ async function startNodeBroker(args: string[]): Promise<BrokerUnderTest> {
     port,
     receiver: args[2] === 'inproc' ? async () => (await ask<{ result: ReceiverResult }>(child, { cmd: 'receiver' })).result : undefined,
     reset: () => child.send({ cmd: 'reset' }),
+    pauses: async () => (await ask<{ pauses?: number }>(child, { cmd: 'pauses' })).pauses,
     gc: async () => (await ask<{ heapUsed: number }>(child, { cmd: 'gc' })).heapUsed,
     stop: () => stopChild(child),
   };
@@ -153,6 +156,7 @@ async function loadRun(system: System, dir: string): Promise<(string | number)[]
     for (const rate of RATES) {
       broker.reset?.();
       load.send({ cmd: 'reset' });
+      const pausesBefore = await broker.pauses?.();
       const before = procStat(broker.pid);
       const loadBefore = procStat(load.pid!);
       const started = Date.now();
@@ -161,6 +165,8 @@ async function loadRun(system: System, dir: string): Promise<(string | number)[]
       const after = procStat(broker.pid);
       const loadAfter = procStat(load.pid!);
       const inWindow = await receiver();
+      const pausesAfter = await broker.pauses?.();
+      const refusedReads = pausesBefore === undefined || pausesAfter === undefined ? '—' : pausesAfter - pausesBefore;
       // Drain: wait until everything sent arrived, or nothing more arrives for 1 s (at most DRAIN_MS).
       let last = inWindow;
       let lastChange = Date.now();
@@ -186,6 +192,7 @@ async function loadRun(system: System, dir: string): Promise<(string | number)[]
         `${cpu.toFixed(0)}%`,
         (after.rssBytes / 2 ** 20).toFixed(0),
         `${loadCpu.toFixed(0)}%`,
+        refusedReads,
       ]);
       console.log(`  ${system.name} @ ${rate}/s: sent ${sent}, delivered in window ${inWindow.unique}, missing ${sent - last.unique}, p99 ${last.p99Ms} ms, cpu ${cpu.toFixed(0)}%`);
     }
@@ -248,8 +255,9 @@ export async function run(report: Report): Promise<void> {
         `Each rate point offers the load for ${SECONDS} s from a separate load-generator process (raw MQTT, one connection per device, ` +
         'a device skips its turn while its socket buffer is full: "held back"). Delivered/s counts unique messages the consumer got within the window; ' +
         `missing = sent − unique received after up to ${DRAIN_MS / 1000} s of drain; ` +
-        'latency is consumer clock − device timestamp (ms). CPU is the broker process only (100% = one core); the load generator (publishers and TCP subscriber) shares the same 2 cores, and its CPU is shown too.',
-      columns: ['broker / consumer', 'offered/s', 'sent/s', 'held back', 'delivered/s', 'missing', 'duplicates', 'p50 ms', 'p99 ms', 'broker CPU', 'broker RSS MiB', 'load-generator CPU'],
+        'latency is consumer clock − device timestamp (ms). CPU is the broker process only (100% = one core); the load generator (publishers and TCP subscriber) shares the same 2 cores, and its CPU is shown too. ' +
+        '"Reads refused" counts linewatch\'s backpressure: socket reads it declined while deliveries were backed up.',
+      columns: ['broker / consumer', 'offered/s', 'sent/s', 'held back', 'delivered/s', 'missing', 'duplicates', 'p50 ms', 'p99 ms', 'broker CPU', 'broker RSS MiB', 'load-generator CPU', 'reads refused'],
       rows,
     });
 
