@@ -12,9 +12,11 @@
 // subscriber disconnects, its listener is removed, and the backlog drains recursively.
 //
 // The fix keeps mqemitter (pinned to 7.1.0, the version Aedes 1.2.0 uses) and bounds the
-// synchronous depth of `_do`: past MAX_SYNC_DEPTH nested calls, the next message continues on
-// a fresh stack (setImmediate), with its concurrency slot reserved meanwhile so later messages
-// still queue behind it and per-topic order is kept. The fast path is unchanged.
+// synchronous depth of `_do`: past MAX_SYNC_DEPTH nested calls, the message goes back to the
+// head of the backlog and a fresh stack (setImmediate) takes it from there, with the concurrency
+// slot `released` just freed kept meanwhile — so newer messages queue behind it, and a delivery
+// that finishes on another slot in between takes this message first: order is kept, whatever
+// the concurrency. The fast path is unchanged.
 //
 // Second fix, same place: mqemitter keeps its backlog in two arrays and takes from them with
 // Array#shift, which moves every remaining element — O(backlog) per delivery, so an overloaded
@@ -35,9 +37,11 @@ interface MqInternals {
   _messageQueue: unknown[] | Fifo<unknown>;
   _messageCallbacks: unknown[] | Fifo<unknown>;
   _do(message: unknown, callback: unknown): unknown;
+  /** Frees one slot and starts the head of the backlog (mqemitter's `released`). */
+  _released(): void;
 }
 
-/** A FIFO with O(1) push and shift (mqemitter only uses push, shift and length). */
+/** A FIFO with O(1) push and shift (mqemitter uses push, shift and length; we also put one back). */
 export class Fifo<T> {
   private items: (T | undefined)[] = [];
   private head = 0;
@@ -62,6 +66,13 @@ export class Fifo<T> {
     }
     return item;
   }
+
+  /** Puts an item back at the head: O(1) right after a shift, which is how it is used. */
+  unshift(item: T): number {
+    if (this.head > 0) this.items[--this.head] = item;
+    else this.items.unshift(item);
+    return this.length;
+  }
 }
 
 /** mqemitter as Aedes uses it, plus the backlog size its typings leave out. */
@@ -71,20 +82,21 @@ export function createSafeMq(options: SafeMqOptions): SafeMq {
   const mq = mqemitter({ concurrency: options.concurrency, matchEmptyLevels: true });
   const internals = mq as unknown as MqInternals;
   const run = internals._do;
-  if (typeof run !== 'function' || typeof internals.current !== 'number' || !Array.isArray(internals._messageQueue) || !Array.isArray(internals._messageCallbacks)) {
+  if (typeof run !== 'function' || typeof internals._released !== 'function' || typeof internals.current !== 'number' || !Array.isArray(internals._messageQueue) || !Array.isArray(internals._messageCallbacks)) {
     // Fail at start, loudly, rather than run without the fix after an mqemitter upgrade.
-    throw new Error('mqemitter internals changed (_do, current, _messageQueue, _messageCallbacks): broker/safe-mq.ts must be revisited for the new version');
+    throw new Error('mqemitter internals changed (_do, _released, current, _messageQueue, _messageCallbacks): broker/safe-mq.ts must be revisited for the new version');
   }
-  internals._messageQueue = new Fifo();
-  internals._messageCallbacks = new Fifo();
+  const queue = new Fifo<unknown>();
+  const callbacks = new Fifo<unknown>();
+  internals._messageQueue = queue;
+  internals._messageCallbacks = callbacks;
   let depth = 0;
   internals._do = function guardedDo(this: MqInternals, message, callback) {
     if (depth >= MAX_SYNC_DEPTH) {
-      this.current++; // hold the slot `released` just freed, so newer messages queue behind this one
-      setImmediate(() => {
-        this.current--;
-        guardedDo.call(this, message, callback);
-      });
+      queue.unshift(message);
+      callbacks.unshift(callback);
+      this.current++; // keep the slot `released` just freed, so emit() queues newer messages
+      setImmediate(() => this._released()); // frees that slot and starts the head on a fresh stack
       return this;
     }
     depth++;

@@ -129,4 +129,28 @@ describe('the cause, in mqemitter alone', () => {
     expect(order.length).toBe(50_000);
     expect(order.every((v, i) => v === i)).toBe(true);
   });
+
+  it('keeps order when several slots free at once and one drain is continued on a fresh stack', async () => {
+    // Four deliveries hold every slot; freeing them in one turn starts four drains, the first of
+    // which goes deeper than MAX_SYNC_DEPTH and continues later. The others must not overtake it.
+    const mq = createSafeMq({ concurrency: 4 });
+    const releases: (() => void)[] = [];
+    mq.on('held', (_m, done) => releases.push(done));
+    for (let i = 0; i < 4; i++) mq.emit({ topic: 'held' });
+    const n = 1000;
+    const order: number[] = [];
+    const drained = new Promise<void>((resolve) => {
+      for (let i = 0; i < n; i++) {
+        mq.emit({ topic: 'nobody/listens', i }, () => {
+          order.push(i);
+          if (order.length === n) resolve();
+        });
+      }
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(releases).toHaveLength(4);
+    for (const release of releases) release();
+    await withTimeout(drained, 10_000, 'the backlog to drain');
+    expect(order).toEqual(Array.from({ length: n }, (_, i) => i));
+  });
 });
