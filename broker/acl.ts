@@ -19,11 +19,12 @@ export function rulesFor(role: Role, username: string): Rules {
     case 'gateway':
       return { publish: DEVICE_PUBLISH.map((k) => `lw/+/+/${k}`), subscribe: ['lw/+/+/cmd'] };
     case 'rules':
-      return { publish: ['lw/+/+/cmd', 'lw/+/alerts', 'lw/+/summary'], subscribe: ['lw/#'] };
+      // Whoever sends a command reports its outcome (lw/{line}/{device}/cmd/outcome) for the historian.
+      return { publish: ['lw/+/+/cmd', 'lw/+/+/cmd/outcome', 'lw/+/alerts', 'lw/+/summary'], subscribe: ['lw/#'] };
     case 'historian':
       return { publish: ['lw/+/summary'], subscribe: ['lw/#', '$SYS/#'] };
     case 'dashboard':
-      return { publish: ['lw/+/+/cmd', 'lw/+/alerts'], subscribe: ['lw/#', '$SYS/#'] };
+      return { publish: ['lw/+/+/cmd', 'lw/+/+/cmd/outcome', 'lw/+/alerts'], subscribe: ['lw/#', '$SYS/#'] };
     case 'admin':
       return { publish: ['#'], subscribe: ['#', '$SYS/#'] };
   }

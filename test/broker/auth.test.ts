@@ -135,6 +135,14 @@ describe('authorization', () => {
     await waitFor(() => got1.length === 1, 5000, 'the command at conv-1');
     expect(JSON.parse(got1[0]!.payload)).toMatchObject({ id: 'c1', action: 'set_speed' });
     expect(got2).toEqual([]);
+
+    // …and reports the command's outcome, which the historian stores.
+    const admin = await connectAs('ops', 'admin-secret');
+    const outcomes = await collect(admin, 'lw/+/+/cmd/outcome');
+    const outcome = { id: 'c1', action: 'set_speed', params: { speed: 5 }, origin: 'rule:test', target: 'conv-1', outcome: 'done', attempts: 1, issuedAt: cmd.ts, ts: Date.now() };
+    await rules.publishAsync('lw/A/conv-1/cmd/outcome', JSON.stringify(outcome), { qos: 1 });
+    await waitFor(() => outcomes.length === 1, 5000, 'the outcome at the admin subscriber');
+    expect(JSON.parse(outcomes[0]!.payload)).toMatchObject({ id: 'c1', outcome: 'done' });
   });
 });
 

@@ -34,6 +34,13 @@ describe('ACL', () => {
     expect(maySubscribe(rules, 'lw/A/conv-1/#')).toBe(false);
   });
 
+  it('lets the rules and dashboard roles report command outcomes, and no device', () => {
+    expect(mayPublish(rulesFor('rules', 'rules-1'), 'lw/A/conv-1/cmd/outcome')).toBe(true);
+    expect(mayPublish(rulesFor('dashboard', 'dash'), 'lw/A/conv-1/cmd/outcome')).toBe(true);
+    expect(mayPublish(rulesFor('device', 'A/conv-1'), 'lw/A/conv-1/cmd/outcome')).toBe(false);
+    expect(mayPublish(rulesFor('gateway', 'gw'), 'lw/A/conv-1/cmd/outcome')).toBe(false);
+  });
+
   it('never lets a client publish on $SYS, not even admin', () => {
     expect(mayPublish(rulesFor('admin', 'ops'), '$SYS/linewatch/stats')).toBe(false);
     expect(mayPublish(rulesFor('admin', 'ops'), 'anything/else')).toBe(true);
