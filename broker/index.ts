@@ -17,6 +17,7 @@ import { PublisherThrottle } from './backpressure.js';
 import { guardPacketSize } from './packet-guard.js';
 import { batchWrites } from './write-batching.js';
 import { createSafeMq } from './safe-mq.js';
+import { dropOnlyExactCopies } from './dedupe.js';
 import { BrokerCounters, type BrokerStats, type RejectReason } from './stats.js';
 
 export { addAccount, addAccounts, removeAccount, listAccounts, ROLES, type Role, type AccountSummary, type NewAccount } from './accounts.js';
@@ -224,7 +225,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     throttle.gate(stream); // outermost: while the broker is behind, nothing is read at all
     batchWrites(stream); // one write per event-loop turn instead of one per packet
     stream.on('error', () => undefined); // socket errors end the client; Aedes logs them via clientError
-    aedes.handle(stream, req);
+    dropOnlyExactCopies(aedes.handle(stream, req)); // Aedes would drop a message that arrives after a newer one
   };
 
   const listeners: Listener[] = [];
