@@ -9,6 +9,7 @@ import { InProcessBus } from '../bus/in-process.js';
 import { logger } from '../lib/log.js';
 import type { Counters } from '../lib/service.js';
 import { AccountStore } from './account-store.js';
+import { assertAedesPatched } from './aedes-patch.js';
 import type { Role } from './accounts.js';
 import { mayPublish, maySubscribe, rulesFor } from './acl.js';
 import type { BrokerConfig } from './config.js';
@@ -56,6 +57,7 @@ function topicLevel(id: string): string {
 }
 
 export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker> {
+  assertAedesPatched();
   const counters = new BrokerCounters();
   const accounts = config.open ? undefined : new AccountStore(config.devicesFile);
   if (accounts) await accounts.load(); // a broken devices file stops the start with its error
