@@ -47,6 +47,17 @@ describe('delivery of a message that arrives after a newer one', () => {
     expect(tb.broker.counters().messages_out).toBeGreaterThanOrEqual(4);
   });
 
+  it('delivers the same from a network publisher (QoS 1 then QoS 0 in one TCP write)', async () => {
+    const got = await subscriber(['plant/#']);
+    const publisher = await mqtt.connectAsync(tb.url, { clientId: `pub-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0, connectTimeout: 5000 });
+    clients.push(publisher);
+    const acked = publisher.publishAsync('plant/a', 'one', { qos: 1 });
+    publisher.publish('plant/b', 'two', { qos: 0 });
+    await acked;
+    await waitFor(() => got.length >= 2, 3000, 'two messages at the subscriber').catch(() => undefined);
+    expect(got.sort()).toEqual(['plant/a one', 'plant/b two']);
+  });
+
   it('still sends one copy to a client whose subscriptions overlap', async () => {
     const got = await subscriber(['lw/#', 'lw/+/alerts', 'lw/A/alerts']);
     await tb.broker.bus.publish('lw/A/alerts', alert(3), { qos: 1 });
