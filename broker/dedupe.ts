@@ -28,28 +28,34 @@ interface DeliveringClient {
   deliver0: Deliver;
 }
 
+/** The last messages delivered to one client, as (broker id, broker counter) pairs. */
+interface Recent {
+  ids: (string | undefined)[];
+  counters: number[];
+  next: number;
+}
+
 /** Call right after `aedes.handle(stream)`, before the client subscribes. */
 export function dropOnlyExactCopies(client: Client): void {
   const c = client as unknown as DeliveringClient;
   if (typeof c.deliverQoS !== 'function' || typeof c.deliver0 !== 'function' || typeof c.duplicates !== 'object') {
     throw new Error('aedes Client internals changed (deliverQoS, deliver0, duplicates): broker/dedupe.ts must be revisited for the new version');
   }
-  const ids: (string | undefined)[] = new Array<string | undefined>(RECENT).fill(undefined);
-  const counters: number[] = new Array<number>(RECENT).fill(0);
-  let next = 0;
+  let recent: Recent | undefined; // allocated at the first delivery: idle connections stay small
 
   /** Sets Aedes's verdict (it forwards when `duplicates[id] < counter`) to ours, before its check runs. */
   const judge = (packet: CountedPacket): void => {
     const id = packet.brokerId;
     if (!id) return; // retained messages: Aedes never dedupes them
     const counter = packet.brokerCounter;
+    recent ??= { ids: new Array<string | undefined>(RECENT).fill(undefined), counters: new Array<number>(RECENT).fill(0), next: 0 };
     let copy = false;
-    for (let i = 0; i < RECENT; i++) if (counters[i] === counter && ids[i] === id) copy = true;
+    for (let i = 0; i < RECENT; i++) if (recent.counters[i] === counter && recent.ids[i] === id) copy = true;
     c.duplicates[id] = copy ? counter : counter - 1;
     if (!copy) {
-      ids[next] = id;
-      counters[next] = counter;
-      next = (next + 1) % RECENT;
+      recent.ids[recent.next] = id;
+      recent.counters[recent.next] = counter;
+      recent.next = (recent.next + 1) % RECENT;
     }
   };
 
