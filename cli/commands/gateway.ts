@@ -1,13 +1,12 @@
 // `linewatch gateway` — bridges serial ports to an MQTT broker.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { MqttBus } from '../../bus/index.js';
 import { loadConfig } from '../../config/load.js';
 import { CODECS, type GatewayPortConfig } from '../../gateway/config.js';
 import { SerialGateway } from '../../gateway/index.js';
 import { logger } from '../../lib/log.js';
 import { UserError } from '../errors.js';
-import { onShutdown } from '../shutdown.js';
+import { connectBus, mqttPassword, runUntilSignal } from '../standalone.js';
 
 const log = logger('gateway');
 
@@ -46,28 +45,16 @@ export function registerGateway(program: Command): void {
         ports = [{ path: flags.port, device: flags.device, codec: flags.codec as 'ndjson' | 'text', baudRate: flags.baud }];
       }
       if (ports.length === 0) throw new UserError('no serial ports: pass --port PATH --device LINE/DEVICE, or list them under gateway.ports in linewatch.yaml; `linewatch ports` shows what is plugged in');
-      let gateway: SerialGateway;
-      const password = flags.password ?? process.env.LINEWATCH_MQTT_PASSWORD;
-      let bus: MqttBus;
-      try {
-        bus = await MqttBus.connect(flags.broker, { clientId: `linewatch-gateway-${process.pid}`, ...(flags.username ? { username: flags.username, password } : {}) });
-      } catch (err) {
-        throw new UserError(`${(err as Error).message}; the gateway needs a broker to start (later outages are bridged by its spool)`);
-      }
-      try {
-        gateway = new SerialGateway({ bus, ports, spoolDir: resolve(config.gateway.spoolDir), spoolMaxBytes: config.gateway.spoolMaxBytes, maxInFlight: config.gateway.maxInFlight });
-        await gateway.start();
-      } catch (err) {
-        await bus.close();
-        throw new UserError((err as Error).message);
-      }
-      console.log(`linewatch gateway: ${ports.map((p) => `${p.path} (${p.codec ?? 'ndjson'}) → ${p.device}`).join(', ')}; broker ${flags.broker}; spool ${resolve(config.gateway.spoolDir)}`);
+      const bus = await connectBus(
+        flags.broker,
+        { clientId: `linewatch-gateway-${process.pid}`, ...(flags.username ? { username: flags.username, password: mqttPassword(flags.password) } : {}) },
+        'the gateway needs a broker to start (later outages are bridged by its spool)',
+      );
+      const gateway = new SerialGateway({ bus, ports, spoolDir: resolve(config.gateway.spoolDir), spoolMaxBytes: config.gateway.spoolMaxBytes, maxInFlight: config.gateway.maxInFlight });
+      await runUntilSignal(gateway, bus, () => clearInterval(timer));
       const timer = setInterval(() => log.info(gateway.counters(), 'gateway counters'), 10_000);
       timer.unref();
-      onShutdown(async () => {
-        clearInterval(timer);
-        await gateway.stop();
-        await bus.close();
-      });
+      console.log(`linewatch gateway: ${ports.map((p) => `${p.path} (${p.codec ?? 'ndjson'}) → ${p.device}`).join(', ')}; broker ${flags.broker}; spool ${resolve(config.gateway.spoolDir)}`);
+
     });
 }

@@ -1,10 +1,9 @@
 // `linewatch historian` — the historian alone: any MQTT broker → InfluxDB (or a managed influxd).
 import type { Command } from 'commander';
-import { MqttBus } from '../../bus/index.js';
 import { loadConfig } from '../../config/load.js';
 import { Historian } from '../../historian/index.js';
 import { UserError } from '../errors.js';
-import { onShutdown } from '../shutdown.js';
+import { connectBus, mqttPassword, runUntilSignal } from '../standalone.js';
 
 interface HistorianFlags {
   config?: string;
@@ -58,30 +57,11 @@ export function registerHistorian(program: Command): void {
           flushIntervalMs: flags.flushInterval,
         },
       });
-      let bus: MqttBus;
-      try {
-        // A persistent session (clean: false, fixed client id): while the historian is away the
-        // broker keeps its QoS 1 messages, and a message is acknowledged only once it is spooled.
-        bus = await MqttBus.connect(flags.broker, {
-          username: flags.username,
-          password: flags.password ?? process.env.LINEWATCH_MQTT_PASSWORD,
-          clientId: flags.clientId,
-          clean: false,
-        });
-      } catch (err) {
-        throw new UserError((err as Error).message);
-      }
+      // A persistent session (clean: false, fixed client id): while the historian is away the
+      // broker keeps its QoS 1 messages, and a message is acknowledged only once it is spooled.
+      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId, clean: false });
       const historian = new Historian({ bus, config: config.historian, dataDir: config.dataDir });
-      try {
-        await historian.start();
-      } catch (err) {
-        await bus.close();
-        throw new UserError((err as Error).message);
-      }
+      await runUntilSignal(historian, bus);
       console.log(`linewatch historian: ${flags.broker} → ${historian.influxUrl} database ${config.historian.database}`);
-      onShutdown(async () => {
-        await historian.stop();
-        await bus.close();
-      });
     });
 }

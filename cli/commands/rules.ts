@@ -3,7 +3,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { MqttBus } from '../../bus/index.js';
 import { loadConfig } from '../../config/load.js';
 import { rootLogger } from '../../lib/log.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
@@ -12,7 +11,7 @@ import { formatTimeline, runScenario } from '../../rules/scenario-run.js';
 import { durationSchema } from '../../rules/schema.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
-import { onShutdown } from '../shutdown.js';
+import { connectBus, mqttPassword, runUntilSignal } from '../standalone.js';
 
 interface RunFlags {
   config?: string;
@@ -61,29 +60,10 @@ export function registerRules(program: Command): void {
       requireDir(dir);
       const problems = loadRuleDir(dir).errors;
       if (problems.length > 0) throw new UserError(`${problems.length} error(s) in ${dir}:\n  ${problems.map(formatLoadError).join('\n  ')}`);
-      let bus: MqttBus;
-      try {
-        bus = await MqttBus.connect(flags.broker, {
-          username: flags.username,
-          password: flags.password ?? process.env.LINEWATCH_MQTT_PASSWORD,
-          clientId: flags.clientId,
-          clean: false,
-        });
-      } catch (err) {
-        throw new UserError((err as Error).message);
-      }
+      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId, clean: false });
       const engine = new RulesEngine({ bus, dir, stateFile, settings });
-      try {
-        await engine.start();
-      } catch (err) {
-        await bus.close();
-        throw new UserError((err as Error).message);
-      }
+      await runUntilSignal(engine, bus);
       console.log(`linewatch rules: ${engine.rules().rules.length} rules from ${resolve(dir)} running against ${flags.broker}; Ctrl-C stops`);
-      onShutdown(async () => {
-        await engine.stop();
-        await bus.close();
-      });
     });
 
   rules

@@ -6,6 +6,7 @@ import { logger } from '../../lib/log.js';
 import { LineSimulator, loadDemoScenario, loadScenarioFile, type Credentials, type SerialDeviceConfig } from '../../simulators/index.js';
 import { UserError } from '../errors.js';
 import { onShutdown } from '../shutdown.js';
+import { mqttPassword } from '../standalone.js';
 
 const log = logger('simulate');
 
@@ -80,7 +81,7 @@ export function registerSimulate(program: Command): void {
         simulate: { line: flags.line, seed: flags.seed, scenario: flags.scenario, rateHz: flags.rate, speedup: flags.speedup, devices: flags.devices, mqttMode: flags.mode },
       }).simulate;
       const scenario = config.scenario ? loadScenarioFile(config.scenario) : loadDemoScenario();
-      const password = flags.password ?? process.env.LINEWATCH_MQTT_PASSWORD;
+      const password = mqttPassword(flags.password);
       const account: Credentials | undefined = flags.username ? { username: flags.username, password: password ?? '' } : undefined;
       const devicePassword = flags.devicePassword ?? process.env.LINEWATCH_DEVICE_PASSWORD;
       const known = flags.credentials ? readCredentialsFile(flags.credentials) : undefined;
