@@ -49,11 +49,14 @@ export class MqttBus implements Bus {
           client.once('error', (err) => reject(err));
         }),
         connectTimeoutMs,
-        `the MQTT broker at ${url} (is it running, and are the credentials right?)`,
+        `a CONNACK from ${url}`,
       );
     } catch (err) {
       client.end(true);
-      throw new Error(`cannot connect to the MQTT broker at ${url}: ${(err as Error).message}`, { cause: err });
+      throw new Error(
+        `cannot connect to the MQTT broker at ${url}: ${(err as Error).message}. Check that a broker listens there (\`linewatch broker\` starts one) and that the username and password are right`,
+        { cause: err },
+      );
     }
     client.on('error', (err) => log.warn({ err: err.message, url }, 'MQTT client error'));
     return bus;
