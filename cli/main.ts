@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { registerBroker } from './commands/broker.js';
+import { registerDashboard } from './commands/dashboard.js';
 import { registerDevices } from './commands/devices.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerHistorian } from './commands/historian.js';
@@ -15,7 +16,7 @@ const program = new Command('linewatch')
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)');
 
-for (const register of [registerUp, registerBroker, registerDevices, registerSimulate, registerGateway, registerPorts, registerRules, registerHistorian]) {
+for (const register of [registerUp, registerBroker, registerDevices, registerSimulate, registerGateway, registerPorts, registerRules, registerHistorian, registerDashboard]) {
   register(program);
 }
 

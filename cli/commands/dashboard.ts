@@ -1,0 +1,52 @@
+// `linewatch dashboard` — the dashboard alone, for a line monitored through any MQTT broker,
+// with history from InfluxDB when one is given.
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import { DashboardServer } from '../../dashboard/server/index.js';
+import { UserError } from '../errors.js';
+import { connectBus, mqttPassword, runUntilSignal } from '../standalone.js';
+
+interface DashboardFlags {
+  config?: string;
+  broker: string;
+  username?: string;
+  password?: string;
+  influx?: string;
+  database?: string;
+  host?: string;
+  port?: number;
+  token?: string;
+}
+
+function tcpPort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`--port "${value}" is not a TCP port (0–65535; 0 picks a free one)`);
+  return n;
+}
+
+export function registerDashboard(program: Command): void {
+  program
+    .command('dashboard')
+    .description('serve the dashboard (live line view, commands, alerts; history from InfluxDB) for any MQTT broker')
+    .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883')
+    .option('--username <name>', 'MQTT username (an account with the dashboard role)')
+    .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
+    .option('--influx <url>', 'InfluxDB 1.x API base URL for the history charts (default: historian.influxUrl; without one, history answers 503)')
+    .option('--database <name>', 'InfluxDB database (default linewatch)')
+    .option('--host <address>', 'address to listen on (default 127.0.0.1; beyond loopback a token is required)')
+    .option('--port <port>', 'port to listen on (default 8080; 0 picks a free one)', tcpPort)
+    .option('--token <token>', 'token the page and API require (generated when bound beyond loopback without one)')
+    .option('--config <file>', 'linewatch.yaml (its dashboard: and historian: sections)')
+    .action(async (flags: DashboardFlags) => {
+      const config = loadConfig(flags.config, {
+        dashboard: { host: flags.host, port: flags.port, token: flags.token },
+        historian: { influxUrl: flags.influx, database: flags.database },
+      });
+      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: `linewatch-dashboard-${process.pid}` });
+      const { influxUrl, database, username, password } = config.historian;
+      const dashboard = new DashboardServer({ bus, config: config.dashboard, influx: influxUrl ? { url: influxUrl, database, username, password } : null });
+      await runUntilSignal(dashboard, bus);
+      const link = dashboard.tokenGenerated ? `${dashboard.url}/?token=${dashboard.token}` : `${dashboard.url}/`;
+      console.log(`linewatch dashboard: ${link} — broker ${flags.broker}; history ${influxUrl ? `${influxUrl} database ${database}` : 'off (no --influx)'}`);
+    });
+}
