@@ -112,10 +112,13 @@ describe('SerialGateway', () => {
     await write(device, ndjsonCodec.encodeEvent('state', { ts: 1767000000000, seq: 0, state: 'RUNNING', type: 'station' }));
     await write(device, ndjsonCodec.encodeEvent('telemetry', { ts: 1767000001000, seq: 1, values: { cycleTime: 5.2 } }));
     await waitFor(() => w.got.length >= 2, 10_000, 'two messages at the subscriber');
-    expect(w.got[0]!.topic).toBe(topics.state('A', 'nd-1'));
-    expect(JSON.parse(w.got[0]!.payload)).toEqual({ ts: 1767000000000, seq: 0, state: 'RUNNING', type: 'station' });
-    expect(w.got[1]!.topic).toBe(topics.telemetry('A', 'nd-1'));
-    expect(validatePayload('telemetry', w.got[1]!.payload)).toMatchObject({ ok: true, value: { seq: 1, values: { cycleTime: 5.2 } } });
+    // MQTT orders messages per topic and QoS only (state is QoS 1, telemetry QoS 0): consumers
+    // order a device's messages by its seq, so this looks them up by topic.
+    expect(w.got.map((m) => m.topic).sort()).toEqual([topics.state('A', 'nd-1'), topics.telemetry('A', 'nd-1')]);
+    const state = w.got.find((m) => m.topic === topics.state('A', 'nd-1'))!;
+    const telemetry = w.got.find((m) => m.topic === topics.telemetry('A', 'nd-1'))!;
+    expect(JSON.parse(state.payload)).toEqual({ ts: 1767000000000, seq: 0, state: 'RUNNING', type: 'station' });
+    expect(validatePayload('telemetry', telemetry.payload)).toMatchObject({ ok: true, value: { seq: 1, values: { cycleTime: 5.2 } } });
   });
 
   it('drops garbage, bad checksums, overlong lines and schema violations, counting each reason', async () => {
