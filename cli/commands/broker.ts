@@ -4,6 +4,7 @@ import { listAccounts } from '../../broker/accounts.js';
 import { startBroker } from '../../broker/index.js';
 import { loadConfig } from '../../config/load.js';
 import { UserError } from '../errors.js';
+import { port } from '../flags.js';
 import { onShutdown } from '../shutdown.js';
 
 interface BrokerFlags {
@@ -16,12 +17,6 @@ interface BrokerFlags {
   tlsPort?: number;
   tlsCert?: string;
   tlsKey?: string;
-}
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`"${value}" is not a port number (0–65535; 0 picks a free port)`);
-  return n;
 }
 
 export function registerBroker(program: Command): void {

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { DashboardServer } from '../../dashboard/server/index.js';
-import { UserError } from '../errors.js';
+import { port } from '../flags.js';
 import { connectBus, mqttPassword, runUntilSignal } from '../standalone.js';
 
 interface DashboardFlags {
@@ -18,12 +18,6 @@ interface DashboardFlags {
   token?: string;
 }
 
-function tcpPort(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`--port "${value}" is not a TCP port (0–65535; 0 picks a free one)`);
-  return n;
-}
-
 export function registerDashboard(program: Command): void {
   program
     .command('dashboard')
@@ -34,7 +28,7 @@ export function registerDashboard(program: Command): void {
     .option('--influx <url>', 'InfluxDB 1.x API base URL for the history charts (default: historian.influxUrl; without one, history answers 503)')
     .option('--database <name>', 'InfluxDB database (default linewatch)')
     .option('--host <address>', 'address to listen on (default 127.0.0.1; beyond loopback a token is required)')
-    .option('--port <port>', 'port to listen on (default 8080; 0 picks a free one)', tcpPort)
+    .option('--port <port>', 'port to listen on (default 8080; 0 picks a free one)', port)
     .option('--token <token>', 'token the page and API require (generated when bound beyond loopback without one)')
     .option('--config <file>', 'linewatch.yaml (its dashboard: and historian: sections)')
     .action(async (flags: DashboardFlags) => {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { Historian } from '../../historian/index.js';
-import { UserError } from '../errors.js';
+import { positiveInteger } from '../flags.js';
 import { connectBus, mqttPassword, runUntilSignal } from '../standalone.js';
 
 interface HistorianFlags {
@@ -21,12 +21,6 @@ interface HistorianFlags {
   flushInterval?: number;
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`"${value}" is not a whole number ≥ 1`);
-  return n;
-}
-
 export function registerHistorian(program: Command): void {
   program
     .command('historian')
@@ -41,8 +35,8 @@ export function registerHistorian(program: Command): void {
     .option('--influx-password <password>', 'InfluxDB password (2.x/3.x: an API token; or set LINEWATCH_INFLUX_PASSWORD)')
     .option('--data-dir <dir>', 'where the spool and a managed influxd live (default .linewatch)')
     .option('--spool-dir <dir>', 'the spool (default <data dir>/historian-spool)')
-    .option('--batch-size <n>', 'points per write (default 5000)', positiveInt)
-    .option('--flush-interval <ms>', 'write a partial batch after this long (default 1000)', positiveInt)
+    .option('--batch-size <n>', 'points per write (default 5000)', positiveInteger)
+    .option('--flush-interval <ms>', 'write a partial batch after this long (default 1000)', positiveInteger)
     .option('--config <file>', 'linewatch.yaml (its historian: section and dataDir)')
     .action(async (flags: HistorianFlags) => {
       const config = loadConfig(flags.config, {

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { UserError } from '../errors.js';
+import { port, positiveNumber } from '../flags.js';
 import { onShutdown } from '../shutdown.js';
 import { startLine } from '../up/compose.js';
 import { StatusLine } from '../up/status.js';
@@ -24,18 +25,6 @@ interface UpFlags {
   speedup?: number;
   seed?: number;
   status: boolean;
-}
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`"${value}" is not a port number (0–65535; 0 picks a free port)`);
-  return n;
-}
-
-function positive(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UserError(`"${value}" is not a positive number`);
-  return n;
 }
 
 function integer(value: string): number {
@@ -61,7 +50,7 @@ export function registerUp(program: Command): void {
     .option('--ws-port <port>', 'MQTT over WebSocket port (default 8083)', port)
     .option('--no-ws-port', 'no MQTT-over-WebSocket listener')
     .option('--influx <url>', 'an InfluxDB 1.x API (or 2.x/3.x v1-compatible) base URL instead of a managed influxd')
-    .option('--speedup <n>', 'simulated seconds per real second (default 1)', positive)
+    .option('--speedup <n>', 'simulated seconds per real second (default 1)', positiveNumber)
     .option('--seed <n>', 'simulation seed', integer)
     .option('--no-status', 'no status line')
     .action(async (flags: UpFlags) => {
