@@ -6,10 +6,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor, withTimeout } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
+import { telemetryStream } from './telemetry-stream.js';
 import { startTestInflux, type TestInflux } from '../harness/influx.js';
 
 const CLI = resolve('dist/cli/main.js');
@@ -83,19 +84,7 @@ describe('historian process crash', () => {
   it('loses nothing when SIGKILLed with a full spool, and replays it on restart', { timeout: 120_000 }, async () => {
     let historian = await startHistorianProcess();
     const gateway = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password' });
-    const t0 = Date.now() - 60_000;
-    let sent = 0;
-    const sendUpTo = async (client: MqttClient, n: number): Promise<void> => {
-      while (sent < n) {
-        const chunk: Promise<unknown>[] = [];
-        for (let k = 0; k < 200 && sent < n; k++, sent++) {
-          const device = sent % DEVICES;
-          const seq = Math.floor(sent / DEVICES);
-          chunk.push(client.publishAsync(`lw/K/d${device}/telemetry`, JSON.stringify({ ts: t0 + seq, seq, values: { v: sent } }), { qos: 1 }));
-        }
-        await Promise.all(chunk);
-      }
-    };
+    const { sendUpTo } = telemetryStream('K', DEVICES);
     const count = async (): Promise<number> => {
       const [r] = await influx.query('SELECT count("v") FROM telemetry', 'crash');
       return (r?.series?.[0]?.values[0]?.[1] as number | undefined) ?? 0;

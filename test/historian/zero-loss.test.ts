@@ -4,13 +4,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MqttBus } from '../../bus/index.js';
 import { historianConfigSchema } from '../../historian/config.js';
 import { Historian } from '../../historian/index.js';
 import { waitFor } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
+import { telemetryStream } from './telemetry-stream.js';
 import { startTestInflux, type TestInflux } from '../harness/influx.js';
 
 const DEVICES = 10;
@@ -46,19 +47,7 @@ describe('historian zero loss', () => {
     const historian = new Historian({ bus, config, dataDir: dir });
     await historian.start();
     const gateway = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password' });
-    const t0 = Date.now() - 60_000;
-    let sent = 0;
-    const sendUpTo = async (client: MqttClient, n: number): Promise<void> => {
-      while (sent < n) {
-        const chunk: Promise<unknown>[] = [];
-        for (let k = 0; k < 200 && sent < n; k++, sent++) {
-          const device = sent % DEVICES;
-          const seq = Math.floor(sent / DEVICES);
-          chunk.push(client.publishAsync(`lw/Z/d${device}/telemetry`, JSON.stringify({ ts: t0 + seq, seq, values: { v: sent } }), { qos: 1 }));
-        }
-        await Promise.all(chunk);
-      }
-    };
+    const { sendUpTo } = telemetryStream('Z', DEVICES);
     try {
       await sendUpTo(gateway, 6000);
       await waitFor(() => historian.counters().written > 0, 20_000, 'the first points in InfluxDB');
