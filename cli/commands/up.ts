@@ -1,8 +1,10 @@
 // `linewatch up` — the whole line in one command: broker, simulated demo line (one device through
 // the serial gateway over a socat PTY pair), rules, historian (managed influxd) and dashboard,
 // from one config file. Ctrl-C stops everything in reverse order.
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
+import { logToFile } from '../../lib/log.js';
 import { UserError } from '../errors.js';
 import { port, positiveNumber } from '../flags.js';
 import { onShutdown } from '../shutdown.js';
@@ -62,6 +64,10 @@ export function registerUp(program: Command): void {
         rules: { enabled: flags.rules ? undefined : false },
         historian: { enabled: flags.historian ? undefined : false, influxUrl: flags.influx },
       });
+      // The terminal keeps the lines below and the status line; the log goes to a file.
+      const logFile = join(config.dataDir, 'linewatch.log');
+      logToFile(logFile);
+      console.log(`log: ${logFile} (warnings and errors are shown here too)`);
       let line;
       try {
         line = await startLine(config, { say: (m) => console.log(m), serial: flags.serial });
