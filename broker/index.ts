@@ -206,6 +206,10 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   });
 
   const guarded = new WeakSet<object>(); // streams the packet guard closed (already counted)
+  function onStreamClose(this: Duplex): void {
+    counters.connections--;
+    throttle.forget(this);
+  }
   const accept = (stream: Duplex, remote: string, req?: IncomingMessage): void => {
     if (counters.connections >= config.maxConnections) {
       counters.reject('max_connections');
@@ -214,10 +218,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       return;
     }
     counters.connections++;
-    stream.once('close', () => {
-      counters.connections--;
-      throttle.forget(stream);
-    });
+    stream.on('close', onStreamClose); // shared handlers, not closures: memory per idle connection
     guardPacketSize(stream, config.maxPacketBytes, (verdict) => {
       guarded.add(stream);
       const reason: RejectReason = verdict.reason === 'oversize' ? 'oversize_packet' : 'malformed_packet';
@@ -226,7 +227,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     });
     throttle.gate(stream); // outermost: while the broker is behind, nothing is read at all
     batchWrites(stream); // one write per event-loop turn instead of one per packet
-    stream.on('error', () => undefined); // socket errors end the client; Aedes logs them via clientError
+    stream.on('error', ignoreError); // socket errors end the client; Aedes logs them via clientError
     dropOnlyExactCopies(aedes.handle(stream, req)); // Aedes would drop a message that arrives after a newer one
   };
 
@@ -291,6 +292,8 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     },
   };
 }
+
+function ignoreError(): void {}
 
 function remoteOf(client: Client): string {
   const conn = client.conn as { remoteAddress?: string; remotePort?: number };

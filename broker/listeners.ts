@@ -39,9 +39,15 @@ function closer(server: TcpServer | HttpServer, sockets: Set<Socket>, extra?: ()
     });
 }
 
-function track(sockets: Set<Socket>, socket: Socket): void {
-  sockets.add(socket);
-  socket.once('close', () => sockets.delete(socket));
+/** Adds each socket to `sockets` until it closes, with one 'close' handler shared by all of them (memory per idle connection). */
+function tracker(sockets: Set<Socket>): (socket: Socket) => void {
+  function untrack(this: Socket): void {
+    sockets.delete(this);
+  }
+  return (socket) => {
+    sockets.add(socket);
+    socket.on('close', untrack);
+  };
 }
 
 function remoteOf(socket: Socket): string {
@@ -50,8 +56,9 @@ function remoteOf(socket: Socket): string {
 
 export async function listenTcp(host: string, port: number, accept: Accept): Promise<Listener> {
   const sockets = new Set<Socket>();
+  const track = tracker(sockets);
   const server = createTcpServer((socket) => {
-    track(sockets, socket);
+    track(socket);
     socket.setNoDelay(true);
     accept(socket, remoteOf(socket));
   });
@@ -69,11 +76,12 @@ export async function listenTls(host: string, port: number, certFile: string, ke
     throw new Error(`cannot read the TLS certificate/key (${certFile}, ${keyFile}): ${(err as Error).message}; check broker.tls.cert and broker.tls.key`, { cause: err });
   }
   const sockets = new Set<Socket>();
+  const track = tracker(sockets);
   const server = createTlsServer({ cert, key }, (socket) => {
     socket.setNoDelay(true);
     accept(socket, remoteOf(socket));
   });
-  server.on('connection', (socket: Socket) => track(sockets, socket));
+  server.on('connection', track);
   // A failed TLS handshake is the client's problem, not ours: don't let it emit an unhandled error.
   server.on('tlsClientError', () => undefined);
   const bound = await listen(server, port, host, 'MQTT over TLS');
@@ -82,10 +90,11 @@ export async function listenTls(host: string, port: number, certFile: string, ke
 
 export async function listenWebSocket(host: string, port: number, accept: Accept): Promise<Listener> {
   const sockets = new Set<Socket>();
+  const track = tracker(sockets);
   const http = createHttpServer((_req, res) => {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('MQTT over WebSocket is served at /mqtt\n');
   });
-  http.on('connection', (socket: Socket) => track(sockets, socket));
+  http.on('connection', track);
   const wss = new WebSocketServer({ server: http, path: '/mqtt', perMessageDeflate: false });
   wss.on('connection', (ws, req) => {
     const stream = createWebSocketStream(ws);
