@@ -11,10 +11,15 @@ interface GatedStream extends EventEmitter {
   readonly destroyed: boolean;
 }
 
+const INNER_READ = Symbol('linewatch.innerRead');
+type Gated = GatedStream & { [INNER_READ]: GatedStream['read'] };
+
 export class PublisherThrottle {
   private paused = false;
   private readonly waiting = new Set<GatedStream>();
   private check: NodeJS.Immediate | undefined;
+  /** The `read` of every gated stream: one function for all of them, no closure per connection. */
+  private readonly gatedRead: (this: Gated, size?: number) => unknown;
 
   constructor(
     private readonly backlog: () => number,
@@ -22,7 +27,20 @@ export class PublisherThrottle {
     /** Called for every read refused because the broker is behind. */
     private readonly onRefusedRead: () => void = () => undefined,
     private readonly low = Math.floor(high / 2),
-  ) {}
+  ) {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the stream is `this` inside gatedRead
+    const throttle = this;
+    this.gatedRead = function (this: Gated, size?: number): unknown {
+      if (throttle.overloaded()) {
+        throttle.onRefusedRead();
+        throttle.waiting.add(this);
+        throttle.check ??= setImmediate(() => throttle.resumeIfCaughtUp());
+        return null;
+      }
+      throttle.waiting.delete(this);
+      return this[INNER_READ](size);
+    };
+  }
 
   /**
    * Aedes pulls a client's bytes with `read()` when the socket is readable and after each batch
@@ -30,17 +48,8 @@ export class PublisherThrottle {
    * woken with a 'readable' event once the backlog is low again.
    */
   gate(stream: GatedStream): void {
-    const read = stream.read;
-    stream.read = (size?: number): unknown => {
-      if (this.overloaded()) {
-        this.onRefusedRead();
-        this.waiting.add(stream);
-        this.check ??= setImmediate(() => this.resumeIfCaughtUp());
-        return null;
-      }
-      this.waiting.delete(stream);
-      return read.call(stream, size);
-    };
+    (stream as Gated)[INNER_READ] = stream.read;
+    stream.read = this.gatedRead;
   }
 
   /** Forgets a closed stream. */

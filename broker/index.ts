@@ -38,11 +38,6 @@ export interface LinewatchBroker {
   stop(): Promise<void>;
 }
 
-/** What the broker knows about an authenticated client (none in open mode: anything goes). */
-interface Session {
-  username: string;
-  rules: ReturnType<typeof rulesFor>;
-}
 
 /** The first bytes of a refused payload kept in the dead letter. */
 const DEAD_LETTER_PAYLOAD_BYTES = 1024;
@@ -61,7 +56,8 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   const counters = new BrokerCounters();
   const accounts = config.open ? undefined : new AccountStore(config.devicesFile);
   if (accounts) await accounts.load(); // a broken devices file stops the start with its error
-  const sessions = new WeakMap<Client, Session>();
+  // The ACL rules of each authenticated client (none in open mode: anything goes), shared per account.
+  const sessions = new WeakMap<Client, ReturnType<typeof rulesFor>>();
   const emptyIdPersistent = new WeakSet<Client>();
   // Publishes that passed through authorizePublish but must not be forwarded (ACL or schema):
   // the publisher still gets its PUBACK (MQTT-3.3.5-2 allows ack-and-drop), nobody receives them.
@@ -108,7 +104,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
             log.info({ clientId: client.id, username }, 'refused a client: unknown user or wrong password');
             return done(authError('bad user name or password', 4), false);
           }
-          sessions.set(client, { username, rules: rulesOf(account.role, username) });
+          sessions.set(client, rulesOf(account.role, username));
           done(null, true);
         },
         (err: unknown) => {
@@ -122,9 +118,9 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       // client is null only for wills of sessions from before a restart: already authorized then.
       if (!client) return callback(null);
       counters.messagesIn++;
-      const session = sessions.get(client);
+      const rules = sessions.get(client);
       // $SYS is the broker's own, even in open mode (Aedes's default refuses it too).
-      if (packet.topic.startsWith('$SYS') || (session?.rules && !mayPublish(session.rules, packet.topic))) {
+      if (packet.topic.startsWith('$SYS') || (rules && !mayPublish(rules, packet.topic))) {
         counters.reject('publish_denied');
         log.debug({ clientId: client.id, topic: packet.topic }, 'dropped a publish the ACL does not allow');
         dropped.add(packet);
@@ -142,8 +138,8 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     },
 
     authorizeSubscribe(client, subscription, callback) {
-      const session = sessions.get(client);
-      if (session?.rules && !maySubscribe(session.rules, subscription.topic)) {
+      const rules = sessions.get(client);
+      if (rules && !maySubscribe(rules, subscription.topic)) {
         counters.reject('subscribe_denied');
         log.debug({ clientId: client.id, topic: subscription.topic }, 'refused a subscription the ACL does not allow');
         return callback(null, null); // SUBACK 0x80

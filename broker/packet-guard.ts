@@ -59,25 +59,44 @@ interface Readable {
   destroy(error?: Error): unknown;
 }
 
+type Violation = GuardVerdict & { ok: false };
+
+/** One connection's guard: the scanner's state, the stream's own `read`, and whom to tell. */
+class StreamGuard extends PacketSizeScanner {
+  violated = false;
+  constructor(
+    maxBytes: number,
+    readonly read: Readable['read'],
+    readonly onViolation: (verdict: Violation) => void,
+  ) {
+    super(maxBytes);
+  }
+}
+
+const GUARD = Symbol('linewatch.packetGuard');
+type GuardedStream = Readable & { [GUARD]: StreamGuard };
+
+/** The `read` of every guarded stream (shared, so a connection costs one StreamGuard and no closures). */
+function guardedRead(this: GuardedStream, size?: number): unknown {
+  const guard = this[GUARD];
+  if (guard.violated) return null;
+  const chunk = guard.read.call(this, size);
+  if (chunk === null || !Buffer.isBuffer(chunk)) return chunk;
+  const verdict = guard.scan(chunk);
+  if (verdict.ok) return chunk;
+  guard.violated = true;
+  guard.onViolation(verdict);
+  this.destroy();
+  return null;
+}
+
 /**
  * Puts a PacketSizeScanner in front of every read Aedes makes from `stream`. Aedes consumes
  * the stream only through `read()` (on 'readable'), so wrapping that one method sees every
  * byte before the parser does, without copying it through another stream. On a violation
  * the stream is destroyed and `onViolation` is called once; the bytes never reach Aedes.
  */
-export function guardPacketSize(stream: Readable, maxBytes: number, onViolation: (verdict: GuardVerdict & { ok: false }) => void): void {
-  const scanner = new PacketSizeScanner(maxBytes);
-  const read = stream.read;
-  let violated = false;
-  stream.read = (size?: number): unknown => {
-    if (violated) return null;
-    const chunk = read.call(stream, size);
-    if (chunk === null || !Buffer.isBuffer(chunk)) return chunk;
-    const verdict = scanner.scan(chunk);
-    if (verdict.ok) return chunk;
-    violated = true;
-    onViolation(verdict);
-    stream.destroy();
-    return null;
-  };
+export function guardPacketSize(stream: Readable, maxBytes: number, onViolation: (verdict: Violation) => void): void {
+  (stream as GuardedStream)[GUARD] = new StreamGuard(maxBytes, stream.read, onViolation);
+  stream.read = guardedRead;
 }
