@@ -15,7 +15,7 @@ import { mayPublish, maySubscribe, rulesFor } from './acl.js';
 import type { BrokerConfig } from './config.js';
 import { listenTcp, listenTls, listenWebSocket, type Listener } from './listeners.js';
 import { PublisherThrottle } from './backpressure.js';
-import { guardPacketSize } from './packet-guard.js';
+import { guardPacketSize, type OnViolation } from './packet-guard.js';
 import { batchWrites } from './write-batching.js';
 import { createSafeMq } from './safe-mq.js';
 import { dropOnlyExactCopies } from './dedupe.js';
@@ -202,6 +202,13 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   });
 
   const guarded = new WeakSet<object>(); // streams the packet guard closed (already counted)
+  // Shared by every connection: accept() then allocates no closure (memory per idle connection).
+  const onOversizeOrMalformed: OnViolation = (verdict, stream, remote) => {
+    guarded.add(stream);
+    const reason: RejectReason = verdict.reason === 'oversize' ? 'oversize_packet' : 'malformed_packet';
+    counters.reject(reason);
+    log.warn({ remote, declared: verdict.declared, maxPacketBytes: config.maxPacketBytes }, verdict.reason === 'oversize' ? 'closed a connection whose packet is larger than broker.maxPacketBytes' : 'closed a connection sending bytes that are not MQTT');
+  };
   function onStreamClose(this: Duplex): void {
     counters.connections--;
     throttle.forget(this);
@@ -215,12 +222,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     }
     counters.connections++;
     stream.on('close', onStreamClose); // shared handlers, not closures: memory per idle connection
-    guardPacketSize(stream, config.maxPacketBytes, (verdict) => {
-      guarded.add(stream);
-      const reason: RejectReason = verdict.reason === 'oversize' ? 'oversize_packet' : 'malformed_packet';
-      counters.reject(reason);
-      log.warn({ remote, declared: verdict.declared, maxPacketBytes: config.maxPacketBytes }, verdict.reason === 'oversize' ? 'closed a connection whose packet is larger than broker.maxPacketBytes' : 'closed a connection sending bytes that are not MQTT');
-    });
+    guardPacketSize(stream, config.maxPacketBytes, remote, onOversizeOrMalformed);
     throttle.gate(stream); // outermost: while the broker is behind, nothing is read at all
     batchWrites(stream); // one write per event-loop turn instead of one per packet
     stream.on('error', ignoreError); // socket errors end the client; Aedes logs them via clientError

@@ -54,20 +54,23 @@ export class PacketSizeScanner {
 }
 
 /** The part of a stream Aedes reads from: it pulls data with `read()` on 'readable'. */
-interface Readable {
+export interface Readable {
   read(size?: number): unknown;
   destroy(error?: Error): unknown;
 }
 
 type Violation = GuardVerdict & { ok: false };
+/** Told once per guarded stream that broke the limit; `label` is what guardPacketSize was given (e.g. the client's address). */
+export type OnViolation = (verdict: Violation, stream: Readable, label: string) => void;
 
-/** One connection's guard: the scanner's state, the stream's own `read`, and whom to tell. */
+/** One connection's guard: the scanner's state, the stream's own `read`, its label, and whom to tell. */
 class StreamGuard extends PacketSizeScanner {
   violated = false;
   constructor(
     maxBytes: number,
     readonly read: Readable['read'],
-    readonly onViolation: (verdict: Violation) => void,
+    readonly label: string,
+    readonly onViolation: OnViolation,
   ) {
     super(maxBytes);
   }
@@ -85,7 +88,7 @@ function guardedRead(this: GuardedStream, size?: number): unknown {
   const verdict = guard.scan(chunk);
   if (verdict.ok) return chunk;
   guard.violated = true;
-  guard.onViolation(verdict);
+  guard.onViolation(verdict, this, guard.label);
   this.destroy();
   return null;
 }
@@ -96,7 +99,7 @@ function guardedRead(this: GuardedStream, size?: number): unknown {
  * byte before the parser does, without copying it through another stream. On a violation
  * the stream is destroyed and `onViolation` is called once; the bytes never reach Aedes.
  */
-export function guardPacketSize(stream: Readable, maxBytes: number, onViolation: (verdict: Violation) => void): void {
-  (stream as GuardedStream)[GUARD] = new StreamGuard(maxBytes, stream.read, onViolation);
+export function guardPacketSize(stream: Readable, maxBytes: number, label: string, onViolation: OnViolation): void {
+  (stream as GuardedStream)[GUARD] = new StreamGuard(maxBytes, stream.read, label, onViolation);
   stream.read = guardedRead;
 }
