@@ -247,20 +247,25 @@ export async function run(report: Report): Promise<void> {
     // LINEWATCH_BENCH_BROKER=substring runs only the matching systems (for quick iterations).
     const only = process.env.LINEWATCH_BENCH_BROKER;
     if (only) systems.splice(0, systems.length, ...systems.filter((s) => s.name.includes(only)));
-    const rows: (string | number)[][] = [];
-    for (const system of systems) rows.push(...(await loadRun(system, dir)));
-    report.add({
-      title: 'Broker: 100 devices publishing QoS 1, 64-byte telemetry',
-      note:
-        `Each rate point offers the load for ${SECONDS} s from a separate load-generator process (raw MQTT, one connection per device, ` +
-        'a device skips its turn while its socket buffer is full: "held back"). Delivered/s counts unique messages the consumer got within the window; ' +
-        `missing = sent − unique received after up to ${DRAIN_MS / 1000} s of drain; ` +
-        'latency is consumer clock − device timestamp (ms). CPU is the broker process only (100% = one core); the load generator (publishers and TCP subscriber) shares the same 2 cores, and its CPU is shown too. ' +
-        '"Reads refused" counts linewatch\'s backpressure: socket reads it declined while deliveries were backed up.',
-      columns: ['broker / consumer', 'offered/s', 'sent/s', 'held back', 'delivered/s', 'missing', 'duplicates', 'p50 ms', 'p99 ms', 'broker CPU', 'broker RSS MiB', 'load-generator CPU', 'reads refused'],
-      rows,
-    });
+    // LINEWATCH_BENCH_BROKER_TABLE=memory runs only the idle-connection table (=load: only the load table).
+    const table = process.env.LINEWATCH_BENCH_BROKER_TABLE;
+    if (table !== 'memory') {
+      const rows: (string | number)[][] = [];
+      for (const system of systems) rows.push(...(await loadRun(system, dir)));
+      report.add({
+        title: 'Broker: 100 devices publishing QoS 1, 64-byte telemetry',
+        note:
+          `Each rate point offers the load for ${SECONDS} s from a separate load-generator process (raw MQTT, one connection per device, ` +
+          'a device skips its turn while its socket buffer is full: "held back"). Delivered/s counts unique messages the consumer got within the window; ' +
+          `missing = sent − unique received after up to ${DRAIN_MS / 1000} s of drain; ` +
+          'latency is consumer clock − device timestamp (ms). CPU is the broker process only (100% = one core); the load generator (publishers and TCP subscriber) shares the same 2 cores, and its CPU is shown too. ' +
+          '"Reads refused" counts linewatch\'s backpressure: socket reads it declined while deliveries were backed up.',
+        columns: ['broker / consumer', 'offered/s', 'sent/s', 'held back', 'delivered/s', 'missing', 'duplicates', 'p50 ms', 'p99 ms', 'broker CPU', 'broker RSS MiB', 'load-generator CPU', 'reads refused'],
+        rows,
+      });
+    }
 
+    if (table === 'load') return;
     const idleRows: (string | number)[][] = [];
     for (const system of systems.filter((s) => s.tcpSubscriber)) idleRows.push(await idleRun(system, dir));
     report.add({
