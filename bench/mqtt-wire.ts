@@ -1,16 +1,21 @@
 // Just enough MQTT 3.1.1 on the wire for the load generator and the counting subscriber: a
 // client library would be the bottleneck at 80k msgs/s, so the bench writes packets itself.
 
-function withLength(first: number, body: Buffer): Buffer {
+/** The fixed header's Remaining Length: 7 bits a byte, high bit set while more follow (MQTT 3.1.1 §2.2.3). */
+export function encodeRemainingLength(remaining: number): number[] {
   const len: number[] = [];
-  let n = body.length;
+  let n = remaining;
   do {
     let byte = n % 128;
     n = Math.floor(n / 128);
     if (n > 0) byte |= 0x80;
     len.push(byte);
   } while (n > 0);
-  return Buffer.concat([Buffer.from([first, ...len]), body]);
+  return len;
+}
+
+function withLength(first: number, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([first, ...encodeRemainingLength(body.length)]), body]);
 }
 
 function str(s: string): Buffer {

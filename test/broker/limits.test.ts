@@ -8,7 +8,7 @@ import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sleep, waitFor, withTimeout } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
-import { closed, mqttConnect, openSocket, publishPacket, subscribePacket } from './raw-mqtt.js';
+import { closed, encodeRemainingLength, mqttConnect, openSocket, publishPacket, subscribePacket } from './raw-mqtt.js';
 
 const MiB = 1024 * 1024;
 const DECLARED = 200 * MiB; // what the attacker's PUBLISH header claims
@@ -16,15 +16,7 @@ const SENT = 32 * MiB; // what it actually sends before giving up
 
 /** A PUBLISH fixed header declaring `remaining` bytes, followed by the topic. */
 function hugePublishHeader(remaining: number): Buffer {
-  const len: number[] = [];
-  let n = remaining;
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    len.push(byte);
-  } while (n > 0);
-  return Buffer.from([0x30, ...len, 0, 1, 0x78]);
+  return Buffer.from([0x30, ...encodeRemainingLength(remaining), 0, 1, 0x78]);
 }
 
 /** Writes the header and then up to SENT bytes of body while the socket stays open; returns bytes written. */

@@ -6,6 +6,7 @@ import { encodeConnect, type ConnectOptions } from '../../bench/mqtt-wire.js';
 import { withTimeout } from '../../lib/wait.js';
 
 export {
+  encodeRemainingLength,
   encodeConnect as connectPacket,
   encodeSubscribe as subscribePacket,
   encodePublish as publishPacket,
