@@ -1,8 +1,6 @@
 // The standalone historian's MQTT side: a persistent session's queued messages are handled, not
 // acknowledged unhandled before the subscription is back (bus/mqtt.ts holds them until then);
 // a refused subscription fails the start cleanly.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,23 +8,23 @@ import { MqttBus } from '../../bus/index.js';
 import { historianConfigSchema } from '../../historian/config.js';
 import { Historian } from '../../historian/index.js';
 import { sleep, waitFor } from '../../lib/wait.js';
-import { startTestBroker, type TestBroker } from '../harness/broker.js';
-import { startTestInflux, type TestInflux } from '../harness/influx.js';
+import type { TestBroker } from '../harness/broker.js';
+import type { TestInflux } from '../harness/influx.js';
+import { startHistorianRig, type HistorianRig } from './rig.js';
 
 describe('historian MQTT session', () => {
   let influx: TestInflux;
   let broker: TestBroker;
   let dir: string;
 
+  let rig: HistorianRig | undefined;
+
   beforeAll(async () => {
-    [influx, broker] = await Promise.all([startTestInflux(), startTestBroker({ wsPort: null })]);
-    await broker.addAccount('hist', 'hist-password', 'historian');
-    await broker.addAccount('gw', 'gw-password', 'gateway');
-    dir = mkdtempSync(join(tmpdir(), 'lw-hist-session-'));
+    rig = await startHistorianRig('lw-hist-session-');
+    ({ influx, broker, dir } = rig);
   });
   afterAll(async () => {
-    await Promise.all([influx?.stop(), broker?.stop()]);
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await rig?.stop();
   });
 
   it('handles every message the broker kept for its persistent session, even if it subscribes late', async () => {

@@ -1,18 +1,16 @@
 // Zero loss through an InfluxDB crash: 20 000 events stream through a real broker over MQTT
 // (QoS 1, persistent session) while influxd is SIGKILLed mid-stream and restarted; InfluxDB ends
 // up with exactly 20 000 points, each device's sequence complete, none twice.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MqttBus } from '../../bus/index.js';
 import { historianConfigSchema } from '../../historian/config.js';
 import { Historian } from '../../historian/index.js';
 import { waitFor } from '../../lib/wait.js';
-import { startTestBroker, type TestBroker } from '../harness/broker.js';
+import type { TestBroker } from '../harness/broker.js';
 import { telemetryStream } from './telemetry-stream.js';
-import { startTestInflux, type TestInflux } from '../harness/influx.js';
+import type { TestInflux } from '../harness/influx.js';
+import { startHistorianRig, type HistorianRig } from './rig.js';
 
 const DEVICES = 10;
 const TOTAL = 20_000;
@@ -22,15 +20,14 @@ describe('historian zero loss', () => {
   let broker: TestBroker;
   let dir: string;
 
+  let rig: HistorianRig | undefined;
+
   beforeAll(async () => {
-    [influx, broker] = await Promise.all([startTestInflux(), startTestBroker({ wsPort: null })]);
-    await broker.addAccount('hist', 'hist-password', 'historian');
-    await broker.addAccount('gw', 'gw-password', 'gateway');
-    dir = mkdtempSync(join(tmpdir(), 'lw-zero-loss-'));
+    rig = await startHistorianRig('lw-zero-loss-');
+    ({ influx, broker, dir } = rig);
   });
   afterAll(async () => {
-    await Promise.all([influx?.stop(), broker?.stop()]);
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await rig?.stop();
   });
 
   it('keeps every event when influxd is SIGKILLed mid-stream and restarted', { timeout: 120_000 }, async () => {
