@@ -5,11 +5,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import mqemitter from 'mqemitter';
-import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSafeMq } from '../../broker/safe-mq.js';
 import { sleep, waitFor, withTimeout } from '../../lib/wait.js';
-import { startTestBroker, type TestBroker } from '../harness/broker.js';
+import { roundTrip, startTestBroker, type TestBroker } from '../harness/broker.js';
 import { mqttConnect, publishPacket, subscribePacket } from './raw-mqtt.js';
 
 const BARE_AEDES = fileURLToPath(new URL('./fixtures/bare-aedes.mjs', import.meta.url));
@@ -80,15 +79,7 @@ describe('aedes#193 flood-then-kill', () => {
       const mq = testBroker.broker.aedes as unknown as { mq: { length: number } };
       await waitFor(() => mq.mq.length === 0, 30_000, 'the backlog to drain');
       expect(uncaught).toEqual([]);
-      const client = await mqtt.connectAsync(testBroker.url, { clientId: 'after-the-flood' });
-      try {
-        await client.subscribeAsync('still/alive', { qos: 1 });
-        const got = withTimeout(new Promise<string>((r) => client.once('message', (_t, p) => r(p.toString()))), 5000, 'a message after the flood');
-        await client.publishAsync('still/alive', 'yes', { qos: 1 });
-        expect(await got).toBe('yes');
-      } finally {
-        await client.endAsync();
-      }
+      expect(await roundTrip(testBroker.url, 'after-the-flood', 'still/alive', 'yes', 5000)).toBe('yes');
     } finally {
       process.off('uncaughtException', onUncaught);
     }

@@ -2,7 +2,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { addAccount, brokerConfigSchema, startBroker, type BrokerConfig, type LinewatchBroker, type Role } from '../../broker/index.js';
+import { withTimeout } from '../../lib/wait.js';
 
 export interface TestBroker {
   broker: LinewatchBroker;
@@ -37,4 +39,20 @@ export async function startTestBroker(overrides: Partial<BrokerConfig> = {}): Pr
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Proof that a broker still serves: a fresh client subscribes to `topic`, publishes `payload`
+ * there at QoS 1, and gets back what the broker delivered (within `timeoutMs`).
+ */
+export async function roundTrip(url: string, clientId: string, topic: string, payload: string, timeoutMs: number): Promise<string> {
+  const client = await mqtt.connectAsync(url, { clientId });
+  try {
+    await client.subscribeAsync(topic, { qos: 1 });
+    const got = withTimeout(new Promise<string>((r) => client.once('message', (_t, p) => r(p.toString()))), timeoutMs, `a message on ${topic} back from the broker`);
+    await client.publishAsync(topic, payload, { qos: 1 });
+    return await got;
+  } finally {
+    await client.endAsync();
+  }
 }
