@@ -85,6 +85,9 @@ export class SerialGateway implements Service {
       for (const [k, v] of Object.entries(this.outbox.counters)) out[k] = v;
       out.spool_backlog_bytes = this.outbox.backlogBytes();
     }
+    if (this.spool) {
+      out.spool_corrupt_records = this.spool.corrupt;
+    }
     return out;
   }
 }

@@ -134,7 +134,11 @@ export class Outbox {
     log.info({ backlogBytes: this.spool.backlogBytes() }, 'broker reachable: replaying the spool');
     while (!this.stopped && this.link.connected()) {
       const { records, end } = await this.spool.read(REPLAY_BATCH);
-      if (records.length === 0) return;
+      if (records.length === 0) {
+        // Nothing left, or only corrupt records (skipped and counted by the spool): move past them.
+        await this.spool.commit(end);
+        return;
+      }
       try {
         // One connection keeps publish order on the wire; awaiting the batch bounds what is in flight.
         await Promise.all(records.map((r) => this.bus.publish(r.topic, r.payload, { qos: 1, retain: r.retain })));

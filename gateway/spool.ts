@@ -1,9 +1,14 @@
 // Store-and-forward on disk: an append-only file of records plus the offset replayed so far.
 // Appends are batched and fsync'd before their promise resolves; every file operation runs on
-// one queue, so appends, replay reads and the final truncation never interleave.
+// one queue, so appends, replay reads and the final truncation never interleave. A record that
+// does not parse (a torn write in the middle, a damaged disk block) is skipped and counted, so
+// one bad line cannot stop the replay of everything behind it.
 import { mkdirSync } from 'node:fs';
 import { open, readFile, rename, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { logger } from '../lib/log.js';
+
+const log = logger('gateway');
 
 export interface SpoolRecord {
   topic: string;
@@ -24,6 +29,8 @@ export class DiskSpool {
   private flushTimer: NodeJS.Timeout | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   dropped = 0;
+  /** Records skipped by replay because they did not parse as a spool record. */
+  corrupt = 0;
 
   private constructor(
     private readonly file: string,
@@ -113,6 +120,7 @@ export class DiskSpool {
       let pos = this.offset;
       let consumed = 0;
       let pending = Buffer.alloc(0);
+      let skipped = 0;
       while (records.length < max && pos < this.size) {
         const { bytesRead } = await this.fh.read(chunk, 0, Math.min(chunk.length, this.size - pos), pos);
         if (bytesRead === 0) break;
@@ -122,11 +130,18 @@ export class DiskSpool {
         while (records.length < max) {
           const nl = data.indexOf(0x0a, start);
           if (nl < 0) break;
-          records.push(JSON.parse(data.toString('utf8', start, nl)) as SpoolRecord);
+          const record = parseRecord(data.toString('utf8', start, nl));
+          if (record) records.push(record);
+          else skipped++;
           consumed += nl + 1 - start;
           start = nl + 1;
         }
         pending = Buffer.from(data.subarray(start));
+      }
+      if (skipped > 0) {
+        this.corrupt += skipped;
+        // One line per read (a batch of at most `max` records), not one per record.
+        log.warn({ skipped, offset: this.offset, file: this.file, totalCorrupt: this.corrupt }, 'skipped corrupt records in the gateway spool; they are lost, everything else is replayed');
       }
       return { records, end: this.offset + consumed };
     });
@@ -171,4 +186,18 @@ export class DiskSpool {
     this.chain = next.catch(() => undefined);
     return next;
   }
+}
+
+/** One spool line as a record, or undefined if it is not one (counted as corrupt by the caller). */
+function parseRecord(line: string): SpoolRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { topic, payload, retain } = value as Record<string, unknown>;
+  if (typeof topic !== 'string' || typeof payload !== 'string' || typeof retain !== 'boolean') return undefined;
+  return { topic, payload, retain };
 }

@@ -1,6 +1,6 @@
 // The serial gateway end to end: a socat PTY pair (device end written by the test, gateway end
 // opened through serialport), the real linewatch broker with a gateway account, real MQTT clients.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -262,6 +262,34 @@ describe('SerialGateway', () => {
     } finally {
       await again.stop();
       await bus.close();
+    }
+  });
+  it('skips and counts corrupt spool records instead of crash-looping on them', async () => {
+    // A spool left behind with damage between two good records and after the last one (a torn
+    // write, bytes from a bad disk, a record from a foreign writer), as a previous run would leave it.
+    const spoolDir = join(dir, 'spool-corrupt');
+    mkdirSync(spoolDir, { recursive: true });
+    const good = (seq: number): string => JSON.stringify({ topic: 'lw/A/nd-5/telemetry', payload: JSON.stringify({ ts: 1767000000000 + seq, seq, values: { n: seq } }), retain: false });
+    const damaged = ['{"topic":"lw/A/nd-5/tele', '\u0000\u00ff not json', '{"topic":5,"payload":"x","retain":false}', 'null', '[]'];
+    writeFileSync(join(spoolDir, 'spool.ndjson'), [good(0), ...damaged, good(1), ...damaged].map((line) => `${line}\n`).join(''));
+
+    const seqs: number[] = [];
+    await broker.bus.subscribe('lw/A/nd-5/telemetry', (_t, p) => {
+      seqs.push(JSON.parse(p.toString()).seq as number);
+    });
+    const pty = await startPtyPair();
+    const bus = await MqttBus.connect(url, GW);
+    const gateway = new SerialGateway({ bus, spoolDir, ports: [{ path: pty.gateway, device: 'A/nd-5', codec: 'ndjson' }] });
+    try {
+      await gateway.start();
+      await waitFor(() => gateway.drained(), 10_000, 'the spool with corrupt records to drain');
+      await waitFor(() => seqs.length >= 2, 10_000, 'the two good spooled events');
+      expect(seqs).toEqual([0, 1]);
+      expect(gateway.counters()).toMatchObject({ replayed: 2, spool_corrupt_records: 2 * damaged.length, spool_backlog_bytes: 0 });
+    } finally {
+      await gateway.stop();
+      await bus.close();
+      await pty.stop();
     }
   });
 });
