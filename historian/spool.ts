@@ -16,6 +16,7 @@
 import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { lockDir, unlockDir } from '../lib/dir-lock.js';
 import { logger } from '../lib/log.js';
 
 const log = logger('historian');
@@ -447,29 +448,11 @@ export class Spool {
 
   /** One spool, one writer: a second historian on the same directory would interleave segments. */
   private lock(): void {
-    const file = join(this.options.dir, 'LOCK');
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        writeFileSync(file, String(process.pid), { flag: 'wx' });
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const holder = Number(readFileSync(file, 'utf8'));
-      if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
-        throw new Error(`the historian spool ${this.options.dir} is in use by process ${holder}; stop that historian or give this one another data dir (--data-dir / historian.spoolDir)`);
-      }
-      unlinkSync(file); // left by a process that died (e.g. SIGKILL): take it over
-    }
-    throw new Error(`could not lock the historian spool ${this.options.dir}`);
+    lockDir(this.options.dir, 'the historian spool', 'stop that historian or give this one another data dir (--data-dir / historian.spoolDir)');
   }
 
   private unlock(): void {
-    try {
-      unlinkSync(join(this.options.dir, 'LOCK'));
-    } catch {
-      // already gone
-    }
+    unlockDir(this.options.dir);
   }
 
   private ids(): number[] {
@@ -478,14 +461,5 @@ export class Spool {
 
   private segmentPath(id: number): string {
     return join(this.options.dir, `seg-${String(id).padStart(16, '0')}.log`);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -1,12 +1,18 @@
 // The write-ahead spool on a real file system: order, restart from the committed position,
 // rotation and deletion, torn tails and corrupt records, the size bound.
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Spool, SpoolFullError } from '../../historian/spool.js';
+import { identityOf } from '../../lib/dir-lock.js';
+import { waitFor } from '../../lib/wait.js';
 
 const MiB = 1024 * 1024;
+/** The built spool, for a second process that holds the lock (npm test builds before testing). */
+const BUILT_SPOOL = resolve('dist/historian/spool.js');
 
 describe('Spool', () => {
   let dir: string;
@@ -195,8 +201,44 @@ describe('Spool', () => {
     writeFileSync(join(dir, 'LOCK'), '999999999'); // no such process
     const second = new Spool({ dir, maxBytes: MiB });
     second.open();
-    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(String(process.pid));
+    expect(JSON.parse(readFileSync(join(dir, 'LOCK'), 'utf8'))).toEqual(identityOf(process.pid));
     second.close();
+  });
+
+  it('takes over a lock left by an earlier process with the same PID (a container whose historian is PID 1 on every start)', () => {
+    // The LOCK an earlier run with our PID left when it was killed: first as older runs wrote it
+    // (the PID alone), then with a start time that is not ours.
+    for (const left of [String(process.pid), JSON.stringify({ pid: process.pid, start: '1', boot: null })]) {
+      writeFileSync(join(dir, 'LOCK'), left);
+      const spool = new Spool({ dir, maxBytes: MiB });
+      spool.open();
+      expect(JSON.parse(readFileSync(join(dir, 'LOCK'), 'utf8'))).toEqual(identityOf(process.pid));
+      spool.close();
+      expect(existsSync(join(dir, 'LOCK'))).toBe(false);
+    }
+  });
+
+  it('refuses while another live process holds the lock, and takes it over once that process is killed', async () => {
+    if (!existsSync(BUILT_SPOOL)) throw new Error('dist/ is missing: run `npm run build` before these tests (npm test does)');
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', `
+      import { Spool } from ${JSON.stringify(pathToFileURL(BUILT_SPOOL).href)};
+      new Spool({ dir: ${JSON.stringify(dir)}, maxBytes: ${MiB} }).open();
+      process.stdout.write('locked\\n');
+      setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LINEWATCH_LOG_LEVEL: 'silent' } });
+    try {
+      let out = '';
+      holder.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      await waitFor(() => out.includes('locked'), 10_000, 'the other process to take the spool lock');
+      expect(JSON.parse(readFileSync(join(dir, 'LOCK'), 'utf8'))).toEqual(identityOf(holder.pid!));
+      expect(() => new Spool({ dir, maxBytes: MiB }).open()).toThrow(new RegExp(`in use by process ${holder.pid}`));
+    } finally {
+      holder.kill('SIGKILL');
+      await waitFor(() => holder.exitCode !== null || holder.signalCode !== null, 10_000, 'the lock holder to die');
+    }
+    const after = new Spool({ dir, maxBytes: MiB });
+    after.open();
+    expect(JSON.parse(readFileSync(join(dir, 'LOCK'), 'utf8'))).toEqual(identityOf(process.pid));
+    after.close();
   });
 
   it('fsyncs on every append when fsyncIntervalMs is 0', () => {
