@@ -7,6 +7,7 @@
 // distinct events of one device in the same millisecond do not overwrite each other.
 import { crc32 } from 'node:zlib';
 import { DEVICE_STATES, parseTopic, validatePayload, type MessageKind, type PayloadOf } from '../contracts/index.js';
+import { escapeKey, escapeMeasurement, quoteString } from './line-protocol.js';
 
 export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'line', 'dead_letters'] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
@@ -106,19 +107,20 @@ function hash(s: string): number {
 
 /**
  * Builds one line of line protocol: `measurement,tag=v,… field=1,s="x",n=2i <ns>`. Tags are added
- * in key order (InfluxDB's own series-key order); absent tags and fields are left out. Tag and
- * field keys here are constants or schema-checked identifiers, so only values need escaping.
+ * in key order (InfluxDB's own series-key order); absent tags and fields are left out. Every
+ * name and string goes through historian/line-protocol.ts, so no input can end the line or
+ * escape a separator (the contract keeps tags to safe ids as well; this holds without it).
  */
 export class PointBuilder {
   private out: string;
   private sep = ' ';
 
   constructor(measurement: Measurement) {
-    this.out = measurement;
+    this.out = escapeMeasurement(measurement);
   }
 
   tag(key: string, value: string | undefined): this {
-    if (value !== undefined && value !== '') this.out += `,${key}=${NEEDS_TAG_ESCAPE.test(value) ? value.replace(NEEDS_TAG_ESCAPE_G, '\\$&') : value}`;
+    if (value !== undefined && value !== '') this.out += `,${escapeKey(key)}=${escapeKey(value)}`;
     return this;
   }
 
@@ -135,7 +137,7 @@ export class PointBuilder {
 
   /** A string field: `\` and `"` are escaped; a newline inside the quotes is kept as is. */
   str(key: string, value: string | undefined): this {
-    if (value !== undefined) this.field(key, `"${NEEDS_STRING_ESCAPE.test(value) ? value.replace(NEEDS_STRING_ESCAPE_G, '\\$&') : value}"`);
+    if (value !== undefined) this.field(key, quoteString(value));
     return this;
   }
 
@@ -150,15 +152,7 @@ export class PointBuilder {
   }
 
   private field(key: string, value: string): void {
-    this.out += this.sep + key + '=' + value;
+    this.out += this.sep + escapeKey(key) + '=' + value;
     this.sep = ',';
   }
 }
-
-// Line protocol escaping (InfluxDB 1.x): tag values escape comma, equals and space; string field
-// values escape double quote and backslash. (node-influx's escape helpers also rewrite a `\'`
-// sequence, which would change such values, so they are not used here.)
-const NEEDS_TAG_ESCAPE = /[,= ]/;
-const NEEDS_TAG_ESCAPE_G = /[,= ]/g;
-const NEEDS_STRING_ESCAPE = /["\\]/;
-const NEEDS_STRING_ESCAPE_G = /["\\]/g;

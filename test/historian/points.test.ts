@@ -42,6 +42,11 @@ describe('toPoint', () => {
 });
 
 describe('PointBuilder', () => {
+  it('escapes tag keys and values and field keys, and replaces what cannot be written', () => {
+    const line = new PointBuilder('telemetry').tag('device', 'x\nstate').tag('station', 'bay 1,east=2\\').float('a b', 1).at(T, 0);
+    expect(line).toBe(`telemetry,device=x\uFFFDstate,station=bay\\ 1\\,east\\=2\uFFFD a\\ b=1 ${T}000000`);
+  });
+
   it('leaves out absent tags and fields', () => {
     const line = new PointBuilder('line').tag('line', 'A').tag('device', undefined).float('oee', undefined).int('goodCount', 7).at(T, 0);
     expect(line).toBe(`line,line=A goodCount=7i ${T}000000`);
