@@ -6,7 +6,7 @@
 // in the nanosecond digits. Replaying an event writes the same point again (harmless); two
 // distinct events of one device in the same millisecond do not overwrite each other.
 import { crc32 } from 'node:zlib';
-import { DEVICE_STATES, parseTopic, validatePayload, type MessageKind, type PayloadOf } from '../contracts/index.js';
+import { DEVICE_STATES, MAX_TIMESTAMP_MS, parseTopic, RESERVED_READING_NAMES, validatePayload, type MessageKind, type PayloadOf } from '../contracts/index.js';
 import { escapeKey, escapeMeasurement, quoteString } from './line-protocol.js';
 
 export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'line', 'dead_letters'] as const;
@@ -33,7 +33,7 @@ export function toPoint(topic: string, payload: Buffer | string): PointResult {
     case 'telemetry': {
       const p = v.value as PayloadOf['telemetry'];
       const b = new PointBuilder('telemetry').tag('device', device).tag('line', line).tag('station', p.station).tag('type', p.type);
-      for (const key in p.values) b.float(key === 'seq' ? 'seq_value' : key, p.values[key]);
+      for (const key in p.values) b.float(readingField(key), p.values[key]);
       return { ...base, measurement: 'telemetry', line: b.int('seq', p.seq).at(p.ts, p.seq) };
     }
     case 'state': {
@@ -91,14 +91,23 @@ function deadLetterPoint(client: string, payload: Buffer | string): PointResult 
   } catch {
     return { ok: false, reason: 'schema', error: `lw/_dead/${client}: payload is not valid JSON` };
   }
-  if (typeof value?.ts !== 'number' || !Number.isInteger(value.ts) || value.ts < 0) {
-    return { ok: false, reason: 'schema', error: `lw/_dead/${client}.ts: expected an integer timestamp in ms` };
+  if (typeof value?.ts !== 'number' || !Number.isInteger(value.ts) || value.ts < 0 || value.ts > MAX_TIMESTAMP_MS) {
+    return { ok: false, reason: 'schema', error: `lw/_dead/${JSON.stringify(client)}.ts: expected an integer timestamp in ms, 0 to ${MAX_TIMESTAMP_MS}` };
   }
   const b = new PointBuilder('dead_letters').tag('client', client);
   b.str('topic', String(value.topic ?? '')).str('reason', String(value.reason ?? '')).str('payload', String(value.payload ?? ''));
   const point = b.at(value.ts, hash(`${String(value.topic)}/${String(value.reason)}/${String(value.payload)}`));
   return { ok: true, line: point, measurement: 'dead_letters', kind: 'dead_letter', value };
 }
+
+/**
+ * The field a reading is stored in: its own name, or `<name>_value` for a name the telemetry
+ * measurement already uses as a tag or field, or that InfluxDB reserves (RESERVED_READING_NAMES).
+ */
+export function readingField(name: string): string {
+  return RESERVED.has(name) ? `${name}_value` : name;
+}
+const RESERVED: ReadonlySet<string> = new Set(RESERVED_READING_NAMES);
 
 /** Sub-millisecond disambiguator for events without a sequence number. */
 function hash(s: string): number {
