@@ -32,12 +32,14 @@ export function writableName(name: string): string {
 
 /** A measurement name: `,` and space escaped. */
 export function escapeMeasurement(name: string): string {
+  if (!MAY_NEED_WORK.test(name) && name[0] !== '#') return name;
   const writable = writableName(name).replace(LEADING_HASH, REPLACEMENT);
   return NEEDS_MEASUREMENT_ESCAPE.test(writable) ? writable.replace(NEEDS_MEASUREMENT_ESCAPE_G, '\\$&') : writable;
 }
 
 /** A tag key, tag value or field key: `,`, `=` and space escaped. */
 export function escapeKey(name: string): string {
+  if (!MAY_NEED_WORK.test(name)) return name;
   const writable = writableName(name);
   return NEEDS_KEY_ESCAPE.test(writable) ? writable.replace(NEEDS_KEY_ESCAPE_G, '\\$&') : writable;
 }
@@ -47,8 +49,11 @@ export function quoteString(value: string): string {
   return `"${NEEDS_STRING_ESCAPE.test(value) ? value.replace(NEEDS_STRING_ESCAPE_G, '\\$&') : value}"`;
 }
 
-// CR, LF, a backslash followed by , = space " or the end; or a tab or NUL at the start.
+// The fast path: a name with none of these (almost every one) is written as it is.
 // eslint-disable-next-line no-control-regex -- NUL is one of the characters looked for
+const MAY_NEED_WORK = /[,= "\\\r\n\t\u0000]/;
+// CR, LF, a backslash followed by , = space " or the end; or a tab or NUL at the start.
+// eslint-disable-next-line no-control-regex -- as above
 const UNWRITABLE = /[\r\n]|\\(?=[,= "]|$)|^[\t\u0000]/;
 // eslint-disable-next-line no-control-regex -- as above
 const LEADING_BLANKS = /^[\t\u0000]+/;
