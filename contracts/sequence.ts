@@ -16,8 +16,9 @@
 //   than the window; whether it is a duplicate cannot be told, so `missing` is left alone);
 // - anything else — far ahead, ahead but older in time, behind but newer in time — cannot be told
 //   apart from a stray message (another run's retained state, a second counter) until the next
-//   message shows which run continues: if that one is closer to it than to the run, the run
-//   moves to it (a big gap, counted missing; or a restart, `resets`), else it was `stale`.
+//   message that is not an old one of the run shows which run continues: if that one is closer
+//   to it than to the run, the run moves to it (a big gap, counted missing; or a restart,
+//   `resets`), else it was `stale`.
 // `missing` is therefore exact for loss, reordering within WINDOW, duplicates and restarts; it
 // may over-count only messages that arrive more than WINDOW places late after being counted.
 
@@ -65,8 +66,9 @@ export class SequenceTracker {
       this.devices.set(device, startRun(seq, ts));
       return 'first';
     }
-    if (run.pending) this.resolve(run, seq);
     const ahead = seq - run.highest;
+    // An old message of the run (late, a duplicate) says nothing about a pending one.
+    if (run.pending && !(ahead <= 0 && ts <= run.newestTs)) this.resolve(run, seq);
     if (ahead > 0 && ahead <= SEQUENCE_WINDOW && ts >= run.newestTs) return this.advance(run, seq, ts);
     if (ahead <= 0 && ts <= run.newestTs) {
       if (-ahead >= SEQUENCE_WINDOW) {
@@ -90,7 +92,7 @@ export class SequenceTracker {
     this.devices.delete(device);
   }
 
-  /** The message after a pending one: whichever run it is closer to continues. */
+  /** The next message (not an old one of the run) after a pending one: whichever run it is closer to continues. */
   private resolve(run: DeviceRun, seq: number): void {
     const pending = run.pending!;
     run.pending = undefined;
