@@ -62,7 +62,8 @@ export class Receiver {
 
 /** A valid telemetry payload of exactly `size` bytes carrying the send time and the sequence number. */
 export function telemetryPayload(ts: number, seq: number, size = 64): Buffer {
-  const base = `{"ts":${ts},"seq":${seq},"values":{"v":1},"station":""}`;
+  // Padded with JSON whitespace: a padding field would have to be a valid id (a station may not be empty).
+  const base = `{"ts":${ts},"seq":${seq},"values":{"v":1}}`;
   const pad = size - Buffer.byteLength(base);
-  return Buffer.from(`{"ts":${ts},"seq":${seq},"values":{"v":1},"station":"${'x'.repeat(Math.max(0, pad))}"}`);
+  return Buffer.from(`{"ts":${ts},"seq":${seq},"values":{"v":1}${' '.repeat(Math.max(0, pad))}}`);
 }

@@ -2,6 +2,7 @@
 // Device messages carry the device's own timestamp (`ts`, ms since the Unix epoch) and a
 // per-device sequence number (`seq`) so duplicates are recognised and order is checked.
 import { z } from 'zod';
+import { ID_PATTERN } from './topics.js';
 
 export const DEVICE_STATES = ['RUNNING', 'IDLE', 'BLOCKED', 'STARVED', 'FAULT', 'MAINTENANCE', 'STOPPED'] as const;
 export type DeviceState = (typeof DEVICE_STATES)[number];
@@ -21,9 +22,52 @@ export type AckResult = (typeof ACK_RESULTS)[number];
 export const SEVERITIES = ['info', 'warning', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
-const timestamp = z.number().int().nonnegative().describe('device time, ms since the Unix epoch');
+/**
+ * The latest `ts` InfluxDB can store as a point's time. InfluxDB 1.x times are int64 nanoseconds,
+ * at most 9223372036854775806 (2262-04-11T23:47:16.854775806Z), and the historian puts a
+ * disambiguator of up to 999999 ns after the millisecond (historian/points.ts), so the largest
+ * millisecond whose every point time fits is floor((9223372036854775806 - 999999) / 10^6).
+ * The earliest (1677-09-21) is before 0, which `ts` cannot go below anyway.
+ */
+export const MAX_TIMESTAMP_MS = 9_223_372_036_853;
+
+const timestamp = z
+  .number()
+  .int()
+  .nonnegative()
+  .max(MAX_TIMESTAMP_MS, `must be at most ${MAX_TIMESTAMP_MS} (${new Date(MAX_TIMESTAMP_MS).toISOString()}), the latest time InfluxDB can store; send ms since the Unix epoch`)
+  .describe('device time, ms since the Unix epoch');
 const sequence = z.number().int().nonnegative().describe('per-device sequence number, +1 per message');
 const label = z.string().min(1).max(256);
+/**
+ * Free-form names that become InfluxDB tags (station, an alert's device, a command's target) follow
+ * the device id pattern, so no tag value can carry line-protocol syntax (newlines, `,`, `=`, `\`).
+ */
+const tagId = (what: string) => z.string().regex(ID_PATTERN, `must be ${what}: 1–64 of A–Z a–z 0–9 _ - (the device id pattern; no spaces, newlines or punctuation)`);
+/** The rule id pattern of rules/schema.ts: an alert's `rule` is a tag too. */
+export const RULE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** A reading name in telemetry `values`: it becomes an InfluxDB field key. */
+export const READING_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+/**
+ * Reading names the historian stores renamed to `<name>_value`, because the telemetry measurement
+ * already uses them (tags `device`, `line`, `station`, `type`; field `seq`) or InfluxDB reserves
+ * them (`time`: a field so named is dropped, a tag refused). See docs/historian.md, "Schema".
+ */
+export const RESERVED_READING_NAMES = ['device', 'line', 'station', 'type', 'seq', 'time'] as const;
+
+const readings = z.record(z.string(), z.number().finite()).superRefine((values, ctx) => {
+  for (const name of Object.keys(values)) {
+    if (!READING_NAME_PATTERN.test(name)) {
+      ctx.addIssue({ code: 'custom', message: `reading name ${JSON.stringify(name.slice(0, 80))} is not allowed: use 1–64 of A–Z a–z 0–9 _, not starting with a digit` });
+    }
+  }
+  for (const name of RESERVED_READING_NAMES) {
+    if (name in values && `${name}_value` in values) {
+      ctx.addIssue({ code: 'custom', path: [`${name}_value`], message: `a reading named "${name}" is stored as "${name}_value", so both cannot be sent in one message; rename one` });
+    }
+  }
+});
 
 export const stateSchema = z.strictObject({
   ts: timestamp,
@@ -31,7 +75,7 @@ export const stateSchema = z.strictObject({
   state: z.enum(DEVICE_STATES),
   reason: label.optional(),
   type: z.enum(DEVICE_TYPES).optional(),
-  station: z.string().max(64).optional(),
+  station: tagId('a station id').optional(),
   /** A line controller's current strategy, so consumers know it without waiting for a command. */
   strategy: z.enum(STRATEGIES).optional(),
 });
@@ -41,9 +85,9 @@ export const telemetrySchema = z.strictObject({
   ts: timestamp,
   seq: sequence,
   /** Numeric readings, e.g. { speed: 12.5, temperature: 61.2 }. */
-  values: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/), z.number().finite()),
+  values: readings,
   type: z.enum(DEVICE_TYPES).optional(),
-  station: z.string().max(64).optional(),
+  station: tagId('a station id').optional(),
 });
 export type TelemetryPayload = z.infer<typeof telemetrySchema>;
 
@@ -78,11 +122,11 @@ export type AckPayload = z.infer<typeof ackSchema>;
 
 export const alertSchema = z.strictObject({
   id: z.string().min(1).max(128),
-  rule: label,
+  rule: z.string().regex(RULE_ID_PATTERN, 'must be a rule id: 1–64 of A–Z a–z 0–9 _ . - (as in the rules files)'),
   severity: z.enum(SEVERITIES),
   state: z.enum(['raised', 'cleared', 'acknowledged']),
   message: z.string().max(1024),
-  device: z.string().max(64).optional(),
+  device: tagId('a device id').optional(),
   /** Who changed it when not the rule itself, e.g. `user:dashboard` for an acknowledge or clear. */
   origin: label.optional(),
   ts: timestamp,
@@ -116,7 +160,7 @@ export const commandOutcomeSchema = z.strictObject({
   params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
   origin: label,
   /** The device the command was addressed to (the line is in the topic). */
-  target: z.string().min(1).max(64),
+  target: tagId('a device id'),
   outcome: z.enum(COMMAND_OUTCOMES),
   /** How many times the command was sent (1 + retries); 0 when blocked. */
   attempts: z.number().int().nonnegative(),

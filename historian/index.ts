@@ -172,6 +172,8 @@ export class Historian implements Service {
       seq_missing: this.sequences.counters.missing,
       seq_duplicates: this.sequences.counters.duplicates,
       seq_reorders: this.sequences.counters.reorders,
+      seq_resets: this.sequences.counters.resets,
+      seq_stale: this.sequences.counters.stale,
     };
   }
 
@@ -198,8 +200,8 @@ export class Historian implements Service {
       this.drop(point.reason === 'topic' ? 'invalid_topic' : 'invalid_payload', point.error);
       return;
     }
-    const seq = (point.value as { seq?: unknown }).seq;
-    if (point.device && typeof seq === 'number' && point.kind !== 'outcome' && point.kind !== 'alert') this.sequences.check(`${point.lineId}/${point.device}`, seq);
+    const { seq, ts } = point.value as { seq?: unknown; ts?: unknown };
+    if (point.device && typeof seq === 'number' && typeof ts === 'number' && point.kind !== 'outcome' && point.kind !== 'alert') this.sequences.check(`${point.lineId}/${point.device}`, seq, ts);
     if (this.config.oee.enabled) this.observe(point);
     if (!this.group) {
       let resolve!: () => void;

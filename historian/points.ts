@@ -6,7 +6,8 @@
 // in the nanosecond digits. Replaying an event writes the same point again (harmless); two
 // distinct events of one device in the same millisecond do not overwrite each other.
 import { crc32 } from 'node:zlib';
-import { DEVICE_STATES, parseTopic, validatePayload, type MessageKind, type PayloadOf } from '../contracts/index.js';
+import { DEVICE_STATES, MAX_TIMESTAMP_MS, parseTopic, RESERVED_READING_NAMES, validatePayload, type MessageKind, type PayloadOf } from '../contracts/index.js';
+import { escapeKey, escapeMeasurement, quoteString } from './line-protocol.js';
 
 export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'line', 'dead_letters'] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
@@ -32,7 +33,7 @@ export function toPoint(topic: string, payload: Buffer | string): PointResult {
     case 'telemetry': {
       const p = v.value as PayloadOf['telemetry'];
       const b = new PointBuilder('telemetry').tag('device', device).tag('line', line).tag('station', p.station).tag('type', p.type);
-      for (const key in p.values) b.float(key === 'seq' ? 'seq_value' : key, p.values[key]);
+      for (const key in p.values) b.float(readingField(key), p.values[key]);
       return { ...base, measurement: 'telemetry', line: b.int('seq', p.seq).at(p.ts, p.seq) };
     }
     case 'state': {
@@ -90,14 +91,23 @@ function deadLetterPoint(client: string, payload: Buffer | string): PointResult 
   } catch {
     return { ok: false, reason: 'schema', error: `lw/_dead/${client}: payload is not valid JSON` };
   }
-  if (typeof value?.ts !== 'number' || !Number.isInteger(value.ts) || value.ts < 0) {
-    return { ok: false, reason: 'schema', error: `lw/_dead/${client}.ts: expected an integer timestamp in ms` };
+  if (typeof value?.ts !== 'number' || !Number.isInteger(value.ts) || value.ts < 0 || value.ts > MAX_TIMESTAMP_MS) {
+    return { ok: false, reason: 'schema', error: `lw/_dead/${JSON.stringify(client)}.ts: expected an integer timestamp in ms, 0 to ${MAX_TIMESTAMP_MS}` };
   }
   const b = new PointBuilder('dead_letters').tag('client', client);
   b.str('topic', String(value.topic ?? '')).str('reason', String(value.reason ?? '')).str('payload', String(value.payload ?? ''));
   const point = b.at(value.ts, hash(`${String(value.topic)}/${String(value.reason)}/${String(value.payload)}`));
   return { ok: true, line: point, measurement: 'dead_letters', kind: 'dead_letter', value };
 }
+
+/**
+ * The field a reading is stored in: its own name, or `<name>_value` for a name the telemetry
+ * measurement already uses as a tag or field, or that InfluxDB reserves (RESERVED_READING_NAMES).
+ */
+export function readingField(name: string): string {
+  return RESERVED.has(name) ? `${name}_value` : name;
+}
+const RESERVED: ReadonlySet<string> = new Set(RESERVED_READING_NAMES);
 
 /** Sub-millisecond disambiguator for events without a sequence number. */
 function hash(s: string): number {
@@ -106,19 +116,20 @@ function hash(s: string): number {
 
 /**
  * Builds one line of line protocol: `measurement,tag=v,… field=1,s="x",n=2i <ns>`. Tags are added
- * in key order (InfluxDB's own series-key order); absent tags and fields are left out. Tag and
- * field keys here are constants or schema-checked identifiers, so only values need escaping.
+ * in key order (InfluxDB's own series-key order); absent tags and fields are left out. Every
+ * name and string goes through historian/line-protocol.ts, so no input can end the line or
+ * escape a separator (the contract keeps tags to safe ids as well; this holds without it).
  */
 export class PointBuilder {
   private out: string;
   private sep = ' ';
 
   constructor(measurement: Measurement) {
-    this.out = measurement;
+    this.out = escapeMeasurement(measurement);
   }
 
   tag(key: string, value: string | undefined): this {
-    if (value !== undefined && value !== '') this.out += `,${key}=${NEEDS_TAG_ESCAPE.test(value) ? value.replace(NEEDS_TAG_ESCAPE_G, '\\$&') : value}`;
+    if (value !== undefined && value !== '') this.out += `,${escapeKey(key)}=${escapeKey(value)}`;
     return this;
   }
 
@@ -135,7 +146,7 @@ export class PointBuilder {
 
   /** A string field: `\` and `"` are escaped; a newline inside the quotes is kept as is. */
   str(key: string, value: string | undefined): this {
-    if (value !== undefined) this.field(key, `"${NEEDS_STRING_ESCAPE.test(value) ? value.replace(NEEDS_STRING_ESCAPE_G, '\\$&') : value}"`);
+    if (value !== undefined) this.field(key, quoteString(value));
     return this;
   }
 
@@ -150,15 +161,7 @@ export class PointBuilder {
   }
 
   private field(key: string, value: string): void {
-    this.out += this.sep + key + '=' + value;
+    this.out += this.sep + escapeKey(key) + '=' + value;
     this.sep = ',';
   }
 }
-
-// Line protocol escaping (InfluxDB 1.x): tag values escape comma, equals and space; string field
-// values escape double quote and backslash. (node-influx's escape helpers also rewrite a `\'`
-// sequence, which would change such values, so they are not used here.)
-const NEEDS_TAG_ESCAPE = /[,= ]/;
-const NEEDS_TAG_ESCAPE_G = /[,= ]/g;
-const NEEDS_STRING_ESCAPE = /["\\]/;
-const NEEDS_STRING_ESCAPE_G = /["\\]/g;

@@ -254,7 +254,7 @@ export class RulesEngine implements Service {
   ingest(kind: DeviceKind, line: string, device: string, msg: DeviceMessage): void {
     this.c.received!++;
     const id = `${line}/${device}`;
-    if (msg.seq !== undefined && this.sequences.check(id, msg.seq) === 'duplicate') {
+    if (msg.seq !== undefined && this.sequences.check(id, msg.seq, msg.ts) === 'duplicate') {
       this.c.duplicates!++;
       return;
     }

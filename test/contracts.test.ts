@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseTopic, topicMatches, topics } from '../contracts/topics.js';
 import { validatePayload, MAX_PAYLOAD_BYTES } from '../contracts/validate.js';
+import { MAX_TIMESTAMP_MS } from '../contracts/schemas.js';
 import { SequenceTracker } from '../contracts/sequence.js';
 
 describe('topics', () => {
@@ -67,28 +68,122 @@ describe('payload validation', () => {
   });
 });
 
+describe('payload validation: what becomes an InfluxDB tag or time', () => {
+  const tomorrow = (): number => {
+    const now = new Date();
+    return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1, 0, 0, 1);
+  };
+
+  it('refuses the line-protocol injection event: a station with a newline', () => {
+    const r = validatePayload('telemetry', `{"ts":${tomorrow()},"seq":11,"station":"x\\nstate","values":{"state":1}}`);
+    expect(r).toEqual({ ok: false, error: 'telemetry.station: must be a station id: 1–64 of A–Z a–z 0–9 _ - (the device id pattern; no spaces, newlines or punctuation)' });
+  });
+
+  it('holds every free-form string that becomes a tag to an id pattern', () => {
+    const bad = (kind: Parameters<typeof validatePayload>[0], payload: unknown): string => {
+      const r = validatePayload(kind, JSON.stringify(payload));
+      return r.ok ? 'accepted' : r.error;
+    };
+    expect(bad('state', { ts: 1, seq: 1, state: 'IDLE', station: 'bay 1,east=2' })).toMatch(/^state\.station: must be a station id/);
+    expect(bad('telemetry', { ts: 1, seq: 1, values: {}, station: 'a\\' })).toMatch(/^telemetry\.station: must be a station id/);
+    expect(bad('alert', { id: 'a', rule: 'r', severity: 'info', state: 'raised', message: 'm', device: 'x\nstate', ts: 1 })).toMatch(/^alert\.device: must be a device id/);
+    expect(bad('alert', { id: 'a', rule: 'r\nx', severity: 'info', state: 'raised', message: 'm', ts: 1 })).toMatch(/^alert\.rule: must be a rule id/);
+    expect(bad('outcome', { id: 'c', action: 'stop', origin: 'o', target: 'a b', outcome: 'done', attempts: 1, issuedAt: 1, ts: 1 })).toMatch(/^outcome\.target: must be a device id/);
+    expect(bad('alert', { id: 'a', rule: 'overheat.v2', severity: 'info', state: 'raised', message: 'line 1\nline 2', device: 'conv-2', ts: 1 })).toBe('accepted');
+    expect(bad('state', { ts: 1, seq: 1, state: 'IDLE', station: 'st-1_a' })).toBe('accepted');
+  });
+
+  it('refuses reading names outside the pattern, and a reading beside its own renamed form', () => {
+    const r = validatePayload('telemetry', JSON.stringify({ ts: 1, seq: 1, values: { 'x\nstate': 1 } }));
+    expect(r).toEqual({ ok: false, error: 'telemetry.values: reading name "x\\nstate" is not allowed: use 1–64 of A–Z a–z 0–9 _, not starting with a digit' });
+    const both = validatePayload('telemetry', JSON.stringify({ ts: 1, seq: 1, values: { device: 1, device_value: 2 } }));
+    expect(both).toEqual({ ok: false, error: 'telemetry.values.device_value: a reading named "device" is stored as "device_value", so both cannot be sent in one message; rename one' });
+    expect(validatePayload('telemetry', JSON.stringify({ ts: 1, seq: 1, values: { device: 1, time: 2, temperature: 3 } })).ok).toBe(true);
+  });
+
+  it('bounds ts to what InfluxDB can store, with room for the nanosecond disambiguator', () => {
+    const r = validatePayload('telemetry', JSON.stringify({ ts: 9007199254740991, seq: 1, values: {} }));
+    expect(r).toEqual({ ok: false, error: 'telemetry.ts: must be at most 9223372036853 (2262-04-11T23:47:16.853Z), the latest time InfluxDB can store; send ms since the Unix epoch' });
+    expect(validatePayload('state', JSON.stringify({ ts: MAX_TIMESTAMP_MS, seq: 1, state: 'IDLE' })).ok).toBe(true);
+    expect(validatePayload('state', JSON.stringify({ ts: MAX_TIMESTAMP_MS + 1, seq: 1, state: 'IDLE' })).ok).toBe(false);
+    // The largest point time the historian can write: ts ms and a disambiguator of 999999 ns.
+    expect(BigInt(MAX_TIMESTAMP_MS) * 1_000_000n + 999_999n).toBeLessThanOrEqual(9_223_372_036_854_775_806n);
+    expect(BigInt(MAX_TIMESTAMP_MS + 1) * 1_000_000n + 999_999n).toBeGreaterThan(9_223_372_036_854_775_806n);
+  });
+});
+
 describe('SequenceTracker', () => {
-  it('recognises next, duplicate, gap, reorder and reset', () => {
+  it('counts a known pattern exactly: gaps, duplicates, late, cross-kind reorder, restarts, strays, a big gap', () => {
     const t = new SequenceTracker();
-    expect(t.check('d', 1)).toBe('first');
-    expect(t.check('d', 2)).toBe('next');
-    expect(t.check('d', 2)).toBe('duplicate');
-    expect(t.check('d', 5)).toBe('gap');
-    expect(t.counters.missing).toBe(2);
-    expect(t.check('d', 4)).toBe('reorder');
-    expect(t.counters.missing).toBe(1);
-    expect(t.check('d', 4)).toBe('duplicate');
-    expect(t.check('d', 1)).toBe('duplicate');
-    expect(t.check('d', 6)).toBe('next');
-    t.check('d', 500);
-    expect(t.check('d', 0)).toBe('reset');
-    expect(t.counters).toMatchObject({ duplicates: 3, gaps: 2, reorders: 1, resets: 1 });
+    const verdicts: string[] = [];
+    const send = (seq: number, ts: number): void => void verdicts.push(t.check('L/d', seq, ts));
+    // Run 1, ts = 1000 + seq: 1..10, then 13..20 (11 and 12 lost).
+    for (let seq = 1; seq <= 10; seq++) send(seq, 1000 + seq);
+    for (let seq = 13; seq <= 20; seq++) send(seq, 1000 + seq);
+    expect(t.counters).toMatchObject({ gaps: 1, missing: 2 });
+    send(20, 1020); // QoS 1 redelivery
+    send(5, 1005); // an old one again
+    send(11, 1011); // late after all
+    expect(t.counters).toMatchObject({ duplicates: 2, reorders: 1, missing: 1 });
+    // Across kinds: telemetry 21, state 23 overtakes telemetry 22, then 24.
+    send(21, 1021);
+    send(23, 1023);
+    send(22, 1022);
+    send(24, 1024);
+    expect(t.counters).toMatchObject({ gaps: 2, missing: 1, reorders: 2 });
+    // The device restarts: seq 1 again, at a later time.
+    send(1, 5001);
+    send(2, 5002);
+    send(3, 5003);
+    // The gateway restarts and stamps from 0.
+    send(0, 9000);
+    send(1, 9001);
+    send(2, 9002);
+    expect(t.counters).toMatchObject({ resets: 2, missing: 1, duplicates: 2 });
+    // The retained state of run 1 arrives after the new run's first messages.
+    send(24, 1024);
+    send(3, 9003);
+    // A real loss of 2996 messages (4..2999), confirmed by the message after it.
+    send(3000, 12000);
+    send(3001, 12001);
+    // A stray from another counter, then the run goes on.
+    send(90000, 12002);
+    send(3002, 12003);
+    // A redelivery from far behind the window, and a duplicate within it.
+    send(1500, 10500);
+    send(3001, 12001);
+    expect(t.counters).toEqual({ duplicates: 3, gaps: 3, missing: 2997, reorders: 2, resets: 2, stale: 3 });
+    expect(verdicts.slice(0, 3)).toEqual(['first', 'next', 'next']);
+    expect(verdicts.slice(-4)).toEqual(['pending', 'next', 'stale', 'duplicate']);
+  });
+
+  it('counts nothing missing when nothing was lost: cross-kind reorders, a stale retained state, a redelivery burst (20 devices)', () => {
+    const t = new SequenceTracker();
+    for (let device = 0; device < 20; device++) {
+      const id = `L/dev-${device}`;
+      // Arrival order: 0..999, every pair (10k+3, 10k+4) swapped.
+      const order: number[] = [];
+      for (let seq = 0; seq < 1000; seq++) order.push(seq % 10 === 3 ? seq + 1 : seq % 10 === 4 ? seq - 1 : seq);
+      order.forEach((seq, i) => {
+        t.check(id, seq, 1_700_000_000_000 + seq);
+        // The state retained from the device's previous run (higher seq, older time) arrives late.
+        if (i === 2) t.check(id, 20_000 + device, 1_600_000_000_000);
+        // A reconnect redelivers the last 100 unacknowledged messages.
+        if (i === 700) for (const again of order.slice(601, 701)) t.check(id, again, 1_700_000_000_000 + again);
+      });
+    }
+    expect(t.counters).toEqual({ duplicates: 2000, gaps: 2000, missing: 0, reorders: 2000, resets: 0, stale: 20 });
   });
 
   it('tracks devices independently', () => {
     const t = new SequenceTracker();
-    t.check('a', 10);
-    expect(t.check('b', 10)).toBe('first');
-    expect(t.check('a', 11)).toBe('next');
+    t.check('a', 10, 1);
+    expect(t.check('b', 10, 1)).toBe('first');
+    expect(t.check('a', 11, 2)).toBe('next');
+    t.check('a', 13, 3);
+    // A late message of c (before its first one) does not take a's missing one off.
+    t.check('c', 12, 2);
+    expect(t.check('c', 11, 1)).toBe('reorder');
+    expect(t.counters).toMatchObject({ missing: 1, reorders: 1 });
   });
 });

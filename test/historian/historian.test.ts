@@ -71,7 +71,7 @@ describe('Historian', () => {
   it('stores every kind of event under the documented schema, at the device time', async () => {
     const { historian, database } = await startHistorian();
     await publish('lw/A/conv-1/telemetry', { ts: T0, seq: 1, values: { speed: 12.5, temperature: 61 }, station: 's1', type: 'conveyor' });
-    await publish('lw/A/conv-1/state', { ts: T0 + 1, seq: 2, state: 'FAULT', reason: 'motor "overload" \\\' C:\\motor', station: 'bay 1,east=2' });
+    await publish('lw/A/conv-1/state', { ts: T0 + 1, seq: 2, state: 'FAULT', reason: 'motor "overload" \\\' C:\\motor', station: 'bay-1' });
     await publish('lw/A/conv-1/status', { ts: T0 + 2, status: 'offline' });
     await publish('lw/A/conv-1/cmd', { id: 'c1', action: 'set_speed', params: { speed: 8 }, origin: 'rule:overheat', ts: T0 + 3, expiresAt: T0 + 5000 });
     await publish('lw/A/conv-1/cmd/ack', { id: 'c1', result: 'done', ts: T0 + 4 });
@@ -84,7 +84,7 @@ describe('Historian', () => {
       { time: T0, line: 'A', device: 'conv-1', station: 's1', type: 'conveyor', speed: 12.5, temperature: 61, seq: 1 },
     ]);
     expect(await select(database, 'SELECT * FROM state')).toEqual([
-      { time: T0 + 1, line: 'A', device: 'conv-1', station: 'bay 1,east=2', state: 'FAULT', code: 4, reason: 'motor "overload" \\\' C:\\motor', seq: 2 },
+      { time: T0 + 1, line: 'A', device: 'conv-1', station: 'bay-1', state: 'FAULT', code: 4, reason: 'motor "overload" \\\' C:\\motor', seq: 2 },
     ]);
     expect(await select(database, 'SELECT * FROM status')).toEqual([{ time: T0 + 2, line: 'A', device: 'conv-1', status: 'offline', online: 0 }]);
     // event, action, result and outcome are tags (InfluxQL returns tags only next to a field).

@@ -22,9 +22,14 @@ describe('toPoint', () => {
     expect(alertRaised.ok && alertCleared.ok && alertRaised.line.split(' ').at(-1) !== alertCleared.line.split(' ').at(-1)).toBe(true);
   });
 
-  it('escapes tag values and string fields by the line protocol rules', () => {
-    const p = toPoint('lw/A/st-1/state', JSON.stringify({ ts: T, seq: 3, state: 'FAULT', reason: 'say "hi" \\ bye', station: 'bay 1,east=2' }));
-    expect(p.ok && p.line).toBe(`state,device=st-1,line=A,station=bay\\ 1\\,east\\=2 state="FAULT",code=4i,reason="say \\"hi\\" \\\\ bye",seq=3i ${T}000003`);
+  it('escapes string fields by the line protocol rules', () => {
+    const p = toPoint('lw/A/st-1/state', JSON.stringify({ ts: T, seq: 3, state: 'FAULT', reason: 'say "hi" \\ bye', station: 'bay-1' }));
+    expect(p.ok && p.line).toBe(`state,device=st-1,line=A,station=bay-1 state="FAULT",code=4i,reason="say \\"hi\\" \\\\ bye",seq=3i ${T}000003`);
+  });
+
+  it('stores readings named like a tag, the seq field or InfluxDB\'s time as <name>_value', () => {
+    const p = toPoint('lw/A/d/telemetry', JSON.stringify({ ts: T, seq: 1, values: { device: 1, line: 2, station: 3, type: 4, seq: 5, time: 6, Time: 7, temperature: 20 } }));
+    expect(p.ok && p.line).toBe(`telemetry,device=d,line=A device_value=1,line_value=2,station_value=3,type_value=4,seq_value=5,time_value=6,Time=7,temperature=20,seq=1i ${T}000001`);
   });
 
   it('refuses what is not a linewatch topic or fails its schema, saying which field', () => {
@@ -42,6 +47,11 @@ describe('toPoint', () => {
 });
 
 describe('PointBuilder', () => {
+  it('escapes tag keys and values and field keys, and replaces what cannot be written', () => {
+    const line = new PointBuilder('telemetry').tag('device', 'x\nstate').tag('station', 'bay 1,east=2\\').float('a b', 1).at(T, 0);
+    expect(line).toBe(`telemetry,device=x\uFFFDstate,station=bay\\ 1\\,east\\=2\uFFFD a\\ b=1 ${T}000000`);
+  });
+
   it('leaves out absent tags and fields', () => {
     const line = new PointBuilder('line').tag('line', 'A').tag('device', undefined).float('oee', undefined).int('goodCount', 7).at(T, 0);
     expect(line).toBe(`line,line=A goodCount=7i ${T}000000`);
