@@ -52,6 +52,11 @@ export function readAccounts(file: string): DevicesFile {
     const issue = parsed.error.issues[0]!;
     throw new Error(`devices file ${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}; manage it with \`linewatch devices\``);
   }
+  // Client ids are bound to usernames (contracts/client-id.ts), which relies on the username rules.
+  for (const [username, account] of Object.entries(parsed.data.accounts)) {
+    const problem = usernameProblem(username, account.role);
+    if (problem) throw new Error(`devices file ${file}: accounts.${username}: ${problem}; delete that entry from the file and add the account again with \`linewatch devices add\``);
+  }
   return parsed.data;
 }
 

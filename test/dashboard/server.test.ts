@@ -20,7 +20,7 @@ let secured: DashboardServer;
 const clients: MqttClient[] = [];
 
 async function connect(username: string, password: string): Promise<MqttClient> {
-  const client = await mqtt.connectAsync(broker.url, { username, password, clientId: `${username.replace('/', '_')}-${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 0 });
+  const client = await mqtt.connectAsync(broker.url, { username, password, clientId: `${username}:${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 0 });
   clients.push(client);
   return client;
 }

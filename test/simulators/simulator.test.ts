@@ -40,7 +40,7 @@ afterAll(async () => {
 type Got = { topic: string; kind: MessageKind | undefined; body: Record<string, unknown> };
 
 async function watch(filter = 'lw/A/#'): Promise<{ client: MqttClient; got: Got[] }> {
-  const client = await mqtt.connectAsync(tb.url, ADMIN);
+  const client = await mqtt.connectAsync(tb.url, { ...ADMIN, clientId: `${ADMIN.username}:watch-${Math.random().toString(36).slice(2, 8)}` });
   const got: Got[] = [];
   client.on('message', (topic, payload) => {
     const kind = topic.endsWith('/cmd/ack') ? 'ack' : (topic.split('/')[3] as MessageKind);
