@@ -11,6 +11,7 @@ import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import type { Counters } from '../lib/service.js';
 import { AccountStore } from './account-store.js';
+import { LoginBackoff } from './login-backoff.js';
 import { assertAedesPatched } from './aedes-patch.js';
 import type { Role } from './accounts.js';
 import { mayPublish, maySubscribe, rulesFor } from './acl.js';
@@ -60,6 +61,9 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   const limitedLog = new LogLimiter(log);
   const accounts = config.open ? undefined : new AccountStore(config.devicesFile);
   if (accounts) await accounts.load(); // a broken devices file stops the start with its error
+  // Password guessing: failed logins back off per remote address and per account.
+  const failedByAddress = new LoginBackoff(config.loginBackoff);
+  const failedByAccount = new LoginBackoff(config.loginBackoff);
   // The ACL rules of each authenticated client (none in open mode: anything goes), shared per account.
   const sessions = new WeakMap<Client, ReturnType<typeof rulesFor>>();
   const emptyIdPersistent = new WeakSet<Client>();
@@ -109,13 +113,25 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
         limitedLog.write('warn', 'client_id_denied', { clientId: client.id, username, remote: remoteOf(client) }, `refused a client id that does not belong to its account: use "${username}" or "${username}:<suffix>"`);
         return done(authError(`client id "${client.id}" does not belong to ${username}`, 2), false);
       }
+      const remote = remoteOf(client);
+      const address = remote.slice(0, remote.lastIndexOf(':'));
+      const retryInMs = Math.max(failedByAddress.blockedForMs(address), failedByAccount.blockedForMs(username));
+      if (retryInMs > 0) {
+        counters.reject('login_backoff');
+        limitedLog.write('warn', 'login_backoff', { clientId: client.id, username, remote, retryInMs }, 'refused a login without checking the password: too many failed logins from this address or for this account (broker.loginBackoff)');
+        return done(authError('too many failed logins; try again later', 5), false);
+      }
       accounts.verify(username, password.toString('utf8')).then(
         (account) => {
           if (!account) {
+            failedByAddress.failure(address);
+            failedByAccount.failure(username);
             counters.reject('bad_credentials');
-            limitedLog.write('info', 'bad_credentials', { clientId: client.id, username, remote: remoteOf(client) }, 'refused a client: unknown user or wrong password');
+            limitedLog.write('info', 'bad_credentials', { clientId: client.id, username, remote }, 'refused a client: unknown user or wrong password');
             return done(authError('bad user name or password', 4), false);
           }
+          failedByAddress.success(address);
+          failedByAccount.success(username);
           sessions.set(client, rulesOf(account.role, username));
           done(null, true);
         },
