@@ -24,7 +24,7 @@ import { createSafeMq } from './safe-mq.js';
 import { dropOnlyExactCopies } from './dedupe.js';
 import { BrokerCounters, type BrokerStats, type RejectReason } from './stats.js';
 
-export { addAccount, addAccounts, removeAccount, listAccounts, ROLES, type Role, type AccountSummary, type NewAccount } from './accounts.js';
+export { addAccount, addAccounts, generatePassword, passwordProblem, removeAccount, listAccounts, ROLES, type Role, type AccountSummary, type NewAccount } from './accounts.js';
 export { brokerConfigSchema, type BrokerConfig } from './config.js';
 export { REJECT_REASONS, type BrokerStats, type RejectReason } from './stats.js';
 

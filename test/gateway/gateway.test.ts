@@ -14,7 +14,7 @@ import { SerialGateway } from '../../gateway/index.js';
 import { sleep, waitFor, withTimeout } from '../../lib/wait.js';
 import { startPtyPair, type TestPtyPair } from '../harness/pty.js';
 
-const GW = { username: 'gw-1', password: 'gw-secret-1' };
+const GW = { username: 'gw-1', password: 'gw-secret-one' };
 const WATCH = { username: 'watcher', password: 'watch-secret-1' };
 
 let dir: string;

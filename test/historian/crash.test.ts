@@ -26,7 +26,7 @@ describe('historian process crash', () => {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before this test`);
     [influx, broker] = await Promise.all([startTestInflux(), startTestBroker({ wsPort: null })]);
     await broker.addAccount('hist', 'hist-password', 'historian');
-    await broker.addAccount('gw', 'gw-password', 'gateway');
+    await broker.addAccount('gw', 'gw-password-1', 'gateway');
     dir = mkdtempSync(join(tmpdir(), 'lw-hist-crash-'));
   });
   afterAll(async () => {
@@ -83,7 +83,7 @@ describe('historian process crash', () => {
 
   it('loses nothing when SIGKILLed with a full spool, and replays it on restart', { timeout: 120_000 }, async () => {
     let historian = await startHistorianProcess();
-    const gateway = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password', clientId: 'gw:crash' });
+    const gateway = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password-1', clientId: 'gw:crash' });
     const { sendUpTo } = telemetryStream('K', DEVICES);
     const count = async (): Promise<number> => {
       const [r] = await influx.query('SELECT count("v") FROM telemetry', 'crash');

@@ -43,7 +43,7 @@ describe('historian zero loss', () => {
     const bus = await MqttBus.connect(broker.url, { username: 'hist', password: 'hist-password', clientId: 'hist:zero-loss', clean: false });
     const historian = new Historian({ bus, config, dataDir: dir });
     await historian.start();
-    const gateway = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password', clientId: 'gw:zero-loss' });
+    const gateway = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password-1', clientId: 'gw:zero-loss' });
     const { sendUpTo } = telemetryStream('Z', DEVICES);
     try {
       await sendUpTo(gateway, 6000);
