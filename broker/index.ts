@@ -115,7 +115,9 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       }
       const remote = remoteOf(client);
       const address = remote.slice(0, remote.lastIndexOf(':'));
-      const retryInMs = Math.max(failedByAddress.blockedForMs(address), failedByAccount.blockedForMs(username));
+      // Usernames are at most 129 characters (LINE/DEVICE); a longer one is nobody's, and may not cost its size in the tracker.
+      const accountKey = username.slice(0, 256);
+      const retryInMs = Math.max(failedByAddress.blockedForMs(address), failedByAccount.blockedForMs(accountKey));
       if (retryInMs > 0) {
         counters.reject('login_backoff');
         limitedLog.write('warn', 'login_backoff', { clientId: client.id, username, remote, retryInMs }, 'refused a login without checking the password: too many failed logins from this address or for this account (broker.loginBackoff)');
@@ -125,13 +127,13 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
         (account) => {
           if (!account) {
             failedByAddress.failure(address);
-            failedByAccount.failure(username);
+            failedByAccount.failure(accountKey);
             counters.reject('bad_credentials');
             limitedLog.write('info', 'bad_credentials', { clientId: client.id, username, remote }, 'refused a client: unknown user or wrong password');
             return done(authError('bad user name or password', 4), false);
           }
           failedByAddress.success(address);
-          failedByAccount.success(username);
+          failedByAccount.success(accountKey);
           sessions.set(client, rulesOf(account.role, username));
           done(null, true);
         },
