@@ -57,7 +57,9 @@ export class MqttBus implements Bus {
     } catch (err) {
       client.end(true);
       throw new Error(
-        `cannot connect to the MQTT broker at ${url}: ${(err as Error).message}. Check that a broker listens there (\`linewatch broker\` starts one) and that the username and password are right`,
+        (err as { code?: number }).code === 2
+          ? `the MQTT broker at ${url} refused the client id "${String(clientId)}": with an account, use the username or USERNAME:suffix (docs/broker.md#client-ids)`
+          : `cannot connect to the MQTT broker at ${url}: ${(err as Error).message}. Check that a broker listens there (\`linewatch broker\` starts one) and that the username and password are right`,
         { cause: err },
       );
     }

@@ -4,6 +4,7 @@
 // MQTT.js clients and mosquitto_pub.
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MqttBus } from '../../bus/index.js';
 import { waitFor, withTimeout } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 import { mosquittoPub } from '../harness/mosquitto-clients.js';
@@ -137,6 +138,13 @@ describe('client ids bound to accounts', () => {
     }
     expect(tb.broker.stats().rejects.client_id_denied - before).toBe(refused.length);
     expect(tb.broker.counters().rejected_client_id_denied).toBeGreaterThanOrEqual(refused.length);
+  });
+
+  it('MqttBus picks an id the broker accepts when given none, and says what is wrong with a refused one', async () => {
+    const bus = await MqttBus.connect(tb.url, { ...GATEWAY, reconnectPeriod: 0 });
+    expect(bus.client.options.clientId).toMatch(/^gw-1:bus-/);
+    await bus.close();
+    await expect(MqttBus.connect(tb.url, { ...GATEWAY, clientId: 'linewatch-gateway-4711', reconnectPeriod: 0 })).rejects.toThrow(/refused the client id "linewatch-gateway-4711": with an account, use the username or USERNAME:suffix/);
   });
 
   it('lets an empty client id with clean session on through (the broker assigns a unique one)', async () => {
