@@ -308,7 +308,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     bus,
     ports,
     stats: () => counters.stats(),
-    counters: () => counters.counters(),
+    counters: () => ({ ...counters.counters(), password_checks: accounts?.verifications ?? 0 }),
     stop() {
       stopping ??= (async () => {
         clearInterval(sampler);

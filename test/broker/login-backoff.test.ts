@@ -106,9 +106,11 @@ describe('login backoff in the broker', () => {
   it('after 3 wrong passwords refuses even the right one with CONNACK 5 until the window passes', async () => {
     for (let n = 0; n < 3; n++) expect(await code('A/guessed-1', `wrong-guess-${n}-x`)).toBe(4);
     const before = tb.broker.stats().rejects.login_backoff;
+    const checks = tb.broker.counters().password_checks;
     expect(await code('A/guessed-1', 'guessed-secret-1')).toBe(5);
     expect(await code('A/bystander-1', 'bystander-secret-1')).toBe(5); // same address
     expect(tb.broker.stats().rejects.login_backoff - before).toBe(2);
+    expect(tb.broker.counters().password_checks).toBe(checks); // refused without running scrypt
     await waitFor(async () => (await code('A/guessed-1', 'guessed-secret-1')) === 0, 10_000, 'the right password to be accepted once the window is over');
     expect(await code('A/bystander-1', 'bystander-secret-1')).toBe(0);
   });
