@@ -37,7 +37,7 @@ function open(port: number, clientId: string, username: string, keepaliveS = 60)
 
 async function connectAll(port: number, devices: number, withSubscriber: boolean): Promise<void> {
   if (withSubscriber) {
-    subscriber = await open(port, 'bench-subscriber', 'bench-sub');
+    subscriber = await open(port, 'bench-sub:subscriber', 'bench-sub');
     const reader = new PacketReader();
     subscriber.on('data', (chunk: Buffer) => {
       const acks: Buffer[] = [];
@@ -54,7 +54,7 @@ async function connectAll(port: number, devices: number, withSubscriber: boolean
   }
   publishers = await Promise.all(
     Array.from({ length: devices }, async (_, i) => {
-      const socket = await open(port, `bench-dev-${i}`, deviceName(i));
+      const socket = await open(port, `${deviceName(i)}:bench-dev-${i}`, deviceName(i));
       const topic = Buffer.from(`lw/${deviceName(i)}/telemetry`);
       const header = Buffer.concat([Buffer.from([0x32, 2 + topic.length + 2 + 64, 0, topic.length]), topic]);
       const pub: Publisher = { socket, header, seq: 0, messageId: 0, acked: 0 };
@@ -122,7 +122,7 @@ async function openIdle(port: number, count: number): Promise<number> {
     const batch = await Promise.all(
       Array.from({ length: Math.min(50, count - i) }, () => {
         const id = idleIds++;
-        return open(port, `idle-${id}`, deviceName(id % 100), 0).catch(() => undefined);
+        return open(port, `${deviceName(id % 100)}:idle-${id}`, deviceName(id % 100), 0).catch(() => undefined);
       }),
     );
     const sockets = batch.filter((s): s is Socket => s !== undefined);

@@ -52,6 +52,11 @@ export function readAccounts(file: string): DevicesFile {
     const issue = parsed.error.issues[0]!;
     throw new Error(`devices file ${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}; manage it with \`linewatch devices\``);
   }
+  // Client ids are bound to usernames (contracts/client-id.ts), which relies on the username rules.
+  for (const [username, account] of Object.entries(parsed.data.accounts)) {
+    const problem = usernameProblem(username, account.role);
+    if (problem) throw new Error(`devices file ${file}: accounts.${username}: ${problem}; delete that entry from the file and add the account again with \`linewatch devices add\``);
+  }
   return parsed.data;
 }
 
@@ -78,6 +83,31 @@ export function usernameProblem(username: string, role: Role): string | undefine
   return undefined;
 }
 
+/** The shortest password an account may have. */
+export const MIN_PASSWORD_LENGTH = 12;
+const MIN_DISTINCT_CHARACTERS = 6;
+const CHARACTER_CLASSES = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/];
+
+/** Why a password is too weak for an account, or undefined if it is strong enough. */
+export function passwordProblem(password: string): string | undefined {
+  const characters = [...password];
+  if (characters.length < MIN_PASSWORD_LENGTH) return `the password must have at least ${MIN_PASSWORD_LENGTH} characters`;
+  if (CHARACTER_CLASSES.filter((c) => c.test(password)).length < 2) return 'the password must mix at least two kinds of characters (lower case, upper case, digits, others)';
+  if (new Set(characters).size < MIN_DISTINCT_CHARACTERS) return `the password must have at least ${MIN_DISTINCT_CHARACTERS} different characters`;
+  if (/^(.+)\1+$/su.test(password)) return 'the password must not be one part repeated (like abc123abc123)';
+  const steps = characters.slice(1).map((c, i) => c.codePointAt(0)! - characters[i]!.codePointAt(0)!);
+  if (steps.every((s) => s === 1) || steps.every((s) => s === -1)) return 'the password must not be a sequence (like abcdef… or 987654…)';
+  return undefined;
+}
+
+/** A random password (24 characters of base64url) that passes passwordProblem. */
+export function generatePassword(): string {
+  for (;;) {
+    const password = randomBytes(18).toString('base64url');
+    if (!passwordProblem(password)) return password;
+  }
+}
+
 export interface NewAccount {
   username: string;
   password: string;
@@ -88,7 +118,8 @@ async function hashAccount({ username, password, role }: NewAccount): Promise<Ac
   if (!(ROLES as readonly string[]).includes(role)) throw new Error(`unknown role "${role}"; use one of ${ROLES.join(', ')}`);
   const problem = usernameProblem(username, role);
   if (problem) throw new Error(problem);
-  if (password.length < 8) throw new Error('the password must have at least 8 characters');
+  const weak = passwordProblem(password);
+  if (weak) throw new Error(weak);
   const salt = randomBytes(16);
   const hash = await scrypt(password, salt);
   return { role, salt: salt.toString('base64'), hash: hash.toString('base64'), created: new Date().toISOString() };

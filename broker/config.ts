@@ -21,6 +21,15 @@ export const brokerConfigSchema = z.strictObject({
   drainTimeoutMs: z.number().int().min(100).default(5_000).describe('a subscriber that cannot take data for this long is disconnected'),
   maxPendingDeliveries: z.number().int().min(100).default(2_000).describe('messages waiting for delivery above which the broker stops reading from client sockets (backpressure)'),
   statsIntervalMs: z.number().int().min(100).default(5_000).describe('how often stats are published on $SYS/linewatch/…'),
+  loginBackoff: z
+    .strictObject({
+      freeFailures: z.number().int().min(1).default(5).describe('failed logins in a row from one address, or for one account, before further attempts are refused'),
+      initialMs: z.number().int().min(1).default(1_000).describe('the first refusal window; it doubles with each further failure'),
+      maxMs: z.number().int().min(1).default(300_000).describe('the longest refusal window; a key with no failure for this long is forgotten'),
+      maxTracked: z.number().int().min(1).default(10_000).describe('addresses and accounts remembered each (the least recently failed are forgotten first)'),
+    })
+    .prefault({})
+    .describe('backoff on failed logins (password guessing)'),
   validatePayloads: z.boolean().default(true).describe('refuse device payloads that fail their schema (sent to lw/_dead/{clientId})'),
 });
 export type BrokerConfig = z.infer<typeof brokerConfigSchema>;

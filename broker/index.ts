@@ -6,22 +6,25 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { parseTopic, topics, validatePayload } from '../contracts/index.js';
 import { InProcessBus } from '../bus/in-process.js';
+import { isClientIdOf } from '../contracts/client-id.js';
 import { logger } from '../lib/log.js';
+import { LogLimiter } from '../lib/log-limit.js';
 import type { Counters } from '../lib/service.js';
 import { AccountStore } from './account-store.js';
+import { LoginBackoff } from './login-backoff.js';
 import { assertAedesPatched } from './aedes-patch.js';
 import type { Role } from './accounts.js';
 import { mayPublish, maySubscribe, rulesFor } from './acl.js';
 import type { BrokerConfig } from './config.js';
 import { listenTcp, listenTls, listenWebSocket, type Listener } from './listeners.js';
 import { PublisherThrottle } from './backpressure.js';
-import { guardPacketSize, type OnViolation } from './packet-guard.js';
+import { guardLabelOf, guardPacketSize, type OnViolation } from './packet-guard.js';
 import { batchWrites } from './write-batching.js';
 import { createSafeMq } from './safe-mq.js';
 import { dropOnlyExactCopies } from './dedupe.js';
 import { BrokerCounters, type BrokerStats, type RejectReason } from './stats.js';
 
-export { addAccount, addAccounts, removeAccount, listAccounts, ROLES, type Role, type AccountSummary, type NewAccount } from './accounts.js';
+export { addAccount, addAccounts, generatePassword, passwordProblem, removeAccount, listAccounts, ROLES, type Role, type AccountSummary, type NewAccount } from './accounts.js';
 export { brokerConfigSchema, type BrokerConfig } from './config.js';
 export { REJECT_REASONS, type BrokerStats, type RejectReason } from './stats.js';
 
@@ -54,11 +57,17 @@ function topicLevel(id: string): string {
 export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker> {
   assertAedesPatched();
   const counters = new BrokerCounters();
+  // A bounded number of lines per kind and interval for what a client can cause per message or attempt.
+  const limitedLog = new LogLimiter(log);
   const accounts = config.open ? undefined : new AccountStore(config.devicesFile);
   if (accounts) await accounts.load(); // a broken devices file stops the start with its error
+  // Password guessing: failed logins back off per remote address and per account.
+  const failedByAddress = new LoginBackoff(config.loginBackoff);
+  const failedByAccount = new LoginBackoff(config.loginBackoff);
   // The ACL rules of each authenticated client (none in open mode: anything goes), shared per account.
   const sessions = new WeakMap<Client, ReturnType<typeof rulesFor>>();
   const emptyIdPersistent = new WeakSet<Client>();
+  const assignedId = new WeakSet<Client>(); // empty client id, clean session: Aedes makes up a unique one
   // Publishes that passed through authorizePublish but must not be forwarded (ACL or schema):
   // the publisher still gets its PUBACK (MQTT-3.3.5-2 allows ack-and-drop), nobody receives them.
   const dropped = new WeakSet<object>();
@@ -83,6 +92,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     preConnect(client, packet, callback) {
       // MQTT-3.1.3-8: an empty client id requires a clean session; Aedes 1.2.0 accepts it (aedes#1095).
       if (packet.clientId === '' && packet.clean === false) emptyIdPersistent.add(client);
+      else if (packet.clientId === '') assignedId.add(client);
       callback(null, true);
     },
 
@@ -94,16 +104,36 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       if (!accounts) return done(null, true); // open mode: no session, no rules
       if (username === undefined || password === undefined) {
         counters.reject('not_authorized');
-        log.info({ clientId: client.id }, 'refused an anonymous client; add an account with `linewatch devices add`');
+        limitedLog.write('info', 'anonymous', { clientId: client.id }, 'refused an anonymous client; add an account with `linewatch devices add`');
         return done(authError('anonymous clients are not allowed', 5), false);
+      }
+      // A client id belongs to one account (contracts/client-id.ts): nobody takes over another's session.
+      if (!assignedId.has(client) && !isClientIdOf(username, client.id)) {
+        counters.reject('client_id_denied');
+        limitedLog.write('warn', 'client_id_denied', { clientId: client.id, username, remote: remoteOf(client) }, `refused a client id that does not belong to its account: use "${username}" or "${username}:<suffix>"`);
+        return done(authError(`client id "${client.id}" does not belong to ${username}`, 2), false);
+      }
+      const remote = remoteOf(client);
+      const address = remote.slice(0, remote.lastIndexOf(':'));
+      // Usernames are at most 129 characters (LINE/DEVICE); a longer one is nobody's, and may not cost its size in the tracker.
+      const accountKey = username.slice(0, 256);
+      const retryInMs = Math.max(failedByAddress.blockedForMs(address), failedByAccount.blockedForMs(accountKey));
+      if (retryInMs > 0) {
+        counters.reject('login_backoff');
+        limitedLog.write('warn', 'login_backoff', { clientId: client.id, username, remote, retryInMs }, 'refused a login without checking the password: too many failed logins from this address or for this account (broker.loginBackoff)');
+        return done(authError('too many failed logins; try again later', 5), false);
       }
       accounts.verify(username, password.toString('utf8')).then(
         (account) => {
           if (!account) {
+            failedByAddress.failure(address);
+            failedByAccount.failure(accountKey);
             counters.reject('bad_credentials');
-            log.info({ clientId: client.id, username }, 'refused a client: unknown user or wrong password');
+            limitedLog.write('info', 'bad_credentials', { clientId: client.id, username, remote }, 'refused a client: unknown user or wrong password');
             return done(authError('bad user name or password', 4), false);
           }
+          failedByAddress.success(address);
+          failedByAccount.success(accountKey);
           sessions.set(client, rulesOf(account.role, username));
           done(null, true);
         },
@@ -180,7 +210,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       reason,
       payload: raw.subarray(0, DEAD_LETTER_PAYLOAD_BYTES).toString('base64'),
     };
-    log.info({ clientId, topic: packet.topic, reason }, 'refused an invalid payload; sent it to the dead-letter topic');
+    limitedLog.write('info', 'invalid_payload', { clientId, topic: packet.topic, reason }, 'refused an invalid payload; sent it to the dead-letter topic');
     publish({ cmd: 'publish', topic: topics.deadLetter(topicLevel(clientId)), payload: Buffer.from(JSON.stringify(letter)), qos: 1, retain: false, dup: false }, null, () => undefined);
   }
 
@@ -196,7 +226,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     if (err.message === 'drain timeout' && !slowConsumers.has(client)) {
       slowConsumers.add(client);
       counters.reject('slow_consumer');
-      log.warn({ clientId: client.id, drainTimeoutMs: config.drainTimeoutMs }, 'disconnected a subscriber that stopped reading (broker.drainTimeoutMs)');
+      limitedLog.write('warn', 'slow_consumer', { clientId: client.id, drainTimeoutMs: config.drainTimeoutMs }, 'disconnected a subscriber that stopped reading (broker.drainTimeoutMs)');
     }
     log.debug({ clientId: client.id, err: err.message }, 'client error');
   });
@@ -207,7 +237,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     guarded.add(stream);
     const reason: RejectReason = verdict.reason === 'oversize' ? 'oversize_packet' : 'malformed_packet';
     counters.reject(reason);
-    log.warn({ remote, declared: verdict.declared, maxPacketBytes: config.maxPacketBytes }, verdict.reason === 'oversize' ? 'closed a connection whose packet is larger than broker.maxPacketBytes' : 'closed a connection sending bytes that are not MQTT');
+    limitedLog.write('warn', reason, { remote, declared: verdict.declared, maxPacketBytes: config.maxPacketBytes }, verdict.reason === 'oversize' ? 'closed a connection whose packet is larger than broker.maxPacketBytes' : 'closed a connection sending bytes that are not MQTT');
   };
   function onStreamClose(this: Duplex): void {
     counters.connections--;
@@ -216,7 +246,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   const accept = (stream: Duplex, remote: string, req?: IncomingMessage): void => {
     if (counters.connections >= config.maxConnections) {
       counters.reject('max_connections');
-      log.warn({ remote, maxConnections: config.maxConnections }, 'refused a connection: broker.maxConnections reached');
+      limitedLog.write('warn', 'max_connections', { remote, maxConnections: config.maxConnections }, 'refused a connection: broker.maxConnections reached');
       stream.destroy();
       return;
     }
@@ -242,7 +272,10 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   const portOf = (kind: Listener['kind']): number | null => listeners.find((l) => l.kind === kind)?.port ?? null;
   const ports = { mqtt: portOf('mqtt')!, ws: portOf('ws'), tls: portOf('tls') };
 
-  const sampler = setInterval(() => counters.sample(), 1000);
+  const sampler = setInterval(() => {
+    counters.sample();
+    limitedLog.flush();
+  }, 1000);
   sampler.unref();
   counters.sample();
   const statsTimer = setInterval(publishStats, config.statsIntervalMs);
@@ -275,7 +308,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     bus,
     ports,
     stats: () => counters.stats(),
-    counters: () => counters.counters(),
+    counters: () => ({ ...counters.counters(), password_checks: accounts?.verifications ?? 0 }),
     stop() {
       stopping ??= (async () => {
         clearInterval(sampler);
@@ -293,7 +326,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
 
 function ignoreError(): void {}
 
+/** address:port of the client's socket (for WebSocket clients too: the guard keeps what the listener saw). */
 function remoteOf(client: Client): string {
-  const conn = client.conn as { remoteAddress?: string; remotePort?: number };
-  return `${conn.remoteAddress ?? '?'}:${conn.remotePort ?? '?'}`;
+  return guardLabelOf(client.conn) ?? '?:?';
 }

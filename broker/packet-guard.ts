@@ -103,3 +103,8 @@ export function guardPacketSize(stream: Readable, maxBytes: number, label: strin
   (stream as GuardedStream)[GUARD] = new StreamGuard(maxBytes, stream.read, label, onViolation);
   stream.read = guardedRead;
 }
+
+/** The label `stream` was guarded with (the client's address:port), or undefined if it is not guarded. */
+export function guardLabelOf(stream: object): string | undefined {
+  return (stream as Partial<GuardedStream>)[GUARD]?.label;
+}

@@ -1,5 +1,6 @@
 // Bus over an MQTT.js client: lets any service run in its own process against any broker.
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { clientIdFor } from '../contracts/client-id.js';
 import { topicMatches } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
 import { withTimeout } from '../lib/wait.js';
@@ -37,7 +38,9 @@ export class MqttBus implements Bus {
   /** Connects to `url` (mqtt://, mqtts://, ws://); rejects with a clear message if the broker does not answer. */
   static async connect(url: string, options: MqttBusOptions = {}): Promise<MqttBus> {
     const { connectTimeoutMs = 10_000, ...clientOptions } = options;
-    const client = mqtt.connect(url, { reconnectPeriod: 1000, connectTimeout: connectTimeoutMs, ...clientOptions });
+    // Without a client id, one the broker accepts for this account (docs/broker.md#client-ids).
+    const clientId = clientOptions.clientId ?? (clientOptions.username ? clientIdFor(clientOptions.username, `bus-${Math.random().toString(36).slice(2, 10)}`) : undefined);
+    const client = mqtt.connect(url, { reconnectPeriod: 1000, connectTimeout: connectTimeoutMs, ...clientOptions, ...(clientId ? { clientId } : {}) });
     // Take over message handling before the first packet can arrive: a persistent session
     // (clean: false) gets its queued messages right after CONNACK, and MQTT.js's default handler
     // would acknowledge them unhandled.
@@ -54,7 +57,9 @@ export class MqttBus implements Bus {
     } catch (err) {
       client.end(true);
       throw new Error(
-        `cannot connect to the MQTT broker at ${url}: ${(err as Error).message}. Check that a broker listens there (\`linewatch broker\` starts one) and that the username and password are right`,
+        (err as { code?: number }).code === 2
+          ? `the MQTT broker at ${url} refused the client id "${String(clientId)}": with an account, use the username or USERNAME:suffix (docs/broker.md#client-ids)`
+          : `cannot connect to the MQTT broker at ${url}: ${(err as Error).message}. Check that a broker listens there (\`linewatch broker\` starts one) and that the username and password are right`,
         { cause: err },
       );
     }

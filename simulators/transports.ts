@@ -7,6 +7,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { SerialPort } from 'serialport';
 import type { Bus, Unsubscribe } from '../bus/index.js';
+import { clientIdFor } from '../contracts/client-id.js';
 import { parseTopic, topics, validatePayload, type CommandPayload, type DeviceMessageKind, type DeviceState, type DeviceType } from '../contracts/index.js';
 import { lineCodecs, type LineCodec } from '../gateway/codecs/index.js';
 import { logger } from '../lib/log.js';
@@ -88,6 +89,12 @@ async function connect(url: string, options: mqtt.IClientOptions, what: string):
   return client;
 }
 
+/** A fresh client id; with an account, derived from its username as the broker requires (docs/broker.md#client-ids). */
+function simulatorClientId(username: string | undefined, name: string): string {
+  const unique = `${name}-${Math.random().toString(36).slice(2, 8)}`;
+  return username ? clientIdFor(username, unique) : unique;
+}
+
 /** One connection per device, as real smart devices have: its own account and a will. */
 export class PerDeviceMqtt implements DeviceTransport {
   readonly counters = newCounters();
@@ -109,11 +116,12 @@ export class PerDeviceMqtt implements DeviceTransport {
 
   private async connectDevice(device: string, type: DeviceType | undefined, onCommand: CommandSink): Promise<void> {
     const status = topics.status(this.line, device);
+    const credentials = this.credentials(this.line, device);
     const client = await connect(
       this.url,
       {
-        clientId: `sim-${this.line}-${device}-${Math.random().toString(36).slice(2, 8)}`,
-        ...this.credentials(this.line, device),
+        clientId: simulatorClientId(credentials?.username, `sim-${this.line}-${device}`),
+        ...credentials,
         will: { topic: status, payload: Buffer.from(statusPayload('offline', type)), qos: 1, retain: true },
       },
       `simulated device ${this.line}/${device}`,
@@ -184,7 +192,7 @@ export class SharedMqtt implements DeviceTransport {
   async start(onCommand: CommandSink): Promise<void> {
     const n = Math.max(1, Math.min(this.connections, this.devices.length));
     for (let i = 0; i < n; i++) {
-      const client = await connect(this.url, { clientId: `sim-${this.line}-shared-${i}-${Math.random().toString(36).slice(2, 8)}`, ...this.account }, `simulator connection ${i}`);
+      const client = await connect(this.url, { clientId: simulatorClientId(this.account?.username, `sim-${this.line}-shared-${i}`), ...this.account }, `simulator connection ${i}`);
       this.clients.push(client);
       this.counters.connections++;
     }

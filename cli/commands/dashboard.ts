@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { DashboardServer } from '../../dashboard/server/index.js';
 import { port } from '../flags.js';
-import { connectBus, mqttPassword, runUntilSignal } from '../standalone.js';
+import { connectBus, mqttPassword, runUntilSignal, serviceClientId } from '../standalone.js';
 
 interface DashboardFlags {
   config?: string;
@@ -36,7 +36,7 @@ export function registerDashboard(program: Command): void {
         dashboard: { host: flags.host, port: flags.port, token: flags.token },
         historian: { influxUrl: flags.influx, database: flags.database },
       });
-      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: `linewatch-dashboard-${process.pid}` });
+      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: serviceClientId(flags.username, `linewatch-dashboard-${process.pid}`, String(process.pid)) });
       const { influxUrl, database, username, password } = config.historian;
       const dashboard = new DashboardServer({ bus, config: config.dashboard, influx: influxUrl ? { url: influxUrl, database, username, password } : null });
       await runUntilSignal(dashboard, bus);

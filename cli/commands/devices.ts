@@ -1,7 +1,6 @@
 // `linewatch devices add|remove|list` — manages the devices file (salted password hashes).
-import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
-import { addAccount, listAccounts, removeAccount, ROLES, type Role } from '../../broker/accounts.js';
+import { addAccount, generatePassword, listAccounts, MIN_PASSWORD_LENGTH, removeAccount, ROLES, type Role } from '../../broker/accounts.js';
 import { loadConfig } from '../../config/load.js';
 import { UserError } from '../errors.js';
 
@@ -28,15 +27,15 @@ export function registerDevices(program: Command): void {
       .command('add <username>')
       .description('add or replace an account; devices are named LINE/DEVICE, e.g. A/conv-1')
       .addOption(new Option('--role <role>', 'what the account may do').choices([...ROLES]).default('device'))
-      .option('--password <password>', 'its password (at least 8 characters); generated and printed once if left out'),
+      .option('--password <password>', `its password (at least ${MIN_PASSWORD_LENGTH} characters, two kinds of characters, not a repetition or sequence); generated and printed once if left out`),
   ).action(async (username: string, options: FileOptions & { role: Role; password?: string }) => {
     const file = devicesFileOf(options);
     const generated = options.password === undefined;
-    const password = options.password ?? randomBytes(18).toString('base64url');
+    const password = options.password ?? generatePassword();
     try {
       await addAccount(file, { username, password, role: options.role });
     } catch (err) {
-      throw new UserError(`cannot add ${username}: ${(err as Error).message}`);
+      throw new UserError(`cannot add ${username}: ${(err as Error).message}${generated ? '' : '; or leave out --password to have a strong one generated'}`);
     }
     console.log(`added ${username} (role ${options.role}) to ${file}`);
     if (generated) console.log(`password: ${password}\n(shown only once: only its salted hash is stored)`);

@@ -6,7 +6,7 @@ import { CODECS, type GatewayPortConfig } from '../../gateway/config.js';
 import { SerialGateway } from '../../gateway/index.js';
 import { logger } from '../../lib/log.js';
 import { UserError } from '../errors.js';
-import { connectBus, mqttPassword, runUntilSignal } from '../standalone.js';
+import { connectBus, mqttPassword, runUntilSignal, serviceClientId } from '../standalone.js';
 
 const log = logger('gateway');
 
@@ -47,7 +47,7 @@ export function registerGateway(program: Command): void {
       if (ports.length === 0) throw new UserError('no serial ports: pass --port PATH --device LINE/DEVICE, or list them under gateway.ports in linewatch.yaml; `linewatch ports` shows what is plugged in');
       const bus = await connectBus(
         flags.broker,
-        { clientId: `linewatch-gateway-${process.pid}`, ...(flags.username ? { username: flags.username, password: mqttPassword(flags.password) } : {}) },
+        { clientId: serviceClientId(flags.username, `linewatch-gateway-${process.pid}`, String(process.pid)), ...(flags.username ? { username: flags.username, password: mqttPassword(flags.password) } : {}) },
         'the gateway needs a broker to start (later outages are bridged by its spool)',
       );
       const gateway = new SerialGateway({ bus, ports, spoolDir: resolve(config.gateway.spoolDir), spoolMaxBytes: config.gateway.spoolMaxBytes, maxInFlight: config.gateway.maxInFlight });

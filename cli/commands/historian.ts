@@ -3,14 +3,14 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { Historian } from '../../historian/index.js';
 import { positiveInteger } from '../flags.js';
-import { connectBus, mqttPassword, runUntilSignal } from '../standalone.js';
+import { connectBus, mqttPassword, runUntilSignal, serviceClientId } from '../standalone.js';
 
 interface HistorianFlags {
   config?: string;
   broker: string;
   username?: string;
   password?: string;
-  clientId: string;
+  clientId?: string;
   influx?: string;
   database?: string;
   influxUsername?: string;
@@ -28,7 +28,7 @@ export function registerHistorian(program: Command): void {
     .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883')
     .option('--username <name>', 'MQTT username (an account with the historian role)')
     .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
-    .option('--client-id <id>', 'MQTT client id of the persistent session; keep it stable across restarts', 'linewatch-historian')
+    .option('--client-id <id>', 'MQTT client id of the persistent session; keep it stable across restarts (default: the --username, else linewatch-historian)')
     .option('--influx <url>', 'InfluxDB 1.x API base URL (2.x/3.x: their v1-compatible endpoint); default: historian.influxUrl, else a managed influxd in the data dir')
     .option('--database <name>', 'InfluxDB database (default linewatch)')
     .option('--influx-username <name>', 'InfluxDB user (2.x/3.x: any name)')
@@ -53,7 +53,7 @@ export function registerHistorian(program: Command): void {
       });
       // A persistent session (clean: false, fixed client id): while the historian is away the
       // broker keeps its QoS 1 messages, and a message is acknowledged only once it is spooled.
-      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId, clean: false });
+      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-historian'), clean: false });
       const historian = new Historian({ bus, config: config.historian, dataDir: config.dataDir });
       await runUntilSignal(historian, bus);
       console.log(`linewatch historian: ${flags.broker} → ${historian.influxUrl} database ${config.historian.database}`);

@@ -11,7 +11,7 @@ import { formatTimeline, runScenario } from '../../rules/scenario-run.js';
 import { durationSchema } from '../../rules/schema.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
-import { connectBus, mqttPassword, runUntilSignal } from '../standalone.js';
+import { connectBus, mqttPassword, runUntilSignal, serviceClientId } from '../standalone.js';
 
 interface RunFlags {
   config?: string;
@@ -20,7 +20,7 @@ interface RunFlags {
   stateFile?: string;
   username?: string;
   password?: string;
-  clientId: string;
+  clientId?: string;
 }
 
 interface TestFlags {
@@ -51,7 +51,7 @@ export function registerRules(program: Command): void {
     .option('--state-file <file>', 'windows, timers and alerts kept across restarts (default: rules.stateFile)')
     .option('--username <name>', 'MQTT username (an account with the rules role)')
     .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
-    .option('--client-id <id>', 'MQTT client id; kept stable so the broker holds QoS 1 messages while the engine restarts', 'linewatch-rules')
+    .option('--client-id <id>', 'MQTT client id; kept stable so the broker holds QoS 1 messages while the engine restarts (default: the --username, else linewatch-rules)')
     .option('--config <file>', 'linewatch.yaml (its rules: section)')
     .action(async (flags: RunFlags) => {
       if (!flags.broker) throw new UserError('rules: --broker URL is required to run the engine (or use `linewatch rules check DIR` / `linewatch rules test DIR --scenario FILE`)');
@@ -60,7 +60,7 @@ export function registerRules(program: Command): void {
       requireDir(dir);
       const problems = loadRuleDir(dir).errors;
       if (problems.length > 0) throw new UserError(`${problems.length} error(s) in ${dir}:\n  ${problems.map(formatLoadError).join('\n  ')}`);
-      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId, clean: false });
+      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-rules'), clean: false });
       const engine = new RulesEngine({ bus, dir, stateFile, settings });
       await runUntilSignal(engine, bus);
       console.log(`linewatch rules: ${engine.rules().rules.length} rules from ${resolve(dir)} running against ${flags.broker}; Ctrl-C stops`);

@@ -1,10 +1,9 @@
 // Accounts for the simulated devices of `linewatch up`: a random password per device, kept in
 // <dataDir>/sim-credentials.json (mode 0600) so a restart reuses them, and its salted hash added
 // to the broker's devices file. Passwords are never printed.
-import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { addAccount, listAccounts } from '../../broker/index.js';
+import { addAccount, generatePassword, listAccounts } from '../../broker/index.js';
 
 export interface Credentials {
   username: string;
@@ -22,7 +21,7 @@ export async function provisionDeviceAccounts(dataDir: string, devicesFile: stri
   let created = 0;
   for (const username of devices) {
     if (known[username] && existing.has(username)) continue;
-    const password = known[username] ?? randomBytes(18).toString('base64url');
+    const password = known[username] ?? generatePassword();
     mkdirSync(dirname(devicesFile), { recursive: true });
     await addAccount(devicesFile, { username, password, role: 'device' });
     known[username] = password;

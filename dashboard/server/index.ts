@@ -4,7 +4,7 @@
 // and one is generated (and printed by the caller) when bound beyond loopback without one.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIPv4, type AddressInfo } from 'node:net';
 import { z } from 'zod';
 import type { Bus, Unsubscribe } from '../../bus/bus.js';
 import { topics, type AlertPayload } from '../../contracts/index.js';
@@ -60,8 +60,15 @@ const alertActionSchema = z.strictObject({
   line: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
 });
 
+/** Exactly a loopback name or address: `localhost`, `::1`, or 127.x.y.z as an IPv4 literal (not a name starting with "127."). */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
+}
+
+/** The host of a Host header (`name`, `name:port`, `[v6]`, `[v6]:port`), lower-cased; undefined if it is none of these. */
+function hostOf(header: string): string | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(header);
+  return (match?.[1] ?? match?.[2])?.toLowerCase();
 }
 
 export class DashboardServer implements Service {
@@ -141,7 +148,7 @@ export class DashboardServer implements Service {
   }
 
   counters(): Counters {
-    return { ...this.stats, ...this.sse.counters, bus_messages: this.view.counters.messages, bus_messages_invalid: this.view.counters.invalid, view_over_capacity: this.view.counters.over_capacity, commands_seen: this.view.counters.commands, commands_acked: this.view.counters.commands_acked };
+    return { ...this.stats, static_cache_entries: this.staticFiles?.cacheSize ?? 0, ...this.sse.counters, bus_messages: this.view.counters.messages, bus_messages_invalid: this.view.counters.invalid, view_over_capacity: this.view.counters.over_capacity, commands_seen: this.view.counters.commands, commands_acked: this.view.counters.commands_acked };
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -214,10 +221,11 @@ export class DashboardServer implements Service {
     if (!this.token) {
       // Without a token we serve loopback only; a foreign Host header means a page on another
       // site reached us through DNS rebinding, so it gets nothing.
-      const host = (req.headers.host ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-      if (host && !isLoopback(host)) {
+      const header = req.headers.host ?? '';
+      const host = hostOf(header);
+      if (header && (!host || !(isLoopback(host) || host === this.options.config.host.toLowerCase()))) {
         this.stats.http_unauthorized++;
-        throw new HttpError(403, `requests for host "${host}" are refused without a token; open the dashboard as http://127.0.0.1:${this.port}/ or set dashboard.token`);
+        throw new HttpError(403, `requests for host "${header}" are refused without a token; open the dashboard as http://127.0.0.1:${this.port}/ or set dashboard.token`);
       }
       return;
     }

@@ -1,6 +1,8 @@
 // The page's files: dashboard/public/ (plain ES modules + CSS, no build step) and uPlot served
-// straight from node_modules, so nothing is copied or bundled.
-import { existsSync } from 'node:fs';
+// straight from node_modules, so nothing is copied or bundled. The set of files is read once,
+// at start: a URL path is one of them exactly or it is a 404, so no URL (however encoded) can
+// reach anything else, and the cache holds at most one entry per file.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve, sep } from 'node:path';
@@ -36,35 +38,40 @@ export interface StaticFile {
   type: string;
 }
 
+/** URL path → file for every servable file under `root` (a known type), plus `/` and the vendored files. */
+function listFiles(root: string): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const relative of readdirSync(root, { recursive: true, encoding: 'utf8' })) {
+    const file = join(root, relative);
+    if (TYPES[extname(file)] && statSync(file).isFile()) files.set(`/${relative.split(sep).join('/')}`, file);
+  }
+  files.set('/', join(root, 'index.html'));
+  for (const [urlPath, module] of Object.entries(VENDOR)) files.set(urlPath, require.resolve(module));
+  return files;
+}
+
 export class StaticFiles {
+  private readonly files: Map<string, string>;
+  /** file → its contents, filled on first request: at most one entry per file in `files`. */
   private readonly cache = new Map<string, StaticFile>();
 
-  constructor(private readonly root: string) {}
+  constructor(root: string) {
+    this.files = listFiles(root);
+  }
 
-  /** The file for a URL path, or undefined if there is none (never anything outside the root). */
+  /** Entries in the cache (for the dashboard's counters). */
+  get cacheSize(): number {
+    return this.cache.size;
+  }
+
+  /** The file for a URL path, or undefined if it is not exactly one of the files listed at start. */
   async get(urlPath: string): Promise<StaticFile | undefined> {
-    const cached = this.cache.get(urlPath);
+    const file = this.files.get(urlPath);
+    if (!file) return undefined;
+    const cached = this.cache.get(file);
     if (cached) return cached;
-    let file: string | undefined;
-    const vendor = VENDOR[urlPath];
-    if (vendor) {
-      file = require.resolve(vendor);
-    } else {
-      let rel: string;
-      try {
-        rel = urlPath === '/' ? 'index.html' : decodeURIComponent(urlPath).replace(/^\/+/, '');
-      } catch (err) {
-        if (err instanceof URIError) return undefined; // malformed %-escape: no such file
-        throw err;
-      }
-      const full = resolve(this.root, rel);
-      if (!full.startsWith(this.root + sep)) return undefined;
-      file = full;
-    }
-    const type = TYPES[extname(file)];
-    if (!type || !existsSync(file)) return undefined;
-    const entry = { body: await readFile(file), type };
-    this.cache.set(urlPath, entry);
+    const entry = { body: await readFile(file), type: TYPES[extname(file)]! };
+    this.cache.set(file, entry);
     return entry;
   }
 }

@@ -47,6 +47,14 @@ afterAll(() => {
 });
 
 describe('linewatch devices + linewatch broker + mosquitto_pub', () => {
+  it('refuses a weak password with a message that says what is needed, and adds nothing', async () => {
+    const weak = await linewatch('devices', 'add', 'A/weak-1', '--role', 'device', '--password', '12345678', '--devices-file', devicesFile);
+    expect(weak.code).not.toBe(0);
+    expect(weak.stderr).toMatch(/cannot add A\/weak-1: the password must have at least 12 characters/);
+    const list = await linewatch('devices', 'list', '--devices-file', devicesFile);
+    expect(list.stdout).not.toContain('A/weak-1');
+  });
+
   it('adds a device with a generated password that works with mosquitto_pub right away', async () => {
     const add = await linewatch('devices', 'add', 'A/press-1', '--role', 'device', '--devices-file', devicesFile);
     expect(add.code).toBe(0);

@@ -22,8 +22,9 @@ afterAll(async () => {
   await tb?.stop();
 });
 
-async function client(clientId: string, extra: IClientOptions = {}): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(tb.url, { clientId, ...admin, reconnectPeriod: 0, ...extra });
+/** An admin client; its client id is `ops:` + `name` (an account may use only ids derived from its username). */
+async function client(name: string, extra: IClientOptions = {}): Promise<MqttClient> {
+  const c = await mqtt.connectAsync(tb.url, { clientId: `${admin.username}:${name}`, ...admin, reconnectPeriod: 0, ...extra });
   open.push(c);
   return c;
 }
@@ -110,9 +111,9 @@ describe('MQTT.js clients', () => {
     const got = inbox(watcher, 'lw/A/conv-1/status');
     await watcher.subscribeAsync('lw/A/conv-1/status', { qos: 1 });
     const will = { topic: 'lw/A/conv-1/status', payload: Buffer.from(JSON.stringify({ ts: 1, status: 'offline' })), qos: 1 as const, retain: false };
-    const polite = await mqtt.connectAsync(tb.url, { clientId: 'conv-1-polite', username: 'A/conv-1', password: 'conv-1-secret', reconnectPeriod: 0, will });
+    const polite = await mqtt.connectAsync(tb.url, { clientId: 'A/conv-1:polite', username: 'A/conv-1', password: 'conv-1-secret', reconnectPeriod: 0, will });
     await polite.endAsync();
-    const device = await mqtt.connectAsync(tb.url, { clientId: 'conv-1', username: 'A/conv-1', password: 'conv-1-secret', reconnectPeriod: 0, will });
+    const device = await mqtt.connectAsync(tb.url, { clientId: 'A/conv-1', username: 'A/conv-1', password: 'conv-1-secret', reconnectPeriod: 0, will });
     device.stream.destroy(); // no DISCONNECT: the network went away
     await waitFor(() => got.length === 1, 5000, 'the will');
     device.end(true);
@@ -126,7 +127,7 @@ describe('MQTT.js clients', () => {
     await first.endAsync();
     const pub = await client('persistent-pub');
     await pub.publishAsync('p/topic', 'while-you-were-away', { qos: 1 });
-    const again = mqtt.connect(tb.url, { clientId: 'persistent', clean: false, ...admin, reconnectPeriod: 0 });
+    const again = mqtt.connect(tb.url, { clientId: `${admin.username}:persistent`, clean: false, ...admin, reconnectPeriod: 0 });
     open.push(again);
     const got = inbox(again, 'p/topic'); // before CONNACK: the queued message can come right after it
     await waitFor(() => got.length === 1, 5000, 'the queued message');
@@ -137,8 +138,8 @@ describe('MQTT.js clients', () => {
 describe("Debian's mosquitto clients", () => {
   it('carry QoS 0, 1 and 2 messages and retained ones', async () => {
     for (const qos of [0, 1, 2] as const) {
-      const ready = subscribed(`msub-${qos}`);
-      const sub = mosquittoSub(tb.broker.ports.mqtt, `m/${qos}`, { count: 1, qos, credentials: admin, id: `msub-${qos}` });
+      const ready = subscribed(`${admin.username}:msub-${qos}`);
+      const sub = mosquittoSub(tb.broker.ports.mqtt, `m/${qos}`, { count: 1, qos, credentials: admin, id: `${admin.username}:msub-${qos}` });
       await ready;
       const pub = await mosquittoPub(tb.broker.ports.mqtt, `m/${qos}`, `hello-${qos}`, { qos, credentials: admin });
       expect(pub.code).toBe(0);

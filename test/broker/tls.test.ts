@@ -30,8 +30,8 @@ describe('TLS listener', () => {
     expect(port).toBeGreaterThan(0);
     const ca = readFileSync(join(dir, 'cert.pem'));
     const tlsUrl = `mqtts://localhost:${port}`;
-    const sub = await mqtt.connectAsync(tlsUrl, { ca, username: 'ops', password: 'ops-password', reconnectPeriod: 0 });
-    const dev = await mqtt.connectAsync(tlsUrl, { ca, username: 'A/tls-1', password: 'tls-password', reconnectPeriod: 0 });
+    const sub = await mqtt.connectAsync(tlsUrl, { ca, username: 'ops', password: 'ops-password', clientId: 'ops:tls-sub', reconnectPeriod: 0 });
+    const dev = await mqtt.connectAsync(tlsUrl, { ca, username: 'A/tls-1', password: 'tls-password', clientId: 'A/tls-1', reconnectPeriod: 0 });
     try {
       await sub.subscribeAsync('lw/A/tls-1/status', { qos: 1 });
       const got = withTimeout(new Promise<string>((r) => sub.once('message', (_t, p) => r(p.toString()))), 5000, 'the message over TLS');
@@ -47,7 +47,7 @@ describe('TLS listener', () => {
   it('refuses a wrong password over TLS too', async () => {
     const ca = readFileSync(join(dir, 'cert.pem'));
     const err = await mqtt
-      .connectAsync(`mqtts://localhost:${tb.broker.ports.tls}`, { ca, username: 'A/tls-1', password: 'wrong-password', reconnectPeriod: 0 })
+      .connectAsync(`mqtts://localhost:${tb.broker.ports.tls}`, { ca, username: 'A/tls-1', password: 'wrong-password', clientId: 'A/tls-1', reconnectPeriod: 0 })
       .then((c) => c.endAsync().then(() => undefined), (e: unknown) => e as { code?: number });
     expect(err?.code).toBe(4);
   });

@@ -49,7 +49,7 @@ async function startDashboard(args: string[]): Promise<{ child: ChildProcess; ur
 describe('linewatch dashboard', () => {
   it('shows what a device publishes through the broker, and exits 0 on SIGTERM', async () => {
     const { child, url } = await startDashboard(['--broker', tb.url, '--username', 'dash', '--password', 'dash-password', '--port', '0']);
-    const device = await mqtt.connectAsync(tb.url, { username: 'A/st-1', password: 'st-1-password' });
+    const device = await mqtt.connectAsync(tb.url, { username: 'A/st-1', password: 'st-1-password', clientId: 'A/st-1' });
     try {
       await device.publishAsync('lw/A/st-1/state', JSON.stringify({ ts: Date.now(), seq: 1, state: 'BLOCKED', type: 'station' }), { qos: 1 });
       const station = await waitFor(

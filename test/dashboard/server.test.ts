@@ -20,7 +20,7 @@ let secured: DashboardServer;
 const clients: MqttClient[] = [];
 
 async function connect(username: string, password: string): Promise<MqttClient> {
-  const client = await mqtt.connectAsync(broker.url, { username, password, clientId: `${username.replace('/', '_')}-${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 0 });
+  const client = await mqtt.connectAsync(broker.url, { username, password, clientId: `${username}:${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 0 });
   clients.push(client);
   return client;
 }
@@ -62,7 +62,7 @@ async function readEventsUntil(url: string, match: (event: string, data: unknown
 
 beforeAll(async () => {
   [broker, influx] = await Promise.all([startTestBroker(), startTestInflux()]);
-  await broker.addAccount('A/st-1', 'st-1-secret', 'device');
+  await broker.addAccount('A/st-1', 'st-1-secret-1', 'device');
   await broker.addAccount('rules-test', 'rules-secret', 'rules');
   dashboard = new DashboardServer({
     bus: broker.broker.bus,
@@ -82,7 +82,7 @@ afterAll(async () => {
 
 describe('live view', () => {
   it('sends a state a device published over MQTT to a server-sent-events client', async () => {
-    const device = await connect('A/st-1', 'st-1-secret');
+    const device = await connect('A/st-1', 'st-1-secret-1');
     const seen = readEventsUntil(`${dashboard.url}/events`, (event, data) => {
       const devices = (data as { devices: Array<{ device: string; state: string | null }> }).devices;
       return devices.some((d) => d.device === 'st-1' && d.state === 'FAULT');
@@ -101,7 +101,7 @@ describe('live view', () => {
 
   it('pairs a command with its ack', async () => {
     const rules = await connect('rules-test', 'rules-secret');
-    const device = await connect('A/st-1', 'st-1-secret');
+    const device = await connect('A/st-1', 'st-1-secret-1');
     const now = Date.now();
     await rules.publishAsync('lw/A/st-1/cmd', JSON.stringify({ id: 'c-1', action: 'stop', params: {}, origin: 'rule:test', ts: now, expiresAt: now + 5000 }), { qos: 1 });
     await device.publishAsync('lw/A/st-1/cmd/ack', JSON.stringify({ id: 'c-1', result: 'done', ts: now + 5 }), { qos: 1 });

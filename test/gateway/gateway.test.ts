@@ -14,7 +14,7 @@ import { SerialGateway } from '../../gateway/index.js';
 import { sleep, waitFor, withTimeout } from '../../lib/wait.js';
 import { startPtyPair, type TestPtyPair } from '../harness/pty.js';
 
-const GW = { username: 'gw-1', password: 'gw-secret-1' };
+const GW = { username: 'gw-1', password: 'gw-secret-one' };
 const WATCH = { username: 'watcher', password: 'watch-secret-1' };
 
 let dir: string;
@@ -42,7 +42,7 @@ afterAll(async () => {
 
 /** A subscriber that records every message on `filter`. */
 async function watch(filter: string): Promise<{ client: MqttClient; got: { topic: string; payload: string }[] }> {
-  const client = await mqtt.connectAsync(url, { ...WATCH, reconnectPeriod: 200 });
+  const client = await mqtt.connectAsync(url, { ...WATCH, clientId: `${WATCH.username}:watch-${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 200 });
   const got: { topic: string; payload: string }[] = [];
   client.on('message', (topic, payload) => got.push({ topic, payload: payload.toString() }));
   await client.subscribeAsync(filter, { qos: 1 });
@@ -181,7 +181,7 @@ describe('SerialGateway', () => {
         void write(device, textCodec.encodeEvent('ack', answer));
       }
     });
-    const sender = await mqtt.connectAsync(url, WATCH);
+    const sender = await mqtt.connectAsync(url, { ...WATCH, clientId: `${WATCH.username}:sender` });
     clients.push(sender);
     const now = Date.now();
     await sender.publishAsync(topics.cmd('A', 'tx-3'), JSON.stringify({ id: 'c-ok', action: 'set_speed', params: { speed: 30 }, origin: 'test', ts: now, expiresAt: now + 10_000 }), { qos: 1 });

@@ -88,7 +88,7 @@ it('plans contiguous reads', () => {
 });
 
 it('polls registers into telemetry and state, and writes set_speed to the setpoint register', async () => {
-  const client = await mqtt.connectAsync(tb.url, WATCH);
+  const client = await mqtt.connectAsync(tb.url, { ...WATCH, clientId: `${WATCH.username}:watch-${Math.random().toString(36).slice(2, 8)}` });
   try {
     const got: { topic: string; body: Record<string, unknown> }[] = [];
     client.on('message', (topic, p) => got.push({ topic, body: JSON.parse(p.toString()) }));

@@ -1,5 +1,6 @@
 // Debian's mosquitto_pub / mosquitto_sub as child processes, every run bounded in time.
 import { spawn } from 'node:child_process';
+import { clientIdFor } from '../../contracts/client-id.js';
 
 export interface RunResult {
   code: number | null;
@@ -32,14 +33,15 @@ export interface Credentials {
   password: string;
 }
 
-function auth(c?: Credentials): string[] {
-  return c ? ['-u', c.username, '-P', c.password] : [];
+/** Credentials and a client id (given, else one the broker accepts for the account: USERNAME:mosq-…). */
+function auth(c: Credentials | undefined, id: string | undefined): string[] {
+  const clientId = id ?? (c ? clientIdFor(c.username, `mosq-${Math.random().toString(36).slice(2, 8)}`) : undefined);
+  return [...(c ? ['-u', c.username, '-P', c.password] : []), ...(clientId ? ['-i', clientId] : [])];
 }
 
 export function mosquittoPub(port: number, topic: string, message: string, opts: { qos?: 0 | 1 | 2; retain?: boolean; credentials?: Credentials; id?: string } = {}): Promise<RunResult> {
-  const args = ['-h', '127.0.0.1', '-p', String(port), '-t', topic, '-m', message, '-q', String(opts.qos ?? 0), ...auth(opts.credentials)];
+  const args = ['-h', '127.0.0.1', '-p', String(port), '-t', topic, '-m', message, '-q', String(opts.qos ?? 0), ...auth(opts.credentials, opts.id)];
   if (opts.retain) args.push('-r');
-  if (opts.id) args.push('-i', opts.id);
   return run('mosquitto_pub', args);
 }
 
@@ -49,7 +51,6 @@ export function mosquittoPub(port: number, topic: string, message: string, opts:
  * wait for the broker to count its subscription through `isSubscribed`).
  */
 export function mosquittoSub(port: number, filter: string, opts: { count: number; seconds?: number; qos?: 0 | 1 | 2; credentials?: Credentials; id?: string }): Promise<RunResult> {
-  const args = ['-h', '127.0.0.1', '-p', String(port), '-t', filter, '-C', String(opts.count), '-W', String(opts.seconds ?? 10), '-q', String(opts.qos ?? 0), '-v', ...auth(opts.credentials)];
-  if (opts.id) args.push('-i', opts.id);
+  const args = ['-h', '127.0.0.1', '-p', String(port), '-t', filter, '-C', String(opts.count), '-W', String(opts.seconds ?? 10), '-q', String(opts.qos ?? 0), '-v', ...auth(opts.credentials, opts.id)];
   return run('mosquitto_sub', args, ((opts.seconds ?? 10) + 5) * 1000);
 }

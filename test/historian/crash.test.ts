@@ -26,7 +26,7 @@ describe('historian process crash', () => {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before this test`);
     [influx, broker] = await Promise.all([startTestInflux(), startTestBroker({ wsPort: null })]);
     await broker.addAccount('hist', 'hist-password', 'historian');
-    await broker.addAccount('gw', 'gw-password', 'gateway');
+    await broker.addAccount('gw', 'gw-password-1', 'gateway');
     dir = mkdtempSync(join(tmpdir(), 'lw-hist-crash-'));
   });
   afterAll(async () => {
@@ -40,7 +40,7 @@ describe('historian process crash', () => {
 
   /** Starts `linewatch historian` and resolves once it says it runs. */
   async function startHistorianProcess(logLevel = 'error'): Promise<ChildProcess> {
-    const args = ['historian', '--broker', broker.url, '--username', 'hist', '--password', 'hist-password', '--client-id', 'crash-historian'];
+    const args = ['historian', '--broker', broker.url, '--username', 'hist', '--password', 'hist-password', '--client-id', 'hist:crash'];
     args.push('--influx', influx.url, '--database', 'crash', '--data-dir', dir, '--batch-size', '500', '--flush-interval', '50');
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LINEWATCH_LOG_LEVEL: process.env.LW_CHILD_LOG ?? logLevel } });
     children.add(child);
@@ -83,7 +83,7 @@ describe('historian process crash', () => {
 
   it('loses nothing when SIGKILLed with a full spool, and replays it on restart', { timeout: 120_000 }, async () => {
     let historian = await startHistorianProcess();
-    const gateway = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password' });
+    const gateway = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password-1', clientId: 'gw:crash' });
     const { sendUpTo } = telemetryStream('K', DEVICES);
     const count = async (): Promise<number> => {
       const [r] = await influx.query('SELECT count("v") FROM telemetry', 'crash');

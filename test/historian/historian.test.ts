@@ -26,7 +26,7 @@ describe('Historian', () => {
   beforeAll(async () => {
     [influx, broker] = await Promise.all([startTestInflux(), startTestBroker({ wsPort: null })]);
     await broker.addAccount('hist', 'hist-password', 'historian');
-    await broker.addAccount('gw', 'gw-password', 'gateway');
+    await broker.addAccount('gw', 'gw-password-1', 'gateway');
     await broker.addAccount('ops', 'ops-password', 'admin');
     dir = mkdtempSync(join(tmpdir(), 'lw-historian-'));
   });
@@ -278,7 +278,7 @@ describe('Historian', () => {
 
   it('acknowledges a device’s QoS 1 publish only once the event is in the spool file (in-process bus)', async () => {
     const { historian, database } = await startHistorian({ flushIntervalMs: 60_000 });
-    const device = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password' });
+    const device = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password-1', clientId: 'gw:device' });
     try {
       const spoolDir = join(dir, database);
       for (let i = 0; i < 20; i++) {
@@ -300,10 +300,10 @@ describe('Historian', () => {
   it('takes QoS 1 messages over its own MQTT connection (persistent session) into InfluxDB', async () => {
     const database = `h${++dbCounter}`;
     const config = historianConfigSchema.parse({ influxUrl: influx.url, database, spoolDir: join(dir, database), flushIntervalMs: 50 });
-    const bus = await MqttBus.connect(broker.url, { username: 'hist', password: 'hist-password', clientId: 'lw-historian-test', clean: false });
+    const bus = await MqttBus.connect(broker.url, { username: 'hist', password: 'hist-password', clientId: 'hist:historian-test', clean: false });
     const historian = new Historian({ bus, config, dataDir: dir });
     await historian.start();
-    const device = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password' });
+    const device = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password-1', clientId: 'gw:device' });
     try {
       for (let i = 0; i < 50; i++) await device.publishAsync('lw/C/d1/telemetry', JSON.stringify({ ts: T0 + i, seq: i, values: { v: i } }), { qos: 1 });
       await waitFor(() => historian.counters().spooled === 50, 10_000, '50 events in the spool');

@@ -28,12 +28,12 @@ describe('historian MQTT session', () => {
   });
 
   it('handles every message the broker kept for its persistent session, even if it subscribes late', async () => {
-    const options = { username: 'hist', password: 'hist-password', clientId: 'session-historian', clean: false };
+    const options = { username: 'hist', password: 'hist-password', clientId: 'hist:session', clean: false };
     // First visit: subscribe (the broker remembers the session), then leave.
     const first = await MqttBus.connect(broker.url, options);
     await first.subscribe('lw/#', () => undefined, { qos: 1 });
     await first.close();
-    const device = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password' });
+    const device = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password-1', clientId: 'gw:session' });
     const t0 = Date.now() - 60_000;
     for (let i = 0; i < 300; i++) await device.publishAsync('lw/S/d1/telemetry', JSON.stringify({ ts: t0 + i, seq: i, values: { v: i } }), { qos: 1 });
     await device.endAsync();
@@ -54,7 +54,7 @@ describe('historian MQTT session', () => {
   });
 
   it('fails the start with the broker’s reason when the account may not read lw/#, leaving nothing behind', async () => {
-    const bus = await MqttBus.connect(broker.url, { username: 'gw', password: 'gw-password' });
+    const bus = await MqttBus.connect(broker.url, { username: 'gw', password: 'gw-password-1' });
     const config = historianConfigSchema.parse({ influxUrl: influx.url, database: 'refused', spoolDir: join(dir, 'refused') });
     try {
       await expect(new Historian({ bus, config, dataDir: dir }).start()).rejects.toThrow(/could not subscribe to lw\/# .*--role historian/);

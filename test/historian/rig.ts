@@ -16,7 +16,7 @@ export interface HistorianRig {
 export async function startHistorianRig(dirPrefix: string): Promise<HistorianRig> {
   const [influx, broker] = await Promise.all([startTestInflux(), startTestBroker({ wsPort: null })]);
   await broker.addAccount('hist', 'hist-password', 'historian');
-  await broker.addAccount('gw', 'gw-password', 'gateway');
+  await broker.addAccount('gw', 'gw-password-1', 'gateway');
   const dir = mkdtempSync(join(tmpdir(), dirPrefix));
   return {
     influx,

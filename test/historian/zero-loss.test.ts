@@ -40,10 +40,10 @@ describe('historian zero loss', () => {
       retryMaxMs: 500,
       requestTimeoutMs: 5000,
     });
-    const bus = await MqttBus.connect(broker.url, { username: 'hist', password: 'hist-password', clientId: 'zero-loss-historian', clean: false });
+    const bus = await MqttBus.connect(broker.url, { username: 'hist', password: 'hist-password', clientId: 'hist:zero-loss', clean: false });
     const historian = new Historian({ bus, config, dataDir: dir });
     await historian.start();
-    const gateway = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password' });
+    const gateway = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password-1', clientId: 'gw:zero-loss' });
     const { sendUpTo } = telemetryStream('Z', DEVICES);
     try {
       await sendUpTo(gateway, 6000);

@@ -63,7 +63,7 @@ describe('rules engine with the simulated line over MQTT', () => {
 
     // Everything on the line as an observer sees it (admin account), stamped with simulated time.
     const messages: (Seen & { payload: unknown })[] = [];
-    observer = await mqtt.connectAsync(tb.url, { username: 'observer', password: 'observer-password' });
+    observer = await mqtt.connectAsync(tb.url, { username: 'observer', password: 'observer-password', clientId: 'observer' });
     observer.on('message', (topic, payload) => messages.push({ at: sim!.model.now(), topic, payload: JSON.parse(payload.toString()) as unknown }));
     await observer.subscribeAsync('lw/#', { qos: 1 });
 
@@ -76,7 +76,7 @@ describe('rules engine with the simulated line over MQTT', () => {
       },
     };
     const events: EngineEvent[] = [];
-    engineBus = await MqttBus.connect(tb.url, { username: 'rules-engine', password: 'rules-password', clientId: 'rules-e2e' });
+    engineBus = await MqttBus.connect(tb.url, { username: 'rules-engine', password: 'rules-password', clientId: 'rules-engine:e2e' });
     engine = new RulesEngine({
       bus: engineBus,
       dir: join(dir, 'rules'),
@@ -156,7 +156,7 @@ describe('rules engine with the simulated line over MQTT', () => {
     );
     await tb.addAccount('L2/dev-1', 'dev-1-password', 'device');
     const stateFile = join(dir, 'late-state.json');
-    const bus = await MqttBus.connect(tb.url, { username: 'rules-engine', password: 'rules-password', clientId: 'rules-e2e-late' });
+    const bus = await MqttBus.connect(tb.url, { username: 'rules-engine', password: 'rules-password', clientId: 'rules-engine:e2e-late' });
     const start = async (): Promise<RulesEngine> => {
       const e = new RulesEngine({ bus, dir: rulesDir, stateFile, watch: false });
       await e.start();

@@ -69,7 +69,7 @@ describe('linewatch simulate', () => {
   });
 
   it('runs the demo line with device accounts and says offline on Ctrl-C', async () => {
-    const watcher = await mqtt.connectAsync(tb.url, ADMIN);
+    const watcher = await mqtt.connectAsync(tb.url, { ...ADMIN, clientId: `${ADMIN.username}:watch-${Math.random().toString(36).slice(2, 8)}` });
     const seen = new Map<string, string>();
     watcher.on('message', (topic, payload) => seen.set(topic, payload.toString()));
     await watcher.subscribeAsync('lw/A/#', { qos: 1 });
@@ -98,7 +98,7 @@ describe('linewatch gateway', () => {
 
   it('bridges a PTY to the broker', async () => {
     const pty = await startPtyPair();
-    const watcher = await mqtt.connectAsync(tb.url, ADMIN);
+    const watcher = await mqtt.connectAsync(tb.url, { ...ADMIN, clientId: `${ADMIN.username}:watch-${Math.random().toString(36).slice(2, 8)}` });
     const got: string[] = [];
     watcher.on('message', (_t, p) => got.push(p.toString()));
     await watcher.subscribeAsync('lw/L/pty-dev/telemetry', { qos: 1 });

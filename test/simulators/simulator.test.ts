@@ -14,7 +14,7 @@ import { startTestBroker, type TestBroker } from '../harness/broker.js';
 import { startPtyPair, type TestPtyPair } from '../harness/pty.js';
 
 const ADMIN = { username: 'admin', password: 'admin-secret-1' };
-const GW = { username: 'gw', password: 'gw-secret-1' };
+const GW = { username: 'gw', password: 'gw-secret-one' };
 const devicePassword = (device: string) => `pw-${device}-secret`;
 const LAYOUT = { conveyors: 2, stations: 3, sensors: 1, bufferCapacity: 4 };
 const IDS = ['line-ctl', 'conv-1', 'conv-2', 'st-1', 'st-2', 'st-3', 'env-1'];
@@ -40,7 +40,7 @@ afterAll(async () => {
 type Got = { topic: string; kind: MessageKind | undefined; body: Record<string, unknown> };
 
 async function watch(filter = 'lw/A/#'): Promise<{ client: MqttClient; got: Got[] }> {
-  const client = await mqtt.connectAsync(tb.url, ADMIN);
+  const client = await mqtt.connectAsync(tb.url, { ...ADMIN, clientId: `${ADMIN.username}:watch-${Math.random().toString(36).slice(2, 8)}` });
   const got: Got[] = [];
   client.on('message', (topic, payload) => {
     const kind = topic.endsWith('/cmd/ack') ? 'ack' : (topic.split('/')[3] as MessageKind);

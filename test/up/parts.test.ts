@@ -49,7 +49,7 @@ describe('simulator accounts', () => {
     expect(creds.password.length).toBeGreaterThanOrEqual(16);
     expect(statSync(join(dataDir, 'sim-credentials.json')).mode & 0o777).toBe(0o600);
 
-    const client = await mqtt.connectAsync(broker.url, { ...creds, clientId: 'conv-1-test', reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(broker.url, { ...creds, clientId: 'A/conv-1:test', reconnectPeriod: 0 });
     await client.publishAsync('lw/A/conv-1/telemetry', JSON.stringify({ ts: Date.now(), seq: 1, values: { speed: 1 } }), { qos: 1 });
     await client.endAsync();
 
@@ -58,7 +58,7 @@ describe('simulator accounts', () => {
     expect(again.lookup('A', 'conv-1')).toEqual(creds);
     expect(again.lookup('A', 'nope')).toBeUndefined();
 
-    await expect(mqtt.connectAsync(broker.url, { username: 'A/conv-1', password: 'wrong-password', clientId: 'conv-1-bad', reconnectPeriod: 0 })).rejects.toThrow();
+    await expect(mqtt.connectAsync(broker.url, { username: 'A/conv-1', password: 'wrong-password', clientId: 'A/conv-1:bad', reconnectPeriod: 0 })).rejects.toThrow();
   });
 });
 
