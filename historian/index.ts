@@ -62,7 +62,9 @@ export class Historian implements Service {
   private readonly oee = new Map<string, { oee: LineOee; speed?: number; strategy?: Strategy }>();
   private oeeTimer: NodeJS.Timeout | undefined;
   private writer: Promise<void> | undefined;
+  /** Ends the writer's current sleep (stop, flush); new data may end only a wait for a batch, never a backoff. */
   private wake: (() => void) | undefined;
+  private sleepingForBatch = false;
   private stopping = false;
   private closed = false;
   private started = false;
@@ -226,7 +228,7 @@ export class Historian implements Service {
     this.c.spooled += appended;
     if (this.unread === 0 && appended > 0) this.oldestUnreadAt = Date.now();
     this.unread += appended;
-    if (this.unread >= this.config.batchSize) this.wake?.();
+    if (this.unread >= this.config.batchSize && this.sleepingForBatch) this.wake?.();
     this.checkAlarm();
     group.resolve();
   };
@@ -241,7 +243,7 @@ export class Historian implements Service {
         if (this.stopping && !this.spool.hasUnread()) return;
         const wait = this.msUntilDue();
         if (wait > 0) {
-          await this.sleepUnlessWoken(wait);
+          await this.sleepUnlessWoken(wait, 'batch');
           continue;
         }
         batch = this.spool.readBatch(this.config.batchSize, MAX_BATCH_BYTES);
@@ -279,7 +281,8 @@ export class Historian implements Service {
         this.c.write_failures++;
         this.warnOnce('write', `InfluxDB write failed, will retry: ${failure.message ?? String(err)}`);
         if (this.stopping) return;
-        await this.sleepUnlessWoken(backoff(attempt++, this.config.retryInitialMs, this.config.retryMaxMs));
+        // However much arrives meanwhile: one attempt per interval while InfluxDB is failing.
+        await this.sleepUnlessWoken(backoff(attempt++, this.config.retryInitialMs, this.config.retryMaxMs), 'backoff');
       }
     }
   }
@@ -299,15 +302,20 @@ export class Historian implements Service {
     return Math.max(0, this.config.flushIntervalMs - age);
   }
 
-  private sleepUnlessWoken(ms: number): Promise<void> {
+  /** Sleeps `ms`; stop() and flush() end it early, and so does a full batch when waiting for one. */
+  private sleepUnlessWoken(ms: number, waitingFor: 'batch' | 'backoff'): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        if (this.wake === done) this.wake = undefined;
+        if (this.wake === done) {
+          this.wake = undefined;
+          this.sleepingForBatch = false;
+        }
         resolve();
       };
       const timer = setTimeout(done, ms);
       this.wake = done;
+      this.sleepingForBatch = waitingFor === 'batch';
     });
   }
 
