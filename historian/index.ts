@@ -235,7 +235,8 @@ export class Historian implements Service {
 
   private async writeLoop(): Promise<void> {
     let batch: SpoolBatch | undefined;
-    let body = '';
+    /** What of `batch` is still to be written: ranges of its records, split where InfluxDB refused some. */
+    let parts: { from: number; to: number }[] = [];
     let attempt = 0;
     for (;;) {
       if (this.closed) return;
@@ -249,31 +250,46 @@ export class Historian implements Service {
         batch = this.spool.readBatch(this.config.batchSize, MAX_BATCH_BYTES);
         this.unread = Math.max(0, this.unread - (batch.records.length - batch.fromEarlierRun));
         this.oldestUnreadAt = this.unread > 0 ? Date.now() : undefined;
-        if (batch.records.length === 0) {
-          // Only torn or corrupt records were left: move past them.
-          this.spool.commit(batch.end);
-          batch = undefined;
-          continue;
-        }
-        body = batch.records.join('\n');
+        parts = [{ from: 0, to: batch.records.length }];
       }
       const current: SpoolBatch = batch;
-      try {
-        if (this.needsSetup) await this.setup();
-        await this.client!.write(body);
-        this.influxUp = true;
-        attempt = 0;
-        this.c.written += current.records.length;
-        this.c.replayed += current.fromEarlierRun;
-        this.c.write_batches++;
+      const part = parts[0];
+      if (!part) {
+        // All of it is stored or counted as refused (or only torn or corrupt records were left).
         this.commit(current);
         batch = undefined;
+        continue;
+      }
+      const size = part.to - part.from;
+      const fromEarlierRun = Math.max(0, Math.min(part.to, current.fromEarlierRun) - part.from);
+      try {
+        if (this.needsSetup) await this.setup();
+        await this.client!.write(current.records.slice(part.from, part.to).join('\n'));
+        this.influxUp = true;
+        attempt = 0;
+        this.c.written += size;
+        this.c.replayed += fromEarlierRun;
+        this.c.write_batches++;
+        parts.shift();
       } catch (err) {
         const failure = err as WriteFailure;
         if (failure.kind === 'rejected') {
-          this.drop('rejected', `${failure.message} (${current.records.length} points in this batch)`, current.records.length);
-          this.commit(current);
-          batch = undefined;
+          this.influxUp = true;
+          parts.shift();
+          if (failure.partial && failure.exact) {
+            this.c.written += size - failure.reported;
+            this.c.replayed += fromEarlierRun;
+            this.drop('rejected', `${failure.message} (${failure.reported} of the ${current.records.length} points in this batch refused, the rest stored)`, failure.reported);
+          } else if (failure.partial && size > 1 && failure.reported < size) {
+            // InfluxDB stored the rest, but its answer does not say how many it refused (it
+            // reports one kind of failure only): write the halves again — rewriting a stored
+            // point stores nothing twice — until each refused point is found.
+            const middle = part.from + Math.floor(size / 2);
+            parts.unshift({ from: part.from, to: middle }, { from: middle, to: part.to });
+          } else {
+            this.c.replayed += fromEarlierRun;
+            this.drop('rejected', `${failure.message} (${size} of the ${current.records.length} points in this batch refused)`, size);
+          }
           continue;
         }
         if (failure.kind === 'missing-database') this.needsSetup = this.config.setupDatabase;
