@@ -49,23 +49,30 @@ function install(aedes: Aedes): PublishRefusals {
     }
     previous.call(this, packet, client, done);
   };
-  const refuse = (packet: AedesPublishPacket, reason: Error): void => {
-    if (packet.qos > 0) refused.set(packet.payload as object, reason);
+  const mark = (packet: AedesPublishPacket, reason: Error): void => {
+    refused.set(packet.payload as object, reason);
   };
-  return { refuse, checked: check(aedes, refuse) };
+  // QoS 0 has no PUBACK to withhold: failing its publish would only close the publisher's connection.
+  const refuse = (packet: AedesPublishPacket, reason: Error): void => {
+    if (packet.qos > 0) mark(packet, reason);
+  };
+  return { refuse, checked: check(aedes, mark) };
 }
 
-/** A probe publish on a topic of its own that a probe subscriber refuses: the publish must fail. */
-function check(aedes: Aedes, refuse: PublishRefusals['refuse']): Promise<void> {
+/**
+ * A probe publish on a topic of its own that a probe subscriber refuses: the publish must fail.
+ * QoS 0, so that no offline session subscribed to `$SYS/#` gets it queued.
+ */
+function check(aedes: Aedes, mark: PublishRefusals['refuse']): Promise<void> {
   const topic = `$SYS/linewatch/refusal-check/${randomUUID()}`;
   const reason = new Error('refusal check');
   const probe = (packet: AedesPublishPacket, done: () => void): void => {
-    refuse(packet, reason);
+    mark(packet, reason);
     done();
   };
   return new Promise<void>((resolve, reject) => {
     aedes.subscribe(topic, probe, () => {
-      const packet: PublishPacket = { cmd: 'publish', topic, payload: Buffer.from('check'), qos: 1, retain: false, dup: false };
+      const packet: PublishPacket = { cmd: 'publish', topic, payload: Buffer.from('check'), qos: 0, retain: false, dup: false };
       aedes.publish(packet, (err) => {
         aedes.unsubscribe(topic, probe, () => undefined);
         if (err === reason) resolve();
