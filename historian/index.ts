@@ -304,36 +304,20 @@ export class Historian implements Service {
         batch = undefined;
         continue;
       }
-      const size = part.to - part.from;
-      const fromEarlierRun = Math.max(0, Math.min(part.to, current.fromEarlierRun) - part.from);
       try {
         if (this.needsSetup) await this.setup();
         await this.client!.write(current.records.slice(part.from, part.to).join('\n'));
         this.influxUp = true;
         attempt = 0;
-        this.c.written += size;
-        this.c.replayed += fromEarlierRun;
+        this.c.written += part.to - part.from;
+        this.c.replayed += Math.max(0, Math.min(part.to, current.fromEarlierRun) - part.from);
         this.c.write_batches++;
         parts.shift();
       } catch (err) {
         const failure = err as WriteFailure;
         if (failure.kind === 'rejected') {
           this.influxUp = true;
-          parts.shift();
-          if (failure.partial && failure.exact) {
-            this.c.written += size - failure.reported;
-            this.c.replayed += fromEarlierRun;
-            this.drop('rejected', `${failure.message} (${failure.reported} of the ${current.records.length} points in this batch refused, the rest stored)`, failure.reported);
-          } else if (failure.partial && size > 1 && failure.reported < size) {
-            // InfluxDB stored the rest, but its answer does not say how many it refused (it
-            // reports one kind of failure only): write the halves again — rewriting a stored
-            // point stores nothing twice — until each refused point is found.
-            const middle = part.from + Math.floor(size / 2);
-            parts.unshift({ from: part.from, to: middle }, { from: middle, to: part.to });
-          } else {
-            this.c.replayed += fromEarlierRun;
-            this.drop('rejected', `${failure.message} (${size} of the ${current.records.length} points in this batch refused)`, size);
-          }
+          parts.splice(0, 1, ...this.settleRejected(failure, part, current));
           continue;
         }
         if (failure.kind === 'missing-database') this.needsSetup = this.config.setupDatabase;
@@ -345,6 +329,30 @@ export class Historian implements Service {
         await this.sleepUnlessWoken(backoff(attempt++, this.config.retryInitialMs, this.config.retryMaxMs), 'backoff');
       }
     }
+  }
+
+  /**
+   * Counts a part of `batch` that InfluxDB answered 400, per point; returns the halves to write
+   * again when its answer does not say how many points it refused.
+   */
+  private settleRejected(failure: Extract<WriteFailure, { kind: 'rejected' }>, part: { from: number; to: number }, batch: SpoolBatch): { from: number; to: number }[] {
+    const size = part.to - part.from;
+    if (failure.partial && !failure.exact && size > 1 && failure.reported < size) {
+      // InfluxDB stored the rest, but it reports one kind of failure only, so this may be an
+      // undercount: write the halves again — rewriting a stored point stores nothing twice —
+      // until each refused point is found.
+      const middle = part.from + Math.floor(size / 2);
+      return [
+        { from: part.from, to: middle },
+        { from: middle, to: part.to },
+      ];
+    }
+    const refused = failure.partial && failure.exact ? failure.reported : size;
+    this.c.written += size - refused;
+    this.c.replayed += Math.max(0, Math.min(part.to, batch.fromEarlierRun) - part.from);
+    const rest = refused < size ? ', the rest stored' : '';
+    this.drop('rejected', `${failure.message} (${refused} of the ${batch.records.length} points in this batch refused${rest})`, refused);
+    return [];
   }
 
   private commit(batch: SpoolBatch): void {
