@@ -56,7 +56,9 @@ function install(aedes: Aedes): PublishRefusals {
   const refuse = (packet: AedesPublishPacket, reason: Error): void => {
     if (packet.qos > 0) mark(packet, reason);
   };
-  return { refuse, checked: check(aedes, mark) };
+  const checked = check(aedes, mark);
+  checked.catch(() => undefined); // reported to whoever subscribes (InProcessBus.subscribe awaits it), not as an unhandled rejection
+  return { refuse, checked };
 }
 
 /**
@@ -76,7 +78,7 @@ function check(aedes: Aedes, mark: PublishRefusals['refuse']): Promise<void> {
       aedes.publish(packet, (err) => {
         aedes.unsubscribe(topic, probe, () => undefined);
         if (err === reason) resolve();
-        else reject(new Error('aedes internals changed (a refused publish did not fail: the payload is no longer passed by reference to subscribers, or `published` errors are ignored): broker/refusals.ts must be revisited for the new version'));
+        else reject(new Error(`aedes internals changed (a refused publish ended with ${err ? `"${err.message}"` : 'no error'}: the payload is no longer passed by reference to subscribers, or \`published\` errors are ignored): broker/refusals.ts must be revisited for the new version`));
       });
     });
   });

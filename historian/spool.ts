@@ -201,7 +201,14 @@ export class Spool {
         done += lengths.length;
       }
       if (full) break;
-      if (done < payloads.length) this.rotate();
+      if (done < payloads.length) {
+        try {
+          this.rotate();
+        } catch (err) {
+          // No new segment (e.g. ENOSPC): what was written so far stays, and the caller learns how much.
+          throw Object.assign(err as Error, { appended: done });
+        }
+      }
     }
     if (done > 0) {
       if (this.fsyncIntervalMs === 0) {
@@ -396,17 +403,19 @@ export class Spool {
     fsync(this.writeFd, () => undefined);
   }
 
+  /** Starts the next segment; if it cannot be created, the current one stays the one appended to. */
   private rotate(): void {
     fsyncSync(this.writeFd);
     this.counters.fsyncs++;
     this.dirty = false;
-    closeSync(this.writeFd);
-    this.writeSegment++;
-    this.startSegment(this.writeSegment);
+    const previous = this.writeFd;
+    this.startSegment(this.writeSegment + 1);
+    closeSync(previous);
   }
 
   private startSegment(id: number): void {
     this.writeFd = openSync(this.segmentPath(id), 'wx');
+    this.writeSegment = id;
     this.sizes.set(id, 0);
     // Make the new file's directory entry durable too.
     const dirFd = openSync(this.options.dir, 'r');

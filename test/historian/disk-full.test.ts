@@ -6,11 +6,12 @@
 // taken: every event stored once, nothing written twice beyond the batch in flight.
 // Mounting needs root (CI runs as root); where it is not permitted the test is skipped, saying why.
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MessageRefused } from '../../bus/index.js';
+import { Spool } from '../../historian/spool.js';
 import { Historian } from '../../historian/index.js';
 import { freePort, startManagedInfluxd, type ManagedInfluxd } from '../../historian/influxd.js';
 import { historianConfigSchema } from '../../historian/config.js';
@@ -44,6 +45,7 @@ describe('disk full under the spool (1 MiB tmpfs)', () => {
   let broker: TestBroker;
   let dir: string;
   let mountPoint: string;
+  let inodeMount: string;
   let cannotMount: string | undefined;
   let influxd: ManagedInfluxd | undefined;
 
@@ -51,8 +53,12 @@ describe('disk full under the spool (1 MiB tmpfs)', () => {
     dir = mkdtempSync(join(tmpdir(), 'lw-disk-full-'));
     mountPoint = join(dir, 'tmpfs');
     mkdirSync(mountPoint);
+    inodeMount = join(dir, 'tmpfs-inodes');
+    mkdirSync(inodeMount);
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint], { stdio: 'pipe' });
+      // Inodes for the root, a filler file, the spool directory, its LOCK, committed.pos and one segment: no second segment.
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,nr_inodes=6', 'tmpfs', inodeMount], { stdio: 'pipe' });
     } catch (err) {
       cannotMount = `mount -t tmpfs is not permitted here (${(err as Error).message.split('\n')[0]}); this test needs root`;
     }
@@ -60,7 +66,7 @@ describe('disk full under the spool (1 MiB tmpfs)', () => {
   });
   afterAll(async () => {
     await Promise.all([broker?.stop(), influxd?.stop()]);
-    if (!cannotMount) execFileSync('umount', ['-l', mountPoint]);
+    if (!cannotMount) for (const mounted of [mountPoint, inodeMount]) execFileSync('umount', ['-l', mounted]);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -130,6 +136,37 @@ describe('disk full under the spool (1 MiB tmpfs)', () => {
       expect(c.written).toBeLessThanOrEqual(sent + BATCH);
     } finally {
       await historian.stop();
+    }
+  });
+
+  it('a new segment that cannot be created (ENOSPC) loses nothing: the error says how many records were written, and the spool goes on', (context) => {
+    if (cannotMount) context.skip(cannotMount);
+    const filler = join(inodeMount, 'filler');
+    writeFileSync(filler, 'x');
+    const spool = new Spool({ dir: join(inodeMount, 'spool'), maxBytes: 1024 * 1024, segmentBytes: 64 * 1024 });
+    spool.open();
+    try {
+      const records = Array.from({ length: 1000 }, (_, k) => `m,device=d v=${k} ${String(k).padStart(100, '0')}`); // ~120 B: two segments' worth
+      let thrown: (Error & { code?: string; appended?: number }) | undefined;
+      try {
+        spool.appendMany(records);
+      } catch (err) {
+        thrown = err as Error & { code?: string; appended?: number };
+      }
+      expect(thrown?.code).toBe('ENOSPC');
+      const appended = thrown?.appended ?? -1;
+      expect(appended).toBeGreaterThan(0);
+      expect(appended).toBeLessThan(records.length);
+      // Everything reported as written is there, in order; once the filesystem has an inode
+      // again, the rest goes in behind it.
+      const batch = spool.readBatch(10_000, 16 * 1024 * 1024);
+      expect(batch.records).toEqual(records.slice(0, appended));
+      spool.commit(batch.end);
+      rmSync(filler);
+      expect(spool.appendMany(records.slice(appended))).toBe(records.length - appended);
+      expect(spool.readBatch(10_000, 16 * 1024 * 1024).records).toEqual(records.slice(appended));
+    } finally {
+      spool.close();
     }
   });
 });
