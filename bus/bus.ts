@@ -18,6 +18,8 @@ export interface SubscribeOptions {
  * Handles one message. For QoS ≥ 1 the message is acknowledged to the broker only after
  * the returned promise resolves, so a handler that persists before resolving gets
  * acknowledge-after-persist. A handler that throws has the error logged and counted by the bus.
+ * A handler that rejects with MessageRefused gets the message *not* acknowledged, so its
+ * publisher keeps it and sends it again (see MessageRefused).
  */
 export type MessageHandler = (topic: string, payload: Buffer) => void | Promise<void>;
 
@@ -27,4 +29,15 @@ export interface Bus {
   publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void>;
   subscribe(filter: string | string[], handler: MessageHandler, options?: SubscribeOptions): Promise<Unsubscribe>;
   close(): Promise<void>;
+}
+
+/**
+ * What a handler rejects with when it cannot take a message now (e.g. the historian's spool is
+ * full): the bus must not acknowledge it. On the in-process bus the QoS 1 publisher gets no
+ * PUBACK — the broker closes its connection and the client sends the message again when it
+ * reconnects (broker/refusals.ts); on an MqttBus the connection to the broker is dropped so the
+ * broker delivers the message again on the persistent session. Other subscribers still get it.
+ */
+export class MessageRefused extends Error {
+  override readonly name = 'MessageRefused';
 }

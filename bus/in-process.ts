@@ -1,17 +1,23 @@
 // Bus on the embedded Aedes instance: no socket, no serialisation — the fastest path for
 // services running in the broker's process (`linewatch up`).
 import type { Aedes, AedesPublishPacket } from 'aedes';
+import { publishRefusals, type PublishRefusals } from '../broker/refusals.js';
 import { logger } from '../lib/log.js';
-import type { Bus, MessageHandler, PublishOptions, Unsubscribe } from './bus.js';
+import { MessageRefused, type Bus, type MessageHandler, type PublishOptions, type Unsubscribe } from './bus.js';
 
 const log = logger('bus');
 
 export class InProcessBus implements Bus {
-  /** Handlers that threw; the message is still acknowledged so one bad handler cannot stall the broker. */
+  /** Handlers that threw (other than MessageRefused); the message is still acknowledged so one bad handler cannot stall the broker. */
   handlerErrors = 0;
+  /** Messages a handler refused (MessageRefused): their QoS 1 publisher got no PUBACK. */
+  refused = 0;
   private readonly subscriptions = new Set<() => Promise<void>>();
+  private readonly refusals: PublishRefusals;
 
-  constructor(private readonly broker: Aedes) {}
+  constructor(private readonly broker: Aedes) {
+    this.refusals = publishRefusals(broker);
+  }
 
   publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -31,6 +37,8 @@ export class InProcessBus implements Bus {
 
   async subscribe(filter: string | string[], handler: MessageHandler): Promise<Unsubscribe> {
     const filters = Array.isArray(filter) ? filter : [filter];
+    // Fail here, loudly, if Aedes no longer lets a refusal withhold the PUBACK.
+    await this.refusals.checked;
     // Aedes calls `done` once the deliver callback runs; a QoS 1 publisher gets its PUBACK only
     // after every in-process handler has resolved, which is what gives acknowledge-after-persist.
     const deliver = (packet: AedesPublishPacket, done: () => void): void => {
@@ -38,13 +46,13 @@ export class InProcessBus implements Bus {
       try {
         result = handler(packet.topic, packet.payload as Buffer);
       } catch (err) {
-        this.onHandlerError(packet.topic, err);
+        this.onHandlerError(packet, err);
         done();
         return;
       }
       if (result instanceof Promise) {
         result.then(done, (err: unknown) => {
-          this.onHandlerError(packet.topic, err);
+          this.onHandlerError(packet, err);
           done();
         });
       } else {
@@ -64,8 +72,14 @@ export class InProcessBus implements Bus {
     await Promise.all([...this.subscriptions].map((unsubscribe) => unsubscribe()));
   }
 
-  private onHandlerError(topic: string, err: unknown): void {
+  private onHandlerError(packet: AedesPublishPacket, err: unknown): void {
+    if (err instanceof MessageRefused) {
+      // No PUBACK for the publisher (QoS 0 has none: that message is lost); the handler logs why.
+      this.refused++;
+      this.refusals.refuse(packet, err);
+      return;
+    }
     this.handlerErrors++;
-    log.error({ err, topic }, 'a subscriber failed to handle a message; it was acknowledged anyway');
+    log.error({ err, topic: packet.topic }, 'a subscriber failed to handle a message; it was acknowledged anyway');
   }
 }

@@ -4,7 +4,7 @@ import { clientIdFor } from '../contracts/client-id.js';
 import { topicMatches } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
 import { withTimeout } from '../lib/wait.js';
-import type { Bus, MessageHandler, PublishOptions, SubscribeOptions, Unsubscribe } from './bus.js';
+import { MessageRefused, type Bus, type MessageHandler, type PublishOptions, type SubscribeOptions, type Unsubscribe } from './bus.js';
 
 const log = logger('bus');
 
@@ -20,6 +20,8 @@ interface Route {
 
 export class MqttBus implements Bus {
   handlerErrors = 0;
+  /** Messages a handler refused (MessageRefused): left unacknowledged, the connection dropped so the broker redelivers them. */
+  refused = 0;
   private readonly routes = new Set<Route>();
 
   /** Resolves when the first subscription is registered (see dispatch). */
@@ -29,9 +31,16 @@ export class MqttBus implements Bus {
   private constructor(readonly client: MqttClient) {
     this.firstRoute = new Promise((resolve) => (this.routeAdded = resolve));
     // Acknowledge (PUBACK/PUBCOMP) only after the handlers resolved: MQTT.js sends the ack
-    // when handleMessage's callback runs.
+    // when handleMessage's callback runs. A refused message is never acknowledged: MQTT 3.1.1
+    // lets a broker redeliver only on a new connection of the session, so the connection is
+    // dropped (MQTT.js reconnects after reconnectPeriod) and whatever MQTT.js had read behind
+    // it goes unacknowledged too; with a persistent session (clean: false) the broker sends it
+    // all again.
     client.handleMessage = (packet, callback) => {
-      this.dispatch(packet.topic, packet.payload as Buffer).then(() => callback(), () => callback());
+      this.dispatch(packet.topic, packet.payload as Buffer).then((accepted) => {
+        if (accepted || packet.qos === 0) callback(); // QoS 0 has no acknowledgement to withhold
+        else client.stream.destroy();
+      }, () => callback());
     };
   }
 
@@ -95,18 +104,26 @@ export class MqttBus implements Bus {
     await this.client.endAsync();
   }
 
-  private async dispatch(topic: string, payload: Buffer): Promise<void> {
+  /** Runs the matching handlers; false when one refused the message (MessageRefused). */
+  private async dispatch(topic: string, payload: Buffer): Promise<boolean> {
     // Messages of a persistent session can arrive before the service has subscribed again: hold
     // them, unacknowledged (MQTT.js hands over one message at a time), until it has.
     if (this.routes.size === 0) await this.firstRoute;
+    let accepted = true;
     for (const route of this.routes) {
       if (!route.filters.some((f) => topicMatches(f, topic))) continue;
       try {
         await route.handler(topic, payload);
       } catch (err) {
+        if (err instanceof MessageRefused) {
+          this.refused++;
+          accepted = false;
+          continue;
+        }
         this.handlerErrors++;
         log.error({ err, topic }, 'a subscriber failed to handle a message; it was acknowledged anyway');
       }
     }
+    return accepted;
   }
 }

@@ -25,7 +25,7 @@ export const historianConfigSchema = z.strictObject({
   spoolSegmentBytes: z.number().int().min(64 * 1024).default(64 * 1024 * 1024),
   /** Group fsync of the spool; 0 = fsync every event (slow, survives power loss immediately). */
   fsyncIntervalMs: z.number().int().min(0).default(1000),
-  /** Warn (log + counter spool_alarm) once the spool is this full. */
+  /** Alarm (error log + counter spool_alarm) once the spool is this full, counting the free disk space too (docs/historian.md). */
   spoolAlarmRatio: z.number().min(0.01).max(1).default(0.8),
   retryInitialMs: z.number().int().min(1).default(200),
   retryMaxMs: z.number().int().min(10).default(30_000),

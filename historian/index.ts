@@ -8,8 +8,9 @@
 // reads it back; a backlog waits on disk (bounded by spoolMaxBytes, with an alarm as it fills).
 // Failed writes are retried with exponential backoff and jitter; a restart resumes from the
 // committed position (docs/historian.md).
+import { statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Bus, Unsubscribe } from '../bus/bus.js';
+import { MessageRefused, type Bus, type Unsubscribe } from '../bus/bus.js';
 import { SequenceTracker, STRATEGIES, topics, type PayloadOf, type Strategy, type SummaryPayload } from '../contracts/index.js';
 import { logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
@@ -31,6 +32,8 @@ const log = logger('historian');
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 /** How long start() waits for the database setup before leaving it to the writer. */
 const SETUP_AT_START_MS = 5000;
+/** How long a free-disk-space reading (statfs) is reused by the alarm. */
+const STATFS_EVERY_MS = 1000;
 
 export interface HistorianOptions {
   bus: Bus;
@@ -48,7 +51,10 @@ export interface HistorianOptions {
 /** Counters and gauges: what was received, spooled, written, replayed, dropped by reason; spool and queue state. */
 export type HistorianCounters = ReturnType<Historian['counters']>;
 
-type DropReason = 'invalid_topic' | 'invalid_payload' | 'spool_full' | 'spool_error' | 'rejected';
+type DropReason = 'invalid_topic' | 'invalid_payload' | 'rejected';
+/** Why an event was not taken into the spool (and so not acknowledged). */
+type RefuseReason = 'spool_full' | 'disk_full' | 'spool_error';
+type AcceptedPoint = Extract<PointResult, { ok: true }>;
 
 export class Historian implements Service {
   readonly name = 'historian';
@@ -62,7 +68,9 @@ export class Historian implements Service {
   private readonly oee = new Map<string, { oee: LineOee; speed?: number; strategy?: Strategy }>();
   private oeeTimer: NodeJS.Timeout | undefined;
   private writer: Promise<void> | undefined;
+  /** Ends the writer's current sleep (stop, flush); new data may end only a wait for a batch, never a backoff. */
   private wake: (() => void) | undefined;
+  private sleepingForBatch = false;
   private stopping = false;
   private closed = false;
   private started = false;
@@ -71,8 +79,13 @@ export class Historian implements Service {
   private unread = 0;
   private oldestUnreadAt: number | undefined;
   private alarm = false;
-  /** Events of the current tick, appended together in a microtask. */
-  private group: { lines: string[]; done: Promise<void>; resolve: () => void } | undefined;
+  /** The last append failed for want of disk space (ENOSPC/EDQUOT); cleared by the next one that succeeds. */
+  private diskFull = false;
+  /** The last append group did not all fit (spool or disk full, I/O error); cleared by one that does. */
+  private refusing = false;
+  private freeDisk: { bytes: number; at: number } | undefined;
+  /** Events of the current tick, appended together in a microtask; `done` resolves to how many fit. */
+  private group: { points: AcceptedPoint[]; done: Promise<number>; resolve: (appended: number) => void; refusal?: MessageRefused } | undefined;
   private readonly spoolDir: string;
   private readonly lastWarn = new Map<string, number>();
   /** Per-device sequence numbers: what the devices sent that never arrived (or arrived twice). */
@@ -87,9 +100,11 @@ export class Historian implements Service {
     setup_failures: 0,
     dropped_invalid_topic: 0,
     dropped_invalid_payload: 0,
-    dropped_spool_full: 0,
-    dropped_spool_error: 0,
+    refused_spool_full: 0,
+    refused_disk_full: 0,
+    refused_spool_error: 0,
     dropped_rejected: 0,
+    commit_failures: 0,
     oee_published: 0,
   };
   private influxUp = false;
@@ -164,6 +179,9 @@ export class Historian implements Service {
       spool_segments: this.spool.segmentCount(),
       spool_fill_ratio: this.spool.pendingBytes() / this.config.spoolMaxBytes,
       spool_alarm: this.alarm ? 1 : 0,
+      spool_refusing: this.refusing ? 1 : 0,
+      disk_full: this.diskFull ? 1 : 0,
+      disk_free_bytes: this.freeDiskBytes(),
       spool_torn_records: this.spool.counters.tornTails,
       spool_corrupt_records: this.spool.counters.corruptRecords,
       spool_fsyncs: this.spool.counters.fsyncs,
@@ -190,8 +208,10 @@ export class Historian implements Service {
 
   /**
    * Handles one message. The returned promise resolves once the event is in the spool (or
-   * counted as dropped): that is when the bus acknowledges it. Events handed over in the same
-   * tick are appended together in one write (group commit); one at a time, each gets its own.
+   * counted as dropped, for bad input): that is when the bus acknowledges it. It rejects with
+   * MessageRefused when the spool cannot take the event (full, disk full, I/O error): the bus
+   * then does not acknowledge it and the publisher sends it again. Events handed over in the
+   * same tick are appended together in one write (group commit); one at a time, each gets its own.
    */
   private readonly onMessage = (topic: string, payload: Buffer): Promise<void> | void => {
     this.c.received++;
@@ -200,42 +220,69 @@ export class Historian implements Service {
       this.drop(point.reason === 'topic' ? 'invalid_topic' : 'invalid_payload', point.error);
       return;
     }
-    const { seq, ts } = point.value as { seq?: unknown; ts?: unknown };
-    if (point.device && typeof seq === 'number' && typeof ts === 'number' && point.kind !== 'outcome' && point.kind !== 'alert') this.sequences.check(`${point.lineId}/${point.device}`, seq, ts);
-    if (this.config.oee.enabled) this.observe(point);
     if (!this.group) {
-      let resolve!: () => void;
-      const done = new Promise<void>((r) => (resolve = r));
-      this.group = { lines: [], done, resolve };
+      let resolve!: (appended: number) => void;
+      const done = new Promise<number>((r) => (resolve = r));
+      this.group = { points: [], done, resolve };
       queueMicrotask(this.appendGroup);
     }
-    this.group.lines.push(point.line);
-    return this.group.done;
+    const group = this.group;
+    const index = group.points.push(point) - 1;
+    return group.done.then((appended) => {
+      if (index >= appended) throw group.refusal;
+    });
   };
 
   private readonly appendGroup = (): void => {
     const group = this.group!;
     this.group = undefined;
-    const n = group.lines.length;
+    const n = group.points.length;
     let appended: number;
+    let refusal: { reason: RefuseReason; message: string } | undefined;
     try {
-      appended = this.spool.appendMany(group.lines);
-      if (appended < n) this.drop('spool_full', `the spool is full (${this.spool.pendingBytes()} bytes waiting for InfluxDB, limit ${this.config.spoolMaxBytes}): events are being dropped; is InfluxDB reachable? raise historian.spoolMaxBytes for longer outages`, n - appended);
+      appended = this.spool.appendMany(group.points.map((p) => p.line));
+      if (appended < n) refusal = { reason: 'spool_full', message: `refusing events: spool full (${this.spool.pendingBytes()} bytes waiting for InfluxDB, limit historian.spoolMaxBytes ${this.config.spoolMaxBytes}); they are not acknowledged, so the devices keep them and send them again. Is InfluxDB reachable? Raise historian.spoolMaxBytes to buffer longer outages` };
+      else if (this.diskFull) {
+        this.diskFull = false;
+        log.info({ dir: this.spoolDir }, 'the spool takes events again: the disk has room');
+      }
     } catch (err) {
       appended = (err as { appended?: number }).appended ?? 0;
-      this.drop('spool_error', `could not write to the spool in ${this.spoolDir}: ${(err as Error).message}`, n - appended);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        this.diskFull = true;
+        this.freeDisk = undefined; // read it again now
+        refusal = { reason: 'disk_full', message: `refusing events: disk full (${code} writing the spool in ${this.spoolDir}); they are not acknowledged, so the devices keep them and send them again. The spool drains as InfluxDB takes the backlog; free space on that filesystem or move historian.spoolDir` };
+      } else {
+        refusal = { reason: 'spool_error', message: `refusing events: could not write to the spool in ${this.spoolDir} (${(err as Error).message}); they are not acknowledged, so the devices keep them and send them again` };
+      }
+    }
+    this.refusing = refusal !== undefined;
+    // Only events in the spool count for the sequence check and OEE: a refused one comes again.
+    for (let k = 0; k < appended; k++) this.accepted(group.points[k]!);
+    if (refusal) {
+      this.c[`refused_${refusal.reason}`] += n - appended;
+      group.refusal = new MessageRefused(refusal.message);
+      this.warnOnce(refusal.reason, refusal.message, 'error');
     }
     this.c.spooled += appended;
     if (this.unread === 0 && appended > 0) this.oldestUnreadAt = Date.now();
     this.unread += appended;
-    if (this.unread >= this.config.batchSize) this.wake?.();
+    if (this.unread >= this.config.batchSize && this.sleepingForBatch) this.wake?.();
     this.checkAlarm();
-    group.resolve();
+    group.resolve(appended);
   };
+
+  private accepted(point: AcceptedPoint): void {
+    const { seq, ts } = point.value as { seq?: unknown; ts?: unknown };
+    if (point.device && typeof seq === 'number' && typeof ts === 'number' && point.kind !== 'outcome' && point.kind !== 'alert') this.sequences.check(`${point.lineId}/${point.device}`, seq, ts);
+    if (this.config.oee.enabled) this.observe(point);
+  }
 
   private async writeLoop(): Promise<void> {
     let batch: SpoolBatch | undefined;
-    let body = '';
+    /** What of `batch` is still to be written: ranges of its records, split where InfluxDB refused some. */
+    let parts: { from: number; to: number }[] = [];
     let attempt = 0;
     for (;;) {
       if (this.closed) return;
@@ -243,37 +290,36 @@ export class Historian implements Service {
         if (this.stopping && !this.spool.hasUnread()) return;
         const wait = this.msUntilDue();
         if (wait > 0) {
-          await this.sleepUnlessWoken(wait);
+          await this.sleepUnlessWoken(wait, 'batch');
           continue;
         }
         batch = this.spool.readBatch(this.config.batchSize, MAX_BATCH_BYTES);
         this.unread = Math.max(0, this.unread - (batch.records.length - batch.fromEarlierRun));
         this.oldestUnreadAt = this.unread > 0 ? Date.now() : undefined;
-        if (batch.records.length === 0) {
-          // Only torn or corrupt records were left: move past them.
-          this.spool.commit(batch.end);
-          batch = undefined;
-          continue;
-        }
-        body = batch.records.join('\n');
+        parts = batch.records.length > 0 ? [{ from: 0, to: batch.records.length }] : [];
       }
       const current: SpoolBatch = batch;
-      try {
-        if (this.needsSetup) await this.setup();
-        await this.client!.write(body);
-        this.influxUp = true;
-        attempt = 0;
-        this.c.written += current.records.length;
-        this.c.replayed += current.fromEarlierRun;
-        this.c.write_batches++;
+      const part = parts[0];
+      if (!part) {
+        // All of it is stored or counted as refused (or only torn or corrupt records were left).
         this.commit(current);
         batch = undefined;
+        continue;
+      }
+      try {
+        if (this.needsSetup) await this.setup();
+        await this.client!.write(current.records.slice(part.from, part.to).join('\n'));
+        this.influxUp = true;
+        attempt = 0;
+        this.c.written += part.to - part.from;
+        this.c.replayed += Math.max(0, Math.min(part.to, current.fromEarlierRun) - part.from);
+        this.c.write_batches++;
+        parts.shift();
       } catch (err) {
         const failure = err as WriteFailure;
         if (failure.kind === 'rejected') {
-          this.drop('rejected', `${failure.message} (${current.records.length} points in this batch)`, current.records.length);
-          this.commit(current);
-          batch = undefined;
+          this.influxUp = true;
+          parts.splice(0, 1, ...this.settleRejected(failure, part, current));
           continue;
         }
         if (failure.kind === 'missing-database') this.needsSetup = this.config.setupDatabase;
@@ -281,15 +327,46 @@ export class Historian implements Service {
         this.c.write_failures++;
         this.warnOnce('write', `InfluxDB write failed, will retry: ${failure.message ?? String(err)}`);
         if (this.stopping) return;
-        await this.sleepUnlessWoken(backoff(attempt++, this.config.retryInitialMs, this.config.retryMaxMs));
+        // However much arrives meanwhile: one attempt per interval while InfluxDB is failing.
+        await this.sleepUnlessWoken(backoff(attempt++, this.config.retryInitialMs, this.config.retryMaxMs), 'backoff');
       }
     }
+  }
+
+  /**
+   * Counts a part of `batch` that InfluxDB answered 400, per point; returns the halves to write
+   * again when its answer does not say how many points it refused.
+   */
+  private settleRejected(failure: Extract<WriteFailure, { kind: 'rejected' }>, part: { from: number; to: number }, batch: SpoolBatch): { from: number; to: number }[] {
+    const size = part.to - part.from;
+    if (failure.partial && !failure.exact && size > 1 && failure.reported < size) {
+      // InfluxDB stored the rest, but it reports one kind of failure only, so this may be an
+      // undercount: write the halves again — rewriting a stored point stores nothing twice —
+      // until each refused point is found.
+      const middle = part.from + Math.floor(size / 2);
+      return [
+        { from: part.from, to: middle },
+        { from: middle, to: part.to },
+      ];
+    }
+    const refused = failure.partial && failure.exact ? failure.reported : size;
+    this.c.written += size - refused;
+    this.c.replayed += Math.max(0, Math.min(part.to, batch.fromEarlierRun) - part.from);
+    const rest = refused < size ? ', the rest stored' : '';
+    this.drop('rejected', `${failure.message} (${refused} of the ${batch.records.length} points in this batch refused${rest})`, refused);
+    return [];
   }
 
   private commit(batch: SpoolBatch): void {
     // After stop() gave up waiting, the spool is closed: the next start replays this batch (harmless).
     if (this.closed) return;
-    this.spool.commit(batch.end);
+    try {
+      this.spool.commit(batch.end);
+    } catch (err) {
+      // The batch is in InfluxDB; a later commit covers it (and a restart would only replay it).
+      this.c.commit_failures++;
+      this.warnOnce('commit', `could not record the spool position in ${this.spoolDir}: ${(err as Error).message}`, 'error');
+    }
     this.checkAlarm();
   }
 
@@ -301,15 +378,20 @@ export class Historian implements Service {
     return Math.max(0, this.config.flushIntervalMs - age);
   }
 
-  private sleepUnlessWoken(ms: number): Promise<void> {
+  /** Sleeps `ms`; stop() and flush() end it early, and so does a full batch when waiting for one. */
+  private sleepUnlessWoken(ms: number, waitingFor: 'batch' | 'backoff'): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        if (this.wake === done) this.wake = undefined;
+        if (this.wake === done) {
+          this.wake = undefined;
+          this.sleepingForBatch = false;
+        }
         resolve();
       };
       const timer = setTimeout(done, ms);
       this.wake = done;
+      this.sleepingForBatch = waitingFor === 'batch';
     });
   }
 
@@ -340,7 +422,7 @@ export class Historian implements Service {
     return this.managed.url;
   }
 
-  private observe(point: Extract<PointResult, { ok: true }>): void {
+  private observe(point: AcceptedPoint): void {
     const lineId = point.lineId;
     if (!lineId || !point.device) return;
     let entry = this.oee.get(lineId);
@@ -415,23 +497,48 @@ export class Historian implements Service {
     this.warnOnce(reason, message);
   }
 
+  /**
+   * The alarm looks at the room left for the backlog: up to spoolMaxBytes, and no more than the
+   * disk has free. It is raised once that room is down to (1 - spoolAlarmRatio) of spoolMaxBytes.
+   */
   private checkAlarm(): void {
-    const ratio = this.spool.pendingBytes() / this.config.spoolMaxBytes;
-    if (!this.alarm && ratio >= this.config.spoolAlarmRatio) {
+    const pending = this.spool.pendingBytes();
+    const free = this.freeDiskBytes();
+    const max = this.config.spoolMaxBytes;
+    const fill = Math.max(pending / max, 1 - free / max);
+    const byDisk = free < max - pending;
+    if (!this.alarm && fill >= this.config.spoolAlarmRatio) {
       this.alarm = true;
-      log.error({ pendingBytes: this.spool.pendingBytes(), maxBytes: this.config.spoolMaxBytes }, `historian spool is ${Math.round(ratio * 100)}% full: InfluxDB is not keeping up or unreachable; events will be dropped when it is full`);
-    } else if (this.alarm && ratio < this.config.spoolAlarmRatio * 0.9) {
+      const why = byDisk
+        ? `the disk under the historian spool ${this.spoolDir} has ${free} bytes free, less than the spool may still take (historian.spoolMaxBytes ${max}, ${pending} bytes waiting for InfluxDB)`
+        : `historian spool is ${Math.round((pending / max) * 100)}% full (${pending} bytes waiting for InfluxDB, historian.spoolMaxBytes ${max}): InfluxDB is not keeping up or unreachable`;
+      log.error({ pendingBytes: pending, maxBytes: max, diskFreeBytes: free }, `${why}; when it is full, events are refused (not acknowledged: the devices keep them and send them again)`);
+    } else if (this.alarm && fill < this.config.spoolAlarmRatio * 0.9) {
       this.alarm = false;
-      log.info({ pendingBytes: this.spool.pendingBytes() }, 'historian spool alarm cleared');
+      log.info({ pendingBytes: pending, diskFreeBytes: free }, 'historian spool alarm cleared');
     }
   }
 
-  /** Logs a warning at most every 10 s per kind, so a flood of bad input cannot flood the log. */
-  private warnOnce(kind: string, message: string): void {
+  /** Free bytes for an unprivileged writer on the spool's filesystem (statfs), read at most every STATFS_EVERY_MS. */
+  private freeDiskBytes(): number {
+    const now = Date.now();
+    if (!this.freeDisk || now - this.freeDisk.at >= STATFS_EVERY_MS) {
+      try {
+        const stats = statfsSync(this.spoolDir);
+        this.freeDisk = { bytes: stats.bavail * stats.bsize, at: now };
+      } catch {
+        this.freeDisk = { bytes: Number.MAX_SAFE_INTEGER, at: now }; // not created yet, or no statfs here: no disk alarm
+      }
+    }
+    return this.freeDisk.bytes;
+  }
+
+  /** Logs at most every 10 s per kind, so a flood of bad input cannot flood the log. */
+  private warnOnce(kind: string, message: string, level: 'warn' | 'error' = 'warn'): void {
     const now = Date.now();
     if (now - (this.lastWarn.get(kind) ?? 0) < 10_000) return;
     this.lastWarn.set(kind, now);
-    log.warn({ counters: this.counters() }, message);
+    log[level]({ counters: this.counters() }, message);
   }
 }
 

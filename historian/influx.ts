@@ -23,7 +23,7 @@ const neverDisable: IBackoffStrategy = {
 export type WriteFailure =
   | { kind: 'retry'; message: string } // unreachable, 5xx, timeout, auth (an operator can fix it): keep the batch, back off
   | { kind: 'missing-database'; message: string } // 404: set the database up again, then retry
-  | { kind: 'rejected'; message: string }; // 400: InfluxDB refuses these points (type conflict, beyond retention); retrying cannot help
+  | { kind: 'rejected'; message: string; partial: boolean; exact: boolean; reported: number }; // 400: InfluxDB refuses points (see rejection())
 
 export interface InfluxTarget {
   url: string;
@@ -87,12 +87,28 @@ export function classify(err: unknown): WriteFailure {
     const status = err.res?.statusCode ?? 0;
     const message = `InfluxDB answered ${status}: ${err.message}`;
     if (status === 404) return { kind: 'missing-database', message };
-    if (status === 400) return { kind: 'rejected', message };
+    if (status === 400) return { kind: 'rejected', message, ...rejection(err.message) };
     if (status === 401 || status === 403) return { kind: 'retry', message: `${message} (check historian.username/password; for InfluxDB 2.x/3.x the password is an API token)` };
     return { kind: 'retry', message };
   }
   const e = err as NodeJS.ErrnoException;
   return { kind: 'retry', message: `InfluxDB is unreachable: ${e.code ? `${e.code} ` : ''}${e.message}` };
+}
+
+/**
+ * What a 400 answer says about a batch. InfluxDB 1.x (checked against influxd 1.6.7) stores the
+ * good points of a batch and answers `partial write: <reason> dropped=N` for the others:
+ * `unable to parse '<line>': …` once per unparseable line (with dropped=0), or `points beyond
+ * retention policy` / `field type conflict` with dropped=N. When both kinds occur in one batch
+ * it reports only the second, so `reported` is exact only when the answer lists unparseable
+ * lines (then everything else was stored), else a lower bound. A 400 that is not a partial write
+ * stored nothing.
+ */
+export function rejection(message: string): { partial: boolean; exact: boolean; reported: number } {
+  const partial = message.includes('partial write');
+  const dropped = Number(/dropped=(\d+)/.exec(message)?.[1] ?? 0);
+  const unparseable = message.split("unable to parse '").length - 1;
+  return { partial, exact: partial && unparseable > 0, reported: dropped + unparseable };
 }
 
 /**

@@ -6,18 +6,20 @@
 //
 //   segment file  seg-<16 digits>.log = record*
 //   record        u32le length | u32le CRC-32 (IEEE) of the payload | payload (UTF-8 line protocol)
-//   committed.json { segment, offset }  — everything before it is in InfluxDB
+//   committed.pos  { segment, offset } — everything before it is in InfluxDB (commit-file.ts:
+//                  overwritten in place, so committing needs no free disk space)
 //
 // Durability: append()/appendMany() return after write(2), so a record survives the process being killed
 // (SIGKILL, crash) as soon as append returns; it survives power loss once fsync'd, which happens
 // every `fsyncIntervalMs` (0 = after every append). Each run appends to a new segment, so a torn
 // last record from a crash (short write, zeros after power loss) sits at the end of an older
 // segment, where the reader detects it by length/CRC, counts it and skips the rest of that segment.
-import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { lockDir, unlockDir } from '../lib/dir-lock.js';
 import { logger } from '../lib/log.js';
+import { CommitFile } from './commit-file.js';
 
 const log = logger('historian');
 
@@ -71,6 +73,8 @@ const READ_CHUNK = 4 * 1024 * 1024;
 /** Approximate heap bytes of one cached record besides its payload (object, array slot). */
 const CACHE_OVERHEAD = 64;
 const SEGMENT_RE = /^seg-(\d{16})\.log$/;
+/** Where an earlier version kept the committed position (rewritten by rename, which needs free space). */
+const LEGACY_COMMITTED = 'committed.json';
 
 export class Spool {
   readonly counters = { appended: 0, appendedBytes: 0, tornTails: 0, corruptRecords: 0, fsyncs: 0, segmentsDeleted: 0 };
@@ -85,6 +89,9 @@ export class Spool {
   private readFd = -1;
   private readFdSegment = -1;
   private committed: SpoolPosition = { segment: 0, offset: 0 };
+  private readonly commitFile: CommitFile;
+  /** The last append failed for want of disk space (ENOSPC/EDQUOT); cleared by one that succeeds. */
+  private noSpace = false;
   private pending = 0;
   private dirty = false;
   private readonly memoryBytes: number;
@@ -98,6 +105,7 @@ export class Spool {
     this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
     this.fsyncIntervalMs = options.fsyncIntervalMs ?? 1000;
     this.memoryBytes = options.memoryBytes ?? 64 * 1024 * 1024;
+    this.commitFile = new CommitFile(join(options.dir, 'committed.pos'));
   }
 
   /** Recovers the log left by an earlier run and starts a new segment for this one. */
@@ -111,6 +119,8 @@ export class Spool {
     }
     const ids = this.ids();
     this.committed = this.loadCommitted() ?? { segment: ids[0] ?? 1, offset: 0 };
+    this.commitFile.write(this.committed);
+    this.removeLegacyCommitted();
     for (const id of ids) if (id < this.committed.segment) this.deleteSegment(id);
     this.read = { ...this.committed };
     this.writeSegment = Math.max(this.committed.segment, ...ids) + 1;
@@ -171,8 +181,11 @@ export class Spool {
         } catch (err) {
           // Leave no partial record behind (e.g. ENOSPC): cut the segment back to its last whole record.
           ftruncateSync(this.writeFd, segmentSize);
+          const code = (err as NodeJS.ErrnoException).code;
+          this.noSpace = code === 'ENOSPC' || code === 'EDQUOT';
           throw Object.assign(err as Error, { appended: done });
         }
+        this.noSpace = false;
         let offset = segmentSize;
         for (let k = 0; k < lengths.length; k++) {
           const size = HEADER + lengths[k]!;
@@ -189,7 +202,14 @@ export class Spool {
         done += lengths.length;
       }
       if (full) break;
-      if (done < payloads.length) this.rotate();
+      if (done < payloads.length) {
+        try {
+          this.rotate();
+        } catch (err) {
+          // No new segment (e.g. ENOSPC): what was written so far stays, and the caller learns how much.
+          throw Object.assign(err as Error, { appended: done });
+        }
+      }
     }
     if (done > 0) {
       if (this.fsyncIntervalMs === 0) {
@@ -277,18 +297,34 @@ export class Spool {
     return { records, bytes, end: { ...this.read }, fromEarlierRun };
   }
 
-  /** Everything before `position` is stored: persist that, and delete segments no longer needed. */
+  /**
+   * Everything before `position` is stored: persist that (in place: no free space needed), and
+   * delete segments no longer needed. If persisting fails, the segments still go (a restart then
+   * replays from the last recorded position, harmlessly) and the error is thrown afterwards.
+   */
   commit(position: SpoolPosition): void {
     if (!this.opened) return;
     this.committed = { ...position };
-    const file = join(this.options.dir, 'committed.json');
-    writeFileSync(`${file}.tmp`, JSON.stringify(this.committed));
-    renameSync(`${file}.tmp`, file);
+    let failure: unknown;
+    try {
+      this.commitFile.write(this.committed);
+    } catch (err) {
+      failure = err;
+    }
     for (const id of this.ids()) {
       const finished = id < position.segment || (id !== this.writeSegment && id === position.segment && position.offset >= this.sizes.get(id)!);
       if (finished && id !== this.writeSegment) this.deleteSegment(id);
     }
+    // Disk full and the segment being appended to is all stored: start an empty one, so that
+    // one can go too and free its space.
+    const size = this.sizes.get(this.writeSegment)!;
+    if (this.noSpace && size > 0 && position.segment === this.writeSegment && position.offset >= size) {
+      const stored = this.writeSegment;
+      this.rotate();
+      this.deleteSegment(stored);
+    }
     this.pending = this.computePending();
+    if (failure) throw failure;
   }
 
   /** Bytes appended but not yet committed. */
@@ -324,6 +360,7 @@ export class Spool {
     closeSync(this.writeFd);
     this.writeFd = -1;
     this.closeReadFd();
+    this.commitFile.close();
     this.unlock();
     // A segment of this run that holds nothing uncommitted is not needed by the next one.
     const size = this.sizes.get(this.writeSegment)!;
@@ -367,17 +404,19 @@ export class Spool {
     fsync(this.writeFd, () => undefined);
   }
 
+  /** Starts the next segment; if it cannot be created, the current one stays the one appended to. */
   private rotate(): void {
     fsyncSync(this.writeFd);
     this.counters.fsyncs++;
     this.dirty = false;
-    closeSync(this.writeFd);
-    this.writeSegment++;
-    this.startSegment(this.writeSegment);
+    const previous = this.writeFd;
+    this.startSegment(this.writeSegment + 1);
+    closeSync(previous);
   }
 
   private startSegment(id: number): void {
     this.writeFd = openSync(this.segmentPath(id), 'wx');
+    this.writeSegment = id;
     this.sizes.set(id, 0);
     // Make the new file's directory entry durable too.
     const dirFd = openSync(this.options.dir, 'r');
@@ -436,14 +475,28 @@ export class Spool {
   }
 
   private loadCommitted(): SpoolPosition | undefined {
+    const position = this.commitFile.open();
+    if (position) return position;
+    // Missing (first run) or unreadable: replay from the oldest segment — replay is idempotent,
+    // so this costs time, not correctness. A spool of an earlier version has committed.json.
     try {
-      const value = JSON.parse(readFileSync(join(this.options.dir, 'committed.json'), 'utf8')) as SpoolPosition;
+      const value = JSON.parse(readFileSync(join(this.options.dir, LEGACY_COMMITTED), 'utf8')) as SpoolPosition;
       if (Number.isInteger(value.segment) && Number.isInteger(value.offset)) return value;
     } catch {
-      // Missing (first run) or unreadable (power loss during rename): replay from the oldest
-      // segment — replay is idempotent, so this costs time, not correctness.
+      // missing or unreadable, as above
     }
     return undefined;
+  }
+
+  /** committed.json (and its .tmp) of an earlier version, once committed.pos holds the position. */
+  private removeLegacyCommitted(): void {
+    for (const name of [LEGACY_COMMITTED, `${LEGACY_COMMITTED}.tmp`]) {
+      try {
+        unlinkSync(join(this.options.dir, name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
   }
 
   /** One spool, one writer: a second historian on the same directory would interleave segments. */

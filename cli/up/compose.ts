@@ -229,6 +229,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
   const figures = (): StatusFigures => {
     const stats = running.stats();
     const view = dashboard?.view;
+    const history = historianRef?.counters();
     return {
       devicesOnline: view?.onlineDevices() ?? stats.clients,
       devicesKnown: view?.snapshot().devices.length ?? stats.clients,
@@ -236,7 +237,8 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       commands: view?.counters.commands ?? 0,
       commandsAcked: view?.counters.commands_acked ?? 0,
       activeAlerts: view?.activeAlerts().length ?? 0,
-      influxBacklog: historianRef ? (historianRef.counters().queue_depth ?? 0) : null,
+      influxBacklog: history ? history.queue_depth : null,
+      historianRefusing: history?.disk_full ? 'disk full' : history?.spool_refusing ? 'spool full' : undefined,
     };
   };
 

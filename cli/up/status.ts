@@ -10,6 +10,8 @@ export interface StatusFigures {
   activeAlerts: number;
   /** Points waiting to reach InfluxDB (spooled or buffered), or null without a historian. */
   influxBacklog: number | null;
+  /** Why the historian refuses events right now (the spool or the disk is full), if it does. */
+  historianRefusing?: 'spool full' | 'disk full';
 }
 
 export function formatStatus(f: StatusFigures): string {
@@ -18,7 +20,7 @@ export function formatStatus(f: StatusFigures): string {
     `${f.eventsPerSecond.toFixed(1)} events/s`,
     `commands ${f.commands} (${f.commandsAcked} acked)`,
     `alerts ${f.activeAlerts} active`,
-    f.influxBacklog === null ? 'history off' : `InfluxDB backlog ${f.influxBacklog}`,
+    f.influxBacklog === null ? 'history off' : `InfluxDB backlog ${f.influxBacklog}${f.historianRefusing ? ` (${f.historianRefusing}: refusing events)` : ''}`,
   ].join(' · ');
 }
 

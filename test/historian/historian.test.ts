@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MqttBus } from '../../bus/index.js';
+import { MessageRefused, MqttBus } from '../../bus/index.js';
 import { Historian } from '../../historian/index.js';
 import { freePort, ping, startManagedInfluxd } from '../../historian/influxd.js';
 import { historianConfigSchema } from '../../historian/config.js';
@@ -232,7 +232,7 @@ describe('Historian', () => {
     expect(await select('replay', 'SELECT count("v") FROM telemetry')).toEqual([{ time: 0, count: 200 }]);
   });
 
-  it('bounds the spool: raises the alarm as it fills, then drops and counts what does not fit', async () => {
+  it('bounds the spool: raises the alarm as it fills, then refuses what does not fit (the publish fails, nothing is acknowledged and dropped)', async () => {
     const port = await freePort(); // nothing listens: InfluxDB is away for this whole test
     const config = historianConfigSchema.parse({
       influxUrl: `http://127.0.0.1:${port}`,
@@ -248,14 +248,23 @@ describe('Historian', () => {
     running.push(historian);
     const values = { a: 1.5, b: 2.5, c: 3.5, d: 4.5 };
     let sent = 0;
-    while (historian.counters().dropped_spool_full === 0 && sent < 50_000) {
-      await Promise.all(Array.from({ length: 100 }, () => publish('lw/F/s1/telemetry', { ts: T0 + sent, seq: sent++, values })));
+    let refused = 0;
+    while (historian.counters().refused_spool_full === 0 && sent < 50_000) {
+      const results = await Promise.allSettled(Array.from({ length: 100 }, () => publish('lw/F/s1/telemetry', { ts: T0 + sent, seq: sent++, values })));
+      for (const result of results) {
+        if (result.status === 'rejected') {
+          expect(result.reason).toBeInstanceOf(MessageRefused);
+          expect((result.reason as Error).message).toMatch(/^refusing events: spool full/);
+          refused++;
+        }
+      }
       if (historian.counters().spool_alarm === 0) expect(historian.counters().spool_fill_ratio).toBeLessThan(0.5 + 0.01);
     }
     const c = historian.counters();
     expect(c.spool_alarm).toBe(1);
-    expect(c.dropped_spool_full).toBeGreaterThan(0);
-    expect(c.spooled + c.dropped_spool_full).toBe(c.received);
+    expect(c.refused_spool_full).toBeGreaterThan(0);
+    expect(refused).toBe(c.refused_spool_full);
+    expect(c.spooled + c.refused_spool_full).toBe(c.received);
     expect(c.spool_pending_bytes).toBeLessThanOrEqual(1024 * 1024);
   });
 

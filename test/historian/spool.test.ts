@@ -1,7 +1,7 @@
 // The write-ahead spool on a real file system: order, restart from the committed position,
 // rotation and deletion, torn tails and corrupt records, the size bound.
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -140,6 +140,42 @@ describe('Spool', () => {
     expect(texts(recovered.readBatch(100, MiB).records)).toEqual(['m v=0', 'm v=2']);
     expect(recovered.counters.corruptRecords).toBe(1);
     recovered.close();
+  });
+
+  it('commits in place (committed.pos never grows), and a torn newest slot falls back to the position before it', () => {
+    const first = new Spool({ dir, maxBytes: MiB });
+    first.open();
+    for (let i = 0; i < 6; i++) first.append(`m v=${i}`);
+    const file = join(dir, 'committed.pos');
+    const size = statSync(file).size;
+    first.commit(first.readBatch(2, MiB).end);
+    first.commit(first.readBatch(2, MiB).end);
+    expect(statSync(file).size).toBe(size);
+    first.close();
+    // Tear the slot written last (the second commit): the first commit's position is still there.
+    const bytes = readFileSync(file);
+    const newest = bytes.readBigUInt64LE(8) > bytes.readBigUInt64LE(32 + 8) ? 0 : 32;
+    bytes.fill(0xff, newest + 16, newest + 24);
+    writeFileSync(file, bytes);
+    const second = new Spool({ dir, maxBytes: MiB });
+    second.open();
+    expect(texts(second.readBatch(100, MiB).records)).toEqual(['m v=2', 'm v=3', 'm v=4', 'm v=5']);
+    second.close();
+  });
+
+  it('takes over the committed.json of an earlier version and removes it', () => {
+    const first = new Spool({ dir, maxBytes: MiB });
+    first.open();
+    for (let i = 0; i < 4; i++) first.append(`m v=${i}`);
+    const end = first.readBatch(3, MiB).end;
+    first.close();
+    rmSync(join(dir, 'committed.pos'));
+    writeFileSync(join(dir, 'committed.json'), JSON.stringify(end));
+    const second = new Spool({ dir, maxBytes: MiB });
+    second.open();
+    expect(texts(second.readBatch(100, MiB).records)).toEqual(['m v=3']);
+    expect(readdirSync(dir)).not.toContain('committed.json');
+    second.close();
   });
 
   it('refuses appends beyond maxBytes with a clear error, and takes them again once committed', () => {

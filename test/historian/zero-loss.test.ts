@@ -64,7 +64,7 @@ describe('historian zero loss', () => {
       expect(perDevice?.series).toHaveLength(DEVICES);
       for (const s of perDevice!.series!) expect(s.values[0]!.slice(1)).toEqual([TOTAL / DEVICES, 0, TOTAL / DEVICES - 1]);
       const c = historian.counters();
-      expect(c).toMatchObject({ received: TOTAL, spooled: TOTAL, dropped_spool_full: 0, dropped_rejected: 0, influx_up: 1, spool_pending_bytes: 0, seq_missing: 0, seq_duplicates: 0 });
+      expect(c).toMatchObject({ received: TOTAL, spooled: TOTAL, refused_spool_full: 0, refused_disk_full: 0, refused_spool_error: 0, dropped_rejected: 0, influx_up: 1, spool_pending_bytes: 0, seq_missing: 0, seq_duplicates: 0 });
       expect(c.written).toBeGreaterThanOrEqual(TOTAL);
     } finally {
       await gateway.endAsync();

@@ -117,5 +117,6 @@ describe('status line', () => {
     line.print();
     expect(chunks.join('')).toMatch(/^\d{4}-\d\d-\d\dT\S+ status: devices 10\/11 online · 42\.3 events\/s · commands 3 \(2 acked\) · alerts 1 active · InfluxDB backlog 7\n$/);
     expect(formatStatus({ devicesOnline: 0, devicesKnown: 0, eventsPerSecond: 0, commands: 0, commandsAcked: 0, activeAlerts: 0, influxBacklog: null })).toContain('history off');
+    expect(formatStatus({ devicesOnline: 0, devicesKnown: 0, eventsPerSecond: 0, commands: 0, commandsAcked: 0, activeAlerts: 0, influxBacklog: 9, historianRefusing: 'disk full' })).toContain('InfluxDB backlog 9 (disk full: refusing events)');
   });
 });

@@ -1,0 +1,85 @@
+// Lets an in-process subscriber refuse a QoS 1 message so that its publisher gets no PUBACK
+// (docs/broker.md#refusing-a-publish). Aedes 1.2.0 has no way for a subscriber to fail a
+// publish: mqemitter calls a listener's `done` without an error and fastparallel drops any
+// error anyway. What it does have, after every subscriber is done, is the `published` hook
+// (`aedes.published(packet, client, done)`, public API): an error passed to its `done` ends the
+// publish with that error. With scripts/patch-aedes.js the QoS 1 PUBACK is written only after a
+// successful publish, so the error means no PUBACK; Aedes then treats it as a client error and
+// closes the connection, and the client (QoS 1) sends the message again when it reconnects.
+// Nothing is held: the subscribers' deliveries end at once, the others got the message.
+//
+// The link between what a subscriber got and what `published` gets is the payload Buffer:
+// Aedes wraps the packet for its subscribers (aedes-packet) but keeps the payload by reference.
+// That is an internal detail, so check() proves the whole path at start with a probe publish
+// and fails loudly if an Aedes upgrade changed it.
+import { randomUUID } from 'node:crypto';
+import type { Aedes, AedesPublishPacket, PublishPacket } from 'aedes';
+
+export interface PublishRefusals {
+  /** Makes the publish of this (delivered) packet fail with `reason`: no PUBACK for its publisher. */
+  refuse(packet: AedesPublishPacket, reason: Error): void;
+  /** Resolves once a probe publish showed that a refusal fails the publish; rejects if not. */
+  readonly checked: Promise<void>;
+}
+
+const installed = new WeakMap<Aedes, PublishRefusals>();
+
+/** The refusals of this broker (installed on first use: one `published` hook per broker). */
+export function publishRefusals(aedes: Aedes): PublishRefusals {
+  let refusals = installed.get(aedes);
+  if (!refusals) {
+    refusals = install(aedes);
+    installed.set(aedes, refusals);
+  }
+  return refusals;
+}
+
+function install(aedes: Aedes): PublishRefusals {
+  const previous = aedes.published;
+  if (typeof previous !== 'function') {
+    throw new Error('aedes changed (aedes.published is not a function): broker/refusals.ts must be revisited for the new version');
+  }
+  const refused = new WeakMap<object, Error>();
+  aedes.published = function published(this: Aedes, packet, client, done) {
+    const reason = refused.get(packet.payload as object);
+    if (reason) {
+      refused.delete(packet.payload as object);
+      done(reason);
+      return;
+    }
+    previous.call(this, packet, client, done);
+  };
+  const mark = (packet: AedesPublishPacket, reason: Error): void => {
+    refused.set(packet.payload as object, reason);
+  };
+  // QoS 0 has no PUBACK to withhold: failing its publish would only close the publisher's connection.
+  const refuse = (packet: AedesPublishPacket, reason: Error): void => {
+    if (packet.qos > 0) mark(packet, reason);
+  };
+  const checked = check(aedes, mark);
+  checked.catch(() => undefined); // reported to whoever subscribes (InProcessBus.subscribe awaits it), not as an unhandled rejection
+  return { refuse, checked };
+}
+
+/**
+ * A probe publish on a topic of its own that a probe subscriber refuses: the publish must fail.
+ * QoS 0, so that no offline session subscribed to `$SYS/#` gets it queued.
+ */
+function check(aedes: Aedes, mark: PublishRefusals['refuse']): Promise<void> {
+  const topic = `$SYS/linewatch/refusal-check/${randomUUID()}`;
+  const reason = new Error('refusal check');
+  const probe = (packet: AedesPublishPacket, done: () => void): void => {
+    mark(packet, reason);
+    done();
+  };
+  return new Promise<void>((resolve, reject) => {
+    aedes.subscribe(topic, probe, () => {
+      const packet: PublishPacket = { cmd: 'publish', topic, payload: Buffer.from('check'), qos: 0, retain: false, dup: false };
+      aedes.publish(packet, (err) => {
+        aedes.unsubscribe(topic, probe, () => undefined);
+        if (err === reason) resolve();
+        else reject(new Error(`aedes internals changed (a refused publish ended with ${err ? `"${err.message}"` : 'no error'}: the payload is no longer passed by reference to subscribers, or \`published\` errors are ignored): broker/refusals.ts must be revisited for the new version`));
+      });
+    });
+  });
+}

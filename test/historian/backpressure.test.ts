@@ -1,0 +1,144 @@
+// Spool full → no acknowledgement (issue 9, item 3). With InfluxDB away and a tiny spool, the
+// events the spool cannot take must not be acknowledged: on the in-process bus the device gets
+// no PUBACK and sends them again; standalone, the broker's delivery to the historian is not
+// acknowledged and comes again on its persistent session. Once InfluxDB is there, everything the
+// device sent is stored, each event once. Real broker, real MQTT clients, real influxd (started
+// late, on the port the historian was given).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MqttBus } from '../../bus/index.js';
+import { Historian } from '../../historian/index.js';
+import { freePort, startManagedInfluxd, type ManagedInfluxd } from '../../historian/influxd.js';
+import { historianConfigSchema } from '../../historian/config.js';
+import { waitFor } from '../../lib/wait.js';
+import { startTestBroker, type TestBroker } from '../harness/broker.js';
+
+// Recent enough for the raw retention policy.
+const T0 = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
+const SPOOL_MAX = 1024 * 1024; // the smallest spool historian.spoolMaxBytes allows
+const TOTAL = 20_000; // ~83 bytes of line protocol each: about half as much again as the spool holds
+
+describe('spool full: backpressure instead of acknowledged-then-dropped', () => {
+  let broker: TestBroker;
+  let dir: string;
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  beforeAll(async () => {
+    broker = await startTestBroker({ wsPort: null });
+    await broker.addAccount('hist', 'hist-password', 'historian');
+    await broker.addAccount('gw', 'gw-password', 'gateway');
+    dir = mkdtempSync(join(tmpdir(), 'lw-backpressure-'));
+  });
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  afterAll(async () => {
+    await broker?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  function historianConfig(name: string, influxPort: number) {
+    return historianConfigSchema.parse({
+      influxUrl: `http://127.0.0.1:${influxPort}`,
+      database: name,
+      spoolDir: join(dir, name),
+      spoolMaxBytes: SPOOL_MAX,
+      spoolAlarmRatio: 0.5,
+      batchSize: 2000,
+      flushIntervalMs: 50,
+      retryInitialMs: 100,
+      retryMaxMs: 300,
+      oee: { enabled: false },
+    });
+  }
+
+  /** The device: a real MQTT client that publishes TOTAL numbered events at QoS 1 and records each PUBACK. */
+  async function startDevice(clientId: string): Promise<{ client: MqttClient; acked: Set<number>; reconnects: () => number }> {
+    const client = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password', clientId, reconnectPeriod: 100 });
+    cleanups.push(() => client.endAsync(true));
+    let reconnects = 0;
+    client.on('reconnect', () => reconnects++);
+    const acked = new Set<number>();
+    const values = { a: 1.5, b: 2.5, c: 3.5 };
+    for (let seq = 0; seq < TOTAL; seq++) {
+      client.publish('lw/BP/d1/telemetry', JSON.stringify({ ts: T0 + seq, seq, values }), { qos: 1 }, (err) => {
+        if (!err) acked.add(seq);
+      });
+    }
+    return { client, acked, reconnects: () => reconnects };
+  }
+
+  async function startInfluxd(name: string, port: number): Promise<ManagedInfluxd> {
+    const influxd = await startManagedInfluxd({ dataDir: join(dir, `${name}-influxd`), port });
+    cleanups.push(() => influxd.stop());
+    return influxd;
+  }
+
+  /** Stored points per seq of device d1. */
+  async function storedPerSeq(influxd: ManagedInfluxd, database: string): Promise<Map<number, number>> {
+    const params = new URLSearchParams({ q: `SELECT "seq", "a" FROM telemetry WHERE "device" = 'd1'`, db: database, epoch: 'ms' });
+    const res = await fetch(`${influxd.url}/query`, { method: 'POST', body: params, signal: AbortSignal.timeout(20_000) });
+    const body = (await res.json()) as { results: { series?: { values: [number, number, number][] }[] }[] };
+    const perSeq = new Map<number, number>();
+    for (const [, seq] of body.results[0]?.series?.[0]?.values ?? []) perSeq.set(seq, (perSeq.get(seq) ?? 0) + 1);
+    return perSeq;
+  }
+
+  function expectEachOnce(perSeq: Map<number, number>): void {
+    expect(perSeq.size).toBe(TOTAL);
+    expect([...perSeq.values()].every((n) => n === 1)).toBe(true);
+    for (let seq = 0; seq < TOTAL; seq++) expect(perSeq.has(seq)).toBe(true);
+  }
+
+  it('in-process bus: the device gets no PUBACK for what the spool cannot take, sends it again, and all is stored once', async () => {
+    const influxPort = await freePort(); // nothing listens yet: InfluxDB is away
+    const historian = new Historian({ bus: broker.broker.bus, config: historianConfig('inproc', influxPort), dataDir: dir });
+    await historian.start();
+    cleanups.push(() => historian.stop());
+    // Another in-process subscriber, as the rules engine and the dashboard are: it must keep getting events.
+    let otherReceived = 0;
+    cleanups.push(await broker.broker.bus.subscribe('lw/#', () => void otherReceived++));
+
+    const device = await startDevice('bp-device');
+    await waitFor(() => historian.counters().spool_pending_bytes > SPOOL_MAX - 1024, 30_000, 'the spool to reach historian.spoolMaxBytes');
+    // Either everything was acknowledged (events dropped after their PUBACK), or the device was
+    // refused and had to send again, twice.
+    await waitFor(() => device.acked.size === TOTAL || device.reconnects() >= 2, 30_000, 'all PUBACKs or two reconnects of the device');
+    const c = historian.counters();
+    // Every PUBACK the device got is for an event in the spool.
+    expect(device.acked.size).toBeLessThanOrEqual(c.spooled);
+    expect(device.acked.size).toBeLessThan(TOTAL);
+    expect(c.refused_spool_full).toBeGreaterThan(0);
+    expect(c.spool_alarm).toBe(1);
+    // The others kept receiving meanwhile, refused events included (and again when resent).
+    expect(otherReceived).toBeGreaterThan(c.spooled);
+
+    const influxd = await startInfluxd('inproc', influxPort);
+    await waitFor(() => device.acked.size === TOTAL, 60_000, 'a PUBACK for every event');
+    await historian.flush(30_000);
+    expectEachOnce(await storedPerSeq(influxd, 'inproc'));
+  }, 180_000);
+
+  it('standalone (MqttBus, persistent session): a delivery the spool cannot take is not acknowledged and comes again', async () => {
+    const influxPort = await freePort();
+    const bus = await MqttBus.connect(broker.url, { username: 'hist', password: 'hist-password', clientId: 'bp-historian', clean: false, reconnectPeriod: 100 });
+    cleanups.push(() => bus.close());
+    const historian = new Historian({ bus, config: historianConfig('standalone', influxPort), dataDir: dir });
+    await historian.start();
+    cleanups.push(() => historian.stop());
+
+    const device = await startDevice('bp-device-2');
+    await waitFor(() => device.acked.size === TOTAL, 30_000, 'the broker to acknowledge every event');
+    await waitFor(() => historian.counters().spool_pending_bytes > SPOOL_MAX - 1024, 30_000, 'the spool to reach historian.spoolMaxBytes');
+
+    const influxd = await startInfluxd('standalone', influxPort);
+    await waitFor(async () => (await storedPerSeq(influxd, 'standalone')).size === TOTAL, 60_000, `all ${TOTAL} events in InfluxDB`);
+    await historian.flush(30_000);
+    expectEachOnce(await storedPerSeq(influxd, 'standalone'));
+    expect(historian.counters().refused_spool_full).toBeGreaterThan(0);
+    expect(bus.refused).toBeGreaterThan(0);
+  }, 180_000);
+});
