@@ -14,7 +14,7 @@
 // every `fsyncIntervalMs` (0 = after every append). Each run appends to a new segment, so a torn
 // last record from a crash (short write, zeros after power loss) sits at the end of an older
 // segment, where the reader detects it by length/CRC, counts it and skips the rest of that segment.
-import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { lockDir, unlockDir } from '../lib/dir-lock.js';
