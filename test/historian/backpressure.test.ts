@@ -28,8 +28,8 @@ describe('spool full: backpressure instead of acknowledged-then-dropped', () => 
 
   beforeAll(async () => {
     broker = await startTestBroker({ wsPort: null });
-    await broker.addAccount('hist', 'hist-password', 'historian');
-    await broker.addAccount('gw', 'gw-password', 'gateway');
+    await broker.addAccount('hist', 'hist-password-7Q', 'historian');
+    await broker.addAccount('gw', 'gw-password-7Q', 'gateway');
     dir = mkdtempSync(join(tmpdir(), 'lw-backpressure-'));
   });
   afterEach(async () => {
@@ -57,7 +57,7 @@ describe('spool full: backpressure instead of acknowledged-then-dropped', () => 
 
   /** The device: a real MQTT client that publishes TOTAL numbered events at QoS 1 and records each PUBACK. */
   async function startDevice(clientId: string): Promise<{ client: MqttClient; acked: Set<number>; reconnects: () => number }> {
-    const client = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password', clientId, reconnectPeriod: 100 });
+    const client = await mqtt.connectAsync(broker.url, { username: 'gw', password: 'gw-password-7Q', clientId, reconnectPeriod: 100 });
     cleanups.push(() => client.endAsync(true));
     let reconnects = 0;
     client.on('reconnect', () => reconnects++);
@@ -102,7 +102,7 @@ describe('spool full: backpressure instead of acknowledged-then-dropped', () => 
     let otherReceived = 0;
     cleanups.push(await broker.broker.bus.subscribe('lw/#', () => void otherReceived++));
 
-    const device = await startDevice('bp-device');
+    const device = await startDevice('gw:bp-device');
     await waitFor(() => historian.counters().spool_pending_bytes > SPOOL_MAX - 1024, 30_000, 'the spool to reach historian.spoolMaxBytes');
     // Either everything was acknowledged (events dropped after their PUBACK), or the device was
     // refused and had to send again, twice.
@@ -124,13 +124,13 @@ describe('spool full: backpressure instead of acknowledged-then-dropped', () => 
 
   it('standalone (MqttBus, persistent session): a delivery the spool cannot take is not acknowledged and comes again', async () => {
     const influxPort = await freePort();
-    const bus = await MqttBus.connect(broker.url, { username: 'hist', password: 'hist-password', clientId: 'bp-historian', clean: false, reconnectPeriod: 100 });
+    const bus = await MqttBus.connect(broker.url, { username: 'hist', password: 'hist-password-7Q', clientId: 'hist:bp-historian', clean: false, reconnectPeriod: 100 });
     cleanups.push(() => bus.close());
     const historian = new Historian({ bus, config: historianConfig('standalone', influxPort), dataDir: dir });
     await historian.start();
     cleanups.push(() => historian.stop());
 
-    const device = await startDevice('bp-device-2');
+    const device = await startDevice('gw:bp-device-2');
     await waitFor(() => device.acked.size === TOTAL, 30_000, 'the broker to acknowledge every event');
     await waitFor(() => historian.counters().spool_pending_bytes > SPOOL_MAX - 1024, 30_000, 'the spool to reach historian.spoolMaxBytes');
 
