@@ -17,7 +17,7 @@
 import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { lockDir, unlockDir } from '../lib/dir-lock.js';
+import { lockDir, unlockDir, type LockOptions } from '../lib/dir-lock.js';
 import { logger } from '../lib/log.js';
 import { CommitFile } from './commit-file.js';
 
@@ -37,6 +37,8 @@ export interface SpoolOptions {
    * and after a restart, it reads from disk.
    */
   memoryBytes?: number;
+  /** The LOCK's lease (lib/dir-lock.ts); the defaults suit production. */
+  lock?: LockOptions;
 }
 
 /** A record still in memory: where it starts on disk, its size there, its payload. */
@@ -501,7 +503,7 @@ export class Spool {
 
   /** One spool, one writer: a second historian on the same directory would interleave segments. */
   private lock(): void {
-    lockDir(this.options.dir, 'the historian spool', 'stop that historian or give this one another data dir (--data-dir / historian.spoolDir)');
+    lockDir(this.options.dir, 'the historian spool', 'stop that historian or give this one another data dir (--data-dir / historian.spoolDir)', this.options.lock);
   }
 
   private unlock(): void {

@@ -1,15 +1,29 @@
 // One writer per directory: a LOCK file naming the process that holds it, which survives PID
-// reuse. A PID alone is not enough: in a container the historian is PID 1 on every start, so
-// a LOCK left by a killed run names a live process (ourselves) and would be refused forever.
-// The file also records the holder's start time (field 22 of /proc/PID/stat, clock ticks since
-// boot) and the boot id, so a PID that is alive but is another process — or this process, when
-// this process did not take the lock — is recognised as a stale holder and taken over.
+// reuse and does not let a second container in.
 //
-//   LOCK = {"pid":1234,"start":"5678","boot":"<uuid>"}    (an older LOCK is just the PID)
+//   LOCK = {"pid":1,"start":"5678","boot":"<uuid>","ns":"pid:[4026532281]","host":"<name>"}
+//   (a LOCK of an older version is just the PID)
 //
-// Without /proc (not Linux) start and boot are null and the check falls back to the PID alone,
-// still treating our own PID as stale unless this process holds the lock.
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+// A PID alone is not enough: in a container the historian is PID 1 on every start, so a LOCK
+// left by a killed run names a live process (ourselves) and would be refused forever. So the
+// LOCK also records the holder's start time (field 22 of /proc/PID/stat), the boot id and the
+// PID namespace; and the holder keeps it fresh (its mtime is touched every `refreshMs`), a lease.
+//
+// Whether the holder still holds it:
+// - written before a reboot (another boot id): no;
+// - in our own PID namespace (or an older LOCK, which has none), the PID can be checked: gone,
+//   started at another time, or our own PID while this process did not take the lock → no;
+//   otherwise yes;
+// - in another PID namespace (another container on a shared volume, or the same container
+//   restarted: each start gets a new namespace) its PID means nothing here, so the lease
+//   decides: a LOCK not touched for `staleMs` is taken over; a fresher one is watched until it
+//   would be stale, and taken over only if nobody touched it meanwhile — a holder that is alive
+//   touches it, and is refused.
+// A takeover renames the stale LOCK aside and checks it is the one judged stale before writing
+// its own with O_EXCL, so two processes taking over at once cannot both win.
+import { randomBytes } from 'node:crypto';
+import { readFileSync, readlinkSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { logger } from './log.js';
 
@@ -21,47 +35,69 @@ export interface ProcessIdentity {
   start: string | null;
   /** /proc/sys/kernel/random/boot_id, or null. */
   boot: string | null;
+  /** The PID namespace (readlink /proc/PID/ns/pid), or null. */
+  ns: string | null;
+  /** The host (container) name, for people reading the LOCK. */
+  host: string | null;
 }
 
-/** Directories this process holds a lock on (a second lock from this process is refused). */
-const heldHere = new Set<string>();
+export interface LockOptions {
+  /** How often the holder touches the LOCK (ms). */
+  refreshMs?: number;
+  /** A LOCK from another PID namespace not touched for this long is stale (ms). */
+  staleMs?: number;
+}
 
-/** Who `pid` is now, or undefined if no such process runs. */
+const DEFAULT_REFRESH_MS = 1000;
+const DEFAULT_STALE_MS = 5000;
+
+/** The locks this process holds, by directory, with the timer that keeps each fresh. */
+const heldHere = new Map<string, NodeJS.Timeout>();
+
+/** Who `pid` is now (as seen from this PID namespace), or undefined if no such process runs. */
 export function identityOf(pid: number): ProcessIdentity | undefined {
   if (!isAlive(pid)) return undefined;
-  return { pid, start: startTimeOf(pid), boot: bootId() };
+  // Our own entry through /proc/self: in a PID namespace whose /proc is the host's, /proc/<our pid> is another process.
+  const proc = pid === process.pid ? '/proc/self' : `/proc/${pid}`;
+  return { pid, start: startTimeOf(proc), boot: bootId(), ns: pidNamespaceOf(proc), host: hostname() };
 }
 
 /**
  * Takes the lock on `dir` (the LOCK file in it) or throws, naming `what` the directory is, the
- * holder and `hint` (what to do instead). A lock left by a dead process, or by an earlier
- * process with the same PID, is taken over with a warning.
+ * holder and `hint` (what to do instead). A stale lock is taken over with a warning; deciding
+ * that a LOCK from another PID namespace is stale can take up to `staleMs` (it blocks: this
+ * runs once, at start).
  */
-export function lockDir(dir: string, what: string, hint: string): void {
+export function lockDir(dir: string, what: string, hint: string, options: LockOptions = {}): void {
+  const refreshMs = options.refreshMs ?? DEFAULT_REFRESH_MS;
+  const staleMs = options.staleMs ?? DEFAULT_STALE_MS;
   const file = join(dir, 'LOCK');
-  const me = JSON.stringify(identityOf(process.pid) ?? { pid: process.pid, start: null, boot: null });
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const me = JSON.stringify(identityOf(process.pid) ?? { pid: process.pid, start: null, boot: null, ns: null, host: null });
+  for (let attempt = 0; attempt < 3; attempt++) {
     try {
       writeFileSync(file, me, { flag: 'wx' });
-      heldHere.add(dir);
+      const timer = setInterval(() => touch(file), refreshMs);
+      timer.unref();
+      heldHere.set(dir, timer);
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const holder = readHolder(file);
-    const why = holder ? staleBecause(holder, dir) : 'it does not name a process';
-    if (holder && why === undefined) {
-      throw new Error(`${what} ${dir} is in use by process ${holder.pid}; ${hint}`);
-    }
-    log.warn({ dir, holder, why }, `took over a stale lock on ${what}`);
-    unlinkSync(file);
+    const seen = readLock(file);
+    if (!seen) continue; // removed meanwhile: try again
+    const verdict = judge(seen, dir, staleMs);
+    if (verdict.held) throw new Error(`${what} ${dir} is in use by process ${seen.holder?.pid ?? '?'}${verdict.why ? ` (${verdict.why})` : ''}; ${hint}`);
+    if (takeAside(file, seen)) log.warn({ dir, holder: seen.holder, why: verdict.why }, `took over a stale lock on ${what}`);
   }
   throw new Error(`could not lock ${what} ${dir}: another process keeps taking the lock; ${hint}`);
 }
 
 /** Releases a lock this process took. */
 export function unlockDir(dir: string): void {
-  if (!heldHere.delete(dir)) return;
+  const timer = heldHere.get(dir);
+  if (!timer) return;
+  clearInterval(timer);
+  heldHere.delete(dir);
   try {
     unlinkSync(join(dir, 'LOCK'));
   } catch {
@@ -69,49 +105,127 @@ export function unlockDir(dir: string): void {
   }
 }
 
-/** Why the lock's holder no longer holds it, or undefined if it does. */
-function staleBecause(holder: ProcessIdentity, dir: string): string | undefined {
-  if (holder.pid === process.pid) {
-    // Our own PID: either this process holds it (refuse), or an earlier process that had this
-    // PID left it (container PID 1 restarted after a kill).
-    return heldHere.has(dir) ? undefined : 'an earlier process with this PID left it';
-  }
-  const now = identityOf(holder.pid);
-  if (!now) return 'its process is gone';
-  if (holder.boot !== null && now.boot !== null && holder.boot !== now.boot) return 'it is from before a reboot';
-  if (holder.start !== null && now.start !== null && holder.start !== now.start) return 'its PID now belongs to another process';
-  return undefined;
+interface SeenLock {
+  text: string;
+  mtimeMs: number;
+  /** The holder it names, or undefined if it names none (garbage: stale). */
+  holder: ProcessIdentity | undefined;
 }
 
-/** The holder a LOCK file names: the JSON identity, or an older plain PID. */
-function readHolder(file: string): ProcessIdentity | undefined {
+/** Whether the LOCK's holder still holds it, and why (for the message or the warning). */
+function judge(seen: SeenLock, dir: string, staleMs: number): { held: boolean; why: string } {
+  const holder = seen.holder;
+  if (!holder) return { held: false, why: 'it does not name a process' };
+  const ours = identityOf(process.pid);
+  if (holder.boot !== null && ours?.boot != null && holder.boot !== ours.boot) return { held: false, why: 'it is from before a reboot' };
+  if (holder.ns === null || holder.ns === ours?.ns) {
+    if (holder.pid === process.pid) {
+      return heldHere.has(dir) ? { held: true, why: 'this process' } : { held: false, why: 'an earlier process with this PID left it' };
+    }
+    const now = identityOf(holder.pid);
+    if (!now) return { held: false, why: 'its process is gone' };
+    if (holder.start !== null && now.start !== null && holder.start !== now.start) return { held: false, why: 'its PID now belongs to another process' };
+    return { held: true, why: '' };
+  }
+  // Another PID namespace: only the lease can tell.
+  const age = Date.now() - seen.mtimeMs;
+  if (age < staleMs) {
+    sleepSync(staleMs - age + 50);
+    const again = statOrUndefined(join(dir, 'LOCK'));
+    if (!again || again.mtimeMs !== seen.mtimeMs) {
+      return { held: true, why: `in another PID namespace${holder.host ? ` on host ${holder.host}` : ''}, and it keeps its lock fresh` };
+    }
+  }
+  return { held: false, why: `from another PID namespace, not refreshed for ${staleMs} ms` };
+}
+
+/** Moves the stale LOCK aside if it is still the one judged; true if it was taken. */
+function takeAside(file: string, seen: SeenLock): boolean {
+  const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    renameSync(file, aside);
+  } catch {
+    return false; // someone else moved it: look again
+  }
+  const taken = readLock(aside);
+  if (taken && taken.text === seen.text) {
+    unlinkSync(aside);
+    return true;
+  }
+  // We moved a LOCK written after our look (another process took over first): give it back.
+  try {
+    renameSync(aside, file);
+  } catch {
+    // nothing to restore to
+  }
+  return false;
+}
+
+function readLock(file: string): SeenLock | undefined {
   let text: string;
+  let mtimeMs: number;
   try {
     text = readFileSync(file, 'utf8').trim();
-  } catch {
-    return undefined; // removed between our write and this read: the next attempt takes it
-  }
-  if (/^\d+$/.test(text)) return validPid(Number(text)) ? { pid: Number(text), start: null, boot: null } : undefined;
-  try {
-    const value = JSON.parse(text) as Partial<ProcessIdentity>;
-    if (!validPid(value.pid)) return undefined;
-    return { pid: value.pid, start: typeof value.start === 'string' ? value.start : null, boot: typeof value.boot === 'string' ? value.boot : null };
+    mtimeMs = statSync(file).mtimeMs;
   } catch {
     return undefined;
   }
+  return { text, mtimeMs, holder: parseHolder(text) };
+}
+
+/** The holder a LOCK names: the JSON identity, or an older plain PID. */
+function parseHolder(text: string): ProcessIdentity | undefined {
+  if (/^\d+$/.test(text)) return validPid(Number(text)) ? { pid: Number(text), start: null, boot: null, ns: null, host: null } : undefined;
+  try {
+    const value = JSON.parse(text) as Record<string, unknown>;
+    if (!validPid(value.pid)) return undefined;
+    const field = (key: string): string | null => (typeof value[key] === 'string' ? (value[key] as string) : null);
+    return { pid: value.pid, start: field('start'), boot: field('boot'), ns: field('ns'), host: field('host') };
+  } catch {
+    return undefined;
+  }
+}
+
+function touch(file: string): void {
+  const now = new Date();
+  try {
+    utimesSync(file, now, now);
+  } catch (err) {
+    log.warn({ err: (err as Error).message, file }, 'could not refresh the lock; another process may take it over');
+  }
+}
+
+function statOrUndefined(file: string): { mtimeMs: number } | undefined {
+  try {
+    return statSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 function validPid(pid: unknown): pid is number {
   return Number.isInteger(pid) && (pid as number) > 0;
 }
 
-function startTimeOf(pid: number): string | null {
+function startTimeOf(proc: string): string | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(`${proc}/stat`, 'utf8');
     // comm (field 2) is in parentheses and may contain spaces: split what follows the last ')',
     // which starts at field 3 (state), so field 22 (starttime) is at index 19.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return fields[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function pidNamespaceOf(proc: string): string | null {
+  try {
+    return readlinkSync(`${proc}/ns/pid`);
   } catch {
     return null;
   }

@@ -1,6 +1,6 @@
 // The write-ahead spool on a real file system: order, restart from the committed position,
 // rotation and deletion, torn tails and corrupt records, the size bound.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -13,6 +13,41 @@ import { waitFor } from '../../lib/wait.js';
 const MiB = 1024 * 1024;
 /** The built spool, for a second process that holds the lock (npm test builds before testing). */
 const BUILT_SPOOL = resolve('dist/historian/spool.js');
+/** A short lease for the lock tests: holders touch the LOCK every 100 ms, stale after 1 s. */
+const LEASE = { refreshMs: 100, staleMs: 1000 };
+/** Runs the holder as PID 1 of a new PID namespace, as a container does. */
+const UNSHARE = ['unshare', '--pid', '--fork', '--kill-child'];
+
+function canUnshare(): boolean {
+  return spawnSync('unshare', ['--pid', '--fork', 'true']).status === 0;
+}
+
+/** Another process (optionally in its own PID namespace) that opens a spool on `dir` and holds it. */
+function holdSpoolLock(dir: string, prefix: string[]): { child: ChildProcess; locked: Promise<void>; kill: () => Promise<void> } {
+  if (!existsSync(BUILT_SPOOL) || statSync(BUILT_SPOOL).mtimeMs < statSync(resolve('historian/spool.ts')).mtimeMs || statSync(BUILT_SPOOL).mtimeMs < statSync(resolve('lib/dir-lock.ts')).mtimeMs) {
+    throw new Error('dist/ is missing or older than the sources: run `npm run build` before these tests (npm test does)');
+  }
+  const script = `
+    import { Spool } from ${JSON.stringify(pathToFileURL(BUILT_SPOOL).href)};
+    new Spool({ dir: ${JSON.stringify(dir)}, maxBytes: ${MiB}, lock: ${JSON.stringify(LEASE)} }).open();
+    process.stdout.write('locked\\n');
+    setInterval(() => {}, 1000);`;
+  const [command, ...args] = [...prefix, process.execPath, '--input-type=module', '-e', script];
+  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LINEWATCH_LOG_LEVEL: 'silent' } });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const exited = (): boolean => child.exitCode !== null || child.signalCode !== null;
+  const locked = waitFor(() => out.includes('locked') || exited(), 20_000, 'the other process to take the spool lock').then(() => {
+    if (!out.includes('locked')) throw new Error(`the other process could not take the lock: ${err.trim()}`);
+  });
+  const kill = async (): Promise<void> => {
+    child.kill('SIGKILL');
+    await waitFor(exited, 10_000, 'the lock holder to die');
+  };
+  return { child, locked, kill };
+}
 
 describe('Spool', () => {
   let dir: string;
@@ -255,26 +290,45 @@ describe('Spool', () => {
   });
 
   it('refuses while another live process holds the lock, and takes it over once that process is killed', async () => {
-    if (!existsSync(BUILT_SPOOL)) throw new Error('dist/ is missing: run `npm run build` before these tests (npm test does)');
-    const holder = spawn(process.execPath, ['--input-type=module', '-e', `
-      import { Spool } from ${JSON.stringify(pathToFileURL(BUILT_SPOOL).href)};
-      new Spool({ dir: ${JSON.stringify(dir)}, maxBytes: ${MiB} }).open();
-      process.stdout.write('locked\\n');
-      setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LINEWATCH_LOG_LEVEL: 'silent' } });
+    const holder = holdSpoolLock(dir, []);
     try {
-      let out = '';
-      holder.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      await waitFor(() => out.includes('locked'), 10_000, 'the other process to take the spool lock');
-      expect(JSON.parse(readFileSync(join(dir, 'LOCK'), 'utf8'))).toEqual(identityOf(holder.pid!));
-      expect(() => new Spool({ dir, maxBytes: MiB }).open()).toThrow(new RegExp(`in use by process ${holder.pid}`));
+      await holder.locked;
+      expect(JSON.parse(readFileSync(join(dir, 'LOCK'), 'utf8'))).toEqual(identityOf(holder.child.pid!));
+      expect(() => new Spool({ dir, maxBytes: MiB }).open()).toThrow(new RegExp(`in use by process ${holder.child.pid}`));
     } finally {
-      holder.kill('SIGKILL');
-      await waitFor(() => holder.exitCode !== null || holder.signalCode !== null, 10_000, 'the lock holder to die');
+      await holder.kill();
     }
     const after = new Spool({ dir, maxBytes: MiB });
     after.open();
     expect(JSON.parse(readFileSync(join(dir, 'LOCK'), 'utf8'))).toEqual(identityOf(process.pid));
     after.close();
+  });
+
+  // Containers: each start is PID 1 in a new PID namespace. Real namespaces (unshare, as root).
+  it('a historian restarted as PID 1 in a new PID namespace takes over the lock its killed predecessor left', async (context) => {
+    if (!canUnshare()) context.skip('unshare --pid needs root (CAP_SYS_ADMIN); CI runs as root');
+    const first = holdSpoolLock(dir, UNSHARE);
+    await first.locked;
+    expect(JSON.parse(readFileSync(join(dir, 'LOCK'), 'utf8'))).toMatchObject({ pid: 1 });
+    await first.kill(); // SIGKILL: the LOCK stays behind, naming PID 1
+    const second = holdSpoolLock(dir, UNSHARE);
+    try {
+      await second.locked; // the old code refused here forever: PID 1 (itself) is alive
+      expect(JSON.parse(readFileSync(join(dir, 'LOCK'), 'utf8'))).toMatchObject({ pid: 1 });
+    } finally {
+      await second.kill();
+    }
+  });
+
+  it('refuses a second container (another PID namespace, also PID 1) while the first keeps its lock fresh', async (context) => {
+    if (!canUnshare()) context.skip('unshare --pid needs root (CAP_SYS_ADMIN); CI runs as root');
+    const first = holdSpoolLock(dir, UNSHARE);
+    try {
+      await first.locked;
+      expect(() => new Spool({ dir, maxBytes: MiB, lock: LEASE }).open()).toThrow(/in use by process 1 \(in another PID namespace/);
+    } finally {
+      await first.kill();
+    }
   });
 
   it('fsyncs on every append when fsyncIntervalMs is 0', () => {
