@@ -44,7 +44,7 @@ const label = z.string().min(1).max(256);
  * the device id pattern, so no tag value can carry line-protocol syntax (newlines, `,`, `=`, `\`).
  */
 const tagId = (what: string) => z.string().regex(ID_PATTERN, `must be ${what}: 1–64 of A–Z a–z 0–9 _ - (the device id pattern; no spaces, newlines or punctuation)`);
-/** The rule id pattern of rules/schema.ts: an alert's `rule` is a tag too. */
+/** A rule's id (rules/schema.ts uses it): an alert's `rule` is a tag too. */
 export const RULE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** A reading name in telemetry `values`: it becomes an InfluxDB field key. */
@@ -56,7 +56,19 @@ export const READING_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
  */
 export const RESERVED_READING_NAMES = ['device', 'line', 'station', 'type', 'seq', 'time'] as const;
 
-const readings = z.record(z.string(), z.number().finite()).superRefine((values, ctx) => {
+/**
+ * JSON.parse makes "__proto__" an own key, but copying it into a plain object (as the record
+ * parser does) sets the prototype instead, so the reading would vanish: refuse it before.
+ */
+const noProtoKey = (raw: unknown, ctx: z.RefinementCtx): unknown => {
+  if (typeof raw === 'object' && raw !== null && Object.prototype.hasOwnProperty.call(raw, '__proto__')) {
+    ctx.addIssue({ code: 'custom', message: 'reading name "__proto__" is not allowed: it names the prototype of a JavaScript object; rename it' });
+    return z.NEVER;
+  }
+  return raw;
+};
+
+const readingsRecord = z.record(z.string(), z.number().finite()).superRefine((values, ctx) => {
   for (const name of Object.keys(values)) {
     if (!READING_NAME_PATTERN.test(name)) {
       ctx.addIssue({ code: 'custom', message: `reading name ${JSON.stringify(name.slice(0, 80))} is not allowed: use 1–64 of A–Z a–z 0–9 _, not starting with a digit` });
@@ -68,6 +80,7 @@ const readings = z.record(z.string(), z.number().finite()).superRefine((values, 
     }
   }
 });
+const readings = z.preprocess(noProtoKey, readingsRecord);
 
 export const stateSchema = z.strictObject({
   ts: timestamp,

@@ -1,6 +1,6 @@
 // The rule-file format (docs/rules.md): what a YAML file in the rules folder may say.
 import { z } from 'zod';
-import { COMMAND_ACTIONS, DEVICE_STATES, DEVICE_TYPES, SEVERITIES } from '../contracts/schemas.js';
+import { COMMAND_ACTIONS, DEVICE_STATES, DEVICE_TYPES, RULE_ID_PATTERN, SEVERITIES } from '../contracts/schemas.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -56,7 +56,7 @@ export const actionSchema = z.union([commandActionSchema, alertActionSchema]);
 
 export const ruleSchema = z
   .strictObject({
-    id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected a rule id: 1–64 letters, digits, _ . or -'),
+    id: z.string().regex(RULE_ID_PATTERN, 'expected a rule id: 1–64 letters, digits, _ . or -'),
     description: z.string().optional(),
     enabled: z.boolean().default(true),
     /** Higher wins when rules command the same target. */

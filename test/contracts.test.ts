@@ -101,6 +101,12 @@ describe('payload validation: what becomes an InfluxDB tag or time', () => {
     expect(validatePayload('telemetry', JSON.stringify({ ts: 1, seq: 1, values: { device: 1, time: 2, temperature: 3 } })).ok).toBe(true);
   });
 
+  it('refuses a reading named __proto__ instead of letting it vanish', () => {
+    // JSON.parse makes "__proto__" an own key; copying it into a plain object would set the prototype instead.
+    const r = validatePayload('telemetry', '{"ts":1,"seq":1,"values":{"__proto__":1,"temperature":2}}');
+    expect(r).toEqual({ ok: false, error: 'telemetry.values: reading name "__proto__" is not allowed: it names the prototype of a JavaScript object; rename it' });
+  });
+
   it('bounds ts to what InfluxDB can store, with room for the nanosecond disambiguator', () => {
     const r = validatePayload('telemetry', JSON.stringify({ ts: 9007199254740991, seq: 1, values: {} }));
     expect(r).toEqual({ ok: false, error: 'telemetry.ts: must be at most 9223372036853 (2262-04-11T23:47:16.853Z), the latest time InfluxDB can store; send ms since the Unix epoch' });
