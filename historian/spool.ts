@@ -209,6 +209,8 @@ export class Spool {
           this.rotate();
         } catch (err) {
           // No new segment (e.g. ENOSPC): what was written so far stays, and the caller learns how much.
+          const code = (err as NodeJS.ErrnoException).code;
+          this.noSpace = code === 'ENOSPC' || code === 'EDQUOT';
           throw Object.assign(err as Error, { appended: done });
         }
       }
@@ -322,8 +324,14 @@ export class Spool {
     const size = this.sizes.get(this.writeSegment)!;
     if (this.noSpace && size > 0 && position.segment === this.writeSegment && position.offset >= size) {
       const stored = this.writeSegment;
-      this.rotate();
-      this.deleteSegment(stored);
+      try {
+        this.rotate();
+        this.deleteSegment(stored);
+      } catch (err) {
+        // Not a commit failure: the position is recorded. The stored segment is freed at a later
+        // commit, once a new segment can be created.
+        log.warn({ err: (err as Error).message, dir: this.options.dir }, 'the disk is full and no new spool segment can be created to free the stored one; retrying at the next commit');
+      }
     }
     this.pending = this.computePending();
     if (failure) throw failure;
@@ -416,17 +424,26 @@ export class Spool {
     closeSync(previous);
   }
 
+  /** Creates segment `id` and makes it the one appended to; if anything fails, nothing changed. */
   private startSegment(id: number): void {
-    this.writeFd = openSync(this.segmentPath(id), 'wx');
+    const path = this.segmentPath(id);
+    const fd = openSync(path, 'wx');
+    try {
+      // Make the new file's directory entry durable too.
+      const dirFd = openSync(this.options.dir, 'r');
+      try {
+        fsyncSync(dirFd);
+      } finally {
+        closeSync(dirFd);
+      }
+    } catch (err) {
+      closeSync(fd);
+      unlinkSync(path);
+      throw err;
+    }
+    this.writeFd = fd;
     this.writeSegment = id;
     this.sizes.set(id, 0);
-    // Make the new file's directory entry durable too.
-    const dirFd = openSync(this.options.dir, 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
   }
 
   private readChunk(segment: number, offset: number, length: number): Buffer {
