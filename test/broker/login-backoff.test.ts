@@ -10,7 +10,7 @@ import { AccountStore } from '../../broker/account-store.js';
 import { addAccount, type BrokerConfig, type Role } from '../../broker/index.js';
 import { LoginBackoff } from '../../broker/login-backoff.js';
 import { addressKey, LoginGuard, type Admission, type LoginAttempt } from '../../broker/login-guard.js';
-import { waitFor, withTimeout } from '../../lib/wait.js';
+import { sleep, waitFor, withTimeout } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lw-login-backoff-'));
@@ -195,10 +195,10 @@ describe('AccountStore', () => {
  * CONNACK return code of one real MQTT.js CONNECT (0: accepted) from `localAddress` (127.0.0.0/8
  * is all loopback, so each test can be "another host" without interfering with the others).
  */
-async function connackCode(tb: TestBroker, username: string, password: string, localAddress = '127.0.0.1'): Promise<number> {
+async function connectFrom(tb: TestBroker, username: string, password: string, localAddress: string): Promise<{ code: number; client: mqtt.MqttClient }> {
   const client = new mqtt.MqttClient(() => createConnection({ host: '127.0.0.1', port: tb.broker.ports.mqtt, localAddress }), { username, password, clientId: username, reconnectPeriod: 0, connectTimeout: 5000 });
   try {
-    return await withTimeout(
+    const code = await withTimeout(
       new Promise<number>((resolve) => {
         client.once('connect', () => resolve(0));
         client.once('error', (err) => resolve((err as { code?: number }).code ?? -1));
@@ -206,9 +206,17 @@ async function connackCode(tb: TestBroker, username: string, password: string, l
       10_000,
       `the CONNACK for ${username} from ${localAddress}`,
     );
-  } finally {
+    return { code, client };
+  } catch (err) {
     await client.endAsync(true);
+    throw err;
   }
+}
+
+async function connackCode(tb: TestBroker, username: string, password: string, localAddress = '127.0.0.1'): Promise<number> {
+  const { code, client } = await connectFrom(tb, username, password, localAddress);
+  await client.endAsync(true);
+  return code;
 }
 
 /** A real broker for the enclosing describe, with these backoff options and accounts. */
@@ -224,6 +232,7 @@ function brokerFor(loginBackoff: BrokerConfig['loginBackoff'], accounts: [userna
   const started = (): TestBroker => tb ?? expect.fail('the test broker did not start');
   return {
     code: (username: string, password: string, localAddress?: string): Promise<number> => connackCode(started(), username, password, localAddress),
+    connect: (username: string, password: string, localAddress: string) => connectFrom(started(), username, password, localAddress),
     loginBackoffRejects: (): number => started().broker.stats().rejects.login_backoff,
     /** scrypt runs so far. */
     passwordChecks: (): number => started().broker.counters().password_checks ?? expect.fail('no password_checks counter'),
@@ -281,5 +290,20 @@ describe('login backoff keys in the broker', () => {
     expect(codes).toEqual([4, 4, 4, 5, 5, 5]);
     expect(await code('A/misconfigured-1', 'misconfigured-secret-1', '127.0.0.8')).toBe(5);
     expect(await code('rules-neighbour', 'neighbour-secret-1', '127.0.0.8')).toBe(0);
+  });
+});
+
+describe('known addresses in the broker', () => {
+  const knownAddressMs = 2_000;
+  const { code, connect } = brokerFor({ freeFailures: 3, initialMs: 60_000, maxMs: 60_000, maxTracked: 100, addressFreeFailures: 50, knownAddressMs }, [['dash-long', 'dashboard-secret-1', 'dashboard']]);
+
+  it('a service connected for longer than knownAddressMs is still known at its address when it reconnects', async () => {
+    const { code: first, client } = await connect('dash-long', 'dashboard-secret-1', '127.0.0.9');
+    expect(first).toBe(0);
+    for (let n = 0; n < 3; n++) expect(await code('dash-long', `outsider-guess-${n}`, '127.0.0.10')).toBe(4);
+    expect(await code('dash-long', 'dashboard-secret-1', '127.0.0.11')).toBe(5); // the account is held back
+    await sleep(knownAddressMs + 500); // the service's login is now older than knownAddressMs; it is still connected
+    await client.endAsync(); // its disconnect counts as "seen at this address now"
+    expect(await code('dash-long', 'dashboard-secret-1', '127.0.0.9')).toBe(0);
   });
 });
