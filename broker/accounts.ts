@@ -92,11 +92,11 @@ const CHARACTER_CLASSES = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/];
 export function passwordProblem(password: string): string | undefined {
   const characters = [...password];
   if (characters.length < MIN_PASSWORD_LENGTH) return `the password must have at least ${MIN_PASSWORD_LENGTH} characters`;
-  if (CHARACTER_CLASSES.filter((c) => c.test(password)).length < 2) return 'the password must mix at least two kinds of characters (lower case, upper case, digits, others)';
+  if (CHARACTER_CLASSES.filter((characterClass) => characterClass.test(password)).length < 2) return 'the password must mix at least two kinds of characters (lower case, upper case, digits, others)';
   if (new Set(characters).size < MIN_DISTINCT_CHARACTERS) return `the password must have at least ${MIN_DISTINCT_CHARACTERS} different characters`;
   if (/^(.+)\1+$/su.test(password)) return 'the password must not be one part repeated (like abc123abc123)';
-  const steps = characters.slice(1).map((c, i) => c.codePointAt(0)! - characters[i]!.codePointAt(0)!);
-  if (steps.every((s) => s === 1) || steps.every((s) => s === -1)) return 'the password must not be a sequence (like abcdef… or 987654…)';
+  const steps = characters.slice(1).map((character, index) => character.codePointAt(0)! - characters[index]!.codePointAt(0)!);
+  if (steps.every((step) => step === 1) || steps.every((step) => step === -1)) return 'the password must not be a sequence (like abcdef… or 987654…)';
   return undefined;
 }
 
@@ -135,7 +135,7 @@ export async function addAccounts(file: string, accounts: NewAccount[]): Promise
   const hashed = await Promise.all(accounts.map(hashAccount));
   // Read after hashing so the read-modify-write window is as small as possible.
   const data = readAccounts(file);
-  accounts.forEach((a, i) => (data.accounts[a.username] = hashed[i]!));
+  accounts.forEach((account, index) => (data.accounts[account.username] = hashed[index]!));
   writeAccounts(file, data);
 }
 
@@ -151,8 +151,8 @@ export function removeAccount(file: string, username: string): boolean {
 export function listAccounts(file: string): AccountSummary[] {
   const data = readAccounts(file);
   return Object.entries(data.accounts)
-    .map(([username, a]) => ({ username, role: a.role, created: a.created }))
-    .sort((a, b) => a.username.localeCompare(b.username));
+    .map(([username, account]) => ({ username, role: account.role, created: account.created }))
+    .sort((first, second) => first.username.localeCompare(second.username));
 }
 
 /** Constant-time check of `password` against the stored salted hash. */

@@ -23,10 +23,12 @@ export const brokerConfigSchema = z.strictObject({
   statsIntervalMs: z.number().int().min(100).default(5_000).describe('how often stats are published on $SYS/linewatch/…'),
   loginBackoff: z
     .strictObject({
-      freeFailures: z.number().int().min(1).default(5).describe('failed logins in a row from one address, or for one account, before further attempts are refused'),
+      freeFailures: z.number().int().min(1).default(5).describe('failed logins in a row for one address and username, or for one account, before further attempts are refused'),
       initialMs: z.number().int().min(1).default(1_000).describe('the first refusal window; it doubles with each further failure'),
-      maxMs: z.number().int().min(1).default(300_000).describe('the longest refusal window; a key with no failure for this long is forgotten'),
-      maxTracked: z.number().int().min(1).default(10_000).describe('addresses and accounts remembered each (the least recently failed are forgotten first)'),
+      maxMs: z.number().int().min(1).default(300_000).describe('the longest refusal window; a key with no failed login for this long is forgotten'),
+      maxTracked: z.number().int().min(1).default(10_000).describe('keys remembered of each kind (address and username, account, address, known address); those not refusing are forgotten first'),
+      addressFreeFailures: z.number().int().min(1).default(50).describe('failed logins in a row from one address (an IPv6 /64) across usernames before further attempts from it are refused'),
+      knownAddressMs: z.number().int().min(1).default(86_400_000).describe('an address and username that logged in (or was connected) this recently is not held back by the account or address backoff'),
     })
     .prefault({})
     .describe('backoff on failed logins (password guessing)'),

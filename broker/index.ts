@@ -6,12 +6,12 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { parseTopic, topics, validatePayload } from '../contracts/index.js';
 import { InProcessBus } from '../bus/in-process.js';
-import { isClientIdOf } from '../contracts/client-id.js';
+import { CLIENT_ID_SEPARATOR, isClientIdOf } from '../contracts/client-id.js';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import type { Counters } from '../lib/service.js';
 import { AccountStore } from './account-store.js';
-import { LoginBackoff } from './login-backoff.js';
+import { LoginGuard } from './login-guard.js';
 import { assertAedesPatched } from './aedes-patch.js';
 import type { Role } from './accounts.js';
 import { mayPublish, maySubscribe, rulesFor } from './acl.js';
@@ -61,9 +61,8 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   const limitedLog = new LogLimiter(log);
   const accounts = config.open ? undefined : new AccountStore(config.devicesFile);
   if (accounts) await accounts.load(); // a broken devices file stops the start with its error
-  // Password guessing: failed logins back off per remote address and per account.
-  const failedByAddress = new LoginBackoff(config.loginBackoff);
-  const failedByAccount = new LoginBackoff(config.loginBackoff);
+  // Password guessing: failed logins back off per address and username, per account and per address (login-guard.ts).
+  const loginGuard = new LoginGuard(config.loginBackoff);
   // The ACL rules of each authenticated client (none in open mode: anything goes), shared per account.
   const sessions = new WeakMap<Client, ReturnType<typeof rulesFor>>();
   const emptyIdPersistent = new WeakSet<Client>();
@@ -114,30 +113,27 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
         return done(authError(`client id "${client.id}" does not belong to ${username}`, 2), false);
       }
       const remote = remoteOf(client);
-      const address = remote.slice(0, remote.lastIndexOf(':'));
-      // Usernames are at most 129 characters (LINE/DEVICE); a longer one is nobody's, and may not cost its size in the tracker.
-      const accountKey = username.slice(0, 256);
-      const retryInMs = Math.max(failedByAddress.blockedForMs(address), failedByAccount.blockedForMs(accountKey));
-      if (retryInMs > 0) {
+      const admission = loginGuard.admit(addressOf(remote), username);
+      if (!admission.admitted) {
         counters.reject('login_backoff');
-        limitedLog.write('warn', 'login_backoff', { clientId: client.id, username, remote, retryInMs }, 'refused a login without checking the password: too many failed logins from this address or for this account (broker.loginBackoff)');
+        limitedLog.write('warn', 'login_backoff', { clientId: client.id, username, remote, retryInMs: admission.retryInMs, heldBackBy: admission.heldBackBy }, 'refused a login without checking the password: too many failed logins for this address and username, this account or this address (broker.loginBackoff)');
         return done(authError('too many failed logins; try again later', 5), false);
       }
+      const { attempt } = admission;
       accounts.verify(username, password.toString('utf8')).then(
         (account) => {
           if (!account) {
-            failedByAddress.failure(address);
-            failedByAccount.failure(accountKey);
+            loginGuard.failed(attempt);
             counters.reject('bad_credentials');
             limitedLog.write('info', 'bad_credentials', { clientId: client.id, username, remote }, 'refused a client: unknown user or wrong password');
             return done(authError('bad user name or password', 4), false);
           }
-          failedByAddress.success(address);
-          failedByAccount.success(accountKey);
+          loginGuard.passed(attempt);
           sessions.set(client, rulesOf(account.role, username));
           done(null, true);
         },
         (err: unknown) => {
+          loginGuard.abandoned(attempt);
           log.error({ err }, 'cannot read the devices file; refusing the client');
           done(authError('server unavailable', 3), false);
         },
@@ -215,7 +211,11 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   }
 
   aedes.on('client', () => counters.clients++);
-  aedes.on('clientDisconnect', () => counters.clients--);
+  aedes.on('clientDisconnect', (client: Client) => {
+    counters.clients--;
+    // Its account was at this address until now (the login guard's known addresses); the client id names the account.
+    if (sessions.has(client) && !assignedId.has(client)) loginGuard.seen(addressOf(remoteOf(client)), client.id.split(CLIENT_ID_SEPARATOR, 1)[0]!);
+  });
   aedes.on('connectionError', (client: Client, err: Error & { code?: string }) => {
     if (/connect did not arrive in time/.test(err.message)) counters.reject('connect_timeout');
     else if (err.code === undefined && !guarded.has(client.conn)) counters.reject('malformed_packet'); // mqtt-packet's parse errors carry no code
@@ -329,4 +329,9 @@ function ignoreError(): void {}
 /** address:port of the client's socket (for WebSocket clients too: the guard keeps what the listener saw). */
 function remoteOf(client: Client): string {
   return guardLabelOf(client.conn) ?? '?:?';
+}
+
+/** The address part of remoteOf's address:port. */
+function addressOf(remote: string): string {
+  return remote.slice(0, remote.lastIndexOf(':'));
 }

@@ -4,7 +4,7 @@ import type { Counters } from '../lib/service.js';
 export const REJECT_REASONS = [
   'bad_credentials', // CONNACK 4: unknown user or wrong password
   'not_authorized', // CONNACK 5: anonymous client while auth is on
-  'login_backoff', // CONNACK 5: too many failed logins from the address or for the account (no password check)
+  'login_backoff', // CONNACK 5: too many failed logins for the address and username, the account or the address (login-guard.ts; no password check)
   'client_id', // CONNACK 2: empty client id with clean session off (MQTT-3.1.3-8)
   'client_id_denied', // CONNACK 2: a client id not derived from the account's username (contracts/client-id.ts)
   'max_connections', // socket closed: too many connections
