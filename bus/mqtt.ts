@@ -3,7 +3,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { clientIdFor } from '../contracts/client-id.js';
 import { topicMatches } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
-import { withTimeout } from '../lib/wait.js';
+import { untilConnected } from './mqtt-connect.js';
 import { MessageRefused, type Bus, type MessageHandler, type PublishOptions, type SubscribeOptions, type Unsubscribe } from './bus.js';
 
 const log = logger('bus');
@@ -55,16 +55,8 @@ export class MqttBus implements Bus {
     // would acknowledge them unhandled.
     const bus = new MqttBus(client);
     try {
-      await withTimeout(
-        new Promise<void>((resolve, reject) => {
-          client.once('connect', () => resolve());
-          client.once('error', (err) => reject(err));
-        }),
-        connectTimeoutMs,
-        `a CONNACK from ${url}`,
-      );
+      await untilConnected(client, connectTimeoutMs, `a CONNACK from ${url}`);
     } catch (err) {
-      client.end(true);
       throw new Error(
         (err as { code?: number }).code === 2
           ? `the MQTT broker at ${url} refused the client id "${String(clientId)}": with an account, use the username or USERNAME:suffix (docs/broker.md#client-ids)`

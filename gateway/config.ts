@@ -1,5 +1,6 @@
 // The `gateway:` section of linewatch.yaml: serial ports bridged to MQTT.
 import { z } from 'zod';
+import { DEVICE_STATES } from '../contracts/index.js';
 
 export const CODECS = ['ndjson', 'text', 'modbus'] as const;
 export type CodecName = (typeof CODECS)[number];
@@ -27,7 +28,7 @@ export const modbusMapSchema = z.strictObject({
     .strictObject({
       table: z.enum(REGISTER_TABLES).default('holding'),
       address: z.number().int().min(0).max(65_535),
-      states: z.array(z.enum(['RUNNING', 'IDLE', 'BLOCKED', 'STARVED', 'FAULT', 'MAINTENANCE', 'STOPPED'])).min(1),
+      states: z.array(z.enum(DEVICE_STATES)).min(1),
     })
     .optional(),
   /** Holding registers written for commands; an action without an entry is rejected. */

@@ -3,6 +3,7 @@
 import type { Bus, Unsubscribe } from '../bus/index.js';
 import { topics, validatePayload, validateValue, type DeviceMessageKind } from '../contracts/index.js';
 import type { Counters } from '../lib/service.js';
+import { LogLimiter } from '../lib/log-limit.js';
 import { logger } from '../lib/log.js';
 import { LineFramer, lineCodecs, type LineCodec } from './codecs/index.js';
 import type { GatewayPort } from './config.js';
@@ -10,8 +11,8 @@ import type { Outbox } from './outbox.js';
 import { SerialLink } from './serial-link.js';
 
 const log = logger('gateway');
-const DROP_LOG_WINDOW_MS = 10_000;
-const DROP_LOGS_PER_WINDOW = 20;
+/** Dropped frames logged per port: at most 20 per 10 s, then one line with how many more (lib/log-limit.ts). */
+const DROP_LOG_LIMIT = { linesPerInterval: 20, intervalMs: 10_000 } as const;
 
 /** Publishes a device message the way every bridge does: stamped, validated, retained when it is state/status. */
 export class DeviceStamp {
@@ -41,7 +42,8 @@ export class LineBridge {
   private readonly framer: LineFramer;
   private readonly stamp: DeviceStamp;
   private unsubscribe: Unsubscribe | undefined;
-  private logWindow = { start: 0, logged: 0, suppressed: 0 };
+  private readonly dropLog: LogLimiter;
+  private dropLogTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly port: GatewayPort,
@@ -50,6 +52,7 @@ export class LineBridge {
   ) {
     const [line, device] = port.device.split('/') as [string, string];
     this.stamp = new DeviceStamp(line, device);
+    this.dropLog = new LogLimiter(log.child({ port: port.path, device: port.device }), DROP_LOG_LIMIT);
     this.codec = lineCodecs[port.codec as 'ndjson' | 'text'];
     this.link = new SerialLink({ path: port.path, baudRate: port.baudRate, lock: port.lock, minDelayMs: port.reopenMinMs, maxDelayMs: port.reopenMaxMs });
     this.framer = new LineFramer(port.maxFrameBytes, (l) => this.onLine(l), (reason, bytes) => this.drop(reason, `${bytes} bytes`));
@@ -64,9 +67,13 @@ export class LineBridge {
     const { line, device } = this.stamp;
     this.unsubscribe = await this.bus.subscribe(topics.cmd(line, device), (_t, payload) => this.onCommand(payload), { qos: 1 });
     this.link.start();
+    // The summary of a burst is written within a second of its interval's end, not only at the next drop.
+    clearInterval(this.dropLogTimer);
+    this.dropLogTimer = setInterval(() => this.dropLog.flush(), 1000).unref();
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.dropLogTimer);
     await this.unsubscribe?.();
     await this.link.stop();
     this.framer.reset();
@@ -75,18 +82,8 @@ export class LineBridge {
   private drop(reason: string, detail: string): void {
     const key = `dropped_${reason}`;
     this.counters[key] = (this.counters[key] ?? 0) + 1;
-    // A noisy line must not flood the log: the first few per window, then a count.
-    const now = Date.now();
-    if (now - this.logWindow.start > DROP_LOG_WINDOW_MS) {
-      if (this.logWindow.suppressed > 0) log.warn({ port: this.port.path, device: this.port.device, suppressed: this.logWindow.suppressed }, `${this.logWindow.suppressed} more frames dropped (see the dropped_* counters)`);
-      this.logWindow = { start: now, logged: 0, suppressed: 0 };
-    }
-    if (this.logWindow.logged < DROP_LOGS_PER_WINDOW) {
-      this.logWindow.logged++;
-      log.warn({ port: this.port.path, device: this.port.device, reason, detail }, `frame dropped: ${reason}`);
-    } else {
-      this.logWindow.suppressed++;
-    }
+    // A noisy line must not flood the log: the first few per interval, then a count.
+    this.dropLog.write('warn', 'frame dropped', { reason, detail }, `frame dropped: ${reason}`);
   }
 
   private onLine(raw: Buffer): void {

@@ -6,6 +6,7 @@
 import modbusSerial from 'modbus-serial';
 import type { Bus, Unsubscribe } from '../bus/index.js';
 import { topics, validatePayload, validateValue, type DeviceState } from '../contracts/index.js';
+import { Backoff } from '../lib/backoff.js';
 import { logger } from '../lib/log.js';
 import type { Counters } from '../lib/service.js';
 import type { GatewayPort, ModbusMap } from './config.js';
@@ -47,7 +48,7 @@ export class ModbusBridge {
   private unsubscribe: Unsubscribe | undefined;
   /** Modbus RTU is one request at a time: polls and writes take turns on this chain. */
   private chain: Promise<unknown> = Promise.resolve();
-  private delay: number;
+  private readonly reopen: Backoff;
 
   constructor(
     private readonly port: GatewayPort,
@@ -57,7 +58,7 @@ export class ModbusBridge {
     this.map = port.modbus!;
     const [line, device] = port.device.split('/') as [string, string];
     this.stamp = new DeviceStamp(line, device);
-    this.delay = port.reopenMinMs;
+    this.reopen = new Backoff({ initialMs: port.reopenMinMs, maxMs: port.reopenMaxMs });
   }
 
   get isOpen(): boolean {
@@ -82,14 +83,8 @@ export class ModbusBridge {
   private loop(delay: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      void this.turn(() => this.pollOnce()).then((ok) => this.loop(ok ? this.map.pollIntervalMs : this.backoff()));
+      void this.turn(() => this.pollOnce()).then((ok) => this.loop(ok ? this.map.pollIntervalMs : this.reopen.next()));
     }, delay);
-  }
-
-  private backoff(): number {
-    const d = this.delay;
-    this.delay = Math.min(this.delay * 2, this.port.reopenMaxMs);
-    return d;
   }
 
   private turn<T>(op: () => Promise<T>): Promise<T> {
@@ -107,7 +102,7 @@ export class ModbusBridge {
     client.setTimeout(this.map.timeoutMs);
     if (this.counters.polls! > 0) this.counters.reconnects!++;
     this.client = client;
-    this.delay = this.port.reopenMinMs;
+    this.reopen.reset();
     log.info({ path: this.port.path, unitId: this.map.unitId }, 'Modbus RTU port open');
     return client;
   }

@@ -1,7 +1,9 @@
 // One serial port kept open: opened with `serialport`, and when it disappears (USB pulled,
-// socat gone) reopened with exponential backoff, bounded by maxDelayMs. Never throws upward.
+// socat gone) reopened with exponential backoff (lib/backoff.ts), bounded by maxDelayMs. Never
+// throws upward.
 import { EventEmitter } from 'node:events';
 import { SerialPort } from 'serialport';
+import { Backoff } from '../lib/backoff.js';
 import { logger } from '../lib/log.js';
 
 const log = logger('gateway');
@@ -25,14 +27,14 @@ export class SerialLink extends EventEmitter<SerialLinkEvents> {
   reopens = 0;
   openFailures = 0;
   private port: SerialPort | undefined;
-  private delay: number;
+  private readonly reopen: Backoff;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lastError = '';
 
   constructor(private readonly options: SerialLinkOptions) {
     super();
-    this.delay = options.minDelayMs;
+    this.reopen = new Backoff({ initialMs: options.minDelayMs, maxMs: options.maxDelayMs });
   }
 
   get isOpen(): boolean {
@@ -89,23 +91,25 @@ export class SerialLink extends EventEmitter<SerialLinkEvents> {
       if (err) {
         this.port = undefined;
         this.openFailures++;
-        if (err.message !== this.lastError) log.warn({ path, err: err.message, retryInMs: this.delay }, 'cannot open serial port; retrying');
+        const retryInMs = this.schedule();
+        if (err.message !== this.lastError) log.warn({ path, err: err.message, retryInMs }, 'cannot open serial port; retrying');
         this.lastError = err.message;
-        this.schedule();
         return;
       }
       this.lastError = '';
       if (this.opens > 0) this.reopens++;
       this.opens++;
-      this.delay = this.options.minDelayMs;
+      this.reopen.reset();
       log.info({ path, baudRate }, 'serial port open');
       this.emit('open');
     });
   }
 
-  private schedule(): void {
+  /** Tries again after the next backoff delay; returns it. */
+  private schedule(): number {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.tryOpen(), this.delay);
-    this.delay = Math.min(this.delay * 2, this.options.maxDelayMs);
+    const delay = this.reopen.next();
+    this.timer = setTimeout(() => this.tryOpen(), delay);
+    return delay;
   }
 }

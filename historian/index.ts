@@ -12,6 +12,7 @@ import { statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MessageRefused, type Bus, type Unsubscribe } from '../bus/bus.js';
 import { SequenceTracker, STRATEGIES, topics, type PayloadOf, type Strategy, type SummaryPayload } from '../contracts/index.js';
+import { Backoff } from '../lib/backoff.js';
 import { logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
 import { sleep, withTimeout } from '../lib/wait.js';
@@ -283,7 +284,7 @@ export class Historian implements Service {
     let batch: SpoolBatch | undefined;
     /** What of `batch` is still to be written: ranges of its records, split where InfluxDB refused some. */
     let parts: { from: number; to: number }[] = [];
-    let attempt = 0;
+    const retry = new Backoff({ initialMs: this.config.retryInitialMs, maxMs: this.config.retryMaxMs, jitter: 'equal' });
     for (;;) {
       if (this.closed) return;
       if (!batch) {
@@ -310,7 +311,7 @@ export class Historian implements Service {
         if (this.needsSetup) await this.setup();
         await this.client!.write(current.records.slice(part.from, part.to).join('\n'));
         this.influxUp = true;
-        attempt = 0;
+        retry.reset();
         this.c.written += part.to - part.from;
         this.c.replayed += Math.max(0, Math.min(part.to, current.fromEarlierRun) - part.from);
         this.c.write_batches++;
@@ -328,7 +329,7 @@ export class Historian implements Service {
         this.warnOnce('write', `InfluxDB write failed, will retry: ${failure.message ?? String(err)}`);
         if (this.stopping) return;
         // However much arrives meanwhile: one attempt per interval while InfluxDB is failing.
-        await this.sleepUnlessWoken(backoff(attempt++, this.config.retryInitialMs, this.config.retryMaxMs), 'backoff');
+        await this.sleepUnlessWoken(retry.next(), 'backoff');
       }
     }
   }
@@ -540,10 +541,4 @@ export class Historian implements Service {
     this.lastWarn.set(kind, now);
     log[level]({ counters: this.counters() }, message);
   }
-}
-
-/** Exponential backoff with "equal jitter": half fixed, half random, capped. */
-export function backoff(attempt: number, initialMs: number, maxMs: number): number {
-  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
-  return ceiling / 2 + Math.random() * (ceiling / 2);
 }

@@ -1,23 +1,10 @@
-// The historian's InfluxDB connection, through the `influx` package: line-protocol writes through
-// its request pool, and database setup through its admin API.
-//
-// node-influx retries and disables a failing host on its own (a single-host pool then fails
-// fast with "No host available" while it backs off). The historian owns retries and backoff
-// instead, so both are switched off here: maxRetries 0 and a backoff that never disables the host.
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
-import { InfluxDB } from 'influx';
-// The pool is node-influx's HTTP layer (auth, timeouts, error types); it is not re-exported from
-// the package root, and the package has no `exports` map, so this deep import is stable for 5.x.
-import { Pool, RequestError } from 'influx/lib/src/pool.js';
-import type { IBackoffStrategy } from 'influx/lib/src/backoff/backoff.js';
+// The historian's InfluxDB connection (lib/influx-url.ts: one client from one URL, retries and
+// host-disabling switched off because the historian owns them): line-protocol writes through its
+// request pool, and database setup through its admin API.
+import type { InfluxDB } from 'influx';
+import { RequestError } from 'influx/lib/src/pool.js';
+import { connectInflux, type InfluxConnection, type InfluxEndpoint } from '../lib/influx-url.js';
 import type { HistorianConfig } from './config.js';
-
-const neverDisable: IBackoffStrategy = {
-  getDelay: () => 0,
-  next: () => neverDisable,
-  reset: () => neverDisable,
-};
 
 /** Why a write failed, and so what to do about it. */
 export type WriteFailure =
@@ -25,57 +12,30 @@ export type WriteFailure =
   | { kind: 'missing-database'; message: string } // 404: set the database up again, then retry
   | { kind: 'rejected'; message: string; partial: boolean; exact: boolean; reported: number }; // 400: InfluxDB refuses points (see rejection())
 
-export interface InfluxTarget {
-  url: string;
-  database: string;
+export interface InfluxTarget extends InfluxEndpoint {
   retentionPolicy?: string;
-  username?: string;
-  password?: string;
-  requestTimeoutMs?: number;
 }
 
 export class InfluxClient {
   readonly admin: InfluxDB;
-  private readonly pool: Pool;
+  private readonly connection: InfluxConnection;
   private readonly query: Record<string, string>;
-  private readonly auth: string | undefined;
-  private readonly agent: HttpAgent;
 
   constructor(readonly target: InfluxTarget) {
-    const url = new URL(target.url);
-    const username = target.username ?? (url.username ? decodeURIComponent(url.username) : undefined);
-    const password = target.password ?? (url.password ? decodeURIComponent(url.password) : undefined);
-    url.username = '';
-    url.password = '';
-    const timeout = target.requestTimeoutMs ?? 30_000;
-    const agent = url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-    this.agent = agent;
-    this.pool = new Pool({ maxRetries: 0, backoff: neverDisable, requestTimeout: timeout });
-    this.pool.addHost(url.toString(), { agent });
-    this.auth = username !== undefined ? `${username}:${password ?? ''}` : undefined;
+    this.connection = connectInflux(target);
+    this.admin = this.connection.influx;
     this.query = { db: target.database, precision: 'n', ...(target.retentionPolicy ? { rp: target.retentionPolicy } : {}) };
-    this.admin = new InfluxDB({
-      host: url.hostname,
-      port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-      protocol: url.protocol === 'https:' ? 'https' : 'http',
-      path: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, ''),
-      database: target.database,
-      username,
-      password,
-      pool: { maxRetries: 0, backoff: neverDisable, requestTimeout: timeout },
-      options: { agent },
-    });
   }
 
   /** Closes the kept-alive connections (they would otherwise hold the process open). */
   close(): void {
-    this.agent.destroy();
+    this.connection.close();
   }
 
   /** Writes newline-separated line protocol (ns timestamps). Rejects with a WriteFailure. */
   async write(body: string): Promise<void> {
     try {
-      await this.pool.discard({ method: 'POST', path: '/write', query: this.query, body, auth: this.auth });
+      await this.connection.pool.discard({ method: 'POST', path: '/write', query: this.query, body, auth: this.connection.auth });
     } catch (err) {
       throw classify(err);
     }

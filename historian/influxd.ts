@@ -3,9 +3,10 @@
 // default for `linewatch up`/`linewatch historian` when no InfluxDB is configured, and what the
 // tests start (test/harness/influx.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { findExecutable, isExecutableFile, searchPath } from '../lib/find-executable.js';
 import { logger } from '../lib/log.js';
 import { sleep } from '../lib/wait.js';
 
@@ -41,18 +42,10 @@ export interface ManagedInfluxd {
  * The influxd binary: $LINEWATCH_INFLUXD if set, else the one on PATH (or in the usual Debian
  * places); undefined if there is none.
  */
-export function findInfluxd(dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin', '/usr/sbin', '/usr/local/bin']): string | undefined {
+export function findInfluxd(dirs = searchPath(['/usr/bin', '/usr/sbin', '/usr/local/bin'])): string | undefined {
   const chosen = process.env.LINEWATCH_INFLUXD;
-  const candidates = chosen ? [chosen] : dirs.map((dir) => join(dir, 'influxd'));
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here; try the next directory
-    }
-  }
-  return undefined;
+  if (chosen) return isExecutableFile(chosen) ? chosen : undefined;
+  return findExecutable('influxd', dirs);
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */

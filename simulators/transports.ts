@@ -6,12 +6,11 @@
 //   SerialDevices — legacy devices writing codec frames to a serial port (a PTY end)
 import mqtt, { type MqttClient } from 'mqtt';
 import { SerialPort } from 'serialport';
-import type { Bus, Unsubscribe } from '../bus/index.js';
+import { untilConnected, type Bus, type Unsubscribe } from '../bus/index.js';
 import { clientIdFor } from '../contracts/client-id.js';
 import { parseTopic, topics, validatePayload, type CommandPayload, type DeviceMessageKind, type DeviceState, type DeviceType } from '../contracts/index.js';
 import { lineCodecs, type LineCodec } from '../gateway/codecs/index.js';
 import { logger } from '../lib/log.js';
-import { withTimeout } from '../lib/wait.js';
 import { ModbusDevice } from './modbus-device.js';
 
 const log = logger('simulate');
@@ -73,16 +72,8 @@ function onCommandMessage(counters: TransportCounters, onCommand: CommandSink, t
 async function connect(url: string, options: mqtt.IClientOptions, what: string): Promise<MqttClient> {
   const client = mqtt.connect(url, { reconnectPeriod: 1000, connectTimeout: 10_000, queueQoSZero: false, ...options });
   try {
-    await withTimeout(
-      new Promise<void>((resolve, reject) => {
-        client.once('connect', () => resolve());
-        client.once('error', reject);
-      }),
-      15_000,
-      `${what} to connect to ${url}`,
-    );
+    await untilConnected(client, 15_000, `${what} to connect to ${url}`);
   } catch (err) {
-    client.end(true);
     throw new Error(`${what} cannot connect to the MQTT broker at ${url}: ${(err as Error).message}`, { cause: err });
   }
   client.on('error', (err) => log.warn({ what, err: err.message }, 'MQTT client error'));

@@ -2,23 +2,15 @@
 // serial frames into one end while the serial gateway reads the other — a real serial path
 // through the kernel's tty layer, without hardware.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { findExecutable, searchPath } from '../../lib/find-executable.js';
 import { sleep } from '../../lib/wait.js';
 
 export const SOCAT_INSTALL_HINT = 'install socat (`sudo apt-get install socat`) to attach a simulated device through the serial gateway';
 
+/** socat on PATH, else /usr/bin/socat. */
 export function findSocat(): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin']) {
-    const candidate = join(dir, 'socat');
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory; try the next
-    }
-  }
-  return undefined;
+  return findExecutable('socat', searchPath(['/usr/bin']));
 }
 
 export interface PtyPair {

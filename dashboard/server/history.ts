@@ -1,10 +1,11 @@
 // /api/history: a time series from InfluxDB for the charts. Every parameter is validated with
 // zod and every user-given name or value reaches InfluxQL only through the `influx` package's
 // escapers (identifiers double-quoted, tag values as string literals, times as integers).
-import { InfluxDB, escape } from 'influx';
+import { escape } from 'influx';
 import { z } from 'zod';
 import { DEVICE_TYPES } from '../../contracts/schemas.js';
 import { formatIssues } from '../../contracts/validate.js';
+import { connectInflux, type InfluxConnection, type InfluxEndpoint } from '../../lib/influx-url.js';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -113,31 +114,24 @@ export interface HistoryResult {
   series: HistorySeries[];
 }
 
-export interface InfluxTarget {
-  url: string;
-  database: string;
-  username?: string;
-  password?: string;
-}
+/** Where the history is: a URL as the historian takes it (path prefix, credentials, https, port). */
+export type InfluxTarget = InfluxEndpoint;
 
 export class HistoryReader {
-  private readonly influx: InfluxDB;
+  private readonly connection: InfluxConnection;
 
   constructor(private readonly target: InfluxTarget) {
-    const u = new URL(target.url);
-    this.influx = new InfluxDB({
-      host: u.hostname,
-      port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)),
-      protocol: u.protocol === 'https:' ? 'https' : 'http',
-      database: target.database,
-      username: target.username,
-      password: target.password,
-    });
+    this.connection = connectInflux(target);
+  }
+
+  /** Closes the kept-alive connections to InfluxDB. */
+  close(): void {
+    this.connection.close();
   }
 
   async read(q: HistoryQuery): Promise<HistoryResult> {
     const text = buildHistoryQuery(q);
-    const raw = (await this.influx.queryRaw(text, { precision: 'ms', database: this.target.database })) as RawResponse;
+    const raw = (await this.connection.influx.queryRaw(text, { precision: 'ms', database: this.target.database })) as RawResponse;
     const result = raw.results?.[0];
     if (result?.error) throw new Error(`InfluxDB refused the query: ${result.error}`);
     const series: HistorySeries[] = (result?.series ?? []).map((s) => ({

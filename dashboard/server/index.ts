@@ -145,6 +145,7 @@ export class DashboardServer implements Service {
     await this.unsubscribe?.();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.history?.close();
   }
 
   counters(): Counters {

@@ -7,7 +7,7 @@ import mqtt from 'mqtt';
 import modbusSerial from 'modbus-serial';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { InProcessBus } from '../../bus/index.js';
-import { topics } from '../../contracts/index.js';
+import { DEVICE_STATES, topics } from '../../contracts/index.js';
 import { SerialGateway } from '../../gateway/index.js';
 import { readPlan } from '../../gateway/modbus-bridge.js';
 import { modbusMapSchema } from '../../gateway/config.js';
@@ -85,6 +85,14 @@ it('plans contiguous reads', () => {
     { table: 'holding', start: 200, length: 1 },
     { table: 'input', start: 3, length: 1 },
   ]);
+});
+
+it('a state register maps onto the device states of the contract, and refuses any other', () => {
+  const registers = [{ name: 'a', address: 0 }];
+  expect(modbusMapSchema.parse({ registers, stateRegister: { address: 2, states: [...DEVICE_STATES] } }).stateRegister?.states).toEqual(DEVICE_STATES);
+  const refused = modbusMapSchema.safeParse({ registers, stateRegister: { address: 2, states: ['RUNNING', 'ASLEEP'] } });
+  expect(refused.success).toBe(false);
+  expect(refused.error?.issues[0]?.path).toEqual(['stateRegister', 'states', 1]);
 });
 
 it('polls registers into telemetry and state, and writes set_speed to the setpoint register', async () => {
