@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { parseTopic, topics, validatePayload } from '../contracts/index.js';
 import { InProcessBus } from '../bus/in-process.js';
+import { MessageRefused } from '../bus/bus.js';
 import { isClientIdOf } from '../contracts/client-id.js';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
@@ -222,7 +223,15 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     log.debug({ err: err.message, remote: remoteOf(client) }, 'connection error before CONNECT');
   });
   const slowConsumers = new WeakSet<Client>(); // Aedes reports a drain timeout once per pending write
+  const refusedPublishers = new WeakSet<Client>(); // each refused publish in flight ends with an error
   aedes.on('clientError', (client: Client, err: Error) => {
+    if (err instanceof MessageRefused) {
+      if (refusedPublishers.has(client)) return;
+      refusedPublishers.add(client);
+      counters.reject('publish_refused');
+      limitedLog.write('warn', 'publish_refused', { clientId: client.id, reason: err.message }, 'closed the connection of a publisher whose QoS 1 message was refused: no PUBACK, its will is not published; it sends the message again when it reconnects');
+      return;
+    }
     if (err.message === 'drain timeout' && !slowConsumers.has(client)) {
       slowConsumers.add(client);
       counters.reject('slow_consumer');

@@ -8,12 +8,19 @@
 // closes the connection, and the client (QoS 1) sends the message again when it reconnects.
 // Nothing is held: the subscribers' deliveries end at once, the others got the message.
 //
+// A close without DISCONNECT publishes the client's will (lib/client.js, `close`), and a
+// device's will is its retained `offline` status: every refused device would be reported offline
+// and then online again, status rules would fire. So the hook drops the publisher's will before
+// it fails the publish (Aedes keeps it in `client.will`, an internal checked at start).
+//
 // The link between what a subscriber got and what `published` gets is the payload Buffer:
 // Aedes wraps the packet for its subscribers (aedes-packet) but keeps the payload by reference.
 // That is an internal detail, so check() proves the whole path at start with a probe publish
 // and fails loudly if an Aedes upgrade changed it.
 import { randomUUID } from 'node:crypto';
-import type { Aedes, AedesPublishPacket, PublishPacket } from 'aedes';
+import { readFileSync } from 'node:fs';
+import type { Aedes, AedesPublishPacket, Client, PublishPacket } from 'aedes';
+import { aedesFile } from './aedes-patch.js';
 
 export interface PublishRefusals {
   /** Makes the publish of this (delivered) packet fail with `reason`: no PUBACK for its publisher. */
@@ -39,11 +46,14 @@ function install(aedes: Aedes): PublishRefusals {
   if (typeof previous !== 'function') {
     throw new Error('aedes changed (aedes.published is not a function): broker/refusals.ts must be revisited for the new version');
   }
+  assertWillField();
   const refused = new WeakMap<object, Error>();
   aedes.published = function published(this: Aedes, packet, client, done) {
     const reason = refused.get(packet.payload as object);
     if (reason) {
       refused.delete(packet.payload as object);
+      // The connection closes for this error: without its will, so the device is not reported offline.
+      if (client) (client as Client & { will: unknown }).will = null;
       done(reason);
       return;
     }
@@ -59,6 +69,15 @@ function install(aedes: Aedes): PublishRefusals {
   const checked = check(aedes, mark);
   checked.catch(() => undefined); // reported to whoever subscribes (InProcessBus.subscribe awaits it), not as an unhandled rejection
   return { refuse, checked };
+}
+
+/** Aedes 1.2.0 keeps a client's will in `client.will` and publishes it from there when the connection closes without DISCONNECT. */
+function assertWillField(): void {
+  const file = aedesFile('lib/client.js');
+  const source = readFileSync(file, 'utf8');
+  if (!source.includes('this.will = null') || !source.includes('const will = that.will')) {
+    throw new Error(`aedes changed (${file} no longer keeps the will in client.will): broker/refusals.ts must be revisited for the new version, or every device the historian refuses is reported offline by its will`);
+  }
 }
 
 /**

@@ -15,6 +15,7 @@ export const REJECT_REASONS = [
   'invalid_payload', // PUBLISH dropped by the payload validator, sent to lw/_dead/{clientId}
   'connect_timeout', // no CONNECT in time
   'slow_consumer', // a subscriber that did not drain in drainTimeoutMs
+  'publish_refused', // socket closed, no PUBACK, will not published: an in-process subscriber refused a QoS 1 publish (broker/refusals.ts); counted once per connection
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
