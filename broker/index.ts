@@ -195,6 +195,8 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     publish(packet, client, done);
   };
 
+  const bus = new InProcessBus(aedes, { limitedLog });
+
   function payloadProblem(packet: PublishPacket): string | undefined {
     const parsed = parseTopic(packet.topic);
     if (!parsed) return undefined; // not a linewatch payload topic (ACL decides whether it is allowed)
@@ -212,7 +214,11 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       payload: raw.subarray(0, DEAD_LETTER_PAYLOAD_BYTES).toString('base64'),
     };
     limitedLog.write('info', 'invalid_payload', { clientId, topic: packet.topic, reason }, 'refused an invalid payload; sent it to the dead-letter topic');
-    publish({ cmd: 'publish', topic: topics.deadLetter(topicLevel(clientId)), payload: Buffer.from(JSON.stringify(letter)), qos: 1, retain: false, dup: false }, null, () => undefined);
+    // In-process, so that a historian that refuses it (spool full) gets it again (InProcessBus.publish).
+    bus.publish(topics.deadLetter(topicLevel(clientId)), JSON.stringify(letter), { qos: 1 }).catch((err: unknown) => {
+      counters.deadLettersLost++;
+      limitedLog.write('warn', 'dead_letter_lost', { clientId, topic: packet.topic, err: (err as Error).message }, 'a dead letter was not stored (it reached the live subscribers)');
+    });
   }
 
   aedes.on('client', () => counters.clients++);
@@ -310,14 +316,13 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   }
   log.info({ host: config.host, ...ports, open: config.open }, 'broker listening');
 
-  const bus = new InProcessBus(aedes);
   let stopping: Promise<void> | undefined;
   return {
     aedes,
     bus,
     ports,
     stats: () => counters.stats(),
-    counters: () => ({ ...counters.counters(), password_checks: accounts?.verifications ?? 0 }),
+    counters: () => ({ ...counters.counters(), password_checks: accounts?.verifications ?? 0, inprocess_redelivered: bus.redelivered, inprocess_redelivery_gave_up: bus.redeliveryGaveUp }),
     stop() {
       stopping ??= (async () => {
         clearInterval(sampler);

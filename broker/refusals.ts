@@ -22,9 +22,17 @@ import { readFileSync } from 'node:fs';
 import type { Aedes, AedesPublishPacket, Client, PublishPacket } from 'aedes';
 import { aedesFile } from './aedes-patch.js';
 
+/** Hands the refused message to the subscriber that refused it once more; rejects (MessageRefused) if it refuses again. */
+export type Redelivery = () => Promise<void>;
+
 export interface PublishRefusals {
-  /** Makes the publish of this (delivered) packet fail with `reason`: no PUBACK for its publisher. */
-  refuse(packet: AedesPublishPacket, reason: Error): void;
+  /**
+   * Makes the publish of this (delivered) packet fail with `reason`: no PUBACK for its publisher.
+   * `redeliver`, for an in-process publish (no client), is kept for its publisher: see takeRedeliveries.
+   */
+  refuse(packet: AedesPublishPacket, reason: Error, redeliver?: Redelivery): void;
+  /** The redeliveries of the subscribers that refused the in-process publish of this payload (once; then forgotten). */
+  takeRedeliveries(payload: Buffer): Redelivery[];
   /** Resolves once a probe publish showed that a refusal fails the publish; rejects if not. */
   readonly checked: Promise<void>;
 }
@@ -47,28 +55,38 @@ function install(aedes: Aedes): PublishRefusals {
     throw new Error('aedes changed (aedes.published is not a function): broker/refusals.ts must be revisited for the new version');
   }
   assertWillField();
-  const refused = new WeakMap<object, Error>();
+  const refused = new WeakMap<object, { reason: Error; redeliveries: Redelivery[] }>();
+  // Kept from the end of an in-process publish until its publisher takes them (right after).
+  const toRedeliver = new WeakMap<object, Redelivery[]>();
   aedes.published = function published(this: Aedes, packet, client, done) {
-    const reason = refused.get(packet.payload as object);
-    if (reason) {
+    const refusal = refused.get(packet.payload as object);
+    if (refusal) {
       refused.delete(packet.payload as object);
       // The connection closes for this error: without its will, so the device is not reported offline.
       if (client) (client as Client & { will: unknown }).will = null;
-      done(reason);
+      else if (refusal.redeliveries.length > 0) toRedeliver.set(packet.payload as object, refusal.redeliveries);
+      done(refusal.reason);
       return;
     }
     previous.call(this, packet, client, done);
   };
-  const mark = (packet: AedesPublishPacket, reason: Error): void => {
-    refused.set(packet.payload as object, reason);
+  const mark = (packet: AedesPublishPacket, reason: Error, redeliver?: Redelivery): void => {
+    const refusal = refused.get(packet.payload as object) ?? { reason, redeliveries: [] };
+    if (redeliver) refusal.redeliveries.push(redeliver);
+    refused.set(packet.payload as object, refusal);
   };
   // QoS 0 has no PUBACK to withhold: failing its publish would only close the publisher's connection.
-  const refuse = (packet: AedesPublishPacket, reason: Error): void => {
-    if (packet.qos > 0) mark(packet, reason);
+  const refuse = (packet: AedesPublishPacket, reason: Error, redeliver?: Redelivery): void => {
+    if (packet.qos > 0) mark(packet, reason, redeliver);
+  };
+  const takeRedeliveries = (payload: Buffer): Redelivery[] => {
+    const redeliveries = toRedeliver.get(payload) ?? [];
+    toRedeliver.delete(payload);
+    return redeliveries;
   };
   const checked = check(aedes, mark);
   checked.catch(() => undefined); // reported to whoever subscribes (InProcessBus.subscribe awaits it), not as an unhandled rejection
-  return { refuse, checked };
+  return { refuse, takeRedeliveries, checked };
 }
 
 /** Aedes 1.2.0 keeps a client's will in `client.will` and publishes it from there when the connection closes without DISCONNECT. */

@@ -47,6 +47,8 @@ export class BrokerCounters {
   connections = 0;
   clients = 0;
   publisherPauses = 0;
+  /** Dead letters some in-process subscriber (the historian) still refused after the bus's redeliveries. */
+  deadLettersLost = 0;
   readonly rejects = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   private readonly samples: Sample[] = [];
 
@@ -83,6 +85,7 @@ export class BrokerCounters {
       messages_in: this.messagesIn,
       messages_out: this.messagesOut,
       publisher_pauses: this.publisherPauses,
+      dead_letters_lost: this.deadLettersLost,
     };
     for (const r of REJECT_REASONS) out[`rejected_${r}`] = this.rejects[r];
     return out;

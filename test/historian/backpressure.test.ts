@@ -3,7 +3,8 @@
 // no PUBACK and sends them again; standalone, the broker's delivery to the historian is not
 // acknowledged and comes again on its persistent session. Once InfluxDB is there, everything the
 // device sent is stored, each event once. A refusal disconnects the device without publishing its
-// will (it is not reported offline).
+// will (it is not reported offline), and a QoS 1 message published in-process that the historian
+// refused is delivered to it again until its spool takes it (issue 9 review, findings 3 and 5).
 // Real broker, real MQTT clients, real influxd (started late, on the port the historian was given).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -183,5 +184,34 @@ describe('spool full: backpressure instead of acknowledged-then-dropped', () => 
     control.stream.destroy();
     await waitFor(() => controlStatuses.includes('offline'), 10_000, 'the will of the control device whose connection dropped');
     expect(statuses).toEqual([]);
+  }, 180_000);
+
+  it('an alert published in-process while the spool is full is stored once room returns', async () => {
+    const influxPort = await freePort();
+    const historian = new Historian({ bus: broker.broker.bus, config: historianConfig('inprocalert', influxPort), dataDir: dir });
+    await historian.start();
+    cleanups.push(() => historian.stop());
+    const device = await startDevice('gw:alert-device', 'AL');
+    await waitFor(() => historian.counters().refused_spool_full > 0, 60_000, 'the historian to refuse events (spool full)');
+
+    const alert = { id: 'overheat:AL/d1', rule: 'overheat', severity: 'warning', state: 'raised', message: 'too hot', device: 'd1', ts: T0 + 5 };
+    const refusedBefore = historian.counters().refused_spool_full;
+    const published = broker.broker.bus.publish(topics.alerts('AL'), JSON.stringify(alert), { qos: 1 });
+    let settled = false;
+    const outcome = published.then(
+      () => 'stored',
+      (err: unknown) => `rejected: ${(err as Error).message}`,
+    ).finally(() => (settled = true));
+    await waitFor(() => historian.counters().refused_spool_full > refusedBefore, 30_000, 'a refusal after the alert was published');
+    // The spool is still full (InfluxDB is away): the publish waits for room, it neither failed nor succeeded.
+    expect(settled ? await outcome : 'pending').toBe('pending');
+
+    const influxd = await startInfluxd('inprocalert', influxPort);
+    expect(await outcome).toBe('stored');
+    await waitFor(() => device.acked.size === TOTAL, 60_000, 'a PUBACK for every device event');
+    await historian.flush(30_000);
+    const rows = await query(influxd, 'inprocalert', `SELECT "message" FROM alerts WHERE "rule" = 'overheat'`);
+    expect(rows.map((row) => row[1])).toEqual(['too hot']);
+    expect(broker.broker.bus.redelivered).toBeGreaterThan(0);
   }, 180_000);
 });
