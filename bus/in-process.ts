@@ -23,12 +23,21 @@ export interface RedeliveryPolicy {
   readonly maxWaiting: number;
 }
 
+interface Subscription {
+  readonly handler: MessageHandler;
+  /** False once unsubscribed. */
+  active: boolean;
+}
+
 export interface InProcessBusOptions {
   /** Where give-ups are logged (the broker's limiter, flushed by its timer); one of the bus's own otherwise. */
   limitedLog?: LogLimiter;
   /** Default REDELIVERY. */
   redelivery?: RedeliveryPolicy;
 }
+
+/** What a redelivery meets when the subscriber that refused the message has unsubscribed since (e.g. the historian stopped): it will never take it. */
+class SubscriberGone extends MessageRefused {}
 
 export class InProcessBus implements Bus {
   /** Handlers that threw (other than MessageRefused); the message is still acknowledged so one bad handler cannot stall the broker. */
@@ -86,18 +95,19 @@ export class InProcessBus implements Bus {
     await this.refusals.checked;
     // Aedes calls `done` once the deliver callback runs; a QoS 1 publisher gets its PUBACK only
     // after every in-process handler has resolved, which is what gives acknowledge-after-persist.
+    const subscription = { handler, active: true };
     const deliver = (packet: AedesPublishPacket, done: () => void): void => {
       let result: void | Promise<void>;
       try {
         result = handler(packet.topic, packet.payload as Buffer);
       } catch (err) {
-        this.onHandlerError(packet, handler, err);
+        this.onHandlerError(packet, subscription, err);
         done();
         return;
       }
       if (result instanceof Promise) {
         result.then(done, (err: unknown) => {
-          this.onHandlerError(packet, handler, err);
+          this.onHandlerError(packet, subscription, err);
           done();
         });
       } else {
@@ -107,6 +117,7 @@ export class InProcessBus implements Bus {
     await Promise.all(filters.map((f) => new Promise<void>((resolve) => this.broker.subscribe(f, deliver, resolve))));
     const unsubscribe = async (): Promise<void> => {
       if (!this.subscriptions.delete(unsubscribe)) return;
+      subscription.active = false; // a redelivery waiting for it gives up
       await Promise.all(filters.map((f) => new Promise<void>((resolve) => this.broker.unsubscribe(f, deliver, resolve))));
     };
     this.subscriptions.add(unsubscribe);
@@ -118,13 +129,13 @@ export class InProcessBus implements Bus {
     await Promise.all([...this.subscriptions].map((unsubscribe) => unsubscribe()));
   }
 
-  private onHandlerError(packet: AedesPublishPacket, handler: MessageHandler, err: unknown): void {
+  private onHandlerError(packet: AedesPublishPacket, subscription: Subscription, err: unknown): void {
     if (err instanceof MessageRefused) {
       // No PUBACK for the publisher (QoS 0 has none: that message is lost); the handler logs why.
       this.refused++;
       const topic = packet.topic;
       const payload = packet.payload as Buffer;
-      this.refusals.refuse(packet, err, () => this.handOver(handler, topic, payload));
+      this.refusals.refuse(packet, err, () => this.handOver(subscription, topic, payload));
       return;
     }
     this.countHandlerError(packet.topic, err);
@@ -136,9 +147,10 @@ export class InProcessBus implements Bus {
   }
 
   /** One redelivery: resolves when the handler took the message (or failed otherwise: acknowledged anyway), rejects with its MessageRefused. */
-  private async handOver(handler: MessageHandler, topic: string, payload: Buffer): Promise<void> {
+  private async handOver(subscription: Subscription, topic: string, payload: Buffer): Promise<void> {
+    if (!subscription.active) throw new SubscriberGone('the subscriber that refused it has unsubscribed since');
     try {
-      await handler(topic, payload);
+      await subscription.handler(topic, payload);
     } catch (err) {
       if (err instanceof MessageRefused) throw err;
       this.countHandlerError(topic, err);
@@ -158,11 +170,13 @@ export class InProcessBus implements Bus {
         if (!(await this.pause(delay))) return this.giveUp(topic, lastRefusal, 'the bus closed while it waited for a redelivery');
         const results = await Promise.allSettled(pending.map((redeliver) => redeliver()));
         const stillRefused: Redelivery[] = [];
-        results.forEach((result, index) => {
-          if (result.status === 'fulfilled') return;
-          lastRefusal = result.reason as MessageRefused;
+        for (const [index, result] of results.entries()) {
+          if (result.status === 'fulfilled') continue;
+          const reason = result.reason as MessageRefused;
+          if (reason instanceof SubscriberGone) return this.giveUp(topic, lastRefusal, reason.message);
+          lastRefusal = reason;
           stillRefused.push(pending[index]!);
-        });
+        }
         pending = stillRefused;
       }
       this.redelivered++;

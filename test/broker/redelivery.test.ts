@@ -86,6 +86,30 @@ describe('in-process publish refused by a subscriber', () => {
     expect(others.network()).toBe(1);
   });
 
+  it('gives up, not resolves, when the refusing subscriber unsubscribed before a redelivery (a stopped historian stores nothing)', async () => {
+    const topic = 'lw/RU/alerts';
+    let offered = 0;
+    const unsubscribe = await tb.broker.bus.subscribe(topic, async () => {
+      offered++;
+      if (offered === 1) {
+        await unsubscribe(); // it stops, as the historian does, right after refusing
+        throw new MessageRefused('spool full (test subscriber)');
+      }
+    });
+    cleanups.push(unsubscribe);
+    const publisher = new InProcessBus(tb.broker.aedes, { redelivery: { firstDelayMs: 10, maxDelayMs: 40, giveUpAfterMs: 2_000, maxWaiting: 10 } });
+    cleanups.push(() => publisher.close());
+
+    const outcome = await publisher.publish(topic, 'the alert', { qos: 1 }).then(
+      () => 'resolved',
+      (err: unknown) => err,
+    );
+    expect(outcome).toBeInstanceOf(MessageRefused);
+    expect((outcome as Error).message).toMatch(/the subscriber that refused it has unsubscribed since.*spool full \(test subscriber\)/);
+    expect(offered).toBe(1);
+    expect(publisher.redeliveryGaveUp).toBe(1);
+  });
+
   it("the broker's dead letter is delivered again to a subscriber that refused it", async () => {
     let offered = 0;
     const taken: string[] = [];
