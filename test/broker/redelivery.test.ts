@@ -36,6 +36,17 @@ async function watch(topic: string): Promise<{ inProcess: () => number; network:
   return { inProcess: () => inProcess, network: () => network };
 }
 
+/** Publishes 'the alert' at QoS 1 on a bus of its own whose redeliveries give up after `giveUpAfterMs`: the bus and what the publish ended with ('resolved' or the error). */
+async function publishShortPolicy(topic: string, giveUpAfterMs: number): Promise<{ publisher: InProcessBus; outcome: unknown }> {
+  const publisher = new InProcessBus(tb.broker.aedes, { redelivery: { firstDelayMs: 10, maxDelayMs: 40, giveUpAfterMs, maxWaiting: 10 } });
+  cleanups.push(() => publisher.close());
+  const outcome = await publisher.publish(topic, 'the alert', { qos: 1 }).then(
+    () => 'resolved',
+    (err: unknown) => err,
+  );
+  return { publisher, outcome };
+}
+
 describe('in-process publish refused by a subscriber', () => {
   it('is delivered again to the refusing subscriber only, and resolves once it took it', async () => {
     const topic = 'lw/RD/alerts';
@@ -70,13 +81,7 @@ describe('in-process publish refused by a subscriber', () => {
         throw new MessageRefused('spool full (test subscriber)');
       }),
     );
-    const publisher = new InProcessBus(tb.broker.aedes, { redelivery: { firstDelayMs: 10, maxDelayMs: 40, giveUpAfterMs: 300, maxWaiting: 10 } });
-    cleanups.push(() => publisher.close());
-
-    const outcome = await publisher.publish(topic, 'the alert', { qos: 1 }).then(
-      () => 'resolved',
-      (err: unknown) => err,
-    );
+    const { publisher, outcome } = await publishShortPolicy(topic, 300);
     expect(outcome).toBeInstanceOf(MessageRefused);
     expect((outcome as Error).message).toMatch(/refused an in-process publish on lw\/RG\/alerts \(still refused after 300 ms of redeliveries\).*spool full \(test subscriber\)/);
     expect(offered).toBeGreaterThan(1);
@@ -97,13 +102,7 @@ describe('in-process publish refused by a subscriber', () => {
       }
     });
     cleanups.push(unsubscribe);
-    const publisher = new InProcessBus(tb.broker.aedes, { redelivery: { firstDelayMs: 10, maxDelayMs: 40, giveUpAfterMs: 2_000, maxWaiting: 10 } });
-    cleanups.push(() => publisher.close());
-
-    const outcome = await publisher.publish(topic, 'the alert', { qos: 1 }).then(
-      () => 'resolved',
-      (err: unknown) => err,
-    );
+    const { publisher, outcome } = await publishShortPolicy(topic, 2_000);
     expect(outcome).toBeInstanceOf(MessageRefused);
     expect((outcome as Error).message).toMatch(/the subscriber that refused it has unsubscribed since.*spool full \(test subscriber\)/);
     expect(offered).toBe(1);
