@@ -7,10 +7,15 @@ import { dirname, join } from 'node:path';
 
 const MARKER = '/* linewatch: PUBACK after publish */';
 
-export function assertAedesPatched(): void {
+/** The path of a file inside the installed Aedes package (e.g. `lib/client.js`). */
+export function aedesFile(relative: string): string {
   // The package's entry (aedes.js) sits at its root; its package.json is not exported.
   const entry = createRequire(import.meta.url).resolve('aedes');
-  const handler = join(dirname(entry), 'lib/handlers/publish.js');
+  return join(dirname(entry), relative);
+}
+
+export function assertAedesPatched(): void {
+  const handler = aedesFile('lib/handlers/publish.js');
   if (!readFileSync(handler, 'utf8').includes(MARKER)) {
     throw new Error(`${handler} is not patched to send PUBACK after the publish; run \`npm install\` (its postinstall runs scripts/patch-aedes.js)`);
   }

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { parseTopic, topics, validatePayload } from '../contracts/index.js';
 import { InProcessBus } from '../bus/in-process.js';
+import { MessageRefused } from '../bus/bus.js';
 import { CLIENT_ID_SEPARATOR, isClientIdOf } from '../contracts/client-id.js';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
@@ -190,6 +191,8 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     publish(packet, client, done);
   };
 
+  const bus = new InProcessBus(aedes, { limitedLog });
+
   function payloadProblem(packet: PublishPacket): string | undefined {
     const parsed = parseTopic(packet.topic);
     if (!parsed) return undefined; // not a linewatch payload topic (ACL decides whether it is allowed)
@@ -207,7 +210,11 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       payload: raw.subarray(0, DEAD_LETTER_PAYLOAD_BYTES).toString('base64'),
     };
     limitedLog.write('info', 'invalid_payload', { clientId, topic: packet.topic, reason }, 'refused an invalid payload; sent it to the dead-letter topic');
-    publish({ cmd: 'publish', topic: topics.deadLetter(topicLevel(clientId)), payload: Buffer.from(JSON.stringify(letter)), qos: 1, retain: false, dup: false }, null, () => undefined);
+    // In-process, so that a historian that refuses it (spool full) gets it again (InProcessBus.publish).
+    bus.publish(topics.deadLetter(topicLevel(clientId)), JSON.stringify(letter), { qos: 1 }).catch((err: unknown) => {
+      counters.deadLettersLost++;
+      limitedLog.write('warn', 'dead_letter_lost', { clientId, topic: packet.topic, err: (err as Error).message }, 'a dead letter was not stored (it reached the live subscribers)');
+    });
   }
 
   aedes.on('client', () => counters.clients++);
@@ -222,7 +229,15 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     log.debug({ err: err.message, remote: remoteOf(client) }, 'connection error before CONNECT');
   });
   const slowConsumers = new WeakSet<Client>(); // Aedes reports a drain timeout once per pending write
+  const refusedPublishers = new WeakSet<Client>(); // each refused publish in flight ends with an error
   aedes.on('clientError', (client: Client, err: Error) => {
+    if (err instanceof MessageRefused) {
+      if (refusedPublishers.has(client)) return;
+      refusedPublishers.add(client);
+      counters.reject('publish_refused');
+      limitedLog.write('warn', 'publish_refused', { clientId: client.id, reason: err.message }, 'closed the connection of a publisher whose QoS 1 message was refused: no PUBACK, its will is not published; it sends the message again when it reconnects');
+      return;
+    }
     if (err.message === 'drain timeout' && !slowConsumers.has(client)) {
       slowConsumers.add(client);
       counters.reject('slow_consumer');
@@ -301,14 +316,13 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   }
   log.info({ host: config.host, ...ports, open: config.open }, 'broker listening');
 
-  const bus = new InProcessBus(aedes);
   let stopping: Promise<void> | undefined;
   return {
     aedes,
     bus,
     ports,
     stats: () => counters.stats(),
-    counters: () => ({ ...counters.counters(), password_checks: accounts?.verifications ?? 0 }),
+    counters: () => ({ ...counters.counters(), password_checks: accounts?.verifications ?? 0, inprocess_redelivered: bus.redelivered, inprocess_redelivery_gave_up: bus.redeliveryGaveUp }),
     stop() {
       stopping ??= (async () => {
         clearInterval(sampler);

@@ -8,16 +8,31 @@
 // closes the connection, and the client (QoS 1) sends the message again when it reconnects.
 // Nothing is held: the subscribers' deliveries end at once, the others got the message.
 //
+// A close without DISCONNECT publishes the client's will (lib/client.js, `close`), and a
+// device's will is its retained `offline` status: every refused device would be reported offline
+// and then online again, status rules would fire. So the hook drops the publisher's will before
+// it fails the publish (Aedes keeps it in `client.will`, an internal checked at start).
+//
 // The link between what a subscriber got and what `published` gets is the payload Buffer:
 // Aedes wraps the packet for its subscribers (aedes-packet) but keeps the payload by reference.
 // That is an internal detail, so check() proves the whole path at start with a probe publish
 // and fails loudly if an Aedes upgrade changed it.
 import { randomUUID } from 'node:crypto';
-import type { Aedes, AedesPublishPacket, PublishPacket } from 'aedes';
+import { readFileSync } from 'node:fs';
+import type { Aedes, AedesPublishPacket, Client, PublishPacket } from 'aedes';
+import { aedesFile } from './aedes-patch.js';
+
+/** Hands the refused message to the subscriber that refused it once more; rejects (MessageRefused) if it refuses again. */
+export type Redelivery = () => Promise<void>;
 
 export interface PublishRefusals {
-  /** Makes the publish of this (delivered) packet fail with `reason`: no PUBACK for its publisher. */
-  refuse(packet: AedesPublishPacket, reason: Error): void;
+  /**
+   * Makes the publish of this (delivered) packet fail with `reason`: no PUBACK for its publisher.
+   * `redeliver`, for an in-process publish (no client), is kept for its publisher: see takeRedeliveries.
+   */
+  refuse(packet: AedesPublishPacket, reason: Error, redeliver?: Redelivery): void;
+  /** The redeliveries of the subscribers that refused the in-process publish of this payload (once; then forgotten). */
+  takeRedeliveries(payload: Buffer): Redelivery[];
   /** Resolves once a probe publish showed that a refusal fails the publish; rejects if not. */
   readonly checked: Promise<void>;
 }
@@ -39,26 +54,48 @@ function install(aedes: Aedes): PublishRefusals {
   if (typeof previous !== 'function') {
     throw new Error('aedes changed (aedes.published is not a function): broker/refusals.ts must be revisited for the new version');
   }
-  const refused = new WeakMap<object, Error>();
+  assertWillField();
+  const refused = new WeakMap<object, { reason: Error; redeliveries: Redelivery[] }>();
+  // Kept from the end of an in-process publish until its publisher takes them (right after).
+  const toRedeliver = new WeakMap<object, Redelivery[]>();
   aedes.published = function published(this: Aedes, packet, client, done) {
-    const reason = refused.get(packet.payload as object);
-    if (reason) {
+    const refusal = refused.get(packet.payload as object);
+    if (refusal) {
       refused.delete(packet.payload as object);
-      done(reason);
+      // The connection closes for this error: without its will, so the device is not reported offline.
+      if (client) (client as Client & { will: unknown }).will = null;
+      else if (refusal.redeliveries.length > 0) toRedeliver.set(packet.payload as object, refusal.redeliveries);
+      done(refusal.reason);
       return;
     }
     previous.call(this, packet, client, done);
   };
-  const mark = (packet: AedesPublishPacket, reason: Error): void => {
-    refused.set(packet.payload as object, reason);
+  const mark = (packet: AedesPublishPacket, reason: Error, redeliver?: Redelivery): void => {
+    const refusal = refused.get(packet.payload as object) ?? { reason, redeliveries: [] };
+    if (redeliver) refusal.redeliveries.push(redeliver);
+    refused.set(packet.payload as object, refusal);
   };
   // QoS 0 has no PUBACK to withhold: failing its publish would only close the publisher's connection.
-  const refuse = (packet: AedesPublishPacket, reason: Error): void => {
-    if (packet.qos > 0) mark(packet, reason);
+  const refuse = (packet: AedesPublishPacket, reason: Error, redeliver?: Redelivery): void => {
+    if (packet.qos > 0) mark(packet, reason, redeliver);
+  };
+  const takeRedeliveries = (payload: Buffer): Redelivery[] => {
+    const redeliveries = toRedeliver.get(payload) ?? [];
+    toRedeliver.delete(payload);
+    return redeliveries;
   };
   const checked = check(aedes, mark);
   checked.catch(() => undefined); // reported to whoever subscribes (InProcessBus.subscribe awaits it), not as an unhandled rejection
-  return { refuse, checked };
+  return { refuse, takeRedeliveries, checked };
+}
+
+/** Aedes 1.2.0 keeps a client's will in `client.will` and publishes it from there when the connection closes without DISCONNECT. */
+function assertWillField(): void {
+  const file = aedesFile('lib/client.js');
+  const source = readFileSync(file, 'utf8');
+  if (!source.includes('this.will = null') || !source.includes('const will = that.will')) {
+    throw new Error(`aedes changed (${file} no longer keeps the will in client.will): broker/refusals.ts must be revisited for the new version, or every device the historian refuses is reported offline by its will`);
+  }
 }
 
 /**

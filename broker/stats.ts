@@ -15,6 +15,7 @@ export const REJECT_REASONS = [
   'invalid_payload', // PUBLISH dropped by the payload validator, sent to lw/_dead/{clientId}
   'connect_timeout', // no CONNECT in time
   'slow_consumer', // a subscriber that did not drain in drainTimeoutMs
+  'publish_refused', // socket closed, no PUBACK, will not published: an in-process subscriber refused a QoS 1 publish (broker/refusals.ts); counted once per connection
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -46,6 +47,8 @@ export class BrokerCounters {
   connections = 0;
   clients = 0;
   publisherPauses = 0;
+  /** Dead letters some in-process subscriber (the historian) still refused after the bus's redeliveries. */
+  deadLettersLost = 0;
   readonly rejects = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   private readonly samples: Sample[] = [];
 
@@ -82,6 +85,7 @@ export class BrokerCounters {
       messages_in: this.messagesIn,
       messages_out: this.messagesOut,
       publisher_pauses: this.publisherPauses,
+      dead_letters_lost: this.deadLettersLost,
     };
     for (const r of REJECT_REASONS) out[`rejected_${r}`] = this.rejects[r];
     return out;

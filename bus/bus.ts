@@ -35,8 +35,10 @@ export interface Bus {
  * What a handler rejects with when it cannot take a message now (e.g. the historian's spool is
  * full): the bus must not acknowledge it. On the in-process bus the QoS 1 publisher gets no
  * PUBACK — the broker closes its connection and the client sends the message again when it
- * reconnects (broker/refusals.ts); on an MqttBus the connection to the broker is dropped so the
- * broker delivers the message again on the persistent session. Other subscribers still get it.
+ * reconnects (broker/refusals.ts), and a QoS 1 message published in-process is handed to the
+ * refusing subscriber again by InProcessBus.publish (which rejects with a MessageRefused of its
+ * own if that gives up); on an MqttBus the connection to the broker is dropped so the broker
+ * delivers the message again on the persistent session. Other subscribers still get it.
  */
 export class MessageRefused extends Error {
   override readonly name = 'MessageRefused';

@@ -1,38 +1,92 @@
 // Bus on the embedded Aedes instance: no socket, no serialisation — the fastest path for
 // services running in the broker's process (`linewatch up`).
-import type { Aedes, AedesPublishPacket } from 'aedes';
-import { publishRefusals, type PublishRefusals } from '../broker/refusals.js';
+import type { Aedes, AedesPublishPacket, PublishPacket } from 'aedes';
+import { publishRefusals, type PublishRefusals, type Redelivery } from '../broker/refusals.js';
 import { logger } from '../lib/log.js';
+import { LogLimiter } from '../lib/log-limit.js';
 import { MessageRefused, type Bus, type MessageHandler, type PublishOptions, type Unsubscribe } from './bus.js';
 
 const log = logger('bus');
+
+/**
+ * How an in-process QoS 1 publish that a subscriber refused (the historian, spool full) is
+ * delivered to that subscriber again (docs/broker.md#refusing-a-publish): after `firstDelayMs`,
+ * doubling up to `maxDelayMs`, for at most `giveUpAfterMs`; at most `maxWaiting` publishes wait
+ * at once (a further one is given up at once).
+ */
+export const REDELIVERY: RedeliveryPolicy = { firstDelayMs: 100, maxDelayMs: 5_000, giveUpAfterMs: 60_000, maxWaiting: 10_000 };
+
+export interface RedeliveryPolicy {
+  readonly firstDelayMs: number;
+  readonly maxDelayMs: number;
+  readonly giveUpAfterMs: number;
+  readonly maxWaiting: number;
+}
+
+interface Subscription {
+  readonly handler: MessageHandler;
+  /** False once unsubscribed. */
+  active: boolean;
+}
+
+export interface InProcessBusOptions {
+  /** Where give-ups are logged (the broker's limiter, flushed by its timer); one of the bus's own otherwise. */
+  limitedLog?: LogLimiter;
+  /** Default REDELIVERY. */
+  redelivery?: RedeliveryPolicy;
+}
+
+/** What a redelivery meets when the subscriber that refused the message has unsubscribed since (e.g. the historian stopped): it will never take it. */
+class SubscriberGone extends MessageRefused {}
 
 export class InProcessBus implements Bus {
   /** Handlers that threw (other than MessageRefused); the message is still acknowledged so one bad handler cannot stall the broker. */
   handlerErrors = 0;
   /** Messages a handler refused (MessageRefused): their QoS 1 publisher got no PUBACK. */
   refused = 0;
+  /** In-process publishes a subscriber refused and then took on a redelivery. */
+  redelivered = 0;
+  /** In-process publishes a subscriber still refused after `giveUpAfterMs` (or beyond `maxWaiting`): their publisher's promise rejected. */
+  redeliveryGaveUp = 0;
+  private waiting = 0;
+  private readonly closing = new AbortController();
   private readonly subscriptions = new Set<() => Promise<void>>();
   private readonly refusals: PublishRefusals;
+  private readonly limitedLog: LogLimiter;
+  private readonly redelivery: RedeliveryPolicy;
 
-  constructor(private readonly broker: Aedes) {
+  constructor(
+    private readonly broker: Aedes,
+    options: InProcessBusOptions = {},
+  ) {
     this.refusals = publishRefusals(broker);
+    this.limitedLog = options.limitedLog ?? new LogLimiter(log);
+    this.redelivery = options.redelivery ?? REDELIVERY;
   }
 
-  publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.broker.publish(
-        {
-          cmd: 'publish',
-          topic,
-          payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
-          qos: options.qos ?? 0,
-          retain: options.retain ?? false,
-          dup: false,
-        },
-        (err) => (err ? reject(err) : resolve()),
-      );
-    });
+  /**
+   * Resolves once every subscriber took the message. A QoS 1 message that an in-process
+   * subscriber refused (MessageRefused) has reached all the others once; it is delivered to the
+   * refusing ones again (the redelivery policy, REDELIVERY by default) and the promise resolves
+   * when they take it, or rejects with MessageRefused when they still refuse it after
+   * `giveUpAfterMs` (counted, logged at warn).
+   */
+  async publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<void> {
+    const packet: PublishPacket = {
+      cmd: 'publish',
+      topic,
+      payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+      qos: options.qos ?? 0,
+      retain: options.retain ?? false,
+      dup: false,
+    };
+    try {
+      await new Promise<void>((resolve, reject) => this.broker.publish(packet, (err) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      const redeliveries = this.refusals.takeRedeliveries(packet.payload as Buffer);
+      if (!(err instanceof MessageRefused) || redeliveries.length === 0) throw err;
+      await this.redeliver(topic, redeliveries, err);
+    }
   }
 
   async subscribe(filter: string | string[], handler: MessageHandler): Promise<Unsubscribe> {
@@ -41,18 +95,19 @@ export class InProcessBus implements Bus {
     await this.refusals.checked;
     // Aedes calls `done` once the deliver callback runs; a QoS 1 publisher gets its PUBACK only
     // after every in-process handler has resolved, which is what gives acknowledge-after-persist.
+    const subscription = { handler, active: true };
     const deliver = (packet: AedesPublishPacket, done: () => void): void => {
       let result: void | Promise<void>;
       try {
         result = handler(packet.topic, packet.payload as Buffer);
       } catch (err) {
-        this.onHandlerError(packet, err);
+        this.onHandlerError(packet, subscription, err);
         done();
         return;
       }
       if (result instanceof Promise) {
         result.then(done, (err: unknown) => {
-          this.onHandlerError(packet, err);
+          this.onHandlerError(packet, subscription, err);
           done();
         });
       } else {
@@ -62,6 +117,7 @@ export class InProcessBus implements Bus {
     await Promise.all(filters.map((f) => new Promise<void>((resolve) => this.broker.subscribe(f, deliver, resolve))));
     const unsubscribe = async (): Promise<void> => {
       if (!this.subscriptions.delete(unsubscribe)) return;
+      subscription.active = false; // a redelivery waiting for it gives up
       await Promise.all(filters.map((f) => new Promise<void>((resolve) => this.broker.unsubscribe(f, deliver, resolve))));
     };
     this.subscriptions.add(unsubscribe);
@@ -69,17 +125,87 @@ export class InProcessBus implements Bus {
   }
 
   async close(): Promise<void> {
+    this.closing.abort(); // waiting redeliveries give up now
     await Promise.all([...this.subscriptions].map((unsubscribe) => unsubscribe()));
   }
 
-  private onHandlerError(packet: AedesPublishPacket, err: unknown): void {
+  private onHandlerError(packet: AedesPublishPacket, subscription: Subscription, err: unknown): void {
     if (err instanceof MessageRefused) {
       // No PUBACK for the publisher (QoS 0 has none: that message is lost); the handler logs why.
       this.refused++;
-      this.refusals.refuse(packet, err);
+      const topic = packet.topic;
+      const payload = packet.payload as Buffer;
+      this.refusals.refuse(packet, err, () => this.handOver(subscription, topic, payload));
       return;
     }
+    this.countHandlerError(packet.topic, err);
+  }
+
+  private countHandlerError(topic: string, err: unknown): void {
     this.handlerErrors++;
-    log.error({ err, topic: packet.topic }, 'a subscriber failed to handle a message; it was acknowledged anyway');
+    log.error({ err, topic }, 'a subscriber failed to handle a message; it was acknowledged anyway');
+  }
+
+  /** One redelivery: resolves when the handler took the message (or failed otherwise: acknowledged anyway), rejects with its MessageRefused. */
+  private async handOver(subscription: Subscription, topic: string, payload: Buffer): Promise<void> {
+    if (!subscription.active) throw new SubscriberGone('the subscriber that refused it has unsubscribed since');
+    try {
+      await subscription.handler(topic, payload);
+    } catch (err) {
+      if (err instanceof MessageRefused) throw err;
+      this.countHandlerError(topic, err);
+    }
+  }
+
+  private async redeliver(topic: string, redeliveries: Redelivery[], refusal: MessageRefused): Promise<void> {
+    const policy = this.redelivery;
+    if (this.waiting >= policy.maxWaiting) return this.giveUp(topic, refusal, `${policy.maxWaiting} in-process publishes already wait for a redelivery`);
+    this.waiting++;
+    try {
+      const deadline = Date.now() + policy.giveUpAfterMs;
+      let pending = redeliveries;
+      let lastRefusal = refusal;
+      for (let delay = policy.firstDelayMs; pending.length > 0; delay = Math.min(delay * 2, policy.maxDelayMs)) {
+        if (Date.now() + delay > deadline) return this.giveUp(topic, lastRefusal, `still refused after ${policy.giveUpAfterMs} ms of redeliveries`);
+        if (!(await this.pause(delay))) return this.giveUp(topic, lastRefusal, 'the bus closed while it waited for a redelivery');
+        const results = await Promise.allSettled(pending.map((redeliver) => redeliver()));
+        const stillRefused: Redelivery[] = [];
+        for (const [index, result] of results.entries()) {
+          if (result.status === 'fulfilled') continue;
+          const reason = result.reason as MessageRefused;
+          if (reason instanceof SubscriberGone) return this.giveUp(topic, lastRefusal, reason.message);
+          lastRefusal = reason;
+          stillRefused.push(pending[index]!);
+        }
+        pending = stillRefused;
+      }
+      this.redelivered++;
+    } finally {
+      this.waiting--;
+    }
+  }
+
+  /** Waits `ms`; false if the bus closed meanwhile. */
+  private pause(ms: number): Promise<boolean> {
+    const signal = this.closing.signal;
+    if (signal.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(true);
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private giveUp(topic: string, refusal: MessageRefused, why: string): never {
+    this.redeliveryGaveUp++;
+    const message = `a subscriber refused an in-process publish on ${topic} (${why}): every other subscriber got it, this one did not store it: ${refusal.message}`;
+    this.limitedLog.write('warn', 'redelivery_gave_up', { topic }, message);
+    throw new MessageRefused(message);
   }
 }

@@ -6,7 +6,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIPv4, type AddressInfo } from 'node:net';
 import { z } from 'zod';
-import type { Bus, Unsubscribe } from '../../bus/bus.js';
+import { MessageRefused, type Bus, type Unsubscribe } from '../../bus/bus.js';
 import { topics, type AlertPayload } from '../../contracts/index.js';
 import { formatIssues } from '../../contracts/validate.js';
 import { logger } from '../../lib/log.js';
@@ -91,6 +91,7 @@ export class DashboardServer implements Service {
     http_server_errors: 0,
     http_unauthorized: 0,
     alerts_published: 0,
+    alerts_not_recorded: 0,
     history_queries: 0,
     history_errors: 0,
   };
@@ -188,9 +189,9 @@ export class DashboardServer implements Service {
         case 'GET /api/alerts':
           return this.json(res, 200, { alerts: this.view.activeAlerts() });
         case 'POST /api/alerts/acknowledge':
-          return this.json(res, 200, { alert: await this.alertAction(req, 'acknowledged') });
+          return this.json(res, 200, await this.alertAction(req, 'acknowledged'));
         case 'POST /api/alerts/clear':
-          return this.json(res, 200, { alert: await this.alertAction(req, 'cleared') });
+          return this.json(res, 200, await this.alertAction(req, 'cleared'));
         case 'GET /api/history':
           return this.json(res, 200, await this.readHistory(url));
         case 'GET /metrics': {
@@ -253,7 +254,12 @@ export class DashboardServer implements Service {
     };
   }
 
-  private async alertAction(req: IncomingMessage, state: 'acknowledged' | 'cleared'): Promise<AlertPayload> {
+  /**
+   * Publishes the alert's new state. Refused by the historian even after the bus's redeliveries
+   * (spool full), it still reached every live subscriber — the views and the rules engine —, so
+   * the answer is a success that says what is missing: `notRecorded`, the reason.
+   */
+  private async alertAction(req: IncomingMessage, state: 'acknowledged' | 'cleared'): Promise<{ alert: AlertPayload; notRecorded?: string }> {
     const body = await readJson(req);
     const parsed = alertActionSchema.safeParse(body);
     if (!parsed.success) throw new HttpError(400, formatIssues('body', parsed.error.issues));
@@ -269,9 +275,17 @@ export class DashboardServer implements Service {
       origin: 'user:dashboard',
       ts: Date.now(),
     };
-    await this.options.bus.publish(topics.alerts(alert.line), JSON.stringify(payload), { qos: 1 });
+    try {
+      await this.options.bus.publish(topics.alerts(alert.line), JSON.stringify(payload), { qos: 1 });
+    } catch (err) {
+      if (!(err instanceof MessageRefused)) throw err;
+      this.stats.alerts_published++;
+      this.stats.alerts_not_recorded++;
+      log.warn({ alert: alert.id, err: err.message }, `the alert was ${state} but is not in the history`);
+      return { alert: payload, notRecorded: err.message };
+    }
     this.stats.alerts_published++;
-    return payload;
+    return { alert: payload };
   }
 
   private async readHistory(url: URL): Promise<unknown> {

@@ -6,6 +6,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { get } from 'node:http';
 import { connect as connectRaw } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MessageRefused } from '../../bus/bus.js';
+import { InProcessBus } from '../../bus/in-process.js';
 import { DashboardServer, buildHistoryQuery } from '../../dashboard/server/index.js';
 import { historyQuerySchema } from '../../dashboard/server/history.js';
 import { withTimeout, waitFor } from '../../lib/wait.js';
@@ -215,6 +217,36 @@ describe('alerts', () => {
       5000,
       'the cleared alert to leave /api/alerts',
     );
+  });
+
+  it('a clear the historian does not store (spool full, redeliveries given up) is still a success that says so', async () => {
+    // The dashboard on its own in-process bus with a short redelivery policy, and an in-process
+    // subscriber that refuses what the dashboard publishes, as the historian does with a full spool.
+    const bus = new InProcessBus(broker.broker.aedes, { redelivery: { firstDelayMs: 10, maxDelayMs: 40, giveUpAfterMs: 300, maxWaiting: 10 } });
+    const refusing = await bus.subscribe('lw/N/alerts', (_topic, payload) => {
+      if ((JSON.parse(payload.toString()) as { origin?: string }).origin === 'user:dashboard') throw new MessageRefused('refusing events: spool full (test subscriber)');
+    });
+    const own = new DashboardServer({ bus, config: { host: '127.0.0.1', port: 0, token: null } });
+    await own.start();
+    try {
+      const rules = await connect('rules-test', 'rules-secret');
+      const raised = { id: 'overheat:N/conv-2', rule: 'overheat', severity: 'warning', state: 'raised', message: 'hot', device: 'conv-2', ts: Date.now() };
+      await rules.publishAsync('lw/N/alerts', JSON.stringify(raised), { qos: 1 });
+      const activeIds = async (): Promise<string[]> => ((await (await fetch(`${own.url}/api/alerts`)).json()) as { alerts: Array<{ id: string }> }).alerts.map((a) => a.id);
+      await waitFor(async () => (await activeIds()).includes(raised.id), 5000, 'the alert in /api/alerts');
+
+      const res = await fetch(`${own.url}/api/alerts/clear`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ id: raised.id }) });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { alert: { state: string }; notRecorded?: string };
+      expect(body.alert.state).toBe('cleared');
+      expect(body.notRecorded).toMatch(/still refused after 300 ms of redeliveries.*spool full \(test subscriber\)/);
+      expect(await activeIds()).not.toContain(raised.id); // every other subscriber got it, the view included
+      expect(own.counters().alerts_not_recorded).toBe(1);
+    } finally {
+      await own.stop();
+      await refusing();
+      await bus.close();
+    }
   });
 
   it('refuses a POST that is not JSON (what a cross-site form would send)', async () => {
