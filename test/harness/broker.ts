@@ -56,3 +56,6 @@ export async function roundTrip(url: string, clientId: string, topic: string, pa
     await client.endAsync();
   }
 }
+
+/** For a publisher that stands for devices in a test: a refused in-process publish fails at once, no redelivery. */
+export const NO_REDELIVERY = { firstDelayMs: 1, maxDelayMs: 1, giveUpAfterMs: 0, maxWaiting: 100_000 };
