@@ -2,15 +2,12 @@
 // QoS 1 publisher gets its PUBACK before the message reaches any subscriber, and the broker
 // would break its promise silently. See docs/broker.md#puback-after-publish.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { aedesFile } from './aedes-package.js';
 
 const MARKER = '/* linewatch: PUBACK after publish */';
 
 export function assertAedesPatched(): void {
-  // The package's entry (aedes.js) sits at its root; its package.json is not exported.
-  const entry = createRequire(import.meta.url).resolve('aedes');
-  const handler = join(dirname(entry), 'lib/handlers/publish.js');
+  const handler = aedesFile('lib/handlers/publish.js');
   if (!readFileSync(handler, 'utf8').includes(MARKER)) {
     throw new Error(`${handler} is not patched to send PUBACK after the publish; run \`npm install\` (its postinstall runs scripts/patch-aedes.js)`);
   }
