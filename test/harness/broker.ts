@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { addAccount, brokerConfigSchema, startBroker, type BrokerConfig, type LinewatchBroker, type Role } from '../../broker/index.js';
 import { withTimeout } from '../../lib/wait.js';
 
@@ -54,5 +54,14 @@ export async function roundTrip(url: string, clientId: string, topic: string, pa
     return await got;
   } finally {
     await client.endAsync();
+  }
+}
+
+/** The QoS the broker granted `client` for `filter`, or 128 for a refusal (MQTT.js rejects on 0x80, with the SUBACK attached). */
+export async function grantedQos(client: MqttClient, filter: string): Promise<number | undefined> {
+  try {
+    return (await client.subscribeAsync(filter, { qos: 1 }))[0]?.qos;
+  } catch (err) {
+    return (err as { packet?: { granted?: number[] } }).packet?.granted?.[0];
   }
 }
