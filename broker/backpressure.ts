@@ -9,7 +9,8 @@
 // pulls the socket's bytes with `conn.read(null)` on 'readable' and after each batch
 // (lib/client.js `nextBatch`), never in flowing mode. assertReadsPulled() checks that on every
 // stream right after `aedes.handle()` and throws if an Aedes upgrade reads otherwise: in flowing
-// mode ('data', pipe) the bytes would flow past the gate and backpressure would be gone silently.
+// mode ('data', pipe) the bytes would flow past the gate and backpressure would be gone silently
+// (and past packet-guard.ts's size check, which wraps the same `read`).
 import type { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 
@@ -24,7 +25,7 @@ type Gated = GatedStream & { [INNER_READ]: GatedStream['read'] };
 /** Call right after `aedes.handle(stream)`; throws if Aedes does not pull the stream's bytes with read(). */
 export function assertReadsPulled(stream: Readable): void {
   if (stream.readableFlowing === true || stream.listenerCount('readable') === 0) {
-    throw new Error("aedes changed (it no longer pulls client bytes with read() on 'readable'): broker/backpressure.ts must be revisited for the new version");
+    throw new Error("aedes changed (it no longer pulls client bytes with read() on 'readable'): broker/packet-guard.ts and broker/backpressure.ts must be revisited for the new version");
   }
 }
 

@@ -1,4 +1,4 @@
-// The guard of broker/backpressure.ts: the gate on `read()` holds only while Aedes pulls a
+// The guard of broker/backpressure.ts and packet-guard.ts: their wrappers of `read()` hold only while Aedes pulls a
 // client's bytes with read() on 'readable'. A real Aedes over an in-memory stream passes; a
 // fake Aedes-like handler that consumes the stream in flowing mode ('data') is refused.
 import { Duplex } from 'node:stream';
@@ -29,7 +29,7 @@ describe('assertReadsPulled', () => {
       conn.on('data', () => undefined);
     };
     fakeAedesLikeHandle(stream);
-    expect(() => assertReadsPulled(stream)).toThrow(/aedes changed \(it no longer pulls client bytes with read\(\) on 'readable'\): broker\/backpressure\.ts must be revisited/);
+    expect(() => assertReadsPulled(stream)).toThrow(/aedes changed \(it no longer pulls client bytes with read\(\) on 'readable'\): broker\/packet-guard\.ts and broker\/backpressure\.ts must be revisited/);
     stream.destroy();
   });
 
