@@ -1,4 +1,6 @@
-// Who may publish and subscribe to what, by role (docs/broker.md#authorization).
+// Who may publish and subscribe to what, by role (docs/broker.md#authorization). A grant is here
+// only because the service of that role uses it (test/broker/roles.test.ts); kept by hand until
+// the table is derived from the topics each service declares.
 import { topicMatches } from '../contracts/topics.js';
 import type { Role } from './accounts.js';
 
@@ -19,12 +21,15 @@ export function rulesFor(role: Role, username: string): Rules {
     case 'gateway':
       return { publish: DEVICE_PUBLISH.map((k) => `lw/+/+/${k}`), subscribe: ['lw/+/+/cmd'] };
     case 'rules':
-      // Whoever sends a command reports its outcome (lw/{line}/{device}/cmd/outcome) for the historian.
-      return { publish: ['lw/+/+/cmd', 'lw/+/+/cmd/outcome', 'lw/+/alerts', 'lw/+/summary'], subscribe: ['lw/#'] };
+      // Commands (rules/commands.ts) and alerts (rules/engine.ts); whoever sends a command reports
+      // its outcome (lw/{line}/{device}/cmd/outcome) for the historian.
+      return { publish: ['lw/+/+/cmd', 'lw/+/+/cmd/outcome', 'lw/+/alerts'], subscribe: ['lw/#'] };
     case 'historian':
-      return { publish: ['lw/+/summary'], subscribe: ['lw/#', '$SYS/#'] };
+      // OEE summaries back to the bus (historian/index.ts).
+      return { publish: ['lw/+/summary'], subscribe: ['lw/#'] };
     case 'dashboard':
-      return { publish: ['lw/+/+/cmd', 'lw/+/+/cmd/outcome', 'lw/+/alerts'], subscribe: ['lw/#', '$SYS/#'] };
+      // Alert acknowledge and clear (dashboard/server/index.ts); it sends no command.
+      return { publish: ['lw/+/alerts'], subscribe: ['lw/#'] };
     case 'admin':
       return { publish: ['#'], subscribe: ['#', '$SYS/#'] };
   }

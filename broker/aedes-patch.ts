@@ -2,17 +2,9 @@
 // QoS 1 publisher gets its PUBACK before the message reaches any subscriber, and the broker
 // would break its promise silently. See docs/broker.md#puback-after-publish.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { aedesFile } from './aedes-package.js';
 
 const MARKER = '/* linewatch: PUBACK after publish */';
-
-/** The path of a file inside the installed Aedes package (e.g. `lib/client.js`). */
-export function aedesFile(relative: string): string {
-  // The package's entry (aedes.js) sits at its root; its package.json is not exported.
-  const entry = createRequire(import.meta.url).resolve('aedes');
-  return join(dirname(entry), relative);
-}
 
 export function assertAedesPatched(): void {
   const handler = aedesFile('lib/handlers/publish.js');

@@ -4,7 +4,15 @@
 // publishers down instead of the broker buffering without bound — and the event loop spends its
 // time delivering instead of parsing more input it cannot deliver (which is how an overloaded
 // Aedes collapses: every loop iteration reads all sockets, so fewer deliveries finish per second).
+//
+// The gate replaces each stream's `read` and so relies on an Aedes 1.2.0 internal: its client
+// pulls the socket's bytes with `conn.read(null)` on 'readable' and after each batch
+// (lib/client.js `nextBatch`), never in flowing mode. assertReadsPulled() checks that on every
+// stream right after `aedes.handle()` and throws if an Aedes upgrade reads otherwise: in flowing
+// mode ('data', pipe) the bytes would flow past the gate and backpressure would be gone silently
+// (and past packet-guard.ts's size check, which wraps the same `read`).
 import type { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
 
 interface GatedStream extends EventEmitter {
   read(size?: number): unknown;
@@ -13,6 +21,13 @@ interface GatedStream extends EventEmitter {
 
 const INNER_READ = Symbol('linewatch.innerRead');
 type Gated = GatedStream & { [INNER_READ]: GatedStream['read'] };
+
+/** Call right after `aedes.handle(stream)`; throws if Aedes does not pull the stream's bytes with read(). */
+export function assertReadsPulled(stream: Readable): void {
+  if (stream.readableFlowing === true || stream.listenerCount('readable') === 0) {
+    throw new Error("aedes changed (it no longer pulls client bytes with read() on 'readable'): broker/packet-guard.ts and broker/backpressure.ts must be revisited for the new version");
+  }
+}
 
 export class PublisherThrottle {
   private paused = false;
@@ -48,6 +63,7 @@ export class PublisherThrottle {
    * woken with a 'readable' event once the backlog is low again.
    */
   gate(stream: GatedStream): void {
+    if (typeof stream.read !== 'function') throw new Error('PublisherThrottle.gate: the stream has no read(); broker/backpressure.ts gates streams Aedes reads with read()');
     (stream as Gated)[INNER_READ] = stream.read;
     stream.read = this.gatedRead;
   }

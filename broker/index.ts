@@ -18,10 +18,11 @@ import type { Role } from './accounts.js';
 import { mayPublish, maySubscribe, rulesFor } from './acl.js';
 import type { BrokerConfig } from './config.js';
 import { listenTcp, listenTls, listenWebSocket, type Listener } from './listeners.js';
-import { PublisherThrottle } from './backpressure.js';
+import { assertReadsPulled, PublisherThrottle } from './backpressure.js';
 import { guardLabelOf, guardPacketSize, type OnViolation } from './packet-guard.js';
 import { batchWrites } from './write-batching.js';
 import { createSafeMq } from './safe-mq.js';
+import { installRefusedPublishDrop } from './drop-refused.js';
 import { dropOnlyExactCopies } from './dedupe.js';
 import { BrokerCounters, type BrokerStats, type RejectReason } from './stats.js';
 
@@ -68,9 +69,6 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
   const sessions = new WeakMap<Client, ReturnType<typeof rulesFor>>();
   const emptyIdPersistent = new WeakSet<Client>();
   const assignedId = new WeakSet<Client>(); // empty client id, clean session: Aedes makes up a unique one
-  // Publishes that passed through authorizePublish but must not be forwarded (ACL or schema):
-  // the publisher still gets its PUBACK (MQTT-3.3.5-2 allows ack-and-drop), nobody receives them.
-  const dropped = new WeakSet<object>();
 
   // One rules object per account, shared by all its connections (memory per idle connection).
   const rulesCache = new Map<string, ReturnType<typeof rulesFor>>();
@@ -150,14 +148,14 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
       if (packet.topic.startsWith('$SYS') || (rules && !mayPublish(rules, packet.topic))) {
         counters.reject('publish_denied');
         log.debug({ clientId: client.id, topic: packet.topic }, 'dropped a publish the ACL does not allow');
-        dropped.add(packet);
+        drop(packet);
         return callback(null);
       }
       if (config.validatePayloads) {
         const problem = payloadProblem(packet);
         if (problem) {
           counters.reject('invalid_payload');
-          dropped.add(packet);
+          drop(packet);
           deadLetter(client.id, packet, problem);
         }
       }
@@ -180,16 +178,12 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     },
   });
 
-  // Dropped publishes stop here: aedes's PUBLISH handler calls broker.publish after the ack.
-  const publish = aedes.publish.bind(aedes) as unknown as (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void;
-  (aedes as unknown as { publish: typeof publish }).publish = (packet, client, done) => {
-    if (typeof client === 'function') return publish(packet, null, client as (err?: Error) => void);
-    if (dropped.has(packet)) {
-      dropped.delete(packet);
-      return done?.();
-    }
-    publish(packet, client, done);
-  };
+  // Publishes marked in authorizePublish stop in Aedes's publish, after their PUBACK (drop-refused.ts);
+  // no client can connect before this (the listeners open below).
+  const { drop, publish } = await installRefusedPublishDrop(aedes).catch(async (err: unknown) => {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    throw err;
+  });
 
   const bus = new InProcessBus(aedes, { limitedLog });
 
@@ -271,7 +265,9 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     throttle.gate(stream); // outermost: while the broker is behind, nothing is read at all
     batchWrites(stream); // one write per event-loop turn instead of one per packet
     stream.on('error', ignoreError); // socket errors end the client; Aedes logs them via clientError
-    dropOnlyExactCopies(aedes.handle(stream, req)); // Aedes would drop a message that arrives after a newer one
+    const client = aedes.handle(stream, req);
+    assertReadsPulled(stream); // the throttle's gate holds only while Aedes reads with read()
+    dropOnlyExactCopies(client); // Aedes would drop a message that arrives after a newer one
   };
 
   const listeners: Listener[] = [];

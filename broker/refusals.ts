@@ -20,7 +20,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Aedes, AedesPublishPacket, Client, PublishPacket } from 'aedes';
-import { aedesFile } from './aedes-patch.js';
+import { aedesFile } from './aedes-package.js';
 
 /** Hands the refused message to the subscriber that refused it once more; rejects (MessageRefused) if it refuses again. */
 export type Redelivery = () => Promise<void>;

@@ -18,12 +18,12 @@ import type { Service } from '../lib/service.js';
 import { sleep, withTimeout } from '../lib/wait.js';
 import type { HistorianConfig } from './config.js';
 import { InfluxClient, setupDatabase, type WriteFailure } from './influx.js';
-import { startManagedInfluxd, type ManagedInfluxd } from './influxd.js';
+import { influxToUse, type ManagedInfluxd } from './influxd.js';
 import { LineOee } from './oee.js';
 import { toPoint, type PointResult } from './points.js';
 import { Spool, type SpoolBatch } from './spool.js';
 
-export { startManagedInfluxd, findInfluxd, INFLUXD_INSTALL_HINT, type ManagedInfluxd } from './influxd.js';
+export { startManagedInfluxd, findInfluxd, influxToUse, INFLUXD_INSTALL_HINT, type InfluxInUse, type ManagedInfluxd } from './influxd.js';
 export { historianConfigSchema, type HistorianConfig } from './config.js';
 export { LineOee, type OeeFigures } from './oee.js';
 
@@ -127,8 +127,9 @@ export class Historian implements Service {
     this.started = true;
     try {
       this.spool.open();
-      const url = this.options.influxUrl ?? this.config.influxUrl ?? (await this.startManaged());
-      this.influxUrl = url;
+      const influx = await influxToUse(this.options.influxUrl ?? this.config.influxUrl, this.options.dataDir);
+      this.managed = influx.managed;
+      const url = (this.influxUrl = influx.url);
       this.client = new InfluxClient({
         url,
         database: this.config.database,
@@ -416,11 +417,6 @@ export class Historian implements Service {
       const failure: WriteFailure = { kind: 'retry', message: `database setup failed: ${(err as Error).message}` };
       throw failure;
     }
-  }
-
-  private async startManaged(): Promise<string> {
-    this.managed = await startManagedInfluxd({ dataDir: join(this.options.dataDir, 'influxd') });
-    return this.managed.url;
   }
 
   private observe(point: AcceptedPoint): void {

@@ -107,6 +107,29 @@ bind-address = "127.0.0.1:${rpcPort}"
 `;
 }
 
+/** The InfluxDB a historian writes to, and the managed influxd behind it if one was started. */
+export interface InfluxInUse {
+  url: string;
+  /** Started here (no InfluxDB configured): whoever called influxToUse stops it. */
+  managed: ManagedInfluxd | undefined;
+}
+
+/**
+ * The one place that decides where history goes and starts a managed influxd for it (`linewatch
+ * up` and the historian both ask here): the configured InfluxDB (`historian.influxUrl` or
+ * `--influx`) as it is, else a managed influxd with its data in `<dataDir>/influxd`.
+ */
+export async function influxToUse(configuredUrl: string | null | undefined, dataDir: string): Promise<InfluxInUse> {
+  if (configuredUrl) return { url: configuredUrl, managed: undefined };
+  const managed = await startManagedInfluxd({ dataDir: managedInfluxdDir(dataDir) });
+  return { url: managed.url, managed };
+}
+
+/** Where a managed influxd keeps its config, data, WAL and log under linewatch's data dir. */
+export function managedInfluxdDir(dataDir: string): string {
+  return join(dataDir, 'influxd');
+}
+
 /**
  * Starts influxd with its config and data under `dataDir`, waits (bounded) until /ping answers
  * 204, and returns a handle. If influxd is not installed, rejects with the install command.

@@ -7,9 +7,13 @@
 // QoS 2 (store, publish, then PUBREC). It is exact and idempotent: it checks the Aedes version
 // and the original text, and fails the install loudly if either changed, so an Aedes upgrade
 // cannot silently drop it. broker/aedes-patch.ts checks at start that it is in place.
-import { readFileSync, writeFileSync } from 'node:fs';
+//
+// Usage: node scripts/patch-aedes.js [AEDES_DIR] — AEDES_DIR is the aedes package to patch,
+// node_modules/aedes of this project by default (test/scripts/patch-aedes.test.ts gives it a copy).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 
-const root = new URL('../node_modules/aedes/', import.meta.url);
+const root = process.argv[2] ? pathToFileURL(`${process.argv[2].replace(/\/+$/, '')}/`) : new URL('../node_modules/aedes/', import.meta.url);
 const MARKER = '/* linewatch: PUBACK after publish */';
 const ORIGINAL = `    case 1:
       write(client, new PubAck(packet), function (err) {
@@ -24,6 +28,10 @@ const PATCHED = `    case 1: ${MARKER}
       })
       break`;
 
+if (!existsSync(new URL('package.json', root))) {
+  console.error(`linewatch: no aedes package at ${decodeURIComponent(root.pathname).replace(/\/$/, '')} (no package.json there); scripts/patch-aedes.js patches aedes 1.2.0 (see docs/broker.md).`);
+  process.exit(1);
+}
 const version = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).version;
 if (version !== '1.2.0') {
   console.error(`linewatch: scripts/patch-aedes.js is written for aedes 1.2.0 but ${version} is installed; review the patch for the new version (see docs/broker.md).`);

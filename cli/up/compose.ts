@@ -10,7 +10,7 @@ import type { LinewatchConfig } from '../../config/schema.js';
 import { DashboardServer, type InfluxTarget, type MetricSource } from '../../dashboard/server/index.js';
 import { SerialGateway, type GatewayPortConfig } from '../../gateway/index.js';
 import { Historian } from '../../historian/index.js';
-import { INFLUXD_INSTALL_HINT, findInfluxd, startManagedInfluxd, type ManagedInfluxd } from '../../historian/influxd.js';
+import { INFLUXD_INSTALL_HINT, findInfluxd, influxToUse, managedInfluxdDir } from '../../historian/influxd.js';
 import { RulesEngine, formatLoadError } from '../../rules/index.js';
 import { LineSimulator, loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
 import { ChildRegistry, reapLeftovers } from './children.js';
@@ -117,16 +117,18 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
   try {
     // 1. InfluxDB: the configured one, or a managed influxd in the data dir, or none (said clearly).
     if (config.historian.enabled) {
-      if (config.historian.influxUrl) {
-        influx = { url: config.historian.influxUrl, database: config.historian.database, username: config.historian.username, password: config.historian.password };
-      } else if (!findInfluxd()) {
+      if (!config.historian.influxUrl && !findInfluxd()) {
         hooks.say(`history off: influxd was not found; ${INFLUXD_INSTALL_HINT}. Running without history.`);
       } else {
-        const managed: ManagedInfluxd = await startManagedInfluxd({ dataDir: join(dataDir, 'influxd') });
-        children.add('influxd', managed.pid);
-        started.push({ name: 'influxd', stop: () => managed.stop().then(() => children.remove(managed.pid)) });
-        influx = { url: managed.url, database: config.historian.database };
-        hooks.say(`InfluxDB: managed influxd at ${managed.url} (pid ${managed.pid}, data in ${join(dataDir, 'influxd')})`);
+        const { url, managed } = await influxToUse(config.historian.influxUrl, dataDir);
+        if (managed) {
+          children.add('influxd', managed.pid);
+          started.push({ name: 'influxd', stop: () => managed.stop().then(() => children.remove(managed.pid)) });
+          influx = { url, database: config.historian.database };
+          hooks.say(`InfluxDB: managed influxd at ${url} (pid ${managed.pid}, data in ${managedInfluxdDir(dataDir)})`);
+        } else {
+          influx = { url, database: config.historian.database, username: config.historian.username, password: config.historian.password };
+        }
       }
     }
 

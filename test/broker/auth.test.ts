@@ -6,7 +6,7 @@ import { removeAccount } from '../../broker/index.js';
 import { deadLetterSchema } from '../../contracts/schemas.js';
 import { topicMatches } from '../../contracts/topics.js';
 import { sleep, waitFor, withTimeout } from '../../lib/wait.js';
-import { startTestBroker, type TestBroker } from '../harness/broker.js';
+import { grantedQos as granted, startTestBroker, type TestBroker } from '../harness/broker.js';
 import { mqttConnect } from './raw-mqtt.js';
 
 let tb: TestBroker;
@@ -48,15 +48,6 @@ async function collect(client: MqttClient, filter: string): Promise<{ topic: str
   });
   await client.subscribeAsync(filter, { qos: 1 });
   return got;
-}
-
-/** The QoS the broker granted, or 128 for a refusal (MQTT.js rejects on 0x80, with the SUBACK attached). */
-async function granted(client: MqttClient, filter: string): Promise<number | undefined> {
-  try {
-    return (await client.subscribeAsync(filter, { qos: 1 }))[0]?.qos;
-  } catch (err) {
-    return (err as { packet?: { granted?: number[] } }).packet?.granted?.[0];
-  }
 }
 
 const state = (seq: number) => JSON.stringify({ ts: Date.now(), seq, state: 'RUNNING' });

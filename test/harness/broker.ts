@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { addAccount, brokerConfigSchema, startBroker, type BrokerConfig, type LinewatchBroker, type Role } from '../../broker/index.js';
 import { withTimeout } from '../../lib/wait.js';
 
@@ -59,3 +59,12 @@ export async function roundTrip(url: string, clientId: string, topic: string, pa
 
 /** For a publisher that stands for devices in a test: a refused in-process publish fails at once, no redelivery. */
 export const NO_REDELIVERY = { firstDelayMs: 1, maxDelayMs: 1, giveUpAfterMs: 0, maxWaiting: 100_000 };
+
+/** The QoS the broker granted `client` for `filter`, or 128 for a refusal (MQTT.js rejects on 0x80, with the SUBACK attached). */
+export async function grantedQos(client: MqttClient, filter: string): Promise<number | undefined> {
+  try {
+    return (await client.subscribeAsync(filter, { qos: 1 }))[0]?.qos;
+  } catch (err) {
+    return (err as { packet?: { granted?: number[] } }).packet?.granted?.[0];
+  }
+}

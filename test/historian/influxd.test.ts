@@ -1,10 +1,10 @@
 // The managed influxd: starts on 127.0.0.1 with a private config, survives SIGKILL + restart on
 // the same port with its data intact, and two instances do not collide.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findInfluxd, influxdConfig, ping, startManagedInfluxd } from '../../historian/influxd.js';
+import { findInfluxd, influxdConfig, influxToUse, ping, startManagedInfluxd } from '../../historian/influxd.js';
 import { startTestInflux, type TestInflux } from '../harness/influx.js';
 
 describe('managed influxd', () => {
@@ -63,6 +63,27 @@ describe('managed influxd', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lw-noinflux-'));
     try {
       await expect(startManagedInfluxd({ dataDir: dir, binary: join(dir, 'influxd') })).rejects.toThrow(/apt-get install influxdb/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('uses a configured InfluxDB as it is, and starts a managed influxd under <dataDir>/influxd only without one (influxToUse: linewatch up and the historian)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lw-influx-to-use-'));
+    try {
+      const configured = await influxToUse(influx.url, dir);
+      expect(configured).toEqual({ url: influx.url, managed: undefined });
+      expect(existsSync(join(dir, 'influxd'))).toBe(false); // nothing started, nothing written
+
+      const managed = await influxToUse(undefined, dir);
+      try {
+        expect(managed.url).toBe(managed.managed?.url);
+        expect(existsSync(join(dir, 'influxd', 'influxd.conf'))).toBe(true);
+        expect(await ping(managed.url)).toBe(true);
+      } finally {
+        await managed.managed?.stop();
+      }
+      expect(await ping(managed.url)).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

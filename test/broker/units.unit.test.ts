@@ -34,9 +34,9 @@ describe('ACL', () => {
     expect(maySubscribe(rules, 'lw/A/conv-1/#')).toBe(false);
   });
 
-  it('lets the rules and dashboard roles report command outcomes, and no device', () => {
+  it('lets the rules role report command outcomes, and no dashboard (it sends no command) nor device', () => {
     expect(mayPublish(rulesFor('rules', 'rules-1'), 'lw/A/conv-1/cmd/outcome')).toBe(true);
-    expect(mayPublish(rulesFor('dashboard', 'dash'), 'lw/A/conv-1/cmd/outcome')).toBe(true);
+    expect(mayPublish(rulesFor('dashboard', 'dash'), 'lw/A/conv-1/cmd/outcome')).toBe(false);
     expect(mayPublish(rulesFor('device', 'A/conv-1'), 'lw/A/conv-1/cmd/outcome')).toBe(false);
     expect(mayPublish(rulesFor('gateway', 'gw'), 'lw/A/conv-1/cmd/outcome')).toBe(false);
   });

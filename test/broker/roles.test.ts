@@ -1,0 +1,96 @@
+// The role table of broker/acl.ts against a real broker with real MQTT.js clients: for each
+// service role, every grant the service uses still works (its publishes reach a subscriber, its
+// subscription is granted and receives), and every grant it did not use is refused now
+// (publish: dropped and counted as publish_denied; subscribe: SUBACK 0x80).
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Role } from '../../broker/index.js';
+import { topicMatches } from '../../contracts/topics.js';
+import { sleep, waitFor } from '../../lib/wait.js';
+import { grantedQos as granted, startTestBroker, type TestBroker } from '../harness/broker.js';
+
+let tb: TestBroker;
+const clients: MqttClient[] = [];
+
+const PASSWORD = 'Role-test-secret-7';
+const ACCOUNTS: [string, Role][] = [['ops', 'admin'], ['rules', 'rules'], ['historian', 'historian'], ['dash', 'dashboard']];
+
+beforeAll(async () => {
+  tb = await startTestBroker({ wsPort: null });
+  for (const [username, role] of ACCOUNTS) await tb.addAccount(username, PASSWORD, role);
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.endAsync(true)));
+  await tb?.stop();
+});
+
+async function connectAs(username: string): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(tb.url, { clientId: `${username}:${Math.random().toString(16).slice(2)}`, username, password: PASSWORD, reconnectPeriod: 0, connectTimeout: 5000 });
+  clients.push(client);
+  return client;
+}
+
+const now = Date.now();
+const payloads = {
+  cmd: { id: 'c1', action: 'stop', params: {}, origin: 'rule:test', ts: now, expiresAt: now + 60_000 },
+  outcome: { id: 'c1', action: 'stop', params: {}, origin: 'rule:test', target: 'conv-1', outcome: 'done', attempts: 1, issuedAt: now, ts: now },
+  alert: { id: 'a1', rule: 'overheat', severity: 'warning', state: 'acknowledged', message: 'hot', origin: 'user:dashboard', ts: now },
+  summary: { ts: now, oee: 0.8, availability: 0.9 },
+};
+const TOPIC = {
+  cmd: 'lw/A/conv-1/cmd',
+  outcome: 'lw/A/conv-1/cmd/outcome',
+  alert: 'lw/A/alerts',
+  summary: 'lw/A/summary',
+} as const;
+type Kind = keyof typeof TOPIC;
+
+interface RoleCase {
+  username: string;
+  role: Role;
+  /** What the service publishes (grep of its code) and subscribes to. */
+  publishes: Kind[];
+  subscribes: string[];
+  /** Grants the table held that the service never used. */
+  noLongerPublishes: Kind[];
+  noLongerSubscribes: string[];
+}
+
+const CASES: RoleCase[] = [
+  // rules/engine.ts (alerts), rules/commands.ts (cmd, cmd/outcome); subscribes to the device events under lw/#.
+  { username: 'rules', role: 'rules', publishes: ['cmd', 'outcome', 'alert'], subscribes: ['lw/#'], noLongerPublishes: ['summary'], noLongerSubscribes: ['$SYS/#'] },
+  // historian/index.ts: OEE summaries on lw/{line}/summary; subscribes to lw/#.
+  { username: 'historian', role: 'historian', publishes: ['summary'], subscribes: ['lw/#'], noLongerPublishes: [], noLongerSubscribes: ['$SYS/#'] },
+  // dashboard/server/index.ts: alert acknowledge/clear on lw/{line}/alerts; subscribes to lw/#.
+  { username: 'dash', role: 'dashboard', publishes: ['alert'], subscribes: ['lw/#'], noLongerPublishes: ['cmd', 'outcome'], noLongerSubscribes: ['$SYS/#'] },
+];
+
+describe('the role table', () => {
+  it.each(CASES)('$role: its used grants work, the unused ones are refused', async (c) => {
+    const admin = await connectAs('ops');
+    const seen: string[] = [];
+    admin.on('message', (topic) => seen.push(topic));
+    await admin.subscribeAsync('lw/#', { qos: 1 });
+    const service = await connectAs(c.username);
+
+    // Publishes: the refused ones first, then the used ones; only the used ones arrive.
+    const deniedBefore = tb.broker.stats().rejects.publish_denied;
+    for (const kind of c.noLongerPublishes) await service.publishAsync(TOPIC[kind], JSON.stringify(payloads[kind]), { qos: 1 });
+    for (const kind of c.publishes) await service.publishAsync(TOPIC[kind], JSON.stringify(payloads[kind]), { qos: 1 });
+    await waitFor(() => c.publishes.every((kind) => seen.includes(TOPIC[kind])), 5000, `the ${c.role} role's publishes at the admin subscriber`);
+    await sleep(100);
+    expect(seen).toEqual(c.publishes.map((kind) => TOPIC[kind]));
+    expect(tb.broker.stats().rejects.publish_denied - deniedBefore).toBe(c.noLongerPublishes.length);
+    expect(service.connected).toBe(true); // dropped, not disconnected
+
+    // Subscriptions: the used ones are granted and receive, the others get SUBACK 0x80.
+    for (const filter of c.noLongerSubscribes) expect(await granted(service, filter), filter).toBe(128);
+    const received: string[] = [];
+    service.on('message', (topic) => received.push(topic));
+    for (const filter of c.subscribes) expect(await granted(service, filter), filter).toBe(1);
+    const probe = 'lw/A/conv-1/state';
+    await admin.publishAsync(probe, JSON.stringify({ ts: Date.now(), seq: 1, state: 'RUNNING' }), { qos: 1 });
+    await waitFor(() => received.includes(probe), 5000, `the ${c.role} role's subscription receiving ${probe}`);
+    expect(c.subscribes.some((filter) => topicMatches(filter, probe))).toBe(true);
+  });
+});
