@@ -175,11 +175,15 @@ function spoolRates(dir: string, lines: string[]): { appendPerSec: number; appen
   return { appendPerSec: lines.length / appendSec, appendMBps: bytes / appendSec / 1e6, replayPerSec: read / replaySec, replayMBps: bytes / replaySec / 1e6 };
 }
 
+/** LINEWATCH_BENCH_HISTORIAN=broker runs only the two rows through the embedded broker (in-process bus, MQTT). */
+const PART = process.env.LINEWATCH_BENCH_HISTORIAN ?? '';
+
 export async function run(report: Report): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'lw-bench-historian-'));
   const influx = await startManagedInfluxd({ dataDir: join(dir, 'influxd') });
   try {
     const evs = events(POINTS);
+    if (PART === 'broker') return await brokerTable(report, influx, evs.slice(0, MQTT_POINTS), dir);
     const lines = evs.map((e) => {
       const p = toPoint(e.topic, e.payload);
       if (!p.ok) throw new Error(p.error);
@@ -226,4 +230,18 @@ export async function run(report: Report): Promise<void> {
     await influx.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+async function brokerTable(report: Report, influx: ManagedInfluxd, evs: Event[], dir: string): Promise<void> {
+  const inProcess = await brokerRun(influx, 'viaup', evs, dir, 'in-process');
+  const overMqtt = await brokerRun(influx, 'viamqtt', evs, dir, 'mqtt');
+  report.add({
+    title: 'Historian through the embedded broker (points/s into a local influxd)',
+    note: `The last two rows of the historian table alone (LINEWATCH_BENCH_HISTORIAN=broker): ${evs.length.toLocaleString('en')} telemetry events published QoS 1 by one MQTT.js device client (500 in flight) to the embedded broker (open mode), until InfluxDB counts every point.`,
+    columns: ['path', 'points/s'],
+    rows: [
+      ['device → embedded broker → historian on the in-process bus (as in `linewatch up`)', Math.round(inProcess).toLocaleString('en')],
+      ['device → embedded broker → `linewatch historian` over MQTT (QoS 1, persistent session)', Math.round(overMqtt).toLocaleString('en')],
+    ],
+  });
 }
