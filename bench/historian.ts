@@ -14,6 +14,7 @@ import { MqttBus } from '../bus/index.js';
 import { historianConfigSchema } from '../historian/config.js';
 import { Historian } from '../historian/index.js';
 import { startManagedInfluxd, type ManagedInfluxd } from '../historian/influxd.js';
+import { decode } from '../contracts/decode.js';
 import { toPoint } from '../historian/points.js';
 import { Spool } from '../historian/spool.js';
 import { sleep } from '../lib/wait.js';
@@ -104,7 +105,8 @@ async function historianRun(influx: ManagedInfluxd, db: string, evs: Event[], di
   await historian.start();
   const start = performance.now();
   for (let i = 0; i < evs.length; i++) {
-    void bus.handler!(evs[i]!.topic, evs[i]!.payload);
+    const { topic, payload } = evs[i]!;
+    void bus.handler!(topic, payload, () => decode(topic, payload));
     // Give the writer its turns, as a socket would between packets.
     if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
   }

@@ -1,6 +1,9 @@
 // Bus on the embedded Aedes instance: no socket, no serialisation — the fastest path for
-// services running in the broker's process (`linewatch up`).
+// services running in the broker's process (`linewatch up`). Subscribers get the message the
+// broker decoded when it validated the publish, not a second parse (broker/decoded.ts).
 import type { Aedes, AedesPublishPacket } from 'aedes';
+import type { Decoded } from '../contracts/decode.js';
+import { decodedMessages, type DecodedMessages } from '../broker/decoded.js';
 import { publishRefusals, type PublishRefusals } from '../broker/refusals.js';
 import { logger } from '../lib/log.js';
 import { MessageRefused, type Bus, type MessageHandler, type PublishOptions, type Unsubscribe } from './bus.js';
@@ -14,9 +17,12 @@ export class InProcessBus implements Bus {
   refused = 0;
   private readonly subscriptions = new Set<() => Promise<void>>();
   private readonly refusals: PublishRefusals;
+  /** What the broker (and this bus) decoded, per payload; `decodes` and `reused` count them. */
+  readonly decoded: DecodedMessages;
 
   constructor(private readonly broker: Aedes) {
     this.refusals = publishRefusals(broker);
+    this.decoded = decodedMessages(broker);
   }
 
   publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<void> {
@@ -37,14 +43,16 @@ export class InProcessBus implements Bus {
 
   async subscribe(filter: string | string[], handler: MessageHandler): Promise<Unsubscribe> {
     const filters = Array.isArray(filter) ? filter : [filter];
-    // Fail here, loudly, if Aedes no longer lets a refusal withhold the PUBACK.
-    await this.refusals.checked;
+    // Fail here, loudly, if Aedes no longer lets a refusal withhold the PUBACK, or no longer
+    // passes the payload the broker decoded through to its subscribers.
+    await Promise.all([this.refusals.checked, this.decoded.checked]);
     // Aedes calls `done` once the deliver callback runs; a QoS 1 publisher gets its PUBACK only
     // after every in-process handler has resolved, which is what gives acknowledge-after-persist.
     const deliver = (packet: AedesPublishPacket, done: () => void): void => {
       let result: void | Promise<void>;
+      const decoded = (): Decoded => this.decoded.of(packet.topic, packet.payload as Buffer);
       try {
-        result = handler(packet.topic, packet.payload as Buffer);
+        result = handler(packet.topic, packet.payload as Buffer, decoded);
       } catch (err) {
         this.onHandlerError(packet, err);
         done();
