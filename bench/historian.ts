@@ -14,6 +14,7 @@ import { MqttBus } from '../bus/index.js';
 import { historianConfigSchema } from '../historian/config.js';
 import { Historian } from '../historian/index.js';
 import { startManagedInfluxd, type ManagedInfluxd } from '../historian/influxd.js';
+import { decode } from '../contracts/decode.js';
 import { toPoint } from '../historian/points.js';
 import { Spool } from '../historian/spool.js';
 import { sleep } from '../lib/wait.js';
@@ -104,7 +105,8 @@ async function historianRun(influx: ManagedInfluxd, db: string, evs: Event[], di
   await historian.start();
   const start = performance.now();
   for (let i = 0; i < evs.length; i++) {
-    void bus.handler!(evs[i]!.topic, evs[i]!.payload);
+    const { topic, payload } = evs[i]!;
+    void bus.handler!(topic, payload, () => decode(topic, payload));
     // Give the writer its turns, as a socket would between packets.
     if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
   }
@@ -175,11 +177,15 @@ function spoolRates(dir: string, lines: string[]): { appendPerSec: number; appen
   return { appendPerSec: lines.length / appendSec, appendMBps: bytes / appendSec / 1e6, replayPerSec: read / replaySec, replayMBps: bytes / replaySec / 1e6 };
 }
 
+/** LINEWATCH_BENCH_HISTORIAN=broker runs only the two rows through the embedded broker (in-process bus, MQTT). */
+const PART = process.env.LINEWATCH_BENCH_HISTORIAN ?? '';
+
 export async function run(report: Report): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'lw-bench-historian-'));
   const influx = await startManagedInfluxd({ dataDir: join(dir, 'influxd') });
   try {
     const evs = events(POINTS);
+    if (PART === 'broker') return await brokerTable(report, influx, evs.slice(0, MQTT_POINTS), dir);
     const lines = evs.map((e) => {
       const p = toPoint(e.topic, e.payload);
       if (!p.ok) throw new Error(p.error);
@@ -226,4 +232,18 @@ export async function run(report: Report): Promise<void> {
     await influx.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+async function brokerTable(report: Report, influx: ManagedInfluxd, evs: Event[], dir: string): Promise<void> {
+  const inProcess = await brokerRun(influx, 'viaup', evs, dir, 'in-process');
+  const overMqtt = await brokerRun(influx, 'viamqtt', evs, dir, 'mqtt');
+  report.add({
+    title: 'Historian through the embedded broker (points/s into a local influxd)',
+    note: `The last two rows of the historian table alone (LINEWATCH_BENCH_HISTORIAN=broker): ${evs.length.toLocaleString('en')} telemetry events published QoS 1 by one MQTT.js device client (500 in flight) to the embedded broker (open mode), until InfluxDB counts every point.`,
+    columns: ['path', 'points/s'],
+    rows: [
+      ['device → embedded broker → historian on the in-process bus (as in `linewatch up`)', Math.round(inProcess).toLocaleString('en')],
+      ['device → embedded broker → `linewatch historian` over MQTT (QoS 1, persistent session)', Math.round(overMqtt).toLocaleString('en')],
+    ],
+  });
 }

@@ -20,7 +20,7 @@ import { InProcessBus } from '../bus/in-process.js';
 import type { TelemetryPayload } from '../contracts/schemas.js';
 import { parseTopic } from '../contracts/topics.js';
 import { waitFor, withTimeout } from '../lib/wait.js';
-import { RulesEngine } from '../rules/engine.js';
+import { RulesEngine, type DeviceEvent } from '../rules/engine.js';
 import type { Report } from './report.js';
 import type { LoadRequest, LoadResult } from './rules-client.js';
 
@@ -57,10 +57,10 @@ async function throughput(ruleCount: number): Promise<{ ingest: number; handle: 
     const ts = Date.now() + 600_000; // never late during the run
     const seq = new Array<number>(devices).fill(0);
     const N = 300_000;
-    const messages: { device: string; msg: TelemetryPayload }[] = [];
+    const messages: DeviceEvent[] = [];
     for (let i = 0; i < N; i++) {
       const d = i % devices;
-      messages.push({ device: `d${d}`, msg: { ts: ts + i, seq: seq[d]!++, values: { v: Math.random() * 100, w: 1 } } });
+      messages.push({ kind: 'telemetry', line: 'B', device: `d${d}`, payload: { ts: ts + i, seq: seq[d]!++, values: { v: Math.random() * 100, w: 1 } } });
     }
     // Three consecutive slices each; the best one counts (the first also warms up the JIT, and the
     // machine may be busy with something else for a moment).
@@ -77,7 +77,7 @@ async function throughput(ruleCount: number): Promise<{ ingest: number; handle: 
     };
     const before = engine.counters().evaluations!;
     const ingest = bestOf(N, (from, to) => {
-      for (let i = from; i < to; i++) engine.ingest('telemetry', 'B', messages[i]!.device, messages[i]!.msg);
+      for (let i = from; i < to; i++) engine.ingest(messages[i]!);
     });
     const evaluationsPerEvent = (engine.counters().evaluations! - before) / N;
 

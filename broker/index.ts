@@ -4,9 +4,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
-import { parseTopic, topics, validatePayload } from '../contracts/index.js';
+import { topics } from '../contracts/index.js';
 import { InProcessBus } from '../bus/in-process.js';
 import { MessageRefused } from '../bus/bus.js';
+import { decodedMessages } from './decoded.js';
 import { CLIENT_ID_SEPARATOR, isClientIdOf } from '../contracts/client-id.js';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
@@ -187,11 +188,12 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
 
   const bus = new InProcessBus(aedes, { limitedLog });
 
+  // What authorizePublish decodes is kept with the payload: in-process subscribers get it, not a second parse.
+  const decoded = decodedMessages(aedes);
   function payloadProblem(packet: PublishPacket): string | undefined {
-    const parsed = parseTopic(packet.topic);
-    if (!parsed) return undefined; // not a linewatch payload topic (ACL decides whether it is allowed)
-    const result = validatePayload(parsed.kind, packet.payload as Buffer);
-    return result.ok ? undefined : result.error;
+    const result = decoded.decodePublish(packet.topic, packet.payload);
+    // Not a linewatch payload topic: the ACL decides whether it is allowed.
+    return !result.ok && result.reason === 'schema' ? result.error : undefined;
   }
 
   function deadLetter(clientId: string, packet: PublishPacket, reason: string): void {

@@ -3,6 +3,8 @@
 //   InProcessBus — on the embedded Aedes instance (same process, no socket)
 //   MqttBus      — an MQTT.js client to any broker (embedded Aedes, Mosquitto, EMQX…)
 
+import type { Decoded } from '../contracts/decode.js';
+
 export type QoS = 0 | 1 | 2;
 
 export interface PublishOptions {
@@ -21,7 +23,14 @@ export interface SubscribeOptions {
  * A handler that rejects with MessageRefused gets the message *not* acknowledged, so its
  * publisher keeps it and sends it again (see MessageRefused).
  */
-export type MessageHandler = (topic: string, payload: Buffer) => void | Promise<void>;
+export type MessageHandler = (topic: string, payload: Buffer, decoded: DecodeOnce) => void | Promise<void>;
+
+/**
+ * The message decoded (contracts/decode.ts), for the handler that wants it. The bus decodes a
+ * message at most once, for all its handlers in the process: on the in-process bus it is what
+ * the broker decoded when it validated the publish; over MQTT the bus decodes it on first call.
+ */
+export type DecodeOnce = () => Decoded;
 
 export type Unsubscribe = () => Promise<void>;
 

@@ -1,6 +1,9 @@
 // Bus on the embedded Aedes instance: no socket, no serialisation — the fastest path for
-// services running in the broker's process (`linewatch up`).
+// services running in the broker's process (`linewatch up`). Subscribers get the message the
+// broker decoded when it validated the publish, not a second parse (broker/decoded.ts).
 import type { Aedes, AedesPublishPacket, PublishPacket } from 'aedes';
+import type { Decoded } from '../contracts/decode.js';
+import { decodedMessages, type DecodedMessages } from '../broker/decoded.js';
 import { publishRefusals, type PublishRefusals, type Redelivery } from '../broker/refusals.js';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
@@ -54,6 +57,8 @@ export class InProcessBus implements Bus {
   private readonly refusals: PublishRefusals;
   private readonly limitedLog: LogLimiter;
   private readonly redelivery: RedeliveryPolicy;
+  /** What the broker (and this bus) decoded, per payload; `decodes` and `reused` count them. */
+  readonly decoded: DecodedMessages;
 
   constructor(
     private readonly broker: Aedes,
@@ -62,6 +67,7 @@ export class InProcessBus implements Bus {
     this.refusals = publishRefusals(broker);
     this.limitedLog = options.limitedLog ?? new LogLimiter(log);
     this.redelivery = options.redelivery ?? REDELIVERY;
+    this.decoded = decodedMessages(broker);
   }
 
   /**
@@ -91,15 +97,17 @@ export class InProcessBus implements Bus {
 
   async subscribe(filter: string | string[], handler: MessageHandler): Promise<Unsubscribe> {
     const filters = Array.isArray(filter) ? filter : [filter];
-    // Fail here, loudly, if Aedes no longer lets a refusal withhold the PUBACK.
-    await this.refusals.checked;
+    // Fail here, loudly, if Aedes no longer lets a refusal withhold the PUBACK, or no longer
+    // passes the payload the broker decoded through to its subscribers.
+    await Promise.all([this.refusals.checked, this.decoded.checked]);
     // Aedes calls `done` once the deliver callback runs; a QoS 1 publisher gets its PUBACK only
     // after every in-process handler has resolved, which is what gives acknowledge-after-persist.
     const subscription = { handler, active: true };
     const deliver = (packet: AedesPublishPacket, done: () => void): void => {
       let result: void | Promise<void>;
+      const decoded = (): Decoded => this.decoded.of(packet.topic, packet.payload as Buffer);
       try {
-        result = handler(packet.topic, packet.payload as Buffer);
+        result = handler(packet.topic, packet.payload as Buffer, decoded);
       } catch (err) {
         this.onHandlerError(packet, subscription, err);
         done();
@@ -150,7 +158,7 @@ export class InProcessBus implements Bus {
   private async handOver(subscription: Subscription, topic: string, payload: Buffer): Promise<void> {
     if (!subscription.active) throw new SubscriberGone('the subscriber that refused it has unsubscribed since');
     try {
-      await subscription.handler(topic, payload);
+      await subscription.handler(topic, payload, () => this.decoded.of(topic, payload));
     } catch (err) {
       if (err instanceof MessageRefused) throw err;
       this.countHandlerError(topic, err);

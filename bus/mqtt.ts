@@ -1,6 +1,7 @@
 // Bus over an MQTT.js client: lets any service run in its own process against any broker.
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { clientIdFor } from '../contracts/client-id.js';
+import { decode, type Decoded } from '../contracts/decode.js';
 import { topicMatches } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
 import { untilConnected } from './mqtt-connect.js';
@@ -22,6 +23,8 @@ export class MqttBus implements Bus {
   handlerErrors = 0;
   /** Messages a handler refused (MessageRefused): left unacknowledged, the connection dropped so the broker redelivers them. */
   refused = 0;
+  /** Messages decoded (once each, on the first handler that asked, for all of them). */
+  decodes = 0;
   private readonly routes = new Set<Route>();
 
   /** Resolves when the first subscription is registered (see dispatch). */
@@ -102,10 +105,18 @@ export class MqttBus implements Bus {
     // them, unacknowledged (MQTT.js hands over one message at a time), until it has.
     if (this.routes.size === 0) await this.firstRoute;
     let accepted = true;
+    let decoded: Decoded | undefined;
+    const decodeOnce = (): Decoded => {
+      if (!decoded) {
+        decoded = decode(topic, payload);
+        this.decodes++;
+      }
+      return decoded;
+    };
     for (const route of this.routes) {
       if (!route.filters.some((f) => topicMatches(f, topic))) continue;
       try {
-        await route.handler(topic, payload);
+        await route.handler(topic, payload, decodeOnce);
       } catch (err) {
         if (err instanceof MessageRefused) {
           this.refused++;

@@ -11,6 +11,34 @@ export const DEVICE_KINDS = ['state', 'telemetry', 'status', 'ack'] as const;
 export type DeviceMessageKind = (typeof DEVICE_KINDS)[number];
 
 export type MessageKind = DeviceMessageKind | 'cmd' | 'outcome' | 'alert' | 'summary';
+/** Kinds whose topic names a line only: lw/{line}/alerts, lw/{line}/summary. */
+export type LineMessageKind = 'alert' | 'summary';
+/** Kinds whose topic names a device: lw/{line}/{device}/… */
+export type DeviceTopicKind = Exclude<MessageKind, LineMessageKind>;
+
+/** How a kind is published: the QoS its publishers use at least, and whether the broker keeps the last one. */
+export interface Delivery {
+  readonly qos: 0 | 1;
+  readonly retain: boolean;
+}
+
+/**
+ * The one delivery rule per kind (docs/topics-and-payloads.md, "Namespace"). State and status are
+ * retained, so a new subscriber learns each device's current state and whether it is online;
+ * nothing else is (a summary comes again every historian.oee.publishIntervalMs). Telemetry is QoS 0 from a
+ * device that sends it every period; a publisher that must not lose it (the gateway's
+ * store-and-forward outbox) publishes everything at QoS 1.
+ */
+export const DELIVERY: { readonly [K in MessageKind]: Delivery } = {
+  state: { qos: 1, retain: true },
+  telemetry: { qos: 0, retain: false },
+  status: { qos: 1, retain: true },
+  cmd: { qos: 1, retain: false },
+  ack: { qos: 1, retain: false },
+  outcome: { qos: 1, retain: false },
+  alert: { qos: 1, retain: false },
+  summary: { qos: 1, retain: false },
+};
 
 /** A line or device id: letters, digits, '-' and '_', 1–64 characters (no MQTT wildcards or '/'). */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -36,6 +64,20 @@ export const topics = {
   deadLetters: `${ROOT}/_dead/#`,
   allOutcomes: `${ROOT}/+/+/cmd/outcome`,
 } as const;
+
+/** The topic of a message of `kind`: the one kind → topic mapping. */
+export function topicOf(kind: DeviceTopicKind, line: string, device: string): string;
+export function topicOf(kind: LineMessageKind, line: string): string;
+export function topicOf(kind: MessageKind, line: string, device?: string): string {
+  switch (kind) {
+    case 'alert':
+      return topics.alerts(line);
+    case 'summary':
+      return topics.summary(line);
+    default:
+      return topics[kind](line, device!);
+  }
+}
 
 export interface ParsedTopic {
   kind: MessageKind;

@@ -1,7 +1,7 @@
 // A serial port speaking a line codec (ndjson or text): frames in → validated device messages
 // out to the broker; commands from lw/{line}/{device}/cmd → frames written down the line.
 import type { Bus, Unsubscribe } from '../bus/index.js';
-import { topics, validatePayload, validateValue, type DeviceMessageKind } from '../contracts/index.js';
+import { DELIVERY, topicOf, topics, validatePayload, validateValue, type DeviceMessageKind } from '../contracts/index.js';
 import type { Counters } from '../lib/service.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import { logger } from '../lib/log.js';
@@ -14,7 +14,7 @@ const log = logger('gateway');
 /** Dropped frames logged per port: at most 20 per 10 s, then one line with how many more (lib/log-limit.ts). */
 const DROP_LOG_LIMIT = { linesPerInterval: 20, intervalMs: 10_000 } as const;
 
-/** Publishes a device message the way every bridge does: stamped, validated, retained when it is state/status. */
+/** Stamps a device message the way every bridge does (its delivery is contracts' DELIVERY: retained when it is state or status). */
 export class DeviceStamp {
   private seq = 0;
   constructor(
@@ -29,10 +29,6 @@ export class DeviceStamp {
     if (out.seq === undefined && kind !== 'status') out.seq = this.seq++;
     return out;
   }
-}
-
-export function topicFor(kind: DeviceMessageKind, line: string, device: string): string {
-  return kind === 'ack' ? topics.ack(line, device) : topics[kind](line, device);
 }
 
 export class LineBridge {
@@ -96,7 +92,7 @@ export class LineBridge {
     if (!valid.ok) return this.drop('schema', valid.error);
     this.counters.forwarded!++;
     const { line, device } = this.stamp;
-    this.outbox.send(topicFor(kind, line, device), JSON.stringify(valid.value), kind === 'state' || kind === 'status');
+    this.outbox.send(topicOf(kind, line, device), JSON.stringify(valid.value), DELIVERY[kind].retain);
   }
 
   private async onCommand(payload: Buffer): Promise<void> {
@@ -109,7 +105,7 @@ export class LineBridge {
     }
     const answer = (result: 'rejected' | 'failed', reason: string): void => {
       const ack = this.stamp.stamp('ack', { id: cmd.value.id, result, reason });
-      this.outbox.send(topics.ack(line, device), JSON.stringify(ack), false);
+      this.outbox.send(topics.ack(line, device), JSON.stringify(ack), DELIVERY.ack.retain);
     };
     if (cmd.value.expiresAt < Date.now()) {
       this.counters.commands_expired!++;

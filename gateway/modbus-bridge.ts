@@ -5,7 +5,7 @@
 // `failed` when it timed out, `rejected` when the map has no register for the action.
 import modbusSerial from 'modbus-serial';
 import type { Bus, Unsubscribe } from '../bus/index.js';
-import { topics, validatePayload, validateValue, type DeviceState } from '../contracts/index.js';
+import { DELIVERY, topicOf, topics, validatePayload, validateValue, type DeviceState } from '../contracts/index.js';
 import { Backoff } from '../lib/backoff.js';
 import { logger } from '../lib/log.js';
 import type { Counters } from '../lib/service.js';
@@ -163,7 +163,7 @@ export class ModbusBridge {
     }
     this.counters.forwarded!++;
     const { line, device } = this.stamp;
-    this.outbox.send(kind === 'ack' ? topics.ack(line, device) : topics[kind](line, device), JSON.stringify(valid.value), kind === 'state');
+    this.outbox.send(topicOf(kind, line, device), JSON.stringify(valid.value), DELIVERY[kind].retain);
   }
 
   private async onCommand(payload: Buffer): Promise<void> {

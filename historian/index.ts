@@ -10,8 +10,8 @@
 // committed position (docs/historian.md).
 import { statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { MessageRefused, type Bus, type Unsubscribe } from '../bus/bus.js';
-import { SequenceTracker, STRATEGIES, topics, type PayloadOf, type Strategy, type SummaryPayload } from '../contracts/index.js';
+import { MessageRefused, type Bus, type DecodeOnce, type Unsubscribe } from '../bus/bus.js';
+import { DELIVERY, SequenceTracker, STRATEGIES, topics, type Message, type Strategy, type SummaryPayload } from '../contracts/index.js';
 import { Backoff } from '../lib/backoff.js';
 import { logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
@@ -215,9 +215,9 @@ export class Historian implements Service {
    * then does not acknowledge it and the publisher sends it again. Events handed over in the
    * same tick are appended together in one write (group commit); one at a time, each gets its own.
    */
-  private readonly onMessage = (topic: string, payload: Buffer): Promise<void> | void => {
+  private readonly onMessage = (topic: string, payload: Buffer, decoded: DecodeOnce): Promise<void> | void => {
     this.c.received++;
-    const point = toPoint(topic, payload);
+    const point = toPoint(topic, payload, decoded);
     if (!point.ok) {
       this.drop(point.reason === 'topic' ? 'invalid_topic' : 'invalid_payload', point.error);
       return;
@@ -276,9 +276,12 @@ export class Historian implements Service {
   };
 
   private accepted(point: AcceptedPoint): void {
-    const { seq, ts } = point.value as { seq?: unknown; ts?: unknown };
-    if (point.device && typeof seq === 'number' && typeof ts === 'number' && point.kind !== 'outcome' && point.kind !== 'alert') this.sequences.check(`${point.lineId}/${point.device}`, seq, ts);
-    if (this.config.oee.enabled) this.observe(point);
+    const message = point.message;
+    if (!message) return; // a dead letter: no device's sequence, nothing for OEE
+    if ((message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'status' || message.kind === 'ack') && message.payload.seq !== undefined) {
+      this.sequences.check(`${message.line}/${message.device}`, message.payload.seq, message.payload.ts);
+    }
+    if (this.config.oee.enabled && point.device) this.observe(message, point.device);
   }
 
   private async writeLoop(): Promise<void> {
@@ -419,9 +422,9 @@ export class Historian implements Service {
     }
   }
 
-  private observe(point: AcceptedPoint): void {
-    const lineId = point.lineId;
-    if (!lineId || !point.device) return;
+  /** `device`: the device the point is about (for a command outcome, its target). */
+  private observe(message: Message, device: string): void {
+    const lineId = message.line;
     let entry = this.oee.get(lineId);
     const lineOptions = this.config.oee.lines[lineId];
     if (!entry) {
@@ -435,27 +438,27 @@ export class Historian implements Service {
       };
       this.oee.set(lineId, entry);
     }
-    switch (point.kind) {
+    switch (message.kind) {
       case 'state': {
-        const v = point.value as PayloadOf['state'];
-        entry.oee.observeState(point.device, v.state, v.ts);
+        const v = message.payload;
+        entry.oee.observeState(device, v.state, v.ts);
         if (v.strategy) entry.strategy = v.strategy;
         break;
       }
       case 'telemetry': {
-        const v = point.value as PayloadOf['telemetry'];
-        entry.oee.observeTelemetry(point.device, v.values, v.ts, v.type);
+        const v = message.payload;
+        entry.oee.observeTelemetry(device, v.values, v.ts, v.type);
         const speed = v.values.speed ?? v.values.speedSetpoint;
         if (v.type === 'line-controller' && speed !== undefined) entry.speed = speed;
         break;
       }
       case 'status': {
-        const v = point.value as PayloadOf['status'];
-        if (v.status === 'offline') entry.oee.forget(point.device, v.ts);
+        const v = message.payload;
+        if (v.status === 'offline') entry.oee.forget(device, v.ts);
         break;
       }
       case 'outcome': {
-        const v = point.value as PayloadOf['outcome'];
+        const v = message.payload;
         if (v.outcome !== 'done') break;
         const strategy = v.params.strategy;
         if (v.action === 'set_strategy' && STRATEGIES.includes(strategy as Strategy)) entry.strategy = strategy as Strategy;
@@ -481,7 +484,7 @@ export class Historian implements Service {
         scrapCount: f.scrapCount,
       };
       try {
-        await this.options.bus.publish(topics.summary(lineId), JSON.stringify(summary), { qos: 1 });
+        await this.options.bus.publish(topics.summary(lineId), JSON.stringify(summary), DELIVERY.summary);
         this.c.oee_published++;
       } catch (err) {
         this.warnOnce('summary', `could not publish the OEE summary of line ${lineId}: ${(err as Error).message}`);

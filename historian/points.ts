@@ -6,75 +6,81 @@
 // in the nanosecond digits. Replaying an event writes the same point again (harmless); two
 // distinct events of one device in the same millisecond do not overwrite each other.
 import { crc32 } from 'node:zlib';
-import { DEVICE_STATES, MAX_TIMESTAMP_MS, parseTopic, RESERVED_READING_NAMES, validatePayload, type MessageKind, type PayloadOf } from '../contracts/index.js';
+import { decode, DEVICE_STATES, MAX_TIMESTAMP_MS, RESERVED_READING_NAMES, type Decoded, type Message } from '../contracts/index.js';
 import { escapeKey, escapeMeasurement, quoteString } from './line-protocol.js';
 
 export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'line', 'dead_letters'] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 export type PointResult =
-  | { ok: true; line: string; measurement: Measurement; kind: MessageKind | 'dead_letter'; lineId?: string; device?: string; value: unknown }
+  /** `device`: the device the point is about (a command outcome's target, an alert's device); `lineId` and `message`: absent for dead letters. */
+  | { ok: true; line: string; measurement: Measurement; lineId?: string; device?: string; message?: Message }
   | { ok: false; reason: 'topic' | 'schema'; error: string };
 
-/** Parses, validates and converts one message. Never throws. */
-export function toPoint(topic: string, payload: Buffer | string): PointResult {
-  const parsed = parseTopic(topic);
-  if (!parsed) {
+/**
+ * Converts one message; `decoded` is the bus's (decoded once per message), or it is decoded here.
+ * Never throws.
+ */
+export function toPoint(topic: string, payload: Buffer | string, decoded: () => Decoded = () => decode(topic, payload)): PointResult {
+  const result = decoded();
+  if (result.ok) return pointOf(topic, result.message);
+  if (result.reason === 'topic') {
     const dead = /^lw\/_dead\/([^/]+)$/.exec(topic);
     if (dead) return deadLetterPoint(dead[1]!, payload);
-    return { ok: false, reason: 'topic', error: `${topic}: not a linewatch topic (expected lw/{line}/{device}/{kind} or lw/{line}/alerts|summary)` };
   }
-  const v = validatePayload(parsed.kind, payload);
-  if (!v.ok) return { ok: false, reason: 'schema', error: `${topic}: ${v.error}` };
-  const line = parsed.line;
-  const device = parsed.device;
-  const base = { ok: true as const, kind: parsed.kind, lineId: line, device, value: v.value };
-  switch (parsed.kind) {
+  return { ok: false, reason: result.reason, error: `${topic}: ${result.error}` };
+}
+
+/** One decoded message as a point. */
+function pointOf(topic: string, message: Message): PointResult {
+  const { line, device } = message;
+  const base = { ok: true as const, lineId: line, device, message };
+  switch (message.kind) {
     case 'telemetry': {
-      const p = v.value as PayloadOf['telemetry'];
-      const b = new PointBuilder('telemetry').tag('device', device).tag('line', line).tag('station', p.station).tag('type', p.type);
+      const p = message.payload;
+      const b = new PointBuilder('telemetry').tag('device', message.device).tag('line', line).tag('station', p.station).tag('type', p.type);
       for (const key in p.values) b.float(readingField(key), p.values[key]);
       return { ...base, measurement: 'telemetry', line: b.int('seq', p.seq).at(p.ts, p.seq) };
     }
     case 'state': {
-      const p = v.value as PayloadOf['state'];
-      const b = new PointBuilder('state').tag('device', device).tag('line', line).tag('station', p.station).tag('type', p.type);
+      const p = message.payload;
+      const b = new PointBuilder('state').tag('device', message.device).tag('line', line).tag('station', p.station).tag('type', p.type);
       b.str('state', p.state).int('code', DEVICE_STATES.indexOf(p.state)).str('reason', p.reason).str('strategy', p.strategy).int('seq', p.seq);
       return { ...base, measurement: 'state', line: b.at(p.ts, p.seq) };
     }
     case 'status': {
-      const p = v.value as PayloadOf['status'];
-      const b = new PointBuilder('status').tag('device', device).tag('line', line).tag('type', p.type);
+      const p = message.payload;
+      const b = new PointBuilder('status').tag('device', message.device).tag('line', line).tag('type', p.type);
       b.str('status', p.status).int('online', p.status === 'online' ? 1 : 0).int('seq', p.seq);
       return { ...base, measurement: 'status', line: b.at(p.ts, p.seq ?? hash(p.status)) };
     }
     case 'cmd': {
-      const p = v.value as PayloadOf['cmd'];
-      const b = new PointBuilder('commands').tag('action', p.action).tag('device', device).tag('event', 'issued').tag('line', line);
+      const p = message.payload;
+      const b = new PointBuilder('commands').tag('action', p.action).tag('device', message.device).tag('event', 'issued').tag('line', line);
       b.str('id', p.id).str('params', JSON.stringify(p.params)).str('origin', p.origin).int('expiresAt', p.expiresAt);
       return { ...base, measurement: 'commands', line: b.at(p.ts, hash(p.id)) };
     }
     case 'ack': {
-      const p = v.value as PayloadOf['ack'];
-      const b = new PointBuilder('commands').tag('device', device).tag('event', 'ack').tag('line', line).tag('result', p.result);
+      const p = message.payload;
+      const b = new PointBuilder('commands').tag('device', message.device).tag('event', 'ack').tag('line', line).tag('result', p.result);
       b.str('id', p.id).str('reason', p.reason).int('seq', p.seq);
       return { ...base, measurement: 'commands', line: b.at(p.ts, hash(`${p.id}/${p.result}`)) };
     }
     case 'outcome': {
-      const p = v.value as PayloadOf['outcome'];
+      const p = message.payload;
       const b = new PointBuilder('commands').tag('action', p.action).tag('device', p.target).tag('event', 'outcome').tag('line', line).tag('outcome', p.outcome);
       b.str('id', p.id).str('params', JSON.stringify(p.params)).str('origin', p.origin).int('attempts', p.attempts).str('reason', p.reason);
       b.int('issuedAt', p.issuedAt).int('latencyMs', Math.max(0, p.ts - p.issuedAt));
       return { ...base, device: p.target, measurement: 'commands', line: b.at(p.ts, hash(`${p.id}/${p.outcome}`)) };
     }
     case 'alert': {
-      const p = v.value as PayloadOf['alert'];
+      const p = message.payload;
       const b = new PointBuilder('alerts').tag('device', p.device).tag('line', line).tag('rule', p.rule).tag('severity', p.severity);
       b.str('id', p.id).str('state', p.state).str('message', p.message).str('origin', p.origin).int('raised', p.state === 'raised' ? 1 : 0);
       return { ...base, device: p.device, measurement: 'alerts', line: b.at(p.ts, hash(`${p.id}/${p.state}`)) };
     }
     case 'summary': {
-      const p = v.value as PayloadOf['summary'];
+      const p = message.payload;
       const b = new PointBuilder('line').tag('line', line);
       b.float('speed', p.speed).str('strategy', p.strategy).float('availability', p.availability).float('performance', p.performance);
       b.float('quality', p.quality).float('oee', p.oee).int('goodCount', p.goodCount).int('scrapCount', p.scrapCount);
@@ -97,7 +103,7 @@ function deadLetterPoint(client: string, payload: Buffer | string): PointResult 
   const b = new PointBuilder('dead_letters').tag('client', client);
   b.str('topic', String(value.topic ?? '')).str('reason', String(value.reason ?? '')).str('payload', String(value.payload ?? ''));
   const point = b.at(value.ts, hash(`${String(value.topic)}/${String(value.reason)}/${String(value.payload)}`));
-  return { ok: true, line: point, measurement: 'dead_letters', kind: 'dead_letter', value };
+  return { ok: true, line: point, measurement: 'dead_letters' };
 }
 
 /**

@@ -9,7 +9,7 @@
 // the same setpoint supersedes it.
 import type { Bus } from '../bus/bus.js';
 import type { AckPayload, CommandAction, CommandOutcome, CommandOutcomePayload, CommandPayload } from '../contracts/schemas.js';
-import { topics } from '../contracts/topics.js';
+import { DELIVERY, topics } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
 import type { Clock } from './clock.js';
 import { globMatcher, type ParamValue } from './load.js';
@@ -391,7 +391,7 @@ export class CommandCenter {
   }
 
   private send(line: string, target: string, command: CommandPayload): void {
-    this.o.bus.publish(topics.cmd(line, target), JSON.stringify(command), { qos: 1 }).catch((err: unknown) => {
+    this.o.bus.publish(topics.cmd(line, target), JSON.stringify(command), DELIVERY.cmd).catch((err: unknown) => {
       // The retry in tick() sends it again; the outcome says if it never got through.
       this.o.count('publish_errors');
       log.warn({ err: (err as Error).message, id: command.id }, 'could not publish a command; it will be retried');
@@ -413,7 +413,7 @@ export class CommandCenter {
     };
     this.o.count(`outcome_${outcome}`);
     this.o.onEvent({ type: 'outcome', line, outcome: payload });
-    this.o.bus.publish(topics.outcome(line, target), JSON.stringify(payload), { qos: 1 }).catch((err: unknown) => {
+    this.o.bus.publish(topics.outcome(line, target), JSON.stringify(payload), DELIVERY.outcome).catch((err: unknown) => {
       this.o.count('publish_errors');
       log.warn({ err: (err as Error).message, id: command.id }, 'could not publish a command outcome');
     });

@@ -7,11 +7,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Bus, Unsubscribe } from '../bus/bus.js';
-import type { AlertPayload, DeviceState, DeviceType, StatePayload, StatusPayload, TelemetryPayload } from '../contracts/schemas.js';
+import type { Bus, DecodeOnce, Unsubscribe } from '../bus/bus.js';
+import { decode, type MessageOf } from '../contracts/decode.js';
+import type { AlertPayload, DeviceState, DeviceType } from '../contracts/schemas.js';
 import { SequenceTracker } from '../contracts/sequence.js';
-import { isValidId, parseTopic, topics } from '../contracts/topics.js';
-import { validatePayload } from '../contracts/validate.js';
+import { DELIVERY, isValidId, topics, type MessageKind } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
 import type { Counters, Service } from '../lib/service.js';
 import { systemClock, type Clock } from './clock.js';
@@ -23,7 +23,10 @@ import { formatLoadError, loadRuleDir, type CompiledCommand, type CompiledRule, 
 const log = logger('rules');
 
 export type DeviceKind = 'state' | 'telemetry' | 'status';
-export type DeviceMessage = StatePayload | TelemetryPayload | StatusPayload;
+/** A device message the rules read: state, telemetry or status (contracts/decode.ts). */
+export type DeviceEvent = MessageOf<DeviceKind>;
+/** The kinds handle() takes: the device events and command acks. */
+const HANDLED_KINDS: ReadonlySet<MessageKind> = new Set<MessageKind>(['state', 'telemetry', 'status', 'ack']);
 
 export interface AlertEvent {
   type: 'alert';
@@ -187,7 +190,7 @@ export class RulesEngine implements Service {
     this.lastSnapshotAt = this.startedAt;
     this.restore();
     this.running = true;
-    this.unsubscribe = await this.bus.subscribe([...topics.allDeviceEvents], (topic, payload) => this.handle(topic, payload), { qos: 1 });
+    this.unsubscribe = await this.bus.subscribe([...topics.allDeviceEvents], (topic, payload, decoded) => this.handle(topic, payload, decoded), { qos: 1 });
     if (this.options.watch !== false && !this.dirMissing) this.watchDir();
     this.scheduleTick();
     log.info({ dir: this.options.dir, rules: set.rules.length }, 'rules engine started');
@@ -234,24 +237,28 @@ export class RulesEngine implements Service {
     return errors;
   }
 
-  /** One MQTT message from the bus. */
-  handle(topic: string, payload: Buffer): void {
-    const t = parseTopic(topic);
-    if (!t || !t.device) return;
-    if (t.kind === 'ack') {
-      const ack = validatePayload('ack', payload);
-      if (!ack.ok) return this.invalid(topic, ack.error);
-      this.center.onAck(t.line, t.device, ack.value);
+  /** One MQTT message from the bus; `decoded` is the bus's (decoded once per message), or it is decoded here. */
+  handle(topic: string, payload: Buffer, decoded: DecodeOnce = () => decode(topic, payload)): void {
+    const result = decoded();
+    if (!result.ok) {
+      // Only the kinds the engine reads count as invalid; anything else is not for it.
+      if (result.reason === 'schema' && HANDLED_KINDS.has(result.topic.kind)) this.invalid(topic, result.error);
       return;
     }
-    if (t.kind !== 'state' && t.kind !== 'telemetry' && t.kind !== 'status') return;
-    const msg = validatePayload(t.kind, payload);
-    if (!msg.ok) return this.invalid(topic, msg.error);
-    this.ingest(t.kind, t.line, t.device, msg.value);
+    const message = result.message;
+    switch (message.kind) {
+      case 'ack':
+        return this.center.onAck(message.line, message.device, message.payload);
+      case 'state':
+      case 'telemetry':
+      case 'status':
+        return this.ingest(message);
+    }
   }
 
   /** One validated device message (the bus path ends here; the benchmark calls it directly). */
-  ingest(kind: DeviceKind, line: string, device: string, msg: DeviceMessage): void {
+  ingest(event: DeviceEvent): void {
+    const { kind, line, device, payload: msg } = event;
     this.c.received!++;
     const id = `${line}/${device}`;
     if (msg.seq !== undefined && this.sequences.check(id, msg.seq, msg.ts) === 'duplicate') {
@@ -269,23 +276,22 @@ export class RulesEngine implements Service {
     if (late) this.c.late!++;
     else if (!newest && !isStatus) this.c.reordered!++;
     if (msg.type) rec.type = msg.type;
-    if (isStatus) {
-      rec.status = (msg as StatusPayload).status;
+    if (event.kind === 'status') {
+      rec.status = event.payload.status;
     } else if (newest) {
       // The device's latest known state and readings, even from a backfilled (late) message.
       rec.watermark = msg.ts;
-      if (kind === 'state') {
-        const m = msg as StatePayload;
-        if (m.state !== rec.state) {
+      if (event.kind === 'state') {
+        if (event.payload.state !== rec.state) {
           rec.enteredFrom = rec.state;
-          rec.state = m.state;
+          rec.state = event.payload.state;
         }
-        rec.reason = m.reason;
+        rec.reason = event.payload.reason;
       } else {
-        Object.assign(rec.values, (msg as TelemetryPayload).values);
+        Object.assign(rec.values, event.payload.values);
       }
     }
-    if (!(kind === 'status' && (msg as StatusPayload).status === 'offline')) {
+    if (!(event.kind === 'status' && event.payload.status === 'offline')) {
       rec.aliveAt = now;
       const absence = this.absenceByDevice.get(id);
       if (absence) for (const rule of absence) this.deviceBack(rule, id);
@@ -305,9 +311,9 @@ export class RulesEngine implements Service {
       line,
       kind,
       ts: msg.ts,
-      values: kind === 'telemetry' ? (msg as TelemetryPayload).values : rec.values,
+      values: event.kind === 'telemetry' ? event.payload.values : rec.values,
       last: rec.values,
-      state: kind === 'state' ? (msg as StatePayload).state : rec.state,
+      state: event.kind === 'state' ? event.payload.state : rec.state,
       previous: rec.enteredFrom,
       reason: rec.reason,
       status: rec.status,
@@ -463,7 +469,7 @@ export class RulesEngine implements Service {
   private publishAlert(line: string, alert: AlertPayload): void {
     this.c[alert.state === 'raised' ? 'alerts_raised' : 'alerts_cleared']!++;
     this.options.onEvent?.({ type: 'alert', line, alert });
-    this.bus.publish(topics.alerts(line), JSON.stringify(alert), { qos: 1 }).catch((err: unknown) => {
+    this.bus.publish(topics.alerts(line), JSON.stringify(alert), DELIVERY.alert).catch((err: unknown) => {
       this.count('publish_errors');
       log.warn({ err: (err as Error).message, alert: alert.id }, 'could not publish an alert');
     });

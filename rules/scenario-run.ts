@@ -4,7 +4,7 @@
 import { Aedes } from 'aedes';
 import { InProcessBus } from '../bus/in-process.js';
 import { commandSchema } from '../contracts/schemas.js';
-import { parseTopic, topics } from '../contracts/topics.js';
+import { DELIVERY, parseTopic, topicOf, topics } from '../contracts/topics.js';
 import { LineModel, type SimEvent } from '../simulators/model.js';
 import type { Scenario } from '../simulators/scenario.js';
 import { ManualClock, settle } from './clock.js';
@@ -60,10 +60,9 @@ export async function runScenario(o: ScenarioRunOptions): Promise<ScenarioRunRes
   const publish = async (events: SimEvent[]): Promise<void> => {
     for (const e of events) {
       if (e.type === 'message') {
-        const topic = e.kind === 'ack' ? topics.ack(line, e.device) : e.kind === 'state' ? topics.state(line, e.device) : topics.telemetry(line, e.device);
-        await bus.publish(topic, JSON.stringify(e.payload), { qos: 1 });
+        await bus.publish(topicOf(e.kind, line, e.device), JSON.stringify(e.payload), DELIVERY[e.kind]);
       } else if (e.type === 'offline' || e.type === 'online') {
-        await bus.publish(topics.status(line, e.device), JSON.stringify({ ts: model.now(), status: e.type, type: model.deviceType(e.device) }), { qos: 1 });
+        await bus.publish(topics.status(line, e.device), JSON.stringify({ ts: model.now(), status: e.type, type: model.deviceType(e.device) }), DELIVERY.status);
       }
     }
   };

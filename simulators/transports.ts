@@ -8,7 +8,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { SerialPort } from 'serialport';
 import { untilConnected, type Bus, type Unsubscribe } from '../bus/index.js';
 import { clientIdFor } from '../contracts/client-id.js';
-import { parseTopic, topics, validatePayload, type CommandPayload, type DeviceMessageKind, type DeviceState, type DeviceType } from '../contracts/index.js';
+import { DELIVERY, parseTopic, topicOf, topics, validatePayload, type CommandPayload, type DeviceMessageKind, type DeviceState, type DeviceType } from '../contracts/index.js';
 import { lineCodecs, type LineCodec } from '../gateway/codecs/index.js';
 import { logger } from '../lib/log.js';
 import { ModbusDevice } from './modbus-device.js';
@@ -45,15 +45,6 @@ function newCounters(): TransportCounters {
 
 function statusPayload(status: 'online' | 'offline', type: DeviceType | undefined): string {
   return JSON.stringify({ ts: Date.now(), status, ...(type ? { type } : {}) });
-}
-
-function publishOptions(kind: string): { qos: 0 | 1; retain: boolean } {
-  // State is retained so a new subscriber sees the current one; telemetry is fire-and-forget.
-  return kind === 'state' ? { qos: 1, retain: true } : kind === 'telemetry' ? { qos: 0, retain: false } : { qos: 1, retain: false };
-}
-
-function topicOf(line: string, device: string, kind: Exclude<DeviceMessageKind, 'status'>): string {
-  return kind === 'ack' ? topics.ack(line, device) : topics[kind](line, device);
 }
 
 function onCommandMessage(counters: TransportCounters, onCommand: CommandSink, topic: string, payload: Buffer): void {
@@ -113,14 +104,14 @@ export class PerDeviceMqtt implements DeviceTransport {
       {
         clientId: simulatorClientId(credentials?.username, `sim-${this.line}-${device}`),
         ...credentials,
-        will: { topic: status, payload: Buffer.from(statusPayload('offline', type)), qos: 1, retain: true },
+        will: { topic: status, payload: Buffer.from(statusPayload('offline', type)), ...DELIVERY.status },
       },
       `simulated device ${this.line}/${device}`,
     );
     this.counters.connections++;
     client.on('message', (topic, payload) => onCommandMessage(this.counters, onCommand, topic, payload));
     const announce = (): void => {
-      client.publish(status, statusPayload('online', type), { qos: 1, retain: true });
+      client.publish(status, statusPayload('online', type), DELIVERY.status);
     };
     client.on('connect', announce);
     announce();
@@ -131,7 +122,7 @@ export class PerDeviceMqtt implements DeviceTransport {
   send(device: string, kind: Exclude<DeviceMessageKind, 'status'>, payload: object): void {
     const client = this.clients.get(device);
     if (!client?.connected) return;
-    client.publish(topicOf(this.line, device, kind), JSON.stringify(payload), publishOptions(kind));
+    client.publish(topicOf(kind, this.line, device), JSON.stringify(payload), DELIVERY[kind]);
     this.counters.sent++;
   }
 
@@ -153,7 +144,7 @@ export class PerDeviceMqtt implements DeviceTransport {
   async stop(): Promise<void> {
     await Promise.all(
       [...this.clients].map(async ([device, client]) => {
-        if (client.connected) await client.publishAsync(topics.status(this.line, device), statusPayload('offline', undefined), { qos: 1, retain: true }).catch(() => undefined);
+        if (client.connected) await client.publishAsync(topics.status(this.line, device), statusPayload('offline', undefined), DELIVERY.status).catch(() => undefined);
         await client.endAsync();
       }),
     );
@@ -192,7 +183,7 @@ export class SharedMqtt implements DeviceTransport {
     const first = this.clients[0]!;
     first.on('message', (topic, payload) => onCommandMessage(this.counters, onCommand, topic, payload));
     await first.subscribeAsync(`lw/${this.line}/+/cmd`, { qos: 1 });
-    for (const d of this.devices) this.clientOf(d.id).publish(topics.status(this.line, d.id), statusPayload('online', d.type), { qos: 1, retain: true });
+    for (const d of this.devices) this.clientOf(d.id).publish(topics.status(this.line, d.id), statusPayload('online', d.type), DELIVERY.status);
   }
 
   private clientOf(device: string): MqttClient {
@@ -202,22 +193,22 @@ export class SharedMqtt implements DeviceTransport {
   send(device: string, kind: Exclude<DeviceMessageKind, 'status'>, payload: object): void {
     const client = this.clientOf(device);
     if (!client.connected) return;
-    client.publish(topicOf(this.line, device, kind), JSON.stringify(payload), publishOptions(kind));
+    client.publish(topicOf(kind, this.line, device), JSON.stringify(payload), DELIVERY[kind]);
     this.counters.sent++;
   }
 
   offline(device: string): void {
-    this.clientOf(device).publish(topics.status(this.line, device), statusPayload('offline', undefined), { qos: 1, retain: true });
+    this.clientOf(device).publish(topics.status(this.line, device), statusPayload('offline', undefined), DELIVERY.status);
   }
 
   online(device: string): void {
-    this.clientOf(device).publish(topics.status(this.line, device), statusPayload('online', undefined), { qos: 1, retain: true });
+    this.clientOf(device).publish(topics.status(this.line, device), statusPayload('online', undefined), DELIVERY.status);
   }
 
   async stop(): Promise<void> {
     for (const d of this.devices) {
       const c = this.clientOf(d.id);
-      if (c.connected) c.publish(topics.status(this.line, d.id), statusPayload('offline', d.type), { qos: 1, retain: true });
+      if (c.connected) c.publish(topics.status(this.line, d.id), statusPayload('offline', d.type), DELIVERY.status);
     }
     await Promise.all(this.clients.map((c) => c.endAsync()));
     this.clients = [];
@@ -245,12 +236,11 @@ export class BusTransport implements DeviceTransport {
   }
 
   private status(device: string, status: 'online' | 'offline', type: DeviceType | undefined): void {
-    this.bus.publish(topics.status(this.line, device), statusPayload(status, type), { qos: 1, retain: true }).catch((err: unknown) => log.warn({ err }, 'status publish failed'));
+    this.bus.publish(topics.status(this.line, device), statusPayload(status, type), DELIVERY.status).catch((err: unknown) => log.warn({ err }, 'status publish failed'));
   }
 
   send(device: string, kind: Exclude<DeviceMessageKind, 'status'>, payload: object): void {
-    const { qos, retain } = publishOptions(kind);
-    this.bus.publish(topicOf(this.line, device, kind), JSON.stringify(payload), { qos, retain }).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'publish failed'));
+    this.bus.publish(topicOf(kind, this.line, device), JSON.stringify(payload), DELIVERY[kind]).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'publish failed'));
     this.counters.sent++;
   }
 

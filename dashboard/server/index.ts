@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIPv4, type AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { MessageRefused, type Bus, type Unsubscribe } from '../../bus/bus.js';
-import { topics, type AlertPayload } from '../../contracts/index.js';
+import { DELIVERY, topics, type AlertPayload } from '../../contracts/index.js';
 import { formatIssues } from '../../contracts/validate.js';
 import { logger } from '../../lib/log.js';
 import type { Counters, Service } from '../../lib/service.js';
@@ -133,7 +133,7 @@ export class DashboardServer implements Service {
       server.listen(this.options.config.port, this.options.config.host, () => resolve());
     });
     this.server = server;
-    this.unsubscribe = await this.options.bus.subscribe(topics.all, (topic, payload) => this.view.handle(topic, payload));
+    this.unsubscribe = await this.options.bus.subscribe(topics.all, (topic, payload, decoded) => this.view.handle(topic, payload, decoded));
     this.sse.start();
     log.info({ url: this.url }, 'dashboard listening');
   }
@@ -276,7 +276,7 @@ export class DashboardServer implements Service {
       ts: Date.now(),
     };
     try {
-      await this.options.bus.publish(topics.alerts(alert.line), JSON.stringify(payload), { qos: 1 });
+      await this.options.bus.publish(topics.alerts(alert.line), JSON.stringify(payload), DELIVERY.alert);
     } catch (err) {
       if (!(err instanceof MessageRefused)) throw err;
       this.stats.alerts_published++;

@@ -1,21 +1,16 @@
 // The live picture of every line, built from what crosses the bus: device states and readings,
 // who is online, the line summary (speed, strategy, OEE), recent commands with their acks,
 // and active alerts. It records which parts changed so the SSE hub can send only deltas.
+import type { DecodeOnce } from '../../bus/bus.js';
 import {
-  parseTopic,
-  validatePayload,
-  type AckPayload,
+  decode,
   type AckResult,
   type AlertPayload,
   type CommandOutcome,
-  type CommandOutcomePayload,
   type CommandPayload,
   type DeviceState,
   type DeviceType,
-  type StatePayload,
-  type StatusPayload,
   type SummaryPayload,
-  type TelemetryPayload,
 } from '../../contracts/index.js';
 
 export interface DeviceView {
@@ -112,26 +107,28 @@ export class LineView {
     this.limits = { maxCommands: 50, maxDevices: 10_000, maxAlerts: 1000, ...limits };
   }
 
-  /** Takes one bus message; anything outside the namespace or failing its schema is counted and ignored. */
-  handle(topic: string, payload: Buffer): void {
-    const parsed = parseTopic(topic);
-    if (!parsed) return;
+  /**
+   * Takes one bus message (`decoded`: the bus's, decoded once per message, or decoded here); anything
+   * outside the namespace is ignored, a payload failing its schema is counted and ignored.
+   */
+  handle(topic: string, payload: Buffer, decoded: DecodeOnce = () => decode(topic, payload)): void {
+    const result = decoded();
+    if (!result.ok && result.reason === 'topic') return;
     this.counters.messages++;
-    const { kind, line, device } = parsed;
-    const result = validatePayload(kind, payload);
     if (!result.ok) {
       this.counters.invalid++;
       return;
     }
-    const v = result.value;
+    const message = result.message;
+    const { kind, line, device } = message;
     if (device !== undefined && kind !== 'cmd' && kind !== 'ack' && kind !== 'outcome' && !this.devices.has(`${line}/${device}`) && this.devices.size >= this.limits.maxDevices) {
       this.counters.over_capacity++;
       return;
     }
-    switch (kind) {
+    switch (message.kind) {
       case 'state': {
-        const p = v as StatePayload;
-        const d = this.device(line, device!, p.ts);
+        const p = message.payload;
+        const d = this.device(line, message.device, p.ts);
         if (d.state !== p.state) d.stateSince = p.ts;
         d.state = p.state;
         d.reason = p.reason ?? null;
@@ -144,29 +141,29 @@ export class LineView {
         break;
       }
       case 'telemetry': {
-        const p = v as TelemetryPayload;
-        const d = this.device(line, device!, p.ts);
+        const p = message.payload;
+        const d = this.device(line, message.device, p.ts);
         Object.assign(d.values, p.values);
         if (p.type) d.type = p.type;
         if (p.station) d.station = p.station;
         break;
       }
       case 'status': {
-        const p = v as StatusPayload;
-        const d = this.device(line, device!, p.ts);
+        const p = message.payload;
+        const d = this.device(line, message.device, p.ts);
         d.online = p.status === 'online';
         if (p.type) d.type = p.type;
         break;
       }
       case 'cmd': {
-        const p = v as CommandPayload;
+        const p = message.payload;
         const key = `${line}/${device}/${p.id}`;
         const existing = this.commands.get(key);
         if (!existing) this.counters.commands++;
         this.commands.set(key, {
           id: p.id,
           line,
-          device: device!,
+          device: message.device,
           action: p.action,
           params: p.params,
           origin: p.origin,
@@ -183,7 +180,7 @@ export class LineView {
         break;
       }
       case 'ack': {
-        const p = v as AckPayload;
+        const p = message.payload;
         const key = `${line}/${device}/${p.id}`;
         const c = this.commands.get(key);
         if (!c) return; // an ack for a command we never saw (e.g. sent before we started)
@@ -201,12 +198,12 @@ export class LineView {
         break;
       }
       case 'outcome': {
-        const p = v as CommandOutcomePayload;
+        const p = message.payload;
         const key = `${line}/${device}/${p.id}`;
         let c = this.commands.get(key);
         if (!c) {
           // e.g. `blocked`: the command was never sent, so this is the first we hear of it.
-          c = { id: p.id, line, device: device!, action: p.action, params: p.params, origin: p.origin, ts: p.issuedAt, expiresAt: p.issuedAt, ack: null, ackReason: null, ackTs: null, outcome: null, outcomeReason: null };
+          c = { id: p.id, line, device: message.device, action: p.action, params: p.params, origin: p.origin, ts: p.issuedAt, expiresAt: p.issuedAt, ack: null, ackReason: null, ackTs: null, outcome: null, outcomeReason: null };
           this.commands.set(key, c);
           this.trimCommands();
         }
@@ -216,7 +213,7 @@ export class LineView {
         break;
       }
       case 'alert': {
-        const p = v as AlertPayload;
+        const p = message.payload;
         const key = `${line}/${p.id}`;
         if (p.state === 'cleared') {
           if (this.alerts.delete(key)) {
@@ -238,7 +235,7 @@ export class LineView {
         break;
       }
       case 'summary': {
-        const p = v as SummaryPayload;
+        const p = message.payload;
         Object.assign(this.line(line), p);
         this.dirtyLines.add(line);
         break;

@@ -1,0 +1,54 @@
+// contracts/decode.ts and the one kind → topic mapping with its delivery rule (contracts/topics.ts).
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { decode, DELIVERY, parseTopic, topicOf, type MessageKind } from '../contracts/index.js';
+
+const KINDS = Object.keys(DELIVERY) as MessageKind[];
+
+describe('topicOf and DELIVERY', () => {
+  it('gives every kind the topic parseTopic reads back as that kind', () => {
+    for (const kind of KINDS) {
+      const topic = kind === 'alert' || kind === 'summary' ? topicOf(kind, 'A') : topicOf(kind, 'A', 'conv-1');
+      expect(parseTopic(topic), topic).toEqual(kind === 'alert' || kind === 'summary' ? { kind, line: 'A' } : { kind, line: 'A', device: 'conv-1' });
+    }
+  });
+
+  it('is the QoS / retain column of docs/topics-and-payloads.md', () => {
+    const doc = readFileSync(new URL('../docs/topics-and-payloads.md', import.meta.url), 'utf8');
+    for (const kind of KINDS) {
+      const topic = kind === 'alert' || kind === 'summary' ? topicOf(kind, '{line}') : topicOf(kind, '{line}', '{device}');
+      const row = doc.split('\n').find((l) => l.startsWith(`| \`${topic}\` |`));
+      expect(row, `a row for ${topic}`).toBeDefined();
+      const column = row!.split('|')[3]!.trim();
+      expect(column.startsWith(String(DELIVERY[kind].qos)), `${topic}: ${column}`).toBe(true);
+      expect(column.includes('retained'), `${topic}: ${column}`).toBe(DELIVERY[kind].retain);
+    }
+  });
+});
+
+describe('decode', () => {
+  it('gives the kind, line, device and the validated payload', () => {
+    expect(decode('lw/A/conv-1/cmd/ack', JSON.stringify({ id: 'c1', result: 'done', ts: 5 }))).toEqual({
+      ok: true,
+      message: { kind: 'ack', line: 'A', device: 'conv-1', payload: { id: 'c1', result: 'done', ts: 5 } },
+    });
+    // Defaults of the schema are filled in; a line-level kind has no device.
+    expect(decode('lw/A/conv-1/cmd', JSON.stringify({ id: 'c1', action: 'stop', origin: 'rule:x', ts: 1, expiresAt: 2 }))).toMatchObject({ ok: true, message: { payload: { params: {} } } });
+    expect(decode('lw/A/alerts', JSON.stringify({ id: 'a', rule: 'r', severity: 'info', state: 'raised', message: 'm', ts: 1 }))).toMatchObject({ ok: true, message: { kind: 'alert', line: 'A', device: undefined } });
+  });
+
+  it('names the field of a payload that fails its schema, and says which topic it was', () => {
+    expect(decode('lw/A/st-1/state', JSON.stringify({ ts: 1, seq: 1, state: 'DANCING' }))).toEqual({
+      ok: false,
+      reason: 'schema',
+      topic: { kind: 'state', line: 'A', device: 'st-1' },
+      error: expect.stringMatching(/^state\.state: /),
+    });
+    expect(decode('lw/A/st-1/telemetry', '{"ts":')).toMatchObject({ ok: false, reason: 'schema', error: expect.stringMatching(/^telemetry: payload is not valid JSON/) });
+  });
+
+  it('parses nothing outside the namespace', () => {
+    expect(decode('lw/_dead/A_st-1', '{}')).toMatchObject({ ok: false, reason: 'topic', error: expect.stringMatching(/not a linewatch topic/) });
+    expect(decode('$SYS/linewatch/stats', '{}')).toMatchObject({ ok: false, reason: 'topic' });
+  });
+});
