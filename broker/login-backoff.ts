@@ -17,6 +17,12 @@ export interface LoginBackoffOptions {
   initialMs: number;
   maxMs: number;
   maxTracked: number;
+  /**
+   * Whether checks still in flight count towards `freeFailures` before they fail (default true):
+   * a burst of parallel guesses on one key then runs no more checks than one-by-one guesses.
+   * Off for the per-address ceiling, so many honest accounts behind one address can log in at once.
+   */
+  countInFlight?: boolean;
   /** The clock (tests pass their own). */
   now?: () => number;
 }
@@ -54,6 +60,7 @@ export class LoginBackoff {
     const entry = this.entries.get(key);
     if (!entry) return true;
     if (entry.blockedUntil > this.now()) return false;
+    if (this.options.countInFlight === false) return true;
     return entry.inFlight === 0 || entry.failures + entry.inFlight < this.options.freeFailures;
   }
 

@@ -45,7 +45,7 @@ export class LoginGuard {
     this.now = options.now ?? Date.now;
     this.pairs = new LoginBackoff(options);
     this.accounts = new LoginBackoff(options);
-    this.addresses = new LoginBackoff({ ...options, freeFailures: options.addressFreeFailures });
+    this.addresses = new LoginBackoff({ ...options, freeFailures: options.addressFreeFailures, countInFlight: false });
   }
 
   /** Keys tracked now, per kind (for tests and bounds). */

@@ -18,6 +18,11 @@ const log = logger('bus');
  * at once (a further one is given up at once).
  */
 export const REDELIVERY: RedeliveryPolicy = { firstDelayMs: 100, maxDelayMs: 5_000, giveUpAfterMs: 60_000, maxWaiting: 10_000 };
+/**
+ * For a publisher that keeps its own store and retries, as a device does (the serial gateway's
+ * outbox spools what the historian refuses): a refused publish fails at once, no redelivery.
+ */
+export const NO_REDELIVERY: RedeliveryPolicy = { firstDelayMs: 1, maxDelayMs: 1, giveUpAfterMs: 0, maxWaiting: 100_000 };
 
 export interface RedeliveryPolicy {
   readonly firstDelayMs: number;
@@ -206,6 +211,7 @@ export class InProcessBus implements Bus {
         signal.removeEventListener('abort', onAbort);
         resolve(true);
       }, ms);
+      timer.unref(); // a redelivery alone does not keep the process alive (stop() closes the bus, which ends it)
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }

@@ -52,7 +52,9 @@ export class MqttBus implements Bus {
     const { connectTimeoutMs = 10_000, ...clientOptions } = options;
     // Without a client id, one the broker accepts for this account (docs/broker.md#client-ids).
     const clientId = clientOptions.clientId ?? (clientOptions.username ? clientIdFor(clientOptions.username, `bus-${Math.random().toString(36).slice(2, 10)}`) : undefined);
-    const client = mqtt.connect(url, { reconnectPeriod: 1000, connectTimeout: connectTimeoutMs, ...clientOptions, ...(clientId ? { clientId } : {}) });
+    // reconnectOnConnackError: a refusal after the first connect (e.g. CONNACK 5 from the login backoff
+    // while a burst of logins is checked) is retried, not taken as final.
+    const client = mqtt.connect(url, { reconnectPeriod: 1000, reconnectOnConnackError: true, connectTimeout: connectTimeoutMs, ...clientOptions, ...(clientId ? { clientId } : {}) });
     // Take over message handling before the first packet can arrive: a persistent session
     // (clean: false) gets its queued messages right after CONNACK, and MQTT.js's default handler
     // would acknowledge them unhandled.

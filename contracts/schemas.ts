@@ -62,7 +62,7 @@ export const RESERVED_READING_NAMES = ['device', 'line', 'station', 'type', 'seq
  */
 const noProtoKey = (raw: unknown, ctx: z.RefinementCtx): unknown => {
   if (typeof raw === 'object' && raw !== null && Object.prototype.hasOwnProperty.call(raw, '__proto__')) {
-    ctx.addIssue({ code: 'custom', message: 'reading name "__proto__" is not allowed: it names the prototype of a JavaScript object; rename it' });
+    ctx.addIssue({ code: 'custom', message: 'the name "__proto__" is not allowed: it names the prototype of a JavaScript object; rename it' });
     return z.NEVER;
   }
   return raw;
@@ -81,6 +81,8 @@ const readingsRecord = z.record(z.string(), z.number().finite()).superRefine((va
   }
 });
 const readings = z.preprocess(noProtoKey, readingsRecord);
+/** A command's parameters (also echoed in its outcome); `__proto__` refused like a reading name. */
+const commandParams = z.preprocess(noProtoKey, z.record(z.string(), z.union([z.number(), z.string(), z.boolean()]))).default({});
 
 export const stateSchema = z.strictObject({
   ts: timestamp,
@@ -115,7 +117,7 @@ export type StatusPayload = z.infer<typeof statusSchema>;
 export const commandSchema = z.strictObject({
   id: z.string().min(1).max(128),
   action: z.enum(COMMAND_ACTIONS),
-  params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
+  params: commandParams,
   /** Where it came from, e.g. `rule:overheat-slowdown` or `user:dashboard`. */
   origin: label,
   ts: timestamp,
@@ -170,7 +172,7 @@ export type CommandOutcome = (typeof COMMAND_OUTCOMES)[number];
 export const commandOutcomeSchema = z.strictObject({
   id: z.string().min(1).max(128),
   action: z.enum(COMMAND_ACTIONS),
-  params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
+  params: commandParams,
   origin: label,
   /** The device the command was addressed to (the line is in the topic). */
   target: tagId('a device id'),

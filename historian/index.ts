@@ -22,6 +22,7 @@ import { influxToUse, type ManagedInfluxd } from './influxd.js';
 import { LineOee } from './oee.js';
 import { toPoint, type PointResult } from './points.js';
 import { Spool, type SpoolBatch } from './spool.js';
+import { redactUrl } from '../lib/influx-url.js';
 
 export { startManagedInfluxd, findInfluxd, influxToUse, INFLUXD_INSTALL_HINT, type InfluxInUse, type ManagedInfluxd } from './influxd.js';
 export { historianConfigSchema, type HistorianConfig } from './config.js';
@@ -153,7 +154,7 @@ export class Historian implements Service {
       this.oeeTimer = setInterval(() => void this.publishSummaries(), this.config.oee.publishIntervalMs);
       this.oeeTimer.unref();
     }
-    log.info({ influx: this.influxUrl, database: this.config.database, spool: this.spool.pendingBytes() }, 'historian started');
+    log.info({ influx: redactUrl(this.influxUrl), database: this.config.database, spool: this.spool.pendingBytes() }, 'historian started');
   }
 
   async stop(): Promise<void> {

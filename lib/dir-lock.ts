@@ -10,12 +10,12 @@
 // PID namespace; and the holder keeps it fresh (its mtime is touched every `refreshMs`), a lease.
 //
 // Whether the holder still holds it:
-// - written before a reboot (another boot id): no;
-// - in our own PID namespace (or an older LOCK, which has none), the PID can be checked: gone,
+// - in our own PID namespace and boot (or an older LOCK, which names neither), the PID can be checked: gone,
 //   started at another time, or our own PID while this process did not take the lock → no;
 //   otherwise yes;
-// - in another PID namespace (another container on a shared volume, or the same container
-//   restarted: each start gets a new namespace) its PID means nothing here, so the lease
+// - in another PID namespace or boot (another container on a shared volume, the same container
+//   restarted — each start gets a new namespace —, another host on a network volume, or a
+//   reboot) its PID means nothing here, so the lease
 //   decides: a LOCK not touched for `staleMs` is taken over; a fresher one is watched until it
 //   would be stale, and taken over only if nobody touched it meanwhile — a holder that is alive
 //   touches it, and is refused.
@@ -51,8 +51,8 @@ export interface LockOptions {
 const DEFAULT_REFRESH_MS = 1000;
 const DEFAULT_STALE_MS = 5000;
 
-/** The locks this process holds, by directory, with the timer that keeps each fresh. */
-const heldHere = new Map<string, NodeJS.Timeout>();
+/** The locks this process holds, by directory: the timer that keeps each fresh, and what it wrote. */
+const heldHere = new Map<string, { timer: NodeJS.Timeout; content: string }>();
 
 /** Who `pid` is now (as seen from this PID namespace), or undefined if no such process runs. */
 export function identityOf(pid: number): ProcessIdentity | undefined {
@@ -76,9 +76,11 @@ export function lockDir(dir: string, what: string, hint: string, options: LockOp
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       writeFileSync(file, me, { flag: 'wx' });
-      const timer = setInterval(() => touch(file), refreshMs);
+      const timer: NodeJS.Timeout = setInterval(() => {
+        if (!touch(file, me)) clearInterval(timer);
+      }, refreshMs);
       timer.unref();
-      heldHere.set(dir, timer);
+      heldHere.set(dir, { timer, content: me });
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -94,12 +96,15 @@ export function lockDir(dir: string, what: string, hint: string, options: LockOp
 
 /** Releases a lock this process took. */
 export function unlockDir(dir: string): void {
-  const timer = heldHere.get(dir);
-  if (!timer) return;
-  clearInterval(timer);
+  const held = heldHere.get(dir);
+  if (!held) return;
+  clearInterval(held.timer);
   heldHere.delete(dir);
+  const file = join(dir, 'LOCK');
+  // Only our own: after a pause long enough for a takeover, the LOCK is another process's.
+  if (readLock(file)?.text !== held.content) return;
   try {
-    unlinkSync(join(dir, 'LOCK'));
+    unlinkSync(file);
   } catch {
     // already gone
   }
@@ -117,8 +122,9 @@ function judge(seen: SeenLock, dir: string, staleMs: number): { held: boolean; w
   const holder = seen.holder;
   if (!holder) return { held: false, why: 'it does not name a process' };
   const ours = identityOf(process.pid);
-  if (holder.boot !== null && ours?.boot != null && holder.boot !== ours.boot) return { held: false, why: 'it is from before a reboot' };
-  if (holder.ns === null || holder.ns === ours?.ns) {
+  // Same kernel (boot id) and PID namespace (or an older LOCK, which names neither): the PID can be checked.
+  const sameKernel = holder.boot === null || ours?.boot == null || holder.boot === ours.boot;
+  if (sameKernel && (holder.ns === null || holder.ns === ours?.ns)) {
     if (holder.pid === process.pid) {
       return heldHere.has(dir) ? { held: true, why: 'this process' } : { held: false, why: 'an earlier process with this PID left it' };
     }
@@ -127,7 +133,7 @@ function judge(seen: SeenLock, dir: string, staleMs: number): { held: boolean; w
     if (holder.start !== null && now.start !== null && holder.start !== now.start) return { held: false, why: 'its PID now belongs to another process' };
     return { held: true, why: '' };
   }
-  // Another PID namespace: only the lease can tell.
+  // Another PID namespace, or another kernel (a reboot, or another host on a shared volume): only the lease can tell.
   const age = Date.now() - seen.mtimeMs;
   if (age < staleMs) {
     sleepSync(staleMs - age + 50);
@@ -136,7 +142,7 @@ function judge(seen: SeenLock, dir: string, staleMs: number): { held: boolean; w
       return { held: true, why: `in another PID namespace${holder.host ? ` on host ${holder.host}` : ''}, and it keeps its lock fresh` };
     }
   }
-  return { held: false, why: `from another PID namespace, not refreshed for ${staleMs} ms` };
+  return { held: false, why: `from another PID namespace or boot, not refreshed for ${staleMs} ms` };
 }
 
 /** Moves the stale LOCK aside if it is still the one judged; true if it was taken. */
@@ -186,13 +192,19 @@ function parseHolder(text: string): ProcessIdentity | undefined {
   }
 }
 
-function touch(file: string): void {
+/** Keeps our lease fresh; false once the LOCK is no longer ours (taken over after a long pause). */
+function touch(file: string, content: string): boolean {
   const now = new Date();
   try {
+    if (readFileSync(file, 'utf8').trim() !== content) {
+      log.error({ file }, 'another process took this lock over (this one was paused for longer than the lease); stop this process');
+      return false;
+    }
     utimesSync(file, now, now);
   } catch (err) {
     log.warn({ err: (err as Error).message, file }, 'could not refresh the lock; another process may take it over');
   }
+  return true;
 }
 
 function statOrUndefined(file: string): { mtimeMs: number } | undefined {

@@ -104,3 +104,15 @@ export function connectInflux(endpoint: InfluxEndpoint): InfluxConnection {
     close: () => agent.destroy(),
   };
 }
+
+/** `url` with any password in it replaced by `***`, for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.password) return url;
+    parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@');
+  }
+}

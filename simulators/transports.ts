@@ -61,7 +61,7 @@ function onCommandMessage(counters: TransportCounters, onCommand: CommandSink, t
 }
 
 async function connect(url: string, options: mqtt.IClientOptions, what: string): Promise<MqttClient> {
-  const client = mqtt.connect(url, { reconnectPeriod: 1000, connectTimeout: 10_000, queueQoSZero: false, ...options });
+  const client = mqtt.connect(url, { reconnectPeriod: 1000, reconnectOnConnackError: true, connectTimeout: 10_000, queueQoSZero: false, ...options });
   try {
     await untilConnected(client, 15_000, `${what} to connect to ${url}`);
   } catch (err) {

@@ -104,7 +104,12 @@ describe('payload validation: what becomes an InfluxDB tag or time', () => {
   it('refuses a reading named __proto__ instead of letting it vanish', () => {
     // JSON.parse makes "__proto__" an own key; copying it into a plain object would set the prototype instead.
     const r = validatePayload('telemetry', '{"ts":1,"seq":1,"values":{"__proto__":1,"temperature":2}}');
-    expect(r).toEqual({ ok: false, error: 'telemetry.values: reading name "__proto__" is not allowed: it names the prototype of a JavaScript object; rename it' });
+    expect(r).toEqual({ ok: false, error: 'telemetry.values: the name "__proto__" is not allowed: it names the prototype of a JavaScript object; rename it' });
+  });
+
+  it('refuses a command parameter named __proto__ instead of letting it vanish', () => {
+    const r = validatePayload('cmd', '{"id":"c1","action":"set_speed","params":{"__proto__":1,"speed":20},"ts":1,"expiresAt":2,"origin":"test"}');
+    expect(r.ok ? 'accepted' : r.error).toMatch(/params: the name "__proto__" is not allowed/);
   });
 
   it('bounds ts to what InfluxDB can store, with room for the nanosecond disambiguator', () => {

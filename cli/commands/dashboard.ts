@@ -5,6 +5,7 @@ import { loadConfig } from '../../config/load.js';
 import { DashboardServer } from '../../dashboard/server/index.js';
 import { port } from '../flags.js';
 import { connectBus, mqttPassword, runUntilSignal, serviceClientId } from '../standalone.js';
+import { redactUrl } from '../../lib/influx-url.js';
 
 interface DashboardFlags {
   config?: string;
@@ -41,6 +42,6 @@ export function registerDashboard(program: Command): void {
       const dashboard = new DashboardServer({ bus, config: config.dashboard, influx: influxUrl ? { url: influxUrl, database, username, password } : null });
       await runUntilSignal(dashboard, bus);
       const link = dashboard.tokenGenerated ? `${dashboard.url}/?token=${dashboard.token}` : `${dashboard.url}/`;
-      console.log(`linewatch dashboard: ${link} — broker ${flags.broker}; history ${influxUrl ? `${influxUrl} database ${database}` : 'off (no --influx)'}`);
+      console.log(`linewatch dashboard: ${link} — broker ${flags.broker}; history ${influxUrl ? `${redactUrl(influxUrl)} database ${database}` : 'off (no --influx)'}`);
     });
 }

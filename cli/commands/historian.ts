@@ -4,6 +4,7 @@ import { loadConfig } from '../../config/load.js';
 import { Historian } from '../../historian/index.js';
 import { positiveInteger } from '../flags.js';
 import { connectBus, mqttPassword, runUntilSignal, serviceClientId } from '../standalone.js';
+import { redactUrl } from '../../lib/influx-url.js';
 
 interface HistorianFlags {
   config?: string;
@@ -56,6 +57,6 @@ export function registerHistorian(program: Command): void {
       const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-historian'), clean: false });
       const historian = new Historian({ bus, config: config.historian, dataDir: config.dataDir });
       await runUntilSignal(historian, bus);
-      console.log(`linewatch historian: ${flags.broker} → ${historian.influxUrl} database ${config.historian.database}`);
+      console.log(`linewatch historian: ${flags.broker} → ${historian.influxUrl ? redactUrl(historian.influxUrl) : "(none)"} database ${config.historian.database}`);
     });
 }

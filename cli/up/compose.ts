@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBroker, type LinewatchBroker } from '../../broker/index.js';
+import { InProcessBus, NO_REDELIVERY } from '../../bus/index.js';
 import type { LinewatchConfig } from '../../config/schema.js';
 import { DashboardServer, type InfluxTarget, type MetricSource } from '../../dashboard/server/index.js';
 import { SerialGateway, type GatewayPortConfig } from '../../gateway/index.js';
@@ -191,7 +192,10 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
     const ports: GatewayPortConfig[] = [...config.gateway.ports];
     if (pair) ports.push({ path: pair.b, device: `${line}/${SERIAL_STATION}`, codec: 'ndjson' });
     if (ports.length > 0) {
-      const gateway = new SerialGateway({ bus: broker.bus, ports, spoolDir: underDataDir(config.gateway.spoolDir, dataDir) });
+      // Its own bus without in-process redelivery: a publish the historian refuses fails at once
+      // and the gateway's outbox spools it to disk, as a device keeps and resends it.
+      const gatewayBus = new InProcessBus(broker.aedes, { redelivery: NO_REDELIVERY });
+      const gateway = new SerialGateway({ bus: gatewayBus, ports, spoolDir: underDataDir(config.gateway.spoolDir, dataDir) });
       await startService(gateway);
       hooks.say(`gateway: ${ports.length} serial port(s): ${ports.map((p) => `${p.path} → ${p.device}`).join(', ')}`);
     }

@@ -123,6 +123,13 @@ describe('LoginGuard', () => {
     expect(guard.admit('10.0.0.8', 'A/sprayed-99').admitted).toBe(true); // another address is not held back
   });
 
+  it('many honest accounts logging in at the same moment from one address are all checked (the address ceiling counts failures, not checks in flight)', () => {
+    const guard = new LoginGuard({ ...options, now: () => 0 });
+    // 200 simulated devices behind one address, all connecting at once after a broker restart.
+    const admissions = Array.from({ length: 200 }, (_, n) => guard.admit('10.0.0.5', `A/dev-${n}`));
+    expect(admissions.filter((admission) => admission.admitted)).toHaveLength(200);
+  });
+
   it('a success clears only its own address and username: owning one account does not reset the guesses at another', () => {
     const guard = new LoginGuard({ ...options, now: () => 0 });
     for (let n = 0; n < 3; n++) fail(guard, '10.0.0.7', 'A/victim-1');

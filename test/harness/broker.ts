@@ -58,7 +58,7 @@ export async function roundTrip(url: string, clientId: string, topic: string, pa
 }
 
 /** For a publisher that stands for devices in a test: a refused in-process publish fails at once, no redelivery. */
-export const NO_REDELIVERY = { firstDelayMs: 1, maxDelayMs: 1, giveUpAfterMs: 0, maxWaiting: 100_000 };
+export { NO_REDELIVERY } from '../../bus/in-process.js';
 
 /** The QoS the broker granted `client` for `filter`, or 128 for a refusal (MQTT.js rejects on 0x80, with the SUBACK attached). */
 export async function grantedQos(client: MqttClient, filter: string): Promise<number | undefined> {

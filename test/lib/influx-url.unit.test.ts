@@ -1,6 +1,6 @@
 // lib/influx-url.ts: what a URL says reaches node-influx whole (scheme, port, path prefix, credentials).
 import { describe, expect, it } from 'vitest';
-import { connectInflux, parseInfluxUrl } from '../../lib/influx-url.js';
+import { connectInflux, parseInfluxUrl, redactUrl } from '../../lib/influx-url.js';
 
 describe('parseInfluxUrl', () => {
   it('keeps https, the port and a path prefix with or without the trailing slash', () => {
@@ -36,5 +36,10 @@ describe('connectInflux', () => {
       withCredentials.close();
       without.close();
     }
+  });
+
+  it('redacts a password in a URL for logs, and leaves a URL without one as it is', () => {
+    expect(redactUrl('http://writer:s3cret@proxy:8086/influx/')).toBe('http://writer:***@proxy:8086/influx/');
+    expect(redactUrl('http://127.0.0.1:8086')).toBe('http://127.0.0.1:8086');
   });
 });
