@@ -7,8 +7,8 @@
 //
 // The gate replaces each stream's `read` and so relies on an Aedes 1.2.0 internal: its client
 // pulls the socket's bytes with `conn.read(null)` on 'readable' and after each batch
-// (lib/client.js `nextBatch`), never in flowing mode. assertReadsPulled() checks that on every
-// stream right after `aedes.handle()` and throws if an Aedes upgrade reads otherwise: in flowing
+// (lib/client.js `nextBatch`), never in flowing mode. assertReadsPulled() checks that at the
+// broker's start on an in-memory stream right after `aedes.handle()` (startBroker) and throws if an Aedes upgrade reads otherwise: in flowing
 // mode ('data', pipe) the bytes would flow past the gate and backpressure would be gone silently
 // (and past packet-guard.ts's size check, which wraps the same `read`).
 import type { EventEmitter } from 'node:events';

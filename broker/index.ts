@@ -2,7 +2,7 @@
 // devices file, an ACL by role, payload validation on linewatch topics, the socket limits Aedes
 // lacks, a fix for aedes#193, backpressure on publishers, and stats. See docs/broker.md.
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { topics } from '../contracts/index.js';
 import { InProcessBus } from '../bus/in-process.js';
@@ -186,6 +186,15 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     throw err;
   });
 
+  // The throttle's gate and the packet guard hold only while Aedes reads with read(): checked
+  // once here on an in-memory connection, so a changed Aedes stops the start, not the first client.
+  try {
+    checkReadsPulled(aedes);
+  } catch (err) {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    throw err;
+  }
+
   const bus = new InProcessBus(aedes, { limitedLog });
 
   // What authorizePublish decodes is kept with the payload: in-process subscribers get it, not a second parse.
@@ -267,9 +276,7 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
     throttle.gate(stream); // outermost: while the broker is behind, nothing is read at all
     batchWrites(stream); // one write per event-loop turn instead of one per packet
     stream.on('error', ignoreError); // socket errors end the client; Aedes logs them via clientError
-    const client = aedes.handle(stream, req);
-    assertReadsPulled(stream); // the throttle's gate holds only while Aedes reads with read()
-    dropOnlyExactCopies(client); // Aedes would drop a message that arrives after a newer one
+    dropOnlyExactCopies(aedes.handle(stream, req)); // Aedes would drop a message that arrives after a newer one
   };
 
   const listeners: Listener[] = [];
@@ -337,6 +344,18 @@ export async function startBroker(config: BrokerConfig): Promise<LinewatchBroker
 }
 
 function ignoreError(): void {}
+
+/** Hands Aedes an in-memory connection that never sends CONNECT and checks how it reads it. */
+function checkReadsPulled(aedes: Aedes): void {
+  const probe = new Duplex({ read() {}, write(_chunk, _encoding, callback) { callback(); } });
+  probe.on('error', ignoreError);
+  try {
+    aedes.handle(probe);
+    assertReadsPulled(probe);
+  } finally {
+    probe.destroy();
+  }
+}
 
 /** address:port of the client's socket (for WebSocket clients too: the guard keeps what the listener saw). */
 function remoteOf(client: Client): string {

@@ -98,7 +98,7 @@ function guardedRead(this: GuardedStream, size?: number): unknown {
  * the stream only through `read()` (on 'readable'), so wrapping that one method sees every
  * byte before the parser does, without copying it through another stream. On a violation
  * the stream is destroyed and `onViolation` is called once; the bytes never reach Aedes.
- * That Aedes reads only so is checked on every connection by assertReadsPulled (backpressure.ts).
+ * That Aedes reads only so is checked at the broker's start by assertReadsPulled (backpressure.ts).
  */
 export function guardPacketSize(stream: Readable, maxBytes: number, label: string, onViolation: OnViolation): void {
   (stream as GuardedStream)[GUARD] = new StreamGuard(maxBytes, stream.read, label, onViolation);
