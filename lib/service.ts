@@ -1,13 +1,55 @@
 // The one lifecycle every linewatch service has (broker, gateway, simulators, rules, historian,
-// dashboard): start, stop (drain, flush, close), and counters for health and /metrics.
+// dashboard, oee): start, stop (drain, flush, close), health, and typed counters for the status
+// line and /metrics. What a service folder declares about itself (its name, config section, the
+// topics it uses and how to build it) is its ServiceModule (lib/service-module.ts).
 
 export type Counters = Record<string, number>;
 
+/**
+ * ok: doing its job. degraded: doing it with a stated handicap (InfluxDB down and the spool
+ * filling, a serial port closed) — still up, /healthz answers 200 with the reasons. down: not
+ * doing it (not connected to the broker, refusing events) — /healthz answers 503.
+ */
+export type HealthStatus = 'ok' | 'degraded' | 'down';
+
+export interface Health {
+  readonly status: HealthStatus;
+  /** Why it is not ok, one short sentence per reason (empty when ok). */
+  readonly reasons: readonly string[];
+}
+
+export const HEALTHY: Health = Object.freeze({ status: 'ok', reasons: Object.freeze([]) as readonly string[] });
+
+/** The worst of several healths, with every reason kept (a service made of parts, /healthz of a process). */
+export function worstHealth(healths: readonly Health[]): Health {
+  const rank: Record<HealthStatus, number> = { ok: 0, degraded: 1, down: 2 };
+  let status: HealthStatus = 'ok';
+  const reasons: string[] = [];
+  for (const health of healths) {
+    if (rank[health.status] > rank[status]) status = health.status;
+    reasons.push(...health.reasons);
+  }
+  return status === 'ok' ? HEALTHY : { status, reasons };
+}
+
+/** A health built from conditions: each failed check adds its reason at its level. */
+export function healthFrom(checks: ReadonlyArray<{ failed: boolean; status: Exclude<HealthStatus, 'ok'>; reason: string }>): Health {
+  return worstHealth(checks.filter((check) => check.failed).map((check) => ({ status: check.status, reasons: [check.reason] })));
+}
+
+// health and gauges become required once every service has them (issue 10, in progress).
 export interface Service {
   readonly name: string;
   start(): Promise<void>;
   /** Drains in-flight work, flushes buffers and closes connections. Idempotent. */
   stop(): Promise<void>;
-  /** Monotonic counters and gauges, e.g. { received: 10, refused_schema: 2 }. */
+  /** Whether it is doing its job now, and if not, why (cheap: read at every /healthz). */
+  health?(): Health;
+  /**
+   * Counters (monotonic since start) and gauges (a current level), e.g. { received: 10,
+   * queue_depth: 3 }. The keys that are gauges are named in `gauges`; every other key is a counter.
+   */
   counters(): Counters;
+  /** The keys of counters() that are levels, not totals (exported as Prometheus gauges). */
+  readonly gauges?: ReadonlySet<string>;
 }
