@@ -14,14 +14,16 @@ import type { Counters, Service } from '../../lib/service.js';
 import type { DashboardConfig } from '../config.js';
 import { HistoryReader, parseHistoryQuery, type InfluxTarget } from './history.js';
 import { LineView, type LineSummaryView, type LineViewLimits } from './line-view.js';
-import { Metrics, type MetricSource } from './metrics.js';
+import { Metrics } from '../../lib/metrics.js';
+import { healthHttpStatus, healthReport, type HealthSource } from '../../lib/service-http.js';
+import { healthFrom, type Health } from '../../lib/service.js';
 import { SseHub, type SseOptions } from './sse.js';
 import { StaticFiles, findPublicDir } from './static.js';
 
 export { LineView } from './line-view.js';
 export type { LineSnapshot, LineDelta, DeviceView, CommandView, AlertView } from './line-view.js';
 export { buildHistoryQuery, parseHistoryQuery, type InfluxTarget } from './history.js';
-export { Metrics, metricName, type MetricSource } from './metrics.js';
+export { Metrics, metricName, type MetricSource } from '../../lib/metrics.js';
 
 const log = logger('dashboard');
 
@@ -30,8 +32,8 @@ export interface DashboardServerOptions {
   config: Pick<DashboardConfig, 'host' | 'port' | 'token'>;
   /** Where /api/history reads; null or absent answers 503 with a clear message. */
   influx?: InfluxTarget | null;
-  /** The services whose counters /metrics exposes (the dashboard adds itself). */
-  metricSources?: () => MetricSource[];
+  /** The other services of this process, whose counters /metrics and health /healthz expose (the dashboard adds itself). */
+  metricSources?: () => HealthSource[];
   sse?: Partial<SseOptions>;
   /** Caps on what the live view keeps (commands 50, devices 10,000, active alerts 1,000). */
   viewLimits?: Partial<LineViewLimits>;
@@ -149,6 +151,20 @@ export class DashboardServer implements Service {
     this.history?.close();
   }
 
+  /** The keys of counters() that are levels. */
+  readonly gauges: ReadonlySet<string> = new Set(['static_cache_entries', 'sse_clients']);
+  /** Whether the last /api/history query failed to reach InfluxDB (health). */
+  private lastHistoryFailed = false;
+
+  /** Down when not serving or not hearing the bus; degraded when history cannot be read. */
+  health(): Health {
+    return healthFrom([
+      { failed: !this.server, status: 'down', reason: 'not serving HTTP (not started or stopped)' },
+      { failed: this.history === null, status: 'degraded', reason: 'no InfluxDB configured: /api/history answers 503' },
+      { failed: this.lastHistoryFailed, status: 'degraded', reason: 'the last history query did not reach InfluxDB' },
+    ]);
+  }
+
   counters(): Counters {
     return { ...this.stats, static_cache_entries: this.staticFiles?.cacheSize ?? 0, ...this.sse.counters, bus_messages: this.view.counters.messages, bus_messages_invalid: this.view.counters.invalid, view_over_capacity: this.view.counters.over_capacity, commands_seen: this.view.counters.commands, commands_acked: this.view.counters.commands_acked };
   }
@@ -158,7 +174,10 @@ export class DashboardServer implements Service {
     const url = new URL(req.url ?? '/', 'http://dashboard');
     const method = req.method ?? 'GET';
     try {
-      if (url.pathname === '/healthz') return this.json(res, 200, { status: 'ok', uptimeMs: Date.now() - this.started });
+      if (url.pathname === '/healthz') {
+        const report = healthReport([this, ...(this.options.metricSources?.() ?? [])], this.started);
+        return this.json(res, healthHttpStatus(report), report);
+      }
       if (url.pathname === '/favicon.ico') {
         res.writeHead(204).end(); // no icon; answering keeps the browser's console clean
         return;
@@ -294,9 +313,12 @@ export class DashboardServer implements Service {
     if (!this.history) throw new HttpError(503, 'history is not available: no InfluxDB is configured (historian disabled or influxd missing); see docs/historian.md');
     this.stats.history_queries++;
     try {
-      return await this.history.read(parsed.query);
+      const result = await this.history.read(parsed.query);
+      this.lastHistoryFailed = false;
+      return result;
     } catch (err) {
       this.stats.history_errors++;
+      this.lastHistoryFailed = true;
       throw new HttpError(502, `InfluxDB did not answer the history query: ${(err as Error).message}`);
     }
   }
