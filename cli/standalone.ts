@@ -1,10 +1,51 @@
-// What every standalone service command (`linewatch rules`, `historian`, `gateway`) does around
-// its service: connect to the broker, start, and stop in order on SIGINT/SIGTERM.
+// What every standalone service command (`linewatch broker`, `rules`, `historian`, `gateway`,
+// `simulate`, `dashboard`) does around its service: connect to the broker, start, serve /healthz
+// and /metrics (lib/service-http.ts) on the module's port, and stop in order on SIGINT/SIGTERM.
+import type { Command } from 'commander';
 import { MqttBus, type MqttBusOptions } from '../bus/index.js';
 import { clientIdFor } from '../contracts/client-id.js';
 import type { Service } from '../lib/service.js';
+import { ServiceEndpoints } from '../lib/service-http.js';
+import type { ServiceModule } from '../lib/service-module.js';
 import { UserError } from './errors.js';
+import { port } from './flags.js';
 import { onShutdown } from './shutdown.js';
+
+/** The flags withHealthOptions adds. */
+export interface HealthFlags {
+  /** false: --no-health. */
+  health?: boolean;
+  healthPort?: number;
+  healthHost?: string;
+}
+
+/** --health-port/--health-host/--no-health, with the module's port as the default. */
+export function withHealthOptions(command: Command, module: Pick<ServiceModule, 'name' | 'healthPort'>): Command {
+  if (module.healthPort === 'own-server') return command;
+  return command
+    .option('--health-port <port>', `where /healthz and /metrics answer (default ${module.healthPort}; 0 picks a free port)`, port)
+    .option('--health-host <address>', 'address of /healthz and /metrics (default 127.0.0.1; 0.0.0.0 exposes them on every interface)')
+    .option('--no-health', 'serve no /healthz and /metrics');
+}
+
+/**
+ * Serves /healthz and /metrics for `services` unless --no-health; undefined for a module that
+ * serves them itself (the dashboard). A taken port is the user's to fix, said so.
+ */
+export async function startHealthEndpoints(module: Pick<ServiceModule, 'name' | 'healthPort'>, flags: HealthFlags, services: () => readonly Service[]): Promise<ServiceEndpoints | undefined> {
+  if (module.healthPort === 'own-server' || flags.health === false) return undefined;
+  const host = flags.healthHost ?? '127.0.0.1';
+  const healthPort = flags.healthPort ?? module.healthPort;
+  const endpoints = new ServiceEndpoints({ host, port: healthPort, sources: services });
+  try {
+    await endpoints.start();
+  } catch (err) {
+    const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    throw new UserError(`${module.name}: cannot serve /healthz and /metrics on ${host}:${healthPort}: ${taken ? 'the port is in use' : (err as Error).message}; pass --health-port PORT (0 picks a free one) or --no-health`);
+  }
+  console.log(`linewatch ${module.name}: /healthz and /metrics at ${endpoints.url}`);
+  return endpoints;
+}
 
 /** The MQTT password from --password, else $LINEWATCH_MQTT_PASSWORD (kept out of `ps`). */
 export function mqttPassword(flag: string | undefined): string | undefined {
@@ -29,17 +70,42 @@ export async function connectBus(url: string, options: MqttBusOptions, hint?: st
   }
 }
 
-/** Starts `service` (closing `bus` if it cannot), then stops the service and the bus on a signal. */
-export async function runUntilSignal(service: Service, bus: MqttBus, beforeStop?: () => void): Promise<void> {
+export interface StandaloneRun {
+  module: Pick<ServiceModule, 'name' | 'healthPort'>;
+  service: Service;
+  /** The service's connection to the broker, closed after it stops (absent for the broker itself). */
+  bus?: MqttBus;
+  flags: HealthFlags;
+  /** Added to a start failure's message: what to check. */
+  startHint?: string;
+  beforeStop?: () => void;
+}
+
+/**
+ * Starts the service (closing the bus if it cannot) and its /healthz and /metrics, then stops
+ * them all on a signal: endpoints, service, bus.
+ */
+export async function runUntilSignal(run: StandaloneRun): Promise<void> {
+  const { service, bus } = run;
   try {
     await service.start();
   } catch (err) {
-    await bus.close();
-    throw new UserError((err as Error).message);
+    await service.stop().catch(() => undefined);
+    await bus?.close();
+    throw new UserError(`${(err as Error).message}${run.startHint ? `. ${run.startHint}` : ''}`);
+  }
+  let endpoints: ServiceEndpoints | undefined;
+  try {
+    endpoints = await startHealthEndpoints(run.module, run.flags, () => [service]);
+  } catch (err) {
+    await service.stop();
+    await bus?.close();
+    throw err;
   }
   onShutdown(async () => {
-    beforeStop?.();
+    run.beforeStop?.();
+    await endpoints?.stop();
     await service.stop();
-    await bus.close();
+    await bus?.close();
   });
 }

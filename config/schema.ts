@@ -1,19 +1,18 @@
-// linewatch.yaml: one file, one schema, each service owning its own section.
-import { z } from 'zod';
+// linewatch.yaml: one file, one schema, each service owning its own section — the sections are
+// the config schemas of the service modules in config/services.ts (plus the broker's).
+import { z, type ZodType } from 'zod';
 import { brokerConfigSchema } from '../broker/config.js';
-import { dashboardConfigSchema } from '../dashboard/config.js';
-import { gatewayConfigSchema } from '../gateway/config.js';
-import { historianConfigSchema } from '../historian/config.js';
-import { rulesConfigSchema } from '../rules/config.js';
-import { simulateConfigSchema } from '../simulators/config.js';
+import { SERVICE_MODULES } from './services.js';
+
+type Modules = (typeof SERVICE_MODULES)[number];
+type SectionOf<M> = M extends { configSchema: ZodType<infer Section> } ? Section : never;
+type Sections = { [M in Modules as M['name']]: SectionOf<M> };
+
+const sectionSchemas = Object.fromEntries(SERVICE_MODULES.map((module) => [module.name, (module.configSchema as ZodType<unknown>).prefault({})]));
 
 export const configSchema = z.strictObject({
   dataDir: z.string().default('.linewatch').describe('where state, spools and the managed influxd live'),
   broker: brokerConfigSchema.prefault({}),
-  gateway: gatewayConfigSchema.prefault({}),
-  simulate: simulateConfigSchema.prefault({}),
-  rules: rulesConfigSchema.prefault({}),
-  historian: historianConfigSchema.prefault({}),
-  dashboard: dashboardConfigSchema.prefault({}),
-});
+  ...sectionSchemas,
+}) as unknown as ZodType<{ dataDir: string; broker: z.infer<typeof brokerConfigSchema> } & Sections, unknown>;
 export type LinewatchConfig = z.infer<typeof configSchema>;

@@ -33,11 +33,17 @@ export interface ServiceModule<Section = unknown, Context = never> {
   readonly name: string;
   /** The schema of its config section (defaults stated there, once). */
   readonly configSchema: ZodType<Section>;
-  /** The broker role of its account (broker/accounts.ts); the role's grants are exactly `topics`. */
-  readonly role: string;
+  /**
+   * The broker role of its account (broker/accounts.ts); the role's grants are exactly `topics`.
+   * null for the broker itself, which has no account.
+   */
+  readonly role: string | null;
   readonly topics: TopicDeclaration;
-  /** Where a standalone `linewatch <name>` serves /metrics and /healthz unless told otherwise (loopback). */
-  readonly healthPort: number;
+  /**
+   * Where a standalone `linewatch <name>` serves /metrics and /healthz unless told otherwise
+   * (loopback); 'own-server' for a service that serves them on its own HTTP port (the dashboard).
+   */
+  readonly healthPort: number | 'own-server';
   /** Builds the service (not started). */
   create(context: Context): Service;
 }

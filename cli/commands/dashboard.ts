@@ -2,12 +2,12 @@
 // with history from InfluxDB when one is given.
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { DashboardServer } from '../../dashboard/server/index.js';
 import { port } from '../flags.js';
-import { connectBus, mqttPassword, runUntilSignal, serviceClientId } from '../standalone.js';
+import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
+import { dashboardModule } from '../../dashboard/module.js';
 import { redactUrl } from '../../lib/influx-url.js';
 
-interface DashboardFlags {
+interface DashboardFlags extends HealthFlags {
   config?: string;
   broker: string;
   username?: string;
@@ -20,7 +20,7 @@ interface DashboardFlags {
 }
 
 export function registerDashboard(program: Command): void {
-  program
+  const command = program
     .command('dashboard')
     .description('serve the dashboard (live line view, commands, alerts; history from InfluxDB) for any MQTT broker')
     .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883')
@@ -31,16 +31,16 @@ export function registerDashboard(program: Command): void {
     .option('--host <address>', 'address to listen on (default 127.0.0.1; beyond loopback a token is required)')
     .option('--port <port>', 'port to listen on (default 8080; 0 picks a free one)', port)
     .option('--token <token>', 'token the page and API require (generated when bound beyond loopback without one)')
-    .option('--config <file>', 'linewatch.yaml (its dashboard: and historian: sections)')
-    .action(async (flags: DashboardFlags) => {
+    .option('--config <file>', 'linewatch.yaml (its dashboard: and historian: sections)');
+  withHealthOptions(command, dashboardModule).action(async (flags: DashboardFlags) => {
       const config = loadConfig(flags.config, {
         dashboard: { host: flags.host, port: flags.port, token: flags.token },
         historian: { influxUrl: flags.influx, database: flags.database },
       });
       const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: serviceClientId(flags.username, `linewatch-dashboard-${process.pid}`, String(process.pid)) });
       const { influxUrl, database, username, password } = config.historian;
-      const dashboard = new DashboardServer({ bus, config: config.dashboard, influx: influxUrl ? { url: influxUrl, database, username, password } : null });
-      await runUntilSignal(dashboard, bus);
+      const dashboard = dashboardModule.create({ bus, config: config.dashboard, influx: influxUrl ? { url: influxUrl, database, username, password } : null });
+      await runUntilSignal({ module: dashboardModule, service: dashboard, bus, flags });
       const link = dashboard.tokenGenerated ? `${dashboard.url}/?token=${dashboard.token}` : `${dashboard.url}/`;
       console.log(`linewatch dashboard: ${link} — broker ${flags.broker}; history ${influxUrl ? `${redactUrl(influxUrl)} database ${database}` : 'off (no --influx)'}`);
     });

@@ -3,14 +3,14 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { CODECS, type GatewayPortConfig } from '../../gateway/config.js';
-import { SerialGateway } from '../../gateway/index.js';
 import { logger } from '../../lib/log.js';
 import { UserError } from '../errors.js';
-import { connectBus, mqttPassword, runUntilSignal, serviceClientId } from '../standalone.js';
+import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
+import { gatewayModule } from '../../gateway/module.js';
 
 const log = logger('gateway');
 
-interface GatewayFlags {
+interface GatewayFlags extends HealthFlags {
   config?: string;
   broker: string;
   port?: string;
@@ -23,7 +23,7 @@ interface GatewayFlags {
 }
 
 export function registerGateway(program: Command): void {
-  program
+  const command = program
     .command('gateway')
     .description('bridge serial devices (ndjson, NMEA-style text, Modbus RTU) to MQTT, with store-and-forward on disk')
     .option('--config <file>', 'linewatch.yaml (its gateway: section; Modbus register maps live there)')
@@ -34,8 +34,8 @@ export function registerGateway(program: Command): void {
     .option('--baud <n>', 'baud rate of --port', (v: string) => Number(v), 9600)
     .option('--spool-dir <dir>', 'store-and-forward directory (default .linewatch/gateway-spool)')
     .option('--username <user>', 'MQTT account with the gateway role')
-    .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
-    .action(async (flags: GatewayFlags) => {
+    .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)');
+  withHealthOptions(command, gatewayModule).action(async (flags: GatewayFlags) => {
       const config = loadConfig(flags.config, { gateway: { spoolDir: flags.spoolDir } });
       let ports: GatewayPortConfig[] = config.gateway.ports;
       if (flags.port || flags.device) {
@@ -50,8 +50,8 @@ export function registerGateway(program: Command): void {
         { clientId: serviceClientId(flags.username, `linewatch-gateway-${process.pid}`, String(process.pid)), ...(flags.username ? { username: flags.username, password: mqttPassword(flags.password) } : {}) },
         'the gateway needs a broker to start (later outages are bridged by its spool)',
       );
-      const gateway = new SerialGateway({ bus, ports, spoolDir: resolve(config.gateway.spoolDir), spoolMaxBytes: config.gateway.spoolMaxBytes, maxInFlight: config.gateway.maxInFlight });
-      await runUntilSignal(gateway, bus, () => clearInterval(timer));
+      const gateway = gatewayModule.create({ bus, ports, spoolDir: resolve(config.gateway.spoolDir), spoolMaxBytes: config.gateway.spoolMaxBytes, maxInFlight: config.gateway.maxInFlight });
+      await runUntilSignal({ module: gatewayModule, service: gateway, bus, flags, beforeStop: () => clearInterval(timer) });
       const timer = setInterval(() => log.info(gateway.counters(), 'gateway counters'), 10_000);
       timer.unref();
       console.log(`linewatch gateway: ${ports.map((p) => `${p.path} (${p.codec ?? 'ndjson'}) → ${p.device}`).join(', ')}; broker ${flags.broker}; spool ${resolve(config.gateway.spoolDir)}`);

@@ -1,12 +1,12 @@
 // `linewatch historian` — the historian alone: any MQTT broker → InfluxDB (or a managed influxd).
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { Historian } from '../../historian/index.js';
 import { positiveInteger } from '../flags.js';
-import { connectBus, mqttPassword, runUntilSignal, serviceClientId } from '../standalone.js';
+import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
+import { historianModule } from '../../historian/module.js';
 import { redactUrl } from '../../lib/influx-url.js';
 
-interface HistorianFlags {
+interface HistorianFlags extends HealthFlags {
   config?: string;
   broker: string;
   username?: string;
@@ -23,7 +23,7 @@ interface HistorianFlags {
 }
 
 export function registerHistorian(program: Command): void {
-  program
+  const command = program
     .command('historian')
     .description('store every event, command and alert from an MQTT broker in InfluxDB (nothing lost: QoS 1, persistent session, on-disk spool)')
     .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883')
@@ -38,8 +38,8 @@ export function registerHistorian(program: Command): void {
     .option('--spool-dir <dir>', 'the spool (default <data dir>/historian-spool)')
     .option('--batch-size <n>', 'points per write (default 5000)', positiveInteger)
     .option('--flush-interval <ms>', 'write a partial batch after this long (default 1000)', positiveInteger)
-    .option('--config <file>', 'linewatch.yaml (its historian: section and dataDir)')
-    .action(async (flags: HistorianFlags) => {
+    .option('--config <file>', 'linewatch.yaml (its historian: section and dataDir)');
+  withHealthOptions(command, historianModule).action(async (flags: HistorianFlags) => {
       const config = loadConfig(flags.config, {
         dataDir: flags.dataDir,
         historian: {
@@ -55,8 +55,8 @@ export function registerHistorian(program: Command): void {
       // A persistent session (clean: false, fixed client id): while the historian is away the
       // broker keeps its QoS 1 messages, and a message is acknowledged only once it is spooled.
       const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-historian'), clean: false });
-      const historian = new Historian({ bus, config: config.historian, dataDir: config.dataDir });
-      await runUntilSignal(historian, bus);
+      const historian = historianModule.create({ bus, config: config.historian, dataDir: config.dataDir });
+      await runUntilSignal({ module: historianModule, service: historian, bus, flags });
       console.log(`linewatch historian: ${flags.broker} → ${historian.influxUrl ? redactUrl(historian.influxUrl) : "(none)"} database ${config.historian.database}`);
     });
 }

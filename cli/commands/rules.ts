@@ -6,14 +6,14 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { rootLogger } from '../../lib/log.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
-import { RulesEngine } from '../../rules/engine.js';
 import { formatTimeline, runScenario } from '../../rules/scenario-run.js';
 import { durationSchema } from '../../rules/schema.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
-import { connectBus, mqttPassword, runUntilSignal, serviceClientId } from '../standalone.js';
+import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
+import { rulesModule } from '../../rules/module.js';
 
-interface RunFlags {
+interface RunFlags extends HealthFlags {
   config?: string;
   broker?: string;
   dir?: string;
@@ -43,7 +43,7 @@ function requireDir(dir: string): string {
 }
 
 export function registerRules(program: Command): void {
-  const rules = program
+  const command = program
     .command('rules')
     .description('run the rules engine against an MQTT broker (or: rules check DIR, rules test DIR --scenario FILE)')
     .option('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883 (required to run the engine)')
@@ -52,8 +52,8 @@ export function registerRules(program: Command): void {
     .option('--username <name>', 'MQTT username (an account with the rules role)')
     .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
     .option('--client-id <id>', 'MQTT client id; kept stable so the broker holds QoS 1 messages while the engine restarts (default: the --username, else linewatch-rules)')
-    .option('--config <file>', 'linewatch.yaml (its rules: section)')
-    .action(async (flags: RunFlags) => {
+    .option('--config <file>', 'linewatch.yaml (its rules: section)');
+  const rules = withHealthOptions(command, rulesModule).action(async (flags: RunFlags) => {
       if (!flags.broker) throw new UserError('rules: --broker URL is required to run the engine (or use `linewatch rules check DIR` / `linewatch rules test DIR --scenario FILE`)');
       const config = loadConfig(flags.config, { rules: { dir: flags.dir, stateFile: flags.stateFile } });
       const { enabled: _enabled, dir, stateFile, ...settings } = config.rules;
@@ -61,8 +61,8 @@ export function registerRules(program: Command): void {
       const problems = loadRuleDir(dir).errors;
       if (problems.length > 0) throw new UserError(`${problems.length} error(s) in ${dir}:\n  ${problems.map(formatLoadError).join('\n  ')}`);
       const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-rules'), clean: false });
-      const engine = new RulesEngine({ bus, dir, stateFile, settings });
-      await runUntilSignal(engine, bus);
+      const engine = rulesModule.create({ bus, dir, stateFile, settings });
+      await runUntilSignal({ module: rulesModule, service: engine, bus, flags });
       console.log(`linewatch rules: ${engine.rules().rules.length} rules from ${resolve(dir)} running against ${flags.broker}; Ctrl-C stops`);
     });
 

@@ -3,14 +3,14 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { logger } from '../../lib/log.js';
-import { LineSimulator, loadDemoScenario, loadScenarioFile, type Credentials, type SerialDeviceConfig } from '../../simulators/index.js';
+import { type LineSimulator, loadDemoScenario, loadScenarioFile, type Credentials, type SerialDeviceConfig } from '../../simulators/index.js';
 import { UserError } from '../errors.js';
-import { onShutdown } from '../shutdown.js';
-import { mqttPassword } from '../standalone.js';
+import { mqttPassword, runUntilSignal, withHealthOptions, type HealthFlags } from '../standalone.js';
+import { simulateModule } from '../../simulators/module.js';
 
 const log = logger('simulate');
 
-interface SimulateFlags {
+interface SimulateFlags extends HealthFlags {
   config?: string;
   broker: string;
   line?: string;
@@ -55,7 +55,7 @@ function readCredentialsFile(file: string): Record<string, string> {
 }
 
 export function registerSimulate(program: Command): void {
-  program
+  const command = program
     .command('simulate')
     .description('run a simulated production line (controller, conveyors, stations, sensors) against an MQTT broker')
     .option('--config <file>', 'linewatch.yaml (its simulate: section)')
@@ -73,8 +73,8 @@ export function registerSimulate(program: Command): void {
     .option('--username <user>', 'shared mode: a gateway-role account; per-device mode: used for every device when no device credentials are given')
     .option('--password <password>', 'password for --username (or set LINEWATCH_MQTT_PASSWORD)')
     .option('--device-password <password>', 'per-device mode: the password of every LINE/DEVICE account (or set LINEWATCH_DEVICE_PASSWORD)')
-    .option('--credentials <file>', 'per-device mode: JSON {"LINE/DEVICE": "password"} (e.g. .linewatch/sim-credentials.json)')
-    .action(async (flags: SimulateFlags) => {
+    .option('--credentials <file>', 'per-device mode: JSON {"LINE/DEVICE": "password"} (e.g. .linewatch/sim-credentials.json)');
+  withHealthOptions(command, simulateModule).action(async (flags: SimulateFlags) => {
       if (!['text', 'ndjson', 'modbus'].includes(flags.serialCodec)) throw new UserError(`--serial-codec "${flags.serialCodec}": use text, ndjson or modbus`);
       if (flags.mode && !['auto', 'per-device', 'shared'].includes(flags.mode)) throw new UserError(`--mode "${flags.mode}": use auto, per-device or shared`);
       const config = loadConfig(flags.config, {
@@ -93,7 +93,7 @@ export function registerSimulate(program: Command): void {
       };
       let sim: LineSimulator;
       try {
-        sim = new LineSimulator({
+        sim = simulateModule.create({
           line: config.line,
           seed: config.seed,
           scenario,
@@ -106,19 +106,10 @@ export function registerSimulate(program: Command): void {
       } catch (err) {
         throw new UserError((err as Error).message);
       }
-      try {
-        await sim.start();
-      } catch (err) {
-        await sim.stop();
-        throw new UserError(`${(err as Error).message}. Check --broker and the credentials (see docs/simulators.md#accounts).`);
-      }
-      const c = sim.counters();
-      console.log(`linewatch simulate: line ${config.line}, ${c.devices} devices over ${c.connections} connection(s) to ${flags.broker}, scenario ${scenario.name}, seed ${config.seed}, ${config.rateHz} Hz, ×${config.speedup}`);
       const timer = setInterval(() => log.info(sim.counters(), 'simulator counters'), 10_000);
       timer.unref();
-      onShutdown(async () => {
-        clearInterval(timer);
-        await sim.stop();
-      });
+      await runUntilSignal({ module: simulateModule, service: sim, flags, startHint: 'Check --broker and the credentials (see docs/simulators.md#accounts)', beforeStop: () => clearInterval(timer) });
+      const c = sim.counters();
+      console.log(`linewatch simulate: line ${config.line}, ${c.devices} devices over ${c.connections} connection(s) to ${flags.broker}, scenario ${scenario.name}, seed ${config.seed}, ${config.rateHz} Hz, ×${config.speedup}`);
     });
 }

@@ -40,7 +40,7 @@ describe('historian process crash', () => {
 
   /** Starts `linewatch historian` and resolves once it says it runs. */
   async function startHistorianProcess(logLevel = 'error'): Promise<ChildProcess> {
-    const args = ['historian', '--broker', broker.url, '--username', 'hist', '--password', 'hist-password', '--client-id', 'hist:crash'];
+    const args = ['historian', '--broker', broker.url, '--username', 'hist', '--password', 'hist-password', '--client-id', 'hist:crash', '--health-port', '0'];
     args.push('--influx', influx.url, '--database', 'crash', '--data-dir', dir, '--batch-size', '500', '--flush-interval', '50');
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LINEWATCH_LOG_LEVEL: process.env.LW_CHILD_LOG ?? logLevel } });
     children.add(child);
@@ -71,7 +71,7 @@ describe('historian process crash', () => {
   };
 
   it('says how to install influxd when none is configured and none is installed', async () => {
-    const args = ['historian', '--broker', broker.url, '--username', 'hist', '--password', 'hist-password', '--data-dir', join(dir, 'no-influxd')];
+    const args = ['historian', '--broker', broker.url, '--username', 'hist', '--password', 'hist-password', '--data-dir', join(dir, 'no-influxd'), '--health-port', '0'];
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LINEWATCH_INFLUXD: join(dir, 'missing', 'influxd'), LINEWATCH_LOG_LEVEL: 'silent' } });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

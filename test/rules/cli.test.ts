@@ -72,7 +72,7 @@ describe('linewatch rules --broker', () => {
 
   it('runs the engine against a broker: a hot conveyor gets the line controller a set_speed command over TCP; SIGTERM saves state', async () => {
     const stateFile = join(dir, 'state.json');
-    const engine = spawn(process.execPath, [BIN, 'rules', '--broker', tb.url, '--dir', EXAMPLES, '--state-file', stateFile, '--username', 'rules-engine', '--password', 'rules-password'], {
+    const engine = spawn(process.execPath, [BIN, 'rules', '--broker', tb.url, '--dir', EXAMPLES, '--state-file', stateFile, '--username', 'rules-engine', '--password', 'rules-password', '--health-port', '0'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -96,6 +96,16 @@ describe('linewatch rules --broker', () => {
       await conv.publishAsync('lw/A/conv-2/telemetry', JSON.stringify({ ts: now + 9_000, seq: 2, type: 'conveyor', values: { motorTemp: 86 } }), { qos: 1 });
       await waitFor(() => commands.length >= 1, 10_000, 'the set_speed command at the line controller');
       expect(commands[0]).toMatchObject({ action: 'set_speed', params: { speed: 32 } });
+      // The standalone runner's /healthz and /metrics, on the free port it printed.
+      const endpoints = /\/healthz and \/metrics at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+      expect(endpoints, out).toBeDefined();
+      const health = await fetch(`${endpoints}/healthz`);
+      expect(health.status).toBe(200);
+      const report = (await health.json()) as { status: string; services: Record<string, { status: string }> };
+      expect(report.services.rules?.status).toBe(report.status);
+      const metrics = await (await fetch(`${endpoints}/metrics`)).text();
+      expect(metrics).toMatch(/^# TYPE linewatch_commands_sent counter$/m);
+      expect(metrics).toMatch(/^linewatch_commands_sent\{service="rules"\} [1-9]/m);
     } finally {
       ctl.end(true);
       conv.end(true);

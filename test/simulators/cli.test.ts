@@ -62,7 +62,7 @@ describe('linewatch simulate', () => {
   it('refuses a bad scenario with one line naming the key', async () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'events:\n  - at: 10s\n    jam: { station: st-2, duration: forever }\n');
-    const r = await linewatch('simulate', '--scenario', file, '--broker', tb.url);
+    const r = await linewatch('simulate', '--scenario', file, '--broker', tb.url, '--health-port', '0');
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/bad\.yaml: invalid scenario: events\.0\.jam\.duration: expected a duration/);
@@ -73,7 +73,7 @@ describe('linewatch simulate', () => {
     const seen = new Map<string, string>();
     watcher.on('message', (topic, payload) => seen.set(topic, payload.toString()));
     await watcher.subscribeAsync('lw/A/#', { qos: 1 });
-    const sim = background(['simulate', '--broker', tb.url, '--line', 'A', '--speedup', '5', '--seed', '3'], { LINEWATCH_DEVICE_PASSWORD: 'same-for-all-devices' });
+    const sim = background(['simulate', '--broker', tb.url, '--line', 'A', '--speedup', '5', '--seed', '3', '--health-port', '0'], { LINEWATCH_DEVICE_PASSWORD: 'same-for-all-devices' });
     try {
       await waitFor(() => DEVICES.every((d) => seen.has(`lw/A/${d}/telemetry`)), 20_000, 'telemetry from all 11 demo devices');
       expect(sim.output()).toMatch(/line A, 11 devices over 11 connection\(s\)/);
@@ -102,7 +102,7 @@ describe('linewatch gateway', () => {
     const got: string[] = [];
     watcher.on('message', (_t, p) => got.push(p.toString()));
     await watcher.subscribeAsync('lw/L/pty-dev/telemetry', { qos: 1 });
-    const gw = background(['gateway', '--broker', tb.url, '--port', pty.gateway, '--device', 'L/pty-dev', '--codec', 'text', '--username', 'gw-cli', '--spool-dir', join(dir, 'spool')], { LINEWATCH_MQTT_PASSWORD: 'gw-cli-secret' });
+    const gw = background(['gateway', '--broker', tb.url, '--port', pty.gateway, '--device', 'L/pty-dev', '--codec', 'text', '--username', 'gw-cli', '--spool-dir', join(dir, 'spool'), '--health-port', '0'], { LINEWATCH_MQTT_PASSWORD: 'gw-cli-secret' });
     const device = new SerialPort({ path: pty.device, baudRate: 9600, autoOpen: false });
     try {
       await waitFor(() => gw.output().includes('linewatch gateway:'), 20_000, 'the gateway to start').catch((err: Error) => {

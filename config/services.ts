@@ -1,0 +1,40 @@
+// The one list of linewatch services, in start order (`linewatch up` stops them in reverse).
+// config/schema.ts takes each one's config section from here, `up` its order, the standalone
+// runner each one's /healthz port, and the broker its role table: every grant of a role is a
+// topic that a module of that role declares (roleGrants below), and nothing else.
+import { dashboardModule } from '../dashboard/module.js';
+import { gatewayModule } from '../gateway/module.js';
+import { historianModule } from '../historian/module.js';
+import type { ServiceModule, TopicUse } from '../lib/service-module.js';
+import { rulesModule } from '../rules/module.js';
+import { simulateModule } from '../simulators/module.js';
+
+/**
+ * The broker starts first (before it, only a managed influxd); the historian next, so it hears
+ * everything; then the rules engine and the dashboard (before any device, so they hear every
+ * first retained message); then what speaks for devices: the serial gateway and the simulated line.
+ */
+export const SERVICE_MODULES = [historianModule, rulesModule, dashboardModule, gatewayModule, simulateModule] as const;
+
+export type ServiceName = (typeof SERVICE_MODULES)[number]['name'];
+
+/** What an account of a role may publish to and subscribe to: MQTT filters, `{account}` for its own username. */
+export interface RoleGrants {
+  publish: string[];
+  subscribe: string[];
+}
+
+/** The role table: the union of the topics every module of each role declares. */
+export function roleGrants(modules: readonly ServiceModule<unknown, never>[] = SERVICE_MODULES as readonly ServiceModule<unknown, never>[]): Record<string, RoleGrants> {
+  const table: Record<string, RoleGrants> = {};
+  const add = (list: string[], uses: readonly TopicUse[]): void => {
+    for (const use of uses) if (!list.includes(use.filter)) list.push(use.filter);
+  };
+  for (const module of modules) {
+    if (module.role === null) continue;
+    const grants = (table[module.role] ??= { publish: [], subscribe: [] });
+    add(grants.publish, module.topics.publishes);
+    add(grants.subscribe, module.topics.subscribes);
+  }
+  return table;
+}

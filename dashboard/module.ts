@@ -1,0 +1,18 @@
+// The dashboard as a linewatch service module (lib/service-module.ts). It serves its own
+// /healthz and /metrics on its HTTP port, so the standalone runner adds no second server.
+import { DELIVERY, topics } from '../contracts/topics.js';
+import type { ServiceModule } from '../lib/service-module.js';
+import { dashboardConfigSchema, type DashboardConfig } from './config.js';
+import { DashboardServer, type DashboardServerOptions } from './server/index.js';
+
+export const dashboardModule = {
+  name: 'dashboard' as const,
+  configSchema: dashboardConfigSchema,
+  role: 'dashboard',
+  topics: {
+    publishes: [{ filter: topics.alerts('+'), ...DELIVERY.alert, why: 'an operator acknowledging or clearing an alert (POST /api/alerts/*)' }],
+    subscribes: [{ filter: topics.all, qos: 0, why: 'the live view: every device, command, alert and summary' }],
+  },
+  healthPort: 'own-server',
+  create: (options) => new DashboardServer(options),
+} satisfies ServiceModule<DashboardConfig, DashboardServerOptions>;

@@ -1,0 +1,21 @@
+// The rules engine as a linewatch service module (lib/service-module.ts).
+import { DELIVERY, topics } from '../contracts/topics.js';
+import type { ServiceModule } from '../lib/service-module.js';
+import { rulesConfigSchema, type RulesConfig } from './config.js';
+import { RulesEngine, type RulesEngineOptions } from './index.js';
+
+export const rulesModule = {
+  name: 'rules' as const,
+  configSchema: rulesConfigSchema,
+  role: 'rules',
+  topics: {
+    publishes: [
+      { filter: topics.cmd('+', '+'), ...DELIVERY.cmd, why: 'the commands its rules send (rules/commands.ts)' },
+      { filter: topics.outcome('+', '+'), ...DELIVERY.outcome, why: 'what became of each command it sent, for the historian and dashboard' },
+      { filter: topics.alerts('+'), ...DELIVERY.alert, why: 'the alerts its rules raise and clear' },
+    ],
+    subscribes: topics.allDeviceEvents.map((filter) => ({ filter, qos: 1 as const, why: 'the device events its rules react to (acks settle its commands)' })),
+  },
+  healthPort: 9184,
+  create: (options) => new RulesEngine(options),
+} satisfies ServiceModule<RulesConfig, RulesEngineOptions>;
