@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { topics } from '../contracts/index.js';
-import { InProcessBus } from '../bus/in-process.js';
+import { InProcessBus } from './in-process-bus.js';
 import { MessageRefused } from '../bus/bus.js';
 import { decodedMessages } from './decoded.js';
 import { CLIENT_ID_SEPARATOR, isClientIdOf } from '../contracts/client-id.js';
@@ -30,6 +30,7 @@ import { BrokerCounters, type BrokerStats, type RejectReason } from './stats.js'
 export { addAccount, addAccounts, generatePassword, passwordProblem, removeAccount, listAccounts, ROLES, type Role, type AccountSummary, type NewAccount } from './accounts.js';
 export { brokerConfigSchema, type BrokerConfig } from './config.js';
 export { REJECT_REASONS, type BrokerStats, type RejectReason } from './stats.js';
+export { InProcessBus, NO_REDELIVERY, REDELIVERY, type RedeliveryPolicy } from './in-process-bus.js';
 
 const log = logger('broker');
 

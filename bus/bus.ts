@@ -1,6 +1,7 @@
 // The Bus: how every service talks to the others — only through broker topics.
 // Two implementations keep the choice of broker out of the services' code:
-//   InProcessBus — on the embedded Aedes instance (same process, no socket)
+//   InProcessBus — on the embedded Aedes instance (same process, no socket): broker/in-process-bus.ts,
+//                  it lives with the broker whose internals it relies on; bus/ imports nothing from broker/
 //   MqttBus      — an MQTT.js client to any broker (embedded Aedes, Mosquitto, EMQX…)
 
 import type { Decoded } from '../contracts/decode.js';

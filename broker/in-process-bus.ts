@@ -3,11 +3,11 @@
 // broker decoded when it validated the publish, not a second parse (broker/decoded.ts).
 import type { Aedes, AedesPublishPacket, PublishPacket } from 'aedes';
 import type { Decoded } from '../contracts/decode.js';
-import { decodedMessages, type DecodedMessages } from '../broker/decoded.js';
-import { publishRefusals, type PublishRefusals, type Redelivery } from '../broker/refusals.js';
+import { decodedMessages, type DecodedMessages } from './decoded.js';
+import { publishRefusals, type PublishRefusals, type Redelivery } from './refusals.js';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
-import { MessageRefused, type Bus, type MessageHandler, type PublishOptions, type Unsubscribe } from './bus.js';
+import { MessageRefused, type Bus, type MessageHandler, type PublishOptions, type Unsubscribe } from '../bus/bus.js';
 
 const log = logger('bus');
 
