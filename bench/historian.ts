@@ -37,6 +37,12 @@ class DirectBus implements Bus {
     };
   }
   async close(): Promise<void> {}
+  connected(): boolean {
+    return true;
+  }
+  onConnectionChange(): () => void {
+    return () => undefined;
+  }
 }
 
 interface Event {

@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { Aedes } from 'aedes';
 import { startBroker } from '../broker/index.js';
 import { brokerConfigSchema } from '../broker/config.js';
-import { InProcessBus } from '../bus/in-process.js';
+import { InProcessBus } from '../broker/in-process-bus.js';
 import type { TelemetryPayload } from '../contracts/schemas.js';
 import { parseTopic } from '../contracts/topics.js';
 import { waitFor, withTimeout } from '../lib/wait.js';

@@ -68,6 +68,11 @@ export class PublisherThrottle {
     stream.read = this.gatedRead;
   }
 
+  /** Whether reads are refused now because the broker is behind (as of the last read or check). */
+  get readingPaused(): boolean {
+    return this.paused;
+  }
+
   /** Forgets a closed stream. */
   forget(stream: GatedStream): void {
     this.waiting.delete(stream);

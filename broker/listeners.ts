@@ -12,6 +12,8 @@ export type Accept = (stream: Duplex, remote: string, req?: IncomingMessage) => 
 export interface Listener {
   readonly kind: 'mqtt' | 'ws' | 'tls';
   readonly port: number;
+  /** False once its server closed (stop, or the socket failed). */
+  readonly listening: boolean;
   close(): Promise<void>;
 }
 
@@ -27,6 +29,17 @@ function listen(server: TcpServer | HttpServer, port: number, host: string, kind
       resolve((server.address() as AddressInfo).port);
     });
   });
+}
+
+function listener(kind: Listener['kind'], port: number, server: TcpServer | HttpServer, close: () => Promise<void>): Listener {
+  return {
+    kind,
+    port,
+    get listening() {
+      return server.listening;
+    },
+    close,
+  };
 }
 
 /** Tracks a server's open sockets so close() can end them instead of waiting for clients to leave. */
@@ -63,7 +76,7 @@ export async function listenTcp(host: string, port: number, accept: Accept): Pro
     accept(socket, remoteOf(socket));
   });
   const bound = await listen(server, port, host, 'MQTT');
-  return { kind: 'mqtt', port: bound, close: closer(server, sockets) };
+  return listener('mqtt', bound, server, closer(server, sockets));
 }
 
 export async function listenTls(host: string, port: number, certFile: string, keyFile: string, accept: Accept): Promise<Listener> {
@@ -85,7 +98,7 @@ export async function listenTls(host: string, port: number, certFile: string, ke
   // A failed TLS handshake is the client's problem, not ours: don't let it emit an unhandled error.
   server.on('tlsClientError', () => undefined);
   const bound = await listen(server, port, host, 'MQTT over TLS');
-  return { kind: 'tls', port: bound, close: closer(server, sockets) };
+  return listener('tls', bound, server, closer(server, sockets));
 }
 
 export async function listenWebSocket(host: string, port: number, accept: Accept): Promise<Listener> {
@@ -103,5 +116,5 @@ export async function listenWebSocket(host: string, port: number, accept: Accept
     accept(stream, remoteOf(req.socket), req);
   });
   const bound = await listen(http, port, host, 'MQTT over WebSocket');
-  return { kind: 'ws', port: bound, close: closer(http, sockets, () => wss.close()) };
+  return listener('ws', bound, http, closer(http, sockets, () => wss.close()));
 }

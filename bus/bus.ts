@@ -1,6 +1,7 @@
 // The Bus: how every service talks to the others — only through broker topics.
 // Two implementations keep the choice of broker out of the services' code:
-//   InProcessBus — on the embedded Aedes instance (same process, no socket)
+//   InProcessBus — on the embedded Aedes instance (same process, no socket): broker/in-process-bus.ts,
+//                  it lives with the broker whose internals it relies on; bus/ imports nothing from broker/
 //   MqttBus      — an MQTT.js client to any broker (embedded Aedes, Mosquitto, EMQX…)
 
 import type { Decoded } from '../contracts/decode.js';
@@ -34,10 +35,22 @@ export type DecodeOnce = () => Decoded;
 
 export type Unsubscribe = () => Promise<void>;
 
+/** Told the new value of `Bus.connected()` each time it changes. */
+export type ConnectionListener = (connected: boolean) => void;
+
 export interface Bus {
   publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void>;
   subscribe(filter: string | string[], handler: MessageHandler, options?: SubscribeOptions): Promise<Unsubscribe>;
   close(): Promise<void>;
+  /**
+   * Whether a publish made now goes to the broker at once: false while an MqttBus is
+   * disconnected (MQTT.js would hold the publish in memory and send it on reconnect) and once a
+   * bus is closed. A publisher with its own store (the gateway's outbox) keeps what it cannot
+   * hand over now.
+   */
+  connected(): boolean;
+  /** Calls `listener` with the new value of connected() each time it changes; returns what stops it. */
+  onConnectionChange(listener: ConnectionListener): () => void;
 }
 
 /**

@@ -5,7 +5,7 @@ import { decode, type Decoded } from '../contracts/decode.js';
 import { topicMatches } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
 import { untilConnected } from './mqtt-connect.js';
-import { MessageRefused, type Bus, type MessageHandler, type PublishOptions, type SubscribeOptions, type Unsubscribe } from './bus.js';
+import { MessageRefused, type Bus, type ConnectionListener, type MessageHandler, type PublishOptions, type SubscribeOptions, type Unsubscribe } from './bus.js';
 
 const log = logger('bus');
 
@@ -26,6 +26,9 @@ export class MqttBus implements Bus {
   /** Messages decoded (once each, on the first handler that asked, for all of them). */
   decodes = 0;
   private readonly routes = new Set<Route>();
+  private readonly connectionListeners = new Set<ConnectionListener>();
+  /** What the connection listeners were last told (MQTT.js emits 'close' on every failed reconnect too). */
+  private wasConnected = false;
 
   /** Resolves when the first subscription is registered (see dispatch). */
   private readonly firstRoute: Promise<void>;
@@ -33,6 +36,10 @@ export class MqttBus implements Bus {
 
   private constructor(readonly client: MqttClient) {
     this.firstRoute = new Promise((resolve) => (this.routeAdded = resolve));
+    // MQTT.js sets `connected` before it emits 'connect' and clears it before our 'close' handler runs.
+    const onConnectionEvent = (): void => this.connectionEvent();
+    client.on('connect', onConnectionEvent);
+    client.on('close', onConnectionEvent);
     // Acknowledge (PUBACK/PUBCOMP) only after the handlers resolved: MQTT.js sends the ack
     // when handleMessage's callback runs. A refused message is never acknowledged: MQTT 3.1.1
     // lets a broker redeliver only on a new connection of the session, so the connection is
@@ -99,6 +106,29 @@ export class MqttBus implements Bus {
   async close(): Promise<void> {
     this.routes.clear();
     await this.client.endAsync();
+  }
+
+  connected(): boolean {
+    return this.client.connected;
+  }
+
+  onConnectionChange(listener: ConnectionListener): () => void {
+    this.connectionListeners.add(listener);
+    return () => void this.connectionListeners.delete(listener);
+  }
+
+  private connectionEvent(): void {
+    const connected = this.client.connected;
+    if (connected === this.wasConnected) return;
+    this.wasConnected = connected;
+    for (const listener of [...this.connectionListeners]) {
+      try {
+        listener(connected);
+      } catch (err) {
+        this.handlerErrors++;
+        log.error({ err }, 'a connection listener failed');
+      }
+    }
   }
 
   /** Runs the matching handlers; false when one refused the message (MessageRefused). */

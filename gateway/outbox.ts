@@ -9,7 +9,6 @@
 // waits until those have settled, so order is kept. A redelivery carries the same `seq`, which
 // consumers recognise as a duplicate.
 import type { Bus } from '../bus/index.js';
-import { MqttBus } from '../bus/index.js';
 import { logger } from '../lib/log.js';
 import { sleep } from '../lib/wait.js';
 import type { DiskSpool } from './spool.js';
@@ -27,20 +26,6 @@ export interface OutboxCounters {
   publish_failed: number;
 }
 
-/** Whether the bus can take a publish now; an in-process bus always can. */
-export function busConnectivity(bus: Bus): { connected(): boolean; onConnect(cb: () => void): () => void } {
-  if (bus instanceof MqttBus) {
-    return {
-      connected: () => bus.client.connected,
-      onConnect: (cb) => {
-        bus.client.on('connect', cb);
-        return () => bus.client.off('connect', cb);
-      },
-    };
-  }
-  return { connected: () => true, onConnect: () => () => undefined };
-}
-
 export class Outbox {
   readonly counters: OutboxCounters = { published: 0, spooled: 0, replayed: 0, spool_full: 0, publish_failed: 0 };
   private inFlight = 0;
@@ -48,7 +33,6 @@ export class Outbox {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly offConnect: () => void;
-  private readonly link: ReturnType<typeof busConnectivity>;
   /** Resolves when the current replay finishes. */
   private replayDone: Promise<void> = Promise.resolve();
 
@@ -57,8 +41,10 @@ export class Outbox {
     private readonly spool: DiskSpool,
     private readonly maxInFlight = DEFAULT_MAX_IN_FLIGHT,
   ) {
-    this.link = busConnectivity(bus);
-    this.offConnect = this.link.onConnect(() => this.kick());
+    // Replays once the broker is back (Bus.connected(): the bus says when a publish would go out now).
+    this.offConnect = bus.onConnectionChange((connected) => {
+      if (connected) this.kick();
+    });
     this.timer = setInterval(() => this.kick(), 1000);
     this.timer.unref();
     this.kick();
@@ -67,7 +53,7 @@ export class Outbox {
   /** Queues one event; never throws. */
   send(topic: string, payload: string, retain: boolean): void {
     if (this.stopped) return;
-    if (this.replaying || this.inFlight >= this.maxInFlight || !this.spool.isEmpty() || !this.link.connected()) {
+    if (this.replaying || this.inFlight >= this.maxInFlight || !this.spool.isEmpty() || !this.bus.connected()) {
       this.toSpool(topic, payload, retain);
       return;
     }
@@ -118,7 +104,7 @@ export class Outbox {
   }
 
   private kick(): void {
-    if (this.replaying || this.stopped || this.spool.isEmpty() || !this.link.connected()) return;
+    if (this.replaying || this.stopped || this.spool.isEmpty() || !this.bus.connected()) return;
     this.replaying = true;
     this.replayDone = this.replay().finally(() => {
       this.replaying = false;
@@ -128,11 +114,11 @@ export class Outbox {
   private async replay(): Promise<void> {
     // Direct publishes first: they are older than anything in the spool.
     for (let i = 0; this.inFlight > 0; i++) {
-      if (i > 400 || this.stopped || !this.link.connected()) return;
+      if (i > 400 || this.stopped || !this.bus.connected()) return;
       await sleep(25);
     }
     log.info({ backlogBytes: this.spool.backlogBytes() }, 'broker reachable: replaying the spool');
-    while (!this.stopped && this.link.connected()) {
+    while (!this.stopped && this.bus.connected()) {
       const { records, end } = await this.spool.read(REPLAY_BATCH);
       if (records.length === 0) {
         // Nothing left, or only corrupt records (skipped and counted by the spool): move past them.

@@ -2,7 +2,7 @@
 // simulated time. The model, the engine (on a ManualClock) and a real in-process Aedes broker
 // between them advance in lockstep, so the timeline depends only on the rules, scenario and seed.
 import { Aedes } from 'aedes';
-import { InProcessBus } from '../bus/in-process.js';
+import { InProcessBus } from '../broker/in-process-bus.js';
 import { commandSchema } from '../contracts/schemas.js';
 import { DELIVERY, parseTopic, topicOf, topics } from '../contracts/topics.js';
 import { LineModel, type SimEvent } from '../simulators/model.js';

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBroker, type LinewatchBroker } from '../../broker/index.js';
-import { InProcessBus, NO_REDELIVERY } from '../../bus/index.js';
+import { InProcessBus, NO_REDELIVERY } from '../../broker/in-process-bus.js';
 import type { LinewatchConfig } from '../../config/schema.js';
 import { DashboardServer, type InfluxTarget, type MetricSource } from '../../dashboard/server/index.js';
 import { SerialGateway, type GatewayPortConfig } from '../../gateway/index.js';

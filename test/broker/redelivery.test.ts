@@ -8,7 +8,7 @@ import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MessageRefused } from '../../bus/bus.js';
 import { topics } from '../../contracts/index.js';
-import { InProcessBus } from '../../bus/in-process.js';
+import { InProcessBus } from '../../broker/in-process-bus.js';
 import { waitFor } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 

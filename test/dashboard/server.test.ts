@@ -7,7 +7,7 @@ import { get } from 'node:http';
 import { connect as connectRaw } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MessageRefused } from '../../bus/bus.js';
-import { InProcessBus } from '../../bus/in-process.js';
+import { InProcessBus } from '../../broker/in-process-bus.js';
 import { DashboardServer, buildHistoryQuery } from '../../dashboard/server/index.js';
 import { historyQuerySchema } from '../../dashboard/server/history.js';
 import { withTimeout, waitFor } from '../../lib/wait.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import modbusSerial from 'modbus-serial';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { InProcessBus } from '../../bus/index.js';
+import type { InProcessBus } from '../../broker/in-process-bus.js';
 import { DEVICE_STATES, topics } from '../../contracts/index.js';
 import { SerialGateway } from '../../gateway/index.js';
 import { readPlan } from '../../gateway/modbus-bridge.js';

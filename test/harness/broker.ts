@@ -58,7 +58,7 @@ export async function roundTrip(url: string, clientId: string, topic: string, pa
 }
 
 /** For a publisher that stands for devices in a test: a refused in-process publish fails at once, no redelivery. */
-export { NO_REDELIVERY } from '../../bus/in-process.js';
+export { NO_REDELIVERY } from '../../broker/in-process-bus.js';
 
 /** The QoS the broker granted `client` for `filter`, or 128 for a refusal (MQTT.js rejects on 0x80, with the SUBACK attached). */
 export async function grantedQos(client: MqttClient, filter: string): Promise<number | undefined> {

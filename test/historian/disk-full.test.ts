@@ -10,7 +10,8 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InProcessBus, MessageRefused } from '../../bus/index.js';
+import { InProcessBus } from '../../broker/in-process-bus.js';
+import { MessageRefused } from '../../bus/index.js';
 import { Spool } from '../../historian/spool.js';
 import { Historian } from '../../historian/index.js';
 import { freePort, startManagedInfluxd, type ManagedInfluxd } from '../../historian/influxd.js';

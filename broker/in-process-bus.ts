@@ -3,11 +3,11 @@
 // broker decoded when it validated the publish, not a second parse (broker/decoded.ts).
 import type { Aedes, AedesPublishPacket, PublishPacket } from 'aedes';
 import type { Decoded } from '../contracts/decode.js';
-import { decodedMessages, type DecodedMessages } from '../broker/decoded.js';
-import { publishRefusals, type PublishRefusals, type Redelivery } from '../broker/refusals.js';
+import { decodedMessages, type DecodedMessages } from './decoded.js';
+import { publishRefusals, type PublishRefusals, type Redelivery } from './refusals.js';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
-import { MessageRefused, type Bus, type MessageHandler, type PublishOptions, type Unsubscribe } from './bus.js';
+import { MessageRefused, type Bus, type ConnectionListener, type MessageHandler, type PublishOptions, type Unsubscribe } from '../bus/bus.js';
 
 const log = logger('bus');
 
@@ -138,8 +138,20 @@ export class InProcessBus implements Bus {
   }
 
   async close(): Promise<void> {
-    this.closing.abort(); // waiting redeliveries give up now
+    this.closing.abort(); // waiting redeliveries give up now, connection listeners hear false
     await Promise.all([...this.subscriptions].map((unsubscribe) => unsubscribe()));
+  }
+
+  /** In the broker's process: connected until closed. */
+  connected(): boolean {
+    return !this.closing.signal.aborted;
+  }
+
+  /** The one change an in-process bus has: its close. */
+  onConnectionChange(listener: ConnectionListener): () => void {
+    const onClose = (): void => listener(false);
+    this.closing.signal.addEventListener('abort', onClose, { once: true });
+    return () => this.closing.signal.removeEventListener('abort', onClose);
   }
 
   private onHandlerError(packet: AedesPublishPacket, subscription: Subscription, err: unknown): void {

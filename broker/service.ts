@@ -1,0 +1,239 @@
+// The broker as a Service (lib/service.ts): start() assembles it from its parts — accounts and
+// the login guard (authentication.ts), the ACL and payload validation (authorization.ts,
+// publish-validation.ts), the overrides of Aedes internals checked at start (drop-refused.ts,
+// connection-guards.ts), the connection guards, client event counting (client-events.ts), the
+// listeners and the $SYS stats (stats-publisher.ts) — and stop() takes it apart again.
+// health() says whether it serves. See docs/broker.md.
+import { Aedes } from 'aedes';
+import { logger } from '../lib/log.js';
+import { LogLimiter } from '../lib/log-limit.js';
+import { healthFrom, type Counters, type Health, type Service } from '../lib/service.js';
+import { AccountStore } from './account-store.js';
+import { assertAedesPatched } from './aedes-patch.js';
+import { Authentication } from './authentication.js';
+import { Authorization } from './authorization.js';
+import { PublisherThrottle } from './backpressure.js';
+import { countClientEvents } from './client-events.js';
+import type { BrokerConfig } from './config.js';
+import { checkReadsPulled, ConnectionGuards } from './connection-guards.js';
+import { decodedMessages } from './decoded.js';
+import { installRefusedPublishDrop, type RefusedPublishDrop } from './drop-refused.js';
+import { InProcessBus } from './in-process-bus.js';
+import { listenTcp, listenTls, listenWebSocket, type Accept, type Listener } from './listeners.js';
+import { LoginGuard } from './login-guard.js';
+import { PublishValidation } from './publish-validation.js';
+import { createSafeMq, type SafeMq } from './safe-mq.js';
+import { startStatsTimers } from './stats-publisher.js';
+import { BrokerCounters, type BrokerStats } from './stats.js';
+
+const log = logger('broker');
+
+/** health() is degraded from this share of broker.maxConnections open (new connections are refused at the limit). */
+export const CONNECTIONS_NEAR_LIMIT = 0.9;
+
+export interface BrokerPorts {
+  mqtt: number;
+  ws: number | null;
+  tls: number | null;
+}
+
+export interface LinewatchBroker extends Service {
+  readonly aedes: Aedes;
+  /** Publish/subscribe inside the broker's process, no socket. */
+  readonly bus: InProcessBus;
+  /** The ports actually bound (useful with port 0). */
+  readonly ports: BrokerPorts;
+  stats(): BrokerStats;
+  health(): Health;
+  readonly gauges: ReadonlySet<string>;
+}
+
+/** What a started broker is made of, for stop(), counters() and health(). */
+interface Running {
+  readonly aedes: Aedes;
+  readonly bus: InProcessBus;
+  readonly ports: BrokerPorts;
+  readonly listeners: readonly Listener[];
+  readonly mq: SafeMq;
+  readonly throttle: PublisherThrottle;
+  readonly authentication: Authentication;
+  readonly stopTimers: () => void;
+}
+
+type Phase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+const NOT_SERVING: Record<Exclude<Phase, 'running'>, string> = {
+  new: 'not started',
+  starting: 'starting: not listening yet',
+  stopping: 'stopping: closing its listeners and clients',
+  stopped: 'stopped: not listening',
+};
+
+export class BrokerService implements LinewatchBroker {
+  readonly name = 'broker';
+  readonly gauges: ReadonlySet<string> = new Set(['clients_connected', 'connections_open', 'pending_deliveries', 'reading_paused']);
+  private readonly counts = new BrokerCounters();
+  private phase: Phase = 'new';
+  private startup: Promise<Running> | undefined;
+  private running: Running | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly config: BrokerConfig) {}
+
+  get aedes(): Aedes {
+    return this.started().aedes;
+  }
+
+  get bus(): InProcessBus {
+    return this.started().bus;
+  }
+
+  get ports(): BrokerPorts {
+    return this.started().ports;
+  }
+
+  async start(): Promise<void> {
+    if (this.startup) throw new Error('this broker was started before; a stopped broker does not start again: create a new BrokerService (or call startBroker)');
+    this.phase = 'starting';
+    this.startup = assemble(this.config, this.counts);
+    try {
+      this.running = await this.startup;
+    } catch (err) {
+      this.phase = 'stopped';
+      throw err;
+    }
+    if (this.phase === 'starting') this.phase = 'running';
+  }
+
+  /** Closes the in-process bus, the listeners and their clients, then Aedes. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  /** down: not listening (not started, starting, stopping, stopped, a listener closed); degraded: backpressure holds publishers back, or connections near broker.maxConnections. */
+  health(): Health {
+    const running = this.running;
+    if (this.phase !== 'running' || !running) return { status: 'down', reasons: [NOT_SERVING[this.phase === 'running' ? 'starting' : this.phase]] };
+    const { connections } = this.counts;
+    const { maxConnections, maxPendingDeliveries } = this.config;
+    return healthFrom([
+      ...running.listeners.map((listener) => ({ failed: !listener.listening, status: 'down' as const, reason: `the ${listener.kind} listener on port ${listener.port} is closed` })),
+      { failed: running.throttle.readingPaused, status: 'degraded', reason: `backpressure: reading nothing from publishers while ${running.mq.length} deliveries wait (more than broker.maxPendingDeliveries, ${maxPendingDeliveries})` },
+      { failed: connections >= Math.ceil(maxConnections * CONNECTIONS_NEAR_LIMIT), status: 'degraded', reason: `${connections} connections open of broker.maxConnections ${maxConnections}: further ones are refused at the limit` },
+    ]);
+  }
+
+  stats(): BrokerStats {
+    return this.counts.stats();
+  }
+
+  counters(): Counters {
+    const running = this.running;
+    return {
+      ...this.counts.counters(),
+      password_checks: running?.authentication.passwordChecks ?? 0,
+      inprocess_redelivered: running?.bus.redelivered ?? 0,
+      inprocess_redelivery_gave_up: running?.bus.redeliveryGaveUp ?? 0,
+      pending_deliveries: running?.mq.length ?? 0,
+      reading_paused: running?.throttle.readingPaused ? 1 : 0,
+    };
+  }
+
+  private started(): Running {
+    if (!this.running) throw new Error('the broker is not started: call start() first (startBroker(config) creates and starts one)');
+    return this.running;
+  }
+
+  private async shutdown(): Promise<void> {
+    const wasStarting = this.phase === 'starting';
+    this.phase = 'stopping';
+    const running = this.running ?? (wasStarting ? await this.startup!.catch(() => undefined) : undefined);
+    if (running) {
+      running.stopTimers();
+      running.throttle.stop();
+      await running.bus.close();
+      await Promise.all(running.listeners.map((listener) => listener.close()));
+      await closeAedes(running.aedes);
+      log.info('broker stopped');
+    }
+    this.phase = 'stopped';
+  }
+}
+
+function closeAedes(aedes: Aedes): Promise<void> {
+  return new Promise<void>((resolve) => aedes.close(() => resolve()));
+}
+
+/** Builds and starts every part, in the order they depend on each other; what failed half-way is closed again. */
+async function assemble(config: BrokerConfig, counters: BrokerCounters): Promise<Running> {
+  assertAedesPatched();
+  // A bounded number of lines per kind and interval for what a client can cause per message or attempt.
+  const limitedLog = new LogLimiter(log);
+  const accounts = config.open ? undefined : new AccountStore(config.devicesFile);
+  if (accounts) await accounts.load(); // a broken devices file stops the start with its error
+  // Password guessing: failed logins back off per address and username, per account and per address (login-guard.ts).
+  const authentication = new Authentication({ accounts, loginGuard: new LoginGuard(config.loginBackoff), counters, limitedLog });
+  const authorization = new Authorization(authentication, counters);
+  const mq = createSafeMq({ concurrency: 100 });
+  const throttle = new PublisherThrottle(() => mq.length, config.maxPendingDeliveries, () => counters.publisherPauses++);
+  const aedes = await Aedes.createBroker({
+    mq,
+    connectTimeout: config.connectTimeoutMs,
+    drainTimeout: config.drainTimeoutMs,
+    heartbeatInterval: 60_000,
+    preConnect: authentication.preConnect,
+    authenticate: authentication.authenticate,
+    authorizePublish: authorization.authorizePublish,
+    authorizeSubscribe: authorization.authorizeSubscribe,
+    authorizeForward: authorization.authorizeForward,
+  });
+  const { drop, publish } = await installOverrides(aedes);
+  const bus = new InProcessBus(aedes, { limitedLog });
+  // What authorizePublish decodes is kept with the payload: in-process subscribers get it, not a second parse.
+  const validation = config.validatePayloads ? new PublishValidation(decodedMessages(aedes), bus, counters, limitedLog) : undefined;
+  authorization.bind({ drop, validation });
+  const guards = new ConnectionGuards(aedes, config, throttle, counters, limitedLog);
+  countClientEvents(aedes, { counters, authentication, guards, limitedLog, drainTimeoutMs: config.drainTimeoutMs });
+  const listeners = await openListeners(config, guards.accept, aedes);
+  const portOf = (kind: Listener['kind']): number | null => listeners.find((listener) => listener.kind === kind)?.port ?? null;
+  const ports = { mqtt: portOf('mqtt')!, ws: portOf('ws'), tls: portOf('tls') };
+  const stopTimers = startStatsTimers(counters, limitedLog, publish, config.statsIntervalMs);
+  if (config.open) {
+    log.warn('OPEN MODE: no authentication, no ACL — any client may publish and subscribe to anything. Development only; never expose this broker.');
+  }
+  log.info({ host: config.host, ...ports, open: config.open }, 'broker listening');
+  return { aedes, bus, ports, listeners, mq, throttle, authentication, stopTimers };
+}
+
+/**
+ * The overrides of Aedes internals that must hold before any client connects (the listeners
+ * open after this): publishes marked in authorizePublish stop in Aedes's publish, after their
+ * PUBACK (drop-refused.ts); the throttle's gate and the packet guard hold only while Aedes reads
+ * with read(), checked once on an in-memory connection, so a changed Aedes stops the start, not
+ * the first client. On failure Aedes is closed and the error stops the start.
+ */
+async function installOverrides(aedes: Aedes): Promise<RefusedPublishDrop> {
+  try {
+    const refusedDrop = await installRefusedPublishDrop(aedes);
+    checkReadsPulled(aedes);
+    return refusedDrop;
+  } catch (err) {
+    await closeAedes(aedes);
+    throw err;
+  }
+}
+
+async function openListeners(config: BrokerConfig, accept: Accept, aedes: Aedes): Promise<Listener[]> {
+  const listeners: Listener[] = [];
+  try {
+    listeners.push(await listenTcp(config.host, config.port, accept));
+    if (config.wsPort !== null) listeners.push(await listenWebSocket(config.host, config.wsPort, accept));
+    if (config.tls) listeners.push(await listenTls(config.host, config.tls.port, config.tls.cert, config.tls.key, accept));
+  } catch (err) {
+    await Promise.all(listeners.map((listener) => listener.close()));
+    await closeAedes(aedes);
+    throw err;
+  }
+  return listeners;
+}
