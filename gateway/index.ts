@@ -8,9 +8,9 @@ import { ModbusBridge } from './modbus-bridge.js';
 import { Outbox } from './outbox.js';
 import { DiskSpool } from './spool.js';
 
-export { gatewayConfigSchema, gatewayPortSchema, type GatewayConfig, type GatewayPortConfig, type ModbusMap } from './config.js';
+export { gatewayConfigSchema, gatewayPortSchema, type GatewayConfig, type GatewayPortConfig } from './config.js';
 export { listSerialPorts, type PortListing } from './list-ports.js';
-export { lineCodecs, ndjsonCodec, textCodec, xorChecksum, type LineCodec } from './codecs/index.js';
+export { lineCodecs, ndjsonCodec, textCodec, xorChecksum, type LineCodec, type ModbusMap } from '../contracts/serial/index.js';
 
 export interface SerialGatewayOptions {
   bus: Bus;

@@ -3,8 +3,7 @@
 // `modbusMapFor(type)` gives the gateway's matching register map.
 import modbusSerial from 'modbus-serial';
 import { DEVICE_STATES, type CommandPayload, type DeviceState, type DeviceType } from '../contracts/index.js';
-import type { z } from 'zod';
-import type { modbusMapSchema } from '../gateway/config.js';
+import { encodeRegister, type ModbusMapInput } from '../contracts/serial/index.js';
 import { withTimeout } from '../lib/wait.js';
 
 interface Reading {
@@ -34,8 +33,6 @@ const READINGS: Record<DeviceType, Reading[]> = {
 export const STATE_REGISTER = 50;
 /** Writable holding registers: speed setpoint ×10, run (1 start, 0 stop), reset fault (write 1). */
 export const COMMAND_REGISTERS = { setSpeed: 100, run: 101, resetFault: 102 } as const;
-
-export type ModbusMapInput = z.input<typeof modbusMapSchema>;
 
 /** The gateway register map that reads a simulated device of `type`. */
 export function modbusMapFor(type: DeviceType, unitId = 1): ModbusMapInput {
@@ -78,8 +75,7 @@ export class ModbusDevice {
           if (addr === STATE_REGISTER) return DEVICE_STATES.indexOf(snap.state);
           const r = readings[addr];
           if (!r) return 0;
-          const raw = Math.round((snap.values[r.name] ?? 0) * r.scale);
-          return Math.max(r.signed ? -0x8000 : 0, Math.min(r.signed ? 0x7fff : 0xffff, raw)) & 0xffff;
+          return encodeRegister(snap.values[r.name] ?? 0, r);
         },
         setRegister: (addr: number, value: number) => {
           if (addr === COMMAND_REGISTERS.setSpeed) this.issue('set_speed', { speed: value / 10 });

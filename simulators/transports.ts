@@ -9,7 +9,7 @@ import { SerialPort } from 'serialport';
 import { untilConnected, type Bus, type Unsubscribe } from '../bus/index.js';
 import { clientIdFor } from '../contracts/client-id.js';
 import { DELIVERY, parseTopic, topicOf, topics, validatePayload, type CommandPayload, type DeviceMessageKind, type DeviceState, type DeviceType } from '../contracts/index.js';
-import { lineCodecs, type LineCodec } from '../gateway/codecs/index.js';
+import { lineCodecs, type LineCodec } from '../contracts/serial/index.js';
 import { logger } from '../lib/log.js';
 import { ModbusDevice } from './modbus-device.js';
 
