@@ -7,11 +7,11 @@ import { logger } from '../lib/log.js';
 import type { Counters, Service } from '../lib/service.js';
 import { LineModel, layoutForDeviceCount, type SimEvent } from './model.js';
 import { loadDemoScenario, type Layout, type Scenario } from './scenario.js';
-import { BusTransport, PerDeviceMqtt, SerialDevices, SharedMqtt, type Credentials, type DeviceTransport, type SerialDeviceConfig } from './transports.js';
+import { BusTransport, PerDeviceMqtt, SerialDevices, SharedMqtt, type Credentials, type DeviceTransport, type SerialDeviceConfig } from './transports/index.js';
 
 export { LineModel, layoutForDeviceCount, CONTROLLER_ID, CONVEYOR_MAX_SPEED, TRIP_TEMPERATURE, type SimEvent } from './model.js';
 export { loadDemoScenario, loadScenarioFile, parseScenario, parseScenarioYaml, DEMO_SCENARIO_FILE, ScenarioError, type Scenario, type Layout } from './scenario.js';
-export type { Credentials, SerialDeviceConfig } from './transports.js';
+export type { Credentials, SerialDeviceConfig } from './transports/index.js';
 export { modbusMapFor, STATE_REGISTER, COMMAND_REGISTERS } from './modbus-device.js';
 
 const log = logger('simulate');
