@@ -62,8 +62,14 @@ export interface ModbusDeviceOptions {
 export class ModbusDevice {
   private server: InstanceType<typeof modbusSerial.ServerSerial> | undefined;
   private writes = 0;
+  private initialized = false;
 
   constructor(private readonly o: ModbusDeviceOptions) {}
+
+  /** True from the port opening for the Modbus server until stop(). */
+  get serving(): boolean {
+    return this.server !== undefined && this.initialized;
+  }
 
   async start(): Promise<void> {
     const readings = READINGS[this.o.type];
@@ -88,7 +94,10 @@ export class ModbusDevice {
     this.server = server;
     await withTimeout(
       new Promise<void>((resolve, reject) => {
-        server.once('initialized', () => resolve());
+        server.once('initialized', () => {
+          this.initialized = true;
+          resolve();
+        });
         server.once('error', (err: Error) => reject(err));
       }),
       5000,
@@ -103,6 +112,7 @@ export class ModbusDevice {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = undefined;
+    this.initialized = false;
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 }

@@ -10,6 +10,8 @@ const log = logger('simulate');
 export class BusTransport implements DeviceTransport {
   readonly counters = newCounters();
   private unsubscribe: Unsubscribe | undefined;
+  /** An in-process bus has no link to lose: its devices are connected from start to stop. */
+  private started = false;
 
   constructor(
     private readonly bus: Bus,
@@ -24,6 +26,11 @@ export class BusTransport implements DeviceTransport {
       if (device && ids.has(device)) onCommandMessage(this.counters, onCommand, topic, payload);
     });
     for (const d of this.devices) this.status(d.id, 'online', d.type);
+    this.started = true;
+  }
+
+  disconnected(): string[] {
+    return this.started ? [] : this.devices.map((d) => d.id);
   }
 
   private status(device: string, status: 'online' | 'offline', type: DeviceType | undefined): void {
@@ -44,6 +51,7 @@ export class BusTransport implements DeviceTransport {
   }
 
   async stop(): Promise<void> {
+    this.started = false;
     for (const d of this.devices) this.status(d.id, 'offline', d.type);
     await this.unsubscribe?.();
   }

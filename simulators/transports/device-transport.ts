@@ -23,6 +23,8 @@ export interface DeviceTransport {
   offline(device: string): void;
   online(device: string): void;
   stop(): Promise<void>;
+  /** The devices of this transport that cannot reach the world now (their link is down, or not started). */
+  disconnected(): string[];
 }
 
 export interface Credentials {

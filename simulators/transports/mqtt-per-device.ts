@@ -53,6 +53,10 @@ export class PerDeviceMqtt implements DeviceTransport {
     this.counters.sent++;
   }
 
+  disconnected(): string[] {
+    return this.devices.filter((d) => !this.clients.get(d.id)?.connected).map((d) => d.id);
+  }
+
   offline(device: string): void {
     const client = this.clients.get(device);
     if (!client) return;

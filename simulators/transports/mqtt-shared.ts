@@ -49,6 +49,11 @@ export class SharedMqtt implements DeviceTransport {
     this.counters.sent++;
   }
 
+  disconnected(): string[] {
+    if (this.clients.length === 0) return this.devices.map((d) => d.id);
+    return this.devices.filter((d) => !this.clientOf(d.id).connected).map((d) => d.id);
+  }
+
   offline(device: string): void {
     this.clientOf(device).publish(topics.status(this.line, device), statusPayload('offline', undefined), DELIVERY.status);
   }

@@ -123,6 +123,12 @@ export class SerialDevices implements DeviceTransport {
     return true;
   }
 
+  disconnected(): string[] {
+    const lines = [...this.ports].filter(([, entry]) => !entry.port?.isOpen).map(([device]) => device);
+    const modbus = [...this.modbus].filter(([, server]) => !server.serving).map(([device]) => device);
+    return [...lines, ...modbus];
+  }
+
   offline(device: string): void {
     const entry = this.ports.get(device);
     if (entry?.port?.isOpen) entry.port.write(entry.codec.encodeEvent('status', { ts: Date.now(), status: 'offline' }));
