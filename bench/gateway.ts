@@ -9,7 +9,7 @@ import { SerialPort } from 'serialport';
 import { brokerConfigSchema, startBroker } from '../broker/index.js';
 import { MqttBus } from '../bus/index.js';
 import { openPtyPair } from '../cli/up/pty-pair.js';
-import { ndjsonCodec, textCodec, type LineCodec } from '../gateway/codecs/index.js';
+import { ndjsonCodec, textCodec, type LineCodec } from '../contracts/serial/index.js';
 import { SerialGateway } from '../gateway/index.js';
 import { waitFor, withTimeout } from '../lib/wait.js';
 import type { Report } from './report.js';

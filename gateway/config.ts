@@ -1,47 +1,9 @@
 // The `gateway:` section of linewatch.yaml: serial ports bridged to MQTT.
 import { z } from 'zod';
-import { DEVICE_STATES } from '../contracts/index.js';
+import { modbusMapSchema } from '../contracts/serial/index.js';
 
 export const CODECS = ['ndjson', 'text', 'modbus'] as const;
 export type CodecName = (typeof CODECS)[number];
-
-const REGISTER_TABLES = ['holding', 'input'] as const;
-
-export const modbusRegisterSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/).describe('telemetry value name'),
-  table: z.enum(REGISTER_TABLES).default('holding'),
-  address: z.number().int().min(0).max(65_535),
-  /** The published value is raw / scale (a register holding tenths has scale 10). */
-  scale: z.number().positive().default(1),
-  signed: z.boolean().default(false),
-});
-
-const writeSchema = z.strictObject({ address: z.number().int().min(0).max(65_535), value: z.number().int().min(0).max(65_535) });
-
-export const modbusMapSchema = z.strictObject({
-  unitId: z.number().int().min(1).max(247).default(1),
-  pollIntervalMs: z.number().int().min(50).default(1000),
-  timeoutMs: z.number().int().min(50).default(500),
-  registers: z.array(modbusRegisterSchema).min(1),
-  /** A register whose value indexes `states` (e.g. 0 = RUNNING, 1 = IDLE, …). */
-  stateRegister: z
-    .strictObject({
-      table: z.enum(REGISTER_TABLES).default('holding'),
-      address: z.number().int().min(0).max(65_535),
-      states: z.array(z.enum(DEVICE_STATES)).min(1),
-    })
-    .optional(),
-  /** Holding registers written for commands; an action without an entry is rejected. */
-  commands: z
-    .strictObject({
-      set_speed: z.strictObject({ address: z.number().int().min(0).max(65_535), scale: z.number().positive().default(1) }).optional(),
-      start: writeSchema.optional(),
-      stop: writeSchema.optional(),
-      reset_fault: writeSchema.optional(),
-    })
-    .default({}),
-});
-export type ModbusMap = z.infer<typeof modbusMapSchema>;
 
 export const gatewayPortSchema = z.strictObject({
   path: z.string().min(1).describe('serial device, e.g. /dev/ttyUSB0'),

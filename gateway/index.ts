@@ -1,16 +1,16 @@
 // The serial gateway: each configured port (ndjson, text or Modbus RTU) bridged to the broker,
 // with one disk spool so nothing a serial device says is lost while the broker is away.
 import type { Bus } from '../bus/index.js';
-import type { Counters, Service } from '../lib/service.js';
+import { healthFrom, type Counters, type Health, type Service } from '../lib/service.js';
 import { gatewayPortSchema, type GatewayPort, type GatewayPortConfig } from './config.js';
 import { LineBridge } from './line-bridge.js';
 import { ModbusBridge } from './modbus-bridge.js';
 import { Outbox } from './outbox.js';
 import { DiskSpool } from './spool.js';
 
-export { gatewayConfigSchema, gatewayPortSchema, type GatewayConfig, type GatewayPortConfig, type ModbusMap } from './config.js';
+export { gatewayConfigSchema, gatewayPortSchema, type GatewayConfig, type GatewayPortConfig } from './config.js';
 export { listSerialPorts, type PortListing } from './list-ports.js';
-export { lineCodecs, ndjsonCodec, textCodec, xorChecksum, type LineCodec } from './codecs/index.js';
+export { lineCodecs, ndjsonCodec, textCodec, xorChecksum, type LineCodec, type ModbusMap } from '../contracts/serial/index.js';
 
 export interface SerialGatewayOptions {
   bus: Bus;
@@ -23,9 +23,14 @@ export interface SerialGatewayOptions {
   maxInFlight?: number;
 }
 
+/** The keys of counters() that are levels, not totals. */
+const GATEWAY_GAUGES: ReadonlySet<string> = new Set(['ports', 'ports_open', 'spool_backlog_bytes']);
+
 export class SerialGateway implements Service {
   readonly name = 'gateway';
+  readonly gauges = GATEWAY_GAUGES;
   private readonly ports: GatewayPort[];
+  private lifecycle: 'not started' | 'running' | 'stopped' = 'not started';
   private bridges: (LineBridge | ModbusBridge)[] = [];
   private outbox: Outbox | undefined;
   private spool: DiskSpool | undefined;
@@ -46,9 +51,11 @@ export class SerialGateway implements Service {
       await bridge.start();
       this.bridges.push(bridge);
     }
+    this.lifecycle = 'running';
   }
 
   async stop(): Promise<void> {
+    if (this.lifecycle === 'running') this.lifecycle = 'stopped';
     const bridges = this.bridges;
     this.bridges = [];
     await Promise.all(bridges.map((b) => b.stop()));
@@ -65,7 +72,20 @@ export class SerialGateway implements Service {
 
   /** Whether each port is open right now, by path. */
   portsOpen(): Record<string, boolean> {
-    return Object.fromEntries(this.bridges.map((b, i) => [this.ports[i]!.path, b instanceof LineBridge ? b.link.isOpen : b.isOpen]));
+    return Object.fromEntries(this.bridges.map((b, i) => [this.ports[i]!.path, bridgeOpen(b)]));
+  }
+
+  /**
+   * down: not running, or no port open (nothing reaches the broker from the line). degraded: a
+   * port closed and being reopened, or events spooled on disk because the broker is away or slow.
+   */
+  health(): Health {
+    if (this.lifecycle !== 'running') return { status: 'down', reasons: [this.lifecycle] };
+    const closed = this.ports.filter((_port, index) => !bridgeOpen(this.bridges[index]!));
+    const backlogBytes = this.outbox?.backlogBytes() ?? 0;
+    const spooling = { failed: backlogBytes > 0, status: 'degraded', reason: `${backlogBytes} bytes of events spooled on disk, waiting for the broker; replayed in order once it takes them` } as const;
+    if (closed.length === this.ports.length) return healthFrom([{ failed: true, status: 'down', reason: `no serial port is open (${this.ports.length} configured)` }, spooling]);
+    return healthFrom([...closed.map((port) => ({ failed: true, status: 'degraded' as const, reason: `serial port ${port.path} (${port.device}) is closed; reopening it` })), spooling]);
   }
 
   counters(): Counters {
@@ -79,7 +99,7 @@ export class SerialGateway implements Service {
         add('port_reopens', b.link.reopens);
         add('port_open_failures', b.link.openFailures);
       }
-      add('ports_open', (b instanceof LineBridge ? b.link.isOpen : b.isOpen) ? 1 : 0);
+      add('ports_open', bridgeOpen(b) ? 1 : 0);
     }
     if (this.outbox) {
       for (const [k, v] of Object.entries(this.outbox.counters)) out[k] = v;
@@ -90,4 +110,8 @@ export class SerialGateway implements Service {
     }
     return out;
   }
+}
+
+function bridgeOpen(bridge: LineBridge | ModbusBridge): boolean {
+  return bridge instanceof LineBridge ? bridge.link.isOpen : bridge.isOpen;
 }

@@ -5,7 +5,7 @@ import { DELIVERY, topicOf, topics, validatePayload, validateValue, type DeviceM
 import type { Counters } from '../lib/service.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import { logger } from '../lib/log.js';
-import { LineFramer, lineCodecs, type LineCodec } from './codecs/index.js';
+import { LineFramer, lineCodecs, type LineCodec } from '../contracts/serial/index.js';
 import type { GatewayPort } from './config.js';
 import type { Outbox } from './outbox.js';
 import { SerialLink } from './serial-link.js';

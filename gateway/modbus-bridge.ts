@@ -9,7 +9,8 @@ import { DELIVERY, topicOf, topics, validatePayload, validateValue, type DeviceS
 import { Backoff } from '../lib/backoff.js';
 import { logger } from '../lib/log.js';
 import type { Counters } from '../lib/service.js';
-import type { GatewayPort, ModbusMap } from './config.js';
+import { decodeRegister, readPlan, type ModbusMap } from '../contracts/serial/index.js';
+import type { GatewayPort } from './config.js';
 import { DeviceStamp } from './line-bridge.js';
 import type { Outbox } from './outbox.js';
 
@@ -18,24 +19,6 @@ const log = logger('gateway');
 // modbus-serial is CommonJS: its typings put the client class on `.default` (also set at runtime).
 const ModbusRTU = modbusSerial.default;
 type ModbusRTU = InstanceType<typeof ModbusRTU>;
-
-type Table = 'holding' | 'input';
-
-/** Contiguous read ranges (≤ 125 registers each, the Modbus limit) covering every mapped register. */
-export function readPlan(map: ModbusMap): { table: Table; start: number; length: number }[] {
-  const wanted: { table: Table; address: number }[] = map.registers.map((r) => ({ table: r.table, address: r.address }));
-  if (map.stateRegister) wanted.push({ table: map.stateRegister.table, address: map.stateRegister.address });
-  const plan: { table: Table; start: number; length: number }[] = [];
-  for (const table of ['holding', 'input'] as const) {
-    const addresses = [...new Set(wanted.filter((w) => w.table === table).map((w) => w.address))].sort((a, b) => a - b);
-    for (const a of addresses) {
-      const last = plan.at(-1);
-      if (last && last.table === table && a - last.start < 125) last.length = a - last.start + 1;
-      else plan.push({ table, start: a, length: 1 });
-    }
-  }
-  return plan;
-}
 
 export class ModbusBridge {
   readonly counters: Counters = { polls: 0, poll_errors: 0, forwarded: 0, commands_written: 0, commands_failed: 0, commands_rejected: 0, reconnects: 0 };
@@ -137,11 +120,7 @@ export class ModbusBridge {
     }
     this.counters.polls!++;
     const values: Record<string, number> = {};
-    for (const reg of this.map.registers) {
-      let v = raw.get(`${reg.table}:${reg.address}`)!;
-      if (reg.signed && v > 0x7fff) v -= 0x10000;
-      values[reg.name] = v / reg.scale;
-    }
+    for (const reg of this.map.registers) values[reg.name] = decodeRegister(raw.get(`${reg.table}:${reg.address}`)!, reg);
     this.publish('telemetry', { values });
     if (this.map.stateRegister) {
       const code = raw.get(`${this.map.stateRegister.table}:${this.map.stateRegister.address}`)!;

@@ -4,20 +4,24 @@
 import type { Bus } from '../bus/index.js';
 import type { CommandPayload, DeviceType } from '../contracts/index.js';
 import { logger } from '../lib/log.js';
-import type { Counters, Service } from '../lib/service.js';
+import { HEALTHY, type Counters, type Health, type Service } from '../lib/service.js';
 import { LineModel, layoutForDeviceCount, type SimEvent } from './model.js';
 import { loadDemoScenario, type Layout, type Scenario } from './scenario.js';
-import { BusTransport, PerDeviceMqtt, SerialDevices, SharedMqtt, type Credentials, type DeviceTransport, type SerialDeviceConfig } from './transports.js';
+import { BusTransport, PerDeviceMqtt, SerialDevices, SharedMqtt, type Credentials, type DeviceTransport, type SerialDeviceConfig } from './transports/index.js';
 
 export { LineModel, layoutForDeviceCount, CONTROLLER_ID, CONVEYOR_MAX_SPEED, TRIP_TEMPERATURE, type SimEvent } from './model.js';
 export { loadDemoScenario, loadScenarioFile, parseScenario, parseScenarioYaml, DEMO_SCENARIO_FILE, ScenarioError, type Scenario, type Layout } from './scenario.js';
-export type { Credentials, SerialDeviceConfig } from './transports.js';
+export type { Credentials, SerialDeviceConfig } from './transports/index.js';
 export { modbusMapFor, STATE_REGISTER, COMMAND_REGISTERS } from './modbus-device.js';
 
 const log = logger('simulate');
 
 /** Above this many devices `mqtt.mode: 'auto'` shares connections instead of opening one per device. */
 export const PER_DEVICE_LIMIT = 200;
+/** Disconnected devices named in a health reason; beyond these, a count. */
+const NAMED_IN_HEALTH = 5;
+/** The keys of counters() that are levels, not totals. */
+const SIMULATOR_GAUGES: ReadonlySet<string> = new Set(['devices', 'devices_connected']);
 /** Catch-up steps per timer call: a large speedup runs in slices instead of blocking the event loop. */
 const MAX_STEPS_PER_TIMER = 100;
 
@@ -57,6 +61,7 @@ export interface LineSimulatorOptions {
 
 export class LineSimulator implements Service {
   readonly name = 'simulate';
+  readonly gauges = SIMULATOR_GAUGES;
   readonly model: LineModel;
   private readonly transports: DeviceTransport[] = [];
   private readonly route = new Map<string, DeviceTransport>();
@@ -126,8 +131,25 @@ export class LineSimulator implements Service {
     for (const t of this.transports) await t.stop();
   }
 
+  /** The devices whose transport cannot reach the world now (socket down, serial port gone, not started). */
+  private disconnectedDevices(): string[] {
+    return this.transports.flatMap((t) => t.disconnected());
+  }
+
+  /** down: not running, or no device connected. degraded: some devices disconnected (a scenario's `offline` event counts too). */
+  health(): Health {
+    if (!this.running) return { status: 'down', reasons: [this.stopped ? 'stopped' : 'not started'] };
+    const total = this.model.deviceIds().length;
+    const disconnected = this.disconnectedDevices();
+    if (disconnected.length === 0) return HEALTHY;
+    if (disconnected.length >= total) return { status: 'down', reasons: [`no device is connected (${total} devices)`] };
+    const named = disconnected.slice(0, NAMED_IN_HEALTH).join(', ') + (disconnected.length > NAMED_IN_HEALTH ? `, … (${disconnected.length - NAMED_IN_HEALTH} more)` : '');
+    return { status: 'degraded', reasons: [`${disconnected.length} of ${total} devices disconnected: ${named}`] };
+  }
+
   counters(): Counters {
-    const out: Counters = { devices: this.model.deviceIds().length, simulated_seconds: Math.floor(this.model.elapsed / 1000), ...this.stats };
+    const devices = this.model.deviceIds().length;
+    const out: Counters = { devices, devices_connected: devices - this.disconnectedDevices().length, simulated_seconds: Math.floor(this.model.elapsed / 1000), ...this.stats };
     for (const t of this.transports) {
       for (const [k, v] of Object.entries(t.counters)) out[k] = (out[k] ?? 0) + v;
     }

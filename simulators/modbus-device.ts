@@ -3,8 +3,7 @@
 // `modbusMapFor(type)` gives the gateway's matching register map.
 import modbusSerial from 'modbus-serial';
 import { DEVICE_STATES, type CommandPayload, type DeviceState, type DeviceType } from '../contracts/index.js';
-import type { z } from 'zod';
-import type { modbusMapSchema } from '../gateway/config.js';
+import { encodeRegister, type ModbusMapInput } from '../contracts/serial/index.js';
 import { withTimeout } from '../lib/wait.js';
 
 interface Reading {
@@ -35,8 +34,6 @@ export const STATE_REGISTER = 50;
 /** Writable holding registers: speed setpoint ×10, run (1 start, 0 stop), reset fault (write 1). */
 export const COMMAND_REGISTERS = { setSpeed: 100, run: 101, resetFault: 102 } as const;
 
-export type ModbusMapInput = z.input<typeof modbusMapSchema>;
-
 /** The gateway register map that reads a simulated device of `type`. */
 export function modbusMapFor(type: DeviceType, unitId = 1): ModbusMapInput {
   return {
@@ -65,8 +62,14 @@ export interface ModbusDeviceOptions {
 export class ModbusDevice {
   private server: InstanceType<typeof modbusSerial.ServerSerial> | undefined;
   private writes = 0;
+  private initialized = false;
 
   constructor(private readonly o: ModbusDeviceOptions) {}
+
+  /** True from the port opening for the Modbus server until stop(). */
+  get serving(): boolean {
+    return this.server !== undefined && this.initialized;
+  }
 
   async start(): Promise<void> {
     const readings = READINGS[this.o.type];
@@ -78,8 +81,7 @@ export class ModbusDevice {
           if (addr === STATE_REGISTER) return DEVICE_STATES.indexOf(snap.state);
           const r = readings[addr];
           if (!r) return 0;
-          const raw = Math.round((snap.values[r.name] ?? 0) * r.scale);
-          return Math.max(r.signed ? -0x8000 : 0, Math.min(r.signed ? 0x7fff : 0xffff, raw)) & 0xffff;
+          return encodeRegister(snap.values[r.name] ?? 0, r);
         },
         setRegister: (addr: number, value: number) => {
           if (addr === COMMAND_REGISTERS.setSpeed) this.issue('set_speed', { speed: value / 10 });
@@ -92,7 +94,10 @@ export class ModbusDevice {
     this.server = server;
     await withTimeout(
       new Promise<void>((resolve, reject) => {
-        server.once('initialized', () => resolve());
+        server.once('initialized', () => {
+          this.initialized = true;
+          resolve();
+        });
         server.once('error', (err: Error) => reject(err));
       }),
       5000,
@@ -107,6 +112,7 @@ export class ModbusDevice {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = undefined;
+    this.initialized = false;
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 }

@@ -5,29 +5,18 @@
 // Flow: raw parts → st-1 → buffer → st-2 → … → st-N → finished goods. A station that cannot
 // push its finished part is BLOCKED, one with nothing to take is STARVED, so a jam at st-3
 // starves st-4 and st-5 and (once the buffers fill) blocks st-1 and st-2.
-import type { AckPayload, CommandPayload, DeviceState, DeviceType, StatePayload, Strategy, TelemetryPayload } from '../contracts/schemas.js';
+//
+// The model is four files, one job each: devices.ts (what each device is), physics.ts (how a
+// step moves them on), device-commands.ts (a command's verdict), and this one, the line: the
+// clock, scenario events, what the devices say and when.
+import type { AckPayload, CommandPayload, DeviceState, DeviceType, StatePayload, TelemetryPayload } from '../contracts/schemas.js';
+import { judgeCommand } from './device-commands.js';
+import { Controller, Conveyor, STRATEGY_EFFECT, Sensor, Station, type Device } from './devices.js';
+import { stepConveyor, stepSensor, stepStation } from './physics.js';
 import { Prng } from './prng.js';
 import { checkScenarioDevices, type Layout, type Scenario, type ScenarioEvent } from './scenario.js';
 
-export const CONTROLLER_ID = 'line-ctl';
-export const CONVEYOR_MAX_SPEED = 60; // m/min
-export const NOMINAL_SPEED = 40; // m/min at which a station runs its base cycle time
-export const TRIP_TEMPERATURE = 95; // °C: the motor protection trips the conveyor
-export const RESET_TEMPERATURE = 80; // °C: below this a tripped conveyor may be reset
-const BASE_CYCLE_MS = 5000;
-const AMBIENT = 22;
-const SPEED_TAU_MS = 4000; // conveyor inertia
-const THERMAL_TAU_MS = 60_000;
-const SET_SPEED_DEADLINE_MS = 30_000;
-const WAIT_GRACE_MS = 3000; // a station waiting longer than this is STARVED or BLOCKED
-
-/** How far each strategy lets the conveyors run (fraction of the setpoint) and how much scrap it makes. */
-export const STRATEGY_EFFECT: Record<Strategy, { speedFactor: number; scrapRate: number }> = {
-  'max-throughput': { speedFactor: 1, scrapRate: 0.02 },
-  'quality-first': { speedFactor: 0.85, scrapRate: 0.004 },
-  'energy-saving': { speedFactor: 0.7, scrapRate: 0.01 },
-  safe: { speedFactor: 0.5, scrapRate: 0.005 },
-};
+export { CONTROLLER_ID, CONVEYOR_MAX_SPEED, NOMINAL_SPEED, RESET_TEMPERATURE, STRATEGY_EFFECT, TRIP_TEMPERATURE } from './devices.js';
 
 export type DeviceMessage =
   | { type: 'message'; device: string; kind: 'state'; payload: StatePayload }
@@ -50,130 +39,6 @@ export interface LineModelOptions {
   telemetryPeriodMs?: number;
   /** Overrides the scenario's layout (e.g. `--devices 5000`). */
   layout?: Layout;
-}
-
-interface PendingAck {
-  id: string;
-  done: () => boolean;
-  deadline: number;
-  failReason: string;
-}
-
-abstract class Device {
-  seq = 0;
-  stopped = false;
-  silentUntil = -1;
-  offlineUntil = -1;
-  state: DeviceState = 'RUNNING';
-  reason: string | undefined;
-  lastState: DeviceState | undefined;
-  lastReason: string | undefined;
-  pending: PendingAck[] = [];
-  abstract readonly type: DeviceType;
-  constructor(
-    readonly id: string,
-    readonly rng: Prng,
-  ) {}
-  abstract readings(): Record<string, number>;
-}
-
-class Controller extends Device {
-  readonly type = 'line-controller' as const;
-  setpoint: number;
-  strategy: Strategy;
-  constructor(rng: Prng, setpoint: number, strategy: Strategy, private readonly line: LineModel) {
-    super(CONTROLLER_ID, rng);
-    this.setpoint = setpoint;
-    this.strategy = strategy;
-  }
-  readings(): Record<string, number> {
-    return {
-      speedSetpoint: this.setpoint,
-      strategyCode: STRATEGY_CODES.indexOf(this.strategy),
-      goodCount: this.line.goodCount,
-      scrapCount: this.line.scrapCount,
-    };
-  }
-}
-
-const STRATEGY_CODES = Object.keys(STRATEGY_EFFECT) as Strategy[];
-
-class Conveyor extends Device {
-  readonly type = 'conveyor' as const;
-  setpoint: number;
-  speed = 0;
-  motorTemp = AMBIENT;
-  vibration = 0;
-  current = 0;
-  load = 0;
-  extraHeat = 0;
-  overheatUntil = -1;
-  target = 0;
-  constructor(id: string, rng: Prng, setpoint: number) {
-    super(id, rng);
-    this.setpoint = setpoint;
-  }
-  readings(): Record<string, number> {
-    return {
-      speed: round(this.speed, 2),
-      setpoint: this.setpoint,
-      motorTemp: round(this.motorTemp, 2),
-      vibration: round(this.vibration, 3),
-      current: round(this.current, 2),
-      load: round(this.load, 3),
-    };
-  }
-}
-
-class Station extends Device {
-  readonly type = 'station' as const;
-  holding = false;
-  finished = false;
-  progress = 0;
-  cycleMs: number;
-  lastCycleMs = 0;
-  good = 0;
-  scrap = 0;
-  jammedUntil = -1;
-  maintenanceUntil = -1;
-  waitingMs = 0;
-  conveyor!: Conveyor;
-  input: Buffer_ | undefined;
-  output: Buffer_ | undefined;
-  constructor(id: string, rng: Prng) {
-    super(id, rng);
-    this.cycleMs = BASE_CYCLE_MS * (1 + 0.05 * rng.noise());
-  }
-  readings(): Record<string, number> {
-    return { cycleTime: round(this.lastCycleMs / 1000, 3), goodCount: this.good, scrapCount: this.scrap, inputBuffer: this.input?.count ?? 0 };
-  }
-}
-
-interface Buffer_ {
-  count: number;
-  capacity: number;
-}
-
-class Sensor extends Device {
-  readonly type = 'sensor' as const;
-  temperature = AMBIENT;
-  humidity = 45;
-  drift = { temperature: 0, humidity: 0 };
-  driftRate = { temperature: 0, humidity: 0 };
-  driftUntil = -1;
-  phase: number;
-  constructor(id: string, rng: Prng) {
-    super(id, rng);
-    this.phase = rng.between(0, Math.PI * 2);
-  }
-  readings(): Record<string, number> {
-    return { temperature: round(this.temperature, 2), humidity: round(this.humidity, 2) };
-  }
-}
-
-function round(v: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(v * f) / f;
 }
 
 export class LineModel {
@@ -270,7 +135,7 @@ export class LineModel {
   command(deviceId: string, cmd: CommandPayload, expiryClock = this.now()): SimEvent[] {
     const d = this.devices.get(deviceId);
     if (!d || this.isOffline(d)) return [];
-    const verdict = this.apply(d, cmd, expiryClock);
+    const verdict = judgeCommand(d, cmd, expiryClock, this.conveyors);
     if (typeof verdict === 'string') {
       this.ack(d, { id: cmd.id, result: 'rejected', reason: verdict });
     } else {
@@ -280,53 +145,6 @@ export class LineModel {
     const out = this.out;
     this.out = [];
     return out;
-  }
-
-  /** Returns a rejection reason, or how to tell the command is done. */
-  private apply(d: Device, cmd: CommandPayload, now: number): string | { done: () => boolean; deadlineMs?: number; failReason?: string } {
-    if (cmd.expiresAt < now) return `expired: expiresAt ${cmd.expiresAt} is before the device's time ${now}`;
-    const immediately = { done: () => true };
-    switch (cmd.action) {
-      case 'set_speed': {
-        const speed = cmd.params.speed;
-        if (typeof speed !== 'number' || !Number.isFinite(speed)) return 'set_speed needs a numeric params.speed in m/min';
-        if (speed < 0 || speed > CONVEYOR_MAX_SPEED) return `speed ${speed} m/min is outside 0–${CONVEYOR_MAX_SPEED} m/min, the conveyors' range`;
-        if (d instanceof Controller) {
-          d.setpoint = speed;
-          for (const c of this.conveyors) c.setpoint = speed;
-          return immediately;
-        }
-        if (d instanceof Conveyor) {
-          if (d.state === 'FAULT') return `conveyor is in FAULT (${d.reason ?? 'fault'}); send reset_fault first`;
-          d.setpoint = speed;
-          return { done: () => Math.abs(d.speed - d.target) < 0.5, deadlineMs: SET_SPEED_DEADLINE_MS, failReason: 'did not reach the speed within 30 s' };
-        }
-        return `a ${d.type} has no speed; send set_speed to ${CONTROLLER_ID} or a conveyor`;
-      }
-      case 'set_strategy': {
-        const strategy = cmd.params.strategy;
-        if (!(d instanceof Controller)) return `only ${CONTROLLER_ID} takes set_strategy`;
-        if (typeof strategy !== 'string' || !(strategy in STRATEGY_EFFECT)) return `unknown strategy ${String(strategy)}; use one of ${STRATEGY_CODES.join(', ')}`;
-        d.strategy = strategy as Strategy;
-        return immediately;
-      }
-      case 'stop':
-        d.stopped = true;
-        return immediately;
-      case 'start':
-        if (d.state === 'FAULT') return `in FAULT (${d.reason ?? 'fault'}); send reset_fault first`;
-        d.stopped = false;
-        return immediately;
-      case 'reset_fault':
-        if (d.state !== 'FAULT') return `not in FAULT (state ${d.state})`;
-        if (d instanceof Conveyor && d.motorTemp > RESET_TEMPERATURE) {
-          return `motor still at ${d.motorTemp.toFixed(1)} °C; let it cool below ${RESET_TEMPERATURE} °C`;
-        }
-        if (d instanceof Station) d.jammedUntil = -1;
-        d.state = 'RUNNING';
-        d.reason = undefined;
-        return immediately;
-    }
   }
 
   private isOffline(d: Device): boolean {
@@ -340,148 +158,11 @@ export class LineModel {
     const lineRunning = !this.controller.stopped;
     this.controller.state = lineRunning ? 'RUNNING' : 'STOPPED';
     this.controller.reason = `strategy ${this.controller.strategy}`;
-    for (const c of this.conveyors) this.stepConveyor(c, dt, lineRunning, strategy.speedFactor);
-    for (let i = this.stations.length - 1; i >= 0; i--) this.stepStation(this.stations[i]!, dt, strategy.scrapRate);
-    for (const s of this.sensors) this.stepSensor(s, dt);
+    for (const c of this.conveyors) stepConveyor(this, c, dt, lineRunning, strategy.speedFactor);
+    for (let i = this.stations.length - 1; i >= 0; i--) stepStation(this, this.stations[i]!, dt, strategy.scrapRate);
+    for (const s of this.sensors) stepSensor(this, s, dt);
     this.emitStates(false);
     this.settlePending();
-  }
-
-  private stepConveyor(c: Conveyor, dt: number, lineRunning: boolean, speedFactor: number): void {
-    if (c.overheatUntil >= 0 && c.overheatUntil <= this.elapsed) {
-      c.extraHeat = 0;
-      c.overheatUntil = -1;
-    }
-    if (c.state !== 'FAULT') {
-      if (c.stopped) c.state = 'STOPPED';
-      else if (!lineRunning) c.state = 'IDLE';
-      else c.state = c.setpoint > 0 ? 'RUNNING' : 'IDLE';
-      c.reason = c.stopped ? 'stopped by command' : !lineRunning ? 'line stopped' : undefined;
-    }
-    c.target = c.state === 'RUNNING' ? Math.min(c.setpoint, CONVEYOR_MAX_SPEED) * speedFactor : 0;
-    c.speed += (c.target - c.speed) * (1 - Math.exp(-dt / SPEED_TAU_MS));
-    if (Math.abs(c.speed) < 0.01) c.speed = 0;
-    const load = this.conveyorLoad(c);
-    c.load = load;
-    // An overheating drive (a failing bearing, a dragging belt) adds friction heat that grows with
-    // speed, which is why slowing the conveyor down is the remedy.
-    const equilibrium = AMBIENT + 0.55 * c.speed * (0.6 + 0.8 * load) + (c.extraHeat * c.speed) / NOMINAL_SPEED;
-    c.motorTemp += (equilibrium - c.motorTemp) * (1 - Math.exp(-dt / THERMAL_TAU_MS)) + 0.02 * c.rng.noise();
-    const hot = Math.max(0, c.motorTemp - 85) * 0.08;
-    c.vibration = Math.max(0, 0.4 + 0.045 * c.speed + hot + 0.05 * Math.abs(c.rng.noise()));
-    c.current = c.speed > 0 ? 1.5 + 0.12 * c.speed * (0.6 + load) : 0.2;
-    if (c.state !== 'FAULT' && c.motorTemp >= TRIP_TEMPERATURE) {
-      c.state = 'FAULT';
-      c.reason = `motor over temperature (${c.motorTemp.toFixed(1)} °C)`;
-    }
-  }
-
-  private conveyorLoad(c: Conveyor): number {
-    let parts = 0;
-    let capacity = 0;
-    for (const st of this.stations) {
-      if (st.conveyor !== c || !st.output) continue;
-      parts += st.output.count;
-      capacity += st.output.capacity;
-    }
-    return capacity === 0 ? 0.5 : parts / capacity;
-  }
-
-  private stepStation(st: Station, dt: number, scrapRate: number): void {
-    if (st.jammedUntil >= 0 && st.jammedUntil <= this.elapsed && st.state === 'FAULT') {
-      st.jammedUntil = -1;
-      st.state = 'RUNNING';
-      st.reason = undefined;
-    }
-    if (st.maintenanceUntil >= 0 && st.maintenanceUntil <= this.elapsed) {
-      st.maintenanceUntil = -1;
-      if (st.state === 'MAINTENANCE') st.state = 'RUNNING';
-    }
-    if (st.state === 'FAULT' || st.state === 'MAINTENANCE') return;
-    if (st.stopped) {
-      st.state = 'STOPPED';
-      st.reason = 'stopped by command';
-      return;
-    }
-    let left = dt;
-    // A station may finish, push and start another part within one step.
-    for (let guard = 0; guard < 10; guard++) {
-      if (st.finished) {
-        if (st.output && st.output.count >= st.output.capacity) {
-          this.waitAt(st, dt, 'BLOCKED', 'downstream buffer full');
-          return;
-        }
-        if (st.output) st.output.count++;
-        else this.finishPart(st, scrapRate);
-        st.finished = false;
-        st.holding = false;
-      }
-      if (!st.holding) {
-        if (st.input && st.input.count === 0) {
-          this.waitAt(st, dt, 'STARVED', 'upstream buffer empty');
-          return;
-        }
-        if (st.input) st.input.count--;
-        st.holding = true;
-        st.progress = 0;
-      }
-      const speed = st.conveyor.speed;
-      if (speed < 1) {
-        this.setStation(st, 'IDLE', 'conveyor not moving');
-        return;
-      }
-      st.waitingMs = 0;
-      this.setStation(st, 'RUNNING', undefined);
-      const cycle = (st.cycleMs * NOMINAL_SPEED) / speed;
-      const need = (cycle - st.progress);
-      if (left < need) {
-        st.progress += left;
-        return;
-      }
-      left -= need;
-      st.finished = true;
-      st.lastCycleMs = cycle;
-      st.cycleMs = BASE_CYCLE_MS * (1 + 0.05 * st.rng.noise());
-      if (st.output) this.countAtStation(st, scrapRate);
-    }
-  }
-
-  /** Every station counts its own good and scrap parts; the last one also counts the line's output. */
-  private countAtStation(st: Station, scrapRate: number): void {
-    const hot = st.conveyor.motorTemp > 80 ? 0.05 : 0;
-    if (st.rng.next() < scrapRate + hot) st.scrap++;
-    else st.good++;
-  }
-
-  private finishPart(st: Station, scrapRate: number): void {
-    const before = st.scrap;
-    this.countAtStation(st, scrapRate);
-    if (st.scrap > before) this.scrapCount++;
-    else this.goodCount++;
-  }
-
-  /** Waiting a moment for a part or for room is normal flow; only a longer wait is reported. */
-  private waitAt(st: Station, dt: number, state: 'BLOCKED' | 'STARVED', reason: string): void {
-    st.waitingMs += dt;
-    if (st.waitingMs >= WAIT_GRACE_MS || (st.state !== 'RUNNING' && st.state !== 'BLOCKED' && st.state !== 'STARVED')) this.setStation(st, state, reason);
-  }
-
-  private setStation(st: Station, state: DeviceState, reason: string | undefined): void {
-    st.state = state;
-    st.reason = reason;
-  }
-
-  private stepSensor(s: Sensor, dt: number): void {
-    if (s.driftUntil >= 0 && s.driftUntil <= this.elapsed) {
-      s.driftRate = { temperature: 0, humidity: 0 };
-      s.driftUntil = -1;
-    }
-    s.drift.temperature += (s.driftRate.temperature * dt) / 60_000;
-    s.drift.humidity += (s.driftRate.humidity * dt) / 60_000;
-    const daily = Math.sin(s.phase + (this.elapsed / 86_400_000) * 2 * Math.PI);
-    s.temperature = AMBIENT + 1.5 * daily + 0.1 * s.rng.noise() + s.drift.temperature;
-    s.humidity = Math.min(100, Math.max(0, 45 - 5 * daily + 0.3 * s.rng.noise() + s.drift.humidity));
-    s.state = s.stopped ? 'STOPPED' : 'RUNNING';
   }
 
   private fireScenarioEvents(): void {

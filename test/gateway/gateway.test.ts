@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { addAccount, brokerConfigSchema, startBroker, type LinewatchBroker } from '../../broker/index.js';
 import { MqttBus } from '../../bus/index.js';
 import { topics, validatePayload } from '../../contracts/index.js';
-import { textCodec, ndjsonCodec } from '../../gateway/codecs/index.js';
+import { textCodec, ndjsonCodec } from '../../contracts/serial/index.js';
 import { SerialGateway } from '../../gateway/index.js';
 import { sleep, waitFor, withTimeout } from '../../lib/wait.js';
 import { startPtyPair, type TestPtyPair } from '../harness/pty.js';

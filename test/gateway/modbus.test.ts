@@ -7,10 +7,8 @@ import mqtt from 'mqtt';
 import modbusSerial from 'modbus-serial';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { InProcessBus } from '../../broker/in-process-bus.js';
-import { DEVICE_STATES, topics } from '../../contracts/index.js';
+import { topics } from '../../contracts/index.js';
 import { SerialGateway } from '../../gateway/index.js';
-import { readPlan } from '../../gateway/modbus-bridge.js';
-import { modbusMapSchema } from '../../gateway/config.js';
 import { waitFor, withTimeout } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 import { startPtyPair, type TestPtyPair } from '../harness/pty.js';
@@ -76,23 +74,6 @@ afterAll(async () => {
   await pty?.stop();
   await tb?.stop();
   rmSync(dir, { recursive: true, force: true });
-});
-
-it('plans contiguous reads', () => {
-  const map = modbusMapSchema.parse({ registers: [{ name: 'a', address: 0 }, { name: 'b', address: 10 }, { name: 'c', address: 200 }, { name: 'd', table: 'input', address: 3 }] });
-  expect(readPlan(map)).toEqual([
-    { table: 'holding', start: 0, length: 11 },
-    { table: 'holding', start: 200, length: 1 },
-    { table: 'input', start: 3, length: 1 },
-  ]);
-});
-
-it('a state register maps onto the device states of the contract, and refuses any other', () => {
-  const registers = [{ name: 'a', address: 0 }];
-  expect(modbusMapSchema.parse({ registers, stateRegister: { address: 2, states: [...DEVICE_STATES] } }).stateRegister?.states).toEqual(DEVICE_STATES);
-  const refused = modbusMapSchema.safeParse({ registers, stateRegister: { address: 2, states: ['RUNNING', 'ASLEEP'] } });
-  expect(refused.success).toBe(false);
-  expect(refused.error?.issues[0]?.path).toEqual(['stateRegister', 'states', 1]);
 });
 
 it('polls registers into telemetry and state, and writes set_speed to the setpoint register', async () => {

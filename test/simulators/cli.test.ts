@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { SerialPort } from 'serialport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { textCodec } from '../../gateway/codecs/index.js';
+import { textCodec } from '../../contracts/serial/index.js';
 import { waitFor, withTimeout } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 import { run } from '../harness/mosquitto-clients.js';

@@ -1,7 +1,7 @@
 // What a line codec turns frames into and back. Device → gateway frames carry one device message
 // (state, telemetry, status or ack); `ts` and `seq` may be left out by devices without a clock,
 // in which case the gateway stamps them. Gateway → device frames carry one command.
-import type { CommandPayload, DeviceMessageKind } from '../../contracts/index.js';
+import type { CommandPayload, DeviceMessageKind } from '../index.js';
 
 export type DecodeDropReason = 'garbage' | 'checksum' | 'unknown_sentence' | 'bad_field';
 

@@ -1,7 +1,7 @@
 // Newline-delimited JSON: one object per line.
 //   device → gateway: {"kind":"telemetry","ts":…,"seq":…,"values":{…}}  (kind: state|telemetry|status|ack)
 //   gateway → device: {"kind":"cmd","id":…,"action":…,"params":{…},"origin":…,"ts":…,"expiresAt":…}
-import { DEVICE_KINDS, type CommandPayload, type DeviceMessageKind } from '../../contracts/index.js';
+import { DEVICE_KINDS, type CommandPayload, type DeviceMessageKind } from '../index.js';
 import { looksBinary, type Decoded, type DeviceFrame, type LineCodec } from './types.js';
 
 function parseObject(line: string): Decoded<Record<string, unknown>> {

@@ -1,7 +1,7 @@
 // Codecs and the bounded framer, byte for byte.
 import { describe, expect, it } from 'vitest';
-import { LineFramer, ndjsonCodec, textCodec, xorChecksum, type FrameDropReason } from '../../gateway/codecs/index.js';
-import type { CommandPayload } from '../../contracts/index.js';
+import { LineFramer, ndjsonCodec, textCodec, xorChecksum, type FrameDropReason } from '../../../contracts/serial/index.js';
+import type { CommandPayload } from '../../../contracts/index.js';
 
 const cmd: CommandPayload = { id: 'c-1', action: 'set_speed', params: { speed: 12.5 }, origin: 'rule:x', ts: 1, expiresAt: 1767000005000 };
 

@@ -7,7 +7,7 @@
 //   $CM,<id>,<action>,<expiresAt>[,<key>=<value>…] gateway → device: a command
 // Devices have no clock here: the gateway stamps `ts` and `seq`. Fields never contain `,` `*` `$`
 // or line breaks (the encoder replaces them).
-import { ACK_RESULTS, COMMAND_ACTIONS, DEVICE_STATES, type CommandPayload, type DeviceMessageKind } from '../../contracts/index.js';
+import { ACK_RESULTS, COMMAND_ACTIONS, DEVICE_STATES, type CommandPayload, type DeviceMessageKind } from '../index.js';
 import { looksBinary, type Decoded, type DeviceFrame, type LineCodec } from './types.js';
 
 /** XOR of the sentence body's UTF-8 bytes, as two upper-case hex digits. */
