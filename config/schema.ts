@@ -4,6 +4,7 @@ import { brokerConfigSchema } from '../broker/config.js';
 import { dashboardConfigSchema } from '../dashboard/config.js';
 import { gatewayConfigSchema } from '../gateway/config.js';
 import { historianConfigSchema } from '../historian/config.js';
+import { oeeConfigSchema } from '../oee/config.js';
 import { rulesConfigSchema } from '../rules/config.js';
 import { simulateConfigSchema } from '../simulators/config.js';
 
@@ -14,6 +15,7 @@ export const configSchema = z.strictObject({
   simulate: simulateConfigSchema.prefault({}),
   rules: rulesConfigSchema.prefault({}),
   historian: historianConfigSchema.prefault({}),
+  oee: oeeConfigSchema.prefault({}),
   dashboard: dashboardConfigSchema.prefault({}),
 });
 export type LinewatchConfig = z.infer<typeof configSchema>;

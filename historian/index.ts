@@ -7,11 +7,11 @@
 // The spool is the queue: its recent tail is also kept in memory (bounded) so the writer rarely
 // reads it back; a backlog waits on disk (bounded by spoolMaxBytes, with an alarm as it fills).
 // Failed writes are retried with exponential backoff and jitter; a restart resumes from the
-// committed position (docs/historian.md).
+// committed position (docs/historian.md). OEE summaries are the oee/ service's.
 import { statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MessageRefused, type Bus, type DecodeOnce, type Unsubscribe } from '../bus/bus.js';
-import { DELIVERY, SequenceTracker, STRATEGIES, topics, type Message, type Strategy, type SummaryPayload } from '../contracts/index.js';
+import { SequenceTracker, topics } from '../contracts/index.js';
 import { Backoff } from '../lib/backoff.js';
 import { logger } from '../lib/log.js';
 import type { Service } from '../lib/service.js';
@@ -19,14 +19,12 @@ import { sleep, withTimeout } from '../lib/wait.js';
 import type { HistorianConfig } from './config.js';
 import { InfluxClient, setupDatabase, type WriteFailure } from './influx.js';
 import { influxToUse, type ManagedInfluxd } from './influxd.js';
-import { LineOee } from './oee.js';
 import { toPoint, type PointResult } from './points.js';
 import { Spool, type SpoolBatch } from './spool.js';
 import { redactUrl } from '../lib/influx-url.js';
 
 export { startManagedInfluxd, findInfluxd, influxToUse, INFLUXD_INSTALL_HINT, type InfluxInUse, type ManagedInfluxd } from './influxd.js';
 export { historianConfigSchema, type HistorianConfig } from './config.js';
-export { LineOee, type OeeFigures } from './oee.js';
 
 const log = logger('historian');
 
@@ -46,8 +44,6 @@ export interface HistorianOptions {
   influxUrl?: string;
   /** How long stop() may spend writing what is still queued before leaving it in the spool (ms). */
   drainTimeoutMs?: number;
-  /** Clock for OEE summaries (ms since epoch). */
-  clock?: () => number;
 }
 
 /** Counters and gauges: what was received, spooled, written, replayed, dropped by reason; spool and queue state. */
@@ -67,8 +63,6 @@ export class Historian implements Service {
   private client: InfluxClient | undefined;
   private managed: ManagedInfluxd | undefined;
   private unsubscribe: Unsubscribe | undefined;
-  private readonly oee = new Map<string, { oee: LineOee; speed?: number; strategy?: Strategy }>();
-  private oeeTimer: NodeJS.Timeout | undefined;
   private writer: Promise<void> | undefined;
   /** Ends the writer's current sleep (stop, flush); new data may end only a wait for a batch, never a backoff. */
   private wake: (() => void) | undefined;
@@ -107,7 +101,6 @@ export class Historian implements Service {
     refused_spool_error: 0,
     dropped_rejected: 0,
     commit_failures: 0,
-    oee_published: 0,
   };
   private influxUp = false;
 
@@ -150,17 +143,12 @@ export class Historian implements Service {
       await this.stop();
       throw err;
     }
-    if (this.config.oee.enabled) {
-      this.oeeTimer = setInterval(() => void this.publishSummaries(), this.config.oee.publishIntervalMs);
-      this.oeeTimer.unref();
-    }
     log.info({ influx: redactUrl(this.influxUrl), database: this.config.database, spool: this.spool.pendingBytes() }, 'historian started');
   }
 
   async stop(): Promise<void> {
     if (!this.started || this.stopping) return;
     this.stopping = true;
-    clearInterval(this.oeeTimer);
     await this.unsubscribe?.().catch((err: unknown) => log.warn({ err }, 'unsubscribe failed'));
     this.wake?.();
     const drainMs = this.options.drainTimeoutMs ?? 5000;
@@ -261,7 +249,7 @@ export class Historian implements Service {
       }
     }
     this.refusing = refusal !== undefined;
-    // Only events in the spool count for the sequence check and OEE: a refused one comes again.
+    // Only events in the spool count for the sequence check: a refused one comes again.
     for (let k = 0; k < appended; k++) this.accepted(group.points[k]!);
     if (refusal) {
       this.c[`refused_${refusal.reason}`] += n - appended;
@@ -278,11 +266,10 @@ export class Historian implements Service {
 
   private accepted(point: AcceptedPoint): void {
     const message = point.message;
-    if (!message) return; // a dead letter: no device's sequence, nothing for OEE
+    if (!message) return; // a dead letter: no device's sequence
     if ((message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'status' || message.kind === 'ack') && message.payload.seq !== undefined) {
       this.sequences.check(`${message.line}/${message.device}`, message.payload.seq, message.payload.ts);
     }
-    if (this.config.oee.enabled && point.device) this.observe(message, point.device);
   }
 
   private async writeLoop(): Promise<void> {
@@ -420,76 +407,6 @@ export class Historian implements Service {
       this.c.setup_failures++;
       const failure: WriteFailure = { kind: 'retry', message: `database setup failed: ${(err as Error).message}` };
       throw failure;
-    }
-  }
-
-  /** `device`: the device the point is about (for a command outcome, its target). */
-  private observe(message: Message, device: string): void {
-    const lineId = message.line;
-    let entry = this.oee.get(lineId);
-    const lineOptions = this.config.oee.lines[lineId];
-    if (!entry) {
-      entry = {
-        oee: new LineOee({
-          idealRatePerMin: lineOptions?.idealRatePerMin ?? this.config.oee.idealRatePerMin,
-          countDevice: lineOptions?.countDevice,
-          goodField: this.config.oee.goodField,
-          scrapField: this.config.oee.scrapField,
-        }),
-      };
-      this.oee.set(lineId, entry);
-    }
-    switch (message.kind) {
-      case 'state': {
-        const v = message.payload;
-        entry.oee.observeState(device, v.state, v.ts);
-        if (v.strategy) entry.strategy = v.strategy;
-        break;
-      }
-      case 'telemetry': {
-        const v = message.payload;
-        entry.oee.observeTelemetry(device, v.values, v.ts, v.type);
-        const speed = v.values.speed ?? v.values.speedSetpoint;
-        if (v.type === 'line-controller' && speed !== undefined) entry.speed = speed;
-        break;
-      }
-      case 'status': {
-        const v = message.payload;
-        if (v.status === 'offline') entry.oee.forget(device, v.ts);
-        break;
-      }
-      case 'outcome': {
-        const v = message.payload;
-        if (v.outcome !== 'done') break;
-        const strategy = v.params.strategy;
-        if (v.action === 'set_strategy' && STRATEGIES.includes(strategy as Strategy)) entry.strategy = strategy as Strategy;
-        if (v.action === 'set_speed' && typeof v.params.speed === 'number' && entry.speed === undefined) entry.speed = v.params.speed;
-        break;
-      }
-    }
-  }
-
-  private async publishSummaries(): Promise<void> {
-    const now = (this.options.clock ?? Date.now)();
-    for (const [lineId, entry] of this.oee) {
-      const f = entry.oee.figures(now);
-      const summary: SummaryPayload = {
-        ts: now,
-        speed: entry.speed,
-        strategy: entry.strategy,
-        availability: f.availability,
-        performance: f.performance,
-        quality: f.quality,
-        oee: f.oee,
-        goodCount: f.goodCount,
-        scrapCount: f.scrapCount,
-      };
-      try {
-        await this.options.bus.publish(topics.summary(lineId), JSON.stringify(summary), DELIVERY.summary);
-        this.c.oee_published++;
-      } catch (err) {
-        this.warnOnce('summary', `could not publish the OEE summary of line ${lineId}: ${(err as Error).message}`);
-      }
     }
   }
 

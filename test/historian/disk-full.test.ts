@@ -86,7 +86,6 @@ describe('disk full under the spool (1 MiB tmpfs)', () => {
       flushIntervalMs: 50,
       retryInitialMs: 50,
       retryMaxMs: 200,
-      oee: { enabled: false },
     });
     const historian = new Historian({ bus: broker.broker.bus, config, dataDir: dir });
     await historian.start();
