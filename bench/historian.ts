@@ -106,7 +106,7 @@ async function writePointsRun(influx: ManagedInfluxd, db: string, evs: Event[]):
 /** The historian on a direct bus: from the first event handed over to the last point counted in InfluxDB. */
 async function historianRun(influx: ManagedInfluxd, db: string, evs: Event[], dir: string): Promise<number> {
   const bus = new DirectBus();
-  const config = historianConfigSchema.parse({ influxUrl: influx.url, database: db, spoolDir: join(dir, db), batchSize: BATCH, flushIntervalMs: 100, oee: { enabled: false } });
+  const config = historianConfigSchema.parse({ influxUrl: influx.url, database: db, spoolDir: join(dir, db), batchSize: BATCH, flushIntervalMs: 100 });
   const historian = new Historian({ bus, config, dataDir: dir });
   await historian.start();
   const start = performance.now();
@@ -134,7 +134,7 @@ async function brokerRun(influx: ManagedInfluxd, db: string, evs: Event[], dir: 
   const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }));
   const url = `mqtt://127.0.0.1:${broker.ports.mqtt}`;
   const bus: Bus = via === 'in-process' ? broker.bus : await MqttBus.connect(url, { clientId: `bench-${db}`, clean: false });
-  const config = historianConfigSchema.parse({ influxUrl: influx.url, database: db, spoolDir: join(dir, db), batchSize: BATCH, flushIntervalMs: 100, oee: { enabled: false } });
+  const config = historianConfigSchema.parse({ influxUrl: influx.url, database: db, spoolDir: join(dir, db), batchSize: BATCH, flushIntervalMs: 100 });
   const historian = new Historian({ bus, config, dataDir: dir });
   await historian.start();
   const device = await mqtt.connectAsync(url, { clientId: `bench-device-${db}` });

@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { z } from 'zod';
 import { isValidId } from '../contracts/topics.js';
 
-export const ROLES = ['device', 'gateway', 'rules', 'historian', 'dashboard', 'admin'] as const;
+export const ROLES = ['device', 'gateway', 'rules', 'historian', 'oee', 'dashboard', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
 // scrypt cost: N=2^14, r=8, p=1 (the interactive-login parameters); 32-byte key, 16-byte salt.

@@ -25,8 +25,12 @@ export function rulesFor(role: Role, username: string): Rules {
       // its outcome (lw/{line}/{device}/cmd/outcome) for the historian.
       return { publish: ['lw/+/+/cmd', 'lw/+/+/cmd/outcome', 'lw/+/alerts'], subscribe: ['lw/#'] };
     case 'historian':
-      // OEE summaries back to the bus (historian/index.ts).
-      return { publish: ['lw/+/summary'], subscribe: ['lw/#'] };
+      // A pure sink (historian/index.ts): it reads everything and publishes nothing.
+      return { publish: [], subscribe: ['lw/#'] };
+    case 'oee':
+      // OEE summaries (oee/service.ts) from the events that make a line's condition and output,
+      // and the outcomes of speed and strategy commands (OEE_SUBSCRIPTIONS).
+      return { publish: ['lw/+/summary'], subscribe: ['lw/+/+/state', 'lw/+/+/telemetry', 'lw/+/+/status', 'lw/+/+/cmd/outcome'] };
     case 'dashboard':
       // Alert acknowledge and clear (dashboard/server/index.ts); it sends no command.
       return { publish: ['lw/+/alerts'], subscribe: ['lw/#'] };

@@ -6,6 +6,7 @@ import { registerDashboard } from './commands/dashboard.js';
 import { registerDevices } from './commands/devices.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerHistorian } from './commands/historian.js';
+import { registerOee } from './commands/oee.js';
 import { registerPorts } from './commands/ports.js';
 import { registerRules } from './commands/rules.js';
 import { registerSimulate } from './commands/simulate.js';
@@ -16,7 +17,7 @@ const program = new Command('linewatch')
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)');
 
-for (const register of [registerUp, registerBroker, registerDevices, registerSimulate, registerGateway, registerPorts, registerRules, registerHistorian, registerDashboard]) {
+for (const register of [registerUp, registerBroker, registerDevices, registerSimulate, registerGateway, registerPorts, registerRules, registerHistorian, registerOee, registerDashboard]) {
   register(program);
 }
 

@@ -5,16 +5,17 @@
 import { dashboardModule } from '../dashboard/module.js';
 import { gatewayModule } from '../gateway/module.js';
 import { historianModule } from '../historian/module.js';
+import { oeeModule } from '../oee/module.js';
 import type { ServiceModule, TopicUse } from '../lib/service-module.js';
 import { rulesModule } from '../rules/module.js';
 import { simulateModule } from '../simulators/module.js';
 
 /**
  * The broker starts first (before it, only a managed influxd); the historian next, so it hears
- * everything; then the rules engine and the dashboard (before any device, so they hear every
+ * everything; the OEE service beside it; then the rules engine and the dashboard (before any device, so they hear every
  * first retained message); then what speaks for devices: the serial gateway and the simulated line.
  */
-export const SERVICE_MODULES = [historianModule, rulesModule, dashboardModule, gatewayModule, simulateModule] as const;
+export const SERVICE_MODULES = [historianModule, oeeModule, rulesModule, dashboardModule, gatewayModule, simulateModule] as const;
 
 export type ServiceName = (typeof SERVICE_MODULES)[number]['name'];
 

@@ -25,7 +25,7 @@ export interface Delivery {
 /**
  * The one delivery rule per kind (docs/topics-and-payloads.md, "Namespace"). State and status are
  * retained, so a new subscriber learns each device's current state and whether it is online;
- * nothing else is (a summary comes again every historian.oee.publishIntervalMs). Telemetry is QoS 0 from a
+ * nothing else is (a summary comes again every oee.publishIntervalMs). Telemetry is QoS 0 from a
  * device that sends it every period; a publisher that must not lose it (the gateway's
  * store-and-forward outbox) publishes everything at QoS 1.
  */

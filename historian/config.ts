@@ -1,13 +1,12 @@
 // The `historian:` section of linewatch.yaml (docs/configuration.md, docs/historian.md).
 import { z } from 'zod';
 
+/** The error for a historian.oee block: the OEE producer is its own service now, with the same keys. */
+const OEE_MOVED =
+  'moved to the top-level oee: section (the OEE producer is its own service now): move the block out of historian: to the top level as oee:, with the same keys (oee.enabled, oee.publishIntervalMs, oee.idealRatePerMin, oee.goodField, oee.scrapField, oee.lines); see docs/configuration.md#oee';
+
 /** An InfluxQL duration (`30m`, `7d`, `52w`) or INF (keep forever). */
 const duration = z.string().regex(/^(INF|\d+(ns|u|µ|ms|s|m|h|d|w))$/, 'must be an InfluxQL duration such as 7d, 90d, 12h or INF');
-
-export const oeeLineSchema = z.strictObject({
-  idealRatePerMin: z.number().positive().optional().describe('ideal output of this line, parts per minute'),
-  countDevice: z.string().optional().describe('the device whose good/scrap counters are the line output (default: the line controller, else every device)'),
-});
 
 export const historianConfigSchema = z.strictObject({
   enabled: z.boolean().default(true),
@@ -39,18 +38,7 @@ export const historianConfigSchema = z.strictObject({
       hour: duration.default('INF'),
     })
     .prefault({}),
-  oee: z
-    .strictObject({
-      enabled: z.boolean().default(true),
-      /** How often each line's figures are published on lw/{line}/summary (and so stored). */
-      publishIntervalMs: z.number().int().min(100).default(10_000),
-      /** Default ideal output, parts per minute, for lines without their own (12 = the demo line's 5 s cycle). */
-      idealRatePerMin: z.number().positive().default(12),
-      /** Telemetry fields holding cumulative good / scrap part counters. */
-      goodField: z.string().default('goodCount'),
-      scrapField: z.string().default('scrapCount'),
-      lines: z.record(z.string(), oeeLineSchema).default({}),
-    })
-    .prefault({}),
+  /** Moved to the top-level oee: section (oee/config.ts); refused here with where it went. */
+  oee: z.never({ error: OEE_MOVED }).optional(),
 });
 export type HistorianConfig = z.infer<typeof historianConfigSchema>;

@@ -7,33 +7,30 @@
 // The spool is the queue: its recent tail is also kept in memory (bounded) so the writer rarely
 // reads it back; a backlog waits on disk (bounded by spoolMaxBytes, with an alarm as it fills).
 // Failed writes are retried with exponential backoff and jitter; a restart resumes from the
-// committed position (docs/historian.md).
+// committed position (docs/historian.md). This file is the sink (bus → spool) and the alarm;
+// the writer loop (spool → InfluxDB) is historian/writer.ts. OEE summaries are the oee/ service's.
 import { statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MessageRefused, type Bus, type DecodeOnce, type Unsubscribe } from '../bus/bus.js';
-import { DELIVERY, SequenceTracker, STRATEGIES, topics, type Message, type Strategy, type SummaryPayload } from '../contracts/index.js';
-import { Backoff } from '../lib/backoff.js';
+import { SequenceTracker, topics } from '../contracts/index.js';
 import { logger } from '../lib/log.js';
-import type { Service } from '../lib/service.js';
-import { sleep, withTimeout } from '../lib/wait.js';
+import { LogLimiter } from '../lib/log-limit.js';
+import { healthFrom, type Health, type Service } from '../lib/service.js';
 import type { HistorianConfig } from './config.js';
-import { InfluxClient, setupDatabase, type WriteFailure } from './influx.js';
+import { InfluxClient } from './influx.js';
 import { influxToUse, type ManagedInfluxd } from './influxd.js';
-import { LineOee } from './oee.js';
 import { toPoint, type PointResult } from './points.js';
-import { Spool, type SpoolBatch } from './spool.js';
+import { Spool } from './spool.js';
+import { SpoolWriter } from './writer.js';
 import { redactUrl } from '../lib/influx-url.js';
 
 export { startManagedInfluxd, findInfluxd, influxToUse, INFLUXD_INSTALL_HINT, type InfluxInUse, type ManagedInfluxd } from './influxd.js';
 export { historianConfigSchema, type HistorianConfig } from './config.js';
-export { LineOee, type OeeFigures } from './oee.js';
 
 const log = logger('historian');
+/** The writer's counters before it exists (a start that failed early). */
+const NO_WRITES: SpoolWriter['counters'] = { written: 0, replayed: 0, write_batches: 0, write_failures: 0, setup_failures: 0, dropped_rejected: 0, commit_failures: 0 };
 
-/** Upper bound on one write request's body. InfluxDB 1.x refuses bodies over 25 MB by default. */
-const MAX_BATCH_BYTES = 8 * 1024 * 1024;
-/** How long start() waits for the database setup before leaving it to the writer. */
-const SETUP_AT_START_MS = 5000;
 /** How long a free-disk-space reading (statfs) is reused by the alarm. */
 const STATFS_EVERY_MS = 1000;
 
@@ -46,20 +43,22 @@ export interface HistorianOptions {
   influxUrl?: string;
   /** How long stop() may spend writing what is still queued before leaving it in the spool (ms). */
   drainTimeoutMs?: number;
-  /** Clock for OEE summaries (ms since epoch). */
-  clock?: () => number;
 }
 
 /** Counters and gauges: what was received, spooled, written, replayed, dropped by reason; spool and queue state. */
 export type HistorianCounters = ReturnType<Historian['counters']>;
 
-type DropReason = 'invalid_topic' | 'invalid_payload' | 'rejected';
+type DropReason = 'invalid_topic' | 'invalid_payload';
 /** Why an event was not taken into the spool (and so not acknowledged). */
 type RefuseReason = 'spool_full' | 'disk_full' | 'spool_error';
 type AcceptedPoint = Extract<PointResult, { ok: true }>;
 
+/** The keys of counters() that are levels, not totals. */
+const GAUGES: ReadonlySet<string> = new Set(['queue_depth', 'spool_bytes', 'spool_pending_bytes', 'spool_segments', 'spool_fill_ratio', 'spool_alarm', 'spool_refusing', 'disk_full', 'disk_free_bytes', 'influx_up', 'subscribed']);
+
 export class Historian implements Service {
   readonly name = 'historian';
+  readonly gauges = GAUGES;
   /** The InfluxDB in use, once started (a managed influxd's URL if none was configured). */
   influxUrl: string | undefined;
   private readonly config: HistorianConfig;
@@ -67,53 +66,37 @@ export class Historian implements Service {
   private client: InfluxClient | undefined;
   private managed: ManagedInfluxd | undefined;
   private unsubscribe: Unsubscribe | undefined;
-  private readonly oee = new Map<string, { oee: LineOee; speed?: number; strategy?: Strategy }>();
-  private oeeTimer: NodeJS.Timeout | undefined;
-  private writer: Promise<void> | undefined;
-  /** Ends the writer's current sleep (stop, flush); new data may end only a wait for a batch, never a backoff. */
-  private wake: (() => void) | undefined;
-  private sleepingForBatch = false;
+  private writer: SpoolWriter | undefined;
   private stopping = false;
-  private closed = false;
   private started = false;
-  private needsSetup: boolean;
-  /** Records appended in this run that the writer has not read yet, and since when. */
-  private unread = 0;
-  private oldestUnreadAt: number | undefined;
   private alarm = false;
   /** The last append failed for want of disk space (ENOSPC/EDQUOT); cleared by the next one that succeeds. */
   private diskFull = false;
   /** The last append group did not all fit (spool or disk full, I/O error); cleared by one that does. */
   private refusing = false;
+  /** What the last refusal said (spool full, disk full, I/O error), for health(). */
+  private refusal: string | undefined;
   private freeDisk: { bytes: number; at: number } | undefined;
   /** Events of the current tick, appended together in a microtask; `done` resolves to how many fit. */
   private group: { points: AcceptedPoint[]; done: Promise<number>; resolve: (appended: number) => void; refusal?: MessageRefused } | undefined;
   private readonly spoolDir: string;
-  private readonly lastWarn = new Map<string, number>();
+  /** One line per kind per 10 s, then a count of the ones suppressed, so a flood of bad input cannot flood the log. */
+  private readonly limitedLog = new LogLimiter(log, { linesPerInterval: 1, intervalMs: 10_000 });
+  private logFlushTimer: NodeJS.Timeout | undefined;
   /** Per-device sequence numbers: what the devices sent that never arrived (or arrived twice). */
   private readonly sequences = new SequenceTracker();
   private readonly c = {
     received: 0,
     spooled: 0,
-    written: 0,
-    replayed: 0,
-    write_batches: 0,
-    write_failures: 0,
-    setup_failures: 0,
     dropped_invalid_topic: 0,
     dropped_invalid_payload: 0,
     refused_spool_full: 0,
     refused_disk_full: 0,
     refused_spool_error: 0,
-    dropped_rejected: 0,
-    commit_failures: 0,
-    oee_published: 0,
   };
-  private influxUp = false;
 
   constructor(private readonly options: HistorianOptions) {
     this.config = options.config;
-    this.needsSetup = options.config.setupDatabase;
     this.spoolDir = resolve(options.config.spoolDir ?? join(options.dataDir, 'historian-spool'));
     this.spool = new Spool({
       dir: this.spoolDir,
@@ -139,9 +122,18 @@ export class Historian implements Service {
         password: this.config.password,
         requestTimeoutMs: this.config.requestTimeoutMs,
       });
-      // Set the database up now if InfluxDB answers; if not, the writer retries before its first write.
-      if (this.needsSetup) await this.trySetup();
-      this.writer = this.writeLoop();
+      this.writer = new SpoolWriter({
+        spool: this.spool,
+        client: this.client,
+        config: this.config,
+        spoolDir: this.spoolDir,
+        limitedLog: this.limitedLog,
+        logFields: () => this.counters(),
+        afterCommit: () => this.checkAlarm(),
+      });
+      await this.writer.start();
+      this.logFlushTimer = setInterval(() => this.limitedLog.flush(), 1000);
+      this.logFlushTimer.unref();
       this.unsubscribe = await this.options.bus.subscribe(topics.all, this.onMessage, { qos: 1 }).catch((err: unknown) => {
         throw new Error(`the historian could not subscribe to ${topics.all} at QoS 1 (${(err as Error).message}); its MQTT account needs the historian role: linewatch devices add NAME --role historian`, { cause: err });
       });
@@ -150,23 +142,20 @@ export class Historian implements Service {
       await this.stop();
       throw err;
     }
-    if (this.config.oee.enabled) {
-      this.oeeTimer = setInterval(() => void this.publishSummaries(), this.config.oee.publishIntervalMs);
-      this.oeeTimer.unref();
-    }
     log.info({ influx: redactUrl(this.influxUrl), database: this.config.database, spool: this.spool.pendingBytes() }, 'historian started');
   }
 
   async stop(): Promise<void> {
     if (!this.started || this.stopping) return;
     this.stopping = true;
-    clearInterval(this.oeeTimer);
-    await this.unsubscribe?.().catch((err: unknown) => log.warn({ err }, 'unsubscribe failed'));
-    this.wake?.();
+    const unsubscribe = this.unsubscribe;
+    this.unsubscribe = undefined;
+    await unsubscribe?.().catch((err: unknown) => log.warn({ err }, 'unsubscribe failed'));
     const drainMs = this.options.drainTimeoutMs ?? 5000;
-    const drained = await Promise.race([this.writer?.then(() => true), sleep(drainMs).then(() => false)]);
+    const drained = (await this.writer?.stop(drainMs)) ?? true;
     if (!drained) log.warn({ drainMs, pendingBytes: this.spool.pendingBytes() }, 'InfluxDB did not take the backlog in time; it stays in the spool for the next start');
-    this.closed = true;
+    clearInterval(this.logFlushTimer);
+    this.limitedLog.flush();
     this.spool.close();
     this.client?.close();
     await this.managed?.stop();
@@ -176,7 +165,8 @@ export class Historian implements Service {
   counters() {
     return {
       ...this.c,
-      queue_depth: this.unread,
+      ...(this.writer?.counters ?? NO_WRITES),
+      queue_depth: this.writer?.queueDepth ?? 0,
       spool_bytes: this.spool.diskBytes(),
       spool_pending_bytes: this.spool.pendingBytes(),
       spool_segments: this.spool.segmentCount(),
@@ -188,7 +178,8 @@ export class Historian implements Service {
       spool_torn_records: this.spool.counters.tornTails,
       spool_corrupt_records: this.spool.counters.corruptRecords,
       spool_fsyncs: this.spool.counters.fsyncs,
-      influx_up: this.influxUp ? 1 : 0,
+      influx_up: this.writer?.influxUp ? 1 : 0,
+      subscribed: this.unsubscribe ? 1 : 0,
       seq_gaps: this.sequences.counters.gaps,
       seq_missing: this.sequences.counters.missing,
       seq_duplicates: this.sequences.counters.duplicates,
@@ -198,15 +189,24 @@ export class Historian implements Service {
     };
   }
 
+  /**
+   * down: not doing its job — not subscribed (not started, stopped), or refusing events (spool
+   * full, disk full, I/O error). degraded: InfluxDB unreachable while the spool holds the data,
+   * or the spool past its alarm level.
+   */
+  health(): Health {
+    const pending = this.spool.pendingBytes();
+    return healthFrom([
+      { failed: !this.unsubscribe, status: 'down', reason: `not subscribed to ${topics.all} (not started, or stopped)` },
+      { failed: this.refusing, status: 'down', reason: this.refusal ?? 'refusing events' },
+      { failed: this.writer !== undefined && !this.writer.influxUp && pending > 0, status: 'degraded', reason: `InfluxDB is unreachable; the spool holds ${pending} bytes for it` },
+      { failed: this.alarm, status: 'degraded', reason: `the spool is past its alarm level (historian.spoolAlarmRatio ${this.config.spoolAlarmRatio}): ${pending} bytes waiting, historian.spoolMaxBytes ${this.config.spoolMaxBytes}` },
+    ]);
+  }
+
   /** Resolves once everything received so far is in InfluxDB (bounded by `timeoutMs`). */
   async flush(timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    this.oldestUnreadAt = 0; // due now
-    this.wake?.();
-    while (this.spool.pendingBytes() > 0) {
-      if (Date.now() > deadline) throw new Error(`historian flush: ${this.spool.pendingBytes()} bytes still not in InfluxDB after ${timeoutMs} ms`);
-      await sleep(20);
-    }
+    await this.writer?.flush(timeoutMs);
   }
 
   /**
@@ -261,241 +261,31 @@ export class Historian implements Service {
       }
     }
     this.refusing = refusal !== undefined;
-    // Only events in the spool count for the sequence check and OEE: a refused one comes again.
+    this.refusal = refusal?.message;
+    // Only events in the spool count for the sequence check: a refused one comes again.
     for (let k = 0; k < appended; k++) this.accepted(group.points[k]!);
     if (refusal) {
       this.c[`refused_${refusal.reason}`] += n - appended;
       group.refusal = new MessageRefused(refusal.message);
-      this.warnOnce(refusal.reason, refusal.message, 'error');
+      this.warn(refusal.reason, refusal.message, 'error');
     }
     this.c.spooled += appended;
-    if (this.unread === 0 && appended > 0) this.oldestUnreadAt = Date.now();
-    this.unread += appended;
-    if (this.unread >= this.config.batchSize && this.sleepingForBatch) this.wake?.();
+    this.writer?.appended(appended);
     this.checkAlarm();
     group.resolve(appended);
   };
 
   private accepted(point: AcceptedPoint): void {
     const message = point.message;
-    if (!message) return; // a dead letter: no device's sequence, nothing for OEE
+    if (!message) return; // a dead letter: no device's sequence
     if ((message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'status' || message.kind === 'ack') && message.payload.seq !== undefined) {
       this.sequences.check(`${message.line}/${message.device}`, message.payload.seq, message.payload.ts);
     }
-    if (this.config.oee.enabled && point.device) this.observe(message, point.device);
   }
 
-  private async writeLoop(): Promise<void> {
-    let batch: SpoolBatch | undefined;
-    /** What of `batch` is still to be written: ranges of its records, split where InfluxDB refused some. */
-    let parts: { from: number; to: number }[] = [];
-    const retry = new Backoff({ initialMs: this.config.retryInitialMs, maxMs: this.config.retryMaxMs, jitter: 'equal' });
-    for (;;) {
-      if (this.closed) return;
-      if (!batch) {
-        if (this.stopping && !this.spool.hasUnread()) return;
-        const wait = this.msUntilDue();
-        if (wait > 0) {
-          await this.sleepUnlessWoken(wait, 'batch');
-          continue;
-        }
-        batch = this.spool.readBatch(this.config.batchSize, MAX_BATCH_BYTES);
-        this.unread = Math.max(0, this.unread - (batch.records.length - batch.fromEarlierRun));
-        this.oldestUnreadAt = this.unread > 0 ? Date.now() : undefined;
-        parts = batch.records.length > 0 ? [{ from: 0, to: batch.records.length }] : [];
-      }
-      const current: SpoolBatch = batch;
-      const part = parts[0];
-      if (!part) {
-        // All of it is stored or counted as refused (or only torn or corrupt records were left).
-        this.commit(current);
-        batch = undefined;
-        continue;
-      }
-      try {
-        if (this.needsSetup) await this.setup();
-        await this.client!.write(current.records.slice(part.from, part.to).join('\n'));
-        this.influxUp = true;
-        retry.reset();
-        this.c.written += part.to - part.from;
-        this.c.replayed += Math.max(0, Math.min(part.to, current.fromEarlierRun) - part.from);
-        this.c.write_batches++;
-        parts.shift();
-      } catch (err) {
-        const failure = err as WriteFailure;
-        if (failure.kind === 'rejected') {
-          this.influxUp = true;
-          parts.splice(0, 1, ...this.settleRejected(failure, part, current));
-          continue;
-        }
-        if (failure.kind === 'missing-database') this.needsSetup = this.config.setupDatabase;
-        this.influxUp = false;
-        this.c.write_failures++;
-        this.warnOnce('write', `InfluxDB write failed, will retry: ${failure.message ?? String(err)}`);
-        if (this.stopping) return;
-        // However much arrives meanwhile: one attempt per interval while InfluxDB is failing.
-        await this.sleepUnlessWoken(retry.next(), 'backoff');
-      }
-    }
-  }
-
-  /**
-   * Counts a part of `batch` that InfluxDB answered 400, per point; returns the halves to write
-   * again when its answer does not say how many points it refused.
-   */
-  private settleRejected(failure: Extract<WriteFailure, { kind: 'rejected' }>, part: { from: number; to: number }, batch: SpoolBatch): { from: number; to: number }[] {
-    const size = part.to - part.from;
-    if (failure.partial && !failure.exact && size > 1 && failure.reported < size) {
-      // InfluxDB stored the rest, but it reports one kind of failure only, so this may be an
-      // undercount: write the halves again — rewriting a stored point stores nothing twice —
-      // until each refused point is found.
-      const middle = part.from + Math.floor(size / 2);
-      return [
-        { from: part.from, to: middle },
-        { from: middle, to: part.to },
-      ];
-    }
-    const refused = failure.partial && failure.exact ? failure.reported : size;
-    this.c.written += size - refused;
-    this.c.replayed += Math.max(0, Math.min(part.to, batch.fromEarlierRun) - part.from);
-    const rest = refused < size ? ', the rest stored' : '';
-    this.drop('rejected', `${failure.message} (${refused} of the ${batch.records.length} points in this batch refused${rest})`, refused);
-    return [];
-  }
-
-  private commit(batch: SpoolBatch): void {
-    // After stop() gave up waiting, the spool is closed: the next start replays this batch (harmless).
-    if (this.closed) return;
-    try {
-      this.spool.commit(batch.end);
-    } catch (err) {
-      // The batch is in InfluxDB; a later commit covers it (and a restart would only replay it).
-      this.c.commit_failures++;
-      this.warnOnce('commit', `could not record the spool position in ${this.spoolDir}: ${(err as Error).message}`, 'error');
-    }
-    this.checkAlarm();
-  }
-
-  /** 0 when a batch should be written now; else how long until one is due. */
-  private msUntilDue(): number {
-    if (!this.spool.hasUnread()) return this.stopping ? 0 : this.config.flushIntervalMs;
-    if (this.stopping || this.unread >= this.config.batchSize || this.unread === 0) return 0; // unread === 0: backlog of an earlier run
-    const age = Date.now() - (this.oldestUnreadAt ?? 0);
-    return Math.max(0, this.config.flushIntervalMs - age);
-  }
-
-  /** Sleeps `ms`; stop() and flush() end it early, and so does a full batch when waiting for one. */
-  private sleepUnlessWoken(ms: number, waitingFor: 'batch' | 'backoff'): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        if (this.wake === done) {
-          this.wake = undefined;
-          this.sleepingForBatch = false;
-        }
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
-      this.sleepingForBatch = waitingFor === 'batch';
-    });
-  }
-
-  private async trySetup(): Promise<void> {
-    try {
-      // Bounded, so an InfluxDB that does not answer cannot hold up the start.
-      await withTimeout(this.setup(), SETUP_AT_START_MS, 'InfluxDB to answer the database setup');
-    } catch (err) {
-      log.warn({ err: (err as WriteFailure).message ?? err }, 'InfluxDB is not reachable yet; events are spooled and the database is set up once it answers');
-    }
-  }
-
-  private async setup(): Promise<void> {
-    try {
-      await setupDatabase(this.client!.admin, this.config);
-      this.needsSetup = false;
-      this.influxUp = true;
-      log.info({ database: this.config.database, retention: this.config.retention }, 'database, retention policies and continuous queries are set up');
-    } catch (err) {
-      this.c.setup_failures++;
-      const failure: WriteFailure = { kind: 'retry', message: `database setup failed: ${(err as Error).message}` };
-      throw failure;
-    }
-  }
-
-  /** `device`: the device the point is about (for a command outcome, its target). */
-  private observe(message: Message, device: string): void {
-    const lineId = message.line;
-    let entry = this.oee.get(lineId);
-    const lineOptions = this.config.oee.lines[lineId];
-    if (!entry) {
-      entry = {
-        oee: new LineOee({
-          idealRatePerMin: lineOptions?.idealRatePerMin ?? this.config.oee.idealRatePerMin,
-          countDevice: lineOptions?.countDevice,
-          goodField: this.config.oee.goodField,
-          scrapField: this.config.oee.scrapField,
-        }),
-      };
-      this.oee.set(lineId, entry);
-    }
-    switch (message.kind) {
-      case 'state': {
-        const v = message.payload;
-        entry.oee.observeState(device, v.state, v.ts);
-        if (v.strategy) entry.strategy = v.strategy;
-        break;
-      }
-      case 'telemetry': {
-        const v = message.payload;
-        entry.oee.observeTelemetry(device, v.values, v.ts, v.type);
-        const speed = v.values.speed ?? v.values.speedSetpoint;
-        if (v.type === 'line-controller' && speed !== undefined) entry.speed = speed;
-        break;
-      }
-      case 'status': {
-        const v = message.payload;
-        if (v.status === 'offline') entry.oee.forget(device, v.ts);
-        break;
-      }
-      case 'outcome': {
-        const v = message.payload;
-        if (v.outcome !== 'done') break;
-        const strategy = v.params.strategy;
-        if (v.action === 'set_strategy' && STRATEGIES.includes(strategy as Strategy)) entry.strategy = strategy as Strategy;
-        if (v.action === 'set_speed' && typeof v.params.speed === 'number' && entry.speed === undefined) entry.speed = v.params.speed;
-        break;
-      }
-    }
-  }
-
-  private async publishSummaries(): Promise<void> {
-    const now = (this.options.clock ?? Date.now)();
-    for (const [lineId, entry] of this.oee) {
-      const f = entry.oee.figures(now);
-      const summary: SummaryPayload = {
-        ts: now,
-        speed: entry.speed,
-        strategy: entry.strategy,
-        availability: f.availability,
-        performance: f.performance,
-        quality: f.quality,
-        oee: f.oee,
-        goodCount: f.goodCount,
-        scrapCount: f.scrapCount,
-      };
-      try {
-        await this.options.bus.publish(topics.summary(lineId), JSON.stringify(summary), DELIVERY.summary);
-        this.c.oee_published++;
-      } catch (err) {
-        this.warnOnce('summary', `could not publish the OEE summary of line ${lineId}: ${(err as Error).message}`);
-      }
-    }
-  }
-
-  private drop(reason: DropReason, message: string, count = 1): void {
-    this.c[`dropped_${reason}`] += count;
-    this.warnOnce(reason, message);
+  private drop(reason: DropReason, message: string): void {
+    this.c[`dropped_${reason}`]++;
+    this.warn(reason, message);
   }
 
   /**
@@ -534,11 +324,8 @@ export class Historian implements Service {
     return this.freeDisk.bytes;
   }
 
-  /** Logs at most every 10 s per kind, so a flood of bad input cannot flood the log. */
-  private warnOnce(kind: string, message: string, level: 'warn' | 'error' = 'warn'): void {
-    const now = Date.now();
-    if (now - (this.lastWarn.get(kind) ?? 0) < 10_000) return;
-    this.lastWarn.set(kind, now);
-    log[level]({ counters: this.counters() }, message);
+  /** At most one line per kind per 10 s (the limiter), with the counters as they are then. */
+  private warn(kind: string, message: string, level: 'warn' | 'error' = 'warn'): void {
+    this.limitedLog.write(level, kind, () => ({ counters: this.counters() }), message);
   }
 }

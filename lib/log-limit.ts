@@ -38,8 +38,12 @@ export class LogLimiter {
     this.now = options.now ?? Date.now;
   }
 
-  /** Writes the line unless `kind` (a fixed name, never user input: it keys a map) already used its lines in this interval. */
-  write(level: LimitedLevel, kind: string, fields: object, message: string): void {
+  /**
+   * Writes the line unless `kind` (a fixed name, never user input: it keys a map) already used its
+   * lines in this interval. `fields` may be a function, called only for a line that is written
+   * (a costly snapshot such as a service's counters).
+   */
+  write(level: LimitedLevel, kind: string, fields: object | (() => object), message: string): void {
     const now = this.now();
     let window = this.windows.get(kind);
     if (window && now - window.start >= this.intervalMs) {
@@ -52,7 +56,7 @@ export class LogLimiter {
     }
     if (window.lines < this.linesPerInterval) {
       window.lines++;
-      this.log[level](fields, message);
+      this.log[level](typeof fields === 'function' ? fields() : fields, message);
     } else {
       window.suppressed++;
     }

@@ -64,4 +64,19 @@ describe('LogLimiter', () => {
     limiter.flush();
     expect(lines.map((l) => l.msg)).toEqual(['once']);
   });
+
+  it('builds lazy fields only for a line it writes (a costly snapshot, e.g. the historian counters)', () => {
+    const { logger, lines } = capture();
+    let now = 0;
+    let built = 0;
+    const fields = (): object => ({ n: ++built });
+    const limiter = new LogLimiter(logger, { linesPerInterval: 1, intervalMs: 100, now: () => now });
+    for (let k = 0; k < 20; k++) limiter.write('error', 'spool_full', fields, 'refusing events');
+    expect(built).toBe(1);
+    expect(lines).toEqual([expect.objectContaining({ n: 1, level: pino.levels.values.error, msg: 'refusing events' })]);
+    now = 100;
+    limiter.write('error', 'spool_full', fields, 'refusing events');
+    expect(built).toBe(2);
+    expect(lines.slice(1).map((l) => l.suppressed ?? l.n)).toEqual([19, 2]);
+  });
 });

@@ -1,5 +1,5 @@
 // The composition root of `linewatch up`: builds every service from one validated config and
-// starts them in order — managed influxd, broker, historian, rules, dashboard, serial gateway,
+// starts them in order — managed influxd, broker, historian, OEE, rules, dashboard, serial gateway,
 // simulated line — all in-process services on the broker's InProcessBus. stop() undoes it in
 // reverse order and leaves no child process behind (influxd, socat).
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { DashboardServer, type InfluxTarget, type MetricSource } from '../../das
 import { SerialGateway, type GatewayPortConfig } from '../../gateway/index.js';
 import { Historian } from '../../historian/index.js';
 import { INFLUXD_INSTALL_HINT, findInfluxd, influxToUse, managedInfluxdDir } from '../../historian/influxd.js';
+import { OeeService } from '../../oee/index.js';
 import { RulesEngine, formatLoadError } from '../../rules/index.js';
 import { LineSimulator, loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
 import { ChildRegistry, reapLeftovers } from './children.js';
@@ -148,6 +149,9 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       await startService(historian);
     }
     historianRef = historian;
+
+    // 3b. OEE per line on lw/{line}/summary, from the device events (with or without a historian).
+    if (config.oee.enabled) await startService(new OeeService({ bus: broker.bus, config: config.oee }));
 
     // 4. The rules engine.
     if (config.rules.enabled) {

@@ -6,6 +6,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../broker/index.js';
 import { topicMatches } from '../../contracts/topics.js';
+import { OEE_SUBSCRIPTIONS } from '../../oee/index.js';
 import { sleep, waitFor } from '../../lib/wait.js';
 import { grantedQos as granted, startTestBroker, type TestBroker } from '../harness/broker.js';
 
@@ -13,7 +14,7 @@ let tb: TestBroker;
 const clients: MqttClient[] = [];
 
 const PASSWORD = 'Role-test-secret-7';
-const ACCOUNTS: [string, Role][] = [['ops', 'admin'], ['rules', 'rules'], ['historian', 'historian'], ['dash', 'dashboard']];
+const ACCOUNTS: [string, Role][] = [['ops', 'admin'], ['rules', 'rules'], ['historian', 'historian'], ['oee', 'oee'], ['dash', 'dashboard']];
 
 beforeAll(async () => {
   tb = await startTestBroker({ wsPort: null });
@@ -59,8 +60,10 @@ interface RoleCase {
 const CASES: RoleCase[] = [
   // rules/engine.ts (alerts), rules/commands.ts (cmd, cmd/outcome); subscribes to the device events under lw/#.
   { username: 'rules', role: 'rules', publishes: ['cmd', 'outcome', 'alert'], subscribes: ['lw/#'], noLongerPublishes: ['summary'], noLongerSubscribes: ['$SYS/#'] },
-  // historian/index.ts: OEE summaries on lw/{line}/summary; subscribes to lw/#.
-  { username: 'historian', role: 'historian', publishes: ['summary'], subscribes: ['lw/#'], noLongerPublishes: [], noLongerSubscribes: ['$SYS/#'] },
+  // historian/index.ts: a pure sink, it publishes nothing (OEE summaries moved to the oee role); subscribes to lw/#.
+  { username: 'historian', role: 'historian', publishes: [], subscribes: ['lw/#'], noLongerPublishes: ['summary'], noLongerSubscribes: ['$SYS/#'] },
+  // oee/service.ts: OEE summaries on lw/{line}/summary; subscribes to state, telemetry, status and command outcomes (OEE_SUBSCRIPTIONS), nothing else.
+  { username: 'oee', role: 'oee', publishes: ['summary'], subscribes: OEE_SUBSCRIPTIONS, noLongerPublishes: ['cmd', 'outcome', 'alert'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', 'lw/+/+/cmd', '$SYS/#'] },
   // dashboard/server/index.ts: alert acknowledge/clear on lw/{line}/alerts; subscribes to lw/#.
   { username: 'dash', role: 'dashboard', publishes: ['alert'], subscribes: ['lw/#'], noLongerPublishes: ['cmd', 'outcome'], noLongerSubscribes: ['$SYS/#'] },
 ];

@@ -69,7 +69,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'linewatch-e2e-'));
   // OEE summaries every 2 s instead of 10 s, so the header's figures are there for the screenshot.
   const config = join(dir, 'linewatch.yaml');
-  writeFileSync(config, 'historian:\n  oee:\n    publishIntervalMs: 2000\n');
+  writeFileSync(config, 'oee:\n  publishIntervalMs: 2000\n');
   child = spawn(
     process.execPath,
     ['bin/linewatch.js', 'up', '--config', config, '--data-dir', join(dir, 'data'), '--broker-port', '0', '--no-ws-port', '--dashboard-port', '0', '--speedup', '10'],
@@ -192,7 +192,7 @@ describe('linewatch up', () => {
       const { alerts } = await getJson<{ alerts: Array<{ id: string; state: string }> }>('/api/alerts');
       expect(alerts.find((a) => a.id === id)?.state).toBe('acknowledged');
 
-      // The line's figures from the historian's summary (OEE) reach the header too.
+      // The line's figures from the OEE service's summary reach the header too.
       await page.waitForFunction(() => /%$/.test(document.getElementById('line-oee')?.textContent ?? ''), undefined, { timeout: 30_000 });
       mkdirSync(dirname(SCREENSHOT), { recursive: true });
       rmSync(SCREENSHOT, { force: true });

@@ -80,7 +80,7 @@ describe('backoff against an InfluxDB that answers 503', () => {
     // retryInitialMs = retryMaxMs: every interval is at least half of it (equal jitter), so over
     // `elapsed` ms at most elapsed / (retryMaxMs / 2) intervals can have passed.
     const retryMaxMs = 200;
-    const config = historianConfigSchema.parse({ influxUrl: influx.url, database: 'backoff', setupDatabase: false, spoolDir: join(dir, 'spool'), batchSize: 10, flushIntervalMs: 10, retryInitialMs: retryMaxMs, retryMaxMs, oee: { enabled: false } });
+    const config = historianConfigSchema.parse({ influxUrl: influx.url, database: 'backoff', setupDatabase: false, spoolDir: join(dir, 'spool'), batchSize: 10, flushIntervalMs: 10, retryInitialMs: retryMaxMs, retryMaxMs });
     const historian = new Historian({ bus: broker.broker.bus, config, dataDir: dir });
     await historian.start();
     try {

@@ -54,7 +54,6 @@ describe('spool full: backpressure instead of acknowledged-then-dropped', () => 
       flushIntervalMs: 50,
       retryInitialMs: 100,
       retryMaxMs: 300,
-      oee: { enabled: false },
     });
   }
 

@@ -87,7 +87,6 @@ describe('disk full under the spool (1 MiB tmpfs)', () => {
       flushIntervalMs: 50,
       retryInitialMs: 50,
       retryMaxMs: 200,
-      oee: { enabled: false },
     });
     const historian = new Historian({ bus: broker.broker.bus, config, dataDir: dir });
     await historian.start();
@@ -114,6 +113,11 @@ describe('disk full under the spool (1 MiB tmpfs)', () => {
       expect(full.spooled).toBeLessThan(sent);
       expect(full).toMatchObject({ disk_full: 1, spool_refusing: 1, spool_alarm: 1 });
       expect(full.refused_disk_full).toBe(notTaken.length);
+      // Its health says so: down, refusing for want of disk; InfluxDB away while the spool holds the data.
+      const health = historian.health();
+      expect(health.status).toBe('down');
+      expect(health.reasons).toContainEqual(expect.stringMatching(/^refusing events: disk full \(ENOSPC/));
+      expect(health.reasons).toContainEqual(expect.stringMatching(/^InfluxDB is unreachable; the spool holds \d+ bytes for it$/));
 
       // Something else on that filesystem takes what little the failed append left free.
       fillDisk(join(mountPoint, 'filler'));
@@ -129,6 +133,8 @@ describe('disk full under the spool (1 MiB tmpfs)', () => {
       await Promise.all(notTaken.map((seq) => publish(seq)));
       expect(historian.counters().disk_full).toBe(0);
       await historian.flush(30_000);
+      // Taking events again: no longer down (the filler still leaves the disk short of room, so the alarm may stand).
+      expect(historian.health().status).not.toBe('down');
 
       const params = new URLSearchParams({ q: `SELECT "seq", "a" FROM telemetry`, db: 'diskfull', epoch: 'ms' });
       const res = await fetch(`${influxd.url}/query`, { method: 'POST', body: params, signal: AbortSignal.timeout(20_000) });

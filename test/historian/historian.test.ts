@@ -43,7 +43,7 @@ describe('Historian', () => {
   async function startHistorian(overrides: Record<string, unknown> = {}): Promise<{ historian: Historian; database: string }> {
     const database = `h${++dbCounter}`;
     const config = historianConfigSchema.parse({ influxUrl: influx.url, database, spoolDir: join(dir, database), flushIntervalMs: 50, ...overrides });
-    const historian = new Historian({ bus: broker.broker.bus, config, dataDir: dir, clock: () => T0 + 30 * 60_000 });
+    const historian = new Historian({ bus: broker.broker.bus, config, dataDir: dir });
     await historian.start();
     running.push(historian);
     return { historian, database };
@@ -141,41 +141,6 @@ describe('Historian', () => {
     expect(historian.counters().write_batches).toBe(1);
   });
 
-  it('computes OEE from the event stream, publishes it on lw/{line}/summary and stores it in line', async () => {
-    const MIN = 60_000;
-    const end = T0 + 30 * MIN;
-    const { database } = await startHistorian({ oee: { publishIntervalMs: 100, lines: { O: { idealRatePerMin: 12 } } } });
-    const summaries: unknown[] = [];
-    const unsubscribe = await broker.broker.bus.subscribe('lw/O/summary', (_t, p) => void summaries.push(JSON.parse(p.toString())));
-    try {
-      await publish('lw/O/line-ctl/telemetry', { ts: T0, seq: 0, values: { goodCount: 1000, scrapCount: 40, speedSetpoint: 1.5 }, type: 'line-controller' });
-      await publish('lw/O/line-ctl/state', { ts: T0, seq: 1, state: 'RUNNING' });
-      await publish('lw/O/st-1/state', { ts: T0, seq: 0, state: 'RUNNING' });
-      await publish('lw/O/st-1/state', { ts: T0 + 10 * MIN, seq: 1, state: 'FAULT' });
-      await publish('lw/O/st-2/state', { ts: T0 + 11 * MIN, seq: 0, state: 'STARVED' });
-      await publish('lw/O/st-1/state', { ts: T0 + 15 * MIN, seq: 2, state: 'RUNNING' });
-      await publish('lw/O/st-2/state', { ts: T0 + 16 * MIN, seq: 1, state: 'RUNNING' });
-      await publish('lw/O/line-ctl/telemetry', { ts: end, seq: 2, values: { goodCount: 1200, scrapCount: 50, speedSetpoint: 1.5 }, type: 'line-controller' });
-      await waitFor(() => summaries.length > 0, 10_000, 'an OEE summary on lw/O/summary');
-    } finally {
-      await unsubscribe();
-    }
-    // 30 min: 24 running, 5 FAULT (10–15), 1 STARVED (15–16); 210 parts at an ideal 12/min.
-    const a = 24 / 30;
-    const p = 210 / 12 / 24;
-    const q = 200 / 210;
-    expect(summaries[0]).toMatchObject({ ts: end, speed: 1.5, goodCount: 200, scrapCount: 10 });
-    const s = summaries[0] as { availability: number; performance: number; quality: number; oee: number };
-    expect(s.availability).toBeCloseTo(a, 9);
-    expect(s.performance).toBeCloseTo(p, 9);
-    expect(s.quality).toBeCloseTo(q, 9);
-    expect(s.oee).toBeCloseTo(a * p * q, 9);
-    await waitFor(async () => (await select(database, 'SELECT "oee", "goodCount" FROM line')).length > 0, 10_000, 'the summary in InfluxDB');
-    const [stored] = await select(database, 'SELECT "oee", "availability", "goodCount" FROM line');
-    expect(stored).toMatchObject({ time: end, goodCount: 200 });
-    expect(stored!.oee as number).toBeCloseTo(a * p * q, 9);
-  });
-
   it('starts a managed influxd under the data dir when no InfluxDB is configured, and stops it with itself', async () => {
     const dataDir = join(dir, 'managed');
     const config = historianConfigSchema.parse({ database: 'managed', flushIntervalMs: 50 });
@@ -220,12 +185,12 @@ describe('Historian', () => {
   it('replays the spool of an earlier run on the next start, counting it as replayed', async () => {
     const spoolDir = join(dir, 'replay-spool');
     const deadPort = await freePort();
-    const away = new Historian({ bus: broker.broker.bus, config: historianConfigSchema.parse({ influxUrl: `http://127.0.0.1:${deadPort}`, database: 'replay', spoolDir, oee: { enabled: false } }), dataDir: dir });
+    const away = new Historian({ bus: broker.broker.bus, config: historianConfigSchema.parse({ influxUrl: `http://127.0.0.1:${deadPort}`, database: 'replay', spoolDir }), dataDir: dir });
     await away.start();
     for (let i = 0; i < 200; i++) await publish('lw/Q/s1/telemetry', { ts: T0 + i, seq: i, values: { v: i } });
     expect(away.counters()).toMatchObject({ spooled: 200, written: 0 });
     await away.stop(); // InfluxDB unreachable: the 200 stay in the spool
-    const back = new Historian({ bus: broker.broker.bus, config: historianConfigSchema.parse({ influxUrl: influx.url, database: 'replay', spoolDir, oee: { enabled: false } }), dataDir: dir });
+    const back = new Historian({ bus: broker.broker.bus, config: historianConfigSchema.parse({ influxUrl: influx.url, database: 'replay', spoolDir }), dataDir: dir });
     running.push(back);
     await back.start();
     await back.flush();
@@ -242,7 +207,6 @@ describe('Historian', () => {
       spoolMaxBytes: 1024 * 1024,
       spoolAlarmRatio: 0.5,
       retryInitialMs: 1000,
-      oee: { enabled: false },
     });
     const historian = new Historian({ bus: broker.broker.bus, config, dataDir: dir });
     await historian.start();

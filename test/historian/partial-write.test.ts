@@ -37,7 +37,7 @@ describe('counting per point on a partial write', () => {
     spool.open();
     spool.appendMany(lines);
     spool.close();
-    const config = historianConfigSchema.parse({ influxUrl: rig.influx.url, database, spoolDir, batchSize: 5000, flushIntervalMs: 50, oee: { enabled: false } });
+    const config = historianConfigSchema.parse({ influxUrl: rig.influx.url, database, spoolDir, batchSize: 5000, flushIntervalMs: 50 });
     const historian = new Historian({ bus: rig.broker.broker.bus, config, dataDir: rig.dir });
     await historian.start();
     await historian.flush(20_000);

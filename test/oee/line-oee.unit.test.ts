@@ -1,7 +1,7 @@
 // OEE of a simulated eight-hour shift with known states and counts: availability, performance,
 // quality, and downtime attributed to one reason at a time.
 import { describe, expect, it } from 'vitest';
-import { LineOee, conditionOf } from '../../historian/oee.js';
+import { LineOee, conditionOf } from '../../oee/line-oee.js';
 import type { DeviceState } from '../../contracts/schemas.js';
 
 const MIN = 60_000;

@@ -1,0 +1,36 @@
+// `linewatch oee` — the OEE service alone: device events from any MQTT broker → per-line OEE on lw/{line}/summary.
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import { positiveInteger } from '../flags.js';
+import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
+import { oeeModule } from '../../oee/module.js';
+
+interface OeeFlags extends HealthFlags {
+  config?: string;
+  broker: string;
+  username?: string;
+  password?: string;
+  clientId?: string;
+  publishInterval?: number;
+}
+
+export function registerOee(program: Command): void {
+  const command = program
+    .command('oee')
+    .description('compute each line\'s OEE from the device events on an MQTT broker and publish it on lw/{line}/summary')
+    .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883')
+    .option('--username <name>', 'MQTT username (an account with the oee role)')
+    .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
+    .option('--client-id <id>', 'MQTT client id (default: the --username, else linewatch-oee)')
+    .option('--publish-interval <ms>', 'how often each line\'s summary is published (default: oee.publishIntervalMs, 10000)', positiveInteger)
+    .option('--config <file>', 'linewatch.yaml (its oee: section)');
+  withHealthOptions(command, oeeModule).action(async (flags: OeeFlags) => {
+      const config = loadConfig(flags.config, { oee: { publishIntervalMs: flags.publishInterval } });
+      // A clean session: the figures live in memory and begin again on a restart; the retained
+      // state and status of every device arrive again on subscribing.
+      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-oee'), clean: true });
+      const service = oeeModule.create({ bus, config: config.oee });
+      await runUntilSignal({ module: oeeModule, service, bus, flags });
+      console.log(`linewatch oee: ${flags.broker} → lw/{line}/summary every ${config.oee.publishIntervalMs} ms`);
+    });
+}
