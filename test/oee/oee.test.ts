@@ -2,7 +2,8 @@
 // lw/{line}/summary, on the in-process bus and standalone over MQTT with an oee account; its
 // health driven into each state for real (not subscribed; summaries refused by a subscriber).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { InProcessBus, MessageRefused, MqttBus, type Bus } from '../../bus/index.js';
+import { MessageRefused, MqttBus, type Bus } from '../../bus/index.js';
+import { InProcessBus } from '../../broker/in-process-bus.js';
 import type { SummaryPayload } from '../../contracts/index.js';
 import { waitFor } from '../../lib/wait.js';
 import { OeeService, oeeConfigSchema } from '../../oee/index.js';
