@@ -19,54 +19,16 @@
 // rewinds and reads it again. Segments are deleted once everything in them is committed.
 import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { lockDir, unlockDir, type LockOptions } from '../dir-lock.js';
+import { lockDir, unlockDir } from '../dir-lock.js';
 import type { Logger } from '../log.js';
 import { CommitFile, type WalPosition } from './commit-file.js';
 import { frameRecords, HEADER, impossibleLength, payloadOf } from './frame.js';
 import { Segments } from './segments.js';
+import type { AppendOptions, HeldRecord, WalBatch, WalOptions } from './types.js';
 
 export type { WalPosition };
+export type { AppendOptions, HeldRecord, WalBatch, WalOptions } from './types.js';
 export { recordBytes } from './frame.js';
-
-export interface WalOptions {
-  dir: string;
-  /** appendMany() takes no more once this many bytes (headers included) are appended and not committed. */
-  maxBytes: number;
-  /** A segment is closed and a new one started beyond this size. */
-  segmentBytes: number;
-  /** Group fsync every this many ms; 0 = after every append; absent = only at flush(), sync(), rotation and close. */
-  fsyncIntervalMs?: number;
-  /** The one-writer lock: what the directory is (for the refusal), what to do instead, the lease. */
-  lock: { what: string; hint: string; options?: LockOptions };
-  /** The owner's logger (recovery warnings name the directory). */
-  log: Logger;
-  /** The committed position when committed.pos holds none (a file of an earlier version); else the oldest segment. */
-  fallbackCommitted?: () => WalPosition | undefined;
-}
-
-export interface WalBatch {
-  /** Payloads, in append order. */
-  records: string[];
-  /** Their payload bytes (headers not included). */
-  bytes: number;
-  /** Position after the last record: pass it to commit() once the batch is done with. */
-  end: WalPosition;
-  /** How many of the records were appended by an earlier run (recovered after a restart). */
-  fromEarlierRun: number;
-}
-
-/** A record its owner still holds in memory, so read() need not read it back: payload and size on disk. */
-export interface HeldRecord {
-  payload: string;
-  size: number;
-}
-
-export interface AppendOptions {
-  /** Called for each record written: its index in the payloads, where it starts and its size on disk. */
-  placed?: (index: number, segment: number, offset: number, size: number) => void;
-  /** Take the records even beyond maxBytes (records accepted earlier, moved from an older format). */
-  ignoreLimit?: boolean;
-}
 
 const READ_CHUNK = 4 * 1024 * 1024;
 
@@ -234,6 +196,7 @@ export class WriteAheadLog {
     const records: string[] = [];
     let bytes = 0;
     let fromEarlierRun = 0;
+    let readBefore = 0;
     let corrupt = 0;
     const take = (buf: Buffer, at: number, length: number, segment: number): void => {
       const payload = payloadOf(buf, at, length);
@@ -241,6 +204,7 @@ export class WriteAheadLog {
         records.push(payload);
         bytes += length;
         fromEarlierRun += segment < this.firstSegmentOfRun ? 1 : 0;
+        readBefore += atOrAfter(this.read, this.scanned) ? 0 : 1;
       } else if (atOrAfter(this.read, this.scanned)) {
         // The length was plausible but the bytes are not what was written: skip this record only.
         corrupt++;
@@ -258,6 +222,7 @@ export class WriteAheadLog {
       if (record) {
         records.push(record.payload);
         bytes += record.size - HEADER;
+        readBefore += atOrAfter(this.read, this.scanned) ? 0 : 1;
         this.read.offset += record.size;
         continue;
       }
@@ -300,7 +265,7 @@ export class WriteAheadLog {
       this.log.error({ dir: this.options.dir, skipped: corrupt, totalCorrupt: this.counters.corruptRecords }, 'skipped records whose CRC does not match (disk corruption?); they are lost, everything after them is read');
     }
     if (atOrAfter(this.read, this.scanned)) this.scanned = { ...this.read };
-    return { records, bytes, end: { ...this.read }, fromEarlierRun };
+    return { records, bytes, end: { ...this.read }, fromEarlierRun, readBefore };
   }
 
   /**
