@@ -88,6 +88,11 @@ describe('DiskSpool', () => {
     expect((await second.read(100)).records).toEqual([record(2), record(3)]);
   });
 
+  it('refuses a second gateway on the same spool directory, saying which key to change', async () => {
+    await openSpool();
+    await expect(DiskSpool.open(dir, MiB)).rejects.toThrow(/the gateway spool .* is in use by process \d+.*another gateway\.spoolDir/);
+  });
+
   it('refuses a record beyond spoolMaxBytes with an error naming gateway.spoolMaxBytes, and takes records again once replayed', async () => {
     const spool = await openSpool(1024);
     const results = await Promise.allSettled(Array.from({ length: 20 }, (_, seq) => spool.append(record(seq))));
