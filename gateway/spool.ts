@@ -1,12 +1,17 @@
-// Store-and-forward on disk: an append-only file of records plus the offset replayed so far.
-// Appends are batched and fsync'd before their promise resolves; every file operation runs on
-// one queue, so appends, replay reads and the final truncation never interleave. A record that
-// does not parse (a torn write in the middle, a damaged disk block) is skipped and counted, so
-// one bad line cannot stop the replay of everything behind it.
-import { mkdirSync } from 'node:fs';
-import { open, readFile, rename, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
+// Store-and-forward on disk: the write-ahead log of lib/wal (CRC-framed records in segments, a
+// committed position, torn-tail recovery) holding one JSON record per event that could not be
+// published. What is the gateway's here: appends are batched (20 ms or 500 records) and fsync'd
+// before their promise resolves; replay reads again from the committed position each time (a
+// batch whose publish failed is read again); a record that is damaged on disk (its CRC does not
+// match) or is not a spool record is skipped and counted, so one bad record cannot stop the
+// replay of everything behind it; the refusal when full names gateway.spoolMaxBytes.
+//
+// A spool of an earlier version (spool.ndjson + spool.offset, one JSON line per record) found at
+// open is moved into the log once, in order, and its files removed (see moveOldSpool).
+import { closeSync, openSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { logger } from '../lib/log.js';
+import { recordBytes, WriteAheadLog, type WalPosition } from '../lib/wal/wal.js';
 
 const log = logger('gateway');
 
@@ -18,67 +23,139 @@ export interface SpoolRecord {
 
 const FLUSH_DELAY_MS = 20;
 const FLUSH_MAX_RECORDS = 500;
+/** Segment size: a segment is deleted once all of it is replayed, so this bounds what a replayed backlog keeps on disk. */
+const SEGMENT_BYTES = 16 * 1024 * 1024;
+/** The files of the spool format before lib/wal. */
+const OLD_FILE = 'spool.ndjson';
+const OLD_OFFSET_FILE = 'spool.offset';
+const OLD_READ_CHUNK = 1024 * 1024;
+
+interface Queued {
+  payload: string;
+  bytes: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
 
 export class DiskSpool {
-  /** Bytes written and fsync'd. */
-  private size = 0;
-  /** Bytes already replayed. */
-  private offset = 0;
-  private queued: { line: string; bytes: number; resolve: () => void; reject: (err: Error) => void }[] = [];
+  private queued: Queued[] = [];
   private queuedBytes = 0;
   private flushTimer: NodeJS.Timeout | undefined;
-  private chain: Promise<unknown> = Promise.resolve();
-  dropped = 0;
-  /** Records skipped by replay because they did not parse as a spool record. */
-  corrupt = 0;
+  /** Records intact on disk that are not spool records (a foreign writer), and bad lines of an old-format spool. */
+  private invalid = 0;
 
   private constructor(
-    private readonly file: string,
-    private readonly offsetFile: string,
-    private readonly fh: FileHandle,
+    private readonly wal: WriteAheadLog,
+    private readonly dir: string,
     private readonly maxBytes: number,
   ) {}
 
   /** Opens (or recovers) the spool in `dir`: records not yet replayed survive a restart. */
   static async open(dir: string, maxBytes: number): Promise<DiskSpool> {
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, 'spool.ndjson');
-    const offsetFile = join(dir, 'spool.offset');
-    const fh = await open(file, 'a+');
-    const spool = new DiskSpool(file, offsetFile, fh, maxBytes);
-    spool.size = (await stat(file)).size;
+    const wal = new WriteAheadLog({
+      dir,
+      maxBytes,
+      segmentBytes: SEGMENT_BYTES,
+      lock: { what: 'the gateway spool', hint: 'stop that gateway or give this one another gateway.spoolDir' },
+      log,
+    });
+    wal.open();
+    const spool = new DiskSpool(wal, dir, maxBytes);
     try {
-      spool.offset = Math.min(spool.size, Number((await readFile(offsetFile, 'utf8')).trim()) || 0);
-    } catch {
-      spool.offset = 0; // no offset file yet: nothing replayed
+      spool.moveOldSpool();
+    } catch (err) {
+      wal.close();
+      throw err;
     }
-    await spool.dropTornTail();
     return spool;
+  }
+
+  /** Records skipped by replay: damaged on disk (CRC mismatch) or not a spool record. */
+  get corrupt(): number {
+    return this.wal.counters.corruptRecords + this.invalid;
   }
 
   /** Bytes waiting to be replayed (written or queued). */
   backlogBytes(): number {
-    return this.size - this.offset + this.queuedBytes;
+    return this.wal.pendingBytes() + this.queuedBytes;
   }
 
   isEmpty(): boolean {
     return this.backlogBytes() === 0;
   }
 
-  /** Appends a record; resolves once it is on disk. Rejects (and counts) when the spool is full. */
+  /** Appends a record; resolves once it is on disk. Rejects when the spool is full (the outbox counts it). */
   append(record: SpoolRecord): Promise<void> {
-    const line = `${JSON.stringify(record)}\n`;
-    const bytes = Buffer.byteLength(line);
-    if (this.size + this.queuedBytes + bytes > this.maxBytes) {
-      this.dropped++;
-      return Promise.reject(new Error(`the spool is full (${this.maxBytes} bytes); raise gateway.spoolMaxBytes or bring the broker back`));
+    const payload = JSON.stringify(record);
+    const bytes = recordBytes(payload);
+    if (this.backlogBytes() + bytes > this.maxBytes) {
+      return Promise.reject(this.fullError());
     }
     return new Promise((resolve, reject) => {
-      this.queued.push({ line, bytes, resolve, reject });
+      this.queued.push({ payload, bytes, resolve, reject });
       this.queuedBytes += bytes;
       if (this.queued.length >= FLUSH_MAX_RECORDS) this.flushSoon(0);
       else this.flushSoon(FLUSH_DELAY_MS);
     });
+  }
+
+  /** Writes and fsyncs everything queued (each record's promise says how that went); never rejects. */
+  flush(): Promise<void> {
+    const batch = this.queued;
+    this.queued = [];
+    for (const queued of batch) this.queuedBytes -= queued.bytes;
+    if (batch.length === 0) return this.wal.isOpen() ? this.wal.sync().catch(() => undefined) : Promise.resolve();
+    let written: number;
+    let failure: Error | undefined;
+    try {
+      written = this.wal.appendMany(batch.map((queued) => queued.payload));
+      if (written < batch.length) failure = this.fullError();
+    } catch (err) {
+      written = (err as { appended?: number }).appended ?? 0;
+      failure = err as Error;
+    }
+    for (const queued of batch.slice(written)) queued.reject(failure!);
+    const stored = batch.slice(0, written);
+    if (stored.length === 0) return Promise.resolve();
+    return this.wal.sync().then(
+      () => stored.forEach((queued) => queued.resolve()),
+      (err: unknown) => stored.forEach((queued) => queued.reject(err as Error)),
+    );
+  }
+
+  /** Reads up to `max` records from the replay position (flushing queued ones first); `end` is where they stop. */
+  async read(max: number): Promise<{ records: SpoolRecord[]; end: WalPosition }> {
+    await this.flush();
+    this.wal.rewind();
+    const batch = this.wal.readBatch(max, Infinity);
+    const records: SpoolRecord[] = [];
+    let invalid = 0;
+    batch.records.forEach((payload, index) => {
+      const record = parseRecord(payload);
+      if (record) records.push(record);
+      else if (index >= batch.readBefore) invalid++; // counted once, not at every read again
+    });
+    if (invalid > 0) {
+      this.invalid += invalid;
+      // One line per read (a batch of at most `max` records), not one per record.
+      log.warn({ skipped: invalid, dir: this.dir, totalCorrupt: this.corrupt }, 'skipped records in the gateway spool that are not spool records; they are lost, everything else is replayed');
+    }
+    return { records, end: batch.end };
+  }
+
+  /** Marks everything before `end` replayed; segments all replayed are deleted. */
+  async commit(end: WalPosition): Promise<void> {
+    this.wal.commit(end);
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    await this.flush();
+    this.wal.close();
+  }
+
+  private fullError(): Error {
+    return new Error(`the spool is full (${this.maxBytes} bytes); raise gateway.spoolMaxBytes or bring the broker back`);
   }
 
   private flushSoon(delay: number): void {
@@ -90,109 +167,75 @@ export class DiskSpool {
     }, delay);
   }
 
-  /** Writes and fsyncs everything queued. */
-  flush(): Promise<void> {
-    return this.run(async () => {
-      const batch = this.queued;
-      if (batch.length === 0) return;
-      this.queued = [];
-      const text = batch.map((b) => b.line).join('');
-      const bytes = batch.reduce((n, b) => n + b.bytes, 0);
-      try {
-        await this.fh.appendFile(text);
-        await this.fh.datasync();
-        this.size += bytes;
-        this.queuedBytes -= bytes;
-        for (const b of batch) b.resolve();
-      } catch (err) {
-        this.queuedBytes -= bytes;
-        for (const b of batch) b.reject(err as Error);
-      }
-    });
-  }
-
-  /** Reads up to `max` records from the replay offset (flushing queued ones first); `end` is where they stop. */
-  async read(max: number): Promise<{ records: SpoolRecord[]; end: number }> {
-    await this.flush();
-    return this.run(async () => {
-      const records: SpoolRecord[] = [];
-      const chunk = Buffer.alloc(256 * 1024);
-      let pos = this.offset;
-      let consumed = 0;
-      let pending = Buffer.alloc(0);
-      let skipped = 0;
-      while (records.length < max && pos < this.size) {
-        const { bytesRead } = await this.fh.read(chunk, 0, Math.min(chunk.length, this.size - pos), pos);
-        if (bytesRead === 0) break;
-        pos += bytesRead;
-        const data = Buffer.concat([pending, chunk.subarray(0, bytesRead)]);
+  /**
+   * An earlier version's spool in this directory: the records it had not replayed go into the
+   * log (ahead of anything new, in order, fsync'd), then its files are removed. Lines that are
+   * not records are counted as corrupt; a torn last line (a crash mid-append) is dropped, as that
+   * version did. A crash while moving leaves the old files, so the next start moves them again:
+   * those events are replayed twice (same seq), none is lost.
+   */
+  private moveOldSpool(): void {
+    const file = join(this.dir, OLD_FILE);
+    const offsetFile = join(this.dir, OLD_OFFSET_FILE);
+    let size: number;
+    try {
+      size = statSync(file).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    let offset: number;
+    try {
+      offset = Math.min(size, Number(readFileSync(offsetFile, 'utf8').trim()) || 0);
+    } catch {
+      offset = 0; // no offset file: nothing was replayed
+    }
+    let moved = 0;
+    let invalid = 0;
+    let rest = Buffer.alloc(0);
+    const fd = openSync(file, 'r');
+    try {
+      const chunk = Buffer.allocUnsafe(OLD_READ_CHUNK);
+      for (let position = offset; position < size; ) {
+        const n = readSync(fd, chunk, 0, Math.min(chunk.length, size - position), position);
+        if (n === 0) break;
+        position += n;
+        const data = Buffer.concat([rest, chunk.subarray(0, n)]);
+        const payloads: string[] = [];
         let start = 0;
-        while (records.length < max) {
-          const nl = data.indexOf(0x0a, start);
-          if (nl < 0) break;
-          const record = parseRecord(data.toString('utf8', start, nl));
-          if (record) records.push(record);
-          else skipped++;
-          consumed += nl + 1 - start;
-          start = nl + 1;
+        for (let newline = data.indexOf(0x0a); newline >= 0; newline = data.indexOf(0x0a, start)) {
+          const record = parseRecord(data.toString('utf8', start, newline));
+          if (record) payloads.push(JSON.stringify(record));
+          else invalid++;
+          start = newline + 1;
         }
-        pending = Buffer.from(data.subarray(start));
+        rest = Buffer.from(data.subarray(start));
+        // Already accepted by the earlier version: moved even beyond spoolMaxBytes, never dropped.
+        if (payloads.length > 0) moved += this.wal.appendMany(payloads, { ignoreLimit: true });
       }
-      if (skipped > 0) {
-        this.corrupt += skipped;
-        // One line per read (a batch of at most `max` records), not one per record.
-        log.warn({ skipped, offset: this.offset, file: this.file, totalCorrupt: this.corrupt }, 'skipped corrupt records in the gateway spool; they are lost, everything else is replayed');
+      this.wal.flush();
+    } catch (err) {
+      throw new Error(`could not move the gateway spool ${file} of an earlier version into ${this.dir} (${(err as Error).message}); it is kept as it was: free disk space there (about ${size - offset} bytes) and start again`, { cause: err });
+    } finally {
+      closeSync(fd);
+    }
+    this.invalid += invalid;
+    log.warn({ file, moved, corrupt: invalid, tornBytes: rest.length }, 'moved the spool of an earlier gateway version into the current format; its events are replayed once the broker is reachable');
+    for (const old of [file, offsetFile, `${offsetFile}.tmp`]) {
+      try {
+        unlinkSync(old);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
-      return { records, end: this.offset + consumed };
-    });
-  }
-
-  /** Marks everything before `end` replayed; when all is replayed, truncates the files. */
-  commit(end: number): Promise<void> {
-    return this.run(async () => {
-      this.offset = end;
-      if (this.offset >= this.size && this.queued.length === 0) {
-        await truncate(this.file, 0);
-        this.size = 0;
-        this.offset = 0;
-      }
-      const tmp = `${this.offsetFile}.tmp`;
-      await writeFile(tmp, String(this.offset));
-      await rename(tmp, this.offsetFile);
-    });
-  }
-
-  async close(): Promise<void> {
-    clearTimeout(this.flushTimer);
-    await this.flush();
-    await this.run(() => this.fh.close());
-  }
-
-  /** A crash mid-append can leave half a line at the end: drop it so replay never chokes. */
-  private async dropTornTail(): Promise<void> {
-    if (this.size === 0) return;
-    const last = Buffer.alloc(1);
-    await this.fh.read(last, 0, 1, this.size - 1);
-    if (last[0] === 0x0a) return;
-    const text = await readFile(this.file);
-    const cut = text.lastIndexOf(0x0a) + 1;
-    await truncate(this.file, cut);
-    this.size = cut;
-    this.offset = Math.min(this.offset, cut);
-  }
-
-  private run<T>(op: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(op, op);
-    this.chain = next.catch(() => undefined);
-    return next;
+    }
   }
 }
 
-/** One spool line as a record, or undefined if it is not one (counted as corrupt by the caller). */
-function parseRecord(line: string): SpoolRecord | undefined {
+/** One spool record from its JSON, or undefined if it is not one (counted as corrupt by the caller). */
+function parseRecord(text: string): SpoolRecord | undefined {
   let value: unknown;
   try {
-    value = JSON.parse(line);
+    value = JSON.parse(text);
   } catch {
     return undefined;
   }

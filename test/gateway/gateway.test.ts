@@ -1,6 +1,6 @@
 // The serial gateway end to end: a socat PTY pair (device end written by the test, gateway end
 // opened through serialport), the real linewatch broker with a gateway account, real MQTT clients.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -103,6 +103,31 @@ afterEach(async () => {
     await r.pty.stop();
   }
 });
+
+/** Cuts the rig's gateway off the broker, has its device send 20 telemetry events (timestamps from `ts`) that go to the spool, and stops the gateway. */
+async function spoolWhileAway(r: Rig, ts: (seq: number) => number): Promise<void> {
+  await r.bus.client.endAsync(true); // the broker is unreachable for this gateway from now on
+  for (let i = 0; i < 20; i++) await write(r.device, ndjsonCodec.encodeEvent('telemetry', { ts: ts(i), seq: i, values: { n: i } }));
+  await waitFor(() => r.gateway.counters().spooled === 20, 10_000, 'the events to be spooled');
+  await r.gateway.stop();
+}
+
+/** Starts a new gateway on the rig's port and spool, connected, and runs `check` with it and the seqs the broker receives from it. */
+async function restartOnSpool(r: Rig, deviceId: string, check: (again: SerialGateway, seqs: number[]) => Promise<void>): Promise<void> {
+  const seqs: number[] = [];
+  await broker.bus.subscribe(`lw/A/${deviceId}/telemetry`, (_t, p) => {
+    seqs.push(JSON.parse(p.toString()).seq as number);
+  });
+  const bus = await MqttBus.connect(url, GW);
+  const again = new SerialGateway({ bus, spoolDir: r.spoolDir, ports: [{ path: r.pty.gateway, device: `A/${deviceId}`, codec: 'ndjson' }] });
+  try {
+    await again.start();
+    await check(again, seqs);
+  } finally {
+    await again.stop();
+    await bus.close();
+  }
+}
 
 describe('SerialGateway', () => {
   it('forwards ndjson frames as valid device messages, keeping device ts and seq', async () => {
@@ -243,30 +268,17 @@ describe('SerialGateway', () => {
 
   it('keeps spooled events across a gateway restart', async () => {
     const r = await rig('ndjson', 'nd-3');
-    await r.bus.client.endAsync(true); // the broker is unreachable for this gateway from now on
-    for (let i = 0; i < 20; i++) await write(r.device, ndjsonCodec.encodeEvent('telemetry', { ts: 1767000000000 + i, seq: i, values: { n: i } }));
-    await waitFor(() => r.gateway.counters().spooled === 20, 10_000, 'the events to be spooled');
-    await r.gateway.stop();
-
-    const seqs: number[] = [];
-    await broker.bus.subscribe('lw/A/nd-3/telemetry', (_t, p) => {
-      seqs.push(JSON.parse(p.toString()).seq as number);
-    });
-    const bus = await MqttBus.connect(url, GW);
-    const again = new SerialGateway({ bus, spoolDir: r.spoolDir, ports: [{ path: r.pty.gateway, device: 'A/nd-3', codec: 'ndjson' }] });
-    await again.start();
-    try {
+    await spoolWhileAway(r, (seq) => 1767000000000 + seq);
+    await restartOnSpool(r, 'nd-3', async (again, seqs) => {
       await waitFor(() => seqs.length >= 20, 10_000, 'the spooled events from before the restart');
       expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => i));
       await waitFor(() => again.drained(), 10_000, 'the spool to drain');
-    } finally {
-      await again.stop();
-      await bus.close();
-    }
+    });
   });
   it('skips and counts corrupt spool records instead of crash-looping on them', async () => {
-    // A spool left behind with damage between two good records and after the last one (a torn
-    // write, bytes from a bad disk, a record from a foreign writer), as a previous run would leave it.
+    // A spool of the format before lib/wal (spool.ndjson), left behind with damage between two good
+    // records and after the last one (a torn write, bytes from a bad disk, a record from a foreign
+    // writer): moved into the log at start, its bad lines counted, the good ones replayed.
     const spoolDir = join(dir, 'spool-corrupt');
     mkdirSync(spoolDir, { recursive: true });
     const good = (seq: number): string => JSON.stringify({ topic: 'lw/A/nd-5/telemetry', payload: JSON.stringify({ ts: 1767000000000 + seq, seq, values: { n: seq } }), retain: false });
@@ -291,6 +303,30 @@ describe('SerialGateway', () => {
       await bus.close();
       await pty.stop();
     }
+  });
+  it('skips a record whose bytes changed on disk (a digit flipped, still valid JSON) in its own spool, counts it and replays everything after it', async () => {
+    const r = await rig('ndjson', 'nd-6');
+    const ts = (seq: number): number => 1767000000000 + seq * 1000;
+    await spoolWhileAway(r, ts);
+
+    // Flip one digit of event 10's timestamp wherever the spool keeps it: the record still parses
+    // as JSON (a bit flip on a bad disk block), only a checksum can tell.
+    const needle = Buffer.from(String(ts(10)));
+    const hits = readdirSync(r.spoolDir)
+      .map((name) => join(r.spoolDir, name))
+      .filter((file) => readFileSync(file).includes(needle));
+    expect(hits).toHaveLength(1);
+    const bytes = readFileSync(hits[0]!);
+    const at = bytes.indexOf(needle) + needle.length - 4; // the thousands digit: 1767000010000 → 1767000011000
+    bytes[at] = bytes[at] === 0x30 ? 0x31 : 0x30;
+    writeFileSync(hits[0]!, bytes);
+
+    await restartOnSpool(r, 'nd-6', async (again, seqs) => {
+      await waitFor(() => again.drained(), 10_000, 'the spool with a flipped digit to drain');
+      await waitFor(() => seqs.length >= 19, 10_000, 'the 19 intact spooled events');
+      expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => i).filter((seq) => seq !== 10));
+      expect(again.counters()).toMatchObject({ replayed: 19, spool_corrupt_records: 1, spool_backlog_bytes: 0 });
+    });
   });
 });
 

@@ -24,7 +24,8 @@ function canUnshare(): boolean {
 
 /** Another process (optionally in its own PID namespace) that opens a spool on `dir` and holds it. */
 function holdSpoolLock(dir: string, prefix: string[]): { child: ChildProcess; locked: Promise<void>; kill: () => Promise<void> } {
-  if (!existsSync(BUILT_SPOOL) || statSync(BUILT_SPOOL).mtimeMs < statSync(resolve('historian/spool.ts')).mtimeMs || statSync(BUILT_SPOOL).mtimeMs < statSync(resolve('lib/dir-lock.ts')).mtimeMs) {
+  const sources = ['historian/spool.ts', 'lib/dir-lock.ts', ...readdirSync(resolve('lib/wal')).map((name) => `lib/wal/${name}`)];
+  if (!existsSync(BUILT_SPOOL) || sources.some((source) => statSync(BUILT_SPOOL).mtimeMs < statSync(resolve(source)).mtimeMs)) {
     throw new Error('dist/ is missing or older than the sources: run `npm run build` before these tests (npm test does)');
   }
   const script = `

@@ -1,18 +1,19 @@
-// The spool's committed position on disk, in a file that never needs free space to be updated —
-// so the writer makes progress on a full disk (issue 9, item 4): writing a new file and renaming
-// it, as before, fails with ENOSPC exactly when draining the spool is the way out.
+// The write-ahead log's committed position on disk, in a file that never needs free space to be
+// updated — so a reader makes progress on a full disk: writing a new file and renaming it fails
+// with ENOSPC exactly when draining the log is the way out.
 //
-//   committed.pos  two 32-byte slots, allocated when the spool opens, overwritten in place in turn
+//   committed.pos  two 32-byte slots, allocated when the log opens, overwritten in place in turn
 //   slot           u32le magic "LWC1" | u32le CRC-32 of the next 24 bytes | u64le sequence | u64le segment | u64le offset
 //
 // The newest slot whose magic and CRC match is the position. A write torn by a power loss can
 // spoil only the slot being written; the other still holds the position before it (replaying
-// from there is harmless: writes to InfluxDB are idempotent). Overwriting allocated blocks needs
+// from there delivers a few records again: the log is at least once). Overwriting allocated blocks needs
 // no new ones on ext4, xfs and tmpfs; on copy-on-write filesystems (btrfs, ZFS) it does.
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 
-export interface CommitPosition {
+/** A place in the log: everything before `offset` in segment `segment` (and all earlier segments). */
+export interface WalPosition {
   segment: number;
   offset: number;
 }
@@ -28,7 +29,7 @@ export class CommitFile {
   constructor(readonly path: string) {}
 
   /** Opens the file (creating and allocating it if missing) and returns the position it holds, if any. */
-  open(): CommitPosition | undefined {
+  open(): WalPosition | undefined {
     try {
       this.fd = openSync(this.path, 'r+');
     } catch (err) {
@@ -36,7 +37,7 @@ export class CommitFile {
       this.fd = openSync(this.path, 'w+');
     }
     if (fstatSync(this.fd).size < 2 * SLOT) writeSync(this.fd, Buffer.alloc(2 * SLOT), 0, 2 * SLOT, 0);
-    let newest: { sequence: bigint; position: CommitPosition } | undefined;
+    let newest: { sequence: bigint; position: WalPosition } | undefined;
     for (let index = 0; index < 2; index++) {
       const slot = Buffer.alloc(SLOT);
       readSync(this.fd, slot, 0, SLOT, index * SLOT);
@@ -49,7 +50,7 @@ export class CommitFile {
   }
 
   /** Records `position` in the slot not holding the newest one: one pwrite(2) of 32 bytes, no new space. */
-  write(position: CommitPosition): void {
+  write(position: WalPosition): void {
     if (this.fd < 0) throw new Error(`${this.path} is not open`);
     const sequence = this.sequence + 1n;
     const slot = this.slot;
