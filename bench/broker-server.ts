@@ -6,6 +6,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
 import { brokerConfigSchema, startBroker } from '../broker/index.js';
 import { Receiver } from './broker-receiver.js';
+import { roleGrants } from '../config/services.js';
 
 const [kind, devicesFile, consumer] = process.argv.slice(2);
 const receiver = new Receiver();
@@ -13,7 +14,7 @@ let port: number;
 let publisherPauses = (): number | undefined => undefined;
 
 if (kind === 'linewatch') {
-  const broker = await startBroker(brokerConfigSchema.parse({ port: 0, wsPort: null, devicesFile, maxConnections: 100_000, statsIntervalMs: 60_000 }));
+  const broker = await startBroker(brokerConfigSchema.parse({ port: 0, wsPort: null, devicesFile, maxConnections: 100_000, statsIntervalMs: 60_000 }), { roles: roleGrants() });
   port = broker.ports.mqtt;
   publisherPauses = () => broker.stats().publisherPauses;
   if (consumer === 'inproc') {

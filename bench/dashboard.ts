@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { brokerConfigSchema, startBroker, type LinewatchBroker } from '../broker/index.js';
 import { DashboardServer } from '../dashboard/server/index.js';
 import type { Report } from './report.js';
+import { roleGrants } from '../config/services.js';
 
 const DEVICES = 15;
 const PUBLISH_MS = 4000;
@@ -68,7 +69,7 @@ function percentile(values: number[], p: number): number {
 
 export async function run(report: Report): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'linewatch-bench-dash-'));
-  const broker = await startBroker(brokerConfigSchema.parse({ port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }));
+  const broker = await startBroker(brokerConfigSchema.parse({ port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
   try {
     // 1. Intake: a bare counting subscriber vs. the dashboard's live view (parse, validate, merge).
     let counted = 0;

@@ -23,6 +23,7 @@ import { waitFor, withTimeout } from '../lib/wait.js';
 import { RulesEngine, type DeviceEvent } from '../rules/engine.js';
 import type { Report } from './report.js';
 import type { LoadRequest, LoadResult } from './rules-client.js';
+import { roleGrants } from '../config/services.js';
 
 const RULE_COUNTS = [10, 100, 1000];
 const RATES: { rate: number; seconds: number }[] = [
@@ -128,7 +129,7 @@ rules:
       - command: { target: "{device}", action: set_speed, params: { speed: "=values.n" }, ttl: 60s }
 `,
   );
-  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }));
+  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
   const worker = new Worker(new URL('./rules-client.js', import.meta.url));
   let engine: RulesEngine | undefined;
   let unsubscribe: (() => Promise<void>) | undefined;

@@ -1,42 +1,42 @@
-// Who may publish and subscribe to what, by role (docs/broker.md#authorization). A grant is here
-// only because the service of that role uses it (test/broker/roles.test.ts); kept by hand until
-// the table is derived from the topics each service declares.
+// Who may publish and subscribe to what, by role (docs/broker.md#authorization). The broker
+// keeps no table of its own: it is given one (RoleTable), derived from the topics each service
+// module declares (config/services.ts, roleGrants), so a grant exists only because a service
+// uses it (test/broker/roles.test.ts). Only `admin` is the broker's: everything but $SYS publishes.
 import { topicMatches } from '../contracts/topics.js';
-import type { Role } from './accounts.js';
+import { usernameProblem, type Role } from './accounts.js';
 
-const DEVICE_PUBLISH = ['state', 'telemetry', 'status', 'cmd/ack'];
+/** What an account of a role may publish to and subscribe to: MQTT filters, `{account}` standing for its own username. */
+export interface RoleGrants {
+  readonly publish: readonly string[];
+  readonly subscribe: readonly string[];
+}
 
-interface Rules {
+/** Grants by role; a role that is not in the table may do nothing. */
+export type RoleTable = Readonly<Partial<Record<string, RoleGrants>>>;
+
+/** The placeholder of a per-account filter (lib/service-module.ts). */
+export const ACCOUNT_PLACEHOLDER = '{account}';
+
+export interface Rules {
   publish: string[];
   subscribe: string[];
 }
 
+const ADMIN: RoleGrants = { publish: ['#'], subscribe: ['#', '$SYS/#'] };
+const NOTHING: RoleGrants = { publish: [], subscribe: [] };
+
 /** The topic filters an account may publish to / subscribe to. */
-export function rulesFor(role: Role, username: string): Rules {
-  switch (role) {
-    case 'device': {
-      const base = `lw/${username}`; // username is LINE/DEVICE
-      return { publish: DEVICE_PUBLISH.map((k) => `${base}/${k}`), subscribe: [`${base}/cmd`] };
-    }
-    case 'gateway':
-      return { publish: DEVICE_PUBLISH.map((k) => `lw/+/+/${k}`), subscribe: ['lw/+/+/cmd'] };
-    case 'rules':
-      // Commands (rules/commands.ts) and alerts (rules/engine.ts); whoever sends a command reports
-      // its outcome (lw/{line}/{device}/cmd/outcome) for the historian.
-      return { publish: ['lw/+/+/cmd', 'lw/+/+/cmd/outcome', 'lw/+/alerts'], subscribe: ['lw/#'] };
-    case 'historian':
-      // A pure sink (historian/index.ts): it reads everything and publishes nothing.
-      return { publish: [], subscribe: ['lw/#'] };
-    case 'oee':
-      // OEE summaries (oee/service.ts) from the events that make a line's condition and output,
-      // and the outcomes of speed and strategy commands (OEE_SUBSCRIPTIONS).
-      return { publish: ['lw/+/summary'], subscribe: ['lw/+/+/state', 'lw/+/+/telemetry', 'lw/+/+/status', 'lw/+/+/cmd/outcome'] };
-    case 'dashboard':
-      // Alert acknowledge and clear (dashboard/server/index.ts); it sends no command.
-      return { publish: ['lw/+/alerts'], subscribe: ['lw/#'] };
-    case 'admin':
-      return { publish: ['#'], subscribe: ['#', '$SYS/#'] };
-  }
+export function rulesFor(table: RoleTable, role: Role, username: string): Rules {
+  // A valid username holds no wildcard, nor a '/' beyond a device's LINE/DEVICE (accounts.ts), so
+  // substituting it cannot widen a filter; a hand-edited devices file may hold one that is not.
+  const grants = usernameProblem(username, role) ? NOTHING : role === 'admin' ? ADMIN : (table[role] ?? NOTHING);
+  const own = (filter: string): string => filter.split(ACCOUNT_PLACEHOLDER).join(username);
+  return { publish: grants.publish.map(own), subscribe: grants.subscribe.map(own) };
+}
+
+/** Roles that may do nothing under `table` (their accounts would connect and be refused every publish). */
+export function rolesWithoutGrants(table: RoleTable, roles: readonly Role[]): Role[] {
+  return roles.filter((role) => role !== 'admin' && !table[role]);
 }
 
 export function mayPublish(rules: Rules, topic: string): boolean {

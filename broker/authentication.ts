@@ -7,7 +7,7 @@ import { logger } from '../lib/log.js';
 import type { LogLimiter } from '../lib/log-limit.js';
 import type { AccountStore } from './account-store.js';
 import type { Role } from './accounts.js';
-import { rulesFor } from './acl.js';
+import { rulesFor, type RoleTable } from './acl.js';
 import { addressOf, remoteOf } from './client-remote.js';
 import type { LoginAttempt, LoginGuard } from './login-guard.js';
 import type { BrokerCounters } from './stats.js';
@@ -21,6 +21,8 @@ type Done = Parameters<Authenticate>[3];
 export interface AuthenticationParts {
   /** Undefined in open mode. */
   readonly accounts: AccountStore | undefined;
+  /** The grants of each role (broker/acl.ts). */
+  readonly roles: RoleTable;
   readonly loginGuard: LoginGuard;
   readonly counters: BrokerCounters;
   /** A bounded number of lines per kind and interval for what a client can cause per attempt. */
@@ -117,7 +119,7 @@ export class Authentication {
   private sharedRules(role: Role, username: string): ClientRules {
     const key = `${role}\u0000${username}`;
     let rules = this.rulesCache.get(key);
-    if (!rules) this.rulesCache.set(key, (rules = rulesFor(role, username)));
+    if (!rules) this.rulesCache.set(key, (rules = rulesFor(this.parts.roles, role, username)));
     return rules;
   }
 }

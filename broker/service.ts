@@ -9,6 +9,7 @@ import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import { healthFrom, type Counters, type Health, type Service } from '../lib/service.js';
 import { AccountStore } from './account-store.js';
+import type { RoleTable } from './acl.js';
 import { assertAedesPatched } from './aedes-patch.js';
 import { Authentication } from './authentication.js';
 import { Authorization } from './authorization.js';
@@ -60,6 +61,12 @@ interface Running {
   readonly stopTimers: () => void;
 }
 
+/** What the broker is given besides its config section. */
+export interface BrokerOptions {
+  /** Who may publish and subscribe to what: derived from the service modules' declared topics (config/services.ts, roleGrants). */
+  readonly roles: RoleTable;
+}
+
 type Phase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 const NOT_SERVING: Record<Exclude<Phase, 'running'>, string> = {
@@ -78,7 +85,10 @@ export class BrokerService implements LinewatchBroker {
   private running: Running | undefined;
   private stopping: Promise<void> | undefined;
 
-  constructor(private readonly config: BrokerConfig) {}
+  constructor(
+    private readonly config: BrokerConfig,
+    private readonly options: BrokerOptions,
+  ) {}
 
   get aedes(): Aedes {
     return this.started().aedes;
@@ -95,7 +105,7 @@ export class BrokerService implements LinewatchBroker {
   async start(): Promise<void> {
     if (this.startup) throw new Error('this broker was started before; a stopped broker does not start again: create a new BrokerService (or call startBroker)');
     this.phase = 'starting';
-    this.startup = assemble(this.config, this.counts);
+    this.startup = assemble(this.config, this.options, this.counts);
     try {
       this.running = await this.startup;
     } catch (err) {
@@ -166,14 +176,14 @@ function closeAedes(aedes: Aedes): Promise<void> {
 }
 
 /** Builds and starts every part, in the order they depend on each other; what failed half-way is closed again. */
-async function assemble(config: BrokerConfig, counters: BrokerCounters): Promise<Running> {
+async function assemble(config: BrokerConfig, options: BrokerOptions, counters: BrokerCounters): Promise<Running> {
   assertAedesPatched();
   // A bounded number of lines per kind and interval for what a client can cause per message or attempt.
   const limitedLog = new LogLimiter(log);
   const accounts = config.open ? undefined : new AccountStore(config.devicesFile);
   if (accounts) await accounts.load(); // a broken devices file stops the start with its error
   // Password guessing: failed logins back off per address and username, per account and per address (login-guard.ts).
-  const authentication = new Authentication({ accounts, loginGuard: new LoginGuard(config.loginBackoff), counters, limitedLog });
+  const authentication = new Authentication({ accounts, roles: options.roles, loginGuard: new LoginGuard(config.loginBackoff), counters, limitedLog });
   const authorization = new Authorization(authentication, counters);
   const mq = createSafeMq({ concurrency: 100 });
   const throttle = new PublisherThrottle(() => mq.length, config.maxPendingDeliveries, () => counters.publisherPauses++);

@@ -1,7 +1,6 @@
 // linewatch.yaml: one file, one schema, each service owning its own section — the sections are
-// the config schemas of the service modules in config/services.ts (plus the broker's).
+// the config schemas of the service modules in config/services.ts.
 import { z, type ZodType } from 'zod';
-import { brokerConfigSchema } from '../broker/config.js';
 import { SERVICE_MODULES } from './services.js';
 
 type Modules = (typeof SERVICE_MODULES)[number];
@@ -12,7 +11,6 @@ const sectionSchemas = Object.fromEntries(SERVICE_MODULES.map((module) => [modul
 
 export const configSchema = z.strictObject({
   dataDir: z.string().default('.linewatch').describe('where state, spools and the managed influxd live'),
-  broker: brokerConfigSchema.prefault({}),
   ...sectionSchemas,
-}) as unknown as ZodType<{ dataDir: string; broker: z.infer<typeof brokerConfigSchema> } & Sections, unknown>;
+}) as unknown as ZodType<{ dataDir: string } & Sections, unknown>;
 export type LinewatchConfig = z.infer<typeof configSchema>;

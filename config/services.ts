@@ -2,6 +2,8 @@
 // config/schema.ts takes each one's config section from here, `up` its order, the standalone
 // runner each one's /healthz port, and the broker its role table: every grant of a role is a
 // topic that a module of that role declares (roleGrants below), and nothing else.
+import { brokerModule } from '../broker/module.js';
+import type { RoleTable } from '../broker/acl.js';
 import { dashboardModule } from '../dashboard/module.js';
 import { gatewayModule } from '../gateway/module.js';
 import { historianModule } from '../historian/module.js';
@@ -15,19 +17,13 @@ import { simulateModule } from '../simulators/module.js';
  * everything; the OEE service beside it; then the rules engine and the dashboard (before any device, so they hear every
  * first retained message); then what speaks for devices: the serial gateway and the simulated line.
  */
-export const SERVICE_MODULES = [historianModule, oeeModule, rulesModule, dashboardModule, gatewayModule, simulateModule] as const;
+export const SERVICE_MODULES = [brokerModule, historianModule, oeeModule, rulesModule, dashboardModule, gatewayModule, simulateModule] as const;
 
 export type ServiceName = (typeof SERVICE_MODULES)[number]['name'];
 
-/** What an account of a role may publish to and subscribe to: MQTT filters, `{account}` for its own username. */
-export interface RoleGrants {
-  publish: string[];
-  subscribe: string[];
-}
-
-/** The role table: the union of the topics every module of each role declares. */
-export function roleGrants(modules: readonly ServiceModule<unknown, never>[] = SERVICE_MODULES as readonly ServiceModule<unknown, never>[]): Record<string, RoleGrants> {
-  const table: Record<string, RoleGrants> = {};
+/** The role table: the union of the topics every module of each role declares (admin is the broker's own: everything). */
+export function roleGrants(modules: readonly ServiceModule<unknown, never>[] = SERVICE_MODULES as readonly ServiceModule<unknown, never>[]): RoleTable {
+  const table: Record<string, { publish: string[]; subscribe: string[] }> = {};
   const add = (list: string[], uses: readonly TopicUse[]): void => {
     for (const use of uses) if (!list.includes(use.filter)) list.push(use.filter);
   };

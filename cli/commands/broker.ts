@@ -6,6 +6,7 @@ import { loadConfig } from '../../config/load.js';
 import { UserError } from '../errors.js';
 import { port } from '../flags.js';
 import { onShutdown } from '../shutdown.js';
+import { roleGrants } from '../../config/services.js';
 
 interface BrokerFlags {
   config?: string;
@@ -58,7 +59,7 @@ export function registerBroker(program: Command): void {
       }
       let broker;
       try {
-        broker = await startBroker(config);
+        broker = await startBroker(config, { roles: roleGrants() });
       } catch (err) {
         throw new UserError((err as Error).message);
       }

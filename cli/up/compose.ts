@@ -22,6 +22,7 @@ import { withTimeout } from '../../lib/wait.js';
 import type { Service } from '../../lib/service.js';
 import { SOCAT_INSTALL_HINT, findSocat, openPtyPair, type PtyPair } from './pty-pair.js';
 import type { StatusFigures } from './status.js';
+import { roleGrants } from '../../config/services.js';
 
 /** The simulated station that talks through the serial gateway, like a legacy device. */
 export const SERIAL_STATION = 'st-5';
@@ -136,7 +137,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
 
     // 2. The broker, authentication on.
     const brokerConfig = { ...config.broker, devicesFile: underDataDir(config.broker.devicesFile, dataDir) };
-    broker = await startBroker(brokerConfig);
+    broker = await startBroker(brokerConfig, { roles: roleGrants() });
     const b = broker;
     started.push({ name: 'broker', stop: () => b.stop() });
     const { mqtt, ws } = broker.ports;

@@ -7,6 +7,7 @@ import { BrokerService, brokerConfigSchema } from '../../broker/index.js';
 import { sleep, waitFor } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 import { mqttConnect, publishPacket, subscribePacket } from './raw-mqtt.js';
+import { roleGrants } from '../../config/services.js';
 
 const brokers: TestBroker[] = [];
 const sockets: Socket[] = [];
@@ -23,7 +24,7 @@ async function testBroker(overrides: Parameters<typeof startTestBroker>[0]): Pro
 
 describe('broker health()', () => {
   it('is down before start, ok while it listens, down while it stops and once stopped', async () => {
-    const broker = new BrokerService(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true }));
+    const broker = new BrokerService(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true }), { roles: roleGrants() });
     expect(broker.name).toBe('broker');
     expect(broker.health()).toEqual({ status: 'down', reasons: ['not started'] });
     await broker.start();

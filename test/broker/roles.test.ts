@@ -5,10 +5,11 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../broker/index.js';
-import { topicMatches } from '../../contracts/topics.js';
+import { topicMatches, topics } from '../../contracts/topics.js';
 import { OEE_SUBSCRIPTIONS } from '../../oee/index.js';
 import { sleep, waitFor } from '../../lib/wait.js';
 import { grantedQos as granted, startTestBroker, type TestBroker } from '../harness/broker.js';
+import { roleGrants } from '../../config/services.js';
 
 let tb: TestBroker;
 const clients: MqttClient[] = [];
@@ -58,8 +59,8 @@ interface RoleCase {
 }
 
 const CASES: RoleCase[] = [
-  // rules/engine.ts (alerts), rules/commands.ts (cmd, cmd/outcome); subscribes to the device events under lw/#.
-  { username: 'rules', role: 'rules', publishes: ['cmd', 'outcome', 'alert'], subscribes: ['lw/#'], noLongerPublishes: ['summary'], noLongerSubscribes: ['$SYS/#'] },
+  // rules/engine.ts (alerts), rules/commands.ts (cmd, cmd/outcome); subscribes to the device events (state, telemetry, status, acks), nothing else.
+  { username: 'rules', role: 'rules', publishes: ['cmd', 'outcome', 'alert'], subscribes: [...topics.allDeviceEvents], noLongerPublishes: ['summary'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', '$SYS/#'] },
   // historian/index.ts: a pure sink, it publishes nothing (OEE summaries moved to the oee role); subscribes to lw/#.
   { username: 'historian', role: 'historian', publishes: [], subscribes: ['lw/#'], noLongerPublishes: ['summary'], noLongerSubscribes: ['$SYS/#'] },
   // oee/service.ts: OEE summaries on lw/{line}/summary; subscribes to state, telemetry, status and command outcomes (OEE_SUBSCRIPTIONS), nothing else.
@@ -95,5 +96,14 @@ describe('the role table', () => {
     await admin.publishAsync(probe, JSON.stringify({ ts: Date.now(), seq: 1, state: 'RUNNING' }), { qos: 1 });
     await waitFor(() => received.includes(probe), 5000, `the ${c.role} role's subscription receiving ${probe}`);
     expect(c.subscribes.some((filter) => topicMatches(filter, probe))).toBe(true);
+  });
+
+  it('is exactly what the service modules declare: these cases cover every declared grant of their roles', () => {
+    const table = roleGrants();
+    for (const c of CASES) {
+      const declared = table[c.role];
+      expect(declared?.subscribe, c.role).toEqual(c.subscribes);
+      expect(declared?.publish, c.role).toEqual(c.publishes.map((kind) => ({ cmd: 'lw/+/+/cmd', outcome: 'lw/+/+/cmd/outcome', alert: 'lw/+/alerts', summary: 'lw/+/summary' })[kind]));
+    }
   });
 });

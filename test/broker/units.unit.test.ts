@@ -1,11 +1,15 @@
 // The broker's pure pieces: filter coverage for the ACL, and the packet-size scanner.
 import { describe, expect, it } from 'vitest';
-import { filterCovers, mayPublish, maySubscribe, rulesFor } from '../../broker/acl.js';
+import { filterCovers, mayPublish, maySubscribe, rolesWithoutGrants, rulesFor } from '../../broker/acl.js';
 import { Duplex } from 'node:stream';
 import { PacketSizeScanner } from '../../broker/packet-guard.js';
 import { batchWrites } from '../../broker/write-batching.js';
 import { sleep } from '../../lib/wait.js';
 import { connectPacket, publishPacket } from './raw-mqtt.js';
+import { ROLES } from '../../broker/accounts.js';
+import { roleGrants } from '../../config/services.js';
+
+const TABLE = roleGrants();
 
 describe('ACL', () => {
   it.each([
@@ -24,7 +28,7 @@ describe('ACL', () => {
   });
 
   it('confines a device to its own topics', () => {
-    const rules = rulesFor('device', 'A/conv-1');
+    const rules = rulesFor(TABLE, 'device', 'A/conv-1');
     expect(mayPublish(rules, 'lw/A/conv-1/telemetry')).toBe(true);
     expect(mayPublish(rules, 'lw/A/conv-1/cmd/ack')).toBe(true);
     expect(mayPublish(rules, 'lw/A/conv-1/cmd')).toBe(false);
@@ -35,15 +39,24 @@ describe('ACL', () => {
   });
 
   it('lets the rules role report command outcomes, and no dashboard (it sends no command) nor device', () => {
-    expect(mayPublish(rulesFor('rules', 'rules-1'), 'lw/A/conv-1/cmd/outcome')).toBe(true);
-    expect(mayPublish(rulesFor('dashboard', 'dash'), 'lw/A/conv-1/cmd/outcome')).toBe(false);
-    expect(mayPublish(rulesFor('device', 'A/conv-1'), 'lw/A/conv-1/cmd/outcome')).toBe(false);
-    expect(mayPublish(rulesFor('gateway', 'gw'), 'lw/A/conv-1/cmd/outcome')).toBe(false);
+    expect(mayPublish(rulesFor(TABLE, 'rules', 'rules-1'), 'lw/A/conv-1/cmd/outcome')).toBe(true);
+    expect(mayPublish(rulesFor(TABLE, 'dashboard', 'dash'), 'lw/A/conv-1/cmd/outcome')).toBe(false);
+    expect(mayPublish(rulesFor(TABLE, 'device', 'A/conv-1'), 'lw/A/conv-1/cmd/outcome')).toBe(false);
+    expect(mayPublish(rulesFor(TABLE, 'gateway', 'gw'), 'lw/A/conv-1/cmd/outcome')).toBe(false);
+  });
+
+  it('derives every grant from the declared topics: each role has some, a role without a module has none, a wildcard username gets nothing', () => {
+    expect(rolesWithoutGrants(TABLE, ROLES)).toEqual([]);
+    expect(rulesFor({}, 'rules', 'rules-1')).toEqual({ publish: [], subscribe: [] });
+    // Devices files are written by `devices add`, which refuses such names; a hand-edited one may hold them.
+    expect(rulesFor(TABLE, 'device', 'A/+')).toEqual({ publish: [], subscribe: [] });
+    expect(rulesFor(TABLE, 'device', '#')).toEqual({ publish: [], subscribe: [] });
+    expect(rulesFor(TABLE, 'historian', 'historian')).toEqual({ publish: [], subscribe: ['lw/#'] });
   });
 
   it('never lets a client publish on $SYS, not even admin', () => {
-    expect(mayPublish(rulesFor('admin', 'ops'), '$SYS/linewatch/stats')).toBe(false);
-    expect(mayPublish(rulesFor('admin', 'ops'), 'anything/else')).toBe(true);
+    expect(mayPublish(rulesFor(TABLE, 'admin', 'ops'), '$SYS/linewatch/stats')).toBe(false);
+    expect(mayPublish(rulesFor(TABLE, 'admin', 'ops'), 'anything/else')).toBe(true);
   });
 });
 

@@ -13,6 +13,7 @@ import { textCodec, ndjsonCodec } from '../../contracts/serial/index.js';
 import { SerialGateway } from '../../gateway/index.js';
 import { sleep, waitFor, withTimeout } from '../../lib/wait.js';
 import { startPtyPair, type TestPtyPair } from '../harness/pty.js';
+import { roleGrants } from '../../config/services.js';
 
 const GW = { username: 'gw-1', password: 'gw-secret-one' };
 const WATCH = { username: 'watcher', password: 'watch-secret-1' };
@@ -23,7 +24,7 @@ let broker: LinewatchBroker;
 let url: string;
 
 async function startOurBroker(port = 0): Promise<LinewatchBroker> {
-  return startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port, wsPort: null, devicesFile }));
+  return startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port, wsPort: null, devicesFile }), { roles: roleGrants() });
 }
 
 beforeAll(async () => {

@@ -12,6 +12,7 @@ import { ndjsonCodec } from '../../contracts/serial/index.js';
 import { SerialGateway } from '../../gateway/index.js';
 import { waitFor } from '../../lib/wait.js';
 import { startPtyPair, type TestPtyPair } from '../harness/pty.js';
+import { roleGrants } from '../../config/services.js';
 
 let dir: string;
 const cleanup: (() => Promise<void>)[] = [];
@@ -35,7 +36,7 @@ async function ptyPair(): Promise<TestPtyPair> {
 }
 
 async function openBroker(port = 0): Promise<LinewatchBroker> {
-  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }));
+  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
   return broker;
 }
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { addAccount, brokerConfigSchema, startBroker, type BrokerConfig, type LinewatchBroker, type Role } from '../../broker/index.js';
 import { withTimeout } from '../../lib/wait.js';
+import { roleGrants } from '../../config/services.js';
 
 export interface TestBroker {
   broker: LinewatchBroker;
@@ -23,7 +24,7 @@ export async function startTestBroker(overrides: Partial<BrokerConfig> = {}): Pr
   const config = brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: 0, devicesFile, ...overrides });
   let broker: LinewatchBroker;
   try {
-    broker = await startBroker(config);
+    broker = await startBroker(config, { roles: roleGrants() });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;

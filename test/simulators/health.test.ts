@@ -8,6 +8,7 @@ import { brokerConfigSchema, startBroker, type LinewatchBroker } from '../../bro
 import { waitFor } from '../../lib/wait.js';
 import { LineSimulator, parseScenario } from '../../simulators/index.js';
 import { startPtyPair } from '../harness/pty.js';
+import { roleGrants } from '../../config/services.js';
 
 const LAYOUT = { conveyors: 1, stations: 2, sensors: 0, bufferCapacity: 4 }; // line-ctl, conv-1, st-1, st-2
 let dir: string;
@@ -26,7 +27,7 @@ afterAll(() => {
 });
 
 async function openBroker(): Promise<LinewatchBroker> {
-  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }));
+  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
   cleanup.push(() => broker.stop()); // idempotent: a test may stop it first
   return broker;
 }
