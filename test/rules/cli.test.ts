@@ -96,6 +96,11 @@ describe('linewatch rules check', () => {
     const withoutDevices = await linewatch('rules', 'check', bad);
     expect(withoutDevices.stderr).not.toContain('line-ctrl');
     expect(withoutDevices.stderr).toContain('5 error(s)');
+    // The standalone engine refuses to start with the same list (before it connects to any broker).
+    const engine = await linewatch('rules', '--broker', 'mqtt://127.0.0.1:1', '--dir', bad, '--no-health');
+    expect(engine.code).toBe(1);
+    expect(engine.stderr).toContain(`5 error(s) in ${bad}`);
+    expect(engine.stderr).toContain('b.yaml:8 [hot]: duplicate rule id; already defined in a.yaml:2');
     const help = await linewatch('rules', 'check', '--help');
     expect(help.stdout).toMatch(/Without --scenario, literal\s+targets\s+are\s+not\s+checked/);
   });
