@@ -148,9 +148,16 @@ function build(node: jsep.Expression, source: string, names: Set<string>): Evalu
   }
 }
 
+export interface CompiledTemplate {
+  render: (scope: Scope) => string;
+  /** Top-level names its placeholders read, checked against the rule's scope at load like an expression's. */
+  names: Set<string>;
+}
+
 /** A message template: literal text with `{expression}` placeholders, e.g. "{device} at {values.temp} °C". */
-export function compileTemplate(template: string): (scope: Scope) => string {
+export function parseTemplate(template: string): CompiledTemplate {
   const parts: (string | Evaluator)[] = [];
+  const names = new Set<string>();
   let rest = template;
   for (;;) {
     const open = rest.indexOf('{');
@@ -158,11 +165,13 @@ export function compileTemplate(template: string): (scope: Scope) => string {
     const close = rest.indexOf('}', open);
     if (close < 0) throw new ExpressionError(`template "${template}": "{" without a closing "}"`);
     parts.push(rest.slice(0, open));
-    parts.push(compileExpression(rest.slice(open + 1, close)).evaluate);
+    const placeholder = compileExpression(rest.slice(open + 1, close));
+    for (const name of placeholder.names) names.add(name);
+    parts.push(placeholder.evaluate);
     rest = rest.slice(close + 1);
   }
   parts.push(rest);
-  return (scope) =>
+  const render = (scope: Scope): string =>
     parts
       .map((p) => {
         if (typeof p === 'string') return p;
@@ -170,4 +179,9 @@ export function compileTemplate(template: string): (scope: Scope) => string {
         return typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : String(v);
       })
       .join('');
+  return { render, names };
+}
+
+export function compileTemplate(template: string): (scope: Scope) => string {
+  return parseTemplate(template).render;
 }

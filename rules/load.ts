@@ -1,23 +1,21 @@
 // Reads rule files, validates them and compiles each rule once. Every error names the file,
-// the line and the rule id, e.g. `overheat.yaml:12 [conveyor-overheat]: when: "values.t >": ...`.
+// the line of the offending key and the rule id, e.g. `overheat.yaml:12 [conveyor-overheat]: when: "values.t >": ...`.
+// One load finds every error of every file (schema, expressions, placeholders, targets, duplicate
+// ids); a rule with an error is not loaded, the other rules of its file are.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { LineCounter, parseDocument, type Document } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { CommandAction, DeviceState, DeviceType, Severity } from '../contracts/schemas.js';
-import { compileExpression, compileTemplate, ExpressionError, type Evaluator, type Scope } from './expr.js';
-import { ruleFileSchema, safetySchema, type CommandActionDefinition, type RuleDefinition, type SafetyDefinition } from './schema.js';
+import type { Evaluator, Scope } from './expr.js';
+import { globMatcher, type IdMatcher } from './glob.js';
+import { FileLocator, type FieldPath, type LoadError } from './locate.js';
+import { compileRuleExpressions, type KnownDevices, type RuleExpressions } from './rule-expressions.js';
+import { ruleFileOutlineSchema, ruleSchema, safetySchema, type CommandActionDefinition, type RuleDefinition, type SafetyDefinition } from './schema.js';
 
-export interface LoadError {
-  file: string;
-  line?: number;
-  ruleId?: string;
-  message: string;
-}
-
-export function formatLoadError(e: LoadError): string {
-  return `${e.file}${e.line ? `:${e.line}` : ''}${e.ruleId ? ` [${e.ruleId}]` : ''}: ${e.message}`;
-}
+export { formatLoadError, type LoadError } from './locate.js';
+export { SCOPE_NAMES, type KnownDevices } from './rule-expressions.js';
+export { globMatcher, type IdMatcher } from './glob.js';
 
 export type ParamValue = number | string | boolean;
 
@@ -36,12 +34,6 @@ export interface CompiledAlert {
 }
 
 export type CompiledAction = CompiledCommand | CompiledAlert;
-
-/** Matches an id against an exact value or a glob; `exact` is set when there is no wildcard (for the index). */
-export interface IdMatcher {
-  exact?: string;
-  test(id: string): boolean;
-}
 
 export interface CompiledRule {
   id: string;
@@ -74,127 +66,111 @@ export interface RuleSet {
   errors: LoadError[];
 }
 
-/** Names a rule expression may read; anything else is a typo caught at load. */
-export const SCOPE_NAMES = {
-  base: ['device', 'line', 'kind', 'ts', 'values', 'last', 'state', 'previous', 'reason', 'status', 'type', 'target', 'silentFor', 'neverSeen'],
-  window: ['avg', 'min', 'max', 'count', 'rate', 'delta'],
-  lineCount: ['matching'],
-};
-
 export const DEFAULT_SAFETY: SafetyDefinition = safetySchema.parse({});
 
-export function globMatcher(pattern: string): IdMatcher {
-  if (!/[*?]/.test(pattern)) return { exact: pattern, test: (id) => id === pattern };
-  const re = new RegExp(`^${pattern.replace(/[-]/g, '\\-').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-  return { test: (id) => re.test(id) };
+export interface LoadOptions {
+  /** The devices of a line: a literal command target on it must be one of them (unchecked when absent). */
+  devices?: KnownDevices;
 }
 
-interface Located {
-  file: string;
-  doc: Document;
-  lineCounter: LineCounter;
-  raw: unknown;
-}
-
-function lineOf(loc: Located, path: readonly PropertyKey[]): number | undefined {
-  // Walk down as far as the path exists, so a missing key points at its parent.
-  for (let n = path.length; n >= 0; n--) {
-    const node = loc.doc.getIn(path.slice(0, n) as (string | number)[], true) as { range?: [number, number, number] } | undefined;
-    if (node && typeof node === 'object' && node.range) return loc.lineCounter.linePos(node.range[0]).line;
-  }
-  return undefined;
-}
-
-function ruleIdAt(raw: unknown, path: readonly PropertyKey[]): string | undefined {
-  if (path[0] !== 'rules' || typeof path[1] !== 'number') return undefined;
-  const rules = (raw as { rules?: unknown[] } | null)?.rules;
-  const id = (rules?.[path[1]] as { id?: unknown } | undefined)?.id;
-  return typeof id === 'string' ? id : `rules[${path[1]}]`;
+/** A rule id as written in a file, loaded or not: duplicate ids are found over these. */
+export interface RuleOccurrence {
+  id: string;
+  line?: number;
+  /** The rule has errors (on a reload its last good version stays loaded). */
+  broken: boolean;
+  /** The compiled rule, when it has no errors and is enabled. */
+  rule?: CompiledRule;
 }
 
 export interface ParsedFile {
   file: string;
+  /** The rules this file loads: per id, its first occurrence's rule (for a broken one: its last good version, on a reload). */
   rules: CompiledRule[];
   safety?: SafetyDefinition;
+  /** The safety section has errors (on a reload the last good one stays). */
+  safetyBroken?: boolean;
+  occurrences: RuleOccurrence[];
+  /** The file could not be read as a list of rules at all (YAML syntax, no rules list): its last good version stays. */
+  unreadable?: boolean;
   errors: LoadError[];
 }
 
-/** Parses, validates and compiles one file's text. */
-export function parseRuleFile(file: string, text: string): ParsedFile {
+function record(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+function byLine(a: LoadError, b: LoadError): number {
+  return (a.line ?? 0) - (b.line ?? 0);
+}
+
+/** Parses, validates and compiles one file's text: every error of every rule, and every rule that has none. */
+export function parseRuleFile(file: string, text: string, options: LoadOptions = {}): ParsedFile {
   const name = basename(file);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
-    return {
-      file,
-      rules: [],
-      errors: doc.errors.map((e) => ({ file: name, line: lineCounter.linePos(e.pos[0]).line, message: `YAML syntax error: ${e.message.split('\n')[0]}` })),
-    };
+    const errors = doc.errors.map((e) => ({ file: name, line: lineCounter.linePos(e.pos[0]).line, message: `YAML syntax error: ${e.message.split('\n')[0]}` }));
+    return { file, rules: [], occurrences: [], unreadable: true, errors };
   }
-  const raw = doc.toJS() ?? {};
-  const loc: Located = { file: name, doc, lineCounter, raw };
-  const parsed = ruleFileSchema.safeParse(raw);
-  if (!parsed.success) {
-    return {
-      file,
-      rules: [],
-      errors: parsed.error.issues.map((issue) => ({
-        file: name,
-        line: lineOf(loc, issue.path),
-        ruleId: ruleIdAt(raw, issue.path),
-        message: `${issue.path.map(String).join('.') || '(file)'}: ${issue.message}`,
-      })),
-    };
+  const raw: unknown = doc.toJS() ?? {};
+  const locator = new FileLocator(name, doc, lineCounter);
+  const outline = ruleFileOutlineSchema.safeParse(raw);
+  const errors: LoadError[] = outline.success ? [] : locator.issues(outline.error, []);
+  const top = record(raw);
+  const rawRules = top?.rules ?? [];
+  if (!top || !Array.isArray(rawRules)) return { file, rules: [], occurrences: [], unreadable: true, errors };
+
+  let safety: SafetyDefinition | undefined;
+  let safetyBroken = false;
+  if (top.safety !== undefined) {
+    const parsed = safetySchema.safeParse(top.safety);
+    if (parsed.success) safety = parsed.data;
+    else {
+      safetyBroken = true;
+      errors.push(...locator.issues(parsed.error, ['safety']));
+    }
   }
-  const errors: LoadError[] = [];
-  const rules: CompiledRule[] = [];
-  parsed.data.rules.forEach((def, i) => {
-    const at = (field: (string | number)[]): LoadError => ({ file: name, line: lineOf(loc, ['rules', i, ...field]), ruleId: def.id, message: '' });
-    const compiled = compileRule(def, name, lineOf(loc, ['rules', i]), (field, message) => errors.push({ ...at(field), message }));
-    if (compiled && def.enabled) rules.push(compiled);
+
+  const occurrences: RuleOccurrence[] = [];
+  rawRules.forEach((item: unknown, i) => {
+    const id = typeof record(item)?.id === 'string' ? (record(item)!.id as string) : undefined;
+    const shownId = id ?? `rules[${i}]`;
+    const ruleErrors: LoadError[] = [];
+    const parsed = ruleSchema.safeParse(item);
+    if (!parsed.success) ruleErrors.push(...locator.issues(parsed.error, ['rules', i], shownId));
+    const report = (field: FieldPath, message: string): void => void ruleErrors.push({ file: name, line: locator.lineOf(['rules', i, ...field]), ruleId: shownId, message });
+    const code = compileRuleExpressions(item, report, options.devices);
+    errors.push(...ruleErrors);
+    if (id === undefined) return;
+    const line = locator.lineOf(['rules', i]);
+    const broken = ruleErrors.length > 0;
+    const rule = parsed.success && !broken && parsed.data.enabled ? buildRule(parsed.data, code, name, line) : undefined;
+    occurrences.push({ id, line, broken, rule });
   });
-  return { file, rules, safety: parsed.data.safety, errors };
+  return { file, rules: rulesOf(occurrences), safety, safetyBroken, occurrences, errors: errors.sort(byLine) };
 }
 
-type Report = (field: (string | number)[], message: string) => void;
+/** Per id, the rule of its first occurrence in the file; a broken one is replaced by its version in `previous`, if any. */
+function rulesOf(occurrences: RuleOccurrence[], previous?: ParsedFile): CompiledRule[] {
+  const rules: CompiledRule[] = [];
+  const seen = new Set<string>();
+  for (const o of occurrences) {
+    if (seen.has(o.id)) continue;
+    seen.add(o.id);
+    const rule = o.broken ? previous?.rules.find((r) => r.id === o.id) : o.rule;
+    if (rule) rules.push(rule);
+  }
+  return rules;
+}
 
-function compileRule(def: RuleDefinition, file: string, line: number | undefined, report: Report): CompiledRule | undefined {
-  let ok = true;
-  const allowed = new Set([...SCOPE_NAMES.base, ...(def.window ? SCOPE_NAMES.window : []), ...(def.lineCount ? SCOPE_NAMES.lineCount : [])]);
-  const expr = (field: (string | number)[], source: string | undefined): Evaluator | undefined => {
-    if (source === undefined) return undefined;
-    try {
-      const c = compileExpression(source);
-      const unknown = [...c.names].filter((n) => !allowed.has(n));
-      if (unknown.length > 0) {
-        report(field, `${field.join('.')}: unknown name ${unknown.map((u) => `"${u}"`).join(', ')} in "${source}"; available: ${[...allowed].join(', ')}`);
-        ok = false;
-        return undefined;
-      }
-      return c.evaluate;
-    } catch (err) {
-      report(field, `${field.join('.')}: ${(err as Error).message}`);
-      ok = false;
-      return undefined;
-    }
-  };
-  const template = (field: (string | number)[], text: string): ((s: Scope) => string) => {
-    try {
-      return compileTemplate(text);
-    } catch (err) {
-      report(field, `${field.join('.')}: ${err instanceof ExpressionError ? err.message : String(err)}`);
-      ok = false;
-      return () => text;
-    }
-  };
-  const command = (field: (string | number)[], c: CommandActionDefinition['command']): CompiledCommand => {
-    const params: [string, ParamValue | Evaluator][] = Object.entries(c.params).map(([k, v]) => [
-      k,
-      typeof v === 'string' && v.startsWith('=') ? (expr([...field, 'params', k], v.slice(1)) ?? (() => undefined)) : v,
-    ]);
+/** Builds a rule that validated and whose expressions all compiled (`code`). */
+function buildRule(def: RuleDefinition, code: RuleExpressions, file: string, line: number | undefined): CompiledRule {
+  const command = (field: FieldPath, c: CommandActionDefinition['command']): CompiledCommand => {
+    const params: [string, ParamValue | Evaluator][] = Object.entries(c.params).map(([k, v]) => [k, typeof v === 'string' && v.startsWith('=') ? code.expression([...field, 'params', k]) : v]);
     return {
       kind: 'command',
-      target: template([...field, 'target'], c.target),
+      target: code.template([...field, 'target']),
       action: c.action,
       ttlMs: c.ttl,
       params: (scope) => {
@@ -208,8 +184,9 @@ function compileRule(def: RuleDefinition, file: string, line: number | undefined
       },
     };
   };
+  const optional = (field: FieldPath, source: string | undefined): Evaluator | undefined => (source === undefined ? undefined : code.expression(field));
 
-  const rule: CompiledRule = {
+  return {
     id: def.id,
     file,
     line,
@@ -220,11 +197,11 @@ function compileRule(def: RuleDefinition, file: string, line: number | undefined
     deviceMatchers: (Array.isArray(def.match.device) ? def.match.device : [def.match.device]).map(globMatcher),
     type: def.match.type,
     keyBy: def.lineCount ? 'line' : 'device',
-    when: expr(['when'], def.when),
-    clear: expr(['clear'], def.clear),
+    when: optional(['when'], def.when),
+    clear: optional(['clear'], def.clear),
     forMs: def.for ?? 0,
     clearForMs: def.clearFor ?? 0,
-    window: def.window ? { of: expr(['window', 'of'], def.window.of) ?? (() => undefined), timeMs: def.window.time, count: def.window.count } : undefined,
+    window: def.window ? { of: code.expression(['window', 'of']), timeMs: def.window.time, count: def.window.count } : undefined,
     transition: def.transition
       ? {
           from: def.transition.from === '*' ? undefined : new Set(toList(def.transition.from)),
@@ -232,15 +209,12 @@ function compileRule(def: RuleDefinition, file: string, line: number | undefined
         }
       : undefined,
     absent: def.absent ? { afterMs: def.absent.after, graceMs: def.absent.grace ?? def.absent.after, devices: def.absent.devices } : undefined,
-    lineCount: def.lineCount ? { where: expr(['lineCount', 'where'], def.lineCount.where) ?? (() => false), atLeast: def.lineCount.atLeast } : undefined,
+    lineCount: def.lineCount ? { where: code.expression(['lineCount', 'where']), atLeast: def.lineCount.atLeast } : undefined,
     actions: def.actions.map((a, j): CompiledAction =>
-      'command' in a
-        ? command(['actions', j, 'command'], a.command)
-        : { kind: 'alert', severity: a.alert.severity, message: template(['actions', j, 'alert', 'message'], a.alert.message) },
+      'command' in a ? command(['actions', j, 'command'], a.command) : { kind: 'alert', severity: a.alert.severity, message: code.template(['actions', j, 'alert', 'message']) },
     ),
     onClear: def.onClear.map((a, j) => command(['onClear', j, 'command'], a.command)),
   };
-  return ok ? rule : undefined;
 }
 
 function toList<T>(v: T | T[]): T[] {
@@ -255,10 +229,11 @@ export function listRuleFiles(dir: string): string[] {
 }
 
 /**
- * Loads every rule file in `dir`. `lastGood` holds each file's last good parse: a broken file
- * keeps its previous rules (and its errors are returned), so one typo never unloads a line's rules.
+ * Loads every rule file in `dir`. `lastGood` holds what each file loaded last time: a broken rule
+ * keeps its last good version and an unreadable file its last good rules, so one typo never
+ * unloads a line's rules. Errors come sorted by file and line.
  */
-export function loadRuleDir(dir: string, lastGood: Map<string, ParsedFile> = new Map()): RuleSet {
+export function loadRuleDir(dir: string, lastGood: Map<string, ParsedFile> = new Map(), options: LoadOptions = {}): RuleSet {
   const errors: LoadError[] = [];
   let files: string[];
   try {
@@ -271,44 +246,44 @@ export function loadRuleDir(dir: string, lastGood: Map<string, ParsedFile> = new
   for (const file of files) {
     let parsed: ParsedFile;
     try {
-      parsed = parseRuleFile(file, readFileSync(file, 'utf8'));
+      parsed = parseRuleFile(file, readFileSync(file, 'utf8'), options);
     } catch (err) {
-      parsed = { file, rules: [], errors: [{ file: basename(file), message: `cannot read: ${(err as Error).message}` }] };
+      parsed = { file, rules: [], occurrences: [], unreadable: true, errors: [{ file: basename(file), message: `cannot read: ${(err as Error).message}` }] };
     }
-    if (parsed.errors.length === 0) {
-      lastGood.set(file, parsed);
-      used.push(parsed);
-    } else {
-      errors.push(...parsed.errors);
-      const previous = lastGood.get(file);
-      if (previous) used.push(previous);
-    }
+    errors.push(...parsed.errors);
+    const previous = lastGood.get(file);
+    const loaded = parsed.unreadable ? previous : { ...parsed, rules: rulesOf(parsed.occurrences, previous), safety: parsed.safetyBroken ? previous?.safety : parsed.safety };
+    if (!loaded) continue;
+    lastGood.set(file, loaded);
+    used.push(loaded);
   }
-  return combine(used, errors);
+  const set = combine(used, errors);
+  set.errors.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : byLine(a, b)));
+  return set;
 }
 
-/** Merges files: rule ids must be unique, and at most one file defines `safety`. */
+/**
+ * Merges files: rule ids must be unique (the first occurrence loads; each later one, loaded or
+ * not, is an error naming the first), and at most one file defines `safety`.
+ */
 export function combine(files: ParsedFile[], errors: LoadError[] = []): RuleSet {
-  const seen = new Map<string, CompiledRule>();
-  const rules: CompiledRule[] = [];
+  const first = new Map<string, { file: string; line?: number }>();
+  for (const f of files) {
+    for (const o of f.occurrences) {
+      const place = first.get(o.id);
+      if (!place) first.set(o.id, { file: f.file, line: o.line });
+      else errors.push({ file: basename(f.file), line: o.line, ruleId: o.id, message: `duplicate rule id; already defined in ${basename(place.file)}:${place.line ?? '?'} — rename one (only the first is loaded)` });
+    }
+  }
+  const rules = files.flatMap((f) => f.rules.filter((r) => first.get(r.id)?.file === f.file));
   let safety: SafetyDefinition | undefined;
   let safetyFile: string | undefined;
   for (const f of files) {
-    for (const r of f.rules) {
-      const first = seen.get(r.id);
-      if (first) {
-        errors.push({ file: r.file, line: r.line, ruleId: r.id, message: `duplicate rule id; already defined in ${first.file}:${first.line ?? '?'} — rename one` });
-        continue;
-      }
-      seen.set(r.id, r);
-      rules.push(r);
-    }
-    if (f.safety) {
-      if (safety) errors.push({ file: basename(f.file), message: `safety is already defined in ${safetyFile}; keep one safety section per rules folder` });
-      else {
-        safety = f.safety;
-        safetyFile = basename(f.file);
-      }
+    if (!f.safety) continue;
+    if (safety) errors.push({ file: basename(f.file), message: `safety is already defined in ${safetyFile}; keep one safety section per rules folder` });
+    else {
+      safety = f.safety;
+      safetyFile = basename(f.file);
     }
   }
   return { rules, safety: safety ?? DEFAULT_SAFETY, errors };

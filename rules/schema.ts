@@ -2,6 +2,12 @@
 import { z } from 'zod';
 import { COMMAND_ACTIONS, DEVICE_STATES, DEVICE_TYPES, RULE_ID_PATTERN, SEVERITIES } from '../contracts/schemas.js';
 
+/** A strict object whose unknown keys are refused with the keys it does have (each at its own line: rules/locate.ts). */
+function strict<Shape extends z.ZodRawShape>(shape: Shape) {
+  const keys = Object.keys(shape).join(', ');
+  return z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown key; use one of ${keys}` : undefined) });
+}
+
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** `500ms`, `10s`, `2m`, `1h`, or a number of milliseconds. */
@@ -24,7 +30,7 @@ const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected an id: 1–
 const expressionSchema = z.string().min(1);
 const stateList = z.union([z.enum(DEVICE_STATES), z.array(z.enum(DEVICE_STATES)).min(1)]);
 
-export const matchSchema = z.strictObject({
+export const matchSchema = strict({
   line: patternSchema.default('*'),
   device: z.union([patternSchema, z.array(patternSchema).min(1)]).default('*'),
   type: z.enum(DEVICE_TYPES).optional(),
@@ -34,61 +40,70 @@ export const matchSchema = z.strictObject({
 
 const paramValue = z.union([z.number(), z.string(), z.boolean()]);
 
-export const commandActionSchema = z.strictObject({
-  command: z.strictObject({
-    /** A device id on the matched line, or a template such as `{device}`. */
-    target: z.string().min(1),
-    action: z.enum(COMMAND_ACTIONS),
-    /** A string starting with `=` is an expression, e.g. `speed: "=target.speed * 0.8"`. */
-    params: z.record(z.string(), paramValue).default({}),
-    ttl: durationSchema.optional(),
-  }),
+const actionNameSchema = z.enum(COMMAND_ACTIONS, {
+  error: (issue) => `${issue.input === undefined ? 'no action given' : `unknown action ${JSON.stringify(issue.input)}`}; use one of ${COMMAND_ACTIONS.join(', ')}`,
 });
 
-export const alertActionSchema = z.strictObject({
-  alert: z.strictObject({
-    severity: z.enum(SEVERITIES).default('warning'),
-    message: z.string().min(1).max(1024),
-  }),
+const commandBodySchema = strict({
+  /** A device id on the matched line, or a template such as `{device}`. */
+  target: z.string().min(1),
+  action: actionNameSchema,
+  /** A string starting with `=` is an expression, e.g. `speed: "=target.speed * 0.8"`. */
+  params: z.record(z.string(), paramValue).default({}),
+  ttl: durationSchema.optional(),
 });
 
-export const actionSchema = z.union([commandActionSchema, alertActionSchema]);
+const alertBodySchema = strict({
+  severity: z.enum(SEVERITIES).default('warning'),
+  message: z.string().min(1).max(1024),
+});
 
-export const ruleSchema = z
-  .strictObject({
-    id: z.string().regex(RULE_ID_PATTERN, 'expected a rule id: 1–64 letters, digits, _ . or -'),
-    description: z.string().optional(),
-    enabled: z.boolean().default(true),
-    /** Higher wins when rules command the same target. */
-    priority: z.number().int().default(0),
-    match: matchSchema.prefault({}),
-    when: expressionSchema.optional(),
-    for: durationSchema.optional(),
-    clear: expressionSchema.optional(),
-    clearFor: durationSchema.optional(),
-    window: z
-      .strictObject({ of: expressionSchema, time: durationSchema.optional(), count: z.number().int().min(1).max(10_000).optional() })
-      .refine((w) => (w.time === undefined) !== (w.count === undefined), 'give exactly one of window.time or window.count')
-      .optional(),
-    transition: z.strictObject({ from: z.union([stateList, z.literal('*')]).default('*'), to: stateList }).optional(),
-    absent: z
-      .strictObject({ after: durationSchema, grace: durationSchema.optional(), devices: z.array(idSchema).min(1) })
-      .optional(),
-    lineCount: z.strictObject({ where: expressionSchema, atLeast: z.number().int().min(1) }).optional(),
-    actions: z.array(actionSchema).min(1),
-    onClear: z.array(commandActionSchema).default([]),
+export const commandActionSchema = strict({ command: commandBodySchema });
+
+type CommandBody = z.infer<typeof commandBodySchema>;
+type AlertBody = z.infer<typeof alertBodySchema>;
+
+/**
+ * `{ command: … }` or `{ alert: … }`. One object with both keys optional rather than a union, so
+ * an error inside either (a wrong action name, an unknown key) is reported as itself instead of
+ * the union's "Invalid input".
+ */
+export const actionSchema = strict({ command: commandBodySchema.optional(), alert: alertBodySchema.optional() })
+  .superRefine((a, ctx) => {
+    if ((a.command === undefined) === (a.alert === undefined)) ctx.addIssue({ code: 'custom', message: 'an action is either command: or alert: (exactly one of them)' });
   })
-  .superRefine((r, ctx) => {
-    const triggers = [r.when, r.transition, r.absent, r.lineCount].filter((t) => t !== undefined).length;
-    if (triggers === 0) ctx.addIssue({ code: 'custom', message: 'a rule needs one of when, transition, absent or lineCount' });
-    if (r.absent && triggers > 1) ctx.addIssue({ code: 'custom', path: ['absent'], message: 'absent cannot be combined with when, transition or lineCount' });
-    if (r.absent && r.match.line.includes('*')) ctx.addIssue({ code: 'custom', path: ['match', 'line'], message: 'an absent rule needs a concrete line (the expected devices are on it)' });
-    if (r.transition && r.match.kind !== undefined && r.match.kind !== 'state') ctx.addIssue({ code: 'custom', path: ['match', 'kind'], message: 'a transition rule matches kind: state' });
-    if (r.window && !r.when) ctx.addIssue({ code: 'custom', path: ['window'], message: 'a window needs a when condition over avg, min, max, count or rate' });
-    if (r.window && (r.lineCount || r.absent)) ctx.addIssue({ code: 'custom', path: ['window'], message: 'a window is per device; it cannot be combined with lineCount or absent' });
-  });
+  .transform((a): { command: CommandBody } | { alert: AlertBody } => (a.command ? { command: a.command } : { alert: a.alert! }));
 
-export const targetSafetySchema = z.strictObject({
+export const ruleSchema = strict({
+  id: z.string().regex(RULE_ID_PATTERN, 'expected a rule id: 1–64 letters, digits, _ . or -'),
+  description: z.string().optional(),
+  enabled: z.boolean().default(true),
+  /** Higher wins when rules command the same target. */
+  priority: z.number().int().default(0),
+  match: matchSchema.prefault({}),
+  when: expressionSchema.optional(),
+  for: durationSchema.optional(),
+  clear: expressionSchema.optional(),
+  clearFor: durationSchema.optional(),
+  window: strict({ of: expressionSchema, time: durationSchema.optional(), count: z.number().int().min(1).max(10_000).optional() })
+    .refine((w) => (w.time === undefined) !== (w.count === undefined), 'give exactly one of window.time or window.count')
+    .optional(),
+  transition: strict({ from: z.union([stateList, z.literal('*')]).default('*'), to: stateList }).optional(),
+  absent: strict({ after: durationSchema, grace: durationSchema.optional(), devices: z.array(idSchema).min(1) }).optional(),
+  lineCount: strict({ where: expressionSchema, atLeast: z.number().int().min(1) }).optional(),
+  actions: z.array(actionSchema).min(1),
+  onClear: z.array(commandActionSchema).default([]),
+}).superRefine((r, ctx) => {
+  const triggers = [r.when, r.transition, r.absent, r.lineCount].filter((t) => t !== undefined).length;
+  if (triggers === 0) ctx.addIssue({ code: 'custom', message: 'a rule needs one of when, transition, absent or lineCount' });
+  if (r.absent && triggers > 1) ctx.addIssue({ code: 'custom', path: ['absent'], message: 'absent cannot be combined with when, transition or lineCount' });
+  if (r.absent && r.match.line.includes('*')) ctx.addIssue({ code: 'custom', path: ['match', 'line'], message: 'an absent rule needs a concrete line (the expected devices are on it)' });
+  if (r.transition && r.match.kind !== undefined && r.match.kind !== 'state') ctx.addIssue({ code: 'custom', path: ['match', 'kind'], message: 'a transition rule matches kind: state' });
+  if (r.window && !r.when) ctx.addIssue({ code: 'custom', path: ['window'], message: 'a window needs a when condition over avg, min, max, count or rate' });
+  if (r.window && (r.lineCount || r.absent)) ctx.addIssue({ code: 'custom', path: ['window'], message: 'a window is per device; it cannot be combined with lineCount or absent' });
+});
+
+export const targetSafetySchema = strict({
   /** Minimum time between two commands to the target (any rule). */
   cooldown: durationSchema.optional(),
   /** Minimum time a setpoint holds before it may change again. */
@@ -99,18 +114,27 @@ export const targetSafetySchema = z.strictObject({
   budgetPerMinute: z.number().int().min(1).optional(),
 });
 
-export const safetySchema = z.strictObject({
+export const safetySchema = strict({
   defaults: targetSafetySchema.prefault({}),
   /** Per target, keyed `LINE/DEVICE` (globs allowed, first match wins). */
   targets: z.record(z.string().regex(/^[A-Za-z0-9_*?-]{1,64}\/[A-Za-z0-9_*?-]{1,64}$/, 'expected LINE/DEVICE'), targetSafetySchema).default({}),
-  oscillation: z
-    .strictObject({ window: durationSchema.default(60_000), reversals: z.number().int().min(2).default(3), suspendFor: durationSchema.default(300_000) })
+  oscillation: strict({ window: durationSchema.default(60_000), reversals: z.number().int().min(2).default(3), suspendFor: durationSchema.default(300_000) })
     .prefault({}),
 });
 
-export const ruleFileSchema = z.strictObject({
+export const ruleFileSchema = strict({
   rules: z.array(ruleSchema).default([]),
   safety: safetySchema.optional(),
+});
+
+/**
+ * A file's top level with each rule and the safety section left unparsed: the loader validates
+ * them one by one (ruleSchema, safetySchema), so one broken rule neither hides the errors of the
+ * others nor keeps them from loading.
+ */
+export const ruleFileOutlineSchema = strict({
+  rules: z.array(z.unknown()).default([]),
+  safety: z.unknown().optional(),
 });
 
 export type RuleDefinition = z.infer<typeof ruleSchema>;

@@ -8,6 +8,7 @@ import { rootLogger } from '../../lib/log.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
 import { formatTimeline, runScenario } from '../../rules/scenario-run.js';
 import { durationSchema } from '../../rules/schema.js';
+import { LineModel } from '../../simulators/model.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
 import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
@@ -21,6 +22,11 @@ interface RunFlags extends HealthFlags {
   username?: string;
   password?: string;
   clientId?: string;
+}
+
+interface CheckFlags {
+  scenario?: string;
+  line: string;
 }
 
 interface TestFlags {
@@ -68,17 +74,23 @@ export function registerRules(program: Command): void {
 
   rules
     .command('check <dir>')
-    .description('lint the rule files in DIR: prints every error as file:line [rule id]: what is wrong; exits 1 if any')
-    .action((dir: string) => {
+    .description(
+      'lint the rule files in DIR in one run: schema errors, expressions, {placeholders} of targets and messages, duplicate ids and, with --scenario, targets that are not devices of the line; prints every error as file:line [rule id]: what is wrong; exits 1 if any. Without --scenario, literal targets are not checked against devices (there is no device list to check them against).',
+    )
+    .option('--scenario <file>', "scenario YAML whose layout gives the line's devices (e.g. simulators/scenarios/demo.yaml): a literal command target must be one of them")
+    .option('--line <id>', 'line id of those devices (rules matching other lines are not checked against them)', 'A')
+    .action((dir: string, flags: CheckFlags) => {
       requireDir(dir);
-      const set = loadRuleDir(dir);
+      const devices = flags.scenario === undefined ? undefined : { line: flags.line, ids: new Set(new LineModel({ seed: 1, scenario: loadScenarioFile(flags.scenario), startTime: 0 }).deviceIds()) };
+      const set = loadRuleDir(dir, new Map(), { devices });
       for (const e of set.errors) console.error(formatLoadError(e));
       if (set.errors.length > 0) {
         console.error(`${set.errors.length} error(s) in ${dir}`);
         process.exitCode = 1;
         return;
       }
-      console.log(`${dir}: ${set.rules.length} rules OK (${set.rules.map((r) => r.id).join(', ')})`);
+      const checked = devices ? `; targets checked against the ${devices.ids.size} devices of line ${devices.line}` : '';
+      console.log(`${dir}: ${set.rules.length} rules OK (${set.rules.map((r) => r.id).join(', ')})${checked}`);
     });
 
   rules

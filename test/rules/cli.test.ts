@@ -29,6 +29,9 @@ describe('linewatch rules check', () => {
     const r = await linewatch('rules', 'check', EXAMPLES);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/7 rules OK \(conveyor-overheat, st-2-jam-stops-feeder/);
+    const onDemo = await linewatch('rules', 'check', EXAMPLES, '--scenario', DEMO);
+    expect(onDemo.code, onDemo.stderr).toBe(0);
+    expect(onDemo.stdout).toMatch(/7 rules OK \(conveyor-overheat, .*\); targets checked against the 11 devices of line A/);
   });
 
   it('exits 1 and names file:line and rule id for each error', async () => {
@@ -42,6 +45,64 @@ describe('linewatch rules check', () => {
     expect(r.stderr).toContain('a.yaml:6 [typo]: when: unknown name "valus"');
     expect(r.stderr).toContain('b.yaml:4 [slow]: rules.0.for: expected a duration');
     expect(r.stderr).toContain('2 error(s)');
+  });
+
+  it('prints every kind of error of both files in one run, each at the line of its key, with the devices of a scenario', async () => {
+    const bad = join(dir, 'five');
+    rmSync(bad, { recursive: true, force: true });
+    mkdirSync(bad);
+    writeFileSync(
+      join(bad, 'a.yaml'),
+      `rules:
+  - id: hot
+    match: { line: A, device: "conv-*" }
+    when: values.motorTemp > 80
+    actions:
+      - command: { target: line-ctl, action: set_sped, params: { speed: 15 } }
+  - id: typo
+    when: valus.motorTemp > 80
+    actions: [{ alert: { message: hot } }]
+  - id: wrong-device
+    when: values.motorTemp > 80
+    actions: [{ command: { target: "{devce}", action: stop } }]
+`,
+    );
+    writeFileSync(
+      join(bad, 'b.yaml'),
+      `rules:
+  - id: ghost
+    match: { line: A }
+    when: values.motorTemp > 80
+    priorty: 3
+    actions:
+      - command: { target: line-ctrl, action: stop }
+  - id: hot
+    when: values.motorTemp > 90
+    actions: [{ alert: { message: "{device} hot" } }]
+`,
+    );
+    const r = await linewatch('rules', 'check', bad, '--scenario', DEMO);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      'a.yaml:6 [hot]: rules.0.actions.0.command.action: unknown action "set_sped"; use one of set_speed, set_strategy, stop, start, reset_fault',
+      expect.stringMatching(/^a\.yaml:8 \[typo\]: when: unknown name "valus" in "valus\.motorTemp > 80"; available: device, line, /),
+      expect.stringMatching(/^a\.yaml:12 \[wrong-device\]: actions\.0\.command\.target: unknown name "devce" in "\{devce\}"; available: device, line, /),
+      expect.stringMatching(/^b\.yaml:5 \[ghost\]: rules\.0\.priorty: unknown key; use one of id, description, /),
+      'b.yaml:7 [ghost]: actions.0.command.target: no device "line-ctrl" on line A; its devices are line-ctl, conv-1, conv-2, conv-3, st-1, st-2, st-3, st-4, st-5, env-1, env-2',
+      'b.yaml:8 [hot]: duplicate rule id; already defined in a.yaml:2 — rename one (only the first is loaded)',
+      `6 error(s) in ${bad}`,
+    ]);
+    // Without a device list the target check is skipped (and --help says so); everything else is still found.
+    const withoutDevices = await linewatch('rules', 'check', bad);
+    expect(withoutDevices.stderr).not.toContain('line-ctrl');
+    expect(withoutDevices.stderr).toContain('5 error(s)');
+    // The standalone engine refuses to start with the same list (before it connects to any broker).
+    const engine = await linewatch('rules', '--broker', 'mqtt://127.0.0.1:1', '--dir', bad, '--no-health');
+    expect(engine.code).toBe(1);
+    expect(engine.stderr).toContain(`5 error(s) in ${bad}`);
+    expect(engine.stderr).toContain('b.yaml:8 [hot]: duplicate rule id; already defined in a.yaml:2');
+    const help = await linewatch('rules', 'check', '--help');
+    expect(help.stdout).toMatch(/Without --scenario, literal\s+targets\s+are\s+not\s+checked/);
   });
 });
 
