@@ -1,14 +1,14 @@
 // `linewatch broker` — runs the embedded MQTT broker alone.
 import type { Command } from 'commander';
 import { listAccounts } from '../../broker/accounts.js';
-import { startBroker } from '../../broker/index.js';
+import { brokerModule } from '../../broker/module.js';
+import { roleGrants } from '../../config/services.js';
 import { loadConfig } from '../../config/load.js';
 import { UserError } from '../errors.js';
 import { port } from '../flags.js';
-import { onShutdown } from '../shutdown.js';
-import { roleGrants } from '../../config/services.js';
+import { runUntilSignal, withHealthOptions, type HealthFlags } from '../standalone.js';
 
-interface BrokerFlags {
+interface BrokerFlags extends HealthFlags {
   config?: string;
   host?: string;
   port?: number;
@@ -21,7 +21,7 @@ interface BrokerFlags {
 }
 
 export function registerBroker(program: Command): void {
-  program
+  const command = program
     .command('broker')
     .description('run the MQTT broker (TCP, WebSocket at /mqtt, optional TLS) with authentication and ACL')
     .option('--config <file>', 'linewatch.yaml (its broker: section)')
@@ -33,8 +33,8 @@ export function registerBroker(program: Command): void {
     .option('--devices-file <file>', 'accounts file (default .linewatch/devices.json)')
     .option('--tls-port <port>', 'MQTT over TLS (default 8883 when --tls-cert/--tls-key are given)', port)
     .option('--tls-cert <file>', 'PEM certificate for the TLS listener')
-    .option('--tls-key <file>', 'PEM private key for the TLS listener')
-    .action(async (flags: BrokerFlags) => {
+    .option('--tls-key <file>', 'PEM private key for the TLS listener');
+  withHealthOptions(command, brokerModule).action(async (flags: BrokerFlags) => {
       if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
         throw new UserError('TLS needs both --tls-cert and --tls-key');
       }
@@ -57,14 +57,9 @@ export function registerBroker(program: Command): void {
       } else if (listAccounts(config.devicesFile).length === 0) {
         console.error(`note: ${config.devicesFile} has no accounts, so every client will be refused; add one with \`linewatch devices add LINE/DEVICE\` (or run with --open for development)`);
       }
-      let broker;
-      try {
-        broker = await startBroker(config, { roles: roleGrants() });
-      } catch (err) {
-        throw new UserError((err as Error).message);
-      }
+      const broker = brokerModule.create({ config, roles: roleGrants() });
+      await runUntilSignal({ module: brokerModule, service: broker, flags });
       const { mqtt, ws, tls: tlsPort } = broker.ports;
       console.log(`linewatch broker: mqtt://${config.host}:${mqtt}${ws !== null ? `  ws://${config.host}:${ws}/mqtt` : ''}${tlsPort !== null ? `  mqtts://${config.host}:${tlsPort}` : ''}`);
-      onShutdown(() => broker.stop());
     });
 }

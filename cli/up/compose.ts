@@ -1,20 +1,28 @@
 // The composition root of `linewatch up`: builds every service from one validated config and
-// starts them in order — managed influxd, broker, historian, OEE, rules, dashboard, serial gateway,
-// simulated line — all in-process services on the broker's InProcessBus. stop() undoes it in
+// starts a managed influxd, then the services in the order of config/services.ts — broker,
+// historian, OEE, rules, dashboard, serial gateway, simulated line — all in-process services on
+// the broker's InProcessBus. stop() undoes it in
 // reverse order and leaves no child process behind (influxd, socat).
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startBroker, type LinewatchBroker } from '../../broker/index.js';
+import type { LinewatchBroker } from '../../broker/index.js';
 import { InProcessBus, NO_REDELIVERY } from '../../broker/in-process-bus.js';
+import { brokerModule } from '../../broker/module.js';
 import type { LinewatchConfig } from '../../config/schema.js';
-import { DashboardServer, type InfluxTarget, type MetricSource } from '../../dashboard/server/index.js';
-import { SerialGateway, type GatewayPortConfig } from '../../gateway/index.js';
-import { Historian } from '../../historian/index.js';
+import { roleGrants, SERVICE_MODULES, type ServiceName } from '../../config/services.js';
+import { dashboardModule } from '../../dashboard/module.js';
+import type { DashboardServer, InfluxTarget } from '../../dashboard/server/index.js';
+import type { GatewayPortConfig } from '../../gateway/index.js';
+import { gatewayModule } from '../../gateway/module.js';
+import type { Historian } from '../../historian/index.js';
 import { INFLUXD_INSTALL_HINT, findInfluxd, influxToUse, managedInfluxdDir } from '../../historian/influxd.js';
-import { OeeService } from '../../oee/index.js';
-import { RulesEngine, formatLoadError } from '../../rules/index.js';
-import { LineSimulator, loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
+import { historianModule } from '../../historian/module.js';
+import { oeeModule } from '../../oee/module.js';
+import { formatLoadError } from '../../rules/index.js';
+import { rulesModule } from '../../rules/module.js';
+import { loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
+import { simulateModule } from '../../simulators/module.js';
 import { ChildRegistry, reapLeftovers } from './children.js';
 import { provisionDeviceAccounts } from './credentials.js';
 import { logger } from '../../lib/log.js';
@@ -22,7 +30,6 @@ import { withTimeout } from '../../lib/wait.js';
 import type { Service } from '../../lib/service.js';
 import { SOCAT_INSTALL_HINT, findSocat, openPtyPair, type PtyPair } from './pty-pair.js';
 import type { StatusFigures } from './status.js';
-import { roleGrants } from '../../config/services.js';
 
 /** The simulated station that talks through the serial gateway, like a legacy device. */
 export const SERIAL_STATION = 'st-5';
@@ -111,6 +118,10 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
     started.length = 0;
     process.removeListener('exit', killChildrenOnExit);
   };
+  const running = (): LinewatchBroker => {
+    if (!broker) throw new Error('the broker must start before the services that use its bus (config/services.ts order)');
+    return broker;
+  };
   const startService = async (service: Service): Promise<void> => {
     await service.start();
     services.push(service);
@@ -135,110 +146,115 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       }
     }
 
-    // 2. The broker, authentication on.
+    // 2. The services, in the order of the one list (config/services.ts); stopAll() undoes it in reverse.
     const brokerConfig = { ...config.broker, devicesFile: underDataDir(config.broker.devicesFile, dataDir) };
-    broker = await startBroker(brokerConfig, { roles: roleGrants() });
-    const b = broker;
-    started.push({ name: 'broker', stop: () => b.stop() });
-    const { mqtt, ws } = broker.ports;
-    hooks.say(`broker: mqtt://${brokerConfig.host}:${mqtt}${ws !== null ? `  ws://${brokerConfig.host}:${ws}/mqtt` : ''}${brokerConfig.open ? '  (OPEN MODE: no authentication)' : ''}`);
-
-    // 3. The historian, on the broker's in-process bus.
-    let historian: Historian | undefined;
-    if (influx) {
-      historian = new Historian({ bus: broker.bus, config: config.historian, dataDir, influxUrl: influx.url });
-      await startService(historian);
-    }
-    historianRef = historian;
-
-    // 3b. OEE per line on lw/{line}/summary, from the device events (with or without a historian).
-    if (config.oee.enabled) await startService(new OeeService({ bus: broker.bus, config: config.oee }));
-
-    // 4. The rules engine.
-    if (config.rules.enabled) {
-      const dir = rulesDir(config.rules.dir);
-      if (!existsSync(dir)) hooks.say(`rules: the folder ${dir} does not exist; the engine runs with no rules until it does (set rules.dir)`);
-      const { enabled: _enabled, dir: _dir, stateFile, ...settings } = config.rules;
-      const rules = new RulesEngine({ bus: broker.bus, dir, stateFile: underDataDir(stateFile, dataDir), settings });
-      await startService(rules);
-      const set = rules.rules();
-      hooks.say(`rules: ${set.rules.length} rules from ${dir}`);
-      for (const e of set.errors) hooks.say(`rules: ${formatLoadError(e)}`);
-    }
-
-    // 5. The dashboard (before the devices, so it sees their first retained messages live).
-    if (config.dashboard.enabled) {
-      const sources = (): MetricSource[] => [{ name: 'broker', counters: () => b.counters() }, ...services.filter((s) => s !== dashboard)];
-      dashboard = new DashboardServer({ bus: broker.bus, config: config.dashboard, influx: influx ?? null, metricSources: sources });
-      await startService(dashboard);
-      const tokenQuery = dashboard.token ? `/?token=${dashboard.token}` : '/';
-      hooks.say(`dashboard: ${dashboard.url}${dashboard.tokenGenerated ? tokenQuery : '/'}${dashboard.tokenGenerated ? '  (token generated for this run; set dashboard.token to keep one)' : ''}`);
-    }
-
-    // 6. A socat PTY pair for the serial station, and the serial gateway on its far end
-    //    (plus any ports from gateway.ports).
-    let pair: PtyPair | undefined;
     const line = config.simulate.line;
-    if (config.simulate.enabled && hooks.serial !== false) {
-      if (!findSocat()) {
-        hooks.say(`serial: socat was not found, so every simulated device speaks MQTT; ${SOCAT_INSTALL_HINT}`);
-      } else {
-        const deviceEnd = join(dataDir, `pty-${line}-${SERIAL_STATION}-device`);
-        const gatewayEnd = join(dataDir, `pty-${line}-${SERIAL_STATION}-gateway`);
-        // Links left by a run that was killed would make socat fail.
-        for (const link of [deviceEnd, gatewayEnd]) rmSync(link, { force: true });
-        const opened = await openPtyPair(deviceEnd, gatewayEnd);
-        pair = opened;
-        children.add('socat', opened.pid);
-        started.push({ name: 'socat', stop: () => opened.stop().then(() => children.remove(opened.pid)) });
-        hooks.say(`serial: ${line}/${SERIAL_STATION} talks through the serial gateway on ${opened.a} ⇄ ${opened.b} (socat pid ${opened.pid})`);
-      }
-    }
-    const ports: GatewayPortConfig[] = [...config.gateway.ports];
-    if (pair) ports.push({ path: pair.b, device: `${line}/${SERIAL_STATION}`, codec: 'ndjson' });
-    if (ports.length > 0) {
-      // Its own bus without in-process redelivery: a publish the historian refuses fails at once
-      // and the gateway's outbox spools it to disk, as a device keeps and resends it.
-      const gatewayBus = new InProcessBus(broker.aedes, { redelivery: NO_REDELIVERY });
-      const gateway = new SerialGateway({ bus: gatewayBus, ports, spoolDir: underDataDir(config.gateway.spoolDir, dataDir) });
-      await startService(gateway);
-      hooks.say(`gateway: ${ports.length} serial port(s): ${ports.map((p) => `${p.path} → ${p.device}`).join(', ')}`);
-    }
-
-    // 7. The simulated line: every device over MQTT with its own account and will, except the
-    //    serial station, which writes frames into its end of the PTY pair.
-    if (config.simulate.enabled) {
-      const sim = config.simulate;
-      const scenario = sim.scenario ? loadScenarioFile(sim.scenario) : loadDemoScenario();
-      const host = brokerConfig.host === '0.0.0.0' || brokerConfig.host === '::' ? '127.0.0.1' : brokerConfig.host;
-      const serialDevices = pair ? [{ device: SERIAL_STATION, path: pair.a, codec: 'ndjson' as const }] : [];
-      let credentials: ((line: string, device: string) => { username: string; password: string } | undefined) | undefined;
-      const simulator = new LineSimulator({
-        line,
-        seed: sim.seed,
-        scenario,
-        rateHz: sim.rateHz,
-        speedup: sim.speedup,
-        mqtt: { url: `mqtt://${host.includes(':') ? `[${host}]` : host}:${broker.ports.mqtt}`, mode: 'per-device', credentials: (l, d) => credentials?.(l, d) },
-        serialDevices,
-      });
-      if (!brokerConfig.open) {
-        const networked = simulator.model.deviceIds().filter((id) => !serialDevices.some((s) => s.device === id));
-        const accounts = await provisionDeviceAccounts(dataDir, brokerConfig.devicesFile, networked.map((id) => `${line}/${id}`));
-        credentials = accounts.lookup;
-        if (accounts.created > 0) hooks.say(`accounts: ${accounts.created} simulated device account(s) added to ${brokerConfig.devicesFile} (passwords in ${join(dataDir, 'sim-credentials.json')}, mode 0600)`);
-      }
-      await startService(simulator);
-      hooks.say(`simulate: line ${line}, ${simulator.model.deviceIds().length} devices (scenario ${scenario.name}, speedup ×${sim.speedup}, seed ${sim.seed})`);
-    }
+    let pair: PtyPair | undefined;
+    const steps: Record<ServiceName, () => Promise<void>> = {
+      // The broker, authentication on, with the role table the modules declare.
+      broker: async () => {
+        const created = brokerModule.create({ config: brokerConfig, roles: roleGrants() });
+        await startService(created);
+        broker = created;
+        const { mqtt, ws } = created.ports;
+        hooks.say(`broker: mqtt://${brokerConfig.host}:${mqtt}${ws !== null ? `  ws://${brokerConfig.host}:${ws}/mqtt` : ''}${brokerConfig.open ? '  (OPEN MODE: no authentication)' : ''}`);
+      },
+      // The historian, on the broker's in-process bus.
+      historian: async () => {
+        if (!influx) return;
+        const historian = historianModule.create({ bus: running().bus, config: config.historian, dataDir, influxUrl: influx.url });
+        await startService(historian);
+        historianRef = historian;
+      },
+      // OEE per line on lw/{line}/summary, from the device events (with or without a historian).
+      oee: async () => {
+        if (config.oee.enabled) await startService(oeeModule.create({ bus: running().bus, config: config.oee }));
+      },
+      rules: async () => {
+        if (!config.rules.enabled) return;
+        const dir = rulesDir(config.rules.dir);
+        if (!existsSync(dir)) hooks.say(`rules: the folder ${dir} does not exist; the engine runs with no rules until it does (set rules.dir)`);
+        const { enabled: _enabled, dir: _dir, stateFile, ...settings } = config.rules;
+        const rules = rulesModule.create({ bus: running().bus, dir, stateFile: underDataDir(stateFile, dataDir), settings });
+        await startService(rules);
+        const set = rules.rules();
+        hooks.say(`rules: ${set.rules.length} rules from ${dir}`);
+        for (const e of set.errors) hooks.say(`rules: ${formatLoadError(e)}`);
+      },
+      // The dashboard (before the devices, so it sees their first retained messages live); its
+      // /metrics and /healthz cover every service of this process.
+      dashboard: async () => {
+        if (!config.dashboard.enabled) return;
+        const server = dashboardModule.create({ bus: running().bus, config: config.dashboard, influx: influx ?? null, metricSources: () => services.filter((service) => service !== server) });
+        await startService(server);
+        dashboard = server;
+        const tokenQuery = server.token ? `/?token=${server.token}` : '/';
+        hooks.say(`dashboard: ${server.url}${server.tokenGenerated ? tokenQuery : '/'}${server.tokenGenerated ? '  (token generated for this run; set dashboard.token to keep one)' : ''}`);
+      },
+      // A socat PTY pair for the serial station, and the serial gateway on its far end (plus any
+      // ports from gateway.ports).
+      gateway: async () => {
+        if (config.simulate.enabled && hooks.serial !== false) {
+          if (!findSocat()) {
+            hooks.say(`serial: socat was not found, so every simulated device speaks MQTT; ${SOCAT_INSTALL_HINT}`);
+          } else {
+            const deviceEnd = join(dataDir, `pty-${line}-${SERIAL_STATION}-device`);
+            const gatewayEnd = join(dataDir, `pty-${line}-${SERIAL_STATION}-gateway`);
+            // Links left by a run that was killed would make socat fail.
+            for (const link of [deviceEnd, gatewayEnd]) rmSync(link, { force: true });
+            const opened = await openPtyPair(deviceEnd, gatewayEnd);
+            pair = opened;
+            children.add('socat', opened.pid);
+            started.push({ name: 'socat', stop: () => opened.stop().then(() => children.remove(opened.pid)) });
+            hooks.say(`serial: ${line}/${SERIAL_STATION} talks through the serial gateway on ${opened.a} ⇄ ${opened.b} (socat pid ${opened.pid})`);
+          }
+        }
+        const ports: GatewayPortConfig[] = [...config.gateway.ports];
+        if (pair) ports.push({ path: pair.b, device: `${line}/${SERIAL_STATION}`, codec: 'ndjson' });
+        if (ports.length === 0) return;
+        // Its own bus without in-process redelivery: a publish the historian refuses fails at once
+        // and the gateway's outbox spools it to disk, as a device keeps and resends it.
+        const gatewayBus = new InProcessBus(running().aedes, { redelivery: NO_REDELIVERY });
+        await startService(gatewayModule.create({ bus: gatewayBus, ports, spoolDir: underDataDir(config.gateway.spoolDir, dataDir) }));
+        hooks.say(`gateway: ${ports.length} serial port(s): ${ports.map((p) => `${p.path} → ${p.device}`).join(', ')}`);
+      },
+      // The simulated line: every device over MQTT with its own account and will, except the
+      // serial station, which writes frames into its end of the PTY pair.
+      simulate: async () => {
+        if (!config.simulate.enabled) return;
+        const sim = config.simulate;
+        const scenario = sim.scenario ? loadScenarioFile(sim.scenario) : loadDemoScenario();
+        const host = brokerConfig.host === '0.0.0.0' || brokerConfig.host === '::' ? '127.0.0.1' : brokerConfig.host;
+        const serialDevices = pair ? [{ device: SERIAL_STATION, path: pair.a, codec: 'ndjson' as const }] : [];
+        let credentials: ((line: string, device: string) => { username: string; password: string } | undefined) | undefined;
+        const simulator = simulateModule.create({
+          line,
+          seed: sim.seed,
+          scenario,
+          rateHz: sim.rateHz,
+          speedup: sim.speedup,
+          mqtt: { url: `mqtt://${host.includes(':') ? `[${host}]` : host}:${running().ports.mqtt}`, mode: 'per-device', credentials: (l, d) => credentials?.(l, d) },
+          serialDevices,
+        });
+        if (!brokerConfig.open) {
+          const networked = simulator.model.deviceIds().filter((id) => !serialDevices.some((s) => s.device === id));
+          const accounts = await provisionDeviceAccounts(dataDir, brokerConfig.devicesFile, networked.map((id) => `${line}/${id}`));
+          credentials = accounts.lookup;
+          if (accounts.created > 0) hooks.say(`accounts: ${accounts.created} simulated device account(s) added to ${brokerConfig.devicesFile} (passwords in ${join(dataDir, 'sim-credentials.json')}, mode 0600)`);
+        }
+        await startService(simulator);
+        hooks.say(`simulate: line ${line}, ${simulator.model.deviceIds().length} devices (scenario ${scenario.name}, speedup ×${sim.speedup}, seed ${sim.seed})`);
+      },
+    };
+    for (const module of SERVICE_MODULES) await steps[module.name]();
   } catch (err) {
     await stopAll();
     throw err;
   }
 
-  const running = broker!;
+  const brokerInUse = running();
   const figures = (): StatusFigures => {
-    const stats = running.stats();
+    const stats = brokerInUse.stats();
     const view = dashboard?.view;
     const history = historianRef?.counters();
     return {
@@ -254,7 +270,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
   };
 
   return {
-    broker: running,
+    broker: brokerInUse,
     dashboard,
     influx,
     childPids: children.pids(),
