@@ -7,7 +7,7 @@ import { loadConfig } from '../../config/load.js';
 import { rootLogger } from '../../lib/log.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
 import { RulesEngine } from '../../rules/engine.js';
-import { formatTimeline, runScenario } from '../../rules/scenario-run.js';
+import { formatTimeline, runScenario } from '../../workbench/scenario-run.js';
 import { durationSchema } from '../../rules/schema.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
