@@ -10,7 +10,7 @@ import type { Bus, DecodeOnce, Unsubscribe } from '../bus/bus.js';
 import { decode } from '../contracts/decode.js';
 import { topics, type MessageKind } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
-import type { Counters, Service } from '../lib/service.js';
+import { healthFrom, type Counters, type Health, type Service } from '../lib/service.js';
 import { systemClock, type Clock } from './clock.js';
 import { CommandCenter } from './commands.js';
 import { rulesSettingsSchema, type RulesSettings } from './config.js';
@@ -29,6 +29,8 @@ const log = logger('rules');
 
 /** The kinds handle() takes: the device events and command acks. */
 const HANDLED_KINDS: ReadonlySet<MessageKind> = new Set<MessageKind>(['state', 'telemetry', 'status', 'ack']);
+/** The keys of counters() that are levels, not totals. */
+const GAUGES: ReadonlySet<string> = new Set(['rules', 'active_instances', 'pending_commands', 'suspended_rules', 'load_errors', 'connected', 'restored_instances']);
 
 export interface RulesEngineOptions {
   bus: Bus;
@@ -44,12 +46,18 @@ export interface RulesEngineOptions {
   watch?: boolean;
   /** Every command, outcome, alert and suspension, in order (e.g. for `rules test`'s timeline). */
   onEvent?: (event: EngineEvent) => void;
+  /**
+   * Whether the bus reaches the broker now (for an MqttBus: `() => bus.client.connected`); read by
+   * health() and the `connected` gauge. Not given: always (the in-process bus).
+   */
+  connected?: () => boolean;
 }
 
 const NO_RULES: RuleSet = { rules: [], safety: { defaults: {}, targets: {}, oscillation: { window: 60_000, reversals: 3, suspendFor: 300_000 } }, errors: [] };
 
 export class RulesEngine implements Service {
   readonly name = 'rules';
+  readonly gauges = GAUGES;
   private readonly bus: Bus;
   private readonly clock: Clock;
   private readonly settings: RulesSettings;
@@ -80,6 +88,8 @@ export class RulesEngine implements Service {
   private cancelTick?: () => void;
   private unsubscribe?: Unsubscribe;
   private running = false;
+  /** Why the last start failed, until a start succeeds. */
+  private startError?: string;
 
   constructor(private readonly options: RulesEngineOptions) {
     this.bus = options.bus;
@@ -115,17 +125,24 @@ export class RulesEngine implements Service {
   /** Loads the rules (throws listing every error if a file is broken), restores state, subscribes. */
   async start(): Promise<void> {
     if (this.running) return;
-    const exists = this.folder.checkExists();
-    const set = exists ? loadRuleDir(this.options.dir, this.lastGood) : { ...this.ruleSet, rules: [] };
-    if (set.errors.length > 0) {
-      throw new Error(`rules: ${set.errors.length} error(s) in ${this.options.dir}:\n  ${set.errors.map(formatLoadError).join('\n  ')}\nFix them (check with: linewatch rules check ${this.options.dir}).`);
+    try {
+      const exists = this.folder.checkExists();
+      const set = exists ? loadRuleDir(this.options.dir, this.lastGood) : { ...this.ruleSet, rules: [] };
+      if (set.errors.length > 0) {
+        throw new Error(`rules: ${set.errors.length} error(s) in ${this.options.dir}:\n  ${set.errors.map(formatLoadError).join('\n  ')}\nFix them (check with: linewatch rules check ${this.options.dir}).`);
+      }
+      this.apply(set);
+      this.lastSnapshotAt = this.clock.now();
+      this.router.started(this.lastSnapshotAt);
+      this.restore();
+      this.running = true;
+      this.unsubscribe = await this.bus.subscribe([...topics.allDeviceEvents], (topic, payload, decoded) => this.handle(topic, payload, decoded), { qos: 1 });
+    } catch (err) {
+      this.running = false;
+      this.startError = (err as Error).message.split('\n', 1)[0];
+      throw err;
     }
-    this.apply(set);
-    this.lastSnapshotAt = this.clock.now();
-    this.router.started(this.lastSnapshotAt);
-    this.restore();
-    this.running = true;
-    this.unsubscribe = await this.bus.subscribe([...topics.allDeviceEvents], (topic, payload, decoded) => this.handle(topic, payload, decoded), { qos: 1 });
+    this.startError = undefined;
     this.folder.watchChanges();
     this.scheduleTick();
     log.info({ dir: this.options.dir, rules: this.ruleSet.rules.length }, 'rules engine started');
@@ -140,12 +157,39 @@ export class RulesEngine implements Service {
     this.saveSnapshot();
   }
 
+  /**
+   * down: not running — it could not start (broken rule files, the bus refused the subscription)
+   * or was stopped — or its bus is not connected to the broker (no events in, no commands out).
+   * degraded: the last (re)load left errors (the last good version of those files runs), the rules
+   * folder is missing (no rules run until it appears), or the oscillation guard has suspended a
+   * rule (its commands are blocked).
+   */
+  health(): Health {
+    const suspended = Object.keys(this.commands.suspendedRules());
+    const loadErrors = this.ruleSet.errors.length;
+    const running = this.running;
+    return healthFrom([
+      { failed: !running, status: 'down', reason: this.startError ? `the rules engine could not start: ${this.startError}` : 'the rules engine is not running' },
+      { failed: running && !this.isConnected(), status: 'down', reason: 'the rules engine is not connected to the broker: no device events in, no commands out (it reconnects by itself)' },
+      { failed: running && loadErrors > 0, status: 'degraded', reason: `${loadErrors} error(s) in the rule files of ${this.options.dir}; the last good version of those files runs (check with: linewatch rules check ${this.options.dir})` },
+      { failed: running && this.folder.folderMissing, status: 'degraded', reason: `the rules folder ${this.options.dir} does not exist; no rules run until it does` },
+      { failed: running && suspended.length > 0, status: 'degraded', reason: `rule(s) ${suspended.join(', ')} suspended by the oscillation guard; their commands are blocked` },
+    ]);
+  }
+
+  private isConnected(): boolean {
+    return this.options.connected?.() ?? true;
+  }
+
   counters(): Counters {
     return {
       ...this.counts,
       rules: this.ruleSet.rules.length,
       active_instances: this.instances.active().length,
       pending_commands: this.commands.pendingCount(),
+      suspended_rules: Object.keys(this.commands.suspendedRules()).length,
+      load_errors: this.ruleSet.errors.length,
+      connected: this.isConnected() ? 1 : 0,
     };
   }
 
