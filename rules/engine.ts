@@ -19,7 +19,7 @@ import { RuleFolderWatcher } from './folder-watcher.js';
 import { InstanceTable } from './instance-state.js';
 import { formatLoadError, loadRuleDir, type ParsedFile, type RuleSet } from './load.js';
 import { RuleActions, type EngineEvent } from './rule-actions.js';
-import { RuleRouter } from './router.js';
+import { RuleRouter, type RouterCounts } from './router.js';
 import { readSnapshot, restoreSnapshot, takeSnapshot, writeSnapshot, type SnapshotParts } from './snapshots.js';
 
 export type { DeviceKind, DeviceEvent } from './device-table.js';
@@ -64,7 +64,7 @@ export class RulesEngine implements Service {
   private readonly commands: CommandCenter;
   private readonly actions: RuleActions;
   private readonly folder: RuleFolderWatcher;
-  private readonly counts: Record<string, number> = {
+  private readonly counts: RouterCounts & Record<string, number> = {
     received: 0,
     invalid: 0,
     duplicates: 0,
@@ -111,7 +111,7 @@ export class RulesEngine implements Service {
       count: (name) => this.count(name),
     });
     this.actions = new RuleActions({ bus: this.bus, clock: this.clock, commands: this.commands, devices: this.devices, count: (name) => this.count(name), onEvent: options.onEvent });
-    this.router = new RuleRouter({ clock: this.clock, devices: this.devices, instances: this.instances, actions: this.actions, count: (name) => this.count(name) });
+    this.router = new RuleRouter({ clock: this.clock, devices: this.devices, instances: this.instances, actions: this.actions, counts: this.counts });
     this.folder = new RuleFolderWatcher({
       dir: options.dir,
       debounceMs: this.settings.reloadDebounceMs,

@@ -85,9 +85,9 @@ export class InstanceTable {
 
   /**
    * One evaluation of the rule's condition (`holds`) at event time `ts`, engine time `now`;
-   * `clears` is the rule's clear condition while active (default: the condition no longer holds).
+   * `clears` is the rule's clear condition, read while active (default: the condition no longer holds).
    */
-  step(rule: CompiledRule, instance: Instance, holds: boolean, clears: () => boolean, ts: number, now: number): Transition {
+  step(rule: CompiledRule, instance: Instance, holds: boolean, clears: boolean, ts: number, now: number): Transition {
     switch (instance.phase) {
       case 'idle':
         if (!holds) return undefined;
@@ -106,7 +106,7 @@ export class InstanceTable {
         }
         return ts - (instance.since ?? ts) >= rule.forMs ? 'activate' : undefined;
       case 'active':
-        if (!clears()) {
+        if (!clears) {
           instance.clearSince = instance.clearSinceClock = undefined;
           this.timed.delete(instance);
           return undefined;

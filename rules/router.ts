@@ -14,12 +14,23 @@ import { addToWindow, aggregateInto } from './windows.js';
 
 const log = logger('rules');
 
+/** The router's counters, incremented in place on the hot path (the engine's counters() reads them). */
+export interface RouterCounts {
+  received: number;
+  duplicates: number;
+  late: number;
+  reordered: number;
+  evaluations: number;
+  activations: number;
+  deactivations: number;
+}
+
 export interface RuleRouterOptions {
   clock: Clock;
   devices: DeviceTable;
   instances: InstanceTable;
   actions: RuleActions;
-  count: (counter: string) => void;
+  counts: RouterCounts;
 }
 
 export class RuleRouter {
@@ -52,14 +63,14 @@ export class RuleRouter {
 
   /** One validated device message (the bus path ends here; the benchmark calls it directly). */
   ingest(event: DeviceEvent): void {
-    this.options.count('received');
+    this.options.counts.received++;
     if (this.options.devices.isDuplicate(event)) {
-      this.options.count('duplicates');
+      this.options.counts.duplicates++;
       return;
     }
     const { record, late, reordered, alive } = this.options.devices.observe(event, this.options.clock.now());
-    if (late) this.options.count('late');
-    else if (reordered) this.options.count('reordered');
+    if (late) this.options.counts.late++;
+    else if (reordered) this.options.counts.reordered++;
     if (alive) for (const rule of this.index.absenceFor(record.id)) this.deviceBack(rule, record.id);
     let scope: Scope | undefined;
     this.index.forEachMatching(event.kind, record, (rule) => {
@@ -69,7 +80,7 @@ export class RuleRouter {
   }
 
   private evaluate(rule: CompiledRule, record: DeviceRecord, scope: Scope, ts: number, late: boolean): void {
-    this.options.count('evaluations');
+    this.options.counts.evaluations++;
     const byLine = rule.keyBy === 'line';
     const instance = this.options.instances.of(rule, byLine ? record.line : record.id, record.line, byLine ? undefined : record.device);
     if (rule.window) {
@@ -81,7 +92,8 @@ export class RuleRouter {
     if (late) return;
     if (rule.lineCount) scope.matching = countMatching(rule, record.line, this.options.devices);
     const holds = this.condition(rule, record, scope);
-    const clears = (): boolean => (rule.clear ? Boolean(rule.clear(scope)) : !holds);
+    // Only an active instance reads its clear condition.
+    const clears = instance.phase === 'active' && (rule.clear ? Boolean(rule.clear(scope)) : !holds);
     this.transition(rule, instance, this.options.instances.step(rule, instance, holds, clears, ts, this.options.clock.now()), scope);
   }
 
@@ -103,14 +115,14 @@ export class RuleRouter {
   private activate(rule: CompiledRule, instance: Instance, scope: Scope): void {
     const now = this.options.clock.now();
     this.options.instances.activated(instance, now);
-    this.options.count('activations');
+    this.options.counts.activations++;
     log.info({ rule: rule.id, key: instance.key }, 'rule fired');
     this.options.actions.fire(rule, instance, scope, now);
   }
 
   private deactivate(rule: CompiledRule, instance: Instance, scope: Scope, runOnClear = true): void {
     this.options.instances.deactivated(instance);
-    this.options.count('deactivations');
+    this.options.counts.deactivations++;
     this.options.actions.clear(rule, instance, scope, runOnClear);
   }
 

@@ -128,16 +128,14 @@ describe('instance state machine', () => {
   it('idle → pending → active after `for` of event time; back to idle only after `clearFor`', () => {
     const table = new InstanceTable();
     const instance = table.of(rule!, 'A/m', 'A', 'm');
-    const never = (): boolean => false;
-    const always = (): boolean => true;
-    expect(table.step(rule!, instance, true, never, T0, T0)).toBeUndefined();
+        expect(table.step(rule!, instance, true, false, T0, T0)).toBeUndefined();
     expect(instance.phase).toBe('pending');
-    expect(table.step(rule!, instance, true, never, T0 + 9_999, T0)).toBeUndefined();
-    expect(table.step(rule!, instance, true, never, T0 + 10_000, T0)).toBe('activate');
+    expect(table.step(rule!, instance, true, false, T0 + 9_999, T0)).toBeUndefined();
+    expect(table.step(rule!, instance, true, false, T0 + 10_000, T0)).toBe('activate');
     table.activated(instance, T0 + 10_000);
-    expect(table.step(rule!, instance, false, always, T0 + 11_000, T0 + 11_000)).toBeUndefined();
+    expect(table.step(rule!, instance, false, true, T0 + 11_000, T0 + 11_000)).toBeUndefined();
     expect(table.withTimers()).toEqual([instance]);
-    expect(table.step(rule!, instance, false, always, T0 + 16_000, T0 + 16_000)).toBe('deactivate');
+    expect(table.step(rule!, instance, false, true, T0 + 16_000, T0 + 16_000)).toBe('deactivate');
     table.deactivated(instance);
     expect(instance.phase).toBe('idle');
     expect(table.withTimers()).toEqual([]);
@@ -146,10 +144,10 @@ describe('instance state machine', () => {
   it('a pending condition that stops holding goes back to idle; a timer runs out on the engine clock', () => {
     const table = new InstanceTable();
     const instance = table.of(rule!, 'A/m', 'A', 'm');
-    table.step(rule!, instance, true, () => false, T0, T0);
-    table.step(rule!, instance, false, () => false, T0 + 1, T0 + 1);
+    table.step(rule!, instance, true, false, T0, T0);
+    table.step(rule!, instance, false, false, T0 + 1, T0 + 1);
     expect(instance.phase).toBe('idle');
-    table.step(rule!, instance, true, () => false, T0 + 2, T0 + 2);
+    table.step(rule!, instance, true, false, T0 + 2, T0 + 2);
     expect(table.due(rule!, instance, T0 + 5_000)).toBeUndefined();
     expect(table.due(rule!, instance, T0 + 10_002)).toBe('activate');
   });
