@@ -7,74 +7,18 @@
 // outcome is `blocked`. A speed change bigger than maxStep is split: the first step goes now, the
 // rest follow as a ramp (one step per max(minDwell, cooldown, 1 s)) until the value is reached or
 // another command for the same setpoint supersedes it.
-import type { Bus } from '../bus/bus.js';
 import type { AckPayload, CommandOutcome, CommandOutcomePayload, CommandPayload } from '../contracts/schemas.js';
 import { DELIVERY, topics } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
-import type { Clock } from './clock.js';
 import type { ParamValue } from './load.js';
 import type { SafetyDefinition, TargetSafety } from './schema.js';
+import type { CommandCenterOptions, CommandCenterSnapshot, IssueResult, Pending, Ramp } from './command-types.js';
 import { decideCommand, recentSends, setpointOf, stepEvery, TargetLimits, type CommandRequest, type Hold, type PolicyDecision, type Split, type Suspension, type TargetState } from './safety-policy.js';
 
 export type { CommandRequest } from './safety-policy.js';
+export type { CommandCenterOptions, CommandCenterSnapshot, CommandEvent, IssueResult, OutcomeEvent } from './command-types.js';
 
 const log = logger('rules');
-
-export type IssueResult = { sent: true; id: string; params: Record<string, ParamValue>; note?: string } | { sent: false; id: string; reason: string };
-
-export interface CommandEvent {
-  type: 'command';
-  line: string;
-  target: string;
-  command: CommandPayload;
-  note?: string;
-}
-
-export interface OutcomeEvent {
-  type: 'outcome';
-  line: string;
-  outcome: CommandOutcomePayload;
-}
-
-export interface CommandCenterOptions {
-  bus: Bus;
-  clock: Clock;
-  /** Prefix of command ids; unique per engine start. */
-  idPrefix: string;
-  ackTimeoutMs: number;
-  retries: number;
-  ttlMs: number;
-  safety: SafetyDefinition;
-  onEvent: (event: CommandEvent | OutcomeEvent) => void;
-  /** Called when oscillation detection suspends a rule. */
-  onSuspend: (suspension: { ruleId: string; line: string; target: string; key: string; until: number; reason: string }) => void;
-  count: (counter: string) => void;
-}
-
-interface Ramp {
-  req: CommandRequest;
-  /** Where the ramp ends. */
-  goal: number;
-  nextAt: number;
-}
-
-interface Pending {
-  command: CommandPayload;
-  line: string;
-  target: string;
-  attempts: number;
-  retryAt: number;
-  accepted: boolean;
-}
-
-export interface CommandCenterSnapshot {
-  targets: Record<string, TargetState>;
-  holds: Record<string, Hold>;
-  suspended: Record<string, number>;
-  pending: Pending[];
-  ramps: Record<string, Ramp>;
-  nextId: number;
-}
 
 /** `blocked_<kind>`: the counter of a refusal, named by its reason's first word (`blocked_cooldown`). */
 function blockedCounter(reason: string): string {
