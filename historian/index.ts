@@ -198,6 +198,7 @@ export class Historian implements Service {
     const pending = this.spool.pendingBytes();
     return healthFrom([
       { failed: !this.unsubscribe, status: 'down', reason: `not subscribed to ${topics.all} (not started, or stopped)` },
+      { failed: this.unsubscribe !== undefined && !this.options.bus.connected(), status: 'down', reason: 'not connected to the broker: the broker keeps its QoS 1 messages on the persistent session until it reconnects' },
       { failed: this.refusing, status: 'down', reason: this.refusal ?? 'refusing events' },
       { failed: this.writer !== undefined && !this.writer.influxUp && pending > 0, status: 'degraded', reason: `InfluxDB is unreachable; the spool holds ${pending} bytes for it` },
       { failed: this.alarm, status: 'degraded', reason: `the spool is past its alarm level (historian.spoolAlarmRatio ${this.config.spoolAlarmRatio}): ${pending} bytes waiting, historian.spoolMaxBytes ${this.config.spoolMaxBytes}` },

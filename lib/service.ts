@@ -37,19 +37,18 @@ export function healthFrom(checks: ReadonlyArray<{ failed: boolean; status: Excl
   return worstHealth(checks.filter((check) => check.failed).map((check) => ({ status: check.status, reasons: [check.reason] })));
 }
 
-// health and gauges become required once every service has them (issue 10, in progress).
 export interface Service {
   readonly name: string;
   start(): Promise<void>;
   /** Drains in-flight work, flushes buffers and closes connections. Idempotent. */
   stop(): Promise<void>;
   /** Whether it is doing its job now, and if not, why (cheap: read at every /healthz). */
-  health?(): Health;
+  health(): Health;
   /**
    * Counters (monotonic since start) and gauges (a current level), e.g. { received: 10,
    * queue_depth: 3 }. The keys that are gauges are named in `gauges`; every other key is a counter.
    */
   counters(): Counters;
   /** The keys of counters() that are levels, not totals (exported as Prometheus gauges). */
-  readonly gauges?: ReadonlySet<string>;
+  readonly gauges: ReadonlySet<string>;
 }

@@ -84,6 +84,7 @@ export class OeeService implements Service {
   health(): Health {
     return healthFrom([
       { failed: !this.unsubscribe, status: 'down', reason: 'not subscribed to the device events (not started, or stopped)' },
+      { failed: this.unsubscribe !== undefined && !this.options.bus.connected(), status: 'down', reason: 'not connected to the broker: no events in, no summaries out (it reconnects by itself)' },
       { failed: this.publishFailure !== undefined, status: 'degraded', reason: `summaries are not being published: ${this.publishFailure}` },
     ]);
   }

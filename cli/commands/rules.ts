@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { rootLogger } from '../../lib/log.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
-import { formatTimeline, runScenario } from '../../rules/scenario-run.js';
+import { formatTimeline, runScenario } from '../../workbench/scenario-run.js';
 import { durationSchema } from '../../rules/schema.js';
 import { LineModel } from '../../simulators/model.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';

@@ -160,6 +160,7 @@ export class DashboardServer implements Service {
   health(): Health {
     return healthFrom([
       { failed: !this.server, status: 'down', reason: 'not serving HTTP (not started or stopped)' },
+      { failed: this.server !== undefined && !this.options.bus.connected(), status: 'down', reason: 'not connected to the broker: the live view is stale until it reconnects' },
       { failed: this.history === null, status: 'degraded', reason: 'no InfluxDB configured: /api/history answers 503' },
       { failed: this.lastHistoryFailed, status: 'degraded', reason: 'the last history query did not reach InfluxDB' },
     ]);

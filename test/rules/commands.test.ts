@@ -1,6 +1,6 @@
 // Commands as a closed loop (ack, retry, outcome) and each actuator-safety limit.
 import { afterEach, describe, expect, it } from 'vitest';
-import { countReversals } from '../../rules/commands.js';
+import { countReversals } from '../../rules/safety-policy.js';
 import { startFixture, type Fixture } from './fixture.js';
 
 let f: Fixture | undefined;

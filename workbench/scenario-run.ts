@@ -1,14 +1,19 @@
 // `linewatch rules test`: runs a rules folder against the simulated line (simulators/model.ts) in
-// simulated time. The model, the engine (on a ManualClock) and a real in-process Aedes broker
-// between them advance in lockstep, so the timeline depends only on the rules, scenario and seed.
-import { Aedes } from 'aedes';
-import { InProcessBus } from '../broker/in-process-bus.js';
+// simulated time. The model, the engine (on a ManualClock) and the linewatch broker between them
+// (startBroker, as in `linewatch up`: the same validation, ordering and delivery fixes; its
+// in-process bus, no client connects) advance in lockstep, so the timeline depends only on the
+// rules, scenario and seed.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { roleGrants } from '../config/services.js';
+import { brokerConfigSchema, startBroker, type LinewatchBroker } from '../broker/index.js';
 import { commandSchema } from '../contracts/schemas.js';
 import { DELIVERY, parseTopic, topicOf, topics } from '../contracts/topics.js';
+import { ManualClock, settle } from '../rules/clock.js';
+import { RulesEngine, type EngineEvent } from '../rules/engine.js';
 import { LineModel, type SimEvent } from '../simulators/model.js';
 import type { Scenario } from '../simulators/scenario.js';
-import { ManualClock, settle } from './clock.js';
-import { RulesEngine, type EngineEvent } from './engine.js';
 
 export interface ScenarioRunOptions {
   dir: string;
@@ -33,6 +38,8 @@ export interface ScenarioRunResult {
   timeline: TimelineEntry[];
   durationMs: number;
   counters: Record<string, number>;
+  /** The broker's counters at the end of the run (broker/stats.ts: messages, rejects by reason…). */
+  brokerCounters: Record<string, number>;
 }
 
 export const DEFAULT_START_TIME = Date.UTC(2026, 0, 1);
@@ -50,47 +57,62 @@ export async function runScenario(o: ScenarioRunOptions): Promise<ScenarioRunRes
   const startTime = o.startTime ?? DEFAULT_START_TIME;
   const stepMs = o.stepMs ?? 100;
   const durationMs = o.durationMs ?? defaultDuration(o.scenario);
-  const aedes = await Aedes.createBroker();
-  const bus = new InProcessBus(aedes);
+  const { broker, remove } = await startScenarioBroker();
+  const bus = broker.bus;
   const clock = new ManualClock(startTime);
   const model = new LineModel({ seed: o.seed, scenario: o.scenario, startTime });
   const timeline: TimelineEntry[] = [];
   const engine = new RulesEngine({ bus, dir: o.dir, clock, watch: false, settings: { tickMs: stepMs }, onEvent: (event) => timeline.push({ at: clock.now() - startTime, event }) });
 
   const publish = async (events: SimEvent[]): Promise<void> => {
-    for (const e of events) {
-      if (e.type === 'message') {
-        await bus.publish(topicOf(e.kind, line, e.device), JSON.stringify(e.payload), DELIVERY[e.kind]);
-      } else if (e.type === 'offline' || e.type === 'online') {
-        await bus.publish(topics.status(line, e.device), JSON.stringify({ ts: model.now(), status: e.type, type: model.deviceType(e.device) }), DELIVERY.status);
+    for (const event of events) {
+      if (event.type === 'message') {
+        await bus.publish(topicOf(event.kind, line, event.device), JSON.stringify(event.payload), DELIVERY[event.kind]);
+      } else if (event.type === 'offline' || event.type === 'online') {
+        await bus.publish(topics.status(line, event.device), JSON.stringify({ ts: model.now(), status: event.type, type: model.deviceType(event.device) }), DELIVERY.status);
       }
     }
   };
-  // Commands reach the simulated devices through the broker, as they would over MQTT.
-  const inbox: { device: string; payload: Buffer }[] = [];
-  await bus.subscribe('lw/+/+/cmd', (topic, payload) => {
-    const t = parseTopic(topic);
-    if (t?.device && t.line === line) inbox.push({ device: t.device, payload });
-  });
-
   try {
+    // Commands reach the simulated devices through the broker, as they would over MQTT.
+    const inbox: { device: string; payload: Buffer }[] = [];
+    await bus.subscribe('lw/+/+/cmd', (topic, payload) => {
+      const parsed = parseTopic(topic);
+      if (parsed?.device && parsed.line === line) inbox.push({ device: parsed.device, payload });
+    });
     await engine.start();
     for (let t = 0; t < durationMs; t += stepMs) {
       await publish(model.advance(stepMs));
       await settle();
       await clock.advance(stepMs);
-      while (inbox.length > 0) {
-        const { device, payload } = inbox.shift()!;
-        const cmd = commandSchema.safeParse(JSON.parse(payload.toString()));
-        if (cmd.success) await publish(model.command(device, cmd.data));
+      for (let delivered = inbox.shift(); delivered; delivered = inbox.shift()) {
+        const command = commandSchema.safeParse(JSON.parse(delivered.payload.toString()));
+        if (command.success) await publish(model.command(delivered.device, command.data));
       }
       await settle();
     }
-    return { timeline, durationMs, counters: engine.counters() };
+    return { timeline, durationMs, counters: engine.counters(), brokerCounters: broker.counters() };
   } finally {
     await engine.stop();
-    await bus.close();
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await broker.stop();
+    remove();
+  }
+}
+
+/**
+ * The linewatch broker for a run: on loopback, port 0, no WebSocket listener (startBroker always
+ * opens its TCP listener; nothing connects to it), authenticated with an empty devices file in a
+ * temp dir (so nobody could; open mode would print its warning into the timeline's output).
+ */
+async function startScenarioBroker(): Promise<{ broker: LinewatchBroker; remove: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'linewatch-rules-test-'));
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
+  try {
+    const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
+    return { broker, remove };
+  } catch (err) {
+    remove();
+    throw err;
   }
 }
 

@@ -1,0 +1,163 @@
+// Routes what happens to the rules: a device message through the device table, the rule index
+// and each matching rule's instance state machine, into the rule's actions; the engine's tick
+// through the instances' timers and the absence rules. The index is replaced on every (re)load.
+import { logger } from '../lib/log.js';
+import type { Clock } from './clock.js';
+import { deviceId, type DeviceEvent, type DeviceRecord, type DeviceTable } from './device-table.js';
+import type { Scope } from './expr.js';
+import type { Instance, InstanceTable, Transition } from './instance-state.js';
+import type { CompiledRule } from './load.js';
+import type { RuleActions } from './rule-actions.js';
+import { RuleIndex } from './rule-index.js';
+import { countMatching, messageScope, timerScope } from './scopes.js';
+import { addToWindow, aggregateInto } from './windows.js';
+
+const log = logger('rules');
+
+/** The router's counters, incremented in place on the hot path (the engine's counters() reads them). */
+export interface RouterCounts {
+  received: number;
+  duplicates: number;
+  late: number;
+  reordered: number;
+  evaluations: number;
+  activations: number;
+  deactivations: number;
+}
+
+export interface RuleRouterOptions {
+  clock: Clock;
+  devices: DeviceTable;
+  instances: InstanceTable;
+  actions: RuleActions;
+  counts: RouterCounts;
+}
+
+export class RuleRouter {
+  private index = new RuleIndex([]);
+  /** Engine time of the start: absence rules count silence (and their grace) from it. */
+  private startedAt = 0;
+
+  constructor(private readonly options: RuleRouterOptions) {}
+
+  get rulesById(): ReadonlyMap<string, CompiledRule> {
+    return this.index.byId;
+  }
+
+  started(now: number): void {
+    this.startedAt = now;
+  }
+
+  /** Routes through `rules` from now on; instances of removed or changed rules are dropped (their alerts cleared, no onClear). */
+  install(rules: readonly CompiledRule[]): void {
+    const next = new RuleIndex(rules);
+    for (const [ruleId, instances] of [...this.options.instances.entries()]) {
+      const old = this.index.byId.get(ruleId);
+      const replacement = next.byId.get(ruleId);
+      if (old && replacement && old.hash === replacement.hash) continue;
+      if (old) for (const instance of instances.values()) if (instance.phase === 'active') this.deactivate(old, instance, timerScope(old, instance, this.options.devices), false);
+      this.options.instances.dropRule(ruleId);
+    }
+    this.index = next;
+  }
+
+  /** One validated device message (the bus path ends here; the benchmark calls it directly). */
+  ingest(event: DeviceEvent): void {
+    this.options.counts.received++;
+    if (this.options.devices.isDuplicate(event)) {
+      this.options.counts.duplicates++;
+      return;
+    }
+    const { record, late, reordered, alive } = this.options.devices.observe(event, this.options.clock.now());
+    if (late) this.options.counts.late++;
+    else if (reordered) this.options.counts.reordered++;
+    if (alive) for (const rule of this.index.absenceFor(record.id)) this.deviceBack(rule, record.id);
+    let scope: Scope | undefined;
+    this.index.forEachMatching(event.kind, record, (rule) => {
+      scope ??= messageScope(event, record);
+      this.evaluate(rule, record, scope, event.payload.ts, late);
+    });
+  }
+
+  private evaluate(rule: CompiledRule, record: DeviceRecord, scope: Scope, ts: number, late: boolean): void {
+    this.options.counts.evaluations++;
+    const byLine = rule.keyBy === 'line';
+    const instance = this.options.instances.of(rule, byLine ? record.line : record.id, record.line, byLine ? undefined : record.device);
+    if (rule.window) {
+      const value = rule.window.of(scope);
+      if (typeof value === 'number' && Number.isFinite(value)) addToWindow((instance.window ??= { ts: [], v: [] }), rule.window, ts, value);
+      if (late) return; // late events update the window, but fire nothing for the past
+      aggregateInto(instance.window, scope); // the message's scope has the window fields; only this rule reads them
+    }
+    if (late) return;
+    if (rule.lineCount) scope.matching = countMatching(rule, record.line, this.options.devices);
+    const holds = this.condition(rule, record, scope);
+    // Only an active instance reads its clear condition.
+    const clears = instance.phase === 'active' && (rule.clear ? Boolean(rule.clear(scope)) : !holds);
+    this.transition(rule, instance, this.options.instances.step(rule, instance, holds, clears, ts, this.options.clock.now()), scope);
+  }
+
+  private condition(rule: CompiledRule, record: DeviceRecord, scope: Scope): boolean {
+    if (rule.transition) {
+      const { from, to } = rule.transition;
+      if (!record.state || !to.has(record.state)) return false;
+      if (from && (!record.enteredFrom || !from.has(record.enteredFrom))) return false;
+    }
+    if (rule.lineCount && (scope.matching as number) < rule.lineCount.atLeast) return false;
+    return rule.when ? Boolean(rule.when(scope)) : true;
+  }
+
+  private transition(rule: CompiledRule, instance: Instance, transition: Transition, scope: Scope): void {
+    if (transition === 'activate') this.activate(rule, instance, scope);
+    else if (transition === 'deactivate') this.deactivate(rule, instance, scope);
+  }
+
+  private activate(rule: CompiledRule, instance: Instance, scope: Scope): void {
+    const now = this.options.clock.now();
+    this.options.instances.activated(instance, now);
+    this.options.counts.activations++;
+    log.info({ rule: rule.id, key: instance.key }, 'rule fired');
+    this.options.actions.fire(rule, instance, scope, now);
+  }
+
+  private deactivate(rule: CompiledRule, instance: Instance, scope: Scope, runOnClear = true): void {
+    this.options.instances.deactivated(instance);
+    this.options.counts.deactivations++;
+    this.options.actions.clear(rule, instance, scope, runOnClear);
+  }
+
+  private deviceBack(rule: CompiledRule, id: string): void {
+    const instance = this.options.instances.find(rule.id, id);
+    if (instance?.phase === 'active') this.deactivate(rule, instance, timerScope(rule, instance, this.options.devices));
+  }
+
+  /** Timers that ran out without a message (`for`, `clearFor`) and silent devices (absence), at engine time `now`. */
+  tick(now: number): void {
+    for (const instance of this.options.instances.withTimers()) {
+      const rule = this.index.byId.get(instance.ruleId);
+      if (!rule) {
+        this.options.instances.stopTimer(instance);
+        continue;
+      }
+      const transition = this.options.instances.due(rule, instance, now);
+      if (transition) this.transition(rule, instance, transition, timerScope(rule, instance, this.options.devices));
+    }
+    for (const rule of this.index.absenceRules) this.checkAbsence(rule, now);
+  }
+
+  /** An absence rule fires for each expected device silent for `after` (and not before `grace` from the start). */
+  private checkAbsence(rule: CompiledRule, now: number): void {
+    const line = rule.lineMatcher.exact;
+    if (!rule.absent || line === undefined) return; // rules/schema.ts: an absent rule names its line
+    const { afterMs, graceMs, devices } = rule.absent;
+    for (const device of devices) {
+      const instance = this.options.instances.of(rule, deviceId(line, device), line, device);
+      if (instance.phase === 'active') continue;
+      const aliveAt = this.options.devices.get(line, device)?.aliveAt;
+      const deadline = Math.max(this.startedAt + graceMs, (aliveAt ?? this.startedAt) + afterMs);
+      if (now < deadline) continue;
+      const scope = { ...timerScope(rule, instance, this.options.devices), silentFor: Math.round((now - (aliveAt ?? this.startedAt)) / 1000), neverSeen: aliveAt === undefined };
+      this.activate(rule, instance, scope);
+    }
+  }
+}

@@ -1,0 +1,138 @@
+// What a rule instance does when it fires and when it clears: raise and clear its alerts on
+// lw/{line}/alerts, hand its commands to the command loop (commands.ts), and the critical alert
+// of a rule the oscillation guard suspends.
+import { createHash } from 'node:crypto';
+import type { Bus } from '../bus/bus.js';
+import type { AlertPayload } from '../contracts/schemas.js';
+import { DELIVERY, isValidId, topics } from '../contracts/topics.js';
+import { logger } from '../lib/log.js';
+import type { Clock } from './clock.js';
+import type { CommandCenter, CommandEvent, OutcomeEvent } from './commands.js';
+import type { DeviceTable } from './device-table.js';
+import type { Scope } from './expr.js';
+import type { Instance } from './instance-state.js';
+import type { CompiledCommand, CompiledRule } from './load.js';
+
+const log = logger('rules');
+
+export interface AlertEvent {
+  type: 'alert';
+  line: string;
+  alert: AlertPayload;
+}
+
+export interface SuspendEvent {
+  type: 'suspended';
+  line: string;
+  ruleId: string;
+  target: string;
+  until: number;
+  reason: string;
+}
+
+export type EngineEvent = CommandEvent | OutcomeEvent | AlertEvent | SuspendEvent;
+
+export interface RuleActionsOptions {
+  bus: Bus;
+  clock: Clock;
+  commands: CommandCenter;
+  devices: DeviceTable;
+  count: (counter: string) => void;
+  onEvent?: (event: EngineEvent) => void;
+}
+
+/** The alerts' message field is at most this long (contracts/schemas.ts). */
+const ALERT_MESSAGE_CHARS = 1024;
+
+/** `rule:line/device`, within the alert schema's 128 characters (long ids get a hash of the key). */
+export function alertId(ruleId: string, key: string): string {
+  const id = `${ruleId}:${key}`;
+  return id.length <= 128 ? id : `${ruleId}:${createHash('sha1').update(key).digest('hex').slice(0, 16)}`;
+}
+
+/** The setpoint holder of a rule instance in the command loop. */
+export function holderOf(rule: CompiledRule, instance: Instance): string {
+  return `${rule.id}|${instance.key}`;
+}
+
+export class RuleActions {
+  constructor(private readonly options: RuleActionsOptions) {}
+
+  /** The instance became active at `now`: its actions run (alerts raised, commands issued). */
+  fire(rule: CompiledRule, instance: Instance, scope: Scope, now: number): void {
+    for (const action of rule.actions) {
+      if (action.kind === 'command') {
+        this.command(rule, instance, action, scope);
+        continue;
+      }
+      const alert: AlertPayload = {
+        id: alertId(rule.id, instance.key),
+        rule: rule.id,
+        severity: action.severity,
+        state: 'raised',
+        message: action.message(scope).slice(0, ALERT_MESSAGE_CHARS),
+        ...(instance.device ? { device: instance.device } : {}),
+        ts: now,
+      };
+      instance.alert = alert;
+      this.publishAlert(instance.line, alert);
+    }
+  }
+
+  /** The instance went idle: its alert clears, its onClear commands run (unless the rule itself went away), its holds are released. */
+  clear(rule: CompiledRule, instance: Instance, scope: Scope, runOnClear: boolean): void {
+    if (instance.alert) {
+      this.publishAlert(instance.line, { ...instance.alert, state: 'cleared', ts: this.options.clock.now() });
+      instance.alert = undefined;
+    }
+    if (runOnClear) for (const action of rule.onClear) this.command(rule, instance, action, scope);
+    this.options.commands.release(holderOf(rule, instance));
+  }
+
+  /** The oscillation guard suspended a rule: a critical alert says until when and why. */
+  suspended(suspension: { ruleId: string; line: string; target: string; until: number; reason: string }): void {
+    const { ruleId, line, target, until, reason } = suspension;
+    this.options.onEvent?.({ type: 'suspended', line, ruleId, target, until, reason });
+    this.publishAlert(line, {
+      id: `oscillation:${ruleId}`,
+      rule: ruleId,
+      severity: 'critical',
+      state: 'raised',
+      message: `rule ${ruleId} suspended until ${new Date(until).toISOString()}: ${reason}`.slice(0, ALERT_MESSAGE_CHARS),
+      device: target,
+      ts: this.options.clock.now(),
+    });
+  }
+
+  private command(rule: CompiledRule, instance: Instance, action: CompiledCommand, scope: Scope): void {
+    const target = action.target(scope);
+    if (!isValidId(target)) {
+      this.options.count('bad_targets');
+      log.error({ rule: rule.id, target }, `rule ${rule.id}: command target "${target}" is not a device id; fix the rule's target`);
+      return;
+    }
+    const targetRecord = this.options.devices.get(instance.line, target);
+    const params = action.params({ ...scope, target: targetRecord?.values ?? {} });
+    this.options.commands.issue({
+      ruleId: rule.id,
+      priority: rule.priority,
+      holder: holderOf(rule, instance),
+      line: instance.line,
+      target,
+      action: action.action,
+      params,
+      ttlMs: action.ttlMs,
+      // The base for maxStep before anything was commanded: the target's reported setpoint, else its speed.
+      current: targetRecord?.values.speedSetpoint ?? targetRecord?.values.setpoint ?? targetRecord?.values.speed,
+    });
+  }
+
+  private publishAlert(line: string, alert: AlertPayload): void {
+    this.options.count(alert.state === 'raised' ? 'alerts_raised' : 'alerts_cleared');
+    this.options.onEvent?.({ type: 'alert', line, alert });
+    this.options.bus.publish(topics.alerts(line), JSON.stringify(alert), DELIVERY.alert).catch((err: unknown) => {
+      this.options.count('publish_errors');
+      log.warn({ err: (err as Error).message, alert: alert.id }, 'could not publish an alert');
+    });
+  }
+}

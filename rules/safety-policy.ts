@@ -1,0 +1,267 @@
+// The actuator-safety policy: whether a rule's command may go to its target now, and in what form
+// (docs/rules.md#actuator-safety). Pure: it reads the limits, the target's history and the holds,
+// and returns a decision; the command loop (commands.ts) applies it — records the setpoint, sends,
+// counts, logs and publishes the outcome. Checks in order: suspended rule, priority hold, cooldown,
+// minimum dwell, budget, max step (a bigger speed change is split into a ramp), oscillation.
+// Stopping is never delayed by cooldown, dwell or budget: it is the safe direction.
+import type { CommandAction } from '../contracts/schemas.js';
+import { globMatcher, type ParamValue } from './load.js';
+import type { SafetyDefinition, TargetSafety } from './schema.js';
+
+export interface CommandRequest {
+  ruleId: string;
+  priority: number;
+  /** The rule instance issuing it (rule id + key); it holds the setpoint until released. */
+  holder: string;
+  line: string;
+  target: string;
+  action: CommandAction;
+  params: Record<string, ParamValue>;
+  ttlMs?: number;
+  /** The target's own reading of the setpoint (e.g. its reported speed): the base for maxStep before anything was commanded. */
+  current?: number;
+}
+
+/** The last value commanded for one setpoint key of a target. */
+export interface Setpoint {
+  value: ParamValue;
+  previous?: ParamValue;
+  at: number;
+  ruleId: string;
+  priority: number;
+  commandId: string;
+}
+
+/** Which rule instance holds a setpoint key of a target (lower priorities may not change it). */
+export interface Hold {
+  holder: string;
+  ruleId: string;
+  priority: number;
+}
+
+/** One change of a setpoint, kept for oscillation detection. */
+export interface SetpointChange {
+  value: ParamValue;
+  from?: ParamValue;
+  ruleId: string;
+  priority: number;
+  at: number;
+}
+
+/** What the policy knows of one target (`line/device`). */
+export interface TargetState {
+  lastCommandAt?: number;
+  lastPriority?: number;
+  /** Send times within the last minute, for the budget. */
+  sent: number[];
+  setpoints: Record<string, Setpoint>;
+  /** Recent setpoint changes per key, for oscillation detection. */
+  changes: Record<string, SetpointChange[]>;
+}
+
+export type OscillationLimits = SafetyDefinition['oscillation'];
+
+/** The budget counts the commands of the last minute. */
+export const BUDGET_WINDOW_MS = 60_000;
+
+/** Which setpoint an action changes and to what; actions on one key can fight each other. */
+export function setpointOf(action: CommandAction, params: Record<string, ParamValue>): { key: string; value: ParamValue } {
+  switch (action) {
+    case 'set_speed':
+      return { key: 'speed', value: params.speed ?? 0 };
+    case 'set_strategy':
+      return { key: 'strategy', value: params.strategy ?? '' };
+    case 'stop':
+    case 'start':
+      return { key: 'run', value: action };
+    case 'reset_fault':
+      return { key: 'reset', value: 'reset' };
+  }
+}
+
+/** Counts direction reversals: sign changes of numeric steps, or A→B→A returns for other values. */
+export function countReversals(values: ParamValue[]): number {
+  let reversals = 0;
+  if (values.every((value) => typeof value === 'number')) {
+    let lastSign = 0;
+    for (let index = 1; index < values.length; index++) {
+      const sign = Math.sign((values[index] as number) - (values[index - 1] as number));
+      if (sign === 0) continue;
+      if (lastSign !== 0 && sign !== lastSign) reversals++;
+      lastSign = sign;
+    }
+    return reversals;
+  }
+  for (let index = 2; index < values.length; index++) if (values[index] === values[index - 2] && values[index] !== values[index - 1]) reversals++;
+  return reversals;
+}
+
+/** The send times still inside the budget window at `now`. */
+export function recentSends(sent: readonly number[], now: number): number[] {
+  return sent.filter((at) => now - at < BUDGET_WINDOW_MS);
+}
+
+/** How long a ramp waits between steps: the target's dwell or cooldown, at least 1 s. */
+export function stepEvery(limits: TargetSafety): number {
+  return Math.max(limits.minDwell ?? 0, limits.cooldown ?? 0, 1000);
+}
+
+/** The limits per target from a rule set's `safety:` (the first matching `targets` entry over the defaults), looked up once per target. */
+export class TargetLimits {
+  private readonly byTarget = new Map<string, TargetSafety>();
+
+  constructor(readonly safety: SafetyDefinition) {}
+
+  of(line: string, target: string): TargetSafety {
+    const name = `${line}/${target}`;
+    let limits = this.byTarget.get(name);
+    if (!limits) {
+      const entry = Object.entries(this.safety.targets).find(([pattern]) => {
+        const [linePattern, devicePattern] = pattern.split('/') as [string, string];
+        return globMatcher(linePattern).test(line) && globMatcher(devicePattern).test(target);
+      });
+      limits = { ...this.safety.defaults, ...(entry?.[1] ?? {}) };
+      this.byTarget.set(name, limits);
+    }
+    return limits;
+  }
+}
+
+export interface PolicyInput {
+  request: CommandRequest;
+  /** The next step of a split speed change (see CommandCenter.issue). */
+  fromRamp: boolean;
+  now: number;
+  limits: TargetSafety;
+  oscillation: OscillationLimits;
+  /** The target's history; `sent` already trimmed to the budget window (recentSends). */
+  target: Readonly<TargetState>;
+  /** The hold on the request's setpoint key of the target, if any. */
+  hold: Hold | undefined;
+  /** Until when the request's rule is suspended, if it is now. */
+  suspendedUntil: number | undefined;
+}
+
+/** A speed change bigger than maxStep: the first step goes now, the rest follow as a ramp toward `goal`. */
+export interface Split {
+  goal: number;
+  stepEveryMs: number;
+  note: string;
+}
+
+/** The oscillation guard suspends `offender` (the lowest-priority rule involved) until `until`. */
+export interface Suspension {
+  offender: string;
+  until: number;
+  key: string;
+  reason: string;
+}
+
+interface DecisionParts {
+  /** The params to send (or record as blocked): the request's, with a clamped speed if split. */
+  params: Record<string, ParamValue>;
+  split?: Split;
+  suspension?: Suspension;
+  /** The setpoint key's change history to keep from now on; undefined: unchanged. */
+  changes?: SetpointChange[];
+}
+
+export type PolicyDecision = (DecisionParts & { allowed: false; reason: string }) | (DecisionParts & { allowed: true; key: string; value: ParamValue; note?: string });
+
+/** Whether the command may go now, and in what form. */
+export function decideCommand(input: PolicyInput): PolicyDecision {
+  const { request } = input;
+  const params = { ...request.params };
+  const { key, value } = setpointOf(request.action, params);
+  const early = suspendedReason(input) ?? holdReason(input, key) ?? cooldownReason(input) ?? dwellReason(input, key, value) ?? budgetReason(input);
+  if (early !== undefined) return { allowed: false, reason: early, params };
+  const step = clampStep(input, key, value, params);
+  const history = changesSetpoint(input, key, step.value) ? candidateChanges(input, key, step.value) : undefined;
+  const suspension = history ? oscillationSuspension(input, key, history) : undefined;
+  // A rule suspended by its own command does not send it, and the key's history starts again.
+  if (suspension?.offender === request.ruleId) {
+    return { allowed: false, reason: `suspended: ${suspension.reason}`, params: step.params, split: step.split, suspension, changes: [] };
+  }
+  return { allowed: true, key, value: step.value, params: step.params, note: step.split?.note, split: step.split, suspension, changes: history };
+}
+
+function targetName(request: CommandRequest): string {
+  return `${request.line}/${request.target}`;
+}
+
+/** A rule priority above the one recorded outranks it (and may skip cooldown and dwell). */
+function outranks(request: CommandRequest, priority: number | undefined): boolean {
+  return priority !== undefined && request.priority > priority;
+}
+
+function isUrgent(request: CommandRequest): boolean {
+  return request.action === 'stop';
+}
+
+function suspendedReason({ request, suspendedUntil }: PolicyInput): string | undefined {
+  if (suspendedUntil === undefined) return undefined;
+  return `suspended: rule ${request.ruleId} is suspended for oscillation until ${new Date(suspendedUntil).toISOString()}`;
+}
+
+function holdReason({ request, hold }: PolicyInput, key: string): string | undefined {
+  if (!hold || hold.holder === request.holder || hold.priority <= request.priority) return undefined;
+  return `priority: ${key} of ${targetName(request)} is held by rule ${hold.ruleId} (priority ${hold.priority} > ${request.priority})`;
+}
+
+function cooldownReason({ request, now, limits, target }: PolicyInput): string | undefined {
+  if (isUrgent(request) || !limits.cooldown || target.lastCommandAt === undefined) return undefined;
+  if (now - target.lastCommandAt >= limits.cooldown || outranks(request, target.lastPriority)) return undefined;
+  return `cooldown: ${targetName(request)} was commanded ${now - target.lastCommandAt} ms ago (cooldown ${limits.cooldown} ms)`;
+}
+
+function dwellReason({ request, now, limits, target }: PolicyInput, key: string, value: ParamValue): string | undefined {
+  const setpoint = target.setpoints[key];
+  if (isUrgent(request) || !limits.minDwell || !setpoint || setpoint.value === value) return undefined;
+  if (now - setpoint.at >= limits.minDwell || outranks(request, setpoint.priority)) return undefined;
+  return `dwell: ${key} of ${targetName(request)} changed ${now - setpoint.at} ms ago (minimum dwell ${limits.minDwell} ms)`;
+}
+
+function budgetReason({ request, limits, target }: PolicyInput): string | undefined {
+  if (isUrgent(request) || !limits.budgetPerMinute || target.sent.length < limits.budgetPerMinute) return undefined;
+  return `budget: ${targetName(request)} already had ${target.sent.length} commands in the last minute (budget ${limits.budgetPerMinute})`;
+}
+
+/** A set_speed more than maxStep away from the current setpoint (else the target's reading) goes one step now. */
+function clampStep({ request, limits, target }: PolicyInput, key: string, value: ParamValue, params: Record<string, ParamValue>): { value: ParamValue; params: Record<string, ParamValue>; split?: Split } {
+  if (request.action !== 'set_speed' || !limits.maxStep || typeof value !== 'number') return { value, params };
+  const setpointValue = target.setpoints[key]?.value;
+  const base = typeof setpointValue === 'number' ? setpointValue : request.current;
+  if (base === undefined || base <= 0) return { value, params };
+  const clamped = Math.min(base * (1 + limits.maxStep), Math.max(base * (1 - limits.maxStep), value));
+  if (Math.abs(clamped - value) <= 1e-9) return { value, params };
+  const firstStep = Math.round(clamped * 1000) / 1000;
+  const stepEveryMs = stepEvery(limits);
+  const note = `speed ${value} split: ${firstStep} now (max step ${Math.round(limits.maxStep * 100)} % from ${base}), then a step every ${stepEveryMs} ms`;
+  return { value: firstStep, params: { ...params, speed: firstStep }, split: { goal: value, stepEveryMs, note } };
+}
+
+/** Whether the setpoint key changes: a reset is no setpoint, and an unchanged value is no change. */
+function changesSetpoint({ target }: PolicyInput, key: string, value: ParamValue): boolean {
+  const setpoint = target.setpoints[key];
+  return key !== 'reset' && (!setpoint || setpoint.value !== value);
+}
+
+/** The candidate history of the key: its changes within the oscillation window, plus this one. */
+function candidateChanges(input: PolicyInput, key: string, value: ParamValue): SetpointChange[] {
+  const { request, now, oscillation, target } = input;
+  const recent = (target.changes[key] ?? []).filter((change) => now - change.at <= oscillation.window);
+  return [...recent, { value, from: target.setpoints[key]?.value, ruleId: request.ruleId, priority: request.priority, at: now }];
+}
+
+/** Would this change reverse the setpoint's direction too often within the window? Then the lowest-priority rule involved is suspended. */
+function oscillationSuspension({ request, now, oscillation }: PolicyInput, key: string, candidate: SetpointChange[]): Suspension | undefined {
+  const first = candidate[0]?.from;
+  const values = [...(first !== undefined ? [first] : []), ...candidate.map((change) => change.value)];
+  if (countReversals(values) < oscillation.reversals) return undefined;
+  const involved = new Map(candidate.map((change) => [change.ruleId, change.priority]));
+  // The lowest-priority rule involved is the offender; a rule fighting itself is its own offender.
+  let offender = request.ruleId;
+  for (const [ruleId, priority] of involved) if (priority < (involved.get(offender) ?? Infinity)) offender = ruleId;
+  const reason = `${key} of ${targetName(request)} reversed direction ${oscillation.reversals} times within ${oscillation.window} ms (rules: ${[...involved.keys()].join(', ')})`;
+  return { offender, until: now + oscillation.suspendFor, key, reason };
+}

@@ -1,0 +1,53 @@
+// The scopes rule expressions read (docs/rules.md#expressions): the one of a message, the one
+// of a timer that fires without a message, and lineCount's count of matching devices.
+import type { DeviceEvent, DeviceRecord, DeviceTable } from './device-table.js';
+import { deviceScope } from './device-table.js';
+import type { Scope } from './expr.js';
+import type { Instance } from './instance-state.js';
+import type { CompiledRule } from './load.js';
+import { aggregateInto } from './windows.js';
+
+/** The scope a message's rules read; the window and line-count fields are filled per rule just before it reads them. */
+export function messageScope(event: DeviceEvent, record: DeviceRecord): Scope {
+  return {
+    device: record.device,
+    line: record.line,
+    kind: event.kind,
+    ts: event.payload.ts,
+    values: event.kind === 'telemetry' ? event.payload.values : record.values,
+    last: record.values,
+    state: event.kind === 'state' ? event.payload.state : record.state,
+    previous: record.enteredFrom,
+    reason: record.reason,
+    status: record.status,
+    type: record.type,
+    // Declared here so every scope has one shape.
+    avg: undefined,
+    min: undefined,
+    max: undefined,
+    count: undefined,
+    rate: undefined,
+    delta: undefined,
+    matching: undefined,
+  };
+}
+
+/** How many of the line's devices that the rule matches satisfy `lineCount.where`. */
+export function countMatching(rule: CompiledRule, line: string, devices: DeviceTable): number {
+  let matching = 0;
+  for (const record of devices.onLine(line)) {
+    if (!rule.deviceMatchers.some((matcher) => matcher.test(record.device)) || (rule.type && record.type !== rule.type)) continue;
+    if (rule.lineCount?.where(deviceScope(record))) matching++;
+  }
+  return matching;
+}
+
+/** The scope to act in when a timer (not a message) fires. */
+export function timerScope(rule: CompiledRule, instance: Instance, devices: DeviceTable): Scope {
+  const record = instance.device ? devices.get(instance.line, instance.device) : undefined;
+  let scope: Scope = record ? deviceScope(record) : { line: instance.line, device: instance.device, values: {}, last: {} };
+  if (rule.window) aggregateInto(instance.window, scope);
+  if (rule.lineCount) scope.matching = countMatching(rule, instance.line, devices);
+  if (rule.absent) scope = { ...scope, device: instance.device };
+  return scope;
+}

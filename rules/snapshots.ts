@@ -1,0 +1,81 @@
+// The rules state file (rules.stateFile, docs/rules.md#durable-state): device records, non-idle
+// rule instances (with the hash of their rule's definition) and the command loop's state, written
+// atomically (temp file + rename) and read back at start.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { logger } from '../lib/log.js';
+import type { CommandCenter, CommandCenterSnapshot } from './commands.js';
+import type { DeviceRecord, DeviceTable } from './device-table.js';
+import type { Instance, InstanceTable } from './instance-state.js';
+import type { CompiledRule } from './load.js';
+
+const log = logger('rules');
+
+export interface Snapshot {
+  version: 1;
+  savedAt: number;
+  devices: DeviceRecord[];
+  /** Each with the hash of its rule: restored only into the same definition. */
+  instances: (Instance & { hash: string })[];
+  commands: CommandCenterSnapshot;
+}
+
+/** Writes the snapshot; false (logged) if the file cannot be written. */
+export function writeSnapshot(file: string, snapshot: Snapshot): boolean {
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(`${file}.tmp`, JSON.stringify(snapshot));
+    renameSync(`${file}.tmp`, file);
+    return true;
+  } catch (err) {
+    log.error({ err: (err as Error).message, file }, 'cannot write the rules state file; state will not survive a restart');
+    return false;
+  }
+}
+
+/** The snapshot in `file`; undefined if there is none, it is unreadable (logged) or of another version. */
+export function readSnapshot(file: string): Snapshot | undefined {
+  let snapshot: Snapshot;
+  try {
+    snapshot = JSON.parse(readFileSync(file, 'utf8')) as Snapshot;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      log.warn({ err: (err as Error).message, file }, 'the rules state file is unreadable; starting with empty state');
+    }
+    return undefined;
+  }
+  return snapshot.version === 1 ? snapshot : undefined;
+}
+
+/** What a snapshot is taken of and restored into. */
+export interface SnapshotParts {
+  devices: DeviceTable;
+  instances: InstanceTable;
+  rulesById: ReadonlyMap<string, CompiledRule>;
+  commands: CommandCenter;
+}
+
+/** The engine's state now: every device, each instance that is not idle or has a window, the command loop. */
+export function takeSnapshot(parts: SnapshotParts, savedAt: number): Snapshot {
+  const instances: Snapshot['instances'] = [];
+  for (const [ruleId, byKey] of parts.instances.entries()) {
+    const hash = parts.rulesById.get(ruleId)?.hash;
+    if (!hash) continue;
+    for (const instance of byKey.values()) if (instance.phase !== 'idle' || instance.window) instances.push({ ...instance, hash });
+  }
+  return { version: 1, savedAt, devices: parts.devices.all(), instances, commands: parts.commands.snapshot() };
+}
+
+/** Puts a snapshot back; an instance whose rule changed since (another hash) is dropped. Returns the instances restored. */
+export function restoreSnapshot(parts: SnapshotParts, snapshot: Snapshot): number {
+  parts.devices.restore(snapshot.devices);
+  let restored = 0;
+  for (const { hash, ...saved } of snapshot.instances) {
+    const rule = parts.rulesById.get(saved.ruleId);
+    if (!rule || rule.hash !== hash) continue; // the rule changed: its old state no longer means the same
+    parts.instances.restore(rule, saved);
+    restored++;
+  }
+  parts.commands.restore(snapshot.commands);
+  return restored;
+}

@@ -1,0 +1,151 @@
+// The actuator-safety policy on its own: each limit's decision from a given history, no broker, no clock.
+import { describe, expect, it } from 'vitest';
+import { safetySchema, type TargetSafety } from '../../rules/schema.js';
+import { countReversals, decideCommand, recentSends, setpointOf, stepEvery, TargetLimits, type CommandRequest, type PolicyInput, type TargetState } from '../../rules/safety-policy.js';
+
+const NOW = 1_000_000;
+const OSCILLATION = { window: 60_000, reversals: 3, suspendFor: 300_000 };
+
+function request(overrides: Partial<CommandRequest> = {}): CommandRequest {
+  return { ruleId: 'r', priority: 0, holder: 'r|A/knob', line: 'A', target: 'ctl', action: 'set_speed', params: { speed: 30 }, ...overrides };
+}
+
+function emptyTarget(): TargetState {
+  return { sent: [], setpoints: {}, changes: {} };
+}
+
+function input(overrides: Partial<PolicyInput> = {}, limits: TargetSafety = {}): PolicyInput {
+  return { request: request(), fromRamp: false, now: NOW, limits, oscillation: OSCILLATION, target: emptyTarget(), hold: undefined, suspendedUntil: undefined, ...overrides };
+}
+
+/** Speed 40 → 30 (by `down`) → 40 (by `up`) → 30 (by `down`): a further 40 is the third reversal. */
+function speedFight(down: { ruleId: string; priority: number }, up: { ruleId: string; priority: number }): TargetState {
+  return {
+    ...emptyTarget(),
+    setpoints: { speed: { value: 30, at: NOW - 1_000, ...down, commandId: 'c-3' } },
+    changes: {
+      speed: [
+        { value: 30, from: 40, ...down, at: NOW - 3_000 },
+        { value: 40, from: 30, ...up, at: NOW - 2_000 },
+        { value: 30, from: 40, ...down, at: NOW - 1_000 },
+      ],
+    },
+  };
+}
+
+function reasonOf(decision: ReturnType<typeof decideCommand>): string | undefined {
+  return decision.allowed ? undefined : decision.reason;
+}
+
+describe('decideCommand', () => {
+  it('allows a command with no limits and no history, unchanged', () => {
+    const decision = decideCommand(input());
+    expect(decision).toMatchObject({ allowed: true, key: 'speed', value: 30, params: { speed: 30 } });
+    expect(decision.split).toBeUndefined();
+    expect(decision.suspension).toBeUndefined();
+    expect(decision.changes).toEqual([{ value: 30, from: undefined, ruleId: 'r', priority: 0, at: NOW }]);
+  });
+
+  it('refuses a suspended rule, naming when the suspension ends', () => {
+    const reason = reasonOf(decideCommand(input({ suspendedUntil: NOW + 5_000 })));
+    expect(reason).toBe(`suspended: rule r is suspended for oscillation until ${new Date(NOW + 5_000).toISOString()}`);
+  });
+
+  it('refuses a lower priority than the setpoint’s holder, allows the holder itself and higher priorities', () => {
+    const hold = { holder: 'other|A/x', ruleId: 'other', priority: 5 };
+    expect(reasonOf(decideCommand(input({ hold })))).toBe('priority: speed of A/ctl is held by rule other (priority 5 > 0)');
+    expect(decideCommand(input({ hold, request: request({ priority: 6 }) })).allowed).toBe(true);
+    expect(decideCommand(input({ hold: { ...hold, holder: 'r|A/knob' } })).allowed).toBe(true);
+  });
+
+  it('cooldown: refuses within it, allows after it, for a higher priority and for stop', () => {
+    const target = { ...emptyTarget(), lastCommandAt: NOW - 1_000, lastPriority: 0 };
+    expect(reasonOf(decideCommand(input({ target }, { cooldown: 5_000 })))).toBe('cooldown: A/ctl was commanded 1000 ms ago (cooldown 5000 ms)');
+    expect(decideCommand(input({ target: { ...target, lastCommandAt: NOW - 5_000 } }, { cooldown: 5_000 })).allowed).toBe(true);
+    expect(decideCommand(input({ target, request: request({ priority: 1 }) }, { cooldown: 5_000 })).allowed).toBe(true);
+    expect(decideCommand(input({ target, request: request({ action: 'stop', params: {} }) }, { cooldown: 5_000 })).allowed).toBe(true);
+  });
+
+  it('minimum dwell: refuses a different value within it, allows the same value', () => {
+    const target: TargetState = { ...emptyTarget(), setpoints: { speed: { value: 40, at: NOW - 2_000, ruleId: 'r', priority: 0, commandId: 'c-1' } } };
+    expect(reasonOf(decideCommand(input({ target }, { minDwell: 10_000 })))).toBe('dwell: speed of A/ctl changed 2000 ms ago (minimum dwell 10000 ms)');
+    expect(decideCommand(input({ target, request: request({ params: { speed: 40 } }) }, { minDwell: 10_000 })).allowed).toBe(true);
+  });
+
+  it('budget: refuses once the last minute’s sends reach it; stop still goes', () => {
+    const target = { ...emptyTarget(), sent: [NOW - 30_000, NOW - 10_000] };
+    expect(reasonOf(decideCommand(input({ target }, { budgetPerMinute: 2 })))).toBe('budget: A/ctl already had 2 commands in the last minute (budget 2)');
+    expect(decideCommand(input({ target, request: request({ action: 'stop', params: {} }) }, { budgetPerMinute: 2 })).allowed).toBe(true);
+  });
+
+  it('checks in order: a suspended rule is refused before its cooldown', () => {
+    const target = { ...emptyTarget(), lastCommandAt: NOW - 1_000 };
+    expect(reasonOf(decideCommand(input({ target, suspendedUntil: NOW + 1 }, { cooldown: 5_000 })))).toMatch(/^suspended: /);
+  });
+
+  it('max step: clamps a big speed change to one step and returns the ramp toward the goal', () => {
+    const target: TargetState = { ...emptyTarget(), setpoints: { speed: { value: 40, at: NOW - 60_000, ruleId: 'r', priority: 0, commandId: 'c-1' } } };
+    const decision = decideCommand(input({ target, request: request({ params: { speed: 15 } }) }, { maxStep: 0.2, minDwell: 5_000 }));
+    expect(decision).toMatchObject({ allowed: true, value: 32, params: { speed: 32 } });
+    expect(decision.split).toEqual({ goal: 15, stepEveryMs: 5_000, note: 'speed 15 split: 32 now (max step 20 % from 40), then a step every 5000 ms' });
+  });
+
+  it('max step: with nothing commanded yet the base is the target’s reading; no base, no clamp', () => {
+    expect(decideCommand(input({ request: request({ params: { speed: 100 }, current: 50 }) }, { maxStep: 0.1 }))).toMatchObject({ allowed: true, value: 55 });
+    expect(decideCommand(input({ request: request({ params: { speed: 100 } }) }, { maxStep: 0.1 }))).toMatchObject({ allowed: true, value: 100, split: undefined });
+  });
+
+  it('oscillation: the third reversal suspends the lowest-priority rule involved; the higher one still sends', () => {
+    const target = speedFight({ ruleId: 'low', priority: 1 }, { ruleId: 'high', priority: 9 });
+    const decision = decideCommand(input({ target, request: request({ ruleId: 'high', priority: 9, params: { speed: 40 } }) }));
+    expect(decision.allowed).toBe(true);
+    expect(decision.suspension).toEqual({ offender: 'low', until: NOW + 300_000, key: 'speed', reason: 'speed of A/ctl reversed direction 3 times within 60000 ms (rules: low, high)' });
+    expect(decision.changes).toHaveLength(4);
+  });
+
+  it('oscillation: a rule fighting itself is its own offender, refused, and the history starts again', () => {
+    const target = speedFight({ ruleId: 'r', priority: 0 }, { ruleId: 'r', priority: 0 });
+    const decision = decideCommand(input({ target, request: request({ params: { speed: 40 } }) }));
+    expect(reasonOf(decision)).toBe('suspended: speed of A/ctl reversed direction 3 times within 60000 ms (rules: r)');
+    expect(decision.suspension?.offender).toBe('r');
+    expect(decision.changes).toEqual([]);
+  });
+
+  it('oscillation: changes older than the window are forgotten; reset_fault and an unchanged value are no change', () => {
+    const old = [{ value: 30, from: 40, ruleId: 'r', priority: 0, at: NOW - 120_000 }];
+    const decision = decideCommand(input({ target: { ...emptyTarget(), changes: { speed: old } } }));
+    expect(decision.changes).toEqual([{ value: 30, from: undefined, ruleId: 'r', priority: 0, at: NOW }]);
+    expect(decideCommand(input({ request: request({ action: 'reset_fault', params: {} }) })).changes).toBeUndefined();
+    const same: TargetState = { ...emptyTarget(), setpoints: { speed: { value: 30, at: NOW - 1_000, ruleId: 'r', priority: 0, commandId: 'c-1' } } };
+    expect(decideCommand(input({ target: same })).changes).toBeUndefined();
+  });
+});
+
+describe('the policy’s helpers', () => {
+  it('setpointOf names the key each action changes', () => {
+    expect(setpointOf('set_speed', { speed: 3 })).toEqual({ key: 'speed', value: 3 });
+    expect(setpointOf('set_strategy', { strategy: 'x' })).toEqual({ key: 'strategy', value: 'x' });
+    expect(setpointOf('stop', {})).toEqual({ key: 'run', value: 'stop' });
+    expect(setpointOf('reset_fault', {})).toEqual({ key: 'reset', value: 'reset' });
+  });
+
+  it('countReversals counts sign changes of numbers and A→B→A returns of other values', () => {
+    expect(countReversals([40, 30, 40, 30])).toBe(2);
+    expect(countReversals([10, 20, 20, 30])).toBe(0);
+    expect(countReversals(['a', 'b', 'a', 'b'])).toBe(2);
+  });
+
+  it('recentSends keeps the last minute; stepEvery is the larger of dwell and cooldown, at least 1 s', () => {
+    expect(recentSends([NOW - 60_000, NOW - 59_999, NOW], NOW)).toEqual([NOW - 59_999, NOW]);
+    expect(stepEvery({})).toBe(1000);
+    expect(stepEvery({ minDwell: 5_000, cooldown: 2_000 })).toBe(5_000);
+  });
+
+  it('TargetLimits: the first matching target entry over the defaults', () => {
+    const safety = safetySchema.parse({ defaults: { cooldown: 1_000, maxStep: 0.2 }, targets: { 'A/line-*': { cooldown: 5_000 }, '*/line-ctl': { cooldown: 9_000 } } });
+    const limits = new TargetLimits(safety);
+    expect(limits.of('A', 'line-ctl')).toEqual({ cooldown: 5_000, maxStep: 0.2 });
+    expect(limits.of('B', 'line-ctl')).toEqual({ cooldown: 9_000, maxStep: 0.2 });
+    expect(limits.of('A', 'st-1')).toEqual({ cooldown: 1_000, maxStep: 0.2 });
+  });
+});
