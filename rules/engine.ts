@@ -155,7 +155,7 @@ export class RulesEngine implements Service {
   /**
    * down: not running — it could not start (broken rule files, the bus refused the subscription)
    * or was stopped — or its bus is not connected to the broker (no events in, no commands out).
-   * degraded: the last (re)load left errors (the last good version of those files runs), the rules
+   * degraded: the last (re)load left errors (each broken rule keeps its last good version), the rules
    * folder is missing (no rules run until it appears), or the oscillation guard has suspended a
    * rule (its commands are blocked).
    */
@@ -166,7 +166,7 @@ export class RulesEngine implements Service {
     return healthFrom([
       { failed: !running, status: 'down', reason: this.startError ? `the rules engine could not start: ${this.startError}` : 'the rules engine is not running' },
       { failed: running && !this.isConnected(), status: 'down', reason: 'the rules engine is not connected to the broker: no device events in, no commands out (it reconnects by itself)' },
-      { failed: running && loadErrors > 0, status: 'degraded', reason: `${loadErrors} error(s) in the rule files of ${this.options.dir}; the last good version of those files runs (check with: linewatch rules check ${this.options.dir})` },
+      { failed: running && loadErrors > 0, status: 'degraded', reason: `${loadErrors} error(s) in the rule files of ${this.options.dir}; each broken rule keeps its last good version, the others run as written (check with: linewatch rules check ${this.options.dir})` },
       { failed: running && this.folder.folderMissing, status: 'degraded', reason: `the rules folder ${this.options.dir} does not exist; no rules run until it does` },
       { failed: running && suspended.length > 0, status: 'degraded', reason: `rule(s) ${suspended.join(', ')} suspended by the oscillation guard; their commands are blocked` },
     ]);
@@ -205,7 +205,7 @@ export class RulesEngine implements Service {
     const errors = set.errors.map(formatLoadError);
     if (errors.length > 0) {
       this.count('reload_errors');
-      for (const error of errors) log.error(`rule reload: ${error} — the last good version of that file keeps running`);
+      for (const error of errors) log.error(`rule reload: ${error} — that rule keeps its last good version (an unreadable file: all its last good rules)`);
     }
     this.apply(set);
     return errors;

@@ -120,7 +120,7 @@ describe('authorization', () => {
     const got2 = await collect(dev2, 'lw/A/conv-2/cmd');
     const rules = await connectAs('rules', 'rules-secret');
     expect(await granted(rules, '$SYS/#')).toBe(128);
-    expect(await granted(rules, 'lw/+/alerts')).toBe(1);
+    expect(await granted(rules, 'lw/+/+/telemetry')).toBe(1);
     const cmd = { id: 'c1', action: 'set_speed', params: { speed: 5 }, origin: 'rule:test', ts: Date.now(), expiresAt: Date.now() + 60_000 };
     await rules.publishAsync('lw/A/conv-1/cmd', JSON.stringify(cmd), { qos: 1 });
     await waitFor(() => got1.length === 1, 5000, 'the command at conv-1');

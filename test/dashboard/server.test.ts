@@ -66,6 +66,8 @@ beforeAll(async () => {
   [broker, influx] = await Promise.all([startTestBroker(), startTestInflux()]);
   await broker.addAccount('A/st-1', 'st-1-secret-1', 'device');
   await broker.addAccount('rules-test', 'rules-secret', 'rules');
+  // Watches what the dashboard publishes (the rules role reads only device events).
+  await broker.addAccount('ops-test', 'ops-secret-12', 'admin');
   dashboard = new DashboardServer({
     bus: broker.broker.bus,
     config: { host: '127.0.0.1', port: 0, token: null },
@@ -187,6 +189,7 @@ describe('slow clients', () => {
 describe('alerts', () => {
   it('acknowledging an alert publishes it as acknowledged by user:dashboard on lw/{line}/alerts', async () => {
     const rules = await connect('rules-test', 'rules-secret');
+    const observer = await connect('ops-test', 'ops-secret-12');
     const raised = { id: 'overheat:A/conv-2', rule: 'overheat', severity: 'warning', state: 'raised', message: 'conv-2 motor at 92 °C', device: 'conv-2', ts: Date.now() };
     await rules.publishAsync('lw/A/alerts', JSON.stringify(raised), { qos: 1 });
     await waitFor(
@@ -196,12 +199,12 @@ describe('alerts', () => {
     );
 
     const received = new Promise<Record<string, unknown>>((resolve) => {
-      rules.on('message', (topic, payload) => {
+      observer.on('message', (topic, payload) => {
         const msg = JSON.parse(payload.toString()) as Record<string, unknown>;
         if (topic === 'lw/A/alerts' && msg.state === 'acknowledged') resolve(msg);
       });
     });
-    await rules.subscribeAsync('lw/A/alerts', { qos: 1 });
+    await observer.subscribeAsync('lw/A/alerts', { qos: 1 });
     const res = await fetch(`${dashboard.url}/api/alerts/acknowledge`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ id: raised.id, line: 'A' }) });
     expect(res.status).toBe(200);
     const msg = await withTimeout(received, 5000, 'the acknowledged alert on lw/A/alerts');

@@ -53,7 +53,7 @@ describe('rules engine health', () => {
   it('down when it cannot start: a broken rule file, named in the reason', async () => {
     const broker = await testBroker();
     const dir = tempDir();
-    writeFileSync(join(dir, 'rules.yaml'), 'rules:\n  - id: broken\n    when: values.t >\n');
+    writeFileSync(join(dir, 'rules.yaml'), 'rules:\n  - id: broken\n    when: values.t >\n    actions: [{ alert: { message: m } }]\n');
     const engine = new RulesEngine({ bus: broker.broker.bus, dir, clock: new ManualClock(T0), watch: false });
     await expect(engine.start()).rejects.toThrow(/error\(s\) in/);
     const health = engine.health();
@@ -63,11 +63,11 @@ describe('rules engine health', () => {
 
   it('degraded while a reload left errors (the last good rules run); ok again once fixed', async () => {
     fixture = await startFixture(HOT);
-    writeRules(fixture, 'rules:\n  - id: hot\n    when: values.temp >\n');
+    writeRules(fixture, 'rules:\n  - id: hot\n    when: values.temp >\n    actions: [{ alert: { message: m } }]\n');
     expect(fixture.engine.reload()).toHaveLength(1);
     const health = fixture.engine.health();
     expect(health.status).toBe('degraded');
-    expect(health.reasons).toEqual([`1 error(s) in the rule files of ${fixture.dir}; the last good version of those files runs (check with: linewatch rules check ${fixture.dir})`]);
+    expect(health.reasons).toEqual([`1 error(s) in the rule files of ${fixture.dir}; each broken rule keeps its last good version, the others run as written (check with: linewatch rules check ${fixture.dir})`]);
     expect(fixture.engine.counters().load_errors).toBe(1);
     writeRules(fixture, HOT);
     expect(fixture.engine.reload()).toEqual([]);
