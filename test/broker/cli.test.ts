@@ -16,6 +16,7 @@ let dir: string;
 let devicesFile: string;
 let broker: ChildProcess | undefined;
 let port: number;
+let healthUrl: string | undefined;
 
 function linewatch(...args: string[]) {
   return run(process.execPath, [BIN, ...args], 20_000);
@@ -25,12 +26,13 @@ beforeAll(async () => {
   if (!existsSync(BUILT)) throw new Error('dist/ is missing: run `npm run build` before these tests (npm test does)');
   dir = mkdtempSync(join(tmpdir(), 'linewatch-cli-'));
   devicesFile = join(dir, 'devices.json');
-  broker = spawn(process.execPath, [BIN, 'broker', '--port', '0', '--no-ws-port', '--devices-file', devicesFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  broker = spawn(process.execPath, [BIN, 'broker', '--port', '0', '--no-ws-port', '--devices-file', devicesFile, '--health-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   port = await withTimeout(
     new Promise<number>((resolve, reject) => {
       let out = '';
       broker!.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
+        healthUrl ??= /\/healthz and \/metrics at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
         const m = /mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(out);
         if (m) resolve(Number(m[1]));
       });
@@ -44,6 +46,19 @@ beforeAll(async () => {
 afterAll(() => {
   if (broker && broker.exitCode === null) broker.kill('SIGKILL');
   if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('linewatch broker: /healthz and /metrics', () => {
+  it('serves its health and its typed counters on the free port it printed', async () => {
+    expect(healthUrl).toBeDefined();
+    const health = await fetch(`${healthUrl}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', services: { broker: { status: 'ok', reasons: [] } } });
+    const metrics = await (await fetch(`${healthUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^# TYPE linewatch_clients_connected gauge$/m);
+    expect(metrics).toMatch(/^# TYPE linewatch_rejected_bad_credentials counter$/m);
+    expect(metrics).toMatch(/^linewatch_connections_open\{service="broker"\} \d+$/m);
+  });
 });
 
 describe('linewatch devices + linewatch broker + mosquitto_pub', () => {
