@@ -82,25 +82,27 @@ export interface StandaloneRun {
 }
 
 /**
- * Starts the service (closing the bus if it cannot) and its /healthz and /metrics, then stops
- * them all on a signal: endpoints, service, bus.
+ * Serves /healthz and /metrics, then starts the service (closing the bus if either fails), and
+ * stops them all on a signal: endpoints, service, bus.
  */
 export async function runUntilSignal(run: StandaloneRun): Promise<void> {
   const { service, bus } = run;
-  try {
-    await service.start();
-  } catch (err) {
-    await service.stop().catch(() => undefined);
-    await bus?.close();
-    throw new UserError(`${(err as Error).message}${run.startHint ? `. ${run.startHint}` : ''}`);
-  }
+  // /healthz first: a taken port stops the start before the service connects devices, publishes
+  // retained states or sends a command (health() says down until it has started).
   let endpoints: ServiceEndpoints | undefined;
   try {
     endpoints = await startHealthEndpoints(run.module, run.flags, () => [service]);
   } catch (err) {
-    await service.stop();
     await bus?.close();
     throw err;
+  }
+  try {
+    await service.start();
+  } catch (err) {
+    await service.stop().catch(() => undefined);
+    await endpoints?.stop();
+    await bus?.close();
+    throw new UserError(`${(err as Error).message}${run.startHint ? `. ${run.startHint}` : ''}`);
   }
   onShutdown(async () => {
     run.beforeStop?.();

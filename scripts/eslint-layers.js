@@ -39,13 +39,14 @@ const rule = {
     const allowed = from === undefined ? undefined : ALLOWED[from];
     if (allowed === undefined) return {};
     const check = (node) => {
-      const source = node.source?.value;
+      // `typeof import('…')` (TSImportType) holds its path in argument.literal (or argument).
+      const source = node.type === 'TSImportType' ? (node.argument?.literal?.value ?? node.argument?.value) : node.source?.value;
       if (typeof source !== 'string' || !source.startsWith('.')) return;
       const to = topFolder(root, resolve(dirname(file), source));
       if (to === undefined || to === from || allowed.includes(to)) return;
       context.report({ node, messageId: 'layer', data: { from, to, source } });
     };
-    return { ImportDeclaration: check, ExportNamedDeclaration: check, ExportAllDeclaration: check, ImportExpression: check };
+    return { ImportDeclaration: check, ExportNamedDeclaration: check, ExportAllDeclaration: check, ImportExpression: check, TSImportType: check };
   },
 };
 

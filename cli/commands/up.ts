@@ -17,6 +17,7 @@ interface UpFlags {
   dashboard: boolean;
   simulate: boolean;
   rules: boolean;
+  oee: boolean;
   historian: boolean;
   serial: boolean;
   dashboardHost?: string;
@@ -38,13 +39,14 @@ function integer(value: string): number {
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .description('run the whole line: broker, simulated line, serial gateway, rules, historian and dashboard')
+    .description('run the whole line: broker, simulated line, serial gateway, rules, historian, OEE and dashboard')
     .option('--config <file>', 'linewatch.yaml (default: ./linewatch.yaml if it exists)')
     .option('--data-dir <dir>', 'where accounts, state, spools and the managed influxd live (default .linewatch)')
     .option('--no-dashboard', 'no dashboard')
     .option('--no-simulate', 'no simulated line (connect your own devices)')
     .option('--no-rules', 'no rules engine')
     .option('--no-historian', 'no historian and no InfluxDB')
+    .option('--no-oee', 'no OEE service (no line summaries on lw/{line}/summary)')
     .option('--no-serial', 'no device through the serial gateway (skip socat)')
     .option('--dashboard-host <address>', 'dashboard bind address (default 127.0.0.1; beyond loopback a token is required)')
     .option('--dashboard-port <port>', 'dashboard port (default 8080; 0 picks a free one)', port)
@@ -62,6 +64,7 @@ export function registerUp(program: Command): void {
         dashboard: { enabled: flags.dashboard ? undefined : false, host: flags.dashboardHost, port: flags.dashboardPort },
         simulate: { enabled: flags.simulate ? undefined : false, speedup: flags.speedup, seed: flags.seed },
         rules: { enabled: flags.rules ? undefined : false },
+        oee: { enabled: flags.oee ? undefined : false },
         historian: { enabled: flags.historian ? undefined : false, influxUrl: flags.influx },
       });
       // The terminal keeps the lines below and the status line; the log goes to a file.

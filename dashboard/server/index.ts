@@ -27,6 +27,9 @@ export { Metrics, metricName, type MetricSource } from '../../lib/metrics.js';
 
 const log = logger('dashboard');
 
+/** How long a failed history query keeps health() degraded unless a query succeeds first. */
+const HISTORY_FAILURE_MEMORY_MS = 60_000;
+
 export interface DashboardServerOptions {
   bus: Bus;
   config: Pick<DashboardConfig, 'host' | 'port' | 'token'>;
@@ -153,16 +156,18 @@ export class DashboardServer implements Service {
 
   /** The keys of counters() that are levels. */
   readonly gauges: ReadonlySet<string> = new Set(['static_cache_entries', 'sse_clients']);
-  /** Whether the last /api/history query failed to reach InfluxDB (health). */
-  private lastHistoryFailed = false;
+  /** When the last /api/history query failed to reach InfluxDB, if the last one did (health). */
+  private historyFailedAt: number | undefined;
 
-  /** Down when not serving or not hearing the bus; degraded when history cannot be read. */
+  /**
+   * Down when not serving or not hearing the bus; degraded for a minute after a history query
+   * failed to reach InfluxDB (history switched off is not a fault: /api/history says so).
+   */
   health(): Health {
     return healthFrom([
       { failed: !this.server, status: 'down', reason: 'not serving HTTP (not started or stopped)' },
       { failed: this.server !== undefined && !this.options.bus.connected(), status: 'down', reason: 'not connected to the broker: the live view is stale until it reconnects' },
-      { failed: this.history === null, status: 'degraded', reason: 'no InfluxDB configured: /api/history answers 503' },
-      { failed: this.lastHistoryFailed, status: 'degraded', reason: 'the last history query did not reach InfluxDB' },
+      { failed: this.historyFailedAt !== undefined && Date.now() - this.historyFailedAt < HISTORY_FAILURE_MEMORY_MS, status: 'degraded', reason: 'the last history query (within the last minute) did not reach InfluxDB' },
     ]);
   }
 
@@ -177,7 +182,10 @@ export class DashboardServer implements Service {
     try {
       if (url.pathname === '/healthz') {
         const report = healthReport([this, ...(this.options.metricSources?.() ?? [])], this.started);
-        return this.json(res, healthHttpStatus(report), report);
+        // Open to probes without the token, but then only the verdict: the reasons name paths,
+        // rule ids and sizes, which are the API's to tell.
+        const full = this.mayReadDetails(req, url);
+        return this.json(res, healthHttpStatus(report), full ? report : { status: report.status, uptimeMs: report.uptimeMs, details: 'send the token (Authorization: Bearer TOKEN or ?token=) for every service\'s health and reasons' });
       }
       if (url.pathname === '/favicon.ico') {
         res.writeHead(204).end(); // no icon; answering keeps the browser's console clean
@@ -236,6 +244,16 @@ export class DashboardServer implements Service {
         return;
       }
       this.json(res, status, { error: (err as Error).message });
+    }
+  }
+
+  /** Whether this request may read what the token guards (false instead of an error). */
+  private mayReadDetails(req: IncomingMessage, url: URL): boolean {
+    try {
+      this.authorize(req, url);
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -315,11 +333,11 @@ export class DashboardServer implements Service {
     this.stats.history_queries++;
     try {
       const result = await this.history.read(parsed.query);
-      this.lastHistoryFailed = false;
+      this.historyFailedAt = undefined;
       return result;
     } catch (err) {
       this.stats.history_errors++;
-      this.lastHistoryFailed = true;
+      this.historyFailedAt = Date.now();
       throw new HttpError(502, `InfluxDB did not answer the history query: ${(err as Error).message}`);
     }
   }

@@ -1,7 +1,9 @@
-// The one list of service modules (config/services.ts) against the services themselves: each
-// service, started for real on a real broker's in-process bus, subscribes to exactly the filters
-// its module declares (and so its role is granted exactly those), and every role an account can
-// have is some module's (or admin).
+// The one list of service modules (config/services.ts) against the services themselves: the rules
+// engine, the OEE service and the dashboard, started for real on a real broker's in-process bus,
+// subscribe to exactly the filters their modules declare (and so their roles are granted exactly
+// those); every role an account can have is some module's (or admin). The historian subscribes
+// to lw/# (historian/index.ts, its module says so); the gateway and simulator subscribe per device
+// to the filters contracts/device-topics.ts declares, checked in test/broker/roles.test.ts by role.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

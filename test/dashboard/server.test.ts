@@ -297,7 +297,11 @@ describe('token', () => {
     expect((await fetch(`${secured.url}/api/state?token=let-me-in`)).status).toBe(200);
     expect((await fetch(`${secured.url}/metrics`)).status).toBe(401);
     expect((await fetch(`${secured.url}/events`)).status).toBe(401);
-    expect((await fetch(`${secured.url}/healthz`)).status).toBe(200);
+    const open = await fetch(`${secured.url}/healthz`);
+    expect(open.status).toBe(200);
+    expect(Object.keys((await open.json()) as object).sort()).toEqual(['details', 'status', 'uptimeMs']);
+    const full = (await (await fetch(`${secured.url}/healthz`, { headers: { authorization: `Bearer let-me-in` } })).json()) as { services?: Record<string, unknown> };
+    expect(Object.keys(full.services ?? {})).toContain('dashboard');
     const page = await fetch(`${secured.url}/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toMatch(/<title>linewatch<\/title>/);

@@ -2,7 +2,7 @@
 // source text placed at paths inside the repository (nothing is written).
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { Linter } from 'eslint';
+import { ESLint, Linter } from 'eslint';
 import { describe, expect, it } from 'vitest';
 import layers from '../../scripts/eslint-layers.js';
 
@@ -27,5 +27,12 @@ describe('the import rule', () => {
     expect(problems('dashboard/server/x.js', "import { a } from '../../contracts/topics.js';\nimport { b } from '../../lib/wait.js';\nimport { c } from '../../bus/bus.js';\nimport { d } from '../line-view.js';\nimport mqtt from 'mqtt';")).toEqual([]);
     expect(problems('cli/up/x.js', "import { startBroker } from '../../broker/index.js';\nimport { Historian } from '../../historian/index.js';")).toEqual([]);
     expect(problems('config/x.js', "import { rulesModule } from '../rules/module.js';")).toEqual([]);
+  });
+
+  it('is on in the lint step for TypeScript, type-only crossings included (`typeof import(…)`)', async () => {
+    const eslint = new ESLint({ cwd: ROOT });
+    const code = "export const model: typeof import('../simulators/model.js') | undefined = undefined;\nexport type Line = import('../gateway/config.js').GatewayConfig;\n";
+    const [result] = await eslint.lintText(code, { filePath: join(ROOT, 'rules/not-a-file.ts') });
+    expect(result?.messages.filter((message) => message.ruleId === 'linewatch/import-rule').map((message) => message.message.slice(0, 40))).toEqual(['rules/ may not import simulators/ (../si', 'rules/ may not import gateway/ (../gatew']);
   });
 });

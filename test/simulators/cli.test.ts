@@ -1,5 +1,6 @@
 // `linewatch simulate`, `linewatch gateway` and `linewatch ports` as a user runs them (dist/ build).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,6 +60,33 @@ function background(args: string[], env: Record<string, string> = {}): { child: 
 }
 
 describe('linewatch simulate', () => {
+  it('refuses to start when its /healthz port is taken, before any device connects or publishes', async () => {
+    const open = await startTestBroker({ wsPort: null, open: true });
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const watcher = await mqtt.connectAsync(open.url, { clientId: `health-port-watch-${process.pid}`, reconnectPeriod: 0 });
+    try {
+      const seen: string[] = [];
+      watcher.on('message', (topic) => seen.push(topic));
+      await watcher.subscribeAsync('lw/HP/#', { qos: 1 });
+      const r = await linewatch('simulate', '--broker', open.url, '--line', 'HP', '--health-port', String((taken.address() as AddressInfo).port));
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/cannot serve \/healthz and \/metrics on 127\.0\.0\.1:\d+: the port is in use; pass --health-port PORT/);
+      // A probe subscriber would have got the devices' retained online/offline statuses by now.
+      const probe = await mqtt.connectAsync(open.url, { clientId: `health-port-probe-${process.pid}`, reconnectPeriod: 0 });
+      const retained: string[] = [];
+      probe.on('message', (topic) => retained.push(topic));
+      await probe.subscribeAsync('lw/HP/#', { qos: 1 });
+      await probe.endAsync();
+      expect(retained).toEqual([]);
+      expect(seen).toEqual([]);
+    } finally {
+      await watcher.endAsync();
+      taken.close();
+      await open.stop();
+    }
+  });
+
   it('refuses a bad scenario with one line naming the key', async () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'events:\n  - at: 10s\n    jam: { station: st-2, duration: forever }\n');
