@@ -2,8 +2,9 @@
 // engine, the OEE service and the dashboard, started for real on a real broker's in-process bus,
 // subscribe to exactly the filters their modules declare (and so their roles are granted exactly
 // those); every role an account can have is some module's (or admin). The historian subscribes
-// to lw/# (historian/index.ts, its module says so); the gateway and simulator subscribe per device
-// to the filters contracts/device-topics.ts declares, checked in test/broker/roles.test.ts by role.
+// to lw/# (historian/index.ts, its module says so); the gateway's and simulator's per-device
+// subscriptions are not checked here (their grants come from contracts/device-topics.ts; the device
+// role's confinement is in test/broker/units.unit.test.ts).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
