@@ -4,9 +4,9 @@
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BrokerService, brokerConfigSchema } from '../../broker/index.js';
-import { sleep, waitFor } from '../../lib/wait.js';
+import { waitFor } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
-import { mqttConnect, publishPacket, subscribePacket } from './raw-mqtt.js';
+import { mqttConnect, publishPacket, subscribeAndWait } from './raw-mqtt.js';
 import { roleGrants } from '../../config/services.js';
 
 const brokers: TestBroker[] = [];
@@ -60,8 +60,7 @@ describe('broker health()', () => {
     const port = tb.broker.ports.mqtt;
     const frozen = await mqttConnect(port, 'frozen');
     sockets.push(frozen.socket);
-    frozen.socket.write(subscribePacket('health/x'));
-    await sleep(200);
+    await subscribeAndWait(frozen.socket, 'health/x'); // under load a fixed sleep may end before the subscription exists
     frozen.socket.pause(); // a subscriber that stops reading: deliveries back up
     const publisher = await mqttConnect(port, 'health-publisher');
     sockets.push(publisher.socket);
@@ -73,7 +72,7 @@ describe('broker health()', () => {
         if (!publisher.socket.writableNeedDrain) publisher.socket.write(batch);
         return undefined;
       },
-      20_000,
+      40_000,
       'the broker to hold publishers back',
     );
     expect(health.status).toBe('degraded');
@@ -83,5 +82,5 @@ describe('broker health()', () => {
     frozen.socket.destroy(); // the subscriber goes away: the backlog drains
     await waitFor(() => tb.broker.health().status === 'ok', 20_000, 'the broker to read from publishers again');
     expect(tb.broker.counters()).toMatchObject({ reading_paused: 0 });
-  }, 60_000);
+  }, 90_000);
 });

@@ -2,7 +2,7 @@
 // tests that need what no client library does: floods at socket speed, readers that stop
 // reading, broken or oversized packets.
 import { connect, type Socket } from 'node:net';
-import { encodeConnect, type ConnectOptions } from '../../bench/mqtt-wire.js';
+import { encodeConnect, encodeSubscribe, type ConnectOptions } from '../../bench/mqtt-wire.js';
 import { withTimeout } from '../../lib/wait.js';
 
 export {
@@ -26,6 +26,25 @@ export function openSocket(port: number): Promise<Socket> {
     5000,
     `a TCP connection to 127.0.0.1:${port}`,
   );
+}
+
+/** Sends SUBSCRIBE for `topic` (see subscribePacket) and resolves once its SUBACK arrives. */
+export async function subscribeAndWait(socket: Socket, topic: string): Promise<void> {
+  const suback = withTimeout(
+    new Promise<void>((resolve) => {
+      const onData = (data: Buffer): void => {
+        if (data.includes(0x90)) {
+          socket.off('data', onData);
+          resolve();
+        }
+      };
+      socket.on('data', onData);
+    }),
+    10_000,
+    `a SUBACK for ${topic}`,
+  );
+  socket.write(encodeSubscribe(topic));
+  await suback;
 }
 
 /** Sends CONNECT and resolves with the CONNACK return code. */
