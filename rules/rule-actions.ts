@@ -1,6 +1,7 @@
 // What a rule instance does when it fires and when it clears: raise and clear its alerts on
 // lw/{line}/alerts, hand its commands to the command loop (commands.ts), and the critical alert
-// of a rule the oscillation guard suspends.
+// of a rule the oscillation guard suspends — cleared when the suspension ends, when the rule's
+// instances re-issue what they want under the current conditions (resume).
 import { createHash } from 'node:crypto';
 import type { Bus } from '../bus/bus.js';
 import type { AlertPayload } from '../contracts/schemas.js';
@@ -56,6 +57,9 @@ export function holderOf(rule: CompiledRule, instance: Instance): string {
 }
 
 export class RuleActions {
+  /** Rules suspended by the oscillation guard, with their raised alert (none for a suspension restored from the state file). */
+  private readonly suspensions = new Map<string, { line: string; alert: AlertPayload } | undefined>();
+
   constructor(private readonly options: RuleActionsOptions) {}
 
   /** The instance became active at `now`: its actions run (alerts raised, commands issued). */
@@ -93,7 +97,7 @@ export class RuleActions {
   suspended(suspension: { ruleId: string; line: string; target: string; until: number; reason: string }): void {
     const { ruleId, line, target, until, reason } = suspension;
     this.options.onEvent?.({ type: 'suspended', line, ruleId, target, until, reason });
-    this.publishAlert(line, {
+    const alert: AlertPayload = {
       id: `oscillation:${ruleId}`,
       rule: ruleId,
       severity: 'critical',
@@ -101,7 +105,40 @@ export class RuleActions {
       message: `rule ${ruleId} suspended until ${new Date(until).toISOString()}: ${reason}`.slice(0, ALERT_MESSAGE_CHARS),
       device: target,
       ts: this.options.clock.now(),
-    });
+    };
+    this.suspensions.set(ruleId, { line, alert });
+    this.publishAlert(line, alert);
+  }
+
+  /**
+   * The rules whose oscillation suspension has ended since the last call (the engine's tick asks);
+   * their alert is cleared. Suspensions restored from the state file are followed too (their
+   * alert, raised before the restart, is not known here).
+   */
+  endedSuspensions(): string[] {
+    for (const ruleId of Object.keys(this.options.commands.suspendedRules())) if (!this.suspensions.has(ruleId)) this.suspensions.set(ruleId, undefined);
+    const ended: string[] = [];
+    for (const [ruleId, raised] of this.suspensions) {
+      if (this.options.commands.isSuspended(ruleId)) continue;
+      this.suspensions.delete(ruleId);
+      ended.push(ruleId);
+      if (raised) this.publishAlert(raised.line, { ...raised.alert, state: 'cleared', message: `rule ${ruleId} resumed after its oscillation suspension`, ts: this.options.clock.now() });
+      log.info({ rule: ruleId }, `oscillation: rule ${ruleId} resumes`);
+    }
+    return ended;
+  }
+
+  /**
+   * The instance's rule resumes after a suspension: it re-issues the commands it wants under the
+   * current conditions — its actions' commands while active, its onClear commands once it has
+   * fired and cleared (those were blocked, or overridden by the guard's hold). Alerts are not raised again.
+   */
+  resume(rule: CompiledRule, instance: Instance, scope: Scope): void {
+    if (instance.phase === 'active') {
+      for (const action of rule.actions) if (action.kind === 'command') this.command(rule, instance, action, scope);
+    } else if (instance.phase === 'idle' && instance.activatedAt !== undefined) {
+      for (const action of rule.onClear) this.command(rule, instance, action, scope);
+    }
   }
 
   private command(rule: CompiledRule, instance: Instance, action: CompiledCommand, scope: Scope): void {

@@ -2,11 +2,15 @@
 // (docs/rules.md#actuator-safety). Pure: it reads the limits, the target's history and the holds,
 // and returns a decision; the command loop (commands.ts) applies it — records the setpoint, sends,
 // counts, logs and publishes the outcome. Checks in order: suspended rule, priority hold, cooldown,
-// minimum dwell, budget, max step (a bigger speed change is split into a ramp), oscillation.
+// minimum dwell, budget, max step (a bigger speed change is split into a ramp), oscillation
+// (oscillation.ts).
 // Stopping is never delayed by cooldown, dwell or budget: it is the safe direction.
 import type { CommandAction } from '../contracts/schemas.js';
 import { globMatcher, type ParamValue } from './load.js';
+import { countReversals, heldNote, historyWith, isSafer, valuesOf, type OscillationLimits, type SetpointChange } from './oscillation.js';
 import type { SafetyDefinition, TargetSafety } from './schema.js';
+
+export { countReversals, type OscillationLimits, type SetpointChange } from './oscillation.js';
 
 export interface CommandRequest {
   ruleId: string;
@@ -39,15 +43,6 @@ export interface Hold {
   priority: number;
 }
 
-/** One change of a setpoint, kept for oscillation detection. */
-export interface SetpointChange {
-  value: ParamValue;
-  from?: ParamValue;
-  ruleId: string;
-  priority: number;
-  at: number;
-}
-
 /** What the policy knows of one target (`line/device`). */
 export interface TargetState {
   lastCommandAt?: number;
@@ -55,11 +50,9 @@ export interface TargetState {
   /** Send times within the last minute, for the budget. */
   sent: number[];
   setpoints: Record<string, Setpoint>;
-  /** Recent setpoint changes per key, for oscillation detection. */
+  /** Recent setpoint changes per key, for oscillation detection (oscillation.ts). */
   changes: Record<string, SetpointChange[]>;
 }
-
-export type OscillationLimits = SafetyDefinition['oscillation'];
 
 /** The budget counts the commands of the last minute. */
 export const BUDGET_WINDOW_MS = 60_000;
@@ -77,23 +70,6 @@ export function setpointOf(action: CommandAction, params: Record<string, ParamVa
     case 'reset_fault':
       return { key: 'reset', value: 'reset' };
   }
-}
-
-/** Counts direction reversals: sign changes of numeric steps, or A→B→A returns for other values. */
-export function countReversals(values: ParamValue[]): number {
-  let reversals = 0;
-  if (values.every((value) => typeof value === 'number')) {
-    let lastSign = 0;
-    for (let index = 1; index < values.length; index++) {
-      const sign = Math.sign((values[index] as number) - (values[index - 1] as number));
-      if (sign === 0) continue;
-      if (lastSign !== 0 && sign !== lastSign) reversals++;
-      lastSign = sign;
-    }
-    return reversals;
-  }
-  for (let index = 2; index < values.length; index++) if (values[index] === values[index - 2] && values[index] !== values[index - 1]) reversals++;
-  return reversals;
 }
 
 /** The send times still inside the budget window at `now`. */
@@ -173,14 +149,17 @@ export function decideCommand(input: PolicyInput): PolicyDecision {
   const { request } = input;
   const params = { ...request.params };
   const { key, value } = setpointOf(request.action, params);
-  const early = suspendedReason(input) ?? holdReason(input, key) ?? cooldownReason(input) ?? dwellReason(input, key, value) ?? budgetReason(input);
+  const early = suspendedReason(input, key, value) ?? holdReason(input, key) ?? cooldownReason(input) ?? dwellReason(input, key, value) ?? budgetReason(input);
   if (early !== undefined) return { allowed: false, reason: early, params };
   const step = clampStep(input, key, value, params);
   const history = changesSetpoint(input, key, step.value) ? candidateChanges(input, key, step.value) : undefined;
-  const suspension = history ? oscillationSuspension(input, key, history) : undefined;
-  // A rule suspended by its own command does not send it, and the key's history starts again.
+  const suspension = history ? oscillationSuspension(input, key, history, value) : undefined;
+  // A rule suspended by its own command: the key's history starts again, and of the setpoint and
+  // this command the safer stays (oscillation.ts isSafer) — the command goes out only if it is the safer.
   if (suspension?.offender === request.ruleId) {
-    return { allowed: false, reason: `suspended: ${suspension.reason}`, params: step.params, split: step.split, suspension, changes: [] };
+    if (!isSafer(key, step.value, input.target.setpoints[key]?.value)) return { allowed: false, reason: `suspended: ${suspension.reason}`, params: step.params, suspension, changes: [] };
+    const note = [step.split?.note, `oscillation guard: ${heldNote(key, value)} while rule ${request.ruleId} is suspended`].filter(Boolean).join('; ');
+    return { allowed: true, key, value: step.value, params: step.params, note, split: step.split, suspension, changes: [] };
   }
   return { allowed: true, key, value: step.value, params: step.params, note: step.split?.note, split: step.split, suspension, changes: history };
 }
@@ -198,8 +177,10 @@ function isUrgent(request: CommandRequest): boolean {
   return request.action === 'stop';
 }
 
-function suspendedReason({ request, suspendedUntil }: PolicyInput): string | undefined {
+/** A suspended rule's commands are refused — except the steps of its ramp toward a safer value (the guard's hold, see decideCommand). */
+function suspendedReason({ request, suspendedUntil, fromRamp, target }: PolicyInput, key: string, value: ParamValue): string | undefined {
   if (suspendedUntil === undefined) return undefined;
+  if (fromRamp && isSafer(key, value, target.setpoints[key]?.value)) return undefined;
   return `suspended: rule ${request.ruleId} is suspended for oscillation until ${new Date(suspendedUntil).toISOString()}`;
 }
 
@@ -246,22 +227,24 @@ function changesSetpoint({ target }: PolicyInput, key: string, value: ParamValue
   return key !== 'reset' && (!setpoint || setpoint.value !== value);
 }
 
-/** The candidate history of the key: its changes within the oscillation window, plus this one. */
+/** The candidate history of the key: its changes within the oscillation window, plus this one (oscillation.ts historyWith). */
 function candidateChanges(input: PolicyInput, key: string, value: ParamValue): SetpointChange[] {
   const { request, now, oscillation, target } = input;
-  const recent = (target.changes[key] ?? []).filter((change) => now - change.at <= oscillation.window);
-  return [...recent, { value, from: target.setpoints[key]?.value, ruleId: request.ruleId, priority: request.priority, at: now }];
+  return historyWith(target.changes[key] ?? [], { value, from: target.setpoints[key]?.value, ruleId: request.ruleId, priority: request.priority, at: now }, oscillation);
 }
 
-/** Would this change reverse the setpoint's direction too often within the window? Then the lowest-priority rule involved is suspended. */
-function oscillationSuspension({ request, now, oscillation }: PolicyInput, key: string, candidate: SetpointChange[]): Suspension | undefined {
-  const first = candidate[0]?.from;
-  const values = [...(first !== undefined ? [first] : []), ...candidate.map((change) => change.value)];
-  if (countReversals(values) < oscillation.reversals) return undefined;
+/** Would this change (toward `value`, the request's, before any split) reverse the setpoint's direction too often within the window? Then the lowest-priority rule involved is suspended. */
+function oscillationSuspension(input: PolicyInput, key: string, candidate: SetpointChange[], value: ParamValue): Suspension | undefined {
+  const { request, now, oscillation, target } = input;
+  if (countReversals(valuesOf(candidate)) < oscillation.reversals) return undefined;
   const involved = new Map(candidate.map((change) => [change.ruleId, change.priority]));
   // The lowest-priority rule involved is the offender; a rule fighting itself is its own offender.
   let offender = request.ruleId;
   for (const [ruleId, priority] of involved) if (priority < (involved.get(offender) ?? Infinity)) offender = ruleId;
-  const reason = `${key} of ${targetName(request)} reversed direction ${oscillation.reversals} times within ${oscillation.window} ms (rules: ${[...involved.keys()].join(', ')})`;
+  const current = target.setpoints[key]?.value;
+  // Its own command: the safer of the setpoint and the command stays; else the other (higher-priority) rule's command goes out.
+  const outcome =
+    offender !== request.ruleId ? `${key} follows rule ${request.ruleId} (priority ${request.priority})` : heldNote(key, isSafer(key, value, current) || current === undefined ? value : current);
+  const reason = `${key} of ${targetName(request)} reversed direction ${oscillation.reversals} times within ${oscillation.window} ms (rules: ${[...involved.keys()].join(', ')}); ${outcome}`;
   return { offender, until: now + oscillation.suspendFor, key, reason };
 }

@@ -118,7 +118,12 @@ export const safetySchema = strict({
   defaults: targetSafetySchema.prefault({}),
   /** Per target, keyed `LINE/DEVICE` (globs allowed, first match wins). */
   targets: z.record(z.string().regex(/^[A-Za-z0-9_*?-]{1,64}\/[A-Za-z0-9_*?-]{1,64}$/, 'expected LINE/DEVICE'), targetSafetySchema).default({}),
-  oscillation: strict({ window: durationSchema.default(60_000), reversals: z.number().int().min(2).default(3), suspendFor: durationSchema.default(300_000) })
+  /**
+   * A setpoint whose direction reverses `reversals` times within `window` suspends the offending
+   * rule for `suspendFor` (rules/oscillation.ts). The window is long enough for slow limit cycles
+   * (the demo's old overheat rule cycled every ~110 s), and 4 reversals are two full swings.
+   */
+  oscillation: strict({ window: durationSchema.default(600_000), reversals: z.number().int().min(2).default(4), suspendFor: durationSchema.default(300_000) })
     .prefault({}),
 });
 

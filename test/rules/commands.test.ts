@@ -208,7 +208,8 @@ describe('actuator safety', () => {
       await f.telemetry('conv-1', { temp: 70 });
       await f.advance(3_000);
     }
-    expect(f.commands.map((c) => c.params.speed)).toEqual([40, 60, 40, 60]);
+    // The third reversal is the slowdown to 40: it goes out (the lower speed is the one held), then the rule is suspended.
+    expect(f.commands.map((c) => c.params.speed)).toEqual([40, 60, 40, 60, 40]);
     expect(f.alerts.map((a) => a.id)).toEqual(['oscillation:loop']);
     expect(f.outcomes.filter((o) => o.outcome === 'blocked').every((o) => o.reason!.startsWith('suspended'))).toBe(true);
   });

@@ -51,7 +51,7 @@ afterAll(async () => {
 });
 
 describe('rules engine with the simulated line over MQTT', () => {
-  it('overheat: exact slow-down and restore commands, acked by the controller; the conveyor slows; the alert clears below 70 °C', async () => {
+  it('overheat: exact slow-down and restore commands, acked by the controller; the conveyor slows; the alert clears below 55 °C', async () => {
     const scenario = parseScenario({ name: 'overheat', events: [{ at: '2s', overheat: { device: 'conv-2', heat: 60, duration: '150s' } }] });
     sim = new LineSimulator({
       line: 'A',
@@ -97,7 +97,7 @@ describe('rules engine with the simulated line over MQTT', () => {
       }
       return [...byId.values()];
     };
-    const speeds = [32, 25.6, 20.48, 16.384, 15, 18, 21.6, 25.92, 31.104, 37.325, 40];
+    const speeds = [32, 25.6, 20.48, 20, 24, 28.8, 34.56, 40];
     await waitFor(() => overheatCommands().length >= speeds.length, 40_000, 'the slow-down and restore ramps at line-ctl', 100).catch((err: unknown) => {
       const conv2 = messages.filter((m) => m.topic === 'lw/A/conv-2/telemetry').map((m) => (m.payload as TelemetryPayload).values);
       throw new Error(`${(err as Error).message}; commands: ${JSON.stringify(overheatCommands().map((c) => c.params))}; events: ${JSON.stringify(events.slice(0, 20))}; conv-2: ${JSON.stringify(conv2.filter((_, i) => i % 10 === 0))}; engine: ${JSON.stringify(engine!.counters())}`);
@@ -108,7 +108,7 @@ describe('rules engine with the simulated line over MQTT', () => {
       'done outcomes for every overheat command',
     );
 
-    // Exactly the expected commands: the ramp down to 15 m/min and, after the clear, back up to 40.
+    // Exactly the expected commands: the ramp down to 20 m/min and, after the clear, back up to 40.
     const cmds = overheatCommands();
     expect(cmds.map((c) => [c.action, c.params.speed])).toEqual(speeds.map((s) => ['set_speed', s]));
 
@@ -116,7 +116,7 @@ describe('rules engine with the simulated line over MQTT', () => {
     const acks = messages.filter((m) => parseTopic(m.topic)?.kind === 'ack').map((m) => m.payload as AckPayload);
     for (const c of cmds) expect(acks.filter((a) => a.id === c.id).map((a) => a.result)).toContain('done');
 
-    // The alert was raised once and cleared once, after the motor fell below 70 °C, not just below 80.
+    // The alert was raised once and cleared once, after the motor fell below 55 °C (for 30 s), not just below 80.
     const alerts = messages.filter((m) => m.topic === 'lw/A/alerts' && (m.payload as AlertPayload).id === 'conveyor-overheat:A/conv-2');
     expect(alerts.map((a) => (a.payload as AlertPayload).state)).toEqual(['raised', 'cleared']);
     const raisedAt = (alerts[0]!.payload as AlertPayload).ts;
@@ -126,14 +126,14 @@ describe('rules engine with the simulated line over MQTT', () => {
       .map((m) => m.payload as TelemetryPayload)
       .map((p) => ({ ts: p.ts, temp: p.values.motorTemp!, speed: p.values.speed! }));
     const whileRaised = conv2.filter((p) => p.ts > raisedAt && p.ts < clearedAt);
-    expect(whileRaised.some((p) => p.temp < 80 && p.temp >= 70)).toBe(true); // below the trigger, above the clear: still raised
+    expect(whileRaised.some((p) => p.temp < 80 && p.temp >= 55)).toBe(true); // below the trigger, above the clear: still raised
     const lastBeforeClear = conv2.filter((p) => p.ts <= clearedAt).at(-1)!;
-    expect(lastBeforeClear.temp).toBeLessThan(70);
+    expect(lastBeforeClear.temp).toBeLessThan(55);
 
-    // The simulated conveyor slowed down while the alert was raised (from ~40 m/min to the 15 m/min setpoint).
+    // The simulated conveyor slowed down while the alert was raised (from ~40 m/min to the 20 m/min setpoint).
     const before = conv2.filter((p) => p.ts <= raisedAt).at(-1)!;
     expect(before.speed).toBeGreaterThan(35);
-    expect(Math.min(...whileRaised.map((p) => p.speed))).toBeLessThan(17);
+    expect(Math.min(...whileRaised.map((p) => p.speed))).toBeLessThan(22);
 
     // No command was blocked, retried into expiry or rejected.
     expect(events.filter((e) => e.type === 'outcome' && ['blocked', 'expired', 'rejected', 'failed'].includes(e.outcome.outcome))).toEqual([]);

@@ -1,7 +1,8 @@
 // The actuator-safety policy on its own: each limit's decision from a given history, no broker, no clock.
 import { describe, expect, it } from 'vitest';
 import { safetySchema, type TargetSafety } from '../../rules/schema.js';
-import { countReversals, decideCommand, recentSends, setpointOf, stepEvery, TargetLimits, type CommandRequest, type PolicyInput, type TargetState } from '../../rules/safety-policy.js';
+import { historyWith, isSafer, MAX_CHANGES, valuesOf } from '../../rules/oscillation.js';
+import { countReversals, decideCommand, recentSends, setpointOf, stepEvery, TargetLimits, type CommandRequest, type PolicyInput, type SetpointChange, type TargetState } from '../../rules/safety-policy.js';
 
 const NOW = 1_000_000;
 const OSCILLATION = { window: 60_000, reversals: 3, suspendFor: 300_000 };
@@ -99,14 +100,14 @@ describe('decideCommand', () => {
     const target = speedFight({ ruleId: 'low', priority: 1 }, { ruleId: 'high', priority: 9 });
     const decision = decideCommand(input({ target, request: request({ ruleId: 'high', priority: 9, params: { speed: 40 } }) }));
     expect(decision.allowed).toBe(true);
-    expect(decision.suspension).toEqual({ offender: 'low', until: NOW + 300_000, key: 'speed', reason: 'speed of A/ctl reversed direction 3 times within 60000 ms (rules: low, high)' });
+    expect(decision.suspension).toEqual({ offender: 'low', until: NOW + 300_000, key: 'speed', reason: 'speed of A/ctl reversed direction 3 times within 60000 ms (rules: low, high); speed follows rule high (priority 9)' });
     expect(decision.changes).toHaveLength(4);
   });
 
-  it('oscillation: a rule fighting itself is its own offender, refused, and the history starts again', () => {
+  it('oscillation: a rule fighting itself is its own offender; its speed-up is refused (the lower speed holds), and the history starts again', () => {
     const target = speedFight({ ruleId: 'r', priority: 0 }, { ruleId: 'r', priority: 0 });
     const decision = decideCommand(input({ target, request: request({ params: { speed: 40 } }) }));
-    expect(reasonOf(decision)).toBe('suspended: speed of A/ctl reversed direction 3 times within 60000 ms (rules: r)');
+    expect(reasonOf(decision)).toBe('suspended: speed of A/ctl reversed direction 3 times within 60000 ms (rules: r); holding speed at 30 (the lower speed)');
     expect(decision.suspension?.offender).toBe('r');
     expect(decision.changes).toEqual([]);
   });
@@ -118,6 +119,99 @@ describe('decideCommand', () => {
     expect(decideCommand(input({ request: request({ action: 'reset_fault', params: {} }) })).changes).toBeUndefined();
     const same: TargetState = { ...emptyTarget(), setpoints: { speed: { value: 30, at: NOW - 1_000, ruleId: 'r', priority: 0, commandId: 'c-1' } } };
     expect(decideCommand(input({ target: same })).changes).toBeUndefined();
+  });
+});
+
+describe('decideCommand: the oscillation guard’s hold', () => {
+  it('a rule whose own slowdown is the reversal: the slowdown goes out (the safer value), the rule is suspended, the history starts again', () => {
+    // 30 → 40 → 30 → 40: a further 30 is the third reversal, toward the lower speed.
+    const target: TargetState = {
+      ...emptyTarget(),
+      setpoints: { speed: { value: 40, at: NOW - 1_000, ruleId: 'r', priority: 0, commandId: 'c-3' } },
+      changes: {
+        speed: [
+          { value: 40, from: 30, ruleId: 'r', priority: 0, at: NOW - 3_000 },
+          { value: 30, from: 40, ruleId: 'r', priority: 0, at: NOW - 2_000 },
+          { value: 40, from: 30, ruleId: 'r', priority: 0, at: NOW - 1_000 },
+        ],
+      },
+    };
+    const decision = decideCommand(input({ target }));
+    expect(decision).toMatchObject({ allowed: true, value: 30, params: { speed: 30 }, changes: [], note: 'oscillation guard: holding speed at 30 (the lower speed) while rule r is suspended' });
+    expect(decision.suspension).toMatchObject({ offender: 'r', until: NOW + 300_000, reason: 'speed of A/ctl reversed direction 3 times within 60000 ms (rules: r); holding speed at 30 (the lower speed)' });
+  });
+
+  it('a suspended rule: its ramp steps toward a lower speed go on (the guard’s hold), anything else is refused', () => {
+    const target: TargetState = { ...emptyTarget(), setpoints: { speed: { value: 32, at: NOW - 5_000, ruleId: 'r', priority: 0, commandId: 'c-1' } } };
+    const suspendedUntil = NOW + 60_000;
+    expect(decideCommand(input({ target, suspendedUntil, fromRamp: true, request: request({ params: { speed: 15 } }) }, { maxStep: 0.2 }))).toMatchObject({ allowed: true, value: 25.6 });
+    expect(reasonOf(decideCommand(input({ target, suspendedUntil, fromRamp: true, request: request({ params: { speed: 40 } }) })))).toMatch(/^suspended: /);
+    expect(reasonOf(decideCommand(input({ target, suspendedUntil, request: request({ params: { speed: 15 } }) })))).toMatch(/^suspended: /);
+  });
+});
+
+describe('the oscillation history (oscillation.ts)', () => {
+  const LIMITS = { window: 600_000, reversals: 4, suspendFor: 300_000 };
+  const change = (from: number | undefined, value: number, at: number, ruleId = 'r'): SetpointChange => ({ from, value, at, ruleId, priority: 0 });
+
+  it('a ramp is one move: steps in one direction by one rule extend the last change, and are no reversal', () => {
+    let history: SetpointChange[] = [];
+    for (const [from, value, at] of [[undefined, 32], [32, 25.6], [25.6, 20.48], [20.48, 15]].map(([from, value], index) => [from, value, index * 5_000] as const)) {
+      history = historyWith(history, change(from, value!, at), LIMITS);
+    }
+    expect(history).toEqual([change(undefined, 32, 0), change(32, 15, 15_000)]);
+    expect(countReversals(valuesOf(history))).toBe(0);
+    history = historyWith(history, change(15, 18, 40_000), LIMITS);
+    expect(countReversals(valuesOf(history))).toBe(1);
+    // Another rule continuing the same direction is kept apart (it is involved).
+    expect(historyWith(history, change(18, 21, 45_000, 'other'), LIMITS)).toHaveLength(4);
+  });
+
+  it('a slow cycle (40 → 15 → 40 in ramps, ~110 s a period) makes its 4th reversal within the 10 minute window', () => {
+    // Ramp steps of 20 % every 5 s, 30 s at each end: the demo's old overheat rule.
+    const steps: { from: number; value: number; at: number }[] = [];
+    let at = 0;
+    let value = 40;
+    for (let period = 0; period < 3; period++) {
+      for (const goal of [15, 40]) {
+        while (value !== goal) {
+          const next = goal < value ? Math.max(goal, value * 0.8) : Math.min(goal, value * 1.2);
+          steps.push({ from: value, value: next, at });
+          value = next;
+          at += 5_000;
+        }
+        at += 30_000;
+      }
+    }
+    let history: SetpointChange[] = [];
+    const fourthAt = steps.find((step) => {
+      history = historyWith(history, change(step.from, step.value, step.at), LIMITS);
+      return countReversals(valuesOf(history)) === 4;
+    })?.at;
+    // The 4th reversal is the slowdown of the third period, after two full swings.
+    expect(fourthAt).toBeGreaterThan(2 * 110_000);
+    expect(fourthAt).toBeLessThan(LIMITS.window);
+    expect(history.length).toBe(5);
+  });
+
+  it('changes that ended longer than the window ago are dropped; the history is bounded', () => {
+    const old = change(40, 30, 0);
+    expect(historyWith([old], change(30, 40, 600_001), LIMITS)).toEqual([change(30, 40, 600_001)]);
+    let history: SetpointChange[] = [];
+    for (let index = 0; index < 200; index++) history = historyWith(history, change(index % 2 ? 40 : 30, index % 2 ? 30 : 40, index), LIMITS);
+    expect(history).toHaveLength(MAX_CHANGES);
+  });
+
+  it('isSafer: the lower speed, stop over start, the lower-energy strategy; any other setpoint is not changed', () => {
+    expect(isSafer('speed', 15, 40)).toBe(true);
+    expect(isSafer('speed', 40, 15)).toBe(false);
+    expect(isSafer('run', 'stop', 'start')).toBe(true);
+    expect(isSafer('run', 'start', 'stop')).toBe(false);
+    expect(isSafer('strategy', 'energy-saving', 'max-throughput')).toBe(true);
+    expect(isSafer('strategy', 'max-throughput', 'energy-saving')).toBe(false);
+    expect(isSafer('strategy', 'safe', 'quality-first')).toBe(true);
+    expect(isSafer('strategy', 'unknown', 'safe')).toBe(false);
+    expect(isSafer('speed', 15, undefined)).toBe(false);
   });
 });
 
