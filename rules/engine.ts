@@ -18,6 +18,7 @@ import { DeviceTable, type DeviceEvent } from './device-table.js';
 import { RuleFolderWatcher } from './folder-watcher.js';
 import { InstanceTable } from './instance-state.js';
 import { formatLoadError, loadRuleDir, type ParsedFile, type RuleSet } from './load.js';
+import { safetySchema } from './schema.js';
 import { RuleActions, type EngineEvent } from './rule-actions.js';
 import { RuleRouter, type RouterCounts } from './router.js';
 import { readSnapshot, restoreSnapshot, takeSnapshot, writeSnapshot, type SnapshotParts } from './snapshots.js';
@@ -48,7 +49,8 @@ export interface RulesEngineOptions {
   onEvent?: (event: EngineEvent) => void;
 }
 
-const NO_RULES: RuleSet = { rules: [], safety: { defaults: {}, targets: {}, oscillation: { window: 60_000, reversals: 3, suspendFor: 300_000 } }, errors: [] };
+// Before the first load: the safety section's defaults (rules/schema.ts), stated there once.
+const NO_RULES: RuleSet = { rules: [], safety: safetySchema.parse({}), errors: [] };
 
 export class RulesEngine implements Service {
   readonly name = 'rules';
