@@ -107,6 +107,7 @@ export class SerialGateway implements Service {
     }
     if (this.spool) {
       out.spool_corrupt_records = this.spool.corrupt;
+      out.spool_torn_records = this.spool.torn;
     }
     return out;
   }

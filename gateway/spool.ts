@@ -2,9 +2,10 @@
 // committed position, torn-tail recovery) holding one JSON record per event that could not be
 // published. What is the gateway's here: appends are batched (20 ms or 500 records) and fsync'd
 // before their promise resolves; replay reads again from the committed position each time (a
-// batch whose publish failed is read again); a record that is damaged on disk (its CRC does not
-// match) or is not a spool record is skipped and counted, so one bad record cannot stop the
-// replay of everything behind it; the refusal when full names gateway.spoolMaxBytes.
+// batch whose publish failed is read again); a record that is damaged on disk (its length or
+// payload does not match its CRC: the log finds the next intact one) or is not a spool record is
+// skipped and counted, so one bad record cannot stop the replay of everything behind it; a torn
+// segment end (a crash mid-append) is counted apart; the refusal when full names gateway.spoolMaxBytes.
 //
 // A spool of an earlier version (spool.ndjson + spool.offset, one JSON line per record) found at
 // open is moved into the log once, in order, and its files removed (see moveOldSpool).
@@ -70,9 +71,14 @@ export class DiskSpool {
     return spool;
   }
 
-  /** Records skipped by replay: damaged on disk (CRC mismatch) or not a spool record. */
+  /** Records skipped by replay: damaged regions on disk (a length or payload not matching its CRC) or not a spool record. */
   get corrupt(): number {
     return this.wal.counters.corruptRecords + this.invalid;
+  }
+
+  /** Torn ends of segments skipped by replay: from there no intact record followed (a crash mid-append). */
+  get torn(): number {
+    return this.wal.counters.tornTails;
   }
 
   /** Bytes waiting to be replayed (written or queued). */

@@ -2,9 +2,11 @@
 //
 //   u32le length | u32le CRC-32 (IEEE) of the payload | payload (UTF-8)
 //
-// A zero length, one above MAX_RECORD, or one that runs past the end of the segment can only
-// come from a torn write (a crash mid-append, zeros after a power loss); a plausible length whose
-// payload does not match the CRC is a damaged record (a bad disk block, a flipped bit).
+// A zero length, one above MAX_RECORD, or one that runs past the end of the segment comes from a
+// torn write (a crash mid-append, zeros after a power loss) or a damaged length; a payload that
+// does not match the CRC from a damaged payload or length (the CRC covers the payload only). The
+// reader tells them apart by looking for the next intact record (resync.ts): none in the rest of
+// the segment is a torn tail, one further on ends a damaged region.
 import { crc32 } from 'node:zlib';
 
 export const HEADER = 8;

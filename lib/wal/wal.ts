@@ -1,7 +1,8 @@
 // A write-ahead log on disk: an append-only sequence of checksummed records in segment files,
 // a committed position, and a bound on what is not committed yet. The historian's spool and the
 // gateway's store-and-forward spool are both this log with their own policy on top. (About 400
-// lines: recovery, appends, reads and commits of one file format are read together.)
+// lines: recovery, appends, reads and commits of one file format are read together; finding the
+// next record after damage is resync.ts.)
 //
 //   <dir>/seg-<16 digits>.log   record* (frame.ts: u32le length | u32le CRC-32 | payload)
 //   <dir>/committed.pos         { segment, offset }: everything before it is done with
@@ -12,18 +13,21 @@
 // as soon as it returns; it survives power loss once fsync'd: every `fsyncIntervalMs`, after every
 // append (0), or when the owner asks (flush(), sync()); always at rotation and close.
 //
-// Recovery: each run appends to a new segment, so a record torn by a crash (a short write, zeros
-// after a power loss) is the last thing in an older segment; read() detects it by its length,
-// counts it (tornTails) and skips the rest of that segment. A record whose length is plausible
-// but whose payload does not match its CRC is skipped alone (corruptRecords) and reading goes on
-// with the next one: damage never stalls a replay. Damage is counted once, even when the owner
-// rewinds and reads it again. Segments are deleted once everything in them is committed.
+// Recovery: a record whose length is impossible or whose payload does not match its CRC makes
+// read() look for the next intact record in that segment (resync.ts: the CRC covers the payload,
+// not the length, so a damaged length gives no next offset). One found: the bytes before it are a
+// damaged region, skipped and counted (corruptRecords, one per region; corruptBytes), and reading
+// goes on there. None: a torn tail (tornTails) — each run appends to a new segment, so a record
+// torn by a crash (a short write, zeros after a power loss) is the last thing in an older one —
+// and the rest of that segment is skipped. Damage never stalls a replay and is counted once, even
+// when the owner rewinds and reads it again. Segments are deleted once everything in them is committed.
 import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { lockDir, unlockDir } from '../dir-lock.js';
 import type { Logger } from '../log.js';
 import { CommitFile, type WalPosition } from './commit-file.js';
 import { frameRecords, HEADER, impossibleLength, payloadOf } from './frame.js';
+import { LARGE_CRC_BUDGET, nextIntactRecord, SMALL_RECORD } from './resync.js';
 import { Segments } from './segments.js';
 import type { AppendOptions, HeldRecord, WalBatch, WalOptions } from './types.js';
 
@@ -42,8 +46,15 @@ function atOrAfter(position: WalPosition, mark: WalPosition): boolean {
   return position.segment > mark.segment || (position.segment === mark.segment && position.offset >= mark.offset);
 }
 
+/** The damaged regions one read skipped: how many, their bytes, where the first starts. */
+interface Damage {
+  regions: number;
+  bytes: number;
+  at?: { segment: string; offset: number };
+}
+
 export class WriteAheadLog {
-  readonly counters = { appended: 0, appendedBytes: 0, tornTails: 0, corruptRecords: 0, fsyncs: 0, segmentsDeleted: 0 };
+  readonly counters = { appended: 0, appendedBytes: 0, tornTails: 0, corruptRecords: 0, corruptBytes: 0, fsyncs: 0, segmentsDeleted: 0 };
   private readonly segments: Segments;
   private readonly commitFile: CommitFile;
   private readonly log: Logger;
@@ -198,18 +209,16 @@ export class WriteAheadLog {
     let bytes = 0;
     let fromEarlierRun = 0;
     let readBefore = 0;
-    let corrupt = 0;
-    const take = (buf: Buffer, at: number, length: number, segment: number): void => {
+    const damage: Damage = { regions: 0, bytes: 0 };
+    /** Takes the record at `at` in `buf`; false when it does not match its CRC. */
+    const take = (buf: Buffer, at: number, length: number, segment: number): boolean => {
       const payload = payloadOf(buf, at, length);
-      if (payload !== undefined) {
-        records.push(payload);
-        bytes += length;
-        fromEarlierRun += segment < this.firstSegmentOfRun ? 1 : 0;
-        readBefore += atOrAfter(this.read, this.scanned) ? 0 : 1;
-      } else if (atOrAfter(this.read, this.scanned)) {
-        // The length was plausible but the bytes are not what was written: skip this record only.
-        corrupt++;
-      }
+      if (payload === undefined) return false;
+      records.push(payload);
+      bytes += length;
+      fromEarlierRun += segment < this.firstSegmentOfRun ? 1 : 0;
+      readBefore += atOrAfter(this.read, this.scanned) ? 0 : 1;
+      return true;
     };
     while (records.length < maxRecords && bytes < maxBytes) {
       const { segment } = this.read;
@@ -242,28 +251,30 @@ export class WriteAheadLog {
         const length = chunk.readUInt32LE(at);
         const end = at + HEADER + length;
         if (impossibleLength(length, size - chunkStart - at - HEADER)) {
-          // A header that cannot be right: the torn tail of a crashed run. Nothing after it in this
-          // segment can be trusted (the run that wrote it ended there).
-          this.tornTail(segment, size);
+          // A header that cannot be right: damaged, or the torn tail of a crashed run.
+          this.skipDamage(segment, size, damage);
           break;
         }
         if (end > chunk.length) {
-          if (at === 0) {
-            // One record bigger than a chunk: read exactly that record next.
-            take(this.segments.read(segment, this.read.offset, HEADER + length), 0, length, segment);
-            this.read.offset += HEADER + length;
-          }
+          // One record bigger than a chunk: read exactly that record next.
+          if (at === 0 && take(this.segments.read(segment, this.read.offset, HEADER + length), 0, length, segment)) this.read.offset += HEADER + length;
+          else if (at === 0) this.skipDamage(segment, size, damage);
           break;
         }
-        take(chunk, at, length, segment);
+        if (!take(chunk, at, length, segment)) {
+          // Its payload or its length is not what was written (the CRC covers the payload only).
+          this.skipDamage(segment, size, damage);
+          break;
+        }
         at = end;
         this.read.offset += HEADER + length;
       }
     }
-    if (corrupt > 0) {
-      this.counters.corruptRecords += corrupt;
-      // One line per read (a bounded batch), not one per record.
-      this.log.error({ dir: this.options.dir, skipped: corrupt, totalCorrupt: this.counters.corruptRecords }, 'skipped records whose CRC does not match (disk corruption?); they are lost, everything after them is read');
+    if (damage.regions > 0) {
+      this.counters.corruptRecords += damage.regions;
+      this.counters.corruptBytes += damage.bytes;
+      // One line per read (a bounded batch), not one per damaged region.
+      this.log.error({ dir: this.options.dir, ...damage.at, regions: damage.regions, bytes: damage.bytes, totalCorrupt: this.counters.corruptRecords }, 'skipped damaged bytes in a log segment (a record whose length or payload does not match its CRC: a bad disk block, a flipped bit); the records in them are lost, reading resumed at the next intact record and everything after it is kept');
     }
     if (atOrAfter(this.read, this.scanned)) this.scanned = { ...this.read };
     return { records, bytes, end: { ...this.read }, fromEarlierRun, readBefore };
@@ -366,11 +377,33 @@ export class WriteAheadLog {
     if (size === 0 || (this.committed.segment === this.writeSegment && this.committed.offset >= size)) this.deleteSegment(this.writeSegment);
   }
 
-  /** The rest of `segment` (of `size` bytes) from the read position is a torn tail: count it once, skip it. */
+  /**
+   * The record at the read position in `segment` (of `size` bytes) failed: move to the next intact
+   * record in it (the bytes between are a damaged region, counted in `damage` once), or, when none
+   * follows, past the end of the segment (a torn tail).
+   */
+  private skipDamage(segment: number, size: number, damage: Damage): void {
+    const from = this.read.offset;
+    const next = nextIntactRecord((offset, length) => this.segments.read(segment, offset, length), from, size);
+    if (!next.found && !next.unsure) {
+      this.tornTail(segment, size);
+      return;
+    }
+    const to = next.found ? next.offset : size;
+    if (atOrAfter(this.read, this.scanned)) {
+      damage.regions++;
+      damage.bytes += to - from;
+      damage.at ??= { segment: this.segments.path(segment), offset: from };
+      if (!next.found) this.log.error({ segment: this.segments.path(segment), offset: from, bytes: size - from, largeCrcBudget: LARGE_CRC_BUDGET, smallRecord: SMALL_RECORD }, 'found no intact record after damage in a log segment, but passed over candidates larger than smallRecord once largeCrcBudget was spent; the rest of that segment is skipped and counted as corrupt');
+    }
+    this.read.offset = to;
+  }
+
+  /** The rest of `segment` (of `size` bytes) from the read position holds no intact record: a torn tail, counted once, skipped. */
   private tornTail(segment: number, size: number): void {
     if (atOrAfter(this.read, this.scanned)) {
       this.counters.tornTails++;
-      this.log.warn({ segment: this.segments.path(segment), offset: this.read.offset }, 'skipped a torn record at the end of a log segment (a crash during a write); everything before it is kept');
+      this.log.warn({ segment: this.segments.path(segment), offset: this.read.offset, bytes: size - this.read.offset }, 'skipped the torn end of a log segment: no intact record follows this offset (a crash during a write); everything before it is kept');
     }
     this.read.offset = size;
   }

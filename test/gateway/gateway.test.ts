@@ -326,7 +326,7 @@ describe('SerialGateway', () => {
       await waitFor(() => again.drained(), 10_000, 'the spool with a flipped digit to drain');
       await waitFor(() => seqs.length >= 19, 10_000, 'the 19 intact spooled events');
       expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => i).filter((seq) => seq !== 10));
-      expect(again.counters()).toMatchObject({ replayed: 19, spool_corrupt_records: 1, spool_backlog_bytes: 0 });
+      expect(again.counters()).toMatchObject({ replayed: 19, spool_corrupt_records: 1, spool_torn_records: 0, spool_backlog_bytes: 0 });
     });
   });
 });

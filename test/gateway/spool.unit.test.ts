@@ -1,7 +1,8 @@
 // The gateway's DiskSpool on real files: a spool of the format before lib/wal (spool.ndjson +
 // spool.offset) is moved into the log once and replayed once; replay reads again from the
-// committed position; the refusal when full names the config key.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+// committed position; a bit flipped in a record's length field costs that record only (counted as
+// corrupt), a torn end is counted as torn; the refusal when full names the config key.
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -70,6 +71,43 @@ describe('DiskSpool', () => {
     expect(spool.corrupt).toBe(2);
     await spool.commit(again.end);
     expect(spool.isEmpty()).toBe(true);
+  });
+
+  it('replays every record after one whose length field has a flipped bit, counting the damage once as corrupt and none as torn', async () => {
+    const first = await openSpool();
+    await Promise.all(Array.from({ length: 50 }, (_, seq) => first.append(record(seq))));
+    await closeSpool(first);
+    const [segment] = readdirSync(dir).filter((name) => name.startsWith('seg-'));
+    const file = join(dir, segment!);
+    const bytes = readFileSync(file);
+    let header = 0; // record 10's length field
+    for (let index = 0; index < 10; index++) header += 8 + bytes.readUInt32LE(header);
+    bytes[header + 1] = bytes[header + 1]! ^ 0x10; // +4096: plausible, so only the CRC can tell
+    writeFileSync(file, bytes);
+
+    const spool = await openSpool();
+    const { records, end } = await spool.read(100);
+    expect(records).toEqual(Array.from({ length: 50 }, (_, seq) => record(seq)).filter((_, seq) => seq !== 10));
+    expect((await spool.read(100)).records).toHaveLength(49); // read again: counted once
+    expect({ corrupt: spool.corrupt, torn: spool.torn }).toEqual({ corrupt: 1, torn: 0 });
+    await spool.commit(end);
+    expect(spool.isEmpty()).toBe(true);
+  });
+
+  it('counts a torn end of a segment (a crash mid-append) as torn, not corrupt, and keeps everything before it', async () => {
+    const first = await openSpool();
+    await Promise.all([0, 1, 2].map((seq) => first.append(record(seq))));
+    await closeSpool(first);
+    const [segment] = readdirSync(dir).filter((name) => name.startsWith('seg-'));
+    const torn = Buffer.alloc(8 + 5);
+    torn.writeUInt32LE(200, 0); // promises 200 bytes, 5 arrived
+    torn.write('{"top', 8);
+    appendFileSync(join(dir, segment!), torn);
+
+    const spool = await openSpool();
+    await spool.append(record(3));
+    expect((await spool.read(100)).records).toEqual([0, 1, 2, 3].map(record));
+    expect({ corrupt: spool.corrupt, torn: spool.torn }).toEqual({ corrupt: 0, torn: 1 });
   });
 
   it('reads from the replay position again until a batch is committed, and keeps what is not committed across a restart', async () => {

@@ -1,5 +1,6 @@
 // The write-ahead log on real files in a temp dir: round trip, torn tails, a CRC mismatch in the
-// middle skipped and counted with everything after it read, segment roll, the committed
+// middle skipped and counted with everything after it read, a bit flipped in a length field and a
+// block of random bytes in the middle (the next intact record found again), segment roll, the committed
 // position across a reopen, the size limit, damage counted once across a rewind, the lock.
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -84,6 +85,75 @@ describe('WriteAheadLog', () => {
     expect(readAll(recovered)).toEqual(records.filter((_, index) => index !== 4));
     expect(recovered.counters.corruptRecords).toBe(1);
     expect(recovered.counters.tornTails).toBe(0);
+  });
+
+  // A flipped bit in a record's length field: one that makes the length impossible (bits 20, 31:
+  // beyond the segment or MAX_RECORD) and ones that leave it plausible, so the CRC fails over the
+  // wrong bytes (bits 0, 3, 7, 12). Either way the reader must find the next record again.
+  it.each([0, 3, 7, 12, 20, 31])('finds the next record after a bit flipped in a length field (bit %i) in the middle of a segment: every record after it is read, the damage counted once as corrupt', (bit) => {
+    const first = openLog();
+    const records = Array.from({ length: 50 }, (_, index) => `{"seq":${index},"ts":${1767000000000 + index},"values":{"n":${index}}}`);
+    first.appendMany(records);
+    closeLog(first);
+    const file = join(dir, segments()[0]!);
+    const bytes = readFileSync(file);
+    const header = records.slice(0, 10).reduce((sum, record) => sum + recordBytes(record), 0); // record 10's length field
+    bytes[header + (bit >> 3)] = bytes[header + (bit >> 3)]! ^ (1 << (bit & 7));
+    writeFileSync(file, bytes);
+
+    const recovered = openLog();
+    expect(readAll(recovered)).toEqual(records.filter((_, index) => index !== 10));
+    expect(recovered.counters).toMatchObject({ corruptRecords: 1, tornTails: 0 });
+    recovered.rewind(); // read again: the damage is not counted again
+    expect(readAll(recovered)).toHaveLength(49);
+    expect(recovered.counters).toMatchObject({ corruptRecords: 1, tornTails: 0 });
+  });
+
+  it('finds the next record after a block of random bytes in the middle of a big segment (a bad disk block): bounded work, every intact record read', () => {
+    const first = openLog({ segmentBytes: 16 * MiB, maxBytes: 16 * MiB });
+    const records = Array.from({ length: 100_000 }, (_, index) => `{"seq":${index},"ts":${1767000000000 + index},"values":{"n":${index}}}`);
+    first.appendMany(records);
+    closeLog(first);
+    const file = join(dir, segments()[0]!);
+    const bytes = readFileSync(file);
+    const from = 256 * 1024;
+    const to = from + 64 * 1024;
+    let state = 12345; // a fixed linear congruential sequence: the same garbage every run
+    for (let at = from; at < to; at++) {
+      state = (state * 1103515245 + 12345) >>> 0;
+      bytes[at] = state >>> 24;
+    }
+    writeFileSync(file, bytes);
+    let offset = 0;
+    const intact = records.filter((record) => {
+      const start = offset;
+      offset += recordBytes(record);
+      return offset <= from || start >= to;
+    });
+
+    const recovered = openLog({ segmentBytes: 16 * MiB, maxBytes: 16 * MiB });
+    expect(readAll(recovered)).toEqual(intact);
+    expect(recovered.counters).toMatchObject({ corruptRecords: 1, tornTails: 0 });
+  });
+
+  it('after damage in the middle of a segment still calls a torn end a torn tail, and appends after the last good record', () => {
+    const crashed = openLog();
+    const records = Array.from({ length: 20 }, (_, index) => `r${index} ${'p'.repeat(40)}`);
+    crashed.appendMany(records);
+    closeLog(crashed);
+    const file = join(dir, segments()[0]!);
+    const bytes = readFileSync(file);
+    const header = records.slice(0, 5).reduce((sum, record) => sum + recordBytes(record), 0);
+    bytes[header + 3] = 0x80; // record 5's length: beyond MAX_RECORD
+    const torn = Buffer.alloc(8 + 3);
+    torn.writeUInt32LE(50, 0); // and a crash mid-append at the end: promises 50 bytes, 3 arrived
+    torn.write('r20', 8);
+    writeFileSync(file, Buffer.concat([bytes, torn]));
+
+    const recovered = openLog();
+    recovered.appendMany(['after']);
+    expect(readAll(recovered)).toEqual([...records.filter((_, index) => index !== 5), 'after']);
+    expect(recovered.counters).toMatchObject({ corruptRecords: 1, tornTails: 1 });
   });
 
   it('counts damage once when the owner rewinds and reads it again', () => {
