@@ -187,7 +187,13 @@ export const commandOutcomeSchema = z.strictObject({
 });
 export type CommandOutcomePayload = z.infer<typeof commandOutcomeSchema>;
 
-/** What the broker publishes on lw/_dead/{clientId} for a refused payload. */
+/** The first bytes of a refused payload a dead letter keeps (base64 in `payload`). */
+export const DEAD_LETTER_PAYLOAD_BYTES = 1024;
+
+/**
+ * What the broker publishes on lw/_dead/{clientId} for a refused payload (clientId: its sender),
+ * and the rules engine on lw/_dead/rules for a device message it refused (clientId: `rules`).
+ */
 export const deadLetterSchema = z.strictObject({
   ts: timestamp,
   clientId: z.string(),

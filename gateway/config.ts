@@ -1,5 +1,6 @@
 // The `gateway:` section of linewatch.yaml: serial ports bridged to MQTT.
 import { z } from 'zod';
+import { DEVICE_TYPES } from '../contracts/schemas.js';
 import { modbusMapSchema } from '../contracts/serial/index.js';
 
 export const CODECS = ['ndjson', 'text', 'modbus'] as const;
@@ -8,6 +9,8 @@ export type CodecName = (typeof CODECS)[number];
 export const gatewayPortSchema = z.strictObject({
   path: z.string().min(1).describe('serial device, e.g. /dev/ttyUSB0'),
   device: z.string().regex(/^[A-Za-z0-9_-]{1,64}\/[A-Za-z0-9_-]{1,64}$/, 'must be LINE/DEVICE').describe('LINE/DEVICE this port speaks for'),
+  /** The device's type, stamped into its state, telemetry and status when a frame carries none (text and Modbus frames never do), so `type:` rules match it. */
+  type: z.enum(DEVICE_TYPES).optional().describe(`the device's type (${DEVICE_TYPES.join(', ')}), for frames that carry none`),
   baudRate: z.number().int().positive().default(9600),
   codec: z.enum(CODECS).default('ndjson'),
   /** Longest frame accepted (bytes); a longer line is dropped as `overlong`. */

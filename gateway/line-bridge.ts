@@ -1,35 +1,20 @@
 // A serial port speaking a line codec (ndjson or text): frames in → validated device messages
 // out to the broker; commands from lw/{line}/{device}/cmd → frames written down the line.
 import type { Bus, Unsubscribe } from '../bus/index.js';
-import { DELIVERY, topicOf, topics, validatePayload, validateValue, type DeviceMessageKind } from '../contracts/index.js';
+import { DELIVERY, topicOf, topics, validatePayload, validateValue } from '../contracts/index.js';
 import type { Counters } from '../lib/service.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import { logger } from '../lib/log.js';
 import { LineFramer, lineCodecs, type LineCodec } from '../contracts/serial/index.js';
 import type { GatewayPort } from './config.js';
+import { DeviceStamp } from './device-stamp.js';
 import type { Outbox } from './outbox.js';
+import type { DeviceSequence } from './sequence-store.js';
 import { SerialLink } from './serial-link.js';
 
 const log = logger('gateway');
 /** Dropped frames logged per port: at most 20 per 10 s, then one line with how many more (lib/log-limit.ts). */
 const DROP_LOG_LIMIT = { linesPerInterval: 20, intervalMs: 10_000 } as const;
-
-/** Stamps a device message the way every bridge does (its delivery is contracts' DELIVERY: retained when it is state or status). */
-export class DeviceStamp {
-  private seq = 0;
-  constructor(
-    readonly line: string,
-    readonly device: string,
-  ) {}
-
-  /** Fills in ts and seq when the device has no clock (text, modbus). */
-  stamp(kind: DeviceMessageKind, body: Record<string, unknown>): Record<string, unknown> {
-    const out = { ...body };
-    if (out.ts === undefined) out.ts = Date.now();
-    if (out.seq === undefined && kind !== 'status') out.seq = this.seq++;
-    return out;
-  }
-}
 
 export class LineBridge {
   readonly counters: Counters = { bytes_in: 0, frames: 0, forwarded: 0, commands_written: 0, commands_failed: 0, commands_expired: 0, commands_invalid: 0 };
@@ -45,9 +30,10 @@ export class LineBridge {
     private readonly port: GatewayPort,
     private readonly bus: Bus,
     private readonly outbox: Outbox,
+    sequence: DeviceSequence,
   ) {
     const [line, device] = port.device.split('/') as [string, string];
-    this.stamp = new DeviceStamp(line, device);
+    this.stamp = new DeviceStamp(line, device, port.type, sequence);
     this.dropLog = new LogLimiter(log.child({ port: port.path, device: port.device }), DROP_LOG_LIMIT);
     this.codec = lineCodecs[port.codec as 'ndjson' | 'text'];
     this.link = new SerialLink({ path: port.path, baudRate: port.baudRate, lock: port.lock, minDelayMs: port.reopenMinMs, maxDelayMs: port.reopenMaxMs });
@@ -87,7 +73,12 @@ export class LineBridge {
     const decoded = this.codec.decodeEvent(raw.toString('utf8'));
     if (!decoded.ok) return this.drop(decoded.reason, decoded.detail);
     const { kind, body } = decoded.value;
-    const payload = this.stamp.stamp(kind, body);
+    let payload: Record<string, unknown>;
+    try {
+      payload = this.stamp.stamp(kind, body);
+    } catch (err) {
+      return this.drop('seq_store', (err as Error).message);
+    }
     const valid = validateValue(kind, payload);
     if (!valid.ok) return this.drop('schema', valid.error);
     this.counters.forwarded!++;
@@ -104,7 +95,12 @@ export class LineBridge {
       return;
     }
     const answer = (result: 'rejected' | 'failed', reason: string): void => {
-      const ack = this.stamp.stamp('ack', { id: cmd.value.id, result, reason });
+      let ack: Record<string, unknown>;
+      try {
+        ack = this.stamp.stamp('ack', { id: cmd.value.id, result, reason });
+      } catch (err) {
+        return this.drop('seq_store', (err as Error).message);
+      }
       this.outbox.send(topics.ack(line, device), JSON.stringify(ack), DELIVERY.ack.retain);
     };
     if (cmd.value.expiresAt < Date.now()) {

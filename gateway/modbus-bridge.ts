@@ -11,7 +11,8 @@ import { logger } from '../lib/log.js';
 import type { Counters } from '../lib/service.js';
 import { decodeRegister, readPlan, type ModbusMap } from '../contracts/serial/index.js';
 import type { GatewayPort } from './config.js';
-import { DeviceStamp } from './line-bridge.js';
+import { DeviceStamp } from './device-stamp.js';
+import type { DeviceSequence } from './sequence-store.js';
 import type { Outbox } from './outbox.js';
 
 const log = logger('gateway');
@@ -37,10 +38,11 @@ export class ModbusBridge {
     private readonly port: GatewayPort,
     private readonly bus: Bus,
     private readonly outbox: Outbox,
+    sequence: DeviceSequence,
   ) {
     this.map = port.modbus!;
     const [line, device] = port.device.split('/') as [string, string];
-    this.stamp = new DeviceStamp(line, device);
+    this.stamp = new DeviceStamp(line, device, port.type, sequence);
     this.reopen = new Backoff({ initialMs: port.reopenMinMs, maxMs: port.reopenMaxMs });
   }
 
@@ -134,7 +136,14 @@ export class ModbusBridge {
   }
 
   private publish(kind: 'telemetry' | 'state' | 'ack', body: Record<string, unknown>): void {
-    const payload = this.stamp.stamp(kind, body);
+    let payload: Record<string, unknown>;
+    try {
+      payload = this.stamp.stamp(kind, body);
+    } catch (err) {
+      this.counters.dropped_seq_store = (this.counters.dropped_seq_store ?? 0) + 1;
+      log.error({ device: this.port.device, err: (err as Error).message }, 'Modbus reading dropped: its seq could not be reserved on disk');
+      return;
+    }
     const valid = validateValue(kind, payload);
     if (!valid.ok) {
       log.warn({ device: this.port.device, err: valid.error }, 'Modbus reading does not fit the contract; dropped');

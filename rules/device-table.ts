@@ -1,6 +1,7 @@
 // What the rules engine knows about each device: its type, last state (and the one before, for
-// transitions), latest readings, online status, the watermark of its event time and when it was
-// last heard from. One record per `line/device`, listed per line for lineCount rules.
+// transitions), latest readings, online status, the watermark of its event time, when it was
+// last heard from and how many of its messages were refused for a timestamp in the future. One
+// record per `line/device`, listed per line for lineCount rules.
 import type { DeviceState, DeviceType } from '../contracts/schemas.js';
 import { SequenceTracker } from '../contracts/sequence.js';
 import type { MessageOf } from '../contracts/decode.js';
@@ -26,12 +27,15 @@ export interface DeviceRecord {
   watermark: number;
   /** Engine time of the last sign of life (any message but an offline status). */
   aliveAt?: number;
+  /** Its messages refused for a device ts too far ahead of the engine clock (`future_ts`). */
+  futureTs?: number;
 }
 
-/** How late an event may be (rules settings reorderToleranceMs, maxLatenessMs). */
+/** How late or early an event may be (rules settings reorderToleranceMs, maxLatenessMs, maxClockSkewMs). */
 export interface Lateness {
   reorderToleranceMs: number;
   maxLatenessMs: number;
+  maxClockSkewMs: number;
 }
 
 /** What one message meant for its device. */
@@ -81,6 +85,25 @@ export class DeviceTable {
       this.byLine.set(line, lineRecords);
     }
     return record;
+  }
+
+  /**
+   * The device's record, counted, if the message's device ts is further ahead of engine time `now`
+   * than maxClockSkewMs (a device clock that is wrong): such a message is refused before it reaches the
+   * sequence tracker, a window or the watermark, so it cannot make the device's later messages
+   * late. Counted on its device's record; status messages (whose ts only dates a connect) are never refused.
+   */
+  refuseFuture(event: DeviceEvent, now: number): DeviceRecord | undefined {
+    if (event.payload.ts - now <= this.lateness.maxClockSkewMs || event.kind === 'status') return undefined;
+    const record = this.record(event.line, event.device);
+    record.futureTs = (record.futureTs ?? 0) + 1;
+    // A device that speaks, even with a wrong clock, is alive (absence rules).
+    record.aliveAt = now;
+    return record;
+  }
+
+  get maxClockSkewMs(): number {
+    return this.lateness.maxClockSkewMs;
   }
 
   /** The same `seq` again from the device (e.g. a QoS 1 redelivery). */

@@ -14,6 +14,7 @@ import { healthFrom, type Counters, type Health, type Service } from '../lib/ser
 import { systemClock, type Clock } from './clock.js';
 import { CommandCenter } from './commands.js';
 import { rulesSettingsSchema, type RulesSettings } from './config.js';
+import { DeadLetters } from './dead-letters.js';
 import { DeviceTable, type DeviceEvent } from './device-table.js';
 import { RuleFolderWatcher } from './folder-watcher.js';
 import { InstanceTable } from './instance-state.js';
@@ -65,6 +66,7 @@ export class RulesEngine implements Service {
     received: 0,
     invalid: 0,
     duplicates: 0,
+    future_ts: 0,
     late: 0,
     reordered: 0,
     evaluations: 0,
@@ -108,7 +110,7 @@ export class RulesEngine implements Service {
       count: (name) => this.count(name),
     });
     this.actions = new RuleActions({ bus: this.bus, clock: this.clock, commands: this.commands, devices: this.devices, count: (name) => this.count(name), onEvent: options.onEvent });
-    this.router = new RuleRouter({ clock: this.clock, devices: this.devices, instances: this.instances, actions: this.actions, counts: this.counts });
+    this.router = new RuleRouter({ clock: this.clock, devices: this.devices, instances: this.instances, actions: this.actions, counts: this.counts, deadLetters: new DeadLetters(this.bus, this.clock, (name) => this.count(name)) });
     this.folder = new RuleFolderWatcher({
       dir: options.dir,
       debounceMs: this.settings.reloadDebounceMs,

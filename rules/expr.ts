@@ -2,10 +2,28 @@
 // AST), then compiled once into plain closures by the whitelist below. User text is never handed
 // to eval or new Function; only the node types and operators listed here exist, and property
 // access reads own data properties only (no __proto__, constructor, prototype, no methods).
+//
+// A read of something that is not there (a reading the message lacks: `values.x` without `x`)
+// is UNKNOWN, not undefined, and UNKNOWN propagates: through arithmetic, comparisons, `!`, calls
+// and `?:`; `&&` and `||` are three-valued (false && unknown is false, true || unknown is true,
+// otherwise unknown); `??` replaces it like undefined. A condition that comes out UNKNOWN is
+// neither true nor false (`truth`): the rule's state stays as it was (missing ≠ false). A template
+// renders it as "undefined"; a command parameter that is UNKNOWN is left out.
 import jsep from 'jsep';
 
 export type Scope = Record<string, unknown>;
 export type Evaluator = (scope: Scope) => unknown;
+
+/** What a read of a missing value evaluates to, and anything computed from it. */
+export const UNKNOWN: unique symbol = Symbol('unknown');
+
+/** A condition's result: true, false, or undefined when it read a missing value (unknown). */
+export type Truth = boolean | undefined;
+
+/** An evaluated condition as true, false or unknown (undefined). */
+export function truth(value: unknown): Truth {
+  return value === UNKNOWN ? undefined : Boolean(value);
+}
 
 export class ExpressionError extends Error {
   override name = 'ExpressionError';
@@ -51,13 +69,18 @@ const BINARY: Record<string, Binary> = {
   '>=': (a, b) => (a as number) >= (b as number),
 };
 
-/** Reads an own property of a plain value; anything else (missing, inherited, forbidden) is undefined. */
+/** Reads an own data property of a plain value; anything else (missing, inherited, forbidden, a method, a read of UNKNOWN) is UNKNOWN. */
 function getOwn(obj: unknown, key: unknown): unknown {
-  if (obj === null || typeof obj !== 'object') return undefined;
+  if (key === UNKNOWN) return UNKNOWN;
   const k = String(key);
-  if (FORBIDDEN_PROPERTIES.has(k) || !Object.hasOwn(obj, k)) return undefined;
-  const v = (obj as Record<string, unknown>)[k];
-  return typeof v === 'function' ? undefined : v;
+  return FORBIDDEN_PROPERTIES.has(k) ? UNKNOWN : getOwnAllowed(obj, k);
+}
+
+/** getOwn for a key already known not to be forbidden (a name written in the expression: checked when compiled). */
+function getOwnAllowed(obj: unknown, key: string): unknown {
+  if (obj === null || typeof obj !== 'object' || !Object.hasOwn(obj, key)) return UNKNOWN;
+  const v = (obj as Record<string, unknown>)[key];
+  return typeof v === 'function' ? UNKNOWN : v;
 }
 
 /** Compiles `source` once; throws ExpressionError naming what is not allowed. */
@@ -90,7 +113,7 @@ function build(node: jsep.Expression, source: string, names: Set<string>): Evalu
       if (name === 'null') return () => null;
       if (FORBIDDEN_PROPERTIES.has(name)) fail(`"${name}" is not allowed`);
       names.add(name);
-      return (scope) => getOwn(scope, name);
+      return (scope) => getOwnAllowed(scope, name);
     }
     case 'MemberExpression': {
       const m = node as jsep.MemberExpression;
@@ -98,7 +121,7 @@ function build(node: jsep.Expression, source: string, names: Set<string>): Evalu
       if (!m.computed) {
         const key = (m.property as jsep.Identifier).name;
         if (FORBIDDEN_PROPERTIES.has(key)) fail(`property "${key}" is not allowed`);
-        return (scope) => getOwn(object(scope), key);
+        return (scope) => getOwnAllowed(object(scope), key);
       }
       const property = build(m.property, source, names);
       return (scope) => getOwn(object(scope), property(scope));
@@ -108,11 +131,20 @@ function build(node: jsep.Expression, source: string, names: Set<string>): Evalu
       const arg = build(u.argument, source, names);
       switch (u.operator) {
         case '!':
-          return (scope) => !arg(scope);
+          return (scope) => {
+            const value = arg(scope);
+            return value === UNKNOWN ? UNKNOWN : !value;
+          };
         case '-':
-          return (scope) => -(arg(scope) as number);
+          return (scope) => {
+            const value = arg(scope);
+            return value === UNKNOWN ? UNKNOWN : -(value as number);
+          };
         case '+':
-          return (scope) => +(arg(scope) as number);
+          return (scope) => {
+            const value = arg(scope);
+            return value === UNKNOWN ? UNKNOWN : +(value as number);
+          };
         default:
           return fail(`operator "${u.operator}" is not supported (use ! - +)`);
       }
@@ -121,19 +153,50 @@ function build(node: jsep.Expression, source: string, names: Set<string>): Evalu
       const b = node as jsep.BinaryExpression;
       const left = build(b.left, source, names);
       const right = build(b.right, source, names);
-      if (b.operator === '&&') return (scope) => left(scope) && right(scope);
-      if (b.operator === '||') return (scope) => left(scope) || right(scope);
-      if (b.operator === '??') return (scope) => left(scope) ?? right(scope);
+      if (b.operator === '&&')
+        return (scope) => {
+          const value = left(scope);
+          if (value === UNKNOWN) return andUnknown(right(scope));
+          return value ? right(scope) : value;
+        };
+      if (b.operator === '||')
+        return (scope) => {
+          const value = left(scope);
+          if (value === UNKNOWN) return orUnknown(right(scope));
+          return value ? value : right(scope);
+        };
+      if (b.operator === '??')
+        return (scope) => {
+          const value = left(scope);
+          return value === UNKNOWN || value === undefined || value === null ? right(scope) : value;
+        };
       const op = BINARY[b.operator];
       if (!op) fail(`operator "${b.operator}" is not supported (use + - * / % == != < <= > >= && || ??)`);
-      return (scope) => op!(left(scope), right(scope));
+      // A literal side (`values.temp > 80`) is neither read again nor checked for UNKNOWN.
+      if (b.right.type === 'Literal') {
+        const constant = right({});
+        return (scope) => {
+          const value = left(scope);
+          return value === UNKNOWN ? UNKNOWN : op!(value, constant);
+        };
+      }
+      return (scope) => {
+        const a = left(scope);
+        if (a === UNKNOWN) return UNKNOWN;
+        const value = right(scope);
+        return value === UNKNOWN ? UNKNOWN : op!(a, value);
+      };
     }
     case 'ConditionalExpression': {
       const c = node as jsep.ConditionalExpression;
       const test = build(c.test, source, names);
       const yes = build(c.consequent, source, names);
       const no = build(c.alternate, source, names);
-      return (scope) => (test(scope) ? yes(scope) : no(scope));
+      return (scope) => {
+        const condition = test(scope);
+        if (condition === UNKNOWN) return UNKNOWN;
+        return condition ? yes(scope) : no(scope);
+      };
     }
     case 'CallExpression': {
       const call = node as jsep.CallExpression;
@@ -141,11 +204,24 @@ function build(node: jsep.Expression, source: string, names: Set<string>): Evalu
       const fn = callee !== undefined && Object.hasOwn(FUNCTIONS, callee) ? FUNCTIONS[callee] : undefined;
       if (!fn) fail(`only these functions can be called: ${EXPRESSION_FUNCTIONS.join(', ')}`);
       const args = call.arguments.map((a) => build(a, source, names));
-      return (scope) => fn!(...args.map((a) => a(scope) as number));
+      return (scope) => {
+        const values = args.map((a) => a(scope));
+        return values.includes(UNKNOWN) ? UNKNOWN : fn!(...(values as number[]));
+      };
     }
     default:
       return fail(`${node.type} is not supported`);
   }
+}
+
+/** `UNKNOWN && right`: false if `right` is falsy (whatever the left side), else UNKNOWN. */
+function andUnknown(right: unknown): unknown {
+  return right !== UNKNOWN && !right ? right : UNKNOWN;
+}
+
+/** `UNKNOWN || right`: `right` if it is truthy (whatever the left side), else UNKNOWN. */
+function orUnknown(right: unknown): unknown {
+  return right !== UNKNOWN && right ? right : UNKNOWN;
 }
 
 export interface CompiledTemplate {
@@ -176,6 +252,7 @@ export function parseTemplate(template: string): CompiledTemplate {
       .map((p) => {
         if (typeof p === 'string') return p;
         const v = p(scope);
+        if (v === UNKNOWN) return 'undefined';
         return typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : String(v);
       })
       .join('');

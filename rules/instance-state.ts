@@ -4,6 +4,7 @@
 // active and its clear only on the step out. Timers run on event time while messages come and
 // on the engine clock (`tick`) when they stop.
 import type { AlertPayload } from '../contracts/schemas.js';
+import type { Truth } from './expr.js';
 import type { CompiledRule } from './load.js';
 import type { Window } from './windows.js';
 
@@ -91,11 +92,13 @@ export class InstanceTable {
   /**
    * One evaluation of the rule's condition (`holds`) at event time `ts`, engine time `now`;
    * `clears` is the rule's clear condition, read while active (default: the condition no longer holds).
+   * Either may be unknown (undefined: it read a value the message lacks): that changes nothing,
+   * neither a phase nor a timer (missing ≠ false).
    */
-  step(rule: CompiledRule, instance: Instance, holds: boolean, clears: boolean, ts: number, now: number): Transition {
+  step(rule: CompiledRule, instance: Instance, holds: Truth, clears: Truth, ts: number, now: number): Transition {
     switch (instance.phase) {
       case 'idle':
-        if (!holds) return undefined;
+        if (holds !== true) return undefined;
         if (rule.forMs === 0) return 'activate';
         instance.phase = 'pending';
         instance.since = ts;
@@ -103,6 +106,7 @@ export class InstanceTable {
         this.timed.add(instance);
         return undefined;
       case 'pending':
+        if (holds === undefined) return undefined;
         if (!holds) {
           instance.phase = 'idle';
           instance.since = instance.sinceClock = undefined;
@@ -111,6 +115,7 @@ export class InstanceTable {
         }
         return ts - (instance.since ?? ts) >= rule.forMs ? 'activate' : undefined;
       case 'active':
+        if (clears === undefined) return undefined;
         if (!clears) {
           instance.clearSince = instance.clearSinceClock = undefined;
           this.timed.delete(instance);

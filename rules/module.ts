@@ -2,6 +2,7 @@
 import { DELIVERY, topics } from '../contracts/topics.js';
 import type { ServiceModule } from '../lib/service-module.js';
 import { rulesConfigSchema, type RulesConfig } from './config.js';
+import { DEAD_LETTER_QOS, RULES_DEAD_LETTER_ID } from './dead-letters.js';
 import { RulesEngine, type RulesEngineOptions } from './index.js';
 
 export const rulesModule = {
@@ -13,6 +14,7 @@ export const rulesModule = {
       { filter: topics.cmd('+', '+'), ...DELIVERY.cmd, why: 'the commands its rules send (rules/commands.ts)' },
       { filter: topics.outcome('+', '+'), ...DELIVERY.outcome, why: 'what became of each command it sent, for the historian and dashboard' },
       { filter: topics.alerts('+'), ...DELIVERY.alert, why: 'the alerts its rules raise and clear' },
+      { filter: topics.deadLetter(RULES_DEAD_LETTER_ID), qos: DEAD_LETTER_QOS, retain: false, why: 'a device message it refused (a ts too far in the future), with the reason (rules/dead-letters.ts)' },
     ],
     subscribes: topics.allDeviceEvents.map((filter) => ({ filter, qos: 1 as const, why: 'the device events its rules react to (acks settle its commands)' })),
   },

@@ -3,8 +3,9 @@
 // through the instances' timers and the absence rules. The index is replaced on every (re)load.
 import { logger } from '../lib/log.js';
 import type { Clock } from './clock.js';
+import type { DeadLetters } from './dead-letters.js';
 import { deviceId, type DeviceEvent, type DeviceRecord, type DeviceTable } from './device-table.js';
-import type { Scope } from './expr.js';
+import { truth, type Scope, type Truth } from './expr.js';
 import type { Instance, InstanceTable, Transition } from './instance-state.js';
 import type { CompiledRule } from './load.js';
 import type { RuleActions } from './rule-actions.js';
@@ -18,6 +19,8 @@ const log = logger('rules');
 export interface RouterCounts {
   received: number;
   duplicates: number;
+  /** Messages refused for a device ts further ahead than maxClockSkewMs (per device: DeviceRecord.futureTs). */
+  future_ts: number;
   late: number;
   reordered: number;
   evaluations: number;
@@ -31,6 +34,8 @@ export interface RuleRouterOptions {
   instances: InstanceTable;
   actions: RuleActions;
   counts: RouterCounts;
+  /** Where refused messages are reported (lw/_dead/rules). */
+  deadLetters: DeadLetters;
 }
 
 export class RuleRouter {
@@ -64,11 +69,14 @@ export class RuleRouter {
   /** One validated device message (the bus path ends here; the benchmark calls it directly). */
   ingest(event: DeviceEvent): void {
     this.options.counts.received++;
+    const now = this.options.clock.now();
+    const early = this.options.devices.refuseFuture(event, now);
+    if (early) return this.refusedFuture(event, early, now);
     if (this.options.devices.isDuplicate(event)) {
       this.options.counts.duplicates++;
       return;
     }
-    const { record, late, reordered, alive } = this.options.devices.observe(event, this.options.clock.now());
+    const { record, late, reordered, alive } = this.options.devices.observe(event, now);
     if (late) this.options.counts.late++;
     else if (reordered) this.options.counts.reordered++;
     if (alive) for (const rule of this.index.absenceFor(record.id)) this.deviceBack(rule, record.id);
@@ -77,6 +85,14 @@ export class RuleRouter {
       scope ??= messageScope(event, record);
       this.evaluate(rule, record, scope, event.payload.ts, late);
     });
+  }
+
+  /** A message from a device clock too far ahead: counted and dead-lettered; it only says the device is alive. */
+  private refusedFuture(event: DeviceEvent, record: DeviceRecord, now: number): void {
+    this.options.counts.future_ts++;
+    for (const rule of this.index.absenceFor(record.id)) this.deviceBack(rule, record.id);
+    const reason = `ts is ${event.payload.ts - now} ms ahead of the engine's clock (rules.maxClockSkewMs ${this.options.devices.maxClockSkewMs}): not taken into windows or the watermark; check the device's clock (refused so far: ${record.futureTs} from ${record.id})`;
+    this.options.deadLetters.refused(event, 'future_ts', reason);
   }
 
   private evaluate(rule: CompiledRule, record: DeviceRecord, scope: Scope, ts: number, late: boolean): void {
@@ -92,19 +108,20 @@ export class RuleRouter {
     if (late) return;
     if (rule.lineCount) scope.matching = countMatching(rule, record.line, this.options.devices);
     const holds = this.condition(rule, record, scope);
-    // Only an active instance reads its clear condition.
-    const clears = instance.phase === 'active' && (rule.clear ? Boolean(rule.clear(scope)) : !holds);
+    // Only an active instance reads its clear condition; unknown (a value it reads is missing) is neither.
+    const clears: Truth = instance.phase !== 'active' ? false : rule.clear ? truth(rule.clear(scope)) : holds === undefined ? undefined : !holds;
     this.transition(rule, instance, this.options.instances.step(rule, instance, holds, clears, ts, this.options.clock.now()), scope);
   }
 
-  private condition(rule: CompiledRule, record: DeviceRecord, scope: Scope): boolean {
+  /** Whether the rule's condition holds; undefined when it reads a value the message lacks (missing ≠ false). */
+  private condition(rule: CompiledRule, record: DeviceRecord, scope: Scope): Truth {
     if (rule.transition) {
       const { from, to } = rule.transition;
       if (!record.state || !to.has(record.state)) return false;
       if (from && (!record.enteredFrom || !from.has(record.enteredFrom))) return false;
     }
     if (rule.lineCount && (scope.matching as number) < rule.lineCount.atLeast) return false;
-    return rule.when ? Boolean(rule.when(scope)) : true;
+    return rule.when ? truth(rule.when(scope)) : true;
   }
 
   private transition(rule: CompiledRule, instance: Instance, transition: Transition, scope: Scope): void {

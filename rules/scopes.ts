@@ -2,7 +2,7 @@
 // of a timer that fires without a message, and lineCount's count of matching devices.
 import type { DeviceEvent, DeviceRecord, DeviceTable } from './device-table.js';
 import { deviceScope } from './device-table.js';
-import type { Scope } from './expr.js';
+import { truth, type Scope } from './expr.js';
 import type { Instance } from './instance-state.js';
 import type { CompiledRule } from './load.js';
 import { aggregateInto } from './windows.js';
@@ -37,7 +37,8 @@ export function countMatching(rule: CompiledRule, line: string, devices: DeviceT
   let matching = 0;
   for (const record of devices.onLine(line)) {
     if (!rule.deviceMatchers.some((matcher) => matcher.test(record.device)) || (rule.type && record.type !== rule.type)) continue;
-    if (rule.lineCount?.where(deviceScope(record))) matching++;
+    // A device whose `where` reads a value it never reported is not counted.
+    if (rule.lineCount && truth(rule.lineCount.where(deviceScope(record))) === true) matching++;
   }
   return matching;
 }

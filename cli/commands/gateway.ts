@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
+import { DEVICE_TYPES, type DeviceType } from '../../contracts/schemas.js';
 import { CODECS, type GatewayPortConfig } from '../../gateway/config.js';
 import { logger } from '../../lib/log.js';
 import { UserError } from '../errors.js';
@@ -15,11 +16,16 @@ interface GatewayFlags extends HealthFlags {
   broker: string;
   port?: string;
   device?: string;
+  type?: string;
   codec: string;
   baud: number;
   spoolDir?: string;
   username?: string;
   password?: string;
+}
+
+function isDeviceType(value: string): value is DeviceType {
+  return (DEVICE_TYPES as readonly string[]).includes(value);
 }
 
 export function registerGateway(program: Command): void {
@@ -30,6 +36,7 @@ export function registerGateway(program: Command): void {
     .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
     .option('--port <path>', 'one serial port, e.g. /dev/ttyUSB0 (otherwise gateway.ports from the config)')
     .option('--device <LINE/DEVICE>', 'the device --port speaks for')
+    .option('--type <type>', `the device's type, stamped into its messages for frames that carry none (so type: rules match it): ${DEVICE_TYPES.join(', ')}`)
     .option('--codec <codec>', `codec of --port: ${CODECS.filter((c) => c !== 'modbus').join(' or ')} (Modbus needs a register map in the config)`, 'ndjson')
     .option('--baud <n>', 'baud rate of --port', (v: string) => Number(v), 9600)
     .option('--spool-dir <dir>', 'store-and-forward directory (default .linewatch/gateway-spool)')
@@ -40,9 +47,10 @@ export function registerGateway(program: Command): void {
       let ports: GatewayPortConfig[] = config.gateway.ports;
       if (flags.port || flags.device) {
         if (!flags.port || !flags.device) throw new UserError('--port and --device go together, e.g. --port /dev/ttyUSB0 --device A/press-1');
+        if (flags.type !== undefined && !isDeviceType(flags.type)) throw new UserError(`--type must be one of ${DEVICE_TYPES.join(', ')}, not "${flags.type}"`);
         if (flags.codec === 'modbus') throw new UserError('Modbus RTU needs a register map: describe the port under gateway.ports in linewatch.yaml (see docs/gateway.md#modbus-rtu)');
         if (!Number.isInteger(flags.baud) || flags.baud <= 0) throw new UserError(`--baud must be a positive integer`);
-        ports = [{ path: flags.port, device: flags.device, codec: flags.codec as 'ndjson' | 'text', baudRate: flags.baud }];
+        ports = [{ path: flags.port, device: flags.device, codec: flags.codec as 'ndjson' | 'text', baudRate: flags.baud, ...(flags.type !== undefined ? { type: flags.type as DeviceType } : {}) }];
       }
       if (ports.length === 0) throw new UserError('no serial ports: pass --port PATH --device LINE/DEVICE, or list them under gateway.ports in linewatch.yaml; `linewatch ports` shows what is plugged in');
       const bus = await connectBus(
@@ -54,7 +62,7 @@ export function registerGateway(program: Command): void {
       await runUntilSignal({ module: gatewayModule, service: gateway, bus, flags, beforeStop: () => clearInterval(timer) });
       const timer = setInterval(() => log.info(gateway.counters(), 'gateway counters'), 10_000);
       timer.unref();
-      console.log(`linewatch gateway: ${ports.map((p) => `${p.path} (${p.codec ?? 'ndjson'}) → ${p.device}`).join(', ')}; broker ${flags.broker}; spool ${resolve(config.gateway.spoolDir)}`);
+      console.log(`linewatch gateway: ${ports.map((p) => `${p.path} (${p.codec ?? 'ndjson'}) → ${p.device}${p.type ? ` (${p.type})` : ''}`).join(', ')}; broker ${flags.broker}; spool ${resolve(config.gateway.spoolDir)}`);
 
     });
 }

@@ -133,7 +133,10 @@ describe('linewatch rules --broker', () => {
 
   it('runs the engine against a broker: a hot conveyor gets the line controller a set_speed command over TCP; SIGTERM saves state', async () => {
     const stateFile = join(dir, 'state.json');
-    const engine = spawn(process.execPath, [BIN, 'rules', '--broker', tb.url, '--dir', EXAMPLES, '--state-file', stateFile, '--username', 'rules-engine', '--password', 'rules-password', '--health-port', '0'], {
+    // The second reading below is stamped 9 s ahead of now: more than the default rules.maxClockSkewMs allows.
+    const configFile = join(dir, 'linewatch-skew.yaml');
+    writeFileSync(configFile, 'rules:\n  maxClockSkewMs: 15000\n');
+    const engine = spawn(process.execPath, [BIN, 'rules', '--broker', tb.url, '--config', configFile, '--dir', EXAMPLES, '--state-file', stateFile, '--username', 'rules-engine', '--password', 'rules-password', '--health-port', '0'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

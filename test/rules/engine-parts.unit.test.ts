@@ -40,7 +40,7 @@ describe('windows', () => {
 });
 
 describe('device table', () => {
-  const lateness = { reorderToleranceMs: 1_000, maxLatenessMs: 5_000 };
+  const lateness = { reorderToleranceMs: 1_000, maxLatenessMs: 5_000, maxClockSkewMs: 5_000 };
 
   it('keeps the newest readings and the watermark; a slightly older message is reordered, a much older one late', () => {
     const devices = new DeviceTable(lateness);
@@ -48,6 +48,14 @@ describe('device table', () => {
     expect(devices.observe(telemetry('m', T0 - 500, { temp: 40 }), T0)).toMatchObject({ late: false, reordered: true });
     expect(devices.observe(telemetry('m', T0 - 2_000, { temp: 30 }), T0)).toMatchObject({ late: true, reordered: false });
     expect(devices.get('A', 'm')).toMatchObject({ watermark: T0, values: { temp: 50 }, aliveAt: T0 });
+  });
+
+  it('refuses a message further ahead of engine time than maxClockSkewMs, counting it on the device; never a status', () => {
+    const devices = new DeviceTable(lateness);
+    expect(devices.refuseFuture(telemetry('m', T0 + 5_000, { temp: 1 }), T0)).toBeUndefined();
+    expect(devices.refuseFuture(telemetry('m', T0 + 5_001, { temp: 1 }), T0)).toMatchObject({ futureTs: 1, aliveAt: T0 });
+    expect(devices.refuseFuture({ kind: 'status', line: 'A', device: 'm', payload: { ts: T0 + 3_600_000, status: 'online' } } as DeviceEvent, T0)).toBeUndefined();
+    expect(devices.get('A', 'm')).toMatchObject({ futureTs: 1, watermark: 0, values: {} });
   });
 
   it('a message older than maxLateness against engine time is late even as the device’s first', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileExpression, compileTemplate } from '../../rules/expr.js';
+import { compileExpression, compileTemplate, truth, UNKNOWN } from '../../rules/expr.js';
 
 const run = (source: string, scope: Record<string, unknown> = {}): unknown => compileExpression(source).evaluate(scope);
 
@@ -23,9 +23,9 @@ describe('rule expressions', () => {
   });
 
   it('reads only own data properties: no prototype, constructor or methods', () => {
-    expect(run('values.toString', { values: {} })).toBeUndefined();
-    expect(run('values.hasOwnProperty', { values: {} })).toBeUndefined();
-    expect(run('values["__pro" + "to__"]', { values: {} })).toBeUndefined();
+    expect(run('values.toString', { values: {} })).toBe(UNKNOWN);
+    expect(run('values.hasOwnProperty', { values: {} })).toBe(UNKNOWN);
+    expect(run('values["__pro" + "to__"]', { values: {} })).toBe(UNKNOWN);
     expect(() => compileExpression('values.constructor')).toThrow(/constructor.*not allowed/);
     expect(() => compileExpression('__proto__')).toThrow(/not allowed/);
     expect(() => compileExpression('values.__proto__.x')).toThrow(/not allowed/);
@@ -38,6 +38,26 @@ describe('rule expressions', () => {
     expect(() => compileExpression('a, b')).toThrow(/not supported/);
     expect(() => compileExpression('a | b')).toThrow(/operator "\|" is not supported/);
     expect(() => compileExpression('values.temp >')).toThrow(/cannot parse/);
+  });
+
+  it('makes a read of a missing value unknown, not false: it propagates, && and || are three-valued, ?? replaces it', () => {
+    const scope = { values: { y: 9, zero: 0 }, avg: undefined };
+    const condition = (source: string): boolean | undefined => truth(run(source, scope));
+    expect(condition('values.x > 5')).toBeUndefined();
+    expect(condition('!(values.x > 5)')).toBeUndefined();
+    expect(condition('values.x == undefinedName')).toBeUndefined();
+    expect(condition('abs(values.x) > 1 || -values.x > 1 || values.x * 2 > 1')).toBeUndefined();
+    expect(condition('(values.x > 5 ? true : false)')).toBeUndefined();
+    expect(condition('values.x > 5 && values.y > 5')).toBeUndefined();
+    expect(condition('values.x > 5 && values.y < 5')).toBe(false);
+    expect(condition('values.y < 5 && values.x > 5')).toBe(false);
+    expect(condition('values.x > 5 || values.y > 5')).toBe(true);
+    expect(condition('values.y > 5 || values.x > 5')).toBe(true);
+    expect(condition('values.x > 5 || values.y < 5')).toBeUndefined();
+    expect(condition('(values.x ?? 0) > 5')).toBe(false);
+    expect(condition('values.zero')).toBe(false); // present and falsy is known
+    expect(condition('avg > 5')).toBe(false); // a declared field that is undefined (an empty window) is known too
+    expect(compileTemplate('x {values.x}')(scope)).toBe('x undefined');
   });
 
   it('lists the top-level names an expression reads', () => {
