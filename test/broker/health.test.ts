@@ -62,18 +62,21 @@ describe('broker health()', () => {
     sockets.push(frozen.socket);
     await subscribeAndWait(frozen.socket, 'health/x'); // under load a fixed sleep may end before the subscription exists
     frozen.socket.pause(); // a subscriber that stops reading: deliveries back up
-    const publisher = await mqttConnect(port, 'health-publisher');
-    sockets.push(publisher.socket);
-    const batch = Buffer.concat(Array.from({ length: 500 }, () => publishPacket('health/x', Buffer.alloc(64, 0x62))));
+    // Four publishers flooding, as in backpressure.test.ts; health is sampled every millisecond,
+    // as the pause can be short on a loaded machine (it lifts once the backlog halves).
+    const publishers = await Promise.all([0, 1, 2, 3].map((i) => mqttConnect(port, `health-publisher-${i}`)));
+    for (const { socket } of publishers) sockets.push(socket);
+    const batch = Buffer.concat(Array.from({ length: 1000 }, () => publishPacket('health/x', Buffer.alloc(64, 0x62))));
     const health = await waitFor(
       () => {
         const now = tb.broker.health();
         if (now.status !== 'ok') return now;
-        if (!publisher.socket.writableNeedDrain) publisher.socket.write(batch);
+        for (const { socket } of publishers) if (!socket.writableNeedDrain) socket.write(batch);
         return undefined;
       },
       40_000,
       'the broker to hold publishers back',
+      1,
     );
     expect(health.status).toBe('degraded');
     expect(health.reasons).toEqual([expect.stringMatching(/^backpressure: reading nothing from publishers while \d+ deliveries wait \(more than broker.maxPendingDeliveries, 100\)$/)]);

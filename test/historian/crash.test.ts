@@ -116,7 +116,7 @@ describe('historian process crash', () => {
       expect(await count()).toBe(10_000);
       const [perDevice] = await influx.query('SELECT count(distinct("seq")) AS n FROM telemetry GROUP BY "device"', 'crash');
       expect(perDevice!.series!.map((s) => s.values[0]![1])).toEqual(Array(DEVICES).fill(10_000 / DEVICES));
-      expect(output).toContain('skipped a torn record');
+      expect(output).toContain('skipped the torn end of a log segment');
       // A graceful stop drains and exits 0.
       historian.kill('SIGTERM');
       const code = await withTimeout(new Promise((r) => historian.once('exit', r)), 15_000, 'the historian to stop');
