@@ -38,12 +38,16 @@ const payloads = {
   outcome: { id: 'c1', action: 'stop', params: {}, origin: 'rule:test', target: 'conv-1', outcome: 'done', attempts: 1, issuedAt: now, ts: now },
   alert: { id: 'a1', rule: 'overheat', severity: 'warning', state: 'acknowledged', message: 'hot', origin: 'user:dashboard', ts: now },
   summary: { ts: now, oee: 0.8, availability: 0.9 },
+  alarm: { id: 'overheat:A/conv-1', rule: 'overheat', severity: 'warning', message: 'hot', device: 'conv-1', state: 'active-unacked', transition: 'raise', raisedAt: now, rev: 1, ts: now },
+  alarmSet: { action: 'acknowledge', operator: 'user:dashboard', comment: 'seen', ts: now },
 };
 const TOPIC = {
   cmd: 'lw/A/conv-1/cmd',
   outcome: 'lw/A/conv-1/cmd/outcome',
   alert: 'lw/A/alerts',
   summary: 'lw/A/summary',
+  alarm: 'lw/A/alarms/overheat:A.conv-1',
+  alarmSet: 'lw/A/alarms/overheat:A.conv-1/set',
 } as const;
 type Kind = keyof typeof TOPIC;
 
@@ -59,14 +63,21 @@ interface RoleCase {
 }
 
 const CASES: RoleCase[] = [
-  // rules/engine.ts (alerts), rules/commands.ts (cmd, cmd/outcome); subscribes to the device events (state, telemetry, status, acks), nothing else.
-  { username: 'rules', role: 'rules', publishes: ['cmd', 'outcome', 'alert'], subscribes: [...topics.allDeviceEvents], noLongerPublishes: ['summary'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', '$SYS/#'] },
+  // rules/rule-actions.ts (alerts), rules/alarm-desk.ts (alarm states), rules/commands.ts (cmd, cmd/outcome); subscribes to the device events (state, telemetry, status, acks), its alarms' states and operators' requests, nothing else.
+  {
+    username: 'rules',
+    role: 'rules',
+    publishes: ['cmd', 'outcome', 'alert', 'alarm'],
+    subscribes: [...topics.allDeviceEvents, topics.allAlarms, topics.allAlarmRequests],
+    noLongerPublishes: ['summary', 'alarmSet'],
+    noLongerSubscribes: ['lw/#', 'lw/+/alerts', '$SYS/#'],
+  },
   // historian/index.ts: a pure sink, it publishes nothing (OEE summaries moved to the oee role); subscribes to lw/#.
   { username: 'historian', role: 'historian', publishes: [], subscribes: ['lw/#'], noLongerPublishes: ['summary'], noLongerSubscribes: ['$SYS/#'] },
   // oee/service.ts: OEE summaries on lw/{line}/summary; subscribes to state, telemetry, status and command outcomes (OEE_SUBSCRIPTIONS), nothing else.
-  { username: 'oee', role: 'oee', publishes: ['summary'], subscribes: OEE_SUBSCRIPTIONS, noLongerPublishes: ['cmd', 'outcome', 'alert'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', 'lw/+/+/cmd', '$SYS/#'] },
-  // dashboard/server/index.ts: alert acknowledge/clear on lw/{line}/alerts; subscribes to lw/#.
-  { username: 'dash', role: 'dashboard', publishes: ['alert'], subscribes: ['lw/#'], noLongerPublishes: ['cmd', 'outcome'], noLongerSubscribes: ['$SYS/#'] },
+  { username: 'oee', role: 'oee', publishes: ['summary'], subscribes: OEE_SUBSCRIPTIONS, noLongerPublishes: ['cmd', 'outcome', 'alert', 'alarm'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', 'lw/+/+/cmd', '$SYS/#'] },
+  // dashboard/server/index.ts: an operator's acknowledge/shelve/clear on lw/{line}/alarms/{alarmId}/set (no longer on lw/{line}/alerts, nor the alarm state itself); subscribes to lw/#.
+  { username: 'dash', role: 'dashboard', publishes: ['alarmSet'], subscribes: ['lw/#'], noLongerPublishes: ['cmd', 'outcome', 'alert', 'alarm'], noLongerSubscribes: ['$SYS/#'] },
 ];
 
 describe('the role table', () => {
@@ -103,7 +114,7 @@ describe('the role table', () => {
     for (const c of CASES) {
       const declared = table[c.role];
       expect(declared?.subscribe, c.role).toEqual(c.subscribes);
-      expect(declared?.publish, c.role).toEqual(c.publishes.map((kind) => ({ cmd: 'lw/+/+/cmd', outcome: 'lw/+/+/cmd/outcome', alert: 'lw/+/alerts', summary: 'lw/+/summary' })[kind]));
+      expect(declared?.publish, c.role).toEqual(c.publishes.map((kind) => ({ cmd: 'lw/+/+/cmd', outcome: 'lw/+/+/cmd/outcome', alert: 'lw/+/alerts', summary: 'lw/+/summary', alarm: 'lw/+/alarms/+', alarmSet: 'lw/+/alarms/+/set' })[kind]));
     }
   });
 });
