@@ -146,7 +146,8 @@ export class DashboardServer implements Service {
       server.listen(this.options.config.port, this.options.config.host, () => resolve());
     });
     this.server = server;
-    this.unsubscribe = await this.options.bus.subscribe(topics.all, (topic, payload, decoded) => this.view.handle(topic, payload, decoded));
+    // With the retained messages: the devices' state and status, and the rules engine's alarm states.
+    this.unsubscribe = await this.options.bus.subscribe(topics.all, (topic, payload, decoded) => this.view.handle(topic, payload, decoded), { retained: true });
     this.sse.start();
     log.info({ url: this.url }, 'dashboard listening');
   }
