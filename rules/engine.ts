@@ -81,6 +81,7 @@ export class RulesEngine implements Service {
     alarm_transitions: 0,
     alarm_requests: 0,
     alarm_requests_refused: 0,
+    restored_alarms: 0,
   };
   private ruleSet: RuleSet = NO_RULES;
   private readonly lastGood = new Map<string, ParsedFile>();
