@@ -7,7 +7,7 @@ import { decodedMessages, type DecodedMessages } from './decoded.js';
 import { publishRefusals, type PublishRefusals, type Redelivery } from './refusals.js';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
-import { MessageRefused, type Bus, type ConnectionListener, type MessageHandler, type PublishOptions, type Unsubscribe } from '../bus/bus.js';
+import { MessageRefused, type Bus, type ConnectionListener, type MessageHandler, type PublishOptions, type SubscribeOptions, type Unsubscribe } from '../bus/bus.js';
 
 const log = logger('bus');
 
@@ -100,7 +100,7 @@ export class InProcessBus implements Bus {
     }
   }
 
-  async subscribe(filter: string | string[], handler: MessageHandler): Promise<Unsubscribe> {
+  async subscribe(filter: string | string[], handler: MessageHandler, options: SubscribeOptions = {}): Promise<Unsubscribe> {
     const filters = Array.isArray(filter) ? filter : [filter];
     // Fail here, loudly, if Aedes no longer lets a refusal withhold the PUBACK, or no longer
     // passes the payload the broker decoded through to its subscribers.
@@ -128,6 +128,7 @@ export class InProcessBus implements Bus {
       }
     };
     await Promise.all(filters.map((f) => new Promise<void>((resolve) => this.broker.subscribe(f, deliver, resolve))));
+    if (options.retained) await this.deliverRetained(filters, deliver);
     const unsubscribe = async (): Promise<void> => {
       if (!this.subscriptions.delete(unsubscribe)) return;
       subscription.active = false; // a redelivery waiting for it gives up
@@ -135,6 +136,17 @@ export class InProcessBus implements Bus {
     };
     this.subscriptions.add(unsubscribe);
     return unsubscribe;
+  }
+
+  /** The retained messages of `filters`, each through `deliver` (SubscribeOptions.retained), read from Aedes' persistence. */
+  private async deliverRetained(filters: string[], deliver: (packet: AedesPublishPacket, done: () => void) => void): Promise<void> {
+    const persistence = (this.broker as { persistence?: { createRetainedStreamCombi?: (patterns: string[]) => AsyncIterable<AedesPublishPacket> } }).persistence;
+    if (typeof persistence?.createRetainedStreamCombi !== 'function') {
+      throw new Error('the in-process bus cannot read retained messages: Aedes has no persistence.createRetainedStreamCombi (an Aedes or aedes-persistence upgrade changed it); see broker/in-process-bus.ts');
+    }
+    for await (const packet of persistence.createRetainedStreamCombi(filters)) {
+      await new Promise<void>((resolve) => deliver(packet, resolve));
+    }
   }
 
   async close(): Promise<void> {

@@ -15,6 +15,12 @@ export interface PublishOptions {
 
 export interface SubscribeOptions {
   qos?: QoS;
+  /**
+   * Also hand over the retained messages of the filters on subscribing, as an MQTT client gets
+   * them (an MqttBus always does; the in-process bus only when asked, so a service started after
+   * a publisher — the dashboard after the rules engine — still learns the retained alarm states).
+   */
+  retained?: boolean;
 }
 
 /**

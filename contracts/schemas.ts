@@ -148,6 +148,65 @@ export const alertSchema = z.strictObject({
 });
 export type AlertPayload = z.infer<typeof alertSchema>;
 
+/**
+ * An alarm's states (ISA-18.2): the condition active or returned to normal (rtn), × unacknowledged
+ * or acknowledged. `normal` (returned and acknowledged) is the last state an alarm publishes: then
+ * its retained topic is emptied. Shelving is apart (`shelvedUntil`): it hides an alarm from the
+ * active list for a time, whatever its state.
+ */
+export const ALARM_STATES = ['active-unacked', 'active-acked', 'rtn-unacked', 'normal'] as const;
+export type AlarmState = (typeof ALARM_STATES)[number];
+
+/** What changed an alarm: its rule (raise, return), an operator (ack, shelve, unshelve, clear), its shelving time running out (unshelve, no operator). */
+export const ALARM_TRANSITIONS = ['raise', 'return', 'ack', 'shelve', 'unshelve', 'clear'] as const;
+export type AlarmTransition = (typeof ALARM_TRANSITIONS)[number];
+
+/** What an operator may ask of an alarm on lw/{line}/alarms/{alarmId}/set. */
+export const ALARM_ACTIONS = ['acknowledge', 'shelve', 'unshelve', 'clear'] as const;
+export type AlarmAction = (typeof ALARM_ACTIONS)[number];
+
+/** The longest an alarm may be shelved: a day (ISA-18.2 wants shelving time-limited). */
+export const MAX_SHELVE_MS = 24 * 3600_000;
+
+const alarmIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}:[A-Za-z0-9_./:-]{1,127}$/, 'must be an alarm id: `rule:key` as the rules engine makes it (e.g. overheat:A/conv-2)').max(128);
+const operatorSchema = z.string().min(1).max(128).describe('who acted, e.g. user:dashboard or the operator name the dashboard was given');
+
+/** lw/{line}/alarms/{alarmId}: one alarm's full state, published (retained) by the rules engine. */
+export const alarmSchema = z.strictObject({
+  id: alarmIdSchema,
+  rule: z.string().regex(RULE_ID_PATTERN, 'must be a rule id: 1–64 of A–Z a–z 0–9 _ . - (as in the rules files)'),
+  severity: z.enum(SEVERITIES),
+  message: z.string().max(1024),
+  device: tagId('a device id').optional(),
+  state: z.enum(ALARM_STATES),
+  /** Shelved (hidden from the active list) until this time, ms since epoch. */
+  shelvedUntil: timestamp.optional(),
+  /** What made this the state, and when. */
+  transition: z.enum(ALARM_TRANSITIONS),
+  /** The operator and comment of the last operator action (ack, shelve, unshelve, clear). */
+  operator: operatorSchema.optional(),
+  comment: z.string().max(1024).optional(),
+  /** When the condition last became active. */
+  raisedAt: timestamp,
+  /** +1 per transition: a subscriber keeps the highest (the engine's own echo is older than its table). */
+  rev: z.number().int().nonnegative(),
+  ts: timestamp,
+});
+export type AlarmPayload = z.infer<typeof alarmSchema>;
+
+/** lw/{line}/alarms/{alarmId}/set: an operator's request; the engine applies it and publishes the new state. */
+export const alarmSetSchema = z
+  .strictObject({
+    action: z.enum(ALARM_ACTIONS),
+    operator: operatorSchema,
+    comment: z.string().max(1024).optional(),
+    /** For shelve: for how long (ms), at most MAX_SHELVE_MS. */
+    shelveForMs: z.number().int().positive().max(MAX_SHELVE_MS, `must be at most ${MAX_SHELVE_MS} ms (a day)`).optional(),
+    ts: timestamp,
+  })
+  .refine((request) => request.action !== 'shelve' || request.shelveForMs !== undefined, { path: ['shelveForMs'], message: 'shelve needs shelveForMs: for how long, in ms' });
+export type AlarmSetPayload = z.infer<typeof alarmSetSchema>;
+
 export const summarySchema = z.strictObject({
   ts: timestamp,
   speed: z.number().finite().optional(),
@@ -213,6 +272,8 @@ export const schemas = {
   outcome: commandOutcomeSchema,
   alert: alertSchema,
   summary: summarySchema,
+  alarm: alarmSchema,
+  alarmSet: alarmSetSchema,
 } as const;
 
 export type PayloadOf = {
@@ -224,4 +285,6 @@ export type PayloadOf = {
   outcome: CommandOutcomePayload;
   alert: AlertPayload;
   summary: SummaryPayload;
+  alarm: AlarmPayload;
+  alarmSet: AlarmSetPayload;
 };

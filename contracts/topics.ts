@@ -2,6 +2,8 @@
 //
 //   lw/{line}/{device}/state | telemetry | status | cmd | cmd/ack | cmd/outcome
 //   lw/{line}/alerts         lw/{line}/summary
+//   lw/{line}/alarms/{alarmId}       one alarm's state (retained; the rules engine's)
+//   lw/{line}/alarms/{alarmId}/set   an operator's acknowledge / shelve / unshelve / clear of it
 //   lw/_dead/{clientId}      payloads the broker refused, with the reason
 
 export const ROOT = 'lw';
@@ -10,11 +12,13 @@ export const ROOT = 'lw';
 export const DEVICE_KINDS = ['state', 'telemetry', 'status', 'ack'] as const;
 export type DeviceMessageKind = (typeof DEVICE_KINDS)[number];
 
-export type MessageKind = DeviceMessageKind | 'cmd' | 'outcome' | 'alert' | 'summary';
+export type MessageKind = DeviceMessageKind | 'cmd' | 'outcome' | 'alert' | 'summary' | 'alarm' | 'alarmSet';
 /** Kinds whose topic names a line only: lw/{line}/alerts, lw/{line}/summary. */
 export type LineMessageKind = 'alert' | 'summary';
+/** Kinds whose topic names a line and an alarm: lw/{line}/alarms/{alarmId}[/set]. */
+export type AlarmMessageKind = 'alarm' | 'alarmSet';
 /** Kinds whose topic names a device: lw/{line}/{device}/… */
-export type DeviceTopicKind = Exclude<MessageKind, LineMessageKind>;
+export type DeviceTopicKind = Exclude<MessageKind, LineMessageKind | AlarmMessageKind>;
 
 /** How a kind is published: the QoS its publishers use at least, and whether the broker keeps the last one. */
 export interface Delivery {
@@ -24,8 +28,10 @@ export interface Delivery {
 
 /**
  * The one delivery rule per kind (docs/topics-and-payloads.md, "Namespace"). State and status are
- * retained, so a new subscriber learns each device's current state and whether it is online;
- * nothing else is (a summary comes again every oee.publishIntervalMs). Telemetry is QoS 0 from a
+ * retained, so a new subscriber learns each device's current state and whether it is online; so
+ * is each alarm's state, so a (re)started dashboard or engine learns every alarm that is not
+ * normal at once (an empty retained payload removes it); nothing else is (a summary comes again
+ * every oee.publishIntervalMs). Telemetry is QoS 0 from a
  * device that sends it every period; a publisher that must not lose it (the gateway's
  * store-and-forward outbox) publishes everything at QoS 1.
  */
@@ -38,6 +44,8 @@ export const DELIVERY: { readonly [K in MessageKind]: Delivery } = {
   outcome: { qos: 1, retain: false },
   alert: { qos: 1, retain: false },
   summary: { qos: 1, retain: false },
+  alarm: { qos: 1, retain: true },
+  alarmSet: { qos: 1, retain: false },
 };
 
 /** A line or device id: letters, digits, '-' and '_', 1–64 characters (no MQTT wildcards or '/'). */
@@ -45,6 +53,18 @@ export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function isValidId(id: string): boolean {
   return ID_PATTERN.test(id);
+}
+
+/**
+ * An alarm's topic level: its id (`rule:line/device`, `oscillation:rule`) with '/' as '.'. It
+ * always holds a ':', which no device id does, so lw/{line}/alarms/{alarmId} never reads as a
+ * topic of a device named "alarms".
+ */
+export const ALARM_TOPIC_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}:[A-Za-z0-9_.:-]{1,127}$/;
+
+/** The topic level of the alarm with this id (`overheat:A/conv-2` → `overheat:A.conv-2`). */
+export function alarmTopicId(alarmId: string): string {
+  return alarmId.replaceAll('/', '.');
 }
 
 export const topics = {
@@ -57,19 +77,30 @@ export const topics = {
   outcome: (line: string, device: string) => `${ROOT}/${line}/${device}/cmd/outcome`,
   alerts: (line: string) => `${ROOT}/${line}/alerts`,
   summary: (line: string) => `${ROOT}/${line}/summary`,
+  /** One alarm's state, retained (`alarmId` as in its payload; alarmTopicId makes it one level). */
+  alarm: (line: string, alarmId: string) => `${ROOT}/${line}/alarms/${alarmTopicId(alarmId)}`,
+  /** An operator's request about one alarm. */
+  alarmSet: (line: string, alarmId: string) => `${ROOT}/${line}/alarms/${alarmTopicId(alarmId)}/set`,
   deadLetter: (clientId: string) => `${ROOT}/_dead/${clientId}`,
   /** Subscription filters. */
   all: `${ROOT}/#`,
   allDeviceEvents: [`${ROOT}/+/+/state`, `${ROOT}/+/+/telemetry`, `${ROOT}/+/+/status`, `${ROOT}/+/+/cmd/ack`],
   deadLetters: `${ROOT}/_dead/#`,
   allOutcomes: `${ROOT}/+/+/cmd/outcome`,
+  allAlarms: `${ROOT}/+/alarms/+`,
+  allAlarmRequests: `${ROOT}/+/alarms/+/set`,
 } as const;
 
 /** The topic of a message of `kind`: the one kind → topic mapping. */
 export function topicOf(kind: DeviceTopicKind, line: string, device: string): string;
 export function topicOf(kind: LineMessageKind, line: string): string;
+export function topicOf(kind: AlarmMessageKind, line: string, alarmId: string): string;
 export function topicOf(kind: MessageKind, line: string, device?: string): string {
   switch (kind) {
+    case 'alarm':
+      return topics.alarm(line, device!);
+    case 'alarmSet':
+      return topics.alarmSet(line, device!);
     case 'alert':
       return topics.alerts(line);
     case 'summary':
@@ -82,8 +113,10 @@ export function topicOf(kind: MessageKind, line: string, device?: string): strin
 export interface ParsedTopic {
   kind: MessageKind;
   line: string;
-  /** Absent for line-level topics (alerts, summary). */
+  /** Absent for line-level topics (alerts, summary, alarms). */
   device?: string;
+  /** The alarm's topic level (alarmTopicId), for lw/{line}/alarms/{alarmId}[/set]. */
+  alarm?: string;
 }
 
 /** Parses a linewatch topic; returns undefined for anything outside the namespace. */
@@ -95,6 +128,11 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   if (parts.length === 3) {
     if (parts[2] === 'alerts') return { kind: 'alert', line };
     if (parts[2] === 'summary') return { kind: 'summary', line };
+    return undefined;
+  }
+  if (parts[2] === 'alarms' && ALARM_TOPIC_ID_PATTERN.test(parts[3]!)) {
+    if (parts.length === 4) return { kind: 'alarm', line, alarm: parts[3]! };
+    if (parts.length === 5 && parts[4] === 'set') return { kind: 'alarmSet', line, alarm: parts[3]! };
     return undefined;
   }
   const device = parts[2]!;

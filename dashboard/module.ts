@@ -10,7 +10,7 @@ export const dashboardModule = {
   configSchema: dashboardConfigSchema,
   role: 'dashboard',
   topics: {
-    publishes: [{ filter: topics.alerts('+'), ...DELIVERY.alert, why: 'an operator acknowledging or clearing an alert (POST /api/alerts/*)' }],
+    publishes: [{ filter: topics.allAlarmRequests, ...DELIVERY.alarmSet, why: 'an operator acknowledging, shelving, unshelving or clearing an alarm (POST /api/alerts/*); the rules engine applies it and publishes the state' }],
     subscribes: [{ filter: topics.all, qos: 0, why: 'the live view: every device, command, alert and summary' }],
   },
   healthPort: 'own-server',

@@ -90,6 +90,8 @@ export class Historian implements Service {
     spooled: 0,
     dropped_invalid_topic: 0,
     dropped_invalid_payload: 0,
+    /** Messages with nothing to store (an emptied alarm topic, an operator's alarm request). */
+    not_stored: 0,
     refused_spool_full: 0,
     refused_disk_full: 0,
     refused_spool_error: 0,
@@ -220,6 +222,10 @@ export class Historian implements Service {
   private readonly onMessage = (topic: string, payload: Buffer, decoded: DecodeOnce): Promise<void> | void => {
     this.c.received++;
     const point = toPoint(topic, payload, decoded);
+    if (!point.ok && point.reason === 'not-stored') {
+      this.c.not_stored++;
+      return;
+    }
     if (!point.ok) {
       this.drop(point.reason === 'topic' ? 'invalid_topic' : 'invalid_payload', point.error);
       return;

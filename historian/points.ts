@@ -9,13 +9,15 @@ import { crc32 } from 'node:zlib';
 import { decode, DEVICE_STATES, MAX_TIMESTAMP_MS, RESERVED_READING_NAMES, type Decoded, type Message } from '../contracts/index.js';
 import { escapeKey, escapeMeasurement, quoteString } from './line-protocol.js';
 
-export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'line', 'dead_letters'] as const;
+export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'alarms', 'line', 'dead_letters'] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 export type PointResult =
   /** `device`: the device the point is about (a command outcome's target, an alert's device); `lineId` and `message`: absent for dead letters. */
   | { ok: true; line: string; measurement: Measurement; lineId?: string; device?: string; message?: Message }
-  | { ok: false; reason: 'topic' | 'schema'; error: string };
+  | { ok: false; reason: 'topic' | 'schema'; error: string }
+  /** Nothing to store, not an error: an alarm's retained topic emptied (its last transition, to normal, was stored before), an operator's request (the state it leads to is stored). */
+  | { ok: false; reason: 'not-stored'; error: string };
 
 /**
  * Converts one message; `decoded` is the bus's (decoded once per message), or it is decoded here.
@@ -24,6 +26,7 @@ export type PointResult =
 export function toPoint(topic: string, payload: Buffer | string, decoded: () => Decoded = () => decode(topic, payload)): PointResult {
   const result = decoded();
   if (result.ok) return pointOf(topic, result.message);
+  if (result.reason === 'removed') return { ok: false, reason: 'not-stored', error: `${topic}: ${result.error}` };
   if (result.reason === 'topic') {
     const dead = /^lw\/_dead\/([^/]+)$/.exec(topic);
     if (dead) return deadLetterPoint(dead[1]!, payload);
@@ -79,6 +82,17 @@ function pointOf(topic: string, message: Message): PointResult {
       b.str('id', p.id).str('state', p.state).str('message', p.message).str('origin', p.origin).int('raised', p.state === 'raised' ? 1 : 0);
       return { ...base, device: p.device, measurement: 'alerts', line: b.at(p.ts, hash(`${p.id}/${p.state}`)) };
     }
+    case 'alarm': {
+      // One point per transition: rev makes each its own point, a republished state (restart) the same one again.
+      const p = message.payload;
+      const b = new PointBuilder('alarms').tag('alarm', p.id).tag('device', p.device).tag('line', line).tag('rule', p.rule).tag('severity', p.severity).tag('state', p.state);
+      b.str('transition', p.transition).str('operator', p.operator).str('comment', p.comment).str('message', p.message);
+      b.int('active', p.state === 'active-unacked' || p.state === 'active-acked' ? 1 : 0).int('shelvedUntil', p.shelvedUntil).int('raisedAt', p.raisedAt).int('rev', p.rev);
+      return { ...base, device: p.device, measurement: 'alarms', line: b.at(p.ts, hash(`${p.id}/${p.rev}`)) };
+    }
+    case 'alarmSet':
+      // The request is not stored: the engine's resulting state (with operator and comment) is.
+      return { ok: false, reason: 'not-stored', error: `${topic}: an operator's request; the alarm state it leads to is stored` };
     case 'summary': {
       const p = message.payload;
       const b = new PointBuilder('line').tag('line', line);

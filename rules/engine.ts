@@ -11,6 +11,8 @@ import { decode } from '../contracts/decode.js';
 import { topics, type MessageKind } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
 import { healthFrom, type Counters, type Health, type Service } from '../lib/service.js';
+import { AlarmDesk } from './alarm-desk.js';
+import type { LineAlarm } from './alarms.js';
 import { systemClock, type Clock } from './clock.js';
 import { CommandCenter } from './commands.js';
 import { rulesSettingsSchema, type RulesSettings } from './config.js';
@@ -29,10 +31,12 @@ export type { AlertEvent, SuspendEvent, EngineEvent } from './rule-actions.js';
 
 const log = logger('rules');
 
-/** The kinds handle() takes: the device events and command acks. */
-const HANDLED_KINDS: ReadonlySet<MessageKind> = new Set<MessageKind>(['state', 'telemetry', 'status', 'ack']);
+/** The kinds handle() takes: the device events, command acks, alarm states (read back) and operators' alarm requests. */
+const HANDLED_KINDS: ReadonlySet<MessageKind> = new Set<MessageKind>(['state', 'telemetry', 'status', 'ack', 'alarm', 'alarmSet']);
+/** What the engine subscribes to: the device events, its alarms' retained states, operators' requests about them. */
+const SUBSCRIPTIONS = [...topics.allDeviceEvents, topics.allAlarms, topics.allAlarmRequests];
 /** The keys of counters() that are levels, not totals. */
-const GAUGES: ReadonlySet<string> = new Set(['rules', 'active_instances', 'pending_commands', 'suspended_rules', 'load_errors', 'connected', 'restored_instances']);
+const GAUGES: ReadonlySet<string> = new Set(['rules', 'active_instances', 'pending_commands', 'suspended_rules', 'load_errors', 'connected', 'restored_instances', 'restored_alarms', 'alarms']);
 
 export interface RulesEngineOptions {
   bus: Bus;
@@ -61,6 +65,7 @@ export class RulesEngine implements Service {
   private readonly settings: RulesSettings;
   private readonly commands: CommandCenter;
   private readonly actions: RuleActions;
+  private readonly alarmDesk: AlarmDesk;
   private readonly folder: RuleFolderWatcher;
   private readonly counts: RouterCounts & Record<string, number> = {
     received: 0,
@@ -77,6 +82,10 @@ export class RulesEngine implements Service {
     reloads: 0,
     reload_errors: 0,
     bad_targets: 0,
+    alarm_transitions: 0,
+    alarm_requests: 0,
+    alarm_requests_refused: 0,
+    restored_alarms: 0,
   };
   private ruleSet: RuleSet = NO_RULES;
   private readonly lastGood = new Map<string, ParsedFile>();
@@ -109,7 +118,8 @@ export class RulesEngine implements Service {
       onSuspend: (suspension) => this.actions.suspended(suspension),
       count: (name) => this.count(name),
     });
-    this.actions = new RuleActions({ bus: this.bus, clock: this.clock, commands: this.commands, devices: this.devices, count: (name) => this.count(name), onEvent: options.onEvent });
+    this.alarmDesk = new AlarmDesk({ bus: this.bus, clock: this.clock, count: (name) => this.count(name) });
+    this.actions = new RuleActions({ bus: this.bus, clock: this.clock, commands: this.commands, devices: this.devices, alarms: this.alarmDesk, count: (name) => this.count(name), onEvent: options.onEvent });
     this.router = new RuleRouter({ clock: this.clock, devices: this.devices, instances: this.instances, actions: this.actions, counts: this.counts, deadLetters: new DeadLetters(this.bus, this.clock, (name) => this.count(name)) });
     this.folder = new RuleFolderWatcher({
       dir: options.dir,
@@ -135,7 +145,7 @@ export class RulesEngine implements Service {
       this.router.started(this.lastSnapshotAt);
       this.restore();
       this.running = true;
-      this.unsubscribe = await this.bus.subscribe([...topics.allDeviceEvents], (topic, payload, decoded) => this.handle(topic, payload, decoded), { qos: 1 });
+      this.unsubscribe = await this.bus.subscribe(SUBSCRIPTIONS, (topic, payload, decoded) => this.handle(topic, payload, decoded), { qos: 1 });
     } catch (err) {
       this.running = false;
       this.startError = (err as Error).message.split('\n', 1)[0];
@@ -189,6 +199,7 @@ export class RulesEngine implements Service {
       suspended_rules: Object.keys(this.commands.suspendedRules()).length,
       load_errors: this.ruleSet.errors.length,
       connected: this.isConnected() ? 1 : 0,
+      alarms: this.alarmDesk.activeCount,
     };
   }
 
@@ -200,6 +211,11 @@ export class RulesEngine implements Service {
   /** Active instances (rule id, key, since) — for status displays and tests. */
   activeInstances(): { ruleId: string; key: string; activatedAt: number }[] {
     return this.instances.active().map((instance) => ({ ruleId: instance.ruleId, key: instance.key, activatedAt: instance.activatedAt ?? 0 }));
+  }
+
+  /** Every alarm that is not normal, with its line (shelved ones too): the engine's alarm table. */
+  alarms(): LineAlarm[] {
+    return this.alarmDesk.all();
   }
 
   /** Reloads the rule files now; a broken file keeps its last good rules. Returns the errors. */
@@ -231,6 +247,10 @@ export class RulesEngine implements Service {
       case 'telemetry':
       case 'status':
         return this.ingest(message);
+      case 'alarm':
+        return this.alarmDesk.readBack(message.line, message.payload);
+      case 'alarmSet':
+        return this.alarmDesk.request(message.line, message.alarm, message.payload);
     }
   }
 
@@ -243,6 +263,7 @@ export class RulesEngine implements Service {
     const now = this.clock.now();
     this.router.tick(now);
     this.commands.tick();
+    this.alarmDesk.tick(now);
     this.folder.checkMissing(now);
     if (this.options.stateFile && now - this.lastSnapshotAt >= this.settings.snapshotEveryMs) {
       this.lastSnapshotAt = now;
@@ -285,11 +306,13 @@ export class RulesEngine implements Service {
     const file = this.options.stateFile;
     const snapshot = file ? readSnapshot(file) : undefined;
     if (!snapshot) return;
-    this.counts.restored_instances = restoreSnapshot(this.snapshotParts(), snapshot);
-    log.info({ file, instances: this.counts.restored_instances, devices: snapshot.devices.length }, 'rules state restored');
+    const restored = restoreSnapshot(this.snapshotParts(), snapshot);
+    this.counts.restored_instances = restored.instances;
+    this.counts.restored_alarms = restored.alarms;
+    log.info({ file, instances: restored.instances, alarms: restored.alarms, devices: snapshot.devices.length }, 'rules state restored');
   }
 
   private snapshotParts(): SnapshotParts {
-    return { devices: this.devices, instances: this.instances, rulesById: this.router.rulesById, commands: this.commands };
+    return { devices: this.devices, instances: this.instances, rulesById: this.router.rulesById, commands: this.commands, alarms: this.alarmDesk };
   }
 }

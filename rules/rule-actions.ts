@@ -1,12 +1,14 @@
 // What a rule instance does when it fires and when it clears: raise and clear its alerts on
-// lw/{line}/alerts, hand its commands to the command loop (commands.ts), and the critical alert
-// of a rule the oscillation guard suspends — cleared when the suspension ends, when the rule's
-// instances re-issue what they want under the current conditions (resume).
+// lw/{line}/alerts (and through the alarm desk, their alarm states), hand its commands to the
+// command loop (commands.ts), and the critical alert of a rule the oscillation guard suspends —
+// cleared when the suspension ends, when the rule's instances re-issue what they want under the
+// current conditions (resume).
 import { createHash } from 'node:crypto';
 import type { Bus } from '../bus/bus.js';
 import type { AlertPayload } from '../contracts/schemas.js';
 import { DELIVERY, isValidId, topics } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
+import type { AlarmDesk } from './alarm-desk.js';
 import type { Clock } from './clock.js';
 import type { CommandCenter, CommandEvent, OutcomeEvent } from './commands.js';
 import type { DeviceTable } from './device-table.js';
@@ -38,6 +40,8 @@ export interface RuleActionsOptions {
   clock: Clock;
   commands: CommandCenter;
   devices: DeviceTable;
+  /** Every alert raised or cleared drives its alarm's state (rules/alarms.ts). */
+  alarms: AlarmDesk;
   count: (counter: string) => void;
   onEvent?: (event: EngineEvent) => void;
 }
@@ -167,6 +171,7 @@ export class RuleActions {
   private publishAlert(line: string, alert: AlertPayload): void {
     this.options.count(alert.state === 'raised' ? 'alerts_raised' : 'alerts_cleared');
     this.options.onEvent?.({ type: 'alert', line, alert });
+    this.options.alarms.alert(line, alert);
     this.options.bus.publish(topics.alerts(line), JSON.stringify(alert), DELIVERY.alert).catch((err: unknown) => {
       this.options.count('publish_errors');
       log.warn({ err: (err as Error).message, alert: alert.id }, 'could not publish an alert');

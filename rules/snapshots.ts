@@ -4,6 +4,8 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { logger } from '../lib/log.js';
+import type { AlarmDesk } from './alarm-desk.js';
+import type { LineAlarm } from './alarms.js';
 import type { CommandCenter, CommandCenterSnapshot } from './commands.js';
 import type { DeviceRecord, DeviceTable } from './device-table.js';
 import type { Instance, InstanceTable } from './instance-state.js';
@@ -18,6 +20,8 @@ export interface Snapshot {
   /** Each with the hash of its rule: restored only into the same definition. */
   instances: (Instance & { hash: string })[];
   commands: CommandCenterSnapshot;
+  /** Every alarm that is not normal (absent in files written before alarms had states). */
+  alarms?: LineAlarm[];
 }
 
 /** Writes the snapshot; false (logged) if the file cannot be written. */
@@ -53,6 +57,7 @@ export interface SnapshotParts {
   instances: InstanceTable;
   rulesById: ReadonlyMap<string, CompiledRule>;
   commands: CommandCenter;
+  alarms: AlarmDesk;
 }
 
 /** The engine's state now: every device, each instance that is not idle or has a window, the command loop. */
@@ -63,11 +68,14 @@ export function takeSnapshot(parts: SnapshotParts, savedAt: number): Snapshot {
     if (!hash) continue;
     for (const instance of byKey.values()) if (instance.phase !== 'idle' || instance.window) instances.push({ ...instance, hash });
   }
-  return { version: 1, savedAt, devices: parts.devices.all(), instances, commands: parts.commands.snapshot() };
+  return { version: 1, savedAt, devices: parts.devices.all(), instances, commands: parts.commands.snapshot(), alarms: parts.alarms.snapshot() };
 }
 
-/** Puts a snapshot back; an instance whose rule changed since (another hash) is dropped. Returns the instances restored. */
-export function restoreSnapshot(parts: SnapshotParts, snapshot: Snapshot): number {
+/**
+ * Puts a snapshot back; an instance whose rule changed since (another hash) is dropped, its alarm
+ * is kept (an operator acknowledges or clears it). Returns the instances and alarms restored.
+ */
+export function restoreSnapshot(parts: SnapshotParts, snapshot: Snapshot): { instances: number; alarms: number } {
   parts.devices.restore(snapshot.devices);
   let restored = 0;
   for (const { hash, ...saved } of snapshot.instances) {
@@ -77,5 +85,5 @@ export function restoreSnapshot(parts: SnapshotParts, snapshot: Snapshot): numbe
     restored++;
   }
   parts.commands.restore(snapshot.commands);
-  return restored;
+  return { instances: restored, alarms: parts.alarms.restore(snapshot.alarms ?? []) };
 }

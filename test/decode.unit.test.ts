@@ -5,18 +5,26 @@ import { decode, DELIVERY, parseTopic, topicOf, type MessageKind } from '../cont
 
 const KINDS = Object.keys(DELIVERY) as MessageKind[];
 
+/** A topic of `kind` on `line`, naming `device` or the alarm `overheat:A/conv-1` as the kind needs. */
+function topicFor(kind: MessageKind, line: string, device: string, alarmId: string): string {
+  if (kind === 'alert' || kind === 'summary') return topicOf(kind, line);
+  if (kind === 'alarm' || kind === 'alarmSet') return topicOf(kind, line, alarmId);
+  return topicOf(kind, line, device);
+}
+
 describe('topicOf and DELIVERY', () => {
   it('gives every kind the topic parseTopic reads back as that kind', () => {
     for (const kind of KINDS) {
-      const topic = kind === 'alert' || kind === 'summary' ? topicOf(kind, 'A') : topicOf(kind, 'A', 'conv-1');
-      expect(parseTopic(topic), topic).toEqual(kind === 'alert' || kind === 'summary' ? { kind, line: 'A' } : { kind, line: 'A', device: 'conv-1' });
+      const topic = topicFor(kind, 'A', 'conv-1', 'overheat:A/conv-1');
+      const expected = kind === 'alert' || kind === 'summary' ? { kind, line: 'A' } : kind === 'alarm' || kind === 'alarmSet' ? { kind, line: 'A', alarm: 'overheat:A.conv-1' } : { kind, line: 'A', device: 'conv-1' };
+      expect(parseTopic(topic), topic).toEqual(expected);
     }
   });
 
   it('is the QoS / retain column of docs/topics-and-payloads.md', () => {
     const doc = readFileSync(new URL('../docs/topics-and-payloads.md', import.meta.url), 'utf8');
     for (const kind of KINDS) {
-      const topic = kind === 'alert' || kind === 'summary' ? topicOf(kind, '{line}') : topicOf(kind, '{line}', '{device}');
+      const topic = topicFor(kind, '{line}', '{device}', '{alarmId}');
       const row = doc.split('\n').find((l) => l.startsWith(`| \`${topic}\` |`));
       expect(row, `a row for ${topic}`).toBeDefined();
       const column = row!.split('|')[3]!.trim();
@@ -45,6 +53,17 @@ describe('decode', () => {
       error: expect.stringMatching(/^state\.state: /),
     });
     expect(decode('lw/A/st-1/telemetry', '{"ts":')).toMatchObject({ ok: false, reason: 'schema', error: expect.stringMatching(/^telemetry: payload is not valid JSON/) });
+  });
+
+  it('reads an alarm state (its id must be the topic’s), an emptied alarm topic as removed, and an operator request', () => {
+    const alarm = { id: 'overheat:A/conv-1', rule: 'overheat', severity: 'warning', message: 'hot', device: 'conv-1', state: 'active-unacked', transition: 'raise', raisedAt: 1, rev: 1, ts: 1 };
+    expect(decode('lw/A/alarms/overheat:A.conv-1', JSON.stringify(alarm))).toEqual({ ok: true, message: { kind: 'alarm', line: 'A', device: undefined, alarm: 'overheat:A.conv-1', payload: alarm } });
+    expect(decode('lw/A/alarms/other:A.conv-1', JSON.stringify(alarm))).toMatchObject({ ok: false, reason: 'schema', error: expect.stringMatching(/^alarm\.id: "overheat:A\/conv-1" is not the alarm of this topic/) });
+    expect(decode('lw/A/alarms/overheat:A.conv-1', '')).toMatchObject({ ok: false, reason: 'removed', topic: { kind: 'alarm', line: 'A', alarm: 'overheat:A.conv-1' } });
+    expect(decode('lw/A/alarms/overheat:A.conv-1/set', JSON.stringify({ action: 'shelve', operator: 'user:ana', ts: 1 }))).toMatchObject({ ok: false, reason: 'schema', error: expect.stringMatching(/^alarmSet\.shelveForMs: shelve needs shelveForMs/) });
+    expect(decode('lw/A/alarms/overheat:A.conv-1/set', JSON.stringify({ action: 'acknowledge', operator: 'user:ana', comment: 'seen', ts: 1 }))).toMatchObject({ ok: true, message: { kind: 'alarmSet', alarm: 'overheat:A.conv-1' } });
+    // A device named "alarms" keeps its topics: a device id has no ':'.
+    expect(parseTopic('lw/A/alarms/state')).toEqual({ kind: 'state', line: 'A', device: 'alarms' });
   });
 
   it('parses nothing outside the namespace', () => {

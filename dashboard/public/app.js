@@ -7,7 +7,8 @@ import { startHistory } from './history.js';
 const devices = new Map(); // LINE/DEVICE → device view
 const lines = new Map(); // line → summary
 const commands = new Map(); // LINE/DEVICE/ID → command view
-const alerts = new Map(); // LINE/ID → alert view
+const alerts = new Map(); // LINE/ID → alarm view (the rules engine's alarm state)
+let transitions = []; // recent alarm transitions, newest first
 
 const $ = (id) => document.getElementById(id);
 
@@ -99,38 +100,64 @@ function renderDevices() {
   $('others').replaceChildren(...groups.others);
 }
 
-async function alertAction(alert, action, button) {
+/** How long the Shelve button shelves an alarm (the engine unshelves it when the time is up). */
+const SHELVE_MINUTES = 30;
+
+const STATE_LABELS = { 'active-unacked': 'active, unacknowledged', 'active-acked': 'active, acknowledged', 'rtn-unacked': 'returned, unacknowledged', normal: 'normal' };
+
+async function alertAction(alert, action, button, extra = {}) {
   button.disabled = true;
   try {
-    await api(`/api/alerts/${action}`, { method: 'POST', body: JSON.stringify({ id: alert.id, line: alert.line }) });
+    await api(`/api/alerts/${action}`, { method: 'POST', body: JSON.stringify({ id: alert.id, line: alert.line, ...extra }) });
   } catch (err) {
     button.disabled = false;
     window.alert(`Could not ${action} the alert: ${err.message}`);
   }
 }
 
+function actionButton(label, cls, onClick, disabled = false) {
+  const button = el('button', { type: 'button', class: cls }, label);
+  button.addEventListener('click', () => onClick(button));
+  if (disabled) button.disabled = true;
+  return button;
+}
+
 function renderAlerts() {
-  const list = [...alerts.values()].sort((a, b) => b.ts - a.ts);
+  const all = [...alerts.values()].sort((a, b) => b.ts - a.ts);
+  const list = all.filter((a) => a.shelvedUntil === undefined);
+  const shelved = all.length - list.length;
   $('alert-count').textContent = list.length ? `(${list.length})` : '';
+  $('shelved-count').textContent = shelved ? `${shelved} shelved` : '';
   if (list.length === 0) {
     $('alerts').replaceChildren(el('li', { class: 'empty' }, 'no active alerts'));
     return;
   }
   $('alerts').replaceChildren(
     ...list.map((a) => {
-      const ack = el('button', { type: 'button', class: 'ack-button' }, 'Acknowledge');
-      ack.addEventListener('click', () => alertAction(a, 'acknowledge', ack));
-      if (a.state === 'acknowledged') ack.disabled = true;
-      const clear = el('button', { type: 'button', class: 'clear-button' }, 'Clear');
-      clear.addEventListener('click', () => alertAction(a, 'clear', clear));
+      const acked = a.state === 'active-acked';
+      const who = a.operator ? ` · ${a.transition} by ${a.operator.replace(/^user:/, '')}${a.comment ? `: ${a.comment}` : ''}` : '';
       return el(
         'li',
         { class: `${a.severity} ${a.state}`, 'data-alert': a.id, 'data-state': a.state },
-        el('div', { class: 'text' }, a.message || a.rule, el('div', { class: 'meta' }, `${a.severity} · ${a.rule}${a.device ? ` · ${a.device}` : ''} · ${time(a.raisedAt)} · ${a.state}`)),
-        ack,
-        clear,
+        el('div', { class: 'text' }, a.message || a.rule, el('div', { class: 'meta' }, `${a.severity} · ${a.rule}${a.device ? ` · ${a.device}` : ''} · ${time(a.raisedAt)} · ${STATE_LABELS[a.state] ?? a.state}${who}`)),
+        actionButton('Acknowledge', 'ack-button', (b) => alertAction(a, 'acknowledge', b), acked),
+        actionButton('Shelve', 'shelve-button', (b) => alertAction(a, 'shelve', b, { minutes: SHELVE_MINUTES })),
+        actionButton('Clear', 'clear-button', (b) => alertAction(a, 'clear', b)),
       );
     }),
+  );
+}
+
+function renderTransitions() {
+  if (transitions.length === 0) return;
+  $('transitions').replaceChildren(
+    ...transitions.slice(0, 20).map((t) =>
+      el(
+        'li',
+        { class: `${t.severity} ${t.state}`, 'data-transition': `${t.id}#${t.rev}` },
+        el('div', { class: 'text' }, `${time(t.ts)} ${t.transition} · ${t.rule}${t.device ? ` · ${t.device}` : ''}`, el('div', { class: 'meta' }, `${STATE_LABELS[t.state] ?? t.state}${t.operator ? ` · ${t.operator.replace(/^user:/, '')}` : ''}${t.comment ? `: ${t.comment}` : ''}`)),
+      ),
+    ),
   );
 }
 
@@ -164,17 +191,20 @@ function apply(delta, full) {
     lines.clear();
     commands.clear();
     alerts.clear();
+    transitions = [];
   }
   for (const d of delta.devices) devices.set(d.key, d);
   for (const l of delta.lines) lines.set(l.line, l);
   for (const c of delta.commands) commands.set(`${c.line}/${c.device}/${c.id}`, c);
   for (const a of delta.alerts) alerts.set(`${a.line}/${a.id}`, a);
   for (const key of delta.alertsRemoved ?? []) alerts.delete(key);
+  transitions = [...(delta.transitions ?? []), ...transitions].slice(0, 50);
   // Keep the commands map bounded like the server's.
   if (commands.size > 200) for (const key of [...commands.keys()].slice(0, commands.size - 200)) commands.delete(key);
   renderFigures();
   if (full || delta.devices.length) renderDevices();
   if (full || delta.alerts.length || delta.alertsRemoved?.length) renderAlerts();
+  if (full || delta.transitions?.length) renderTransitions();
   if (full || delta.commands.length) renderCommands();
 }
 

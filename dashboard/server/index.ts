@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIPv4, type AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { MessageRefused, type Bus, type Unsubscribe } from '../../bus/bus.js';
-import { DELIVERY, topics, type AlertPayload } from '../../contracts/index.js';
+import { ALARM_ACTIONS, DELIVERY, MAX_SHELVE_MS, topics, type AlarmAction, type AlarmSetPayload } from '../../contracts/index.js';
 import { formatIssues } from '../../contracts/validate.js';
 import { logger } from '../../lib/log.js';
 import type { Counters, Service } from '../../lib/service.js';
@@ -21,7 +21,7 @@ import { SseHub, type SseOptions } from './sse.js';
 import { StaticFiles, findPublicDir } from './static.js';
 
 export { LineView } from './line-view.js';
-export type { LineSnapshot, LineDelta, DeviceView, CommandView, AlertView } from './line-view.js';
+export type { LineSnapshot, LineDelta, DeviceView, CommandView, AlertView, AlarmTransitionView } from './line-view.js';
 export { buildHistoryQuery, parseHistoryQuery, type InfluxTarget } from './history.js';
 export { Metrics, metricName, type MetricSource } from '../../lib/metrics.js';
 
@@ -60,10 +60,21 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 
+/** Who acts when the request names no operator. */
+const DEFAULT_OPERATOR = 'user:dashboard';
+
 const alertActionSchema = z.strictObject({
   id: z.string().min(1).max(128),
   line: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  /** Who acts, e.g. `ana` (sent as `user:ana`); default user:dashboard. */
+  operator: z.string().regex(/^[\p{L}\p{N} _.@-]{1,64}$/u, 'must be a name: 1–64 letters, digits, spaces, _ . @ -').optional(),
+  comment: z.string().max(1024).optional(),
+  /** For shelve: for how long, in minutes (at most a day). */
+  minutes: z.number().positive().max(MAX_SHELVE_MS / 60_000).optional(),
 });
+
+/** The endpoint of each operator action: POST /api/alerts/{acknowledge,shelve,unshelve,clear}. */
+const ACTION_ROUTES: ReadonlyMap<string, AlarmAction> = new Map(ALARM_ACTIONS.map((action) => [`POST /api/alerts/${action}`, action]));
 
 /** Exactly a loopback name or address: `localhost`, `::1`, or 127.x.y.z as an IPv4 literal (not a name starting with "127."). */
 export function isLoopback(host: string): boolean {
@@ -138,7 +149,8 @@ export class DashboardServer implements Service {
       server.listen(this.options.config.port, this.options.config.host, () => resolve());
     });
     this.server = server;
-    this.unsubscribe = await this.options.bus.subscribe(topics.all, (topic, payload, decoded) => this.view.handle(topic, payload, decoded));
+    // With the retained messages: the devices' state and status, and the rules engine's alarm states.
+    this.unsubscribe = await this.options.bus.subscribe(topics.all, (topic, payload, decoded) => this.view.handle(topic, payload, decoded), { retained: true });
     this.sse.start();
     log.info({ url: this.url }, 'dashboard listening');
   }
@@ -216,10 +228,8 @@ export class DashboardServer implements Service {
           return this.json(res, 200, { commands: this.view.recentCommands() });
         case 'GET /api/alerts':
           return this.json(res, 200, { alerts: this.view.activeAlerts() });
-        case 'POST /api/alerts/acknowledge':
-          return this.json(res, 200, await this.alertAction(req, 'acknowledged'));
-        case 'POST /api/alerts/clear':
-          return this.json(res, 200, await this.alertAction(req, 'cleared'));
+        case 'GET /api/alarms':
+          return this.json(res, 200, { alarms: this.view.alarms(), transitions: this.view.recentTransitions() });
         case 'GET /api/history':
           return this.json(res, 200, await this.readHistory(url));
         case 'GET /metrics': {
@@ -228,8 +238,11 @@ export class DashboardServer implements Service {
           res.end(text);
           return;
         }
-        default:
+        default: {
+          const action = ACTION_ROUTES.get(route);
+          if (action) return this.json(res, 202, await this.alertAction(req, action));
           throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}; see docs/dashboard.md for the API`);
+        }
       }
     } catch (err) {
       const status = err instanceof HttpError ? err.status : 500;
@@ -293,37 +306,38 @@ export class DashboardServer implements Service {
   }
 
   /**
-   * Publishes the alert's new state. Refused by the historian even after the bus's redeliveries
-   * (spool full), it still reached every live subscriber — the views and the rules engine —, so
-   * the answer is a success that says what is missing: `notRecorded`, the reason.
+   * Asks the rules engine, which owns alarm state, to apply an operator's action: publishes the
+   * request on lw/{line}/alarms/{alarmId}/set and answers 202 with it; the engine's new state
+   * comes on the alarm's topic (and to the page over SSE). A request an in-process subscriber
+   * refused even after the bus's redeliveries still reached every live subscriber — the rules
+   * engine included —, so the answer says only what is missing: `notRecorded`, the reason.
    */
-  private async alertAction(req: IncomingMessage, state: 'acknowledged' | 'cleared'): Promise<{ alert: AlertPayload; notRecorded?: string }> {
+  private async alertAction(req: IncomingMessage, action: AlarmAction): Promise<{ request: AlarmSetPayload; alarm: unknown; notRecorded?: string }> {
     const body = await readJson(req);
     const parsed = alertActionSchema.safeParse(body);
     if (!parsed.success) throw new HttpError(400, formatIssues('body', parsed.error.issues));
-    const alert = this.view.findAlert(parsed.data.id, parsed.data.line);
-    if (!alert) throw new HttpError(404, `no active alert with id "${parsed.data.id}"${parsed.data.line ? ` on line ${parsed.data.line}` : ''}; it may have been cleared already`);
-    const payload: AlertPayload = {
-      id: alert.id,
-      rule: alert.rule,
-      severity: alert.severity,
-      state,
-      message: alert.message,
-      ...(alert.device ? { device: alert.device } : {}),
-      origin: 'user:dashboard',
+    const { id, line, operator, comment, minutes } = parsed.data;
+    if (action === 'shelve' && minutes === undefined) throw new HttpError(400, 'body.minutes: shelve needs minutes, for how long (at most a day), e.g. {"id":"…","minutes":30}');
+    const alarm = this.view.findAlert(id, line);
+    if (!alarm) throw new HttpError(404, `no active alert with id "${id}"${line ? ` on line ${line}` : ''}; it may have been cleared already`);
+    const request: AlarmSetPayload = {
+      action,
+      operator: operator ? `user:${operator}` : DEFAULT_OPERATOR,
+      ...(comment ? { comment } : {}),
+      ...(minutes !== undefined ? { shelveForMs: Math.round(minutes * 60_000) } : {}),
       ts: Date.now(),
     };
     try {
-      await this.options.bus.publish(topics.alerts(alert.line), JSON.stringify(payload), DELIVERY.alert);
+      await this.options.bus.publish(topics.alarmSet(alarm.line, alarm.id), JSON.stringify(request), DELIVERY.alarmSet);
     } catch (err) {
       if (!(err instanceof MessageRefused)) throw err;
       this.stats.alerts_published++;
       this.stats.alerts_not_recorded++;
-      log.warn({ alert: alert.id, err: err.message }, `the alert was ${state} but is not in the history`);
-      return { alert: payload, notRecorded: err.message };
+      log.warn({ alert: alarm.id, err: err.message }, `the ${action} request was refused by a subscriber (it reached the live ones)`);
+      return { request, alarm, notRecorded: err.message };
     }
     this.stats.alerts_published++;
-    return { alert: payload };
+    return { request, alarm };
   }
 
   private async readHistory(url: URL): Promise<unknown> {

@@ -1,11 +1,14 @@
 // The live picture of every line, built from what crosses the bus: device states and readings,
 // who is online, the line summary (speed, strategy, OEE), recent commands with their acks,
-// and active alerts. It records which parts changed so the SSE hub can send only deltas.
+// the alarms (from the rules engine's retained alarm states, the one source of truth: a
+// restarted dashboard has them at once) and their recent transitions. It records which parts
+// changed so the SSE hub can send only deltas.
 import type { DecodeOnce } from '../../bus/bus.js';
 import {
+  alarmTopicId,
   decode,
   type AckResult,
-  type AlertPayload,
+  type AlarmPayload,
   type CommandOutcome,
   type CommandPayload,
   type DeviceState,
@@ -49,17 +52,22 @@ export interface CommandView {
   outcomeReason: string | null;
 }
 
-export interface AlertView extends AlertPayload {
+/** One alarm as the rules engine last published it (lw/{line}/alarms/{alarmId}), with its line. */
+export interface AlertView extends AlarmPayload {
   line: string;
-  /** When it was first raised (the alert's own ts keeps the latest change). */
-  raisedAt: number;
 }
+
+/** One transition of an alarm (each state the engine published), newest first in the view. */
+export type AlarmTransitionView = AlertView;
 
 export interface LineSnapshot {
   devices: DeviceView[];
   lines: LineSummaryView[];
   commands: CommandView[];
+  /** Alarms that are not normal, shelved ones too (`shelvedUntil`). */
   alerts: AlertView[];
+  /** Recent alarm transitions, newest first. */
+  transitions: AlarmTransitionView[];
 }
 
 export interface LineDelta {
@@ -67,8 +75,10 @@ export interface LineDelta {
   lines: LineSummaryView[];
   commands: CommandView[];
   alerts: AlertView[];
-  /** Alert ids no longer active (cleared). */
+  /** Alarms gone (normal), as LINE/ID. */
   alertsRemoved: string[];
+  /** Transitions since the last delta, newest first. */
+  transitions: AlarmTransitionView[];
 }
 
 export interface LineViewCounters {
@@ -86,8 +96,10 @@ export interface LineViewLimits {
   maxCommands: number;
   /** Devices tracked (a gateway account may speak for any device name). */
   maxDevices: number;
-  /** Active alerts tracked. */
+  /** Alarms tracked. */
   maxAlerts: number;
+  /** Recent alarm transitions kept. */
+  maxTransitions: number;
 }
 
 export class LineView {
@@ -102,9 +114,12 @@ export class LineView {
   private readonly dirtyCommands = new Set<string>();
   private readonly dirtyAlerts = new Set<string>();
   private readonly removedAlerts = new Set<string>();
+  /** Newest last; `newTransitions` of them are not in a delta yet. */
+  private readonly transitions: AlarmTransitionView[] = [];
+  private newTransitions = 0;
 
   constructor(limits: Partial<LineViewLimits> = {}) {
-    this.limits = { maxCommands: 50, maxDevices: 10_000, maxAlerts: 1000, ...limits };
+    this.limits = { maxCommands: 50, maxDevices: 10_000, maxAlerts: 1000, maxTransitions: 50, ...limits };
   }
 
   /**
@@ -115,6 +130,10 @@ export class LineView {
     const result = decoded();
     if (!result.ok && result.reason === 'topic') return;
     this.counters.messages++;
+    if (!result.ok && result.reason === 'removed') {
+      this.removeAlarm(result.topic.line, result.topic.alarm);
+      return;
+    }
     if (!result.ok) {
       this.counters.invalid++;
       return;
@@ -212,24 +231,25 @@ export class LineView {
         this.dirtyCommands.add(key);
         break;
       }
-      case 'alert': {
+      case 'alert':
+      case 'alarmSet':
+        // The alert stream and operators' requests: the engine's alarm states (below) say what came of them.
+        break;
+      case 'alarm': {
         const p = message.payload;
         const key = `${line}/${p.id}`;
-        if (p.state === 'cleared') {
-          if (this.alerts.delete(key)) {
-            this.dirtyAlerts.delete(key);
-            this.removedAlerts.add(key);
-          }
-          return;
-        }
         const existing = this.alerts.get(key);
+        if (existing && existing.rev >= p.rev) break; // the same state again (a restarted engine republishes it)
+        this.noteTransition({ ...p, line });
+        if (p.state === 'normal') {
+          this.removeAlarm(line, alarmTopicId(p.id));
+          break;
+        }
         if (!existing && this.alerts.size >= this.limits.maxAlerts) {
           this.counters.over_capacity++;
           return;
         }
-        // A re-raise keeps an earlier acknowledgement: the operator already saw it.
-        const state = existing?.state === 'acknowledged' && p.state === 'raised' ? 'acknowledged' : p.state;
-        this.alerts.set(key, { ...p, state, line, raisedAt: existing?.raisedAt ?? p.ts });
+        this.alerts.set(key, { ...p, line });
         this.removedAlerts.delete(key);
         this.dirtyAlerts.add(key);
         break;
@@ -248,13 +268,14 @@ export class LineView {
       devices: [...this.devices.values()],
       lines: [...this.lines.values()],
       commands: this.recentCommands(),
-      alerts: this.activeAlerts(),
+      alerts: this.alarms(),
+      transitions: this.recentTransitions(),
     };
   }
 
   /** What changed since the last call, or undefined if nothing did. */
   takeDelta(): LineDelta | undefined {
-    if (this.dirtyDevices.size + this.dirtyLines.size + this.dirtyCommands.size + this.dirtyAlerts.size + this.removedAlerts.size === 0) {
+    if (this.dirtyDevices.size + this.dirtyLines.size + this.dirtyCommands.size + this.dirtyAlerts.size + this.removedAlerts.size + this.newTransitions === 0) {
       return undefined;
     }
     const pick = <T>(keys: Set<string>, map: Map<string, T>): T[] => [...keys].map((k) => map.get(k)).filter((x): x is T => x !== undefined);
@@ -264,7 +285,9 @@ export class LineView {
       commands: pick(this.dirtyCommands, this.commands),
       alerts: pick(this.dirtyAlerts, this.alerts),
       alertsRemoved: [...this.removedAlerts],
+      transitions: this.recentTransitions().slice(0, this.newTransitions),
     };
+    this.newTransitions = 0;
     this.dirtyDevices.clear();
     this.dirtyLines.clear();
     this.dirtyCommands.clear();
@@ -277,8 +300,19 @@ export class LineView {
     return [...this.commands.values()].reverse();
   }
 
-  activeAlerts(): AlertView[] {
+  /** Every alarm that is not normal, shelved ones too, newest change first. */
+  alarms(): AlertView[] {
     return [...this.alerts.values()].sort((a, b) => b.ts - a.ts);
+  }
+
+  /** The active list: alarms that are not normal and not shelved (the rules engine unshelves them when their time is up). */
+  activeAlerts(): AlertView[] {
+    return this.alarms().filter((alarm) => alarm.shelvedUntil === undefined);
+  }
+
+  /** Recent alarm transitions, newest first. */
+  recentTransitions(): AlarmTransitionView[] {
+    return [...this.transitions].reverse();
   }
 
   findAlert(id: string, line?: string): AlertView | undefined {
@@ -311,6 +345,21 @@ export class LineView {
       this.lines.set(line, l);
     }
     return l;
+  }
+
+  private removeAlarm(line: string, topicId: string): void {
+    for (const [key, alarm] of this.alerts) {
+      if (alarm.line !== line || alarmTopicId(alarm.id) !== topicId) continue;
+      this.alerts.delete(key);
+      this.dirtyAlerts.delete(key);
+      this.removedAlerts.add(key);
+    }
+  }
+
+  private noteTransition(transition: AlarmTransitionView): void {
+    this.transitions.push(transition);
+    if (this.transitions.length > this.limits.maxTransitions) this.transitions.shift();
+    this.newTransitions = Math.min(this.newTransitions + 1, this.limits.maxTransitions);
   }
 
   private trimCommands(): void {

@@ -39,6 +39,8 @@ const payloads = {
   alert: { id: 'a1', rule: 'overheat', severity: 'warning', state: 'acknowledged', message: 'hot', origin: 'user:dashboard', ts: now },
   summary: { ts: now, oee: 0.8, availability: 0.9 },
   dead: { ts: now, clientId: 'rules', topic: 'lw/A/conv-1/telemetry', reason: 'future_ts: ts is 3600000 ms ahead', payload: '' },
+  alarm: { id: 'overheat:A/conv-1', rule: 'overheat', severity: 'warning', message: 'hot', device: 'conv-1', state: 'active-unacked', transition: 'raise', raisedAt: now, rev: 1, ts: now },
+  alarmSet: { action: 'acknowledge', operator: 'user:dashboard', comment: 'seen', ts: now },
 };
 const TOPIC = {
   cmd: 'lw/A/conv-1/cmd',
@@ -46,6 +48,8 @@ const TOPIC = {
   alert: 'lw/A/alerts',
   summary: 'lw/A/summary',
   dead: 'lw/_dead/rules',
+  alarm: 'lw/A/alarms/overheat:A.conv-1',
+  alarmSet: 'lw/A/alarms/overheat:A.conv-1/set',
 } as const;
 type Kind = keyof typeof TOPIC;
 
@@ -61,14 +65,21 @@ interface RoleCase {
 }
 
 const CASES: RoleCase[] = [
-  // rules/rule-actions.ts (alerts), rules/commands.ts (cmd, cmd/outcome), rules/dead-letters.ts (lw/_dead/rules); subscribes to the device events (state, telemetry, status, acks), nothing else.
-  { username: 'rules', role: 'rules', publishes: ['cmd', 'outcome', 'alert', 'dead'], subscribes: [...topics.allDeviceEvents], noLongerPublishes: ['summary'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', '$SYS/#'] },
+  // rules/rule-actions.ts (alerts), rules/alarm-desk.ts (alarm states), rules/commands.ts (cmd, cmd/outcome), rules/dead-letters.ts (lw/_dead/rules); subscribes to the device events (state, telemetry, status, acks), its alarms' states and operators' requests, nothing else.
+  {
+    username: 'rules',
+    role: 'rules',
+    publishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm'],
+    subscribes: [...topics.allDeviceEvents, topics.allAlarms, topics.allAlarmRequests],
+    noLongerPublishes: ['summary', 'alarmSet'],
+    noLongerSubscribes: ['lw/#', 'lw/+/alerts', '$SYS/#'],
+  },
   // historian/index.ts: a pure sink, it publishes nothing (OEE summaries moved to the oee role); subscribes to lw/#.
   { username: 'historian', role: 'historian', publishes: [], subscribes: ['lw/#'], noLongerPublishes: ['summary'], noLongerSubscribes: ['$SYS/#'] },
   // oee/service.ts: OEE summaries on lw/{line}/summary; subscribes to state, telemetry, status and command outcomes (OEE_SUBSCRIPTIONS), nothing else.
-  { username: 'oee', role: 'oee', publishes: ['summary'], subscribes: OEE_SUBSCRIPTIONS, noLongerPublishes: ['cmd', 'outcome', 'alert', 'dead'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', 'lw/+/+/cmd', '$SYS/#'] },
-  // dashboard/server/index.ts: alert acknowledge/clear on lw/{line}/alerts; subscribes to lw/#.
-  { username: 'dash', role: 'dashboard', publishes: ['alert'], subscribes: ['lw/#'], noLongerPublishes: ['cmd', 'outcome', 'dead'], noLongerSubscribes: ['$SYS/#'] },
+  { username: 'oee', role: 'oee', publishes: ['summary'], subscribes: OEE_SUBSCRIPTIONS, noLongerPublishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', 'lw/+/+/cmd', '$SYS/#'] },
+  // dashboard/server/index.ts: an operator's acknowledge/shelve/clear on lw/{line}/alarms/{alarmId}/set (no longer on lw/{line}/alerts, nor the alarm state itself); subscribes to lw/#.
+  { username: 'dash', role: 'dashboard', publishes: ['alarmSet'], subscribes: ['lw/#'], noLongerPublishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm'], noLongerSubscribes: ['$SYS/#'] },
 ];
 
 describe('the role table', () => {
@@ -105,7 +116,7 @@ describe('the role table', () => {
     for (const c of CASES) {
       const declared = table[c.role];
       expect(declared?.subscribe, c.role).toEqual(c.subscribes);
-      expect(declared?.publish, c.role).toEqual(c.publishes.map((kind) => ({ cmd: 'lw/+/+/cmd', outcome: 'lw/+/+/cmd/outcome', alert: 'lw/+/alerts', summary: 'lw/+/summary', dead: 'lw/_dead/rules' })[kind]));
+      expect(declared?.publish, c.role).toEqual(c.publishes.map((kind) => ({ cmd: 'lw/+/+/cmd', outcome: 'lw/+/+/cmd/outcome', alert: 'lw/+/alerts', summary: 'lw/+/summary', dead: 'lw/_dead/rules', alarm: 'lw/+/alarms/+', alarmSet: 'lw/+/alarms/+/set' })[kind]));
     }
   });
 });

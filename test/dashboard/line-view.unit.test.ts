@@ -51,27 +51,44 @@ describe('LineView', () => {
     expect(view.snapshot().lines).toEqual([expect.objectContaining({ line: 'A', strategy: 'energy-saving' })]);
   });
 
-  it('keeps an acknowledgement across a re-raise and drops an alert when it is cleared', () => {
+  it('shows the alarm states the engine publishes (the alert stream and requests change nothing), hides shelved ones, drops one when its topic is emptied, and keeps the transitions', () => {
     const view = new LineView();
-    const alert = { id: 'hot:A/conv-2', rule: 'hot', severity: 'warning', message: 'hot', device: 'conv-2' };
-    view.handle('lw/A/alerts', msg({ ...alert, state: 'raised', ts: 10 }));
-    view.handle('lw/A/alerts', msg({ ...alert, state: 'acknowledged', origin: 'user:dashboard', ts: 20 }));
-    view.handle('lw/A/alerts', msg({ ...alert, state: 'raised', ts: 30 }));
-    expect(view.activeAlerts()).toEqual([expect.objectContaining({ id: alert.id, line: 'A', state: 'acknowledged', raisedAt: 10, ts: 30 })]);
-    view.takeDelta();
-    view.handle('lw/A/alerts', msg({ ...alert, state: 'cleared', ts: 40 }));
+    const alarm = { id: 'hot:A/conv-2', rule: 'hot', severity: 'warning', message: 'hot', device: 'conv-2', raisedAt: 10 };
+    const topic = 'lw/A/alarms/hot:A.conv-2';
+    view.handle(topic, msg({ ...alarm, state: 'active-unacked', transition: 'raise', rev: 1, ts: 10 }));
+    view.handle('lw/A/alerts', msg({ id: alarm.id, rule: 'hot', severity: 'warning', message: 'hot', state: 'acknowledged', origin: 'user:dashboard', ts: 15 }));
+    view.handle(`${topic}/set`, msg({ action: 'acknowledge', operator: 'user:ana', ts: 16 }));
+    expect(view.activeAlerts()).toEqual([expect.objectContaining({ id: alarm.id, line: 'A', state: 'active-unacked' })]);
+    view.handle(topic, msg({ ...alarm, state: 'active-acked', transition: 'ack', operator: 'user:ana', comment: 'seen', rev: 2, ts: 20 }));
+    view.handle(topic, msg({ ...alarm, state: 'active-unacked', transition: 'raise', rev: 1, ts: 10 })); // an older state, e.g. republished late: ignored
+    expect(view.activeAlerts()).toEqual([expect.objectContaining({ state: 'active-acked', operator: 'user:ana', comment: 'seen', raisedAt: 10, ts: 20 })]);
+    view.handle(topic, msg({ ...alarm, state: 'active-acked', transition: 'shelve', shelvedUntil: 90, operator: 'user:ana', rev: 3, ts: 30 }));
     expect(view.activeAlerts()).toEqual([]);
-    expect(view.takeDelta()?.alertsRemoved).toEqual(['A/hot:A/conv-2']);
+    expect(view.alarms().map((a) => a.shelvedUntil)).toEqual([90]);
+    view.takeDelta();
+    view.handle(topic, msg({ ...alarm, state: 'normal', transition: 'return', rev: 4, ts: 40 }));
+    view.handle(topic, Buffer.alloc(0));
+    expect(view.alarms()).toEqual([]);
+    const delta = view.takeDelta();
+    expect(delta?.alertsRemoved).toEqual(['A/hot:A/conv-2']);
+    expect(delta?.transitions.map((t) => t.transition)).toEqual(['return']);
+    expect(view.recentTransitions().map((t) => [t.transition, t.rev])).toEqual([
+      ['return', 4],
+      ['shelve', 3],
+      ['ack', 2],
+      ['raise', 1],
+    ]);
   });
 
   it('stops taking new devices and alerts at its limits, and counts what it ignored', () => {
     const view = new LineView({ maxDevices: 2, maxAlerts: 1 });
     for (const d of ['a', 'b', 'c']) view.handle(`lw/A/${d}/state`, msg({ ts: 1, seq: 1, state: 'IDLE' }));
     view.handle('lw/A/a/state', msg({ ts: 2, seq: 2, state: 'RUNNING' })); // known device: still updated
-    view.handle('lw/A/alerts', msg({ id: 'x', rule: 'r', severity: 'info', state: 'raised', message: '', ts: 1 }));
-    view.handle('lw/A/alerts', msg({ id: 'y', rule: 'r', severity: 'info', state: 'raised', message: '', ts: 1 }));
+    const raised = { rule: 'r', severity: 'info', message: '', state: 'active-unacked', transition: 'raise', raisedAt: 1, rev: 1, ts: 1 };
+    view.handle('lw/A/alarms/r:x', msg({ id: 'r:x', ...raised }));
+    view.handle('lw/A/alarms/r:y', msg({ id: 'r:y', ...raised }));
     expect(view.snapshot().devices.map((d) => `${d.device}:${d.state}`)).toEqual(['a:RUNNING', 'b:IDLE']);
-    expect(view.activeAlerts().map((a) => a.id)).toEqual(['x']);
+    expect(view.activeAlerts().map((a) => a.id)).toEqual(['r:x']);
     expect(view.counters.over_capacity).toBe(2);
   });
 });

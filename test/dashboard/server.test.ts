@@ -187,11 +187,11 @@ describe('slow clients', () => {
 });
 
 describe('alerts', () => {
-  it('acknowledging an alert publishes it as acknowledged by user:dashboard on lw/{line}/alerts', async () => {
+  it('acknowledging an alert publishes the operator’s request on lw/{line}/alarms/{alarmId}/set; the list follows the engine’s alarm states', async () => {
     const rules = await connect('rules-test', 'rules-secret');
-    const observer = await connect('ops-test', 'ops-secret-12');
-    const raised = { id: 'overheat:A/conv-2', rule: 'overheat', severity: 'warning', state: 'raised', message: 'conv-2 motor at 92 °C', device: 'conv-2', ts: Date.now() };
-    await rules.publishAsync('lw/A/alerts', JSON.stringify(raised), { qos: 1 });
+    const raised = { id: 'overheat:A/conv-2', rule: 'overheat', severity: 'warning', message: 'conv-2 motor at 92 °C', device: 'conv-2', state: 'active-unacked', transition: 'raise', raisedAt: Date.now(), rev: 1, ts: Date.now() };
+    const alarmTopic = 'lw/A/alarms/overheat:A.conv-2';
+    await rules.publishAsync(alarmTopic, JSON.stringify(raised), { qos: 1, retain: true });
     await waitFor(
       async () => ((await (await fetch(`${dashboard.url}/api/alerts`)).json()) as { alerts: Array<{ id: string }> }).alerts.some((a) => a.id === raised.id),
       5000,
@@ -199,51 +199,50 @@ describe('alerts', () => {
     );
 
     const received = new Promise<Record<string, unknown>>((resolve) => {
-      observer.on('message', (topic, payload) => {
-        const msg = JSON.parse(payload.toString()) as Record<string, unknown>;
-        if (topic === 'lw/A/alerts' && msg.state === 'acknowledged') resolve(msg);
+      rules.on('message', (topic, payload) => {
+        if (topic === `${alarmTopic}/set`) resolve(JSON.parse(payload.toString()) as Record<string, unknown>);
       });
     });
-    await observer.subscribeAsync('lw/A/alerts', { qos: 1 });
-    const res = await fetch(`${dashboard.url}/api/alerts/acknowledge`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ id: raised.id, line: 'A' }) });
-    expect(res.status).toBe(200);
-    const msg = await withTimeout(received, 5000, 'the acknowledged alert on lw/A/alerts');
-    expect(msg).toMatchObject({ id: raised.id, rule: 'overheat', severity: 'warning', state: 'acknowledged', device: 'conv-2', origin: 'user:dashboard' });
-
+    await rules.subscribeAsync(`${alarmTopic}/set`, { qos: 1 });
+    const res = await fetch(`${dashboard.url}/api/alerts/acknowledge`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ id: raised.id, line: 'A', comment: 'on it' }) });
+    expect(res.status).toBe(202);
+    const msg = await withTimeout(received, 5000, 'the request on the alarm’s set topic');
+    expect(msg).toEqual({ action: 'acknowledge', operator: 'user:dashboard', comment: 'on it', ts: expect.any(Number) });
+    // Until the engine publishes the new state, the dashboard shows the one it has.
     const alerts = ((await (await fetch(`${dashboard.url}/api/alerts`)).json()) as { alerts: Array<{ id: string; state: string }> }).alerts;
-    expect(alerts.find((a) => a.id === raised.id)?.state).toBe('acknowledged');
+    expect(alerts.find((a) => a.id === raised.id)?.state).toBe('active-unacked');
 
-    // Clearing removes it from the active list.
-    expect((await fetch(`${dashboard.url}/api/alerts/clear`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ id: raised.id }) })).status).toBe(200);
+    // The engine's normal state and the emptied retained topic remove it from the list.
+    await rules.publishAsync(alarmTopic, JSON.stringify({ ...raised, state: 'normal', transition: 'clear', operator: 'user:dashboard', rev: 2 }), { qos: 1, retain: true });
+    await rules.publishAsync(alarmTopic, '', { qos: 1, retain: true });
     await waitFor(
       async () => !((await (await fetch(`${dashboard.url}/api/alerts`)).json()) as { alerts: Array<{ id: string }> }).alerts.some((a) => a.id === raised.id),
       5000,
-      'the cleared alert to leave /api/alerts',
+      'the normal alarm to leave /api/alerts',
     );
   });
 
-  it('a clear the historian does not store (spool full, redeliveries given up) is still a success that says so', async () => {
+  it('a request an in-process subscriber refuses (redeliveries given up) is still accepted, and says so', async () => {
     // The dashboard on its own in-process bus with a short redelivery policy, and an in-process
     // subscriber that refuses what the dashboard publishes, as the historian does with a full spool.
     const bus = new InProcessBus(broker.broker.aedes, { redelivery: { firstDelayMs: 10, maxDelayMs: 40, giveUpAfterMs: 300, maxWaiting: 10 } });
-    const refusing = await bus.subscribe('lw/N/alerts', (_topic, payload) => {
-      if ((JSON.parse(payload.toString()) as { origin?: string }).origin === 'user:dashboard') throw new MessageRefused('refusing events: spool full (test subscriber)');
+    const refusing = await bus.subscribe('lw/N/alarms/+/set', () => {
+      throw new MessageRefused('refusing events: spool full (test subscriber)');
     });
     const own = new DashboardServer({ bus, config: { host: '127.0.0.1', port: 0, token: null } });
     await own.start();
     try {
       const rules = await connect('rules-test', 'rules-secret');
-      const raised = { id: 'overheat:N/conv-2', rule: 'overheat', severity: 'warning', state: 'raised', message: 'hot', device: 'conv-2', ts: Date.now() };
-      await rules.publishAsync('lw/N/alerts', JSON.stringify(raised), { qos: 1 });
+      const raised = { id: 'overheat:N/conv-2', rule: 'overheat', severity: 'warning', message: 'hot', device: 'conv-2', state: 'active-unacked', transition: 'raise', raisedAt: Date.now(), rev: 1, ts: Date.now() };
+      await rules.publishAsync('lw/N/alarms/overheat:N.conv-2', JSON.stringify(raised), { qos: 1 });
       const activeIds = async (): Promise<string[]> => ((await (await fetch(`${own.url}/api/alerts`)).json()) as { alerts: Array<{ id: string }> }).alerts.map((a) => a.id);
       await waitFor(async () => (await activeIds()).includes(raised.id), 5000, 'the alert in /api/alerts');
 
       const res = await fetch(`${own.url}/api/alerts/clear`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ id: raised.id }) });
-      expect(res.status).toBe(200);
-      const body = (await res.json()) as { alert: { state: string }; notRecorded?: string };
-      expect(body.alert.state).toBe('cleared');
+      expect(res.status).toBe(202);
+      const body = (await res.json()) as { request: { action: string }; notRecorded?: string };
+      expect(body.request.action).toBe('clear');
       expect(body.notRecorded).toMatch(/still refused after 300 ms of redeliveries.*spool full \(test subscriber\)/);
-      expect(await activeIds()).not.toContain(raised.id); // every other subscriber got it, the view included
       expect(own.counters().alerts_not_recorded).toBe(1);
     } finally {
       await own.stop();

@@ -183,14 +183,17 @@ describe('linewatch up', () => {
       );
       expect(await page.locator('#chart-temperature canvas').count()).toBeGreaterThan(0);
 
-      // Acknowledge the overheat alert (it stays raised while the motor cools, unlike the jam's).
-      const alert = page.locator('#alerts li[data-alert^="conveyor-overheat:"][data-state="raised"]');
+      // Acknowledge the overheat alarm (it stays active while the motor cools, unlike the jam's): the
+      // request goes to the rules engine, whose new state comes back on the alarm's retained topic.
+      const alert = page.locator('#alerts li[data-alert^="conveyor-overheat:"][data-state="active-unacked"]');
       await alert.waitFor({ timeout: 60_000 });
       const id = await alert.getAttribute('data-alert');
       await alert.locator('button.ack-button').click();
-      await page.locator(`#alerts li[data-alert="${id}"][data-state="acknowledged"]`).waitFor({ timeout: 10_000 });
-      const { alerts } = await getJson<{ alerts: Array<{ id: string; state: string }> }>('/api/alerts');
-      expect(alerts.find((a) => a.id === id)?.state).toBe('acknowledged');
+      await page.locator(`#alerts li[data-alert="${id}"][data-state="active-acked"]`).waitFor({ timeout: 10_000 });
+      const { alerts } = await getJson<{ alerts: Array<{ id: string; state: string; operator?: string }> }>('/api/alerts');
+      expect(alerts.find((a) => a.id === id)).toMatchObject({ state: 'active-acked', operator: 'user:dashboard' });
+      // The transition is in the page's alarm history.
+      await page.locator(`#transitions li[data-transition^="${id}#"]`, { hasText: 'ack' }).first().waitFor({ timeout: 10_000 });
 
       // The line's figures from the OEE service's summary reach the header too.
       await page.waitForFunction(() => /%$/.test(document.getElementById('line-oee')?.textContent ?? ''), undefined, { timeout: 30_000 });
@@ -198,6 +201,16 @@ describe('linewatch up', () => {
       rmSync(SCREENSHOT, { force: true });
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
       expect(existsSync(SCREENSHOT)).toBe(true);
+
+      // Shelve it (if it is still active): it leaves the active list, counted as shelved.
+      const acked = page.locator(`#alerts li[data-alert="${id}"]`);
+      if ((await acked.count()) > 0) {
+        await acked.locator('button.shelve-button').click();
+        await page.locator(`#alerts li[data-alert="${id}"]`).waitFor({ state: 'detached', timeout: 10_000 });
+        expect(await page.textContent('#shelved-count')).toBe('1 shelved');
+        const { alerts: after } = await getJson<{ alerts: Array<{ id: string }> }>('/api/alerts');
+        expect(after.map((a) => a.id)).not.toContain(id);
+      }
     } finally {
       await context?.close();
     }

@@ -102,6 +102,25 @@ describe('Historian', () => {
     expect(historian.counters()).toMatchObject({ received: 8, spooled: 8, written: 8, dropped_invalid_payload: 0 });
   });
 
+  it('stores every alarm transition as a point (tags alarm, rule, line, device, state; operator and comment fields), and skips an emptied alarm topic and an operator request without counting them invalid', async () => {
+    const { historian, database } = await startHistorian();
+    const topic = 'lw/A/alarms/overheat:A.conv-1';
+    const alarm = { id: 'overheat:A/conv-1', rule: 'overheat', severity: 'warning', message: 'conv-1 hot', device: 'conv-1', raisedAt: T0 };
+    await publish(topic, { ...alarm, state: 'active-unacked', transition: 'raise', rev: 1, ts: T0 });
+    await publish(`${topic}/set`, { action: 'acknowledge', operator: 'user:ana', comment: 'on it', ts: T0 + 1 });
+    await publish(topic, { ...alarm, state: 'active-acked', transition: 'ack', operator: 'user:ana', comment: 'on it', rev: 2, ts: T0 + 2 });
+    await publish(topic, { ...alarm, state: 'normal', transition: 'return', rev: 3, ts: T0 + 3 });
+    await broker.broker.bus.publish(topic, '', { qos: 1, retain: true });
+    await publish(topic, { ...alarm, state: 'active-unacked', transition: 'raise', rev: 1, ts: T0 }); // the same state again (a restarted engine republishes it): the same point
+    await historian.flush();
+    expect(await select(database, 'SELECT "transition", "operator", "comment", "active", "rev", "alarm", "rule", "line", "device", "state", "severity" FROM alarms')).toEqual([
+      { time: T0, transition: 'raise', operator: null, comment: null, active: 1, rev: 1, alarm: 'overheat:A/conv-1', rule: 'overheat', line: 'A', device: 'conv-1', state: 'active-unacked', severity: 'warning' },
+      { time: T0 + 2, transition: 'ack', operator: 'user:ana', comment: 'on it', active: 1, rev: 2, alarm: 'overheat:A/conv-1', rule: 'overheat', line: 'A', device: 'conv-1', state: 'active-acked', severity: 'warning' },
+      { time: T0 + 3, transition: 'return', operator: null, comment: null, active: 0, rev: 3, alarm: 'overheat:A/conv-1', rule: 'overheat', line: 'A', device: 'conv-1', state: 'normal', severity: 'warning' },
+    ]);
+    expect(historian.counters()).toMatchObject({ received: 6, not_stored: 2, dropped_invalid_payload: 0, dropped_invalid_topic: 0 });
+  });
+
   it('counts bad input by reason and stores none of it', async () => {
     const { historian, database } = await startHistorian();
     await publish('lw/A/s1/telemetry', { ts: T0, seq: 1, values: { temp: 'hot' } });

@@ -22,6 +22,19 @@ describe('toPoint', () => {
     expect(alertRaised.ok && alertCleared.ok && alertRaised.line.split(' ').at(-1) !== alertCleared.line.split(' ').at(-1)).toBe(true);
   });
 
+  it('writes an alarm transition with its id, rule, line, device and state as tags, one point per rev', () => {
+    const alarm = { id: 'overheat:A/conv-1', rule: 'overheat', severity: 'warning', message: 'hot', device: 'conv-1', state: 'active-acked', transition: 'ack', operator: 'user:ana', comment: 'on it', raisedAt: T - 5, rev: 2, ts: T };
+    const point = toPoint('lw/A/alarms/overheat:A.conv-1', JSON.stringify(alarm));
+    expect(point).toMatchObject({ ok: true, measurement: 'alarms', device: 'conv-1' });
+    expect(point.ok && point.line.slice(0, point.line.lastIndexOf(' '))).toBe(
+      `alarms,alarm=overheat:A/conv-1,device=conv-1,line=A,rule=overheat,severity=warning,state=active-acked transition="ack",operator="user:ana",comment="on it",message="hot",active=1i,raisedAt=${T - 5}i,rev=2i`,
+    );
+    const next = toPoint('lw/A/alarms/overheat:A.conv-1', JSON.stringify({ ...alarm, rev: 3 }));
+    expect(point.ok && next.ok && point.line.split(' ').at(-1) !== next.line.split(' ').at(-1)).toBe(true);
+    expect(toPoint('lw/A/alarms/overheat:A.conv-1', '')).toMatchObject({ ok: false, reason: 'not-stored' });
+    expect(toPoint('lw/A/alarms/overheat:A.conv-1/set', JSON.stringify({ action: 'clear', operator: 'user:ana', ts: T }))).toMatchObject({ ok: false, reason: 'not-stored' });
+  });
+
   it('escapes string fields by the line protocol rules', () => {
     const p = toPoint('lw/A/st-1/state', JSON.stringify({ ts: T, seq: 3, state: 'FAULT', reason: 'say "hi" \\ bye', station: 'bay-1' }));
     expect(p.ok && p.line).toBe(`state,device=st-1,line=A,station=bay-1 state="FAULT",code=4i,reason="say \\"hi\\" \\\\ bye",seq=3i ${T}000003`);

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AckPayload, AlertPayload, CommandOutcomePayload, CommandPayload } from '../../contracts/schemas.js';
+import type { AckPayload, AlarmPayload, AlertPayload, CommandOutcomePayload, CommandPayload } from '../../contracts/schemas.js';
 import { parseTopic } from '../../contracts/topics.js';
 import { ManualClock, settle } from '../../rules/clock.js';
 import type { RulesSettings } from '../../rules/config.js';
@@ -22,6 +22,8 @@ export interface Fixture {
   commands: (CommandPayload & { target: string })[];
   alerts: AlertPayload[];
   outcomes: CommandOutcomePayload[];
+  /** Every alarm state the engine published (lw/{line}/alarms/…), in order; emptied topics left out. */
+  alarms: AlarmPayload[];
   telemetry(device: string, values: Record<string, number>, opts?: { line?: string; ts?: number; type?: string }): Promise<void>;
   state(device: string, state: string, opts?: { line?: string; ts?: number; type?: string }): Promise<void>;
   ack(device: string, id: string, result: AckPayload['result'], opts?: { line?: string; reason?: string }): Promise<void>;
@@ -52,6 +54,7 @@ export async function startFixture(rulesYaml: string, settings: Partial<RulesSet
     commands: [],
     alerts: [],
     outcomes: [],
+    alarms: [],
     async telemetry(device, values, opts = {}) {
       await publishDevice(opts.line ?? 'A', device, 'telemetry', { ts: opts.ts ?? clock.now(), values, ...(opts.type ? { type: opts.type } : {}) });
     },
@@ -87,7 +90,7 @@ export async function startFixture(rulesYaml: string, settings: Partial<RulesSet
   }
   const unsubscribe = await bus.subscribe('lw/#', (topic, payload) => {
     const t = parseTopic(topic);
-    if (!t) return;
+    if (!t || payload.length === 0) return; // an emptied (normal) alarm topic has no body
     const body = JSON.parse(payload.toString()) as never;
     if (t.kind === 'cmd') {
       const cmd = body as CommandPayload;
@@ -96,6 +99,7 @@ export async function startFixture(rulesYaml: string, settings: Partial<RulesSet
       if (result) void bus.publish(`lw/${t.line}/${t.device}/cmd/ack`, JSON.stringify({ id: cmd.id, result, ts: clock.now() }), { qos: 1 });
     } else if (t.kind === 'alert') f.alerts.push(body);
     else if (t.kind === 'outcome') f.outcomes.push(body);
+    else if (t.kind === 'alarm') f.alarms.push(body);
   });
   const makeEngine = (): RulesEngine =>
     new RulesEngine({ bus, dir, stateFile, clock, watch: false, settings: { tickMs: 100, ...settings }, onEvent: (e) => f.events.push(e) });

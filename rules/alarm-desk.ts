@@ -1,0 +1,100 @@
+// The engine's alarms on the bus (docs/rules.md, "Alarm states"): the rules' alerts drive the
+// state machine of rules/alarms.ts, every new state is published retained on
+// lw/{line}/alarms/{alarmId} (emptied once normal), operators' requests on …/set are applied,
+// shelving runs out on the tick, and the table goes into rules-state.json and is read back — from
+// the file and from the retained topics — at start.
+import type { Bus } from '../bus/bus.js';
+import { DELIVERY, topics, type AlarmPayload, type AlarmSetPayload, type AlertPayload } from '../contracts/index.js';
+import { LogLimiter } from '../lib/log-limit.js';
+import { logger } from '../lib/log.js';
+import type { Clock } from './clock.js';
+import { AlarmTable, type AlarmEvent, type AlarmStep, type LineAlarm } from './alarms.js';
+
+const log = logger('rules');
+
+export interface AlarmDeskOptions {
+  bus: Bus;
+  clock: Clock;
+  count: (counter: string) => void;
+}
+
+export class AlarmDesk {
+  private readonly table = new AlarmTable();
+  private readonly limitedLog = new LogLimiter(log);
+
+  constructor(private readonly options: AlarmDeskOptions) {}
+
+  /** A rule's alert was raised or cleared: its alarm is raised or returns to normal. */
+  alert(line: string, alert: AlertPayload): void {
+    if (alert.state === 'acknowledged') return; // operators' acks come as requests (request())
+    const event: AlarmEvent = alert.state === 'raised' ? { type: 'raise', alert } : { type: 'return' };
+    this.publishStep(line, this.table.apply(line, alert.id, event, this.options.clock.now()));
+  }
+
+  /** An operator's request on lw/{line}/alarms/{topicId}/set. Refused ones are counted and logged (bounded): the dashboard checked the alarm exists. */
+  request(line: string, topicId: string, request: AlarmSetPayload): void {
+    this.options.count('alarm_requests');
+    const act = { operator: request.operator, ...(request.comment !== undefined ? { comment: request.comment } : {}) };
+    const event: AlarmEvent =
+      request.action === 'shelve' ? { type: 'shelve', forMs: request.shelveForMs!, ...act } : { type: request.action === 'acknowledge' ? 'ack' : request.action, ...act };
+    const step = this.table.applyByTopicId(line, topicId, event, this.options.clock.now());
+    if (step.kind === 'refused') {
+      this.options.count('alarm_requests_refused');
+      this.limitedLog.write('warn', 'alarm_request_refused', { line, alarm: topicId, action: request.action, operator: request.operator }, `refused ${request.operator}'s ${request.action} of alarm ${topicId} on line ${line}: ${step.error}`);
+      return;
+    }
+    if (step.kind === 'changed') log.info({ line, alarm: step.alarm.id, state: step.alarm.state, transition: step.alarm.transition, operator: request.operator }, `alarm ${step.alarm.id}: ${request.action} by ${request.operator}`);
+    this.publishStep(line, step);
+  }
+
+  /** A state read back from lw/{line}/alarms/+ (retained after a restart, or this engine's own echo): taken if newer. */
+  readBack(line: string, alarm: AlarmPayload): void {
+    if (this.table.adopt(line, alarm)) this.options.count('alarms_read_back');
+  }
+
+  /** Shelving that ran out at engine time `now`. */
+  tick(now: number): void {
+    for (const { line, alarm } of this.table.unshelveDue(now)) this.publish(line, alarm);
+  }
+
+  /** Every alarm that is not normal (shelved ones too). */
+  all(): LineAlarm[] {
+    return this.table.all();
+  }
+
+  get activeCount(): number {
+    return this.table.size;
+  }
+
+  snapshot(): LineAlarm[] {
+    return this.table.all();
+  }
+
+  /** Puts saved alarms back (rules-state.json) and publishes each again, retained: a restarted broker has lost them, a live one gets the same state again. */
+  restore(saved: readonly LineAlarm[]): number {
+    let restored = 0;
+    for (const { line, alarm } of saved) {
+      if (!this.table.adopt(line, alarm)) continue;
+      restored++;
+      this.publish(line, alarm);
+    }
+    return restored;
+  }
+
+  private publishStep(line: string, step: AlarmStep): void {
+    if (step.kind === 'changed') this.publish(line, step.alarm);
+  }
+
+  private publish(line: string, alarm: AlarmPayload): void {
+    this.options.count('alarm_transitions');
+    const topic = topics.alarm(line, alarm.id);
+    const failed = (err: unknown): void => {
+      this.options.count('publish_errors');
+      log.warn({ err: (err as Error).message, alarm: alarm.id, state: alarm.state }, 'could not publish an alarm state');
+    };
+    // The normal state (stored by the historian as the last transition), then the retained topic
+    // emptied; both handed to the bus now, so they go out in this order, before any later state.
+    this.options.bus.publish(topic, JSON.stringify(alarm), DELIVERY.alarm).catch(failed);
+    if (alarm.state === 'normal') this.options.bus.publish(topic, '', DELIVERY.alarm).catch(failed);
+  }
+}
