@@ -43,7 +43,7 @@ export async function startHealthEndpoints(module: Pick<ServiceModule, 'name' | 
     const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
     throw new UserError(`${module.name}: cannot serve /healthz and /metrics on ${host}:${healthPort}: ${taken ? 'the port is in use' : (err as Error).message}; pass --health-port PORT (0 picks a free one) or --no-health`);
   }
-  console.log(`linewatch ${module.name}: /healthz and /metrics at ${endpoints.url}`);
+  console.log(`health: /healthz and /metrics at ${endpoints.url} (linewatch ${module.name}, serving them before it starts)`);
   return endpoints;
 }
 
