@@ -5,19 +5,19 @@
 // (safety-policy.ts). A limit that only delays it (cooldown, dwell, budget, the next step of a
 // speed change bigger than maxStep) is reported once (`deferred … until T`) and the then winning
 // intent is sent when it allows; only what is refused for good (a suspended rule) is `blocked`.
-// A sent command: publish lw/{line}/{target}/cmd (QoS 1) → wait for cmd/ack with the same id →
-// re-send the same id on ack timeout, a bounded number of times → `accepted` stays pending until
-// `done`/`failed` or the action's completion timeout. Each outcome goes to
-// lw/{line}/{target}/cmd/outcome; one that arrives after the loop stopped waiting is still recorded
-// (`acks_late`). A device reporting a setpoint other than the one it acknowledged is re-commanded
-// (at most recommandLimit times until it reports the value again).
-import type { AckPayload, CommandOutcome, CommandOutcomePayload, CommandPayload } from '../contracts/schemas.js';
-import { DELIVERY, topics } from '../contracts/topics.js';
+// A sent command waits for its acks in pending-commands.ts (retry, expiry, completion timeout,
+// late outcomes); a device reporting another setpoint than it acknowledged is found by
+// setpoint-reports.ts and commanded again here; command-publisher.ts puts commands and outcomes
+// on the bus.
+import type { AckPayload, CommandOutcome, CommandPayload } from '../contracts/schemas.js';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
-import type { Acknowledged, CommandCenterOptions, CommandCenterSnapshot, GivenUp, Pending } from './command-types.js';
+import { CommandPublisher } from './command-publisher.js';
+import type { CommandCenterOptions, CommandCenterSnapshot } from './command-types.js';
+import { PendingCommands } from './pending-commands.js';
 import type { DeviceEvent } from './device-table.js';
-import { IntentTable, reportedSetpoints, setpointKeyOf, type Intent } from './intents.js';
+import { IntentTable, setpointKeyOf, type Intent } from './intents.js';
+import { sameValue, SetpointReports } from './setpoint-reports.js';
 import type { ParamValue } from './load.js';
 import type { SafetyDefinition, TargetSafety } from './schema.js';
 import { decideCommand, recentSends, setpointOf, TargetLimits, type CommandRequest, type PolicyDecision, type Refusal, type TargetState } from './safety-policy.js';
@@ -27,29 +27,19 @@ export type { CommandCenterOptions, CommandCenterSnapshot, CommandEvent, DeferEv
 
 const log = logger('rules');
 
-/** Commands given up on whose late outcome is still recorded; the oldest are forgotten beyond this. */
-const GIVEN_UP_KEPT = 1000;
-
 /** The first word of a refusal (`cooldown`, `dwell`, `budget`, `suspended`), which names its counter. */
 function limitOf(reason: string): string {
   const [kind = reason] = reason.split(':', 1);
   return kind.replace(/ /g, '_');
 }
 
-function sameValue(a: ParamValue, b: ParamValue): boolean {
-  return typeof a === 'number' && typeof b === 'number' ? Math.abs(a - b) < 1e-6 : a === b;
-}
-
 export class CommandCenter {
   private targets = new Map<string, TargetState>();
   private readonly intents = new IntentTable();
   private suspended = new Map<string, number>();
-  private pending = new Map<string, Pending>();
-  private givenUp = new Map<string, GivenUp>();
-  /** Per setpoint key, what the device last acknowledged; removed when a report differs (until the re-command's ack). */
-  private acknowledged = new Map<string, Acknowledged>();
-  /** Per setpoint key, re-commands since the device last reported the acknowledged value. */
-  private readonly recommands = new Map<string, number>();
+  private readonly pending: PendingCommands;
+  private readonly reports: SetpointReports;
+  private readonly publisher: CommandPublisher;
   private nextId = 0;
   private limits: TargetLimits;
   private readonly limited: LogLimiter;
@@ -57,6 +47,21 @@ export class CommandCenter {
   constructor(private readonly options: CommandCenterOptions) {
     this.limits = new TargetLimits(options.safety);
     this.limited = new LogLimiter(log, { now: () => options.clock.now() });
+    this.publisher = new CommandPublisher({ bus: options.bus, now: () => options.clock.now(), count: options.count, onOutcome: options.onEvent });
+    this.pending = new PendingCommands({
+      settings: options.settings,
+      now: () => options.clock.now(),
+      count: options.count,
+      publisher: this.publisher,
+      took: (line, target, command, ts, late) => this.took(line, target, command, ts, late),
+      refused: (line, target, command, outcome) => this.refused(line, target, command, outcome),
+    });
+    this.reports = new SetpointReports({
+      recommandLimit: options.settings.recommandLimit,
+      now: () => options.clock.now(),
+      count: options.count,
+      recommand: (line, target, key, value) => this.recommand(line, target, key, value),
+    });
   }
 
   setSafety(safety: SafetyDefinition): void {
@@ -162,7 +167,7 @@ export class CommandCenter {
     const id = `${this.options.idPrefix}-${++this.nextId}`;
     this.options.count(`blocked_${limitOf(reason)}`);
     this.limited.write('warn', 'command_blocked', { rule: req.ruleId, target: `${req.line}/${req.target}`, action: req.action }, `command ${req.action} to ${req.line}/${req.target} from rule ${req.ruleId} blocked: ${reason}`);
-    this.record(req.line, req.target, { id, action: req.action, params, origin: `rule:${req.ruleId}`, ts: now, expiresAt: now }, 'blocked', 0, reason);
+    this.publisher.record(req.line, req.target, { id, action: req.action, params, origin: `rule:${req.ruleId}`, ts: now, expiresAt: now }, 'blocked', 0, reason);
   }
 
   /** A limit delays the intent: reported once per limit (not for the next step of a speed change already under way). */
@@ -193,130 +198,56 @@ export class CommandCenter {
     intent.commandId = id;
     intent.deferredBy = undefined;
     if (decision.split) this.options.count('commands_split');
-    this.pending.set(id, { command, line: req.line, target: req.target, attempts: 1, retryAt: now + this.options.settings.ackTimeoutMs, accepted: false });
+    this.pending.add(command, req.line, req.target);
     this.options.count('commands_sent');
     this.options.onEvent({ type: 'command', line: req.line, target: req.target, command, note });
-    this.send(req.line, req.target, command);
+    this.publisher.send(req.line, req.target, command);
   }
 
   onAck(line: string, device: string, ack: AckPayload): void {
-    const waiting = this.pending.get(ack.id);
-    if (!waiting || waiting.line !== line || waiting.target !== device) return this.lateAck(line, device, ack);
-    if (ack.result === 'accepted') {
-      if (waiting.accepted) return;
-      waiting.accepted = true;
-      waiting.acceptedAt = this.options.clock.now();
-      this.acknowledge(waiting.line, waiting.target, waiting.command, ack.ts);
-      this.record(line, device, waiting.command, 'accepted', waiting.attempts, ack.reason);
-      return;
-    }
-    this.pending.delete(ack.id);
-    if (ack.result === 'done') this.acknowledge(waiting.line, waiting.target, waiting.command, ack.ts);
-    else this.refused(waiting.line, waiting.target, waiting.command, ack.result);
-    this.record(line, device, waiting.command, ack.result, waiting.attempts, ack.reason);
+    this.pending.onAck(line, device, ack);
   }
 
-  /** An ack for a command no longer pending: the outcome of one given up on (counted acks_late), else unknown. */
-  private lateAck(line: string, device: string, ack: AckPayload): void {
-    const late = this.givenUp.get(ack.id);
-    if (!late || late.line !== line || late.target !== device) {
-      this.options.count('acks_unknown');
-      return;
-    }
-    this.options.count('acks_late');
-    if (ack.result !== 'accepted') this.givenUp.delete(ack.id);
-    if (ack.result === 'done' || ack.result === 'accepted') this.lateSuccess(late, ack);
-    else this.refused(line, device, late.command, ack.result);
-    this.limited.write('warn', 'ack_late', { id: ack.id, target: `${line}/${device}`, result: ack.result }, `command ${ack.id} to ${line}/${device}: ${ack.result} arrived after the engine stopped waiting (${late.why}); recorded as its outcome`);
-    this.record(line, device, late.command, ack.result, late.attempts, `late (${late.why})${ack.reason ? `: ${ack.reason}` : ''}`);
-  }
-
-  /** The device did take a command given up on: unless a newer command changed the setpoint since, it is what was commanded. */
-  private lateSuccess(late: GivenUp, ack: AckPayload): void {
-    const { key, value } = setpointOf(late.command.action, late.command.params);
-    const setpoint = this.targets.get(`${late.line}/${late.target}`)?.setpoints[key];
-    if (setpoint?.commandId === late.command.id) setpoint.value = value;
-    const intent = this.intents.byCommand(setpointKeyOf({ ...late.command, line: late.line, target: late.target }), late.command.id);
+  /** The device took a command: what it should report from now; one given up on is, unless a newer command changed the setpoint since, what was commanded. */
+  private took(line: string, targetName: string, command: CommandPayload, ts: number, late: boolean): void {
+    this.reports.acknowledge(line, targetName, command, ts);
+    if (!late) return;
+    const { key, value } = setpointOf(command.action, command.params);
+    const setpoint = this.targets.get(`${line}/${targetName}`)?.setpoints[key];
+    if (setpoint?.commandId === command.id) setpoint.value = value;
+    const intent = this.intents.byCommand(setpointKeyOf({ ...command, line, target: targetName }), command.id);
     if (intent) intent.settled = undefined;
-    this.acknowledge(late.line, late.target, late.command, ack.ts);
   }
 
   /** Retries, expiries, completion timeouts and the intents a limit delayed; called by the engine's tick. */
   tick(): void {
     const now = this.options.clock.now();
     for (const key of this.intents.keys()) this.reconcile(key, now);
-    const { ackTimeoutMs, retries, completionTimeoutMs } = this.options.settings;
-    for (const [id, waiting] of this.pending) {
-      if (waiting.accepted) {
-        const timeout = completionTimeoutMs[waiting.command.action];
-        if (now < (waiting.acceptedAt ?? waiting.command.ts) + timeout) continue;
-        this.pending.delete(id);
-        this.options.count('completions_timed_out');
-        this.giveUp(waiting, `accepted, no done or failed within ${timeout} ms (rules.completionTimeoutMs.${waiting.command.action})`);
-        continue;
-      }
-      if (now < waiting.retryAt) continue;
-      if (waiting.attempts <= retries && now < waiting.command.expiresAt) {
-        waiting.attempts++;
-        waiting.retryAt = now + ackTimeoutMs;
-        this.options.count('commands_retried');
-        this.send(waiting.line, waiting.target, waiting.command);
-        continue;
-      }
-      this.pending.delete(id);
-      this.refused(waiting.line, waiting.target, waiting.command, 'expired');
-      this.giveUp(waiting, `expired: no ack after ${waiting.attempts} attempt(s)`);
-      this.record(waiting.line, waiting.target, waiting.command, 'expired', waiting.attempts, `no ack after ${waiting.attempts} attempt(s)`);
-    }
+    this.pending.tick(now);
   }
 
   /** A device's message: a setpoint it reports other than the one it acknowledged is commanded again (bounded). */
   reported(event: DeviceEvent): void {
-    for (const { key: setpointKey, value } of reportedSetpoints(event)) {
-      const key = `${event.line}/${event.device}|${setpointKey}`;
-      const acked = this.acknowledged.get(key);
-      if (!acked || event.payload.ts < acked.ts) continue;
-      if (sameValue(value, acked.value)) {
-        this.recommands.delete(key);
-        continue;
-      }
-      this.mismatch(key, event, setpointKey, value, acked);
-    }
+    this.reports.judge(event);
   }
 
-  private mismatch(key: string, event: DeviceEvent, setpointKey: string, value: ParamValue, acked: Acknowledged): void {
-    const name = `${event.line}/${event.device}`;
-    const tries = this.recommands.get(key) ?? 0;
-    const limit = this.options.settings.recommandLimit;
-    if (tries > limit) return; // given up until it reports the acknowledged value again
-    this.options.count('setpoint_mismatches');
-    const fields = { target: name, key: setpointKey, reported: value, acknowledged: acked.value };
-    if (tries === limit) {
-      this.recommands.set(key, tries + 1);
-      this.options.count('recommands_gave_up');
-      this.limited.write('warn', 'recommand_gave_up', fields, `${name} reports ${setpointKey} ${String(value)}, not the acknowledged ${String(acked.value)}; not commanded again after ${tries} re-command(s) (rules.recommandLimit) until it reports it`);
-      return;
+  /** What the device has is the base from now on: the winning intent differs from it and is sent (within the limits). */
+  private recommand(line: string, targetName: string, setpointKey: string, value: ParamValue): void {
+    const setpoint = this.targets.get(`${line}/${targetName}`)?.setpoints[setpointKey];
+    if (setpoint) {
+      setpoint.value = value;
+      setpoint.previous = undefined;
     }
-    const setpoint = this.targets.get(name)?.setpoints[setpointKey];
-    if (!setpoint) return;
-    this.acknowledged.delete(key); // the re-command's ack is judged next: one re-command per difference
-    this.recommands.set(key, tries + 1);
-    this.options.count('recommands');
-    this.limited.write('warn', 'recommand', fields, `${name} reports ${setpointKey} ${String(value)}, not the acknowledged ${String(acked.value)}: commanding it again (${tries + 1} of ${this.options.settings.recommandLimit})`);
-    // What the device has is the base from now on: the winning intent differs from it and is sent (within the limits).
-    setpoint.value = value;
-    setpoint.previous = undefined;
-    this.reconcile(key, this.options.clock.now());
+    this.reconcile(`${line}/${targetName}|${setpointKey}`, this.options.clock.now());
   }
 
   snapshot(): CommandCenterSnapshot {
     return {
       targets: Object.fromEntries(this.targets),
       suspended: Object.fromEntries(this.suspended),
-      pending: [...this.pending.values()],
+      ...this.pending.snapshot(),
       intents: this.intents.snapshot(),
-      givenUp: [...this.givenUp.values()],
-      acknowledged: Object.fromEntries(this.acknowledged),
+      acknowledged: this.reports.snapshot(),
       nextId: this.nextId,
     };
   }
@@ -324,10 +255,9 @@ export class CommandCenter {
   restore(snapshot: CommandCenterSnapshot): void {
     this.targets = new Map(Object.entries(snapshot.targets));
     this.suspended = new Map(Object.entries(snapshot.suspended));
-    this.pending = new Map(snapshot.pending.map((waiting) => [waiting.command.id, waiting]));
+    this.pending.restore(snapshot.pending, snapshot.givenUp);
     this.intents.restore(snapshot.intents);
-    this.givenUp = new Map((snapshot.givenUp ?? []).map((late) => [late.command.id, late]));
-    this.acknowledged = new Map(Object.entries(snapshot.acknowledged ?? {}));
+    this.reports.restore(snapshot.acknowledged);
     this.nextId = snapshot.nextId;
   }
 
@@ -338,12 +268,6 @@ export class CommandCenter {
       this.targets.set(name, target);
     }
     return target;
-  }
-
-  /** The device took the command: for a reported setpoint, what it should report from the ack's device time on. */
-  private acknowledge(line: string, target: string, command: CommandPayload, ts: number): void {
-    const { key, value } = setpointOf(command.action, command.params);
-    if (key === 'speed' || key === 'strategy') this.acknowledged.set(`${line}/${target}|${key}`, { value, ts, commandId: command.id });
   }
 
   /** A command that was rejected, failed or never arrived did not change the setpoint, and its intent is not sent again until restated. */
@@ -357,40 +281,5 @@ export class CommandCenter {
     }
     const intent = this.intents.byCommand(setpointKeyOf({ ...command, line, target: targetName }), command.id);
     if (intent) intent.settled = outcome;
-  }
-
-  private giveUp(waiting: Pending, why: string): void {
-    this.givenUp.set(waiting.command.id, { command: waiting.command, line: waiting.line, target: waiting.target, attempts: waiting.attempts, why });
-    if (this.givenUp.size > GIVEN_UP_KEPT) this.givenUp.delete(this.givenUp.keys().next().value!);
-    if (waiting.accepted) this.limited.write('warn', 'completion_timeout', { id: waiting.command.id, target: `${waiting.line}/${waiting.target}` }, `command ${waiting.command.id} to ${waiting.line}/${waiting.target}: ${why}; a later done or failed is still recorded`);
-  }
-
-  private send(line: string, target: string, command: CommandPayload): void {
-    this.options.bus.publish(topics.cmd(line, target), JSON.stringify(command), DELIVERY.cmd).catch((err: unknown) => {
-      // The retry in tick() sends it again; the outcome says if it never got through.
-      this.options.count('publish_errors');
-      log.warn({ err: (err as Error).message, id: command.id }, 'could not publish a command; it will be retried');
-    });
-  }
-
-  private record(line: string, target: string, command: CommandPayload, outcome: CommandOutcome, attempts: number, reason?: string): void {
-    const payload: CommandOutcomePayload = {
-      id: command.id,
-      action: command.action,
-      params: command.params,
-      origin: command.origin,
-      target,
-      outcome,
-      attempts,
-      ...(reason ? { reason: reason.slice(0, 256) } : {}),
-      issuedAt: command.ts,
-      ts: this.options.clock.now(),
-    };
-    this.options.count(`outcome_${outcome}`);
-    this.options.onEvent({ type: 'outcome', line, outcome: payload });
-    this.options.bus.publish(topics.outcome(line, target), JSON.stringify(payload), DELIVERY.outcome).catch((err: unknown) => {
-      this.options.count('publish_errors');
-      log.warn({ err: (err as Error).message, id: command.id }, 'could not publish a command outcome');
-    });
   }
 }
