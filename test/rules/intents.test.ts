@@ -93,6 +93,31 @@ describe('held intents', () => {
     expect(f.engine.counters()).toMatchObject({ restored_instances: 0, intents: 0 });
   });
 
+  it('a suspended rule’s command is blocked (once, for good while suspended), the setpoint held; when the suspension ends its current intent is sent', async () => {
+    f = await startFixture(`safety:\n  oscillation: { window: 60s, reversals: 3, suspendFor: 30s }\nrules:
+  - id: loop
+    match: { device: conv-1 }
+    when: values.temp > 80
+    actions: [{ command: { target: ctl, action: set_speed, params: { speed: 40 } } }]
+    onClear: [{ command: { target: ctl, action: set_speed, params: { speed: 60 } } }]
+`);
+    f.autoAck('ctl');
+    for (let i = 0; i < 2; i++) {
+      await f.telemetry('conv-1', { temp: 85 });
+      await f.advance(3_000);
+      await f.telemetry('conv-1', { temp: 70 });
+      await f.advance(3_000);
+    }
+    await f.telemetry('conv-1', { temp: 85 }); // 40, 60, 40, 60, and its own 40 again would be the third reversal
+    expect(f.commands.map((c) => c.params.speed)).toEqual([40, 60, 40, 60]); // suspended, blocked, the speed held at 60
+    expect(f.outcomes.filter((o) => o.outcome === 'blocked').map((o) => [o.params.speed, o.reason!.split(':')[0]])).toEqual([[40, 'suspended']]);
+    await f.advance(29_000);
+    expect(f.commands).toHaveLength(4);
+    expect(f.outcomes.filter((o) => o.outcome === 'blocked')).toHaveLength(1); // once per intent, not per tick
+    await f.advance(1_200); // the suspension (30 s) ends: what the rule wants now (40, still hot) is sent
+    expect(f.commands.map((c) => c.params.speed)).toEqual([40, 60, 40, 60, 40]);
+  });
+
   it('re-commands a device that reports another setpoint than it acknowledged, a bounded number of times', async () => {
     f = await startFixture(`rules:\n${ECO}`, { recommandLimit: 2 });
     f.autoAck('ctl');
