@@ -1,13 +1,13 @@
-// The command loop's types: what it is given (options), what it reports (events, the result of
-// an issue) and what it keeps across restarts (its snapshot in the rules state file).
+// The command loop's types: what it is given (options), what it reports (events) and what it keeps
+// across restarts (its snapshot in the rules state file).
 import type { Bus } from '../bus/bus.js';
-import type { CommandOutcomePayload, CommandPayload } from '../contracts/schemas.js';
+import type { CommandAction, CommandOutcomePayload, CommandPayload } from '../contracts/schemas.js';
 import type { Clock } from './clock.js';
+import type { RulesSettings } from './config.js';
+import type { IntentSnapshot } from './intents.js';
 import type { ParamValue } from './load.js';
 import type { SafetyDefinition } from './schema.js';
-import type { CommandRequest, Hold, TargetState } from './safety-policy.js';
-
-export type IssueResult = { sent: true; id: string; params: Record<string, ParamValue>; note?: string } | { sent: false; id: string; reason: string };
+import type { TargetState } from './safety-policy.js';
 
 export interface CommandEvent {
   type: 'command';
@@ -23,26 +23,31 @@ export interface OutcomeEvent {
   outcome: CommandOutcomePayload;
 }
 
+/** A limit (cooldown, dwell, budget) delays the winning intent until `until` (engine time); it is sent then if it still wins. */
+export interface DeferEvent {
+  type: 'deferred';
+  line: string;
+  target: string;
+  action: CommandAction;
+  params: Record<string, ParamValue>;
+  origin: string;
+  until: number;
+  /** The limit's first word: cooldown, dwell or budget. */
+  limit: string;
+  reason: string;
+}
+
 export interface CommandCenterOptions {
   bus: Bus;
   clock: Clock;
   /** Prefix of command ids; unique per engine start. */
   idPrefix: string;
-  ackTimeoutMs: number;
-  retries: number;
-  ttlMs: number;
+  settings: Pick<RulesSettings, 'ackTimeoutMs' | 'retries' | 'commandTtlMs' | 'completionTimeoutMs' | 'recommandLimit'>;
   safety: SafetyDefinition;
-  onEvent: (event: CommandEvent | OutcomeEvent) => void;
+  onEvent: (event: CommandEvent | OutcomeEvent | DeferEvent) => void;
   /** Called when oscillation detection suspends a rule. */
   onSuspend: (suspension: { ruleId: string; line: string; target: string; key: string; until: number; reason: string }) => void;
   count: (counter: string) => void;
-}
-
-export interface Ramp {
-  req: CommandRequest;
-  /** Where the ramp ends. */
-  goal: number;
-  nextAt: number;
 }
 
 export interface Pending {
@@ -52,13 +57,33 @@ export interface Pending {
   attempts: number;
   retryAt: number;
   accepted: boolean;
+  /** Engine time of the `accepted` ack: the completion timeout counts from it. */
+  acceptedAt?: number;
+}
+
+/** A command the loop stopped waiting for (expired, or accepted and not completed in time): a later ack is still its outcome. */
+export interface GivenUp {
+  command: CommandPayload;
+  line: string;
+  target: string;
+  attempts: number;
+  /** Why it was given up, for the late outcome's reason. */
+  why: string;
+}
+
+/** The value a device last acknowledged for a setpoint, and the device time of that ack. */
+export interface Acknowledged {
+  value: ParamValue;
+  ts: number;
+  commandId: string;
 }
 
 export interface CommandCenterSnapshot {
   targets: Record<string, TargetState>;
-  holds: Record<string, Hold>;
   suspended: Record<string, number>;
   pending: Pending[];
-  ramps: Record<string, Ramp>;
+  intents?: IntentSnapshot;
+  givenUp?: GivenUp[];
+  acknowledged?: Record<string, Acknowledged>;
   nextId: number;
 }

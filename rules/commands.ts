@@ -1,47 +1,67 @@
-// Commands as a closed loop: send, ack, retry, expire, outcome. Whether a command may go at all
-// is the actuator-safety policy's decision (safety-policy.ts); this loop applies it.
+// Commands as a closed loop: intents in, commands out, acks back (docs/rules.md#intents).
 //
-// issue(): the policy decides → publish lw/{line}/{target}/cmd (QoS 1) → wait for cmd/ack with
-// the same id → re-send the same id on ack timeout, a bounded number of times → publish the
-// outcome on lw/{line}/{target}/cmd/outcome. A command the policy refuses is never sent; its
-// outcome is `blocked`. A speed change bigger than maxStep is split: the first step goes now, the
-// rest follow as a ramp (one step per max(minDwell, cooldown, 1 s)) until the value is reached or
-// another command for the same setpoint supersedes it.
-import type { AckPayload, CommandOutcome, CommandOutcomePayload, CommandPayload } from '../contracts/schemas.js';
-import { DELIVERY, topics } from '../contracts/topics.js';
+// A rule states what it wants of a setpoint (intents.ts); per setpoint the loop drives the device
+// towards the winning intent: whether a command may go now is the actuator-safety policy's decision
+// (safety-policy.ts). A limit that only delays it (cooldown, dwell, budget, the next step of a
+// speed change bigger than maxStep) is reported once (`deferred … until T`) and the then winning
+// intent is sent when it allows; only what is refused for good (a suspended rule) is `blocked`.
+// A sent command waits for its acks in pending-commands.ts (retry, expiry, completion timeout,
+// late outcomes); a device reporting another setpoint than it acknowledged is found by
+// setpoint-reports.ts and commanded again here; command-publisher.ts puts commands and outcomes
+// on the bus.
+import type { AckPayload, CommandOutcome, CommandPayload } from '../contracts/schemas.js';
 import { logger } from '../lib/log.js';
+import { LogLimiter } from '../lib/log-limit.js';
+import { CommandPublisher } from './command-publisher.js';
+import type { CommandCenterOptions, CommandCenterSnapshot } from './command-types.js';
+import { PendingCommands } from './pending-commands.js';
+import type { DeviceEvent } from './device-table.js';
+import { IntentTable, setpointKeyOf, type Intent } from './intents.js';
+import { sameValue, SetpointReports } from './setpoint-reports.js';
 import type { ParamValue } from './load.js';
 import type { SafetyDefinition, TargetSafety } from './schema.js';
-import type { CommandCenterOptions, CommandCenterSnapshot, IssueResult, Pending, Ramp } from './command-types.js';
-import { decideCommand, recentSends, setpointOf, stepEvery, TargetLimits, type CommandRequest, type Hold, type PolicyDecision, type Split, type Suspension, type TargetState } from './safety-policy.js';
+import { decideCommand, recentSends, setpointOf, TargetLimits, type CommandRequest, type PolicyDecision, type Refusal, type TargetState } from './safety-policy.js';
 
 export type { CommandRequest } from './safety-policy.js';
-export type { CommandCenterOptions, CommandCenterSnapshot, CommandEvent, IssueResult, OutcomeEvent } from './command-types.js';
+export type { CommandCenterOptions, CommandCenterSnapshot, CommandEvent, DeferEvent, OutcomeEvent } from './command-types.js';
 
 const log = logger('rules');
 
-/** `blocked_<kind>`: the counter of a refusal, named by its reason's first word (`blocked_cooldown`). */
-function blockedCounter(reason: string): string {
+/** The first word of a refusal (`cooldown`, `dwell`, `budget`, `suspended`), which names its counter. */
+function limitOf(reason: string): string {
   const [kind = reason] = reason.split(':', 1);
-  return `blocked_${kind.replace(/ /g, '_')}`;
-}
-
-/** A ramp step that must wait for its own dwell or cooldown is simply tried again later. */
-function waitsForDwellOrCooldown(reason: string): boolean {
-  return /^(dwell|cooldown)/.test(reason);
+  return kind.replace(/ /g, '_');
 }
 
 export class CommandCenter {
   private targets = new Map<string, TargetState>();
-  private holds = new Map<string, Hold>();
+  private readonly intents = new IntentTable();
   private suspended = new Map<string, number>();
-  private pending = new Map<string, Pending>();
-  private ramps = new Map<string, Ramp>();
+  private readonly pending: PendingCommands;
+  private readonly reports: SetpointReports;
+  private readonly publisher: CommandPublisher;
   private nextId = 0;
   private limits: TargetLimits;
+  private readonly limited: LogLimiter;
 
   constructor(private readonly options: CommandCenterOptions) {
     this.limits = new TargetLimits(options.safety);
+    this.limited = new LogLimiter(log, { now: () => options.clock.now() });
+    this.publisher = new CommandPublisher({ bus: options.bus, now: () => options.clock.now(), count: options.count, onOutcome: options.onEvent });
+    this.pending = new PendingCommands({
+      settings: options.settings,
+      now: () => options.clock.now(),
+      count: options.count,
+      publisher: this.publisher,
+      took: (line, target, command, ts, late) => this.took(line, target, command, ts, late),
+      refused: (line, target, command, outcome) => this.refused(line, target, command, outcome),
+    });
+    this.reports = new SetpointReports({
+      recommandLimit: options.settings.recommandLimit,
+      now: () => options.clock.now(),
+      count: options.count,
+      recommand: (line, target, key, value) => this.recommand(line, target, key, value),
+    });
   }
 
   setSafety(safety: SafetyDefinition): void {
@@ -79,46 +99,60 @@ export class CommandCenter {
     return this.pending.size;
   }
 
-  /**
-   * Asks the safety policy and sends the command (or records why not). `fromRamp` marks the next
-   * step of a split speed change: it does not take a priority hold (its rule may have cleared meanwhile).
-   */
-  issue(req: CommandRequest, fromRamp = false): IssueResult {
+  intentCount(): number {
+    return this.intents.size();
+  }
+
+  /** A rule instance states what it wants of a setpoint: while it is active, or (onClear) after. The winner is driven to at once if the limits allow. */
+  issue(req: CommandRequest, phase: Intent['phase'] = 'active'): void {
     const now = this.options.clock.now();
-    const id = `${this.options.idPrefix}-${++this.nextId}`;
+    this.reconcile(this.intents.state(req, phase, now), now);
+  }
+
+  /** The instance `holder` cleared: its active intents end, and the setpoints they held go to the next winner. */
+  release(holder: string): void {
+    const now = this.options.clock.now();
+    for (const key of this.intents.release(holder)) this.reconcile(key, now);
+  }
+
+  /** Keeps the intents `keep` says: after a reload, those of rules still loaded; after a restart, the active ones of instances restored. */
+  retainIntents(keep: (intent: Intent) => boolean): void {
+    const now = this.options.clock.now();
+    for (const key of this.intents.retain(keep)) this.reconcile(key, now);
+  }
+
+  /** Sends the winning intent of `key` unless the device has it (or it is on its way), a limit delays it, or it is refused. */
+  private reconcile(key: string, now: number): void {
+    const intent = this.intents.winner(key);
+    if (!intent || intent.settled) return;
+    const req = intent.request;
+    const setpointKey = setpointOf(req.action, req.params).key;
+    const oneShot = setpointKey === 'reset';
     const target = this.targetState(`${req.line}/${req.target}`);
-    const holdKey = this.holdKeyOf(req);
-    if (!fromRamp) this.ramps.delete(holdKey); // a new command supersedes a ramp in progress
+    const commanded = target.setpoints[setpointKey];
+    if (!oneShot && commanded && sameValue(commanded.value, intent.value)) return;
     target.sent = recentSends(target.sent, now);
     const decision = decideCommand({
       request: req,
-      fromRamp,
       now,
       limits: this.safetyFor(req.line, req.target),
       oscillation: this.options.safety.oscillation,
       target,
-      hold: this.holds.get(holdKey),
       suspendedUntil: this.suspendedUntil(req.ruleId),
+      underWay: intent.commandId !== undefined,
     });
-    if (decision.split) this.startRamp(req, holdKey, decision.split, now);
     if (decision.suspension) this.suspend(req, decision.suspension);
-    if (decision.changes) target.changes[setpointOf(req.action, req.params).key] = decision.changes;
-    if (!decision.allowed) return this.block(req, id, decision.params, decision.reason, fromRamp, now);
-    return this.dispatch(req, id, target, holdKey, decision, fromRamp, now);
+    if (decision.changes) target.changes[setpointKey] = decision.changes;
+    if (!decision.allowed) {
+      if (decision.retryAt === undefined) this.block(intent, decision.params, decision.reason, now);
+      else this.defer(intent, decision, decision.retryAt);
+      return;
+    }
+    this.dispatch(intent, target, decision, now);
+    if (oneShot) this.intents.consume(key, intent);
   }
 
-  /** `line/target|key`: the setpoint a request changes; holds and ramps are per setpoint. */
-  private holdKeyOf(req: CommandRequest): string {
-    return `${req.line}/${req.target}|${setpointOf(req.action, req.params).key}`;
-  }
-
-  /** The rest of a split speed change follows as a ramp, one step every `stepEveryMs`. */
-  private startRamp(req: CommandRequest, holdKey: string, split: Split, now: number): void {
-    this.options.count('commands_split');
-    this.ramps.set(holdKey, { req: { ...req, params: { ...req.params, speed: split.goal } }, goal: split.goal, nextAt: now + split.stepEveryMs });
-  }
-
-  private suspend(req: CommandRequest, suspension: Suspension): void {
+  private suspend(req: CommandRequest, suspension: NonNullable<PolicyDecision['suspension']>): void {
     const { offender, until, key, reason } = suspension;
     this.suspended.set(offender, until);
     this.options.count('rules_suspended');
@@ -126,18 +160,35 @@ export class CommandCenter {
     this.options.onSuspend({ ruleId: offender, line: req.line, target: req.target, key, until, reason });
   }
 
-  /** A refused command: counted by reason and published as a `blocked` outcome — except a ramp step waiting for its dwell or cooldown, tried again later. */
-  private block(req: CommandRequest, id: string, params: Record<string, ParamValue>, reason: string, fromRamp: boolean, now: number): IssueResult {
-    if (fromRamp && waitsForDwellOrCooldown(reason)) return { sent: false, id, reason };
-    this.options.count(blockedCounter(reason));
-    this.record(req.line, req.target, { id, action: req.action, params, origin: `rule:${req.ruleId}`, ts: now, expiresAt: now }, 'blocked', 0, reason);
-    return { sent: false, id, reason };
+  /** Refused for good (a suspended rule): counted, published as a `blocked` outcome and logged, once per intent; it is tried again while it wins. */
+  private block(intent: Intent, params: Record<string, ParamValue>, reason: string, now: number): void {
+    if (intent.blockedReported) return;
+    intent.blockedReported = true;
+    const req = intent.request;
+    const id = `${this.options.idPrefix}-${++this.nextId}`;
+    this.options.count(`blocked_${limitOf(reason)}`);
+    this.limited.write('warn', 'command_blocked', { rule: req.ruleId, target: `${req.line}/${req.target}`, action: req.action }, `command ${req.action} to ${req.line}/${req.target} from rule ${req.ruleId} blocked: ${reason}`);
+    this.publisher.record(req.line, req.target, { id, action: req.action, params, origin: `rule:${req.ruleId}`, ts: now, expiresAt: now }, 'blocked', 0, reason);
   }
 
-  /** Records what is sent (the target's history, the setpoint, the hold), sends it and waits for its ack. */
-  private dispatch(req: CommandRequest, id: string, target: TargetState, holdKey: string, decision: PolicyDecision & { allowed: true }, fromRamp: boolean, now: number): IssueResult {
+  /** A limit delays the intent: reported once per limit (not for the next step of a speed change already under way). */
+  private defer(intent: Intent, refusal: Refusal, until: number): void {
+    const limit = limitOf(refusal.reason);
+    if (intent.deferredBy === limit || (intent.commandId !== undefined && limit !== 'budget')) return;
+    intent.deferredBy = limit;
+    const req = intent.request;
+    this.options.count('commands_deferred');
+    this.options.count(`deferred_${limit}`);
+    this.limited.write('info', 'command_deferred', { rule: req.ruleId, target: `${req.line}/${req.target}`, until }, `command ${req.action} to ${req.line}/${req.target} from rule ${req.ruleId} deferred until ${new Date(until).toISOString()}: ${refusal.reason}`);
+    this.options.onEvent({ type: 'deferred', line: req.line, target: req.target, action: req.action, params: req.params, origin: `rule:${req.ruleId}`, until, limit, reason: refusal.reason });
+  }
+
+  /** Records what is sent (the target's history, the setpoint), sends it and waits for its ack. */
+  private dispatch(intent: Intent, target: TargetState, decision: PolicyDecision & { allowed: true }, now: number): void {
+    const req = intent.request;
     const { key, value, params, note } = decision;
-    const command: CommandPayload = { id, action: req.action, params, origin: `rule:${req.ruleId}`, ts: now, expiresAt: now + (req.ttlMs ?? this.options.ttlMs) };
+    const id = `${this.options.idPrefix}-${++this.nextId}`;
+    const command: CommandPayload = { id, action: req.action, params, origin: `rule:${req.ruleId}`, ts: now, expiresAt: now + (req.ttlMs ?? this.options.settings.commandTtlMs) };
     target.lastCommandAt = now;
     target.lastPriority = req.priority;
     target.sent.push(now);
@@ -145,85 +196,69 @@ export class CommandCenter {
     if (!setpoint || setpoint.value !== value) {
       target.setpoints[key] = { value, previous: setpoint?.value, at: now, ruleId: req.ruleId, priority: req.priority, commandId: id };
     }
-    if (!fromRamp) this.holds.set(holdKey, { holder: req.holder, ruleId: req.ruleId, priority: req.priority });
-    this.pending.set(id, { command, line: req.line, target: req.target, attempts: 1, retryAt: now + this.options.ackTimeoutMs, accepted: false });
+    intent.commandId = id;
+    intent.deferredBy = undefined;
+    if (decision.split) this.options.count('commands_split');
+    this.pending.add(command, req.line, req.target);
     this.options.count('commands_sent');
     this.options.onEvent({ type: 'command', line: req.line, target: req.target, command, note });
-    this.send(req.line, req.target, command);
-    return { sent: true, id, params, note };
-  }
-
-  /** Releases every setpoint `holder` holds (its rule instance cleared). */
-  release(holder: string): void {
-    for (const [key, hold] of this.holds) if (hold.holder === holder) this.holds.delete(key);
+    this.publisher.send(req.line, req.target, command);
   }
 
   onAck(line: string, device: string, ack: AckPayload): void {
-    const waiting = this.pending.get(ack.id);
-    if (!waiting || waiting.line !== line || waiting.target !== device) {
-      this.options.count('acks_unknown');
-      return;
-    }
-    if (ack.result === 'accepted') {
-      if (waiting.accepted) return;
-      waiting.accepted = true;
-      this.record(line, device, waiting.command, 'accepted', waiting.attempts, ack.reason);
-      return;
-    }
-    this.pending.delete(ack.id);
-    if (ack.result === 'rejected' || ack.result === 'failed') this.revert(waiting);
-    this.record(line, device, waiting.command, ack.result, waiting.attempts, ack.reason);
+    this.pending.onAck(line, device, ack);
   }
 
-  /** Retries, expiries and ramp steps; called by the engine's tick. */
+  /** The device took a command: what it should report from now; one given up on is, unless a newer command changed the setpoint since, what was commanded. */
+  private took(line: string, targetName: string, command: CommandPayload, ts: number, late: boolean): void {
+    this.reports.acknowledge(line, targetName, command, ts);
+    if (!late) return;
+    const { key, value } = setpointOf(command.action, command.params);
+    const setpoint = this.targets.get(`${line}/${targetName}`)?.setpoints[key];
+    if (setpoint?.commandId === command.id) setpoint.value = value;
+    const intent = this.intents.byCommand(setpointKeyOf({ ...command, line, target: targetName }), command.id);
+    if (intent) intent.settled = undefined;
+  }
+
+  /** Retries, expiries, completion timeouts and the intents a limit delayed; called by the engine's tick. */
   tick(): void {
     const now = this.options.clock.now();
-    for (const [key, ramp] of this.ramps) {
-      if (now < ramp.nextAt) continue;
-      this.ramps.delete(key);
-      // Re-issued toward the goal: clamped again (and a new ramp set) if still more than one step away.
-      // A ramp step that a limit blocks ends the ramp; its blocked outcome says why.
-      const result = this.issue(ramp.req, true);
-      // Our own earlier step (or another command to the target) may still be in its dwell or cooldown: try again later.
-      if (!result.sent && waitsForDwellOrCooldown(result.reason)) this.ramps.set(key, { ...ramp, nextAt: now + stepEvery(this.safetyFor(ramp.req.line, ramp.req.target)) });
+    for (const key of this.intents.keys()) this.reconcile(key, now);
+    this.pending.tick(now);
+  }
+
+  /** A device's message: a setpoint it reports other than the one it acknowledged is commanded again (bounded). */
+  reported(event: DeviceEvent): void {
+    this.reports.judge(event);
+  }
+
+  /** What the device has is the base from now on: the winning intent differs from it and is sent (within the limits). */
+  private recommand(line: string, targetName: string, setpointKey: string, value: ParamValue): void {
+    const setpoint = this.targets.get(`${line}/${targetName}`)?.setpoints[setpointKey];
+    if (setpoint) {
+      setpoint.value = value;
+      setpoint.previous = undefined;
     }
-    for (const [id, waiting] of this.pending) {
-      if (waiting.accepted) {
-        // Accepted stands as the outcome if `done` never comes.
-        if (now >= waiting.command.expiresAt + this.options.ackTimeoutMs) this.pending.delete(id);
-        continue;
-      }
-      if (now < waiting.retryAt) continue;
-      if (waiting.attempts <= this.options.retries && now < waiting.command.expiresAt) {
-        waiting.attempts++;
-        waiting.retryAt = now + this.options.ackTimeoutMs;
-        this.options.count('commands_retried');
-        this.send(waiting.line, waiting.target, waiting.command);
-        continue;
-      }
-      this.pending.delete(id);
-      this.revert(waiting);
-      this.record(waiting.line, waiting.target, waiting.command, 'expired', waiting.attempts, `no ack after ${waiting.attempts} attempt(s)`);
-    }
+    this.reconcile(`${line}/${targetName}|${setpointKey}`, this.options.clock.now());
   }
 
   snapshot(): CommandCenterSnapshot {
     return {
       targets: Object.fromEntries(this.targets),
-      holds: Object.fromEntries(this.holds),
       suspended: Object.fromEntries(this.suspended),
-      pending: [...this.pending.values()],
-      ramps: Object.fromEntries(this.ramps),
+      ...this.pending.snapshot(),
+      intents: this.intents.snapshot(),
+      acknowledged: this.reports.snapshot(),
       nextId: this.nextId,
     };
   }
 
   restore(snapshot: CommandCenterSnapshot): void {
     this.targets = new Map(Object.entries(snapshot.targets));
-    this.holds = new Map(Object.entries(snapshot.holds));
     this.suspended = new Map(Object.entries(snapshot.suspended));
-    this.pending = new Map(snapshot.pending.map((waiting) => [waiting.command.id, waiting]));
-    this.ramps = new Map(Object.entries(snapshot.ramps ?? {}));
+    this.pending.restore(snapshot.pending, snapshot.givenUp);
+    this.intents.restore(snapshot.intents);
+    this.reports.restore(snapshot.acknowledged);
     this.nextId = snapshot.nextId;
   }
 
@@ -236,43 +271,16 @@ export class CommandCenter {
     return target;
   }
 
-  /** A command that failed or never arrived did not change the setpoint. */
-  private revert(waiting: Pending): void {
-    const target = this.targets.get(`${waiting.line}/${waiting.target}`);
-    const { key } = setpointOf(waiting.command.action, waiting.command.params);
+  /** A command that was rejected, failed or never arrived did not change the setpoint, and its intent is not sent again until restated. */
+  private refused(line: string, targetName: string, command: CommandPayload, outcome: CommandOutcome): void {
+    const target = this.targets.get(`${line}/${targetName}`);
+    const { key } = setpointOf(command.action, command.params);
     const setpoint = target?.setpoints[key];
-    if (target && setpoint && setpoint.commandId === waiting.command.id) {
+    if (target && setpoint && setpoint.commandId === command.id) {
       if (setpoint.previous === undefined) delete target.setpoints[key];
       else target.setpoints[key] = { ...setpoint, value: setpoint.previous, previous: undefined };
     }
-  }
-
-  private send(line: string, target: string, command: CommandPayload): void {
-    this.options.bus.publish(topics.cmd(line, target), JSON.stringify(command), DELIVERY.cmd).catch((err: unknown) => {
-      // The retry in tick() sends it again; the outcome says if it never got through.
-      this.options.count('publish_errors');
-      log.warn({ err: (err as Error).message, id: command.id }, 'could not publish a command; it will be retried');
-    });
-  }
-
-  private record(line: string, target: string, command: CommandPayload, outcome: CommandOutcome, attempts: number, reason?: string): void {
-    const payload: CommandOutcomePayload = {
-      id: command.id,
-      action: command.action,
-      params: command.params,
-      origin: command.origin,
-      target,
-      outcome,
-      attempts,
-      ...(reason ? { reason: reason.slice(0, 256) } : {}),
-      issuedAt: command.ts,
-      ts: this.options.clock.now(),
-    };
-    this.options.count(`outcome_${outcome}`);
-    this.options.onEvent({ type: 'outcome', line, outcome: payload });
-    this.options.bus.publish(topics.outcome(line, target), JSON.stringify(payload), DELIVERY.outcome).catch((err: unknown) => {
-      this.options.count('publish_errors');
-      log.warn({ err: (err as Error).message, id: command.id }, 'could not publish a command outcome');
-    });
+    const intent = this.intents.byCommand(setpointKeyOf({ ...command, line, target: targetName }), command.id);
+    if (intent) intent.settled = outcome;
   }
 }

@@ -15,7 +15,7 @@ import { AlarmDesk } from './alarm-desk.js';
 import type { LineAlarm } from './alarms.js';
 import { systemClock, type Clock } from './clock.js';
 import { CommandCenter } from './commands.js';
-import { rulesSettingsSchema, type RulesSettings } from './config.js';
+import { rulesSettingsSchema, type RulesSettings, type RulesSettingsInput } from './config.js';
 import { DeadLetters } from './dead-letters.js';
 import { DeviceTable, type DeviceEvent } from './device-table.js';
 import { RuleFolderWatcher } from './folder-watcher.js';
@@ -36,7 +36,7 @@ const HANDLED_KINDS: ReadonlySet<MessageKind> = new Set<MessageKind>(['state', '
 /** What the engine subscribes to: the device events, its alarms' retained states, operators' requests about them. */
 const SUBSCRIPTIONS = [...topics.allDeviceEvents, topics.allAlarms, topics.allAlarmRequests];
 /** The keys of counters() that are levels, not totals. */
-const GAUGES: ReadonlySet<string> = new Set(['rules', 'active_instances', 'pending_commands', 'suspended_rules', 'load_errors', 'connected', 'restored_instances', 'restored_alarms', 'alarms']);
+const GAUGES: ReadonlySet<string> = new Set(['rules', 'active_instances', 'pending_commands', 'intents', 'suspended_rules', 'load_errors', 'connected', 'restored_instances', 'restored_alarms', 'alarms']);
 
 export interface RulesEngineOptions {
   bus: Bus;
@@ -47,7 +47,7 @@ export interface RulesEngineOptions {
   /** Time source; ManualClock in tests and `rules test`. */
   clock?: Clock;
   /** Tuning (ack timeout, retries, lateness…); defaults in rules/config.ts. */
-  settings?: Partial<RulesSettings>;
+  settings?: RulesSettingsInput;
   /** Reload when files in `dir` change (default true). */
   watch?: boolean;
   /** Every command, outcome, alert and suspension, in order (e.g. for `rules test`'s timeline). */
@@ -110,9 +110,7 @@ export class RulesEngine implements Service {
       // Unique per start; on the system clock a random part keeps two engines started in the same ms apart
       // (a ManualClock keeps ids reproducible for `rules test`).
       idPrefix: `c${this.clock.now().toString(36)}${this.clock === systemClock ? randomBytes(3).toString('hex') : ''}`,
-      ackTimeoutMs: this.settings.ackTimeoutMs,
-      retries: this.settings.retries,
-      ttlMs: this.settings.commandTtlMs,
+      settings: this.settings,
       safety: this.ruleSet.safety,
       onEvent: (event) => this.options.onEvent?.(event),
       onSuspend: (suspension) => this.actions.suspended(suspension),
@@ -196,6 +194,7 @@ export class RulesEngine implements Service {
       rules: this.ruleSet.rules.length,
       active_instances: this.instances.active().length,
       pending_commands: this.commands.pendingCount(),
+      intents: this.commands.intentCount(),
       suspended_rules: Object.keys(this.commands.suspendedRules()).length,
       load_errors: this.ruleSet.errors.length,
       connected: this.isConnected() ? 1 : 0,
@@ -257,6 +256,7 @@ export class RulesEngine implements Service {
   /** One validated device message (the bus path ends here; the benchmark calls it directly). */
   ingest(event: DeviceEvent): void {
     this.router.ingest(event);
+    this.commands.reported(event);
   }
 
   private tick(): void {
@@ -287,6 +287,8 @@ export class RulesEngine implements Service {
     this.router.install(set.rules);
     this.ruleSet = set;
     this.commands.setSafety(set.safety);
+    // A rule removed takes its intents with it (a changed one's active intents were released by install).
+    this.commands.retainIntents((intent) => this.router.rulesById.has(intent.request.ruleId));
   }
 
   private invalid(topic: string, error: string): void {

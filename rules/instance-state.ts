@@ -51,11 +51,6 @@ export class InstanceTable {
     return this.byRule.get(ruleId)?.get(key);
   }
 
-  /** The rule's instances. */
-  ofRule(ruleId: string): IterableIterator<Instance> {
-    return (this.byRule.get(ruleId) ?? new Map<string, Instance>()).values();
-  }
-
   /** Every rule id with instances, and its instances. */
   entries(): IterableIterator<[string, Map<string, Instance>]> {
     return this.byRule.entries();

@@ -148,9 +148,10 @@ export class RuleRouter {
     if (instance?.phase === 'active') this.deactivate(rule, instance, timerScope(rule, instance, this.options.devices));
   }
 
-  /** Rules whose oscillation suspension ended, timers that ran out without a message (`for`, `clearFor`) and silent devices (absence), at engine time `now`. */
+  /** Rules whose oscillation suspension ended (their alert clears), timers that ran out without a message (`for`, `clearFor`) and silent devices (absence), at engine time `now`. */
   tick(now: number): void {
-    for (const ruleId of this.options.actions.endedSuspensions()) this.resume(ruleId);
+    // A rule whose suspension ended: its alert clears; its waiting intents are sent by the command loop's reconcile (the resume).
+    this.options.actions.endedSuspensions();
     for (const instance of this.options.instances.withTimers()) {
       const rule = this.index.byId.get(instance.ruleId);
       if (!rule) {
@@ -161,13 +162,6 @@ export class RuleRouter {
       if (transition) this.transition(rule, instance, transition, timerScope(rule, instance, this.options.devices));
     }
     for (const rule of this.index.absenceRules) this.checkAbsence(rule, now);
-  }
-
-  /** A rule whose suspension ended acts again from the current conditions: each instance re-issues what it wants now (RuleActions.resume). */
-  private resume(ruleId: string): void {
-    const rule = this.index.byId.get(ruleId);
-    if (!rule) return;
-    for (const instance of [...this.options.instances.ofRule(ruleId)]) this.options.actions.resume(rule, instance, timerScope(rule, instance, this.options.devices));
   }
 
   /** An absence rule fires for each expected device silent for `after` (and not before `grace` from the start). */

@@ -1,16 +1,17 @@
 // What a rule instance does when it fires and when it clears: raise and clear its alerts on
-// lw/{line}/alerts (and through the alarm desk, their alarm states), hand its commands to the
-// command loop (commands.ts), and the critical alert of a rule the oscillation guard suspends —
-// cleared when the suspension ends, when the rule's instances re-issue what they want under the
-// current conditions (resume).
+// lw/{line}/alerts (and through the alarm desk, their alarm states), state its commands as
+// intents to the command loop (commands.ts: what it wants while active, and from onClear what it
+// wants after), and the critical alert of a rule the oscillation guard suspends — cleared when the
+// suspension ends (the rule's waiting intents are then sent by the command loop's reconcile: the resume).
 import { createHash } from 'node:crypto';
 import type { Bus } from '../bus/bus.js';
 import type { AlertPayload } from '../contracts/schemas.js';
 import { DELIVERY, isValidId, topics } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
+import { LogLimiter } from '../lib/log-limit.js';
 import type { AlarmDesk } from './alarm-desk.js';
 import type { Clock } from './clock.js';
-import type { CommandCenter, CommandEvent, OutcomeEvent } from './commands.js';
+import type { CommandCenter, CommandEvent, DeferEvent, OutcomeEvent } from './commands.js';
 import type { DeviceTable } from './device-table.js';
 import type { Scope } from './expr.js';
 import type { Instance } from './instance-state.js';
@@ -33,7 +34,7 @@ export interface SuspendEvent {
   reason: string;
 }
 
-export type EngineEvent = CommandEvent | OutcomeEvent | AlertEvent | SuspendEvent;
+export type EngineEvent = CommandEvent | OutcomeEvent | DeferEvent | AlertEvent | SuspendEvent;
 
 export interface RuleActionsOptions {
   bus: Bus;
@@ -63,14 +64,17 @@ export function holderOf(rule: CompiledRule, instance: Instance): string {
 export class RuleActions {
   /** Rules suspended by the oscillation guard, with their raised alert (none for a suspension restored from the state file). */
   private readonly suspensions = new Map<string, { line: string; alert: AlertPayload } | undefined>();
+  private readonly limited: LogLimiter;
 
-  constructor(private readonly options: RuleActionsOptions) {}
+  constructor(private readonly options: RuleActionsOptions) {
+    this.limited = new LogLimiter(log, { now: () => options.clock.now() });
+  }
 
   /** The instance became active at `now`: its actions run (alerts raised, commands issued). */
   fire(rule: CompiledRule, instance: Instance, scope: Scope, now: number): void {
     for (const action of rule.actions) {
       if (action.kind === 'command') {
-        this.command(rule, instance, action, scope);
+        this.command(rule, instance, action, scope, 'active');
         continue;
       }
       const alert: AlertPayload = {
@@ -87,13 +91,16 @@ export class RuleActions {
     }
   }
 
-  /** The instance went idle: its alert clears, its onClear commands run (unless the rule itself went away), its holds are released. */
+  /**
+   * The instance went idle: its alert clears, its onClear commands state what it wants after
+   * (unless the rule itself went away), and its active intents end.
+   */
   clear(rule: CompiledRule, instance: Instance, scope: Scope, runOnClear: boolean): void {
     if (instance.alert) {
       this.publishAlert(instance.line, { ...instance.alert, state: 'cleared', ts: this.options.clock.now() });
       instance.alert = undefined;
     }
-    if (runOnClear) for (const action of rule.onClear) this.command(rule, instance, action, scope);
+    if (runOnClear) for (const action of rule.onClear) this.command(rule, instance, action, scope, 'after');
     this.options.commands.release(holderOf(rule, instance));
   }
 
@@ -116,7 +123,8 @@ export class RuleActions {
 
   /**
    * The rules whose oscillation suspension has ended since the last call (the engine's tick asks);
-   * their alert is cleared. Suspensions restored from the state file are followed too (their
+   * their alert is cleared. Nothing is re-sent here: the rule's intents waited while it was
+   * suspended, and the command loop's next reconcile sends the winning ones (commands.ts). Suspensions restored from the state file are followed too (their
    * alert, raised before the restart, is not known here).
    */
   endedSuspensions(): string[] {
@@ -132,24 +140,13 @@ export class RuleActions {
     return ended;
   }
 
-  /**
-   * The instance's rule resumes after a suspension: it re-issues the commands it wants under the
-   * current conditions — its actions' commands while active, its onClear commands once it has
-   * fired and cleared (those were blocked, or overridden by the guard's hold). Alerts are not raised again.
-   */
-  resume(rule: CompiledRule, instance: Instance, scope: Scope): void {
-    if (instance.phase === 'active') {
-      for (const action of rule.actions) if (action.kind === 'command') this.command(rule, instance, action, scope);
-    } else if (instance.phase === 'idle' && instance.activatedAt !== undefined) {
-      for (const action of rule.onClear) this.command(rule, instance, action, scope);
-    }
-  }
-
-  private command(rule: CompiledRule, instance: Instance, action: CompiledCommand, scope: Scope): void {
+  /** One command action as an intent of the instance: `active` from its actions, `after` from onClear. */
+  private command(rule: CompiledRule, instance: Instance, action: CompiledCommand, scope: Scope, phase: 'active' | 'after'): void {
     const target = action.target(scope);
     if (!isValidId(target)) {
+      // Refused for good: no outcome can be published for a target that is no device id.
       this.options.count('bad_targets');
-      log.error({ rule: rule.id, target }, `rule ${rule.id}: command target "${target}" is not a device id; fix the rule's target`);
+      this.limited.write('error', 'bad_target', { rule: rule.id, target }, `rule ${rule.id}: command target "${target}" is not a device id; the command is blocked; fix the rule's target`);
       return;
     }
     const targetRecord = this.options.devices.get(instance.line, target);
@@ -165,7 +162,7 @@ export class RuleActions {
       ttlMs: action.ttlMs,
       // The base for maxStep before anything was commanded: the target's reported setpoint, else its speed.
       current: targetRecord?.values.speedSetpoint ?? targetRecord?.values.setpoint ?? targetRecord?.values.speed,
-    });
+    }, phase);
   }
 
   private publishAlert(line: string, alert: AlertPayload): void {

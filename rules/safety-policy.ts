@@ -1,9 +1,10 @@
-// The actuator-safety policy: whether a rule's command may go to its target now, and in what form
-// (docs/rules.md#actuator-safety). Pure: it reads the limits, the target's history and the holds,
-// and returns a decision; the command loop (commands.ts) applies it — records the setpoint, sends,
-// counts, logs and publishes the outcome. Checks in order: suspended rule, priority hold, cooldown,
-// minimum dwell, budget, max step (a bigger speed change is split into a ramp), oscillation
-// (oscillation.ts).
+// The actuator-safety policy: whether the winning intent for a setpoint (intents.ts) may be sent to
+// its target now, and in what form (docs/rules.md#actuator-safety). Pure: it reads the limits and
+// the target's history and returns a decision; the command loop (commands.ts) applies it — records
+// the setpoint, sends, counts, logs and publishes the outcome. Checks in order: suspended rule
+// (refused for good, unless an intent under way steps toward a safer value), cooldown, minimum dwell, budget
+// (each a delay, with the time it ends), max step (a bigger speed change goes one step now),
+// oscillation (oscillation.ts).
 // Stopping is never delayed by cooldown, dwell or budget: it is the safe direction.
 import type { CommandAction } from '../contracts/schemas.js';
 import { globMatcher, type ParamValue } from './load.js';
@@ -15,7 +16,7 @@ export { countReversals, type OscillationLimits, type SetpointChange } from './o
 export interface CommandRequest {
   ruleId: string;
   priority: number;
-  /** The rule instance issuing it (rule id + key); it holds the setpoint until released. */
+  /** The rule instance issuing it (rule id + key); its intent holds until released. */
   holder: string;
   line: string;
   target: string;
@@ -34,13 +35,6 @@ export interface Setpoint {
   ruleId: string;
   priority: number;
   commandId: string;
-}
-
-/** Which rule instance holds a setpoint key of a target (lower priorities may not change it). */
-export interface Hold {
-  holder: string;
-  ruleId: string;
-  priority: number;
 }
 
 /** What the policy knows of one target (`line/device`). */
@@ -105,20 +99,18 @@ export class TargetLimits {
 
 export interface PolicyInput {
   request: CommandRequest;
-  /** The next step of a split speed change (see CommandCenter.issue). */
-  fromRamp: boolean;
   now: number;
   limits: TargetSafety;
   oscillation: OscillationLimits;
   /** The target's history; `sent` already trimmed to the budget window (recentSends). */
   target: Readonly<TargetState>;
-  /** The hold on the request's setpoint key of the target, if any. */
-  hold: Hold | undefined;
   /** Until when the request's rule is suspended, if it is now. */
   suspendedUntil: number | undefined;
+  /** A command was already sent for this intent: this is its next step toward it (a speed change bigger than maxStep). */
+  underWay?: boolean;
 }
 
-/** A speed change bigger than maxStep: the first step goes now, the rest follow as a ramp toward `goal`. */
+/** A speed change bigger than maxStep: the first step goes now; the intent's next step follows after the dwell or cooldown. */
 export interface Split {
   goal: number;
   stepEveryMs: number;
@@ -142,15 +134,21 @@ interface DecisionParts {
   changes?: SetpointChange[];
 }
 
-export type PolicyDecision = (DecisionParts & { allowed: false; reason: string }) | (DecisionParts & { allowed: true; key: string; value: ParamValue; note?: string });
+/** Why a command may not go now; `retryAt`: when the limit allows it (a delay), undefined: refused for good. */
+export interface Refusal {
+  reason: string;
+  retryAt?: number;
+}
+
+export type PolicyDecision = (DecisionParts & Refusal & { allowed: false }) | (DecisionParts & { allowed: true; key: string; value: ParamValue; note?: string });
 
 /** Whether the command may go now, and in what form. */
 export function decideCommand(input: PolicyInput): PolicyDecision {
   const { request } = input;
   const params = { ...request.params };
   const { key, value } = setpointOf(request.action, params);
-  const early = suspendedReason(input, key, value) ?? holdReason(input, key) ?? cooldownReason(input) ?? dwellReason(input, key, value) ?? budgetReason(input);
-  if (early !== undefined) return { allowed: false, reason: early, params };
+  const early = suspendedReason(input, key, value) ?? cooldownReason(input) ?? dwellReason(input, key, value) ?? budgetReason(input);
+  if (early !== undefined) return { allowed: false, ...early, params };
   const step = clampStep(input, key, value, params);
   const history = changesSetpoint(input, key, step.value) ? candidateChanges(input, key, step.value) : undefined;
   const suspension = history ? oscillationSuspension(input, key, history, value) : undefined;
@@ -177,34 +175,35 @@ function isUrgent(request: CommandRequest): boolean {
   return request.action === 'stop';
 }
 
-/** A suspended rule's commands are refused — except the steps of its ramp toward a safer value (the guard's hold, see decideCommand). */
-function suspendedReason({ request, suspendedUntil, fromRamp, target }: PolicyInput, key: string, value: ParamValue): string | undefined {
+/**
+ * A suspended rule's intent waits (refused for good until the suspension ends: blocked once, then
+ * sent when it ends) — except the next steps of an intent already under way toward a safer value
+ * than the current setpoint (the guard's hold, see decideCommand): the reconcile still steps toward it.
+ */
+function suspendedReason({ request, suspendedUntil, underWay, target }: PolicyInput, key: string, value: ParamValue): Refusal | undefined {
   if (suspendedUntil === undefined) return undefined;
-  if (fromRamp && isSafer(key, value, target.setpoints[key]?.value)) return undefined;
-  return `suspended: rule ${request.ruleId} is suspended for oscillation until ${new Date(suspendedUntil).toISOString()}`;
+  if (underWay && isSafer(key, value, target.setpoints[key]?.value)) return undefined;
+  return { reason: `suspended: rule ${request.ruleId} is suspended for oscillation until ${new Date(suspendedUntil).toISOString()}` };
 }
 
-function holdReason({ request, hold }: PolicyInput, key: string): string | undefined {
-  if (!hold || hold.holder === request.holder || hold.priority <= request.priority) return undefined;
-  return `priority: ${key} of ${targetName(request)} is held by rule ${hold.ruleId} (priority ${hold.priority} > ${request.priority})`;
-}
-
-function cooldownReason({ request, now, limits, target }: PolicyInput): string | undefined {
+function cooldownReason({ request, now, limits, target }: PolicyInput): Refusal | undefined {
   if (isUrgent(request) || !limits.cooldown || target.lastCommandAt === undefined) return undefined;
   if (now - target.lastCommandAt >= limits.cooldown || outranks(request, target.lastPriority)) return undefined;
-  return `cooldown: ${targetName(request)} was commanded ${now - target.lastCommandAt} ms ago (cooldown ${limits.cooldown} ms)`;
+  return { reason: `cooldown: ${targetName(request)} was commanded ${now - target.lastCommandAt} ms ago (cooldown ${limits.cooldown} ms)`, retryAt: target.lastCommandAt + limits.cooldown };
 }
 
-function dwellReason({ request, now, limits, target }: PolicyInput, key: string, value: ParamValue): string | undefined {
+function dwellReason({ request, now, limits, target }: PolicyInput, key: string, value: ParamValue): Refusal | undefined {
   const setpoint = target.setpoints[key];
   if (isUrgent(request) || !limits.minDwell || !setpoint || setpoint.value === value) return undefined;
   if (now - setpoint.at >= limits.minDwell || outranks(request, setpoint.priority)) return undefined;
-  return `dwell: ${key} of ${targetName(request)} changed ${now - setpoint.at} ms ago (minimum dwell ${limits.minDwell} ms)`;
+  return { reason: `dwell: ${key} of ${targetName(request)} changed ${now - setpoint.at} ms ago (minimum dwell ${limits.minDwell} ms)`, retryAt: setpoint.at + limits.minDwell };
 }
 
-function budgetReason({ request, limits, target }: PolicyInput): string | undefined {
+function budgetReason({ request, limits, target }: PolicyInput): Refusal | undefined {
   if (isUrgent(request) || !limits.budgetPerMinute || target.sent.length < limits.budgetPerMinute) return undefined;
-  return `budget: ${targetName(request)} already had ${target.sent.length} commands in the last minute (budget ${limits.budgetPerMinute})`;
+  // The budget frees up when enough of the last minute's sends (oldest first) leave the window.
+  const freedBy = target.sent[target.sent.length - limits.budgetPerMinute] ?? target.sent[0] ?? 0;
+  return { reason: `budget: ${targetName(request)} already had ${target.sent.length} commands in the last minute (budget ${limits.budgetPerMinute})`, retryAt: freedBy + BUDGET_WINDOW_MS };
 }
 
 /** A set_speed more than maxStep away from the current setpoint (else the target's reading) goes one step now. */
@@ -233,7 +232,7 @@ function candidateChanges(input: PolicyInput, key: string, value: ParamValue): S
   return historyWith(target.changes[key] ?? [], { value, from: target.setpoints[key]?.value, ruleId: request.ruleId, priority: request.priority, at: now }, oscillation);
 }
 
-/** Would this change (toward `value`, the request's, before any split) reverse the setpoint's direction too often within the window? Then the lowest-priority rule involved is suspended. */
+/** Would this change (toward `value`, the intent's, before any split) reverse the setpoint's direction too often within the window? Then the lowest-priority rule involved is suspended. */
 function oscillationSuspension(input: PolicyInput, key: string, candidate: SetpointChange[], value: ParamValue): Suspension | undefined {
   const { request, now, oscillation, target } = input;
   if (countReversals(valuesOf(candidate)) < oscillation.reversals) return undefined;

@@ -1,5 +1,6 @@
 // The rules state file (rules.stateFile, docs/rules.md#durable-state): device records, non-idle
-// rule instances (with the hash of their rule's definition) and the command loop's state, written
+// rule instances (with the hash of their rule's definition) and the command loop's state (intents,
+// setpoints, pending commands, suspensions), written
 // atomically (temp file + rename) and read back at start.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -10,6 +11,7 @@ import type { CommandCenter, CommandCenterSnapshot } from './commands.js';
 import type { DeviceRecord, DeviceTable } from './device-table.js';
 import type { Instance, InstanceTable } from './instance-state.js';
 import type { CompiledRule } from './load.js';
+import { holderOf } from './rule-actions.js';
 
 const log = logger('rules');
 
@@ -85,5 +87,12 @@ export function restoreSnapshot(parts: SnapshotParts, snapshot: Snapshot): { ins
     restored++;
   }
   parts.commands.restore(snapshot.commands);
+  // An active intent holds only while its instance is active: those of instances not restored end.
+  const activeHolders = new Set<string>();
+  for (const [ruleId, byKey] of parts.instances.entries()) {
+    const rule = parts.rulesById.get(ruleId);
+    if (rule) for (const instance of byKey.values()) if (instance.phase === 'active') activeHolders.add(holderOf(rule, instance));
+  }
+  parts.commands.retainIntents((intent) => parts.rulesById.has(intent.request.ruleId) && (intent.phase !== 'active' || activeHolders.has(intent.request.holder)));
   return { instances: restored, alarms: parts.alarms.restore(snapshot.alarms ?? []) };
 }

@@ -1,4 +1,4 @@
-// Commands as a closed loop (ack, retry, outcome) and each actuator-safety limit.
+// Commands as a closed loop (ack, retry, outcome) and each actuator-safety limit on the winning intent.
 import { afterEach, describe, expect, it } from 'vitest';
 import { countReversals } from '../../rules/safety-policy.js';
 import { startFixture, type Fixture } from './fixture.js';
@@ -79,19 +79,29 @@ describe('closed loop', () => {
 });
 
 describe('actuator safety', () => {
-  it('cooldown: a second command to the target within the cooldown is blocked, with its outcome recorded', async () => {
+  it('cooldown: a second command to the target within the cooldown is deferred until it ends, not blocked', async () => {
     f = await startFixture(`safety:\n  targets:\n    A/ctl: { cooldown: 5s }\nrules:\n${speedRule('r')}`);
     f.autoAck('ctl');
     await pulse(f, 30);
     await f.advance(1_000);
-    await pulse(f, 31);
+    await f.telemetry('knob', { go: 1, want: 31 }); // wants 31 while active
+    expect(f.commands.map((c) => c.params.speed)).toEqual([30]);
+    expect(f.events.find((e) => e.type === 'deferred')).toMatchObject({ target: 'ctl', params: { speed: 31 }, limit: 'cooldown', until: f.commands[0]!.ts + 5_000 });
+    await f.advance(4_100);
+    expect(f.commands.map((c) => [c.params.speed, c.ts - f!.commands[0]!.ts])).toEqual([[30, 0], [31, 5_000]]);
+    expect(f.outcomes.filter((o) => o.outcome === 'blocked')).toHaveLength(0);
+    expect(f.engine.counters()).toMatchObject({ commands_deferred: 1, deferred_cooldown: 1 });
+  });
+
+  it('cooldown: what a rule wanted only while it was active is not sent once it cleared', async () => {
+    f = await startFixture(`safety:\n  targets:\n    A/ctl: { cooldown: 5s }\nrules:\n${speedRule('r')}`);
+    f.autoAck('ctl');
+    await pulse(f, 30);
+    await f.advance(1_000);
+    await pulse(f, 31); // deferred, then released before the cooldown ends
     await f.advance(5_000);
-    await pulse(f, 32);
-    expect(f.commands.map((c) => c.params.speed)).toEqual([30, 32]);
-    const blocked = f.outcomes.filter((o) => o.outcome === 'blocked');
-    expect(blocked).toHaveLength(1);
-    expect(blocked[0]).toMatchObject({ params: { speed: 31 }, attempts: 0 });
-    expect(blocked[0]!.reason).toMatch(/^cooldown: A\/ctl was commanded 1000 ms ago/);
+    expect(f.commands.map((c) => c.params.speed)).toEqual([30]);
+    expect(f.engine.counters().intents).toBe(0);
   });
 
   it('minimum dwell: a setpoint holds before it may change again (a different setpoint may)', async () => {
@@ -103,19 +113,19 @@ describe('actuator safety', () => {
     f.autoAck('ctl');
     await pulse(f, 30);
     await f.advance(3_000);
-    await pulse(f, 40); // speed changed 3 s ago: blocked
-    await f.telemetry('knob2', { go: 1 }); // strategy is another setpoint: allowed
-    await f.advance(7_000);
-    await pulse(f, 40);
-    expect(f.commands.map((c) => c.action === 'set_speed' ? c.params.speed : c.params.strategy)).toEqual([30, 'safe', 40]);
-    expect(f.outcomes.find((o) => o.outcome === 'blocked')!.reason).toMatch(/^dwell: speed of A\/ctl changed 3000 ms ago/);
+    await f.telemetry('knob', { go: 1, want: 40 }); // speed changed 3 s ago: deferred by the dwell
+    await f.telemetry('knob2', { go: 1 }); // strategy is another setpoint: sent
+    expect(f.commands.map((c) => (c.action === 'set_speed' ? c.params.speed : c.params.strategy))).toEqual([30, 'safe']);
+    await f.advance(7_100);
+    expect(f.commands.map((c) => (c.action === 'set_speed' ? c.params.speed : c.params.strategy))).toEqual([30, 'safe', 40]);
+    expect(f.events.find((e) => e.type === 'deferred')).toMatchObject({ limit: 'dwell', reason: expect.stringMatching(/^dwell: speed of A\/ctl changed 3000 ms ago/) as unknown });
   });
 
   it('max step: a big speed change is split into steps of at most 20 %, one per dwell, until reached', async () => {
     f = await startFixture(`safety:\n  defaults: { maxStep: 20%, minDwell: 5s }\nrules:\n${speedRule('r')}`);
     f.autoAck('ctl');
     await f.telemetry('ctl', { speedSetpoint: 40 });
-    await pulse(f, 20);
+    await f.telemetry('knob', { go: 1, want: 20 }); // wants 20 while active
     await f.advance(30_000);
     expect(f.commands.map((c) => [c.params.speed, c.ts - f!.commands[0]!.ts])).toEqual([
       [32, 0],
@@ -125,50 +135,51 @@ describe('actuator safety', () => {
     ]);
     expect(f.outcomes.map((o) => o.outcome)).toEqual(['done', 'done', 'done', 'done']);
     expect(f.events.find((e) => e.type === 'command')).toMatchObject({ note: 'speed 20 split: 32 now (max step 20 % from 40), then a step every 5000 ms' });
+    expect(f.events.filter((e) => e.type === 'deferred')).toHaveLength(0); // a ramp's own pace is no deferral
   });
 
-  it('max step: a new command for the setpoint supersedes a ramp in progress', async () => {
-    f = await startFixture(`safety:\n  defaults: { maxStep: 20% }\nrules:\n${speedRule('r')}`);
+  it('max step: a winning intent of a higher priority replaces the goal of a ramp in progress', async () => {
+    f = await startFixture(`safety:\n  defaults: { maxStep: 20% }\nrules:\n${speedRule('low', 1, 'knob-l')}${speedRule('high', 2, 'knob-h')}`);
     f.autoAck('ctl');
     await f.telemetry('ctl', { speed: 50 }); // the controller reports its speed
-    await pulse(f, 10); // wants 10: clamped to 40
-    await pulse(f, 100); // from the commanded 40: clamped to 48
-    await pulse(f, 45); // within 20 %
-    expect(f.commands.map((c) => c.params.speed)).toEqual([40, 48, 45]);
+    await f.telemetry('knob-l', { go: 1, want: 10 }); // wants 10: 40 now
+    await f.telemetry('knob-h', { go: 1, want: 45 }); // wins: within 20 % of 40
+    expect(f.commands.map((c) => c.params.speed)).toEqual([40, 45]);
     await f.advance(5_000);
-    expect(f.commands.map((c) => c.params.speed)).toEqual([40, 48, 45]); // the ramps toward 10 and 100 were superseded
+    expect(f.commands.map((c) => c.params.speed)).toEqual([40, 45]); // no more steps toward 10 while high holds
+    await f.telemetry('knob-h', { go: 0, want: 45 }); // high clears: low's 10 wins again, ramped from 45
+    expect(f.commands.map((c) => c.params.speed)).toEqual([40, 45, 36]);
   });
 
-  it('budget: at most N commands per target per minute; stop is always allowed', async () => {
+  it('budget: at most N commands per target per minute, the rest deferred until the budget allows; stop is always allowed', async () => {
     f = await startFixture(`safety:\n  defaults: { budgetPerMinute: 3 }\n  oscillation: { reversals: 100 }\nrules:\n${speedRule('r')}  - id: halt
     match: { device: estop }
     when: values.go == 1
     actions: [{ command: { target: ctl, action: stop } }]
 `);
     f.autoAck('ctl');
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 3; i++) {
       await pulse(f, 30 + i);
       await f.advance(1_000);
     }
+    await f.telemetry('knob', { go: 1, want: 40 }); // over budget: deferred
     await f.telemetry('estop', { go: 1 });
-    expect(f.commands.map((c) => c.action === 'stop' ? 'stop' : c.params.speed)).toEqual([30, 31, 32, 'stop']);
-    expect(f.outcomes.filter((o) => o.outcome === 'blocked').map((o) => o.reason!.split(':')[0])).toEqual(['budget', 'budget']);
+    expect(f.commands.map((c) => (c.action === 'stop' ? 'stop' : c.params.speed))).toEqual([30, 31, 32, 'stop']);
+    expect(f.events.find((e) => e.type === 'deferred')).toMatchObject({ limit: 'budget', params: { speed: 40 } });
     await f.advance(60_000);
-    await pulse(f, 40);
     expect(f.commands.at(-1)!.params.speed).toBe(40);
+    expect(f.outcomes.filter((o) => o.outcome === 'blocked')).toHaveLength(0);
   });
 
-  it('priority: a higher-priority rule holds the setpoint while active; a lower one is blocked until it clears', async () => {
+  it('priority: a higher-priority rule’s intent wins while active; a lower one’s waits and is sent when it clears', async () => {
     f = await startFixture(`rules:\n${speedRule('high', 10, 'knob-h')}${speedRule('low', 1, 'knob-l')}`);
     f.autoAck('ctl');
     await f.telemetry('knob-h', { go: 1, want: 20 }); // high fires and stays active
-    await f.telemetry('knob-l', { go: 1, want: 60 }); // low tries to override
+    await f.telemetry('knob-l', { go: 1, want: 60 }); // low wants another speed: outranked, nothing sent
     expect(f.commands.map((c) => [c.origin, c.params.speed])).toEqual([['rule:high', 20]]);
-    expect(f.outcomes.find((o) => o.outcome === 'blocked')!.reason).toMatch(/^priority: speed of A\/ctl is held by rule high \(priority 10 > 1\)/);
-    await f.telemetry('knob-h', { go: 0, want: 20 }); // high clears, releasing the hold
-    await f.telemetry('knob-l', { go: 0, want: 60 });
-    await f.telemetry('knob-l', { go: 1, want: 60 });
+    await f.telemetry('knob-h', { go: 0, want: 20 }); // high clears: low's intent wins now
     expect(f.commands.map((c) => [c.origin, c.params.speed])).toEqual([['rule:high', 20], ['rule:low', 60]]);
+    expect(f.outcomes.filter((o) => o.outcome === 'blocked')).toHaveLength(0);
   });
 
   it('oscillation: two rules fighting over a setpoint — the lower-priority one is suspended and an alert raised', async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { AckPayload, AlarmPayload, AlertPayload, CommandOutcomePayload, CommandPayload } from '../../contracts/schemas.js';
 import { parseTopic } from '../../contracts/topics.js';
 import { ManualClock, settle } from '../../rules/clock.js';
-import type { RulesSettings } from '../../rules/config.js';
+import type { RulesSettingsInput } from '../../rules/config.js';
 import { RulesEngine, type EngineEvent } from '../../rules/engine.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 
@@ -35,7 +35,7 @@ export interface Fixture {
   stop(): Promise<void>;
 }
 
-export async function startFixture(rulesYaml: string, settings: Partial<RulesSettings> = {}): Promise<Fixture> {
+export async function startFixture(rulesYaml: string, settings: RulesSettingsInput = {}): Promise<Fixture> {
   const broker = await startTestBroker({ open: true, wsPort: null });
   const dir = mkdtempSync(join(tmpdir(), 'linewatch-rules-'));
   writeFileSync(join(dir, 'rules.yaml'), rulesYaml);

@@ -49,10 +49,15 @@ describe('oscillation guard: suspend, hold, resume', () => {
     expect(raised[0]!.message).toMatch(/reversed direction 4 times within 600000 ms/);
     const suspendedAt = raised[0]!.ts;
     expect(f.engine.counters().suspended_rules).toBe(1);
-    // Still flapping while suspended: nothing goes out, every command blocked as suspended.
+    // Still flapping while suspended: nothing goes out. Each new intent that differs from the held 40
+    // is blocked as suspended, once (the refused 60, then each cool's 60); a hot's 40 is what the device has, so no command at all.
     await flap(f, 2);
     expect(f.commands).toHaveLength(5);
-    expect(f.outcomes.filter((o) => o.outcome === 'blocked').map((o) => o.reason!.split(':', 1)[0])).toEqual(['suspended', 'suspended', 'suspended', 'suspended', 'suspended']);
+    expect(f.outcomes.filter((o) => o.outcome === 'blocked').map((o) => [o.params.speed, o.reason!.split(':', 1)[0]])).toEqual([
+      [60, 'suspended'],
+      [60, 'suspended'],
+      [60, 'suspended'],
+    ]);
     // conv-1 is cool now (the last reading 70): when the minute ends the rule's clear wish, 60, goes out.
     await f.advance(suspendedAt + 60_000 - f.clock.now() + 100);
     expect(f.alerts.filter((a) => a.id === 'oscillation:flap').map((a) => a.state)).toEqual(['raised', 'cleared']);
@@ -65,29 +70,33 @@ describe('oscillation guard: suspend, hold, resume', () => {
     expect(f.commands.map((c) => c.params.speed)).toEqual([40, 60, 40, 60, 40, 60, 40]);
   });
 
-  it('an instance active when the suspension ends re-issues its actions’ commands (the condition still holds)', async () => {
-    f = await startFixture(FLAPPING);
+  // With the speeds swapped the trip is a slowdown (sent, held); the instance active again while suspended wants 60, not what is held.
+  const INVERSE = flappingRule('inverse', 60, 40);
+
+  it('an instance active when the suspension ends gets its actions’ command sent (the condition still holds)', async () => {
+    f = await startFixture(INVERSE);
     f.autoAck('ctl');
-    await flap(f, 3); // its last 60 is the 4th reversal: refused, suspended
-    const suspendedAt = f.alerts.find((a) => a.id === 'oscillation:flap')!.ts;
-    await f.telemetry('conv-1', { temp: 85 }); // active again while suspended: its 40 is blocked
+    await flap(f, 3); // its last 40 is the 4th reversal: the lower speed, sent; suspended
+    const suspendedAt = f.alerts.find((a) => a.id === 'oscillation:inverse')!.ts;
+    await f.telemetry('conv-1', { temp: 85 }); // active again while suspended: its 60 is blocked (once), 40 held
+    expect(f.outcomes.filter((o) => o.outcome === 'blocked').map((o) => o.params.speed)).toEqual([60]);
     const sentBefore = f.commands.length;
     await f.advance(suspendedAt + 60_000 - f.clock.now() + 100);
-    expect(f.commands.slice(sentBefore).map((c) => [c.params.speed, c.origin])).toEqual([[40, 'rule:flap']]);
+    expect(f.commands.slice(sentBefore).map((c) => [c.params.speed, c.origin])).toEqual([[60, 'rule:inverse']]);
   });
 
   it('a suspension restored from the state file after a restart also ends with the rule resuming', async () => {
-    f = await startFixture(FLAPPING);
+    f = await startFixture(INVERSE);
     f.autoAck('ctl');
     await flap(f, 3);
-    const suspendedAt = f.alerts.find((a) => a.id === 'oscillation:flap')!.ts;
-    await f.telemetry('conv-1', { temp: 85 }); // active (kept in the state file); its 40 is blocked
+    const suspendedAt = f.alerts.find((a) => a.id === 'oscillation:inverse')!.ts;
+    await f.telemetry('conv-1', { temp: 85 }); // active (kept in the state file, with its intent); its 60 is blocked
     await f.restart();
     expect(f.engine.counters().suspended_rules).toBe(1);
     const sentBefore = f.commands.length;
     await f.advance(suspendedAt + 60_000 - f.clock.now() + 100);
     expect(f.engine.counters().suspended_rules).toBe(0);
-    expect(f.commands.slice(sentBefore).map((c) => [c.params.speed, c.origin])).toEqual([[40, 'rule:flap']]);
+    expect(f.commands.slice(sentBefore).map((c) => [c.params.speed, c.origin])).toEqual([[60, 'rule:inverse']]);
   });
 
   it('a trip on a slowdown sends the slowdown (the lower speed is the one held)', async () => {

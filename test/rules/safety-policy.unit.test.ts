@@ -16,7 +16,7 @@ function emptyTarget(): TargetState {
 }
 
 function input(overrides: Partial<PolicyInput> = {}, limits: TargetSafety = {}): PolicyInput {
-  return { request: request(), fromRamp: false, now: NOW, limits, oscillation: OSCILLATION, target: emptyTarget(), hold: undefined, suspendedUntil: undefined, ...overrides };
+  return { request: request(), now: NOW, limits, oscillation: OSCILLATION, target: emptyTarget(), suspendedUntil: undefined, ...overrides };
 }
 
 /** Speed 40 → 30 (by `down`) → 40 (by `up`) → 30 (by `down`): a further 40 is the third reversal. */
@@ -47,35 +47,30 @@ describe('decideCommand', () => {
     expect(decision.changes).toEqual([{ value: 30, from: undefined, ruleId: 'r', priority: 0, at: NOW }]);
   });
 
-  it('refuses a suspended rule, naming when the suspension ends', () => {
-    const reason = reasonOf(decideCommand(input({ suspendedUntil: NOW + 5_000 })));
-    expect(reason).toBe(`suspended: rule r is suspended for oscillation until ${new Date(NOW + 5_000).toISOString()}`);
+  it('refuses a suspended rule for good (no retry time), naming when the suspension ends', () => {
+    const decision = decideCommand(input({ suspendedUntil: NOW + 5_000 }));
+    expect(decision).toMatchObject({ allowed: false, reason: `suspended: rule r is suspended for oscillation until ${new Date(NOW + 5_000).toISOString()}` });
+    expect(decision).not.toHaveProperty('retryAt');
   });
 
-  it('refuses a lower priority than the setpoint’s holder, allows the holder itself and higher priorities', () => {
-    const hold = { holder: 'other|A/x', ruleId: 'other', priority: 5 };
-    expect(reasonOf(decideCommand(input({ hold })))).toBe('priority: speed of A/ctl is held by rule other (priority 5 > 0)');
-    expect(decideCommand(input({ hold, request: request({ priority: 6 }) })).allowed).toBe(true);
-    expect(decideCommand(input({ hold: { ...hold, holder: 'r|A/knob' } })).allowed).toBe(true);
-  });
-
-  it('cooldown: refuses within it, allows after it, for a higher priority and for stop', () => {
+  it('cooldown: delays within it until it ends, allows after it, for a higher priority and for stop', () => {
     const target = { ...emptyTarget(), lastCommandAt: NOW - 1_000, lastPriority: 0 };
-    expect(reasonOf(decideCommand(input({ target }, { cooldown: 5_000 })))).toBe('cooldown: A/ctl was commanded 1000 ms ago (cooldown 5000 ms)');
+    expect(decideCommand(input({ target }, { cooldown: 5_000 }))).toMatchObject({ allowed: false, reason: 'cooldown: A/ctl was commanded 1000 ms ago (cooldown 5000 ms)', retryAt: NOW + 4_000 });
     expect(decideCommand(input({ target: { ...target, lastCommandAt: NOW - 5_000 } }, { cooldown: 5_000 })).allowed).toBe(true);
     expect(decideCommand(input({ target, request: request({ priority: 1 }) }, { cooldown: 5_000 })).allowed).toBe(true);
     expect(decideCommand(input({ target, request: request({ action: 'stop', params: {} }) }, { cooldown: 5_000 })).allowed).toBe(true);
   });
 
-  it('minimum dwell: refuses a different value within it, allows the same value', () => {
+  it('minimum dwell: delays a different value until the dwell ends, allows the same value', () => {
     const target: TargetState = { ...emptyTarget(), setpoints: { speed: { value: 40, at: NOW - 2_000, ruleId: 'r', priority: 0, commandId: 'c-1' } } };
-    expect(reasonOf(decideCommand(input({ target }, { minDwell: 10_000 })))).toBe('dwell: speed of A/ctl changed 2000 ms ago (minimum dwell 10000 ms)');
+    expect(decideCommand(input({ target }, { minDwell: 10_000 }))).toMatchObject({ allowed: false, reason: 'dwell: speed of A/ctl changed 2000 ms ago (minimum dwell 10000 ms)', retryAt: NOW + 8_000 });
     expect(decideCommand(input({ target, request: request({ params: { speed: 40 } }) }, { minDwell: 10_000 })).allowed).toBe(true);
   });
 
-  it('budget: refuses once the last minute’s sends reach it; stop still goes', () => {
+  it('budget: delays once the last minute’s sends reach it, until enough leave the window; stop still goes', () => {
     const target = { ...emptyTarget(), sent: [NOW - 30_000, NOW - 10_000] };
-    expect(reasonOf(decideCommand(input({ target }, { budgetPerMinute: 2 })))).toBe('budget: A/ctl already had 2 commands in the last minute (budget 2)');
+    expect(decideCommand(input({ target }, { budgetPerMinute: 2 }))).toMatchObject({ allowed: false, reason: 'budget: A/ctl already had 2 commands in the last minute (budget 2)', retryAt: NOW + 30_000 });
+    expect(decideCommand(input({ target: { ...target, sent: [NOW - 40_000, NOW - 30_000, NOW - 10_000] } }, { budgetPerMinute: 2 }))).toMatchObject({ retryAt: NOW + 30_000 });
     expect(decideCommand(input({ target, request: request({ action: 'stop', params: {} }) }, { budgetPerMinute: 2 })).allowed).toBe(true);
   });
 
@@ -141,12 +136,15 @@ describe('decideCommand: the oscillation guard’s hold', () => {
     expect(decision.suspension).toMatchObject({ offender: 'r', until: NOW + 300_000, reason: 'speed of A/ctl reversed direction 3 times within 60000 ms (rules: r); holding speed at 30 (the lower speed)' });
   });
 
-  it('a suspended rule: its ramp steps toward a lower speed go on (the guard’s hold), anything else is refused', () => {
+  it('a suspended rule: the next steps of its intent already under way toward a lower speed go on (the guard’s hold), anything else is refused', () => {
+    // Ramps are the reconcile's steps now: `underWay` (a command was sent for the intent) replaces main's fromRamp.
     const target: TargetState = { ...emptyTarget(), setpoints: { speed: { value: 32, at: NOW - 5_000, ruleId: 'r', priority: 0, commandId: 'c-1' } } };
     const suspendedUntil = NOW + 60_000;
-    expect(decideCommand(input({ target, suspendedUntil, fromRamp: true, request: request({ params: { speed: 15 } }) }, { maxStep: 0.2 }))).toMatchObject({ allowed: true, value: 25.6 });
-    expect(reasonOf(decideCommand(input({ target, suspendedUntil, fromRamp: true, request: request({ params: { speed: 40 } }) })))).toMatch(/^suspended: /);
-    expect(reasonOf(decideCommand(input({ target, suspendedUntil, request: request({ params: { speed: 15 } }) })))).toMatch(/^suspended: /);
+    expect(decideCommand(input({ target, suspendedUntil, underWay: true, request: request({ params: { speed: 15 } }) }, { maxStep: 0.2 }))).toMatchObject({ allowed: true, value: 25.6 });
+    expect(reasonOf(decideCommand(input({ target, suspendedUntil, underWay: true, request: request({ params: { speed: 40 } }) })))).toMatch(/^suspended: /);
+    const fresh = decideCommand(input({ target, suspendedUntil, request: request({ params: { speed: 15 } }) }));
+    expect(reasonOf(fresh)).toMatch(/^suspended: /);
+    expect(fresh.allowed === false && fresh.retryAt).toBeUndefined(); // refused for good while suspended (blocked), not a delay
   });
 });
 
