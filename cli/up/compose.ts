@@ -267,7 +267,8 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       eventsPerSecond: stats.messagesInPerSecond,
       commands: view?.counters.commands ?? 0,
       commandsAcked: view?.counters.commands_acked ?? 0,
-      activeAlerts: view?.activeAlerts().length ?? 0,
+      activeAlerts: view?.activeAlerts().filter((alarm) => alarm.state.startsWith('active')).length ?? 0,
+      alarmsUnacked: view?.activeAlerts().filter((alarm) => alarm.state.endsWith('-unacked')).length ?? 0,
       influxBacklog: history ? history.queue_depth : null,
       historianRefusing: history?.disk_full ? 'disk full' : history?.spool_refusing ? 'spool full' : undefined,
     };

@@ -7,7 +7,10 @@ export interface StatusFigures {
   eventsPerSecond: number;
   commands: number;
   commandsAcked: number;
+  /** Alarms whose condition is active now (shelved ones not counted). */
   activeAlerts: number;
+  /** Alarms waiting for an operator's acknowledgement, active or returned to normal (ISA-18.2). */
+  alarmsUnacked?: number;
   /** Points waiting to reach InfluxDB (spooled or buffered), or null without a historian. */
   influxBacklog: number | null;
   /** Why the historian refuses events right now (the spool or the disk is full), if it does. */
@@ -19,7 +22,7 @@ export function formatStatus(f: StatusFigures): string {
     `devices ${f.devicesOnline}/${f.devicesKnown} online`,
     `${f.eventsPerSecond.toFixed(1)} events/s`,
     `commands ${f.commands} (${f.commandsAcked} acked)`,
-    `alerts ${f.activeAlerts} active`,
+    `alarms ${f.activeAlerts} active${f.alarmsUnacked ? `, ${f.alarmsUnacked} to acknowledge` : ''}`,
     f.influxBacklog === null ? 'history off' : `InfluxDB backlog ${f.influxBacklog}${f.historianRefusing ? ` (${f.historianRefusing}: refusing events)` : ''}`,
   ].join(' · ');
 }
