@@ -18,9 +18,20 @@ export interface AlarmDeskOptions {
   count: (counter: string) => void;
 }
 
+/**
+ * How long after a restore the engine waits for the broker's retained alarm states before it
+ * publishes its file's ones again (engine time). A retained state newer than the file (an operator
+ * acted after the last snapshot, then the engine crashed) arrives in that time and wins; only what
+ * the broker lacks (a restarted broker has lost its retained messages) is published again.
+ */
+export const REPUBLISH_AFTER_RESTORE_MS = 2000;
+
 export class AlarmDesk {
   private readonly table = new AlarmTable();
   private readonly limitedLog = new LogLimiter(log);
+  /** Restored alarms (line, id, rev) the broker has not shown yet, and when to publish them again. */
+  private pendingRepublish = new Map<string, { line: string; id: string; rev: number }>();
+  private republishAt: number | undefined;
 
   constructor(private readonly options: AlarmDeskOptions) {}
 
@@ -50,11 +61,14 @@ export class AlarmDesk {
   /** A state read back from lw/{line}/alarms/+ (retained after a restart, or this engine's own echo): taken if newer. */
   readBack(line: string, alarm: AlarmPayload): void {
     if (this.table.adopt(line, alarm)) this.options.count('alarms_read_back');
+    const pending = this.pendingRepublish.get(`${line}\u0000${alarm.id}`);
+    if (pending && alarm.rev >= pending.rev) this.pendingRepublish.delete(`${line}\u0000${alarm.id}`);
   }
 
   /** Shelving that ran out at engine time `now`. */
   tick(now: number): void {
     for (const { line, alarm } of this.table.unshelveDue(now)) this.publish(line, alarm);
+    if (this.republishAt !== undefined && now >= this.republishAt) this.republishRestored();
   }
 
   /** Every alarm that is not normal (shelved ones too). */
@@ -70,15 +84,30 @@ export class AlarmDesk {
     return this.table.all();
   }
 
-  /** Puts saved alarms back (rules-state.json) and publishes each again, retained: a restarted broker has lost them, a live one gets the same state again. */
+  /**
+   * Puts saved alarms back (rules-state.json) without publishing them yet: the broker's retained
+   * states are read back first (readBack, newer wins), and REPUBLISH_AFTER_RESTORE_MS later the
+   * ones it did not show are published again, retained (a restarted broker has lost them).
+   */
   restore(saved: readonly LineAlarm[]): number {
     let restored = 0;
     for (const { line, alarm } of saved) {
       if (!this.table.adopt(line, alarm)) continue;
       restored++;
-      this.publish(line, alarm);
+      this.pendingRepublish.set(`${line}\u0000${alarm.id}`, { line, id: alarm.id, rev: alarm.rev });
     }
+    if (restored > 0) this.republishAt = this.options.clock.now() + REPUBLISH_AFTER_RESTORE_MS;
     return restored;
+  }
+
+  private republishRestored(): void {
+    this.republishAt = undefined;
+    const pending = [...this.pendingRepublish.values()];
+    this.pendingRepublish.clear();
+    for (const { line, id } of pending) {
+      const current = this.table.all().find((entry) => entry.line === line && entry.alarm.id === id);
+      if (current) this.publish(line, current.alarm);
+    }
   }
 
   private publishStep(line: string, step: AlarmStep): void {

@@ -134,10 +134,25 @@ export class RuleActions {
       if (this.options.commands.isSuspended(ruleId)) continue;
       this.suspensions.delete(ruleId);
       ended.push(ruleId);
-      if (raised) this.publishAlert(raised.line, { ...raised.alert, state: 'cleared', message: `rule ${ruleId} resumed after its oscillation suspension`, ts: this.options.clock.now() });
+      const message = `rule ${ruleId} resumed after its oscillation suspension`;
+      if (raised) this.publishAlert(raised.line, { ...raised.alert, state: 'cleared', message, ts: this.options.clock.now() });
+      else this.clearRestoredOscillationAlarm(ruleId, message);
       log.info({ rule: ruleId }, `oscillation: rule ${ruleId} resumes`);
     }
     return ended;
+  }
+
+  /**
+   * A suspension restored from the state file: its alert was raised before the restart, and the
+   * alarm desk (restored from the same file, or read back from the broker) still holds its alarm;
+   * that alarm returns to normal like any other.
+   */
+  private clearRestoredOscillationAlarm(ruleId: string, message: string): void {
+    const id = `oscillation:${ruleId}`;
+    for (const { line, alarm } of this.options.alarms.all()) {
+      if (alarm.id !== id) continue;
+      this.publishAlert(line, { id, rule: alarm.rule, severity: alarm.severity, state: 'cleared', message, ...(alarm.device ? { device: alarm.device } : {}), ts: this.options.clock.now() });
+    }
   }
 
   /** One command action as an intent of the instance: `active` from its actions, `after` from onClear. */

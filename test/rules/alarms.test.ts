@@ -12,6 +12,7 @@ import { ManualClock } from '../../rules/clock.js';
 import { RulesEngine } from '../../rules/engine.js';
 import { waitFor, withTimeout } from '../../lib/wait.js';
 import { startFixture, type Fixture } from './fixture.js';
+import { REPUBLISH_AFTER_RESTORE_MS } from '../../rules/alarm-desk.js';
 
 const RULES = `rules:
   - id: overheat
@@ -140,7 +141,11 @@ describe('alarms owned by the engine', () => {
     const published = f.alarms.length;
     await waitFor(async () => (await activeIds(after)).includes(ALARM_ID), 5000, 'the alarm in the new dashboard, from the retained topic');
     expect(f.alarms.length).toBe(published);
-    // The restarted engine published the restored state again (for a broker that lost it): the same rev, not a second raise.
+    // The restarted engine first waits for the broker's retained states (newer ones win), then
+    // publishes the restored state again for a broker that lost it: the same rev, not a second raise.
+    expect(f.alarms.map((a) => [a.transition, a.rev])).toEqual([['raise', 1]]);
+    await f.advance(REPUBLISH_AFTER_RESTORE_MS + 500);
+    await waitFor(() => f!.alarms.length === 2, 5000, 'the restored state published again');
     expect(f.alarms.map((a) => [a.transition, a.rev])).toEqual([
       ['raise', 1],
       ['raise', 1],
