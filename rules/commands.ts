@@ -37,6 +37,8 @@ export class CommandCenter {
   private targets = new Map<string, TargetState>();
   private readonly intents = new IntentTable();
   private suspended = new Map<string, number>();
+  /** Intents whose last command expired (never reached the device): sent again when it speaks. */
+  private readonly expiredKeys = new Set<string>();
   private readonly pending: PendingCommands;
   private readonly reports: SetpointReports;
   private readonly publisher: CommandPublisher;
@@ -230,6 +232,24 @@ export class CommandCenter {
   /** A device's message: a setpoint it reports other than the one it acknowledged is commanded again (bounded). */
   reported(event: DeviceEvent): void {
     this.reports.judge(event);
+    if (this.expiredKeys.size > 0) this.retryExpired(event);
+  }
+
+  /**
+   * A command that expired was not refused by the device, it never got there (offline, lost): its
+   * intent is sent again once the device is heard from, not dropped (cheap when none expired).
+   */
+  private retryExpired(event: DeviceEvent): void {
+    const prefix = `${event.line}/${event.device}|`;
+    for (const key of this.expiredKeys) {
+      if (!key.startsWith(prefix)) continue;
+      this.expiredKeys.delete(key);
+      const intent = this.intents.winner(key);
+      if (intent?.settled !== 'expired') continue;
+      intent.settled = undefined;
+      this.options.count('expired_resent');
+      this.reconcile(key, this.options.clock.now());
+    }
   }
 
   /** What the device has is the base from now on: the winning intent differs from it and is sent (within the limits). */
@@ -271,7 +291,7 @@ export class CommandCenter {
     return target;
   }
 
-  /** A command that was rejected, failed or never arrived did not change the setpoint, and its intent is not sent again until restated. */
+  /** A command that was rejected, failed or never arrived did not change the setpoint; its intent is not sent again until restated, or — expired — until the device is heard from again (retryExpired). */
   private refused(line: string, targetName: string, command: CommandPayload, outcome: CommandOutcome): void {
     const target = this.targets.get(`${line}/${targetName}`);
     const { key } = setpointOf(command.action, command.params);
@@ -280,7 +300,9 @@ export class CommandCenter {
       if (setpoint.previous === undefined) delete target.setpoints[key];
       else target.setpoints[key] = { ...setpoint, value: setpoint.previous, previous: undefined };
     }
-    const intent = this.intents.byCommand(setpointKeyOf({ ...command, line, target: targetName }), command.id);
+    const intentKey = setpointKeyOf({ ...command, line, target: targetName });
+    const intent = this.intents.byCommand(intentKey, command.id);
     if (intent) intent.settled = outcome;
+    if (intent && outcome === 'expired') this.expiredKeys.add(intentKey);
   }
 }

@@ -19,7 +19,7 @@ export interface Intent {
   at: number;
   /** The last command sent for it. */
   commandId?: string;
-  /** The device refused it (rejected, failed, expired): not sent again until restated. */
+  /** The device refused it (rejected, failed: not sent again until restated) or it expired (sent again once the device is heard from). */
   settled?: string;
   /** A delay (cooldown, dwell, budget) was reported for it: `kind` of the limit. */
   deferredBy?: string;

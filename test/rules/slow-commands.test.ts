@@ -72,4 +72,19 @@ describe('slow commands', () => {
     expect(f.engine.counters()).toMatchObject({ acks_late: 1 });
     expect(f.engine.counters().acks_unknown ?? 0).toBe(0);
   });
+
+  it('an intent whose command expired (the device was away) is sent again once the device is heard from, not dropped', async () => {
+    f = await startFixture(SLOW, { ackTimeoutMs: 1_000, retries: 1 });
+    await f.telemetry('knob', { go: 1 });
+    await f.advance(3_000);
+    expect(f.outcomes.map((o) => o.outcome)).toEqual(['expired']);
+    const sentBefore = f.commands.length;
+    await f.advance(10_000); // nothing from conv-2: nothing sent again yet
+    expect(f.commands.length).toBe(sentBefore);
+    f.autoAck('conv-2');
+    await f.telemetry('conv-2', { speed: 40 }); // back: the winning intent goes again
+    await f.advance(500);
+    expect(f.commands.slice(sentBefore).map((c) => [c.target, c.action, c.params])).toEqual([['conv-2', 'set_speed', { speed: 20 }]]);
+    expect(f.engine.counters()).toMatchObject({ expired_resent: 1 });
+  });
 });
