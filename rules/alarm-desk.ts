@@ -105,8 +105,8 @@ export class AlarmDesk {
     const pending = [...this.pendingRepublish.values()];
     this.pendingRepublish.clear();
     for (const { line, id } of pending) {
-      const current = this.table.all().find((entry) => entry.line === line && entry.alarm.id === id);
-      if (current) this.publish(line, current.alarm);
+      const current = this.table.get(line, id);
+      if (current) this.publish(line, current);
     }
   }
 

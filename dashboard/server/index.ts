@@ -260,33 +260,35 @@ export class DashboardServer implements Service {
     }
   }
 
-  /** Whether this request may read what the token guards (false instead of an error). */
+  /** Whether this request may read what the token guards (/healthz's details); not counted as a refusal. */
   private mayReadDetails(req: IncomingMessage, url: URL): boolean {
-    try {
-      this.authorize(req, url);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.refusal(req, url) === undefined;
   }
 
+  /** Throws (and counts) the refusal of a request the token guards. */
   private authorize(req: IncomingMessage, url: URL): void {
+    const refusal = this.refusal(req, url);
+    if (!refusal) return;
+    this.stats.http_unauthorized++;
+    throw refusal;
+  }
+
+  /** Why a request may not read what the token guards, if it may not. */
+  private refusal(req: IncomingMessage, url: URL): HttpError | undefined {
     if (!this.token) {
       // Without a token we serve loopback only; a foreign Host header means a page on another
       // site reached us through DNS rebinding, so it gets nothing.
       const header = req.headers.host ?? '';
       const host = hostOf(header);
       if (header && (!host || !(isLoopback(host) || host === this.options.config.host.toLowerCase()))) {
-        this.stats.http_unauthorized++;
-        throw new HttpError(403, `requests for host "${header}" are refused without a token; open the dashboard as http://127.0.0.1:${this.port}/ or set dashboard.token`);
+        return new HttpError(403, `requests for host "${header}" are refused without a token; open the dashboard as http://127.0.0.1:${this.port}/ or set dashboard.token`);
       }
-      return;
+      return undefined;
     }
     const header = req.headers.authorization;
     const given = header?.startsWith('Bearer ') ? header.slice(7).trim() : url.searchParams.get('token');
-    if (given && safeEqual(given, this.token)) return;
-    this.stats.http_unauthorized++;
-    throw new HttpError(
+    if (given && safeEqual(given, this.token)) return undefined;
+    return new HttpError(
       401,
       given ? 'the token is wrong; use the one printed when linewatch started (or dashboard.token)' : 'a token is required: send Authorization: Bearer TOKEN or add ?token=TOKEN (printed when linewatch started, or dashboard.token)',
     );

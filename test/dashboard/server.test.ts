@@ -296,8 +296,10 @@ describe('token', () => {
     expect((await fetch(`${secured.url}/api/state?token=let-me-in`)).status).toBe(200);
     expect((await fetch(`${secured.url}/metrics`)).status).toBe(401);
     expect((await fetch(`${secured.url}/events`)).status).toBe(401);
+    const refusedBefore = secured.counters().http_unauthorized;
     const open = await fetch(`${secured.url}/healthz`);
     expect(open.status).toBe(200);
+    expect(secured.counters().http_unauthorized).toBe(refusedBefore); // a probe is not a refused request
     expect(Object.keys((await open.json()) as object).sort()).toEqual(['details', 'status', 'uptimeMs']);
     const full = (await (await fetch(`${secured.url}/healthz`, { headers: { authorization: `Bearer let-me-in` } })).json()) as { services?: Record<string, unknown> };
     expect(Object.keys(full.services ?? {})).toContain('dashboard');
