@@ -261,14 +261,15 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
     const stats = brokerInUse.stats();
     const view = dashboard?.view;
     const history = historianRef?.counters();
+    const alarms = view?.activeAlerts() ?? [];
     return {
       devicesOnline: view?.onlineDevices() ?? stats.clients,
       devicesKnown: view?.snapshot().devices.length ?? stats.clients,
       eventsPerSecond: stats.messagesInPerSecond,
       commands: view?.counters.commands ?? 0,
       commandsAcked: view?.counters.commands_acked ?? 0,
-      activeAlerts: view?.activeAlerts().filter((alarm) => alarm.state.startsWith('active')).length ?? 0,
-      alarmsUnacked: view?.activeAlerts().filter((alarm) => alarm.state.endsWith('-unacked')).length ?? 0,
+      activeAlerts: alarms.filter((alarm) => alarm.state.startsWith('active')).length,
+      alarmsUnacked: alarms.filter((alarm) => alarm.state.endsWith('-unacked')).length,
       influxBacklog: history ? history.queue_depth : null,
       historianRefusing: history?.disk_full ? 'disk full' : history?.spool_refusing ? 'spool full' : undefined,
     };
