@@ -221,9 +221,14 @@ function toList<T>(v: T | T[]): T[] {
   return Array.isArray(v) ? v : [v];
 }
 
+/** Rule tests (`linewatch rules test DIR`, workbench/rule-tests/) sit beside the rules and are no rule files. */
+export function isRuleTestFile(name: string): boolean {
+  return name.endsWith('.test.yaml') || name.endsWith('.test.yml');
+}
+
 export function listRuleFiles(dir: string): string[] {
   return readdirSync(dir)
-    .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
+    .filter((f) => (f.endsWith('.yaml') || f.endsWith('.yml')) && !isRuleTestFile(f))
     .sort()
     .map((f) => join(dir, f));
 }

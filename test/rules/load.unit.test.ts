@@ -86,6 +86,12 @@ describe('rule files', () => {
     expect(set.errors.map(formatLoadError)[0]).toMatch(/^b\.yaml:2 \[hot\]: duplicate rule id; already defined in a\.yaml:2/);
   });
 
+  it('reads no rule tests (*.test.yaml, *.test.yml) as rule files: they sit beside the rules', () => {
+    const set = loadRuleDir(folder({ 'a.yaml': GOOD, 'a.test.yaml': 'cases: []\n', 'b.test.yml': 'cases: []\n' }));
+    expect(set.errors.map(formatLoadError)).toEqual([]);
+    expect(set.rules.map((r) => r.id)).toEqual(['hot']);
+  });
+
   it('keeps the last good version of a file that breaks', () => {
     const dir = folder({ 'r.yaml': GOOD });
     const lastGood = new Map<string, ParsedFile>();
