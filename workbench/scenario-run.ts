@@ -5,22 +5,49 @@
 // rules, scenario and seed. `speedup` plays what `linewatch up --speedup N` does: the devices run
 // on simulated time while the engine's clock (its cooldowns, dwells, ticks, ack timeouts) runs on
 // wall time, N times slower; commands' expiry is judged on the engine's clock, as the simulator
-// judges it on the wall clock.
+// judges it on the wall clock. Rule tests (workbench/rule-tests/) may play the devices from a
+// script of timed messages instead of the model (`source`), give operators' alarm requests at set
+// times (`alarmRequests`) and read every alarm state the engine published (`alarms`).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { roleGrants } from '../config/services.js';
 import { brokerConfigSchema, startBroker, type LinewatchBroker } from '../broker/index.js';
-import { commandSchema, type StatePayload, type TelemetryPayload } from '../contracts/schemas.js';
+import { alarmSchema, commandSchema, type AlarmAction, type AlarmPayload, type CommandPayload, type DeviceType, type StatePayload, type TelemetryPayload } from '../contracts/schemas.js';
 import { DELIVERY, parseTopic, topicOf, topics } from '../contracts/topics.js';
 import { ManualClock, settle } from '../rules/clock.js';
 import { RulesEngine, type EngineEvent } from '../rules/engine.js';
 import { LineModel, type SimEvent } from '../simulators/model.js';
 import type { Scenario } from '../simulators/scenario.js';
 
+/**
+ * What plays the devices: the simulated line (LineModel), or a script of timed device messages
+ * (workbench/rule-tests/scripted-line.ts). `advance` moves its clock on and returns what the devices said.
+ */
+export interface DeviceSource {
+  advance(ms: number): SimEvent[];
+  /** Hands a device a command; returns its immediate answer. */
+  command(device: string, command: CommandPayload, expiryClock: number): SimEvent[];
+  now(): number;
+  deviceType(id: string): DeviceType | undefined;
+}
+
+/** An operator's request about an alarm, published on lw/{line}/alarms/{id}/set at `at` (simulated ms). */
+export interface AlarmRequestAt {
+  at: number;
+  alarm: string;
+  action: AlarmAction;
+  shelveForMs?: number;
+}
+
 export interface ScenarioRunOptions {
   dir: string;
-  scenario: Scenario;
+  /** The simulated line plays this scenario… */
+  scenario?: Scenario;
+  /** …or this source plays the devices (then durationMs is required). */
+  source?: (startTime: number) => DeviceSource;
+  /** Operators' alarm requests (acknowledge, shelve, …) at given times. */
+  alarmRequests?: AlarmRequestAt[];
   seed: number;
   line?: string;
   /** Simulated time to run; default: until 1 minute after the last scenario event ends. */
@@ -41,8 +68,16 @@ export interface TimelineEntry {
   untilAt?: number;
 }
 
+/** An alarm's state as the engine published it (lw/{line}/alarms/{id}), at simulated ms since the start. */
+export interface AlarmEntry {
+  at: number;
+  alarm: AlarmPayload;
+}
+
 export interface ScenarioRunResult {
   timeline: TimelineEntry[];
+  /** Every alarm state the engine published, in order. */
+  alarms: AlarmEntry[];
   durationMs: number;
   counters: Record<string, number>;
   /** The broker's counters at the end of the run (broker/stats.ts: messages, rejects by reason…). */
@@ -67,12 +102,16 @@ export async function runScenario(o: ScenarioRunOptions): Promise<ScenarioRunRes
   const stepMs = o.stepMs ?? 100;
   const speedup = o.speedup ?? 1;
   if (!(speedup > 0)) throw new RangeError(`speedup must be positive; got ${speedup}`);
-  const durationMs = o.durationMs ?? defaultDuration(o.scenario);
+  if ((o.scenario === undefined) === (o.source === undefined)) throw new TypeError('runScenario needs a scenario or a source, not both');
+  const durationMs = o.durationMs ?? (o.scenario ? defaultDuration(o.scenario) : undefined);
+  if (durationMs === undefined) throw new TypeError('runScenario: durationMs is required with a source');
   const { broker, remove } = await startScenarioBroker();
   const bus = broker.bus;
   const clock = new ManualClock(startTime);
-  const model = new LineModel({ seed: o.seed, scenario: o.scenario, startTime });
+  const model: DeviceSource = o.scenario ? new LineModel({ seed: o.seed, scenario: o.scenario, startTime }) : o.source!(startTime);
   const timeline: TimelineEntry[] = [];
+  const alarms: AlarmEntry[] = [];
+  const requests = [...(o.alarmRequests ?? [])].sort((a, b) => a.at - b.at);
   const devices: ScenarioRunResult['devices'] = {};
   const engine = new RulesEngine({ bus, dir: o.dir, clock, watch: false, settings: { tickMs: stepMs }, onEvent: (event) => {
       const sinceStart = (engineTime: number): number => (engineTime - startTime) * speedup;
@@ -98,8 +137,18 @@ export async function runScenario(o: ScenarioRunOptions): Promise<ScenarioRunRes
       const parsed = parseTopic(topic);
       if (parsed?.device && parsed.line === line) inbox.push({ device: parsed.device, payload });
     });
+    await bus.subscribe(topics.allAlarms, (_topic, payload) => {
+      // An empty payload removes a normal alarm's retained state; its normal state came before it.
+      const alarm = payload.length === 0 ? undefined : alarmSchema.safeParse(JSON.parse(payload.toString()));
+      if (alarm?.success) alarms.push({ at: (clock.now() - startTime) * speedup, alarm: alarm.data });
+    });
     await engine.start();
     for (let t = 0; t < durationMs; t += stepMs) {
+      for (let request = requests[0]; request && request.at <= t; request = requests[0]) {
+        requests.shift();
+        const payload = { action: request.action, operator: 'rules-test', ts: clock.now(), ...(request.shelveForMs !== undefined ? { shelveForMs: request.shelveForMs } : {}) };
+        await bus.publish(topics.alarmSet(line, request.alarm), JSON.stringify(payload), DELIVERY.alarmSet);
+      }
       await publish(model.advance(stepMs));
       await settle();
       await clock.advance(stepMs / speedup);
@@ -109,7 +158,7 @@ export async function runScenario(o: ScenarioRunOptions): Promise<ScenarioRunRes
       }
       await settle();
     }
-    return { timeline, durationMs, counters: engine.counters(), brokerCounters: broker.counters(), devices };
+    return { timeline, alarms, durationMs, counters: engine.counters(), brokerCounters: broker.counters(), devices };
   } finally {
     await engine.stop();
     await broker.stop();

@@ -1,5 +1,6 @@
 // `linewatch rules` — run the rules engine against a broker; `rules check DIR` lints rule files;
-// `rules test DIR --scenario FILE` runs them against the simulated line in simulated time.
+// `rules test DIR` runs the rule tests beside them (workbench/rule-tests/); `rules test DIR --scenario FILE`
+// runs them against the simulated line in simulated time and prints the timeline.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -7,6 +8,8 @@ import { loadConfig } from '../../config/load.js';
 import { rootLogger } from '../../lib/log.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
 import { formatTimeline, runScenario } from '../../workbench/scenario-run.js';
+import { DEFAULT_CONCURRENCY } from '../../workbench/rule-tests/run.js';
+import { ruleTestCommand, type RuleTestFlags } from '../../workbench/rule-tests/command.js';
 import { durationSchema } from '../../rules/schema.js';
 import { LineModel } from '../../simulators/model.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
@@ -29,8 +32,8 @@ interface CheckFlags {
   line: string;
 }
 
-interface TestFlags {
-  scenario: string;
+interface TestFlags extends RuleTestFlags {
+  scenario?: string;
   seed: number;
   duration?: string;
   line: string;
@@ -51,7 +54,7 @@ function requireDir(dir: string): string {
 export function registerRules(program: Command): void {
   const command = program
     .command('rules')
-    .description('run the rules engine against an MQTT broker (or: rules check DIR, rules test DIR --scenario FILE)')
+    .description('run the rules engine against an MQTT broker (or: rules check DIR, rules test DIR [--scenario FILE])')
     .option('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883 (required to run the engine)')
     .option('--dir <dir>', 'folder of rule YAML files, reloaded on change (default: rules.dir, rules/examples)')
     .option('--state-file <file>', 'windows, timers and alerts kept across restarts (default: rules.stateFile)')
@@ -95,18 +98,29 @@ export function registerRules(program: Command): void {
 
   rules
     .command('test <dir>')
-    .description('run the rules in DIR against the simulated line in simulated time; prints the timeline of alerts and commands (deterministic for a seed)')
-    .requiredOption('--scenario <file>', 'scenario YAML (e.g. simulators/scenarios/demo.yaml)')
-    .option('--seed <n>', 'simulation seed', integer, 1)
-    .option('--duration <time>', 'simulated time to run, e.g. 5m (default: 1 minute after the last scenario event ends)')
-    .option('--line <id>', 'line id of the simulated line', 'A')
-    .option('--json', 'print the timeline as JSON lines')
+    .description(
+      'run the rule tests (*.test.yaml) in DIR: every case against the rules in DIR, a readable pass/fail report; exits 1 if a case fails, 2 if a test file is wrong. With --scenario FILE: run the rules against the simulated line in simulated time and print the timeline of alerts and commands (deterministic for a seed)',
+    )
+    .option('--scenario <file>', 'print the timeline of this scenario YAML (e.g. simulators/scenarios/demo.yaml) instead of running the rule tests')
+    .option('--seed <n>', 'with --scenario: simulation seed', integer, 1)
+    .option('--duration <time>', 'with --scenario: simulated time to run, e.g. 5m (default: 1 minute after the last scenario event ends)')
+    .option('--line <id>', 'with --scenario: line id of the simulated line', 'A')
+    .option('--json', 'with --scenario: print the timeline as JSON lines')
+    .option('--reporter <name>', 'rule tests: text (the report) or junit (JUnit XML, for CI)', 'text')
+    .option('--output <file>', 'rule tests: write the JUnit XML here (the text report still goes to stdout); default: the XML to stdout')
+    .option('--case <name>', 'rule tests: run only the case of this name')
+    .option('--grep <pattern>', 'rule tests: run only the cases whose name matches this regular expression')
+    .option('--concurrency <n>', `rule tests: cases run at once, each on its own broker (default ${DEFAULT_CONCURRENCY})`, integer)
     .action(async (dir: string, flags: TestFlags) => {
       // The timeline is the output; logs (with wall-clock times) would make it differ run to run.
       if (!process.env.LINEWATCH_LOG_LEVEL) rootLogger.level = 'warn';
       requireDir(dir);
       const set = loadRuleDir(dir);
       if (set.errors.length > 0) throw new UserError(`${set.errors.length} error(s) in ${dir}:\n  ${set.errors.map(formatLoadError).join('\n  ')}`);
+      if (flags.scenario === undefined) {
+        process.exitCode = await ruleTestCommand(dir, flags);
+        return;
+      }
       const scenario = loadScenarioFile(flags.scenario);
       let durationMs: number | undefined;
       if (flags.duration !== undefined) {
