@@ -12,6 +12,7 @@
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { lockDir, unlockDir } from '../../lib/dir-lock.js';
 import { logger } from '../../lib/log.js';
@@ -37,6 +38,9 @@ const CLOSE_TIMEOUT_MS = 10_000;
 interface AsyncRedisPersistence {
   setup(broker: unknown): Promise<void>;
   destroy(): Promise<void>;
+  createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown>;
+  createRetainedStream(pattern: string): AsyncIterable<unknown>;
+  outgoingStream(client: unknown): AsyncIterable<unknown>;
 }
 type AsyncRedisPersistenceClass = new (options: { conn: Redis; maxSessionDelivery: number }) => AsyncRedisPersistence;
 
@@ -85,6 +89,8 @@ export async function openRedisPersistence(options: RedisStoreOptions): Promise<
   }
   const Store = require('aedes-persistence-redis/asyncPersistence.js') as AsyncRedisPersistenceClass;
   const store = new Store({ conn: connection, maxSessionDelivery: WHOLE_QUEUE });
+  const destroy = store.destroy.bind(store);
+  asReadableStreams(store);
   let closing: Promise<void> | undefined;
   return {
     kind: 'redis',
@@ -94,7 +100,7 @@ export async function openRedisPersistence(options: RedisStoreOptions): Promise<
     close: () => {
       closing ??= (async () => {
         try {
-          await withTimeout(destroyStore(store, connection), CLOSE_TIMEOUT_MS, `the Redis store at ${url} to close`);
+          await withTimeout(destroyStore(destroy, connection), CLOSE_TIMEOUT_MS, `the Redis store at ${url} to close`);
         } catch (err) {
           log.warn({ err: (err as Error).message }, 'the Redis store did not close cleanly; its connection is dropped');
           connection.disconnect();
@@ -135,9 +141,9 @@ export async function connectRedis(url: string, urlKey: string): Promise<Redis> 
   return connection;
 }
 
-async function destroyStore(store: AsyncRedisPersistence, connection: Redis): Promise<void> {
+async function destroyStore(destroy: () => Promise<void>, connection: Redis): Promise<void> {
   if (connection.status === 'end') return;
-  await store.destroy();
+  await destroy();
 }
 
 /** Refuses anything but a redis:// (or rediss://) URL, naming the config key. */
@@ -151,4 +157,22 @@ export function checkRedisUrl(url: string, key: string): void {
   if (protocol !== 'redis:' && protocol !== 'rediss:') {
     throw Object.assign(new Error(`${key}: "${url}" is not a redis:// URL; write it as redis://HOST:PORT`), { userFacing: true });
   }
+}
+
+/**
+ * aedes-persistence-redis 12's async class returns async generators where Aedes 1.2.0 expects
+ * streams: it pipes `createRetainedStreamCombi` (lib/handlers/subscribe.js, `stream.pipe`: a
+ * subscribe that matches a retained message would throw) and the abstract suite reads
+ * `outgoingStream`'s `readableHighWaterMark`. aedes-persistence's own async store returns
+ * `Readable.from(…)`; so do these, on this instance.
+ */
+function asReadableStreams(store: AsyncRedisPersistence): void {
+  for (const name of ['createRetainedStreamCombi', 'outgoingStream'] as const) {
+    if (typeof store[name] !== 'function') throw new Error(`aedes-persistence-redis changed (${name} is not a method): broker/persistence/redis.ts must be revisited for the new version`);
+  }
+  const retainedCombi = store.createRetainedStreamCombi.bind(store);
+  const outgoing = store.outgoingStream.bind(store);
+  store.createRetainedStreamCombi = (patterns) => Readable.from(retainedCombi(patterns));
+  store.createRetainedStream = (pattern) => Readable.from(retainedCombi([pattern]));
+  store.outgoingStream = (client) => Readable.from(outgoing(client));
 }
