@@ -7,10 +7,10 @@
 // Durability: AOF on, `appendfsync everysec`, no RDB snapshots (docs/broker.md#redis says what a
 // SIGKILL of the broker or of redis-server can lose with it). A redis-server left running by a
 // SIGKILLed broker (it is in its own process group, so it outlives the broker) is found through
-// its pid file and the marker in its environment, and stopped gracefully (it writes its AOF)
+// its pid file and its working directory, and stopped gracefully (it writes its AOF)
 // before a new one starts on the same files: never two on one directory.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { findExecutable, isExecutableFile, searchPath } from '../lib/find-executable.js';
@@ -22,9 +22,6 @@ import { sleep, waitFor } from '../lib/wait.js';
 const log = logger('redis-server');
 
 export const REDIS_INSTALL_HINT = 'install Redis: `sudo apt-get install redis-server` (Debian/Ubuntu), or set broker.redis.url to a Redis you run yourself';
-
-/** Set in the managed redis-server's environment: how a leftover one is told apart from any other redis-server. */
-const DIR_MARKER = 'LINEWATCH_REDIS_DIR';
 
 /**
  * How the AOF is flushed. `everysec`: every write is in the kernel's page cache before Redis
@@ -101,7 +98,7 @@ export async function startManagedRedis(options: ManagedRedisOptions): Promise<M
   }
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true });
-  await stopLeftover(dir);
+  await stopLeftover(dir, binary);
   // A port picked by freePort() can be taken before redis-server binds it: pick another and retry.
   const attempts = options.port ? 1 : 3;
   let lastError: Error | undefined;
@@ -118,8 +115,9 @@ export async function startManagedRedis(options: ManagedRedisOptions): Promise<M
   throw lastError!;
 }
 
-/** The redis-server of this directory still running from an earlier start (its pid file names a live process that carries our marker), if any. */
-export function leftoverPid(dir: string): number | undefined {
+/** The redis-server of this directory still running from an earlier start (its pid file names a live redis-server working in this directory), if any. */
+export function leftoverPid(dir: string, binary = findRedisServer()): number | undefined {
+  if (binary === undefined) return undefined;
   let pid: number;
   try {
     pid = Number.parseInt(readFileSync(join(dir, 'redis.pid'), 'utf8').trim(), 10);
@@ -128,19 +126,21 @@ export function leftoverPid(dir: string): number | undefined {
   }
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   try {
-    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-    return environ.includes(`${DIR_MARKER}=${dir}`) ? pid : undefined;
+    // redis-server rewrites its argv and environ (its process title), so what tells it apart is
+    // the program and its working directory: the `dir` of its config, which is this directory.
+    // (Debian's redis-server is a link to redis-check-rdb: compare where both lead.)
+    return realpathSync(`/proc/${pid}/exe`) === realpathSync(binary) && realpathSync(`/proc/${pid}/cwd`) === realpathSync(dir) ? pid : undefined;
   } catch {
     return undefined; // gone, or not ours to read
   }
 }
 
-async function stopLeftover(dir: string): Promise<void> {
-  const pid = leftoverPid(dir);
+async function stopLeftover(dir: string, binary: string): Promise<void> {
+  const pid = leftoverPid(dir, binary);
   if (pid === undefined) return;
   log.warn({ pid, dir }, 'a redis-server left running by an earlier broker on this data dir (killed before it could stop it): stopping it (it writes its append-only file) before starting a new one');
   process.kill(pid, 'SIGTERM');
-  const gone = (): boolean => leftoverPid(dir) === undefined || !alive(pid);
+  const gone = (): boolean => leftoverPid(dir, binary) === undefined || !alive(pid);
   try {
     await waitFor(gone, 10_000, `the leftover redis-server (pid ${pid}) to exit after SIGTERM`, 50);
   } catch {
@@ -169,7 +169,7 @@ async function launch(binary: string, dir: string, port: number, startTimeoutMs:
   try {
     // Own process group: a Ctrl-C reaches the whole foreground group, and Redis must not stop
     // before the broker has closed its connections to it; stop() ends it in order instead.
-    child = spawn(binary, [configFile], { stdio: ['ignore', logFd, logFd], env: { ...process.env, [DIR_MARKER]: dir }, detached: true });
+    child = spawn(binary, [configFile], { stdio: ['ignore', logFd, logFd], cwd: dir, detached: true });
   } finally {
     closeSync(logFd);
   }
