@@ -32,6 +32,15 @@ export const brokerConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe('backoff on failed logins (password guessing)'),
+  persistence: z.enum(['disk', 'memory', 'redis']).default('disk').describe('where sessions, retained messages and queued QoS 1/2 messages live (docs/broker.md)'),
+  redis: z
+    .strictObject({
+      url: z.string().nullable().default(null).describe('the Redis of `persistence: redis` (redis://HOST:PORT); null: a managed redis-server under <dataDir>/redis'),
+    })
+    .prefault({})
+    .describe('the Redis store'),
+  cluster: z.string().nullable().default(null).describe('a redis:// URL: brokers with the same one share subscriptions, retained messages, sessions and wills through it (the Redis store on that Redis); null: one node'),
+  heartbeatMs: z.number().int().min(100).default(5_000).describe('how often the broker announces itself on $SYS/<id>/heartbeat; in a cluster a node silent for 3× this is dead and another publishes its clients\' wills (checked every 4×)'),
   validatePayloads: z.boolean().default(true).describe('refuse device payloads that fail their schema (sent to lw/_dead/{clientId})'),
 });
 export type BrokerConfig = z.infer<typeof brokerConfigSchema>;

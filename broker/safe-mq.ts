@@ -79,12 +79,21 @@ export class Fifo<T> {
 export type SafeMq = mqemitter.MQEmitter & { readonly length: number };
 
 export function createSafeMq(options: SafeMqOptions): SafeMq {
-  const mq = mqemitter({ concurrency: options.concurrency, matchEmptyLevels: true });
+  return guardMq(mqemitter({ concurrency: options.concurrency, matchEmptyLevels: true }), 'mqemitter');
+}
+
+/**
+ * Installs both fixes on an mqemitter instance — the in-process one, or one whose local delivery
+ * is mqemitter's (mqemitter-redis 7.2.1 delivers what it reads from Redis with mqemitter 7.1.0's
+ * emit: broker/cluster.ts). `what` names it in the error when its internals are not the ones
+ * this file relies on.
+ */
+export function guardMq<M extends mqemitter.MQEmitter>(mq: M, what: string): M & SafeMq {
   const internals = mq as unknown as MqInternals;
   const run = internals._do;
   if (typeof run !== 'function' || typeof internals._released !== 'function' || typeof internals.current !== 'number' || !Array.isArray(internals._messageQueue) || !Array.isArray(internals._messageCallbacks)) {
     // Fail at start, loudly, rather than run without the fix after an mqemitter upgrade.
-    throw new Error('mqemitter internals changed (_do, _released, current, _messageQueue, _messageCallbacks): broker/safe-mq.ts must be revisited for the new version');
+    throw new Error(`${what} internals changed (_do, _released, current, _messageQueue, _messageCallbacks): broker/safe-mq.ts must be revisited for the new version`);
   }
   const queue = new Fifo<unknown>();
   const callbacks = new Fifo<unknown>();
@@ -106,5 +115,5 @@ export function createSafeMq(options: SafeMqOptions): SafeMq {
       depth--;
     }
   };
-  return mq as SafeMq;
+  return mq as M & SafeMq;
 }

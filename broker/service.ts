@@ -4,7 +4,7 @@
 // connection-guards.ts), the connection guards, client event counting (client-events.ts), the
 // listeners and the $SYS stats (stats-publisher.ts) — and stop() takes it apart again.
 // health() says whether it serves. See docs/broker.md.
-import { Aedes } from 'aedes';
+import { Aedes, type AedesOptions } from 'aedes';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import { healthFrom, type Counters, type Health, type Service } from '../lib/service.js';
@@ -15,6 +15,7 @@ import { Authentication } from './authentication.js';
 import { Authorization } from './authorization.js';
 import { PublisherThrottle } from './backpressure.js';
 import { countClientEvents } from './client-events.js';
+import { createClusterMq, redisStoreFor } from './cluster.js';
 import type { BrokerConfig } from './config.js';
 import { checkReadsPulled, ConnectionGuards } from './connection-guards.js';
 import { decodedMessages } from './decoded.js';
@@ -22,6 +23,8 @@ import { installRefusedPublishDrop, type RefusedPublishDrop } from './drop-refus
 import { InProcessBus } from './in-process-bus.js';
 import { listenTcp, listenTls, listenWebSocket, type Accept, type Listener } from './listeners.js';
 import { LoginGuard } from './login-guard.js';
+import type { OpenedPersistence } from './persistence/types.js';
+import { openRedisPersistence } from './persistence/redis.js';
 import { PublishValidation } from './publish-validation.js';
 import { createSafeMq, type SafeMq } from './safe-mq.js';
 import { startStatsTimers } from './stats-publisher.js';
@@ -59,12 +62,16 @@ interface Running {
   readonly throttle: PublisherThrottle;
   readonly authentication: Authentication;
   readonly stopTimers: () => void;
+  /** The store given to Aedes; undefined: Aedes's own in-memory one. */
+  readonly store: OpenedPersistence | undefined;
 }
 
 /** What the broker is given besides its config section. */
 export interface BrokerOptions {
   /** Who may publish and subscribe to what: derived from the service modules' declared topics (config/services.ts, roleGrants). */
   readonly roles: RoleTable;
+  /** linewatch's data dir (`dataDir`): where a managed redis-server keeps its files (`broker.persistence: redis` without `broker.redis.url`). */
+  readonly dataDir?: string;
 }
 
 type Phase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -78,7 +85,7 @@ const NOT_SERVING: Record<Exclude<Phase, 'running'>, string> = {
 
 export class BrokerService implements LinewatchBroker {
   readonly name = 'broker';
-  readonly gauges: ReadonlySet<string> = new Set(['clients_connected', 'connections_open', 'pending_deliveries', 'reading_paused']);
+  readonly gauges: ReadonlySet<string> = new Set(['clients_connected', 'connections_open', 'pending_deliveries', 'reading_paused', 'persistence_redis_connected']);
   private readonly counts = new BrokerCounters();
   private phase: Phase = 'new';
   private startup: Promise<Running> | undefined;
@@ -147,6 +154,7 @@ export class BrokerService implements LinewatchBroker {
       inprocess_redelivery_gave_up: running?.bus.redeliveryGaveUp ?? 0,
       pending_deliveries: running?.mq.length ?? 0,
       reading_paused: running?.throttle.readingPaused ? 1 : 0,
+      ...running?.store?.gauges(),
     };
   }
 
@@ -165,6 +173,7 @@ export class BrokerService implements LinewatchBroker {
       await running.bus.close();
       await Promise.all(running.listeners.map((listener) => listener.close()));
       await closeAedes(running.aedes);
+      await running.store?.close();
       log.info('broker stopped');
     }
     this.phase = 'stopped';
@@ -185,35 +194,44 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
   // Password guessing: failed logins back off per address and username, per account and per address (login-guard.ts).
   const authentication = new Authentication({ accounts, roles: options.roles, loginGuard: new LoginGuard(config.loginBackoff), counters, limitedLog });
   const authorization = new Authorization(authentication, counters);
-  const mq = createSafeMq({ concurrency: 100 });
+  // A cluster routes every message through Redis pub/sub and keeps sessions there (cluster.ts).
+  // disk and memory stores: broker/persistence/index.ts (openPersistence) takes this choice over at the merge.
+  const storeOptions = redisStoreFor(config, options.dataDir);
+  const store = storeOptions ? await openRedisPersistence(storeOptions) : undefined;
+  let mq: SafeMq;
+  try {
+    mq = config.cluster !== null ? await createClusterMq(config.cluster, 100) : createSafeMq({ concurrency: 100 });
+  } catch (err) {
+    await store?.close();
+    throw err;
+  }
   const throttle = new PublisherThrottle(() => mq.length, config.maxPendingDeliveries, () => counters.publisherPauses++);
-  const aedes = await Aedes.createBroker({
-    mq,
+  const aedes = await createAedes(store, mq, {
     connectTimeout: config.connectTimeoutMs,
     drainTimeout: config.drainTimeoutMs,
-    heartbeatInterval: 60_000,
+    heartbeatInterval: config.heartbeatMs,
     preConnect: authentication.preConnect,
     authenticate: authentication.authenticate,
     authorizePublish: authorization.authorizePublish,
     authorizeSubscribe: authorization.authorizeSubscribe,
     authorizeForward: authorization.authorizeForward,
   });
-  const { drop, publish } = await installOverrides(aedes);
+  const { drop, publish } = await installOverrides(aedes, store);
   const bus = new InProcessBus(aedes, { limitedLog });
   // What authorizePublish decodes is kept with the payload: in-process subscribers get it, not a second parse.
   const validation = config.validatePayloads ? new PublishValidation(decodedMessages(aedes), bus, counters, limitedLog) : undefined;
   authorization.bind({ drop, validation });
   const guards = new ConnectionGuards(aedes, config, throttle, counters, limitedLog);
   countClientEvents(aedes, { counters, authentication, guards, limitedLog, drainTimeoutMs: config.drainTimeoutMs });
-  const listeners = await openListeners(config, guards.accept, aedes);
+  const listeners = await openListeners(config, guards.accept, aedes, store);
   const portOf = (kind: Listener['kind']): number | null => listeners.find((listener) => listener.kind === kind)?.port ?? null;
   const ports = { mqtt: portOf('mqtt')!, ws: portOf('ws'), tls: portOf('tls') };
   const stopTimers = startStatsTimers(counters, limitedLog, publish, config.statsIntervalMs);
   if (config.open) {
     log.warn('OPEN MODE: no authentication, no ACL — any client may publish and subscribe to anything. Development only; never expose this broker.');
   }
-  log.info({ host: config.host, ...ports, open: config.open }, 'broker listening');
-  return { aedes, bus, ports, listeners, mq, throttle, authentication, stopTimers };
+  log.info({ host: config.host, ...ports, open: config.open, store: store?.location ?? 'memory', cluster: config.cluster, id: aedes.id }, 'broker listening');
+  return { aedes, bus, ports, listeners, mq, throttle, authentication, stopTimers, store };
 }
 
 /**
@@ -223,18 +241,30 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
  * with read(), checked once on an in-memory connection, so a changed Aedes stops the start, not
  * the first client. On failure Aedes is closed and the error stops the start.
  */
-async function installOverrides(aedes: Aedes): Promise<RefusedPublishDrop> {
+async function installOverrides(aedes: Aedes, store: OpenedPersistence | undefined): Promise<RefusedPublishDrop> {
   try {
     const refusedDrop = await installRefusedPublishDrop(aedes);
     checkReadsPulled(aedes);
     return refusedDrop;
   } catch (err) {
     await closeAedes(aedes);
+    await store?.close();
     throw err;
   }
 }
 
-async function openListeners(config: BrokerConfig, accept: Accept, aedes: Aedes): Promise<Listener[]> {
+/** Aedes on this router and store (none: its in-memory one); if it fails to start, the router and the store are closed again. */
+async function createAedes(store: OpenedPersistence | undefined, mq: SafeMq, options: Omit<AedesOptions, 'mq' | 'persistence'>): Promise<Aedes> {
+  try {
+    return await Aedes.createBroker({ ...options, mq, ...(store ? { persistence: store.persistence } : {}) });
+  } catch (err) {
+    await new Promise<void>((resolve) => mq.close(() => resolve()));
+    await store?.close();
+    throw err;
+  }
+}
+
+async function openListeners(config: BrokerConfig, accept: Accept, aedes: Aedes, store: OpenedPersistence | undefined): Promise<Listener[]> {
   const listeners: Listener[] = [];
   try {
     listeners.push(await listenTcp(config.host, config.port, accept));
@@ -243,6 +273,7 @@ async function openListeners(config: BrokerConfig, accept: Accept, aedes: Aedes)
   } catch (err) {
     await Promise.all(listeners.map((listener) => listener.close()));
     await closeAedes(aedes);
+    await store?.close();
     throw err;
   }
   return listeners;

@@ -3,12 +3,15 @@
 // default for `linewatch up`/`linewatch historian` when no InfluxDB is configured, and what the
 // tests start (test/harness/influx.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findExecutable, isExecutableFile, searchPath } from '../lib/find-executable.js';
+import { freePort } from '../lib/free-port.js';
+import { logTail } from '../lib/log-tail.js';
 import { logger } from '../lib/log.js';
 import { sleep } from '../lib/wait.js';
+
+export { freePort } from '../lib/free-port.js';
 
 const log = logger('influxd');
 
@@ -46,19 +49,6 @@ export function findInfluxd(dirs = searchPath(['/usr/bin', '/usr/sbin', '/usr/lo
   const chosen = process.env.LINEWATCH_INFLUXD;
   if (chosen) return isExecutableFile(chosen) ? chosen : undefined;
   return findExecutable('influxd', dirs);
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** influxd.conf for one private instance. Every listener is on 127.0.0.1; nothing phones home. */
@@ -198,7 +188,7 @@ async function launch(binary: string, options: ManagedInfluxdOptions, port: numb
   const deadline = Date.now() + startTimeoutMs;
   for (;;) {
     if (exitInfo !== undefined) {
-      throw new Error(`influxd exited during start (${exitInfo}): ${tail(logFile)}; see ${logFile}`);
+      throw new Error(`influxd exited during start (${exitInfo}): ${logTail(logFile)}; see ${logFile}`);
     }
     if (await ping(url)) break;
     if (Date.now() > deadline) {
@@ -241,14 +231,5 @@ export async function ping(url: string): Promise<boolean> {
     return res.status === 204;
   } catch {
     return false;
-  }
-}
-
-function tail(file: string): string {
-  try {
-    const lines = readFileSync(file, 'utf8').trim().split('\n');
-    return lines.slice(-3).join(' | ');
-  } catch {
-    return '(no log)';
   }
 }

@@ -1,6 +1,7 @@
 // `linewatch broker` — runs the embedded MQTT broker alone.
 import type { Command } from 'commander';
 import { listAccounts } from '../../broker/accounts.js';
+import type { BrokerConfig } from '../../broker/config.js';
 import { brokerModule } from '../../broker/module.js';
 import { roleGrants } from '../../config/services.js';
 import { loadConfig } from '../../config/load.js';
@@ -18,6 +19,10 @@ interface BrokerFlags extends HealthFlags {
   tlsPort?: number;
   tlsCert?: string;
   tlsKey?: string;
+  dataDir?: string;
+  persistence?: string;
+  redis?: string;
+  cluster?: string;
 }
 
 export function registerBroker(program: Command): void {
@@ -33,7 +38,11 @@ export function registerBroker(program: Command): void {
     .option('--devices-file <file>', 'accounts file (default .linewatch/devices.json)')
     .option('--tls-port <port>', 'MQTT over TLS (default 8883 when --tls-cert/--tls-key are given)', port)
     .option('--tls-cert <file>', 'PEM certificate for the TLS listener')
-    .option('--tls-key <file>', 'PEM private key for the TLS listener');
+    .option('--tls-key <file>', 'PEM private key for the TLS listener')
+    .option('--data-dir <dir>', 'where the broker keeps its store (default .linewatch)')
+    .option('--persistence <store>', 'disk, memory or redis: where sessions, retained and queued messages live (default disk)')
+    .option('--redis <url>', 'the Redis of --persistence redis (default: a managed redis-server under the data dir)')
+    .option('--cluster <url>', 'redis://HOST:PORT shared by several brokers that behave as one (sessions on that Redis too)');
   withHealthOptions(command, brokerModule).action(async (flags: BrokerFlags) => {
       if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
         throw new UserError('TLS needs both --tls-cert and --tls-key');
@@ -42,7 +51,8 @@ export function registerBroker(program: Command): void {
         throw new UserError('--tls-port needs --tls-cert and --tls-key (PEM files) to serve TLS');
       }
       const tls = flags.tlsCert ? { port: flags.tlsPort, cert: flags.tlsCert, key: flags.tlsKey } : undefined;
-      const config = loadConfig(flags.config, {
+      const loaded = loadConfig(flags.config, {
+        dataDir: flags.dataDir,
         broker: {
           host: flags.host,
           port: flags.port,
@@ -50,14 +60,18 @@ export function registerBroker(program: Command): void {
           open: flags.open,
           devicesFile: flags.devicesFile,
           tls,
+          persistence: flags.persistence as BrokerConfig['persistence'] | undefined,
+          redis: flags.redis !== undefined ? { url: flags.redis } : undefined,
+          cluster: flags.cluster,
         },
-      }).broker;
+      });
+      const config = loaded.broker;
       if (config.open) {
         console.error('!!! OPEN MODE: no authentication, no ACL — anyone who can reach this broker can publish and subscribe to anything. Development only. !!!');
       } else if (listAccounts(config.devicesFile).length === 0) {
         console.error(`note: ${config.devicesFile} has no accounts, so every client will be refused; add one with \`linewatch devices add LINE/DEVICE\` (or run with --open for development)`);
       }
-      const broker = brokerModule.create({ config, roles: roleGrants() });
+      const broker = brokerModule.create({ config, roles: roleGrants(), dataDir: loaded.dataDir });
       await runUntilSignal({ module: brokerModule, service: broker, flags });
       const { mqtt, ws, tls: tlsPort } = broker.ports;
       console.log(`linewatch broker: mqtt://${config.host}:${mqtt}${ws !== null ? `  ws://${config.host}:${ws}/mqtt` : ''}${tlsPort !== null ? `  mqtts://${config.host}:${tlsPort}` : ''}`);

@@ -11,6 +11,7 @@ import { InProcessBus, NO_REDELIVERY } from '../../broker/in-process-bus.js';
 import { brokerModule } from '../../broker/module.js';
 import type { LinewatchConfig } from '../../config/schema.js';
 import { roleGrants, SERVICE_MODULES, type ServiceName } from '../../config/services.js';
+import { UserError } from '../errors.js';
 import { dashboardModule } from '../../dashboard/module.js';
 import type { DashboardServer, InfluxTarget } from '../../dashboard/server/index.js';
 import type { GatewayPortConfig } from '../../gateway/index.js';
@@ -153,7 +154,8 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
     const steps: Record<ServiceName, () => Promise<void>> = {
       // The broker, authentication on, with the role table the modules declare.
       broker: async () => {
-        const created = brokerModule.create({ config: brokerConfig, roles: roleGrants() });
+        if (brokerConfig.cluster !== null) throw new UserError('broker.cluster: linewatch up runs its services on the broker\'s in-process bus, which a cluster node does not offer (what it delivers crosses Redis); run `linewatch broker --cluster URL` on each node and the services standalone (docs/broker.md#cluster)');
+        const created = brokerModule.create({ config: brokerConfig, roles: roleGrants(), dataDir });
         await startService(created);
         broker = created;
         const { mqtt, ws } = created.ports;

@@ -1,0 +1,116 @@
+// Two `linewatch broker --cluster` processes on one real redis-server (test/harness/redis.ts)
+// behave as one broker: a message published on A reaches a subscriber on B at QoS 0, 1 and 2; a
+// retained message published on A is read on B; the will of a client of a SIGKILLed node is
+// published by the other; a persistent session moves with its client from one node to the other
+// and gets what was queued for it meanwhile.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor, withTimeout } from '../../lib/wait.js';
+import { startBrokerProcess, type BrokerProcess } from '../harness/broker-process.js';
+import { startTestRedis, type TestRedis } from '../harness/redis.js';
+
+let dir: string;
+let redis: TestRedis;
+let configFile: string;
+const nodes: BrokerProcess[] = [];
+const clients: MqttClient[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'lw-cluster-'));
+  redis = await startTestRedis();
+  // A short heartbeat so that a dead node's wills are published within seconds (3× to be judged dead, checked every 4×).
+  configFile = join(dir, 'linewatch.yaml');
+  writeFileSync(configFile, 'broker:\n  heartbeatMs: 500\n');
+});
+
+afterAll(async () => {
+  for (const client of clients) client.end(true);
+  for (const node of nodes) await node.kill('SIGKILL').catch(() => undefined);
+  await redis?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function node(): Promise<BrokerProcess> {
+  const started = await startBrokerProcess(['--config', configFile, '--cluster', redis.url], dir);
+  nodes.push(started);
+  return started;
+}
+
+async function connected(url: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 10_000, ...options });
+  clients.push(client);
+  await withTimeout(new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+  }), 15_000, `an MQTT connection to ${url}`);
+  return client;
+}
+
+function collect(client: MqttClient): string[] {
+  const received: string[] = [];
+  client.on('message', (topic, payload, packet) => received.push(`${topic} ${payload.toString()} qos=${packet.qos}${packet.retain ? ' retain' : ''}`));
+  return received;
+}
+
+describe('linewatch broker --cluster: two nodes on one Redis', () => {
+  let nodeA: BrokerProcess;
+  let nodeB: BrokerProcess;
+
+  beforeAll(async () => {
+    nodeA = await node();
+    nodeB = await node();
+  }, 90_000);
+
+  it('delivers a publish on A to a subscriber on B at QoS 0, 1 and 2', async () => {
+    const subscriber = await connected(nodeB.url, { clientId: 'sub-b' });
+    const received = collect(subscriber);
+    await subscriber.subscribeAsync('lw/cross/#', { qos: 2 });
+    const publisher = await connected(nodeA.url, { clientId: 'pub-a' });
+    for (const qos of [0, 1, 2] as const) await withTimeout(publisher.publishAsync(`lw/cross/q${qos}`, `m${qos}`, { qos }), 10_000, `the QoS ${qos} publish on A`);
+    await waitFor(() => received.length >= 3, 15_000, 'the three messages on B');
+    expect(received.sort()).toEqual(['lw/cross/q0 m0 qos=0', 'lw/cross/q1 m1 qos=1', 'lw/cross/q2 m2 qos=2']);
+  });
+
+  it('has a retained message published on A for a subscriber on B', async () => {
+    const publisher = await connected(nodeA.url, { clientId: 'retain-a' });
+    await withTimeout(publisher.publishAsync('lw/retained/x', 'kept', { qos: 1, retain: true }), 10_000, 'the retained publish on A');
+    const reader = await connected(nodeB.url, { clientId: 'retain-b' });
+    const received = collect(reader);
+    await reader.subscribeAsync('lw/retained/#', { qos: 1 });
+    await waitFor(() => received.length >= 1, 10_000, 'the retained message on B');
+    expect(received).toEqual(['lw/retained/x kept qos=1 retain']);
+  });
+
+  it('moves a persistent session from A to B with what was queued while its client was away', async () => {
+    const first = await connected(nodeA.url, { clientId: 'roamer', clean: false });
+    await first.subscribeAsync('lw/roam/#', { qos: 1 });
+    await first.endAsync();
+    const publisher = await connected(nodeA.url, { clientId: 'roam-pub' });
+    for (const index of [1, 2, 3]) await withTimeout(publisher.publishAsync('lw/roam/e', `queued-${index}`, { qos: 1 }), 10_000, 'a queued publish');
+    const again = mqtt.connect(nodeB.url, { clientId: 'roamer', clean: false, reconnectPeriod: 0 });
+    clients.push(again);
+    const received = collect(again);
+    const connack = await withTimeout(new Promise<mqtt.IConnackPacket>((resolve) => again.once('connect', resolve)), 15_000, 'the roamer to connect to B');
+    expect(connack.sessionPresent).toBe(true);
+    await waitFor(() => received.length >= 3, 15_000, 'the three queued messages on B');
+    expect(received).toEqual(['lw/roam/e queued-1 qos=1', 'lw/roam/e queued-2 qos=1', 'lw/roam/e queued-3 qos=1']);
+    // And it is subscribed on B now: a new message reaches it live.
+    await withTimeout(publisher.publishAsync('lw/roam/e', 'live', { qos: 1 }), 10_000, 'the live publish');
+    await waitFor(() => received.length >= 4, 10_000, 'the live message on B');
+    expect(received[3]).toBe('lw/roam/e live qos=1');
+  });
+
+  // Last: it kills node A.
+  it('publishes the will of a client of a SIGKILLed node from the other node', async () => {
+    const watcher = await connected(nodeB.url, { clientId: 'will-watcher' });
+    const received = collect(watcher);
+    await watcher.subscribeAsync('lw/wills/#', { qos: 1 });
+    await connected(nodeA.url, { clientId: 'doomed', will: { topic: 'lw/wills/doomed', payload: Buffer.from('gone'), qos: 1, retain: false } });
+    expect(await nodeA.kill('SIGKILL')).toBeNull();
+    await waitFor(() => received.length >= 1, 30_000, 'the will of the client of the killed node, published by B');
+    expect(received).toEqual(['lw/wills/doomed gone qos=1']);
+  }, 60_000);
+});
