@@ -28,10 +28,10 @@ describe('linewatch rules check', () => {
   it('accepts the example rules', async () => {
     const r = await linewatch('rules', 'check', EXAMPLES);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/7 rules OK \(conveyor-overheat, st-2-jam-stops-feeder/);
+    expect(r.stdout).toMatch(/4 rules OK \(conveyor-overheat, station-jam-stops-feeder/);
     const onDemo = await linewatch('rules', 'check', EXAMPLES, '--scenario', DEMO);
     expect(onDemo.code, onDemo.stderr).toBe(0);
-    expect(onDemo.stdout).toMatch(/7 rules OK \(conveyor-overheat, .*\); targets checked against the 11 devices of line A/);
+    expect(onDemo.stdout).toMatch(/4 rules OK \(conveyor-overheat, .*\); targets checked against the 11 devices of line A/);
   });
 
   it('exits 1 and names file:line and rule id for each error', async () => {
@@ -102,7 +102,7 @@ describe('linewatch rules check', () => {
     expect(engine.stderr).toContain(`5 error(s) in ${bad}`);
     expect(engine.stderr).toContain('b.yaml:8 [hot]: duplicate rule id; already defined in a.yaml:2');
     const help = await linewatch('rules', 'check', '--help');
-    expect(help.stdout).toMatch(/Without --scenario, literal\s+targets\s+are\s+not\s+checked/);
+    expect(help.stdout).toMatch(/Without --scenario, literal\s+targets\s+and\s+device\("…"\)\s+ids\s+are\s+checked\s+only/);
   });
 });
 
@@ -113,7 +113,7 @@ describe('linewatch rules test', () => {
     expect(a.code).toBe(0);
     expect(a.stdout).toBe(b.stdout);
     const lines = a.stdout.split('\n');
-    expect(lines.some((l) => /command .* st-2 stop \{\}\s+rule:st-3-jam-stops-feeder/.test(l))).toBe(true);
+    expect(lines.some((l) => /command .* st-2 stop \{\}\s+rule:station-jam-stops-feeder/.test(l))).toBe(true);
     expect(lines.some((l) => /alert\s+raised\s+warning\s+device-silent:A\/env-2/.test(l))).toBe(true);
     expect(lines.some((l) => /command .* line-ctl set_speed \{"speed":32\}\s+rule:conveyor-overheat/.test(l))).toBe(true);
     expect(lines.some((l) => /alert\s+cleared\s+warning\s+conveyor-overheat:A\/conv-2/.test(l))).toBe(true);
