@@ -9,6 +9,10 @@
 // otherwise unknown); `??` replaces it like undefined. A condition that comes out UNKNOWN is
 // neither true nor false (`truth`): the rule's state stays as it was (missing ≠ false). A template
 // renders it as "undefined"; a command parameter that is UNKNOWN is left out.
+//
+// Besides the numeric functions, the line functions upstream(id), downstream(id) and device(id)
+// read the line of the scope's device through its LineView (rules/line-flow.ts), kept under a
+// scope key no name can reach; without one (or of an UNKNOWN argument) they are UNKNOWN.
 import jsep from 'jsep';
 
 export type Scope = Record<string, unknown>;

@@ -106,6 +106,35 @@ describe('linewatch rules check', () => {
   });
 });
 
+describe('linewatch rules check: rules for a whole line', () => {
+  it('names a bad flow, an unknown device("…") id and a flow the simulated line does not run, with file, line and key, in one run; rules test refuses the same', async () => {
+    const bad = join(dir, 'flow');
+    rmSync(bad, { recursive: true, force: true });
+    mkdirSync(bad);
+    writeFileSync(join(bad, 'lines.yaml'), 'lines:\n  A:\n    flow: [st-1, st-2, st-4, st-3]\n  B:\n    flow: [st-1, st-2, st-1]\n');
+    writeFileSync(
+      join(bad, 'rules.yaml'),
+      `rules:
+  - id: cross
+    match: { line: A, device: st-2, kind: telemetry }
+    when: device("conv-9").values.motorTemp > 80
+    actions: [{ command: { target: "{upstream(device)}", action: stop } }]
+`,
+    );
+    const r = await linewatch('rules', 'check', bad, '--scenario', DEMO);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      "lines.yaml:3: lines.A.flow: st-2 → st-4 here, but the scenario's line runs st-1 → st-2 → st-3 → st-4 → st-5; state the order the line has",
+      'lines.yaml:5: lines.B.flow.2: "st-1" is already at flow.0: a device appears once in a flow (twice would make a cycle, and it would have two upstream neighbours)',
+      'rules.yaml:4 [cross]: when: device("conv-9"): no device "conv-9" on line A; its devices are line-ctl, conv-1, conv-2, conv-3, st-1, st-2, st-3, st-4, st-5, env-1, env-2',
+      `3 error(s) in ${bad}`,
+    ]);
+    const test = await linewatch('rules', 'test', bad, '--scenario', DEMO, '--duration', '1s');
+    expect(test.code).toBe(1);
+    expect(test.stderr).toContain('3 error(s)');
+  });
+});
+
 describe('linewatch rules test', () => {
   it('prints the same timeline for the same seed, with the demo line’s alerts and commands', async () => {
     const a = await linewatch('rules', 'test', EXAMPLES, '--scenario', DEMO, '--seed', '1');
