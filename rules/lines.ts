@@ -3,7 +3,7 @@
 // an order it does not simulate), and what the folder knows of its lines when rules are checked.
 import { parseDocument } from 'yaml';
 import type { FieldPath, FileLocator, LoadError } from './locate.js';
-import type { KnownDevices, LineKnowledge } from './rule-expressions.js';
+import { listDevices, type KnownDevices, type LineKnowledge } from './rule-expressions.js';
 import { lineSchema, type LineDefinition } from './schema.js';
 
 const LINE_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -38,7 +38,7 @@ export function parseLines(raw: unknown, locator: FileLocator, scenario?: KnownD
 function againstScenario(line: string, definition: LineDefinition, scenario: KnownDevices | undefined): [FieldPath, string][] {
   if (!scenario || scenario.line !== line) return [];
   const errors: [FieldPath, string][] = [];
-  const listed = [...scenario.ids].join(', ');
+  const listed = listDevices(scenario.ids);
   for (const key of ['flow', 'devices'] as const) {
     (definition[key] ?? []).forEach((id, i) => {
       if (!scenario.ids.has(id)) errors.push([['lines', line, key, i], `lines.${line}.${key}.${i}: no device "${id}" on line ${line} of the scenario; its devices are ${listed}`]);

@@ -33,6 +33,12 @@ export interface LineKnowledge {
 /** How many device ids an unknown-target error lists before it shortens the list. */
 const LISTED_DEVICES = 20;
 
+/** A line's device ids for an error message, shortened after the first LISTED_DEVICES. */
+export function listDevices(devices: ReadonlySet<string>): string {
+  const ids = [...devices];
+  return ids.slice(0, LISTED_DEVICES).join(', ') + (ids.length > LISTED_DEVICES ? `, … (${ids.length} in all)` : '');
+}
+
 export type Render = (scope: Scope) => string;
 
 /** The compiled expressions and templates of a rule, by field path. */
@@ -65,12 +71,7 @@ export function compileRuleExpressions(raw: unknown, report: Report, lines: Line
   // The known lines this rule can match: a device id it names must be on each of them.
   const knownLines = lines.devices.filter((known) => lineMatcher.test(known.line));
   const unknownDevice = (field: FieldPath, id: string, prefix = ''): void => {
-    for (const known of knownLines) {
-      if (known.ids.has(id)) continue;
-      const ids = [...known.ids];
-      const listed = ids.slice(0, LISTED_DEVICES).join(', ') + (ids.length > LISTED_DEVICES ? `, … (${ids.length} in all)` : '');
-      report(field, `${name(field)}: ${prefix}no device "${id}" on line ${known.line}; its devices are ${listed}`);
-    }
+    for (const known of knownLines) if (!known.ids.has(id)) report(field, `${name(field)}: ${prefix}no device "${id}" on line ${known.line}; its devices are ${listDevices(known.ids)}`);
   };
   const checkReads = (field: FieldPath, reads: LineReads): void => {
     for (const id of reads.devices) unknownDevice(field, id, `device(${JSON.stringify(id)}): `);
