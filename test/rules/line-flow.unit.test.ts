@@ -1,5 +1,7 @@
 // Rules for a whole line: the `lines:` flow order (parsed, checked, merged over a folder) and the
 // expressions that read it — upstream(), downstream(), device("id") — with the three-valued logic.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DeviceTable } from '../../rules/device-table.js';
 import { compileExpression, LINE_VIEW_KEY, parseTemplate, truth, UNKNOWN, type Scope } from '../../rules/expr.js';
@@ -111,6 +113,17 @@ describe('the lines: flow order', () => {
       "scenario.yaml:3: lines.A.flow: st-1 → st-3 here, but the scenario's line runs st-1 → st-2 → st-3; state the order the line has",
     ]);
     expect([...(f.lines?.keys() ?? [])]).toEqual(['B']); // another line than the scenario's is not checked against it
+  });
+
+  it('on a reload keeps the last good flow of a file whose lines: became broken, and says why', () => {
+    const dir = folder({ 'a.yaml': `lines: { A: { flow: [st-1, st-2, st-3] } }\nrules:\n${jamRule}` });
+    const lastGood = new Map();
+    expect(loadRuleDir(dir, lastGood).flows.get('A')).toEqual(FLOW);
+    writeFileSync(join(dir, 'a.yaml'), `lines: { A: { flow: [st-1, st-2, st-1] } }\nrules:\n${jamRule}`);
+    const reloaded = loadRuleDir(dir, lastGood);
+    expect(messages(reloaded)).toEqual([expect.stringMatching(/^a\.yaml:1: lines\.A\.flow\.2: "st-1" is already at flow\.0/)]);
+    expect(reloaded.flows.get('A')).toEqual(FLOW);
+    expect(reloaded.rules.map((r) => r.id)).toEqual(['station-jam']);
   });
 
   it('states each line once per folder, naming the file that has it', () => {
