@@ -5,7 +5,7 @@
 import type { DeviceState, DeviceType } from '../contracts/schemas.js';
 import { SequenceTracker } from '../contracts/sequence.js';
 import type { MessageOf } from '../contracts/decode.js';
-import type { Scope } from './expr.js';
+import { LINE_VIEW_KEY, type LineView, type Scope } from './expr.js';
 
 export type DeviceKind = 'state' | 'telemetry' | 'status';
 /** A device message the rules read: state, telemetry or status (contracts/decode.ts). */
@@ -152,7 +152,9 @@ export class DeviceTable {
   }
 }
 
-/** The scope of a device as it is now (lineCount's `where`, timers). */
-export function deviceScope(record: DeviceRecord): Scope {
-  return { device: record.device, line: record.line, ts: record.watermark, values: record.values, last: record.values, state: record.state, previous: record.enteredFrom, reason: record.reason, status: record.status, type: record.type };
+/** The scope of a device as it is now (lineCount's `where`, timers, `device("id")`); with its line's view for the line functions. */
+export function deviceScope(record: DeviceRecord, view?: LineView): Scope {
+  const scope: Scope = { device: record.device, line: record.line, ts: record.watermark, values: record.values, last: record.values, state: record.state, previous: record.enteredFrom, reason: record.reason, status: record.status, type: record.type };
+  if (view) scope[LINE_VIEW_KEY] = view;
+  return scope;
 }

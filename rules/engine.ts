@@ -55,7 +55,7 @@ export interface RulesEngineOptions {
 }
 
 // Before the first load: the safety section's defaults (rules/schema.ts), stated there once.
-const NO_RULES: RuleSet = { rules: [], safety: safetySchema.parse({}), errors: [] };
+const NO_RULES: RuleSet = { rules: [], safety: safetySchema.parse({}), flows: new Map(), errors: [] };
 
 export class RulesEngine implements Service {
   readonly name = 'rules';
@@ -82,6 +82,7 @@ export class RulesEngine implements Service {
     reloads: 0,
     reload_errors: 0,
     bad_targets: 0,
+    targets_none: 0,
     alarm_transitions: 0,
     alarm_requests: 0,
     alarm_requests_refused: 0,
@@ -284,7 +285,7 @@ export class RulesEngine implements Service {
 
   /** Installs a rule set: the router's index and the safety limits. */
   private apply(set: RuleSet): void {
-    this.router.install(set.rules);
+    this.router.install(set.rules, set.flows);
     this.ruleSet = set;
     this.commands.setSafety(set.safety);
     // A rule removed takes its intents with it (a changed one's active intents were released by install).

@@ -9,6 +9,10 @@
 // otherwise unknown); `??` replaces it like undefined. A condition that comes out UNKNOWN is
 // neither true nor false (`truth`): the rule's state stays as it was (missing ≠ false). A template
 // renders it as "undefined"; a command parameter that is UNKNOWN is left out.
+//
+// Besides the numeric functions, the line functions upstream(id), downstream(id) and device(id)
+// read the line of the scope's device through its LineView (rules/line-flow.ts), kept under a
+// scope key no name can reach; without one (or of an UNKNOWN argument) they are UNKNOWN.
 import jsep from 'jsep';
 
 export type Scope = Record<string, unknown>;
@@ -34,6 +38,45 @@ export interface CompiledExpression {
   evaluate: Evaluator;
   /** Top-level names the expression reads, e.g. `values`, `state` — checked against the rule's scope at load. */
   names: Set<string>;
+  /** What it asks of its line: the line functions it calls, the device ids written as literals in `device("…")`. */
+  reads: LineReads;
+}
+
+/**
+ * What an expression asks about the line of the device it reads (rules/line-flow.ts answers):
+ * its neighbours in the line's flow order, and another device's latest state and readings.
+ * `upstream`/`downstream`: the neighbour's id; `null` when the device is the first (last) of its
+ * flow (there is none, which is known); UNKNOWN when the device is in no flow of the line.
+ * `device`: that device's scope (`state`, `values`, …, as `deviceScope`), UNKNOWN if never heard from.
+ */
+export interface LineView {
+  upstream(device: string): string | null | typeof UNKNOWN;
+  downstream(device: string): string | null | typeof UNKNOWN;
+  device(device: string): Scope | typeof UNKNOWN;
+}
+
+/** The scope key of the line view: not an identifier, so no expression can read it as a name. */
+export const LINE_VIEW_KEY = '#line';
+
+export const LINE_FUNCTIONS = ['upstream', 'downstream', 'device'] as const;
+export type LineFunction = (typeof LINE_FUNCTIONS)[number];
+
+export interface LineReads {
+  functions: Set<LineFunction>;
+  /** `device("conv-1")`: the literal ids, checked against the line's devices at load when they are known. */
+  devices: Set<string>;
+}
+
+function isLineFunction(name: string | undefined): name is LineFunction {
+  return (LINE_FUNCTIONS as readonly (string | undefined)[]).includes(name);
+}
+
+/** One line function applied to its evaluated argument: of a missing one, unknown; of none (null), none for a neighbour and unknown for `device` (no device to read). */
+function callLine(fn: LineFunction, scope: Scope, arg: unknown): unknown {
+  const view = scope[LINE_VIEW_KEY] as LineView | undefined;
+  if (arg === UNKNOWN || !view) return UNKNOWN;
+  if (arg === null || arg === undefined) return fn === 'device' ? UNKNOWN : null;
+  return typeof arg === 'string' ? view[fn](arg) : UNKNOWN;
 }
 
 const FUNCTIONS: Record<string, (...args: number[]) => number> = {
@@ -92,11 +135,12 @@ export function compileExpression(source: string): CompiledExpression {
     throw new ExpressionError(`cannot parse "${source}": ${(err as Error).message}`);
   }
   const names = new Set<string>();
-  const evaluate = build(ast, source, names);
-  return { source, evaluate, names };
+  const reads: LineReads = { functions: new Set(), devices: new Set() };
+  const evaluate = build(ast, source, names, reads);
+  return { source, evaluate, names, reads };
 }
 
-function build(node: jsep.Expression, source: string, names: Set<string>): Evaluator {
+function build(node: jsep.Expression, source: string, names: Set<string>, reads: LineReads): Evaluator {
   const fail = (what: string): never => {
     throw new ExpressionError(`"${source}": ${what}`);
   };
@@ -117,18 +161,18 @@ function build(node: jsep.Expression, source: string, names: Set<string>): Evalu
     }
     case 'MemberExpression': {
       const m = node as jsep.MemberExpression;
-      const object = build(m.object, source, names);
+      const object = build(m.object, source, names, reads);
       if (!m.computed) {
         const key = (m.property as jsep.Identifier).name;
         if (FORBIDDEN_PROPERTIES.has(key)) fail(`property "${key}" is not allowed`);
         return (scope) => getOwnAllowed(object(scope), key);
       }
-      const property = build(m.property, source, names);
+      const property = build(m.property, source, names, reads);
       return (scope) => getOwn(object(scope), property(scope));
     }
     case 'UnaryExpression': {
       const u = node as jsep.UnaryExpression;
-      const arg = build(u.argument, source, names);
+      const arg = build(u.argument, source, names, reads);
       switch (u.operator) {
         case '!':
           return (scope) => {
@@ -151,8 +195,8 @@ function build(node: jsep.Expression, source: string, names: Set<string>): Evalu
     }
     case 'BinaryExpression': {
       const b = node as jsep.BinaryExpression;
-      const left = build(b.left, source, names);
-      const right = build(b.right, source, names);
+      const left = build(b.left, source, names, reads);
+      const right = build(b.right, source, names, reads);
       if (b.operator === '&&')
         return (scope) => {
           const value = left(scope);
@@ -189,9 +233,9 @@ function build(node: jsep.Expression, source: string, names: Set<string>): Evalu
     }
     case 'ConditionalExpression': {
       const c = node as jsep.ConditionalExpression;
-      const test = build(c.test, source, names);
-      const yes = build(c.consequent, source, names);
-      const no = build(c.alternate, source, names);
+      const test = build(c.test, source, names, reads);
+      const yes = build(c.consequent, source, names, reads);
+      const no = build(c.alternate, source, names, reads);
       return (scope) => {
         const condition = test(scope);
         if (condition === UNKNOWN) return UNKNOWN;
@@ -201,9 +245,17 @@ function build(node: jsep.Expression, source: string, names: Set<string>): Evalu
     case 'CallExpression': {
       const call = node as jsep.CallExpression;
       const callee = call.callee.type === 'Identifier' ? (call.callee as jsep.Identifier).name : undefined;
+      if (isLineFunction(callee)) {
+        if (call.arguments.length !== 1) fail(`${callee}() takes one device id, e.g. ${callee}(device)`);
+        const argument = call.arguments[0]!;
+        if (callee === 'device' && argument.type === 'Literal' && typeof (argument as jsep.Literal).value === 'string') reads.devices.add((argument as jsep.Literal).value as string);
+        reads.functions.add(callee);
+        const arg = build(argument, source, names, reads);
+        return (scope) => callLine(callee, scope, arg(scope));
+      }
       const fn = callee !== undefined && Object.hasOwn(FUNCTIONS, callee) ? FUNCTIONS[callee] : undefined;
-      if (!fn) fail(`only these functions can be called: ${EXPRESSION_FUNCTIONS.join(', ')}`);
-      const args = call.arguments.map((a) => build(a, source, names));
+      if (!fn) fail(`only these functions can be called: ${[...EXPRESSION_FUNCTIONS, ...LINE_FUNCTIONS].join(', ')}`);
+      const args = call.arguments.map((a) => build(a, source, names, reads));
       return (scope) => {
         const values = args.map((a) => a(scope));
         return values.includes(UNKNOWN) ? UNKNOWN : fn!(...(values as number[]));
@@ -226,14 +278,18 @@ function orUnknown(right: unknown): unknown {
 
 export interface CompiledTemplate {
   render: (scope: Scope) => string;
+  /** The text, or undefined when a placeholder has no value (unknown, undefined or null): a command target that is none. */
+  renderKnown: (scope: Scope) => string | undefined;
   /** Top-level names its placeholders read, checked against the rule's scope at load like an expression's. */
   names: Set<string>;
+  reads: LineReads;
 }
 
 /** A message template: literal text with `{expression}` placeholders, e.g. "{device} at {values.temp} °C". */
 export function parseTemplate(template: string): CompiledTemplate {
   const parts: (string | Evaluator)[] = [];
   const names = new Set<string>();
+  const reads: LineReads = { functions: new Set(), devices: new Set() };
   let rest = template;
   for (;;) {
     const open = rest.indexOf('{');
@@ -243,20 +299,24 @@ export function parseTemplate(template: string): CompiledTemplate {
     parts.push(rest.slice(0, open));
     const placeholder = compileExpression(rest.slice(open + 1, close));
     for (const name of placeholder.names) names.add(name);
+    for (const fn of placeholder.reads.functions) reads.functions.add(fn);
+    for (const id of placeholder.reads.devices) reads.devices.add(id);
     parts.push(placeholder.evaluate);
     rest = rest.slice(close + 1);
   }
   parts.push(rest);
-  const render = (scope: Scope): string =>
-    parts
-      .map((p) => {
-        if (typeof p === 'string') return p;
-        const v = p(scope);
-        if (v === UNKNOWN) return 'undefined';
-        return typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : String(v);
-      })
-      .join('');
-  return { render, names };
+  const show = (v: unknown): string => (v === UNKNOWN ? 'undefined' : typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : String(v));
+  const render = (scope: Scope): string => parts.map((p) => (typeof p === 'string' ? p : show(p(scope)))).join('');
+  const renderKnown = (scope: Scope): string | undefined => {
+    let text = '';
+    for (const p of parts) {
+      const v = typeof p === 'string' ? p : p(scope);
+      if (v === UNKNOWN || v === undefined || v === null) return undefined;
+      text += typeof p === 'string' ? p : show(v);
+    }
+    return text;
+  };
+  return { render, renderKnown, names, reads };
 }
 
 export function compileTemplate(template: string): (scope: Scope) => string {

@@ -10,8 +10,10 @@ import type { CommandAction, DeviceState, DeviceType, Severity } from '../contra
 import type { Evaluator, Scope } from './expr.js';
 import { globMatcher, type IdMatcher } from './glob.js';
 import { FileLocator, type FieldPath, type LoadError } from './locate.js';
+import type { Flow } from './line-flow.js';
+import { lineKnowledge, linesOfFolder, parseLines } from './lines.js';
 import { compileRuleExpressions, type KnownDevices, type RuleExpressions } from './rule-expressions.js';
-import { ruleFileOutlineSchema, ruleSchema, safetySchema, type CommandActionDefinition, type RuleDefinition, type SafetyDefinition } from './schema.js';
+import { ruleFileOutlineSchema, ruleSchema, safetySchema, type CommandActionDefinition, type LineDefinition, type RuleDefinition, type SafetyDefinition } from './schema.js';
 
 export { formatLoadError, type LoadError } from './locate.js';
 export { SCOPE_NAMES, type KnownDevices } from './rule-expressions.js';
@@ -21,7 +23,8 @@ export type ParamValue = number | string | boolean;
 
 export interface CompiledCommand {
   kind: 'command';
-  target: (scope: Scope) => string;
+  /** The target's id, or undefined when it evaluates to none (`{upstream(device)}` of the first station). */
+  target: (scope: Scope) => string | undefined;
   action: CommandAction;
   params: (scope: Scope) => Record<string, ParamValue>;
   ttlMs?: number;
@@ -63,14 +66,18 @@ export interface CompiledRule {
 export interface RuleSet {
   rules: CompiledRule[];
   safety: SafetyDefinition;
+  /** Per line, its flow order (`lines:`), for upstream() and downstream(). */
+  flows: ReadonlyMap<string, Flow>;
   errors: LoadError[];
 }
 
 export const DEFAULT_SAFETY: SafetyDefinition = safetySchema.parse({});
 
 export interface LoadOptions {
-  /** The devices of a line: a literal command target on it must be one of them (unchecked when absent). */
+  /** The devices of a line (a scenario's): a literal command target, a device("…") id and a `lines:` flow on it must be among them (unchecked when absent). */
   devices?: KnownDevices;
+  /** The `lines:` blocks of every file of the folder, as written (loadRuleDir reads them first); default: this file's own. */
+  folderLines?: readonly unknown[];
 }
 
 /** A rule id as written in a file, loaded or not: duplicate ids are found over these. */
@@ -90,6 +97,10 @@ export interface ParsedFile {
   safety?: SafetyDefinition;
   /** The safety section has errors (on a reload the last good one stays). */
   safetyBroken?: boolean;
+  /** Its `lines:` entries that have no errors, by line id. */
+  lines?: Map<string, LineDefinition>;
+  /** The lines section has errors (on a reload the last good one stays). */
+  linesBroken?: boolean;
   occurrences: RuleOccurrence[];
   /** The file could not be read as a list of rules at all (YAML syntax, no rules list): its last good version stays. */
   unreadable?: boolean;
@@ -132,6 +143,10 @@ export function parseRuleFile(file: string, text: string, options: LoadOptions =
     }
   }
 
+  const ownLines = parseLines(top.lines, locator, options.devices);
+  errors.push(...ownLines.errors);
+  const knowledge = lineKnowledge(options.folderLines ?? [top.lines], options.devices);
+
   const occurrences: RuleOccurrence[] = [];
   rawRules.forEach((item: unknown, i) => {
     const id = typeof record(item)?.id === 'string' ? (record(item)!.id as string) : undefined;
@@ -140,7 +155,7 @@ export function parseRuleFile(file: string, text: string, options: LoadOptions =
     const parsed = ruleSchema.safeParse(item);
     if (!parsed.success) ruleErrors.push(...locator.issues(parsed.error, ['rules', i], shownId));
     const report = (field: FieldPath, message: string): void => void ruleErrors.push({ file: name, line: locator.lineOf(['rules', i, ...field]), ruleId: shownId, message });
-    const code = compileRuleExpressions(item, report, options.devices);
+    const code = compileRuleExpressions(item, report, knowledge);
     errors.push(...ruleErrors);
     if (id === undefined) return;
     const line = locator.lineOf(['rules', i]);
@@ -148,7 +163,7 @@ export function parseRuleFile(file: string, text: string, options: LoadOptions =
     const rule = parsed.success && !broken && parsed.data.enabled ? buildRule(parsed.data, code, name, line) : undefined;
     occurrences.push({ id, line, broken, rule });
   });
-  return { file, rules: rulesOf(occurrences), safety, safetyBroken, occurrences, errors: errors.sort(byLine) };
+  return { file, rules: rulesOf(occurrences), safety, safetyBroken, lines: ownLines.lines, linesBroken: ownLines.broken, occurrences, errors: errors.sort(byLine) };
 }
 
 /** Per id, the rule of its first occurrence in the file; a broken one is replaced by its version in `previous`, if any. */
@@ -170,7 +185,7 @@ function buildRule(def: RuleDefinition, code: RuleExpressions, file: string, lin
     const params: [string, ParamValue | Evaluator][] = Object.entries(c.params).map(([k, v]) => [k, typeof v === 'string' && v.startsWith('=') ? code.expression([...field, 'params', k]) : v]);
     return {
       kind: 'command',
-      target: code.template([...field, 'target']),
+      target: code.target([...field, 'target']),
       action: c.action,
       ttlMs: c.ttl,
       params: (scope) => {
@@ -244,20 +259,29 @@ export function loadRuleDir(dir: string, lastGood: Map<string, ParsedFile> = new
   try {
     files = listRuleFiles(dir);
   } catch (err) {
-    return { rules: [], safety: DEFAULT_SAFETY, errors: [{ file: dir, message: `cannot read the rules folder: ${(err as Error).message}` }] };
+    return { rules: [], safety: DEFAULT_SAFETY, flows: new Map(), errors: [{ file: dir, message: `cannot read the rules folder: ${(err as Error).message}` }] };
   }
   for (const gone of [...lastGood.keys()].filter((f) => !files.includes(f))) lastGood.delete(gone);
-  const used: ParsedFile[] = [];
-  for (const file of files) {
-    let parsed: ParsedFile;
+  const texts = files.map((file): { file: string; text?: string; error?: string } => {
     try {
-      parsed = parseRuleFile(file, readFileSync(file, 'utf8'), options);
+      return { file, text: readFileSync(file, 'utf8') };
     } catch (err) {
-      parsed = { file, rules: [], occurrences: [], unreadable: true, errors: [{ file: basename(file), message: `cannot read: ${(err as Error).message}` }] };
+      return { file, error: (err as Error).message };
     }
+  });
+  // A rule in one file may read the flow of a line another file states.
+  const folderLines = linesOfFolder(texts.flatMap((t) => (t.text === undefined ? [] : [t.text])));
+  const used: ParsedFile[] = [];
+  for (const { file, text, error } of texts) {
+    const parsed: ParsedFile =
+      text === undefined
+        ? { file, rules: [], occurrences: [], unreadable: true, errors: [{ file: basename(file), message: `cannot read: ${error}` }] }
+        : parseRuleFile(file, text, { ...options, folderLines });
     errors.push(...parsed.errors);
     const previous = lastGood.get(file);
-    const loaded = parsed.unreadable ? previous : { ...parsed, rules: rulesOf(parsed.occurrences, previous), safety: parsed.safetyBroken ? previous?.safety : parsed.safety };
+    const loaded = parsed.unreadable
+      ? previous
+      : { ...parsed, rules: rulesOf(parsed.occurrences, previous), safety: parsed.safetyBroken ? previous?.safety : parsed.safety, lines: parsed.linesBroken ? previous?.lines : parsed.lines };
     if (!loaded) continue;
     lastGood.set(file, loaded);
     used.push(loaded);
@@ -269,7 +293,8 @@ export function loadRuleDir(dir: string, lastGood: Map<string, ParsedFile> = new
 
 /**
  * Merges files: rule ids must be unique (the first occurrence loads; each later one, loaded or
- * not, is an error naming the first), and at most one file defines `safety`.
+ * not, is an error naming the first), at most one file defines `safety`, and each line's flow is
+ * stated once.
  */
 export function combine(files: ParsedFile[], errors: LoadError[] = []): RuleSet {
   const first = new Map<string, { file: string; line?: number }>();
@@ -291,5 +316,17 @@ export function combine(files: ParsedFile[], errors: LoadError[] = []): RuleSet 
       safetyFile = basename(f.file);
     }
   }
-  return { rules, safety: safety ?? DEFAULT_SAFETY, errors };
+  const flows = new Map<string, Flow>();
+  const flowFile = new Map<string, string>();
+  for (const f of files) {
+    for (const [line, definition] of f.lines ?? []) {
+      const first = flowFile.get(line);
+      if (first) errors.push({ file: basename(f.file), message: `lines.${line} is already stated in ${first}; state each line's flow once per rules folder` });
+      else {
+        flows.set(line, definition.flow);
+        flowFile.set(line, basename(f.file));
+      }
+    }
+  }
+  return { rules, safety: safety ?? DEFAULT_SAFETY, flows, errors };
 }

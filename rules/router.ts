@@ -7,6 +7,7 @@ import type { DeadLetters } from './dead-letters.js';
 import { deviceId, type DeviceEvent, type DeviceRecord, type DeviceTable } from './device-table.js';
 import { truth, type Scope, type Truth } from './expr.js';
 import type { Instance, InstanceTable, Transition } from './instance-state.js';
+import { LineFlows, LineViews, type Flow } from './line-flow.js';
 import type { CompiledRule } from './load.js';
 import type { RuleActions } from './rule-actions.js';
 import { RuleIndex } from './rule-index.js';
@@ -40,10 +41,14 @@ export interface RuleRouterOptions {
 
 export class RuleRouter {
   private index = new RuleIndex([]);
+  /** What expressions read of each line (its flow order, its devices); replaced with the flows of each (re)load. */
+  private views: LineViews;
   /** Engine time of the start: absence rules count silence (and their grace) from it. */
   private startedAt = 0;
 
-  constructor(private readonly options: RuleRouterOptions) {}
+  constructor(private readonly options: RuleRouterOptions) {
+    this.views = new LineViews(LineFlows.NONE, options.devices);
+  }
 
   get rulesById(): ReadonlyMap<string, CompiledRule> {
     return this.index.byId;
@@ -53,17 +58,18 @@ export class RuleRouter {
     this.startedAt = now;
   }
 
-  /** Routes through `rules` from now on; instances of removed or changed rules are dropped (their alerts cleared, no onClear). */
-  install(rules: readonly CompiledRule[]): void {
+  /** Routes through `rules` (on lines in the order of `flows`) from now on; instances of removed or changed rules are dropped (their alerts cleared, no onClear). */
+  install(rules: readonly CompiledRule[], flows: ReadonlyMap<string, Flow> = new Map()): void {
     const next = new RuleIndex(rules);
     for (const [ruleId, instances] of [...this.options.instances.entries()]) {
       const old = this.index.byId.get(ruleId);
       const replacement = next.byId.get(ruleId);
       if (old && replacement && old.hash === replacement.hash) continue;
-      if (old) for (const instance of instances.values()) if (instance.phase === 'active') this.deactivate(old, instance, timerScope(old, instance, this.options.devices), false);
+      if (old) for (const instance of instances.values()) if (instance.phase === 'active') this.deactivate(old, instance, timerScope(old, instance, this.options.devices, this.views), false);
       this.options.instances.dropRule(ruleId);
     }
     this.index = next;
+    this.views = new LineViews(new LineFlows(flows), this.options.devices);
   }
 
   /** One validated device message (the bus path ends here; the benchmark calls it directly). */
@@ -82,7 +88,7 @@ export class RuleRouter {
     if (alive) for (const rule of this.index.absenceFor(record.id)) this.deviceBack(rule, record.id);
     let scope: Scope | undefined;
     this.index.forEachMatching(event.kind, record, (rule) => {
-      scope ??= messageScope(event, record);
+      scope ??= messageScope(event, record, this.views);
       this.evaluate(rule, record, scope, event.payload.ts, late);
     });
   }
@@ -106,7 +112,7 @@ export class RuleRouter {
       aggregateInto(instance.window, scope); // the message's scope has the window fields; only this rule reads them
     }
     if (late) return;
-    if (rule.lineCount) scope.matching = countMatching(rule, record.line, this.options.devices);
+    if (rule.lineCount) scope.matching = countMatching(rule, record.line, this.options.devices, this.views);
     const holds = this.condition(rule, record, scope);
     // Only an active instance reads its clear condition; unknown (a value it reads is missing) is neither.
     const clears: Truth = instance.phase !== 'active' ? false : rule.clear ? truth(rule.clear(scope)) : holds === undefined ? undefined : !holds;
@@ -145,7 +151,7 @@ export class RuleRouter {
 
   private deviceBack(rule: CompiledRule, id: string): void {
     const instance = this.options.instances.find(rule.id, id);
-    if (instance?.phase === 'active') this.deactivate(rule, instance, timerScope(rule, instance, this.options.devices));
+    if (instance?.phase === 'active') this.deactivate(rule, instance, timerScope(rule, instance, this.options.devices, this.views));
   }
 
   /** Rules whose oscillation suspension ended (their alert clears), timers that ran out without a message (`for`, `clearFor`) and silent devices (absence), at engine time `now`. */
@@ -159,7 +165,7 @@ export class RuleRouter {
         continue;
       }
       const transition = this.options.instances.due(rule, instance, now);
-      if (transition) this.transition(rule, instance, transition, timerScope(rule, instance, this.options.devices));
+      if (transition) this.transition(rule, instance, transition, timerScope(rule, instance, this.options.devices, this.views));
     }
     for (const rule of this.index.absenceRules) this.checkAbsence(rule, now);
   }
@@ -175,7 +181,7 @@ export class RuleRouter {
       const aliveAt = this.options.devices.get(line, device)?.aliveAt;
       const deadline = Math.max(this.startedAt + graceMs, (aliveAt ?? this.startedAt) + afterMs);
       if (now < deadline) continue;
-      const scope = { ...timerScope(rule, instance, this.options.devices), silentFor: Math.round((now - (aliveAt ?? this.startedAt)) / 1000), neverSeen: aliveAt === undefined };
+      const scope = { ...timerScope(rule, instance, this.options.devices, this.views), silentFor: Math.round((now - (aliveAt ?? this.startedAt)) / 1000), neverSeen: aliveAt === undefined };
       this.activate(rule, instance, scope);
     }
   }

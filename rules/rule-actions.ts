@@ -158,6 +158,12 @@ export class RuleActions {
   /** One command action as an intent of the instance: `active` from its actions, `after` from onClear. */
   private command(rule: CompiledRule, instance: Instance, action: CompiledCommand, scope: Scope, phase: 'active' | 'after'): void {
     const target = action.target(scope);
+    if (target === undefined) {
+      // None: a placeholder of the target has no value, e.g. `{upstream(device)}` of the first station.
+      this.options.count('targets_none');
+      this.limited.write('warn', 'target_none', { rule: rule.id, key: instance.key }, `rule ${rule.id} (${instance.key}): its command target evaluates to none (a {placeholder} with no value, e.g. upstream() of the first station of the flow); no ${action.action} command is sent`);
+      return;
+    }
     if (!isValidId(target)) {
       // Refused for good: no outcome can be published for a target that is no device id.
       this.options.count('bad_targets');

@@ -1,8 +1,9 @@
 // The expressions and templates of one rule (when, clear, window.of, lineCount.where, `=` params,
 // command targets, alert messages), read from the rule's raw YAML value so that they are checked
 // even when the rule also has schema errors: each is compiled once, its names are checked against
-// the rule's scope, and a literal command target against the line's devices when they are known.
-import { compileExpression, parseTemplate, type Evaluator, type Scope } from './expr.js';
+// the rule's scope, and a literal command target or `device("…")` id against the line's devices
+// when they are known; upstream()/downstream() on a line whose flow the folder does not state is refused.
+import { compileExpression, parseTemplate, type Evaluator, type LineReads, type Scope } from './expr.js';
 import { globMatcher } from './glob.js';
 import type { FieldPath } from './locate.js';
 
@@ -17,10 +18,26 @@ export const SCOPE_NAMES = {
 export interface KnownDevices {
   line: string;
   ids: ReadonlySet<string>;
+  /** The line's flow order as the scenario simulates it (its stations), when it comes from a scenario. */
+  flow?: readonly string[];
+}
+
+/** What the folder knows about its lines when a rule's expressions are checked. */
+export interface LineKnowledge {
+  /** Lines whose devices are known (the scenario's; a `lines:` entry with `devices`). */
+  devices: readonly KnownDevices[];
+  /** Lines whose flow order the folder states (`lines:`). */
+  flowLines: ReadonlySet<string>;
 }
 
 /** How many device ids an unknown-target error lists before it shortens the list. */
 const LISTED_DEVICES = 20;
+
+/** A line's device ids for an error message, shortened after the first LISTED_DEVICES. */
+export function listDevices(devices: ReadonlySet<string>): string {
+  const ids = [...devices];
+  return ids.slice(0, LISTED_DEVICES).join(', ') + (ids.length > LISTED_DEVICES ? `, … (${ids.length} in all)` : '');
+}
 
 export type Render = (scope: Scope) => string;
 
@@ -28,6 +45,8 @@ export type Render = (scope: Scope) => string;
 export interface RuleExpressions {
   expression(field: FieldPath): Evaluator;
   template(field: FieldPath): Render;
+  /** A command target: its text, or undefined when a placeholder has no value (none: upstream() of the first station). */
+  target(field: FieldPath): (scope: Scope) => string | undefined;
 }
 
 type Report = (field: FieldPath, message: string) => void;
@@ -41,12 +60,26 @@ function text(value: unknown): string | undefined {
 }
 
 /** Compiles every expression and template of `raw` (one rule as written), reporting each one that is wrong. */
-export function compileRuleExpressions(raw: unknown, report: Report, devices?: KnownDevices): RuleExpressions {
+export function compileRuleExpressions(raw: unknown, report: Report, lines: LineKnowledge = { devices: [], flowLines: new Set() }): RuleExpressions {
   const rule = record(raw) ?? {};
   const allowed = new Set([...SCOPE_NAMES.base, ...(rule.window !== undefined ? SCOPE_NAMES.window : []), ...(rule.lineCount !== undefined ? SCOPE_NAMES.lineCount : [])]);
   const expressions = new Map<string, Evaluator>();
-  const templates = new Map<string, Render>();
+  const templates = new Map<string, ReturnType<typeof parseTemplate>>();
   const name = (field: FieldPath): string => field.join('.');
+  const line = typeof record(rule.match)?.line === 'string' ? (record(rule.match)!.line as string) : '*';
+  const lineMatcher = globMatcher(line);
+  // The known lines this rule can match: a device id it names must be on each of them.
+  const knownLines = lines.devices.filter((known) => lineMatcher.test(known.line));
+  const unknownDevice = (field: FieldPath, id: string, prefix = ''): void => {
+    for (const known of knownLines) if (!known.ids.has(id)) report(field, `${name(field)}: ${prefix}no device "${id}" on line ${known.line}; its devices are ${listDevices(known.ids)}`);
+  };
+  const checkReads = (field: FieldPath, reads: LineReads): void => {
+    for (const id of reads.devices) unknownDevice(field, id, `device(${JSON.stringify(id)}): `);
+    const neighbours = [...reads.functions].filter((fn) => fn !== 'device');
+    if (neighbours.length === 0) return;
+    const flowless = [...new Set([...(lineMatcher.exact !== undefined ? [lineMatcher.exact] : []), ...knownLines.map((known) => known.line)])].filter((l) => !lines.flowLines.has(l));
+    for (const l of flowless) report(field, `${name(field)}: ${neighbours.map((fn) => `${fn}()`).join(', ')} reads the flow order of line ${l}, which the rules folder does not state; add lines: { ${l}: { flow: [first, second, …] } } (docs/rules.md#rules-for-a-whole-line)`);
+  };
 
   const namesKnown = (field: FieldPath, names: Set<string>, source: string): boolean => {
     const unknown = [...names].filter((n) => !allowed.has(n));
@@ -54,25 +87,22 @@ export function compileRuleExpressions(raw: unknown, report: Report, devices?: K
     report(field, `${name(field)}: unknown name ${unknown.map((u) => `"${u}"`).join(', ')} in "${source}"; available: ${[...allowed].join(', ')}`);
     return false;
   };
-  // Compiles `source` with `parse` and keeps `pick` of it in `into`, if it parses and reads only names of the scope.
-  const compile = <Compiled extends { names: Set<string> }, T>(field: FieldPath, source: string | undefined, parse: (source: string) => Compiled, pick: (c: Compiled) => T, into: Map<string, T>): void => {
+  // Compiles `source` with `parse` and keeps `pick` of it in `into`, if it parses and reads only names of the scope and devices of its line.
+  const compile = <Compiled extends { names: Set<string>; reads: LineReads }, T>(field: FieldPath, source: string | undefined, parse: (source: string) => Compiled, pick: (c: Compiled) => T, into: Map<string, T>): void => {
     if (source === undefined) return;
     try {
       const compiled = parse(source);
+      checkReads(field, compiled.reads);
       if (namesKnown(field, compiled.names, source)) into.set(name(field), pick(compiled));
     } catch (err) {
       report(field, `${name(field)}: ${(err as Error).message}`);
     }
   };
   const expression = (field: FieldPath, source: string | undefined): void => compile(field, source, compileExpression, (c) => c.evaluate, expressions);
-  const template = (field: FieldPath, source: string | undefined): void => compile(field, source, parseTemplate, (t) => t.render, templates);
-  const line = typeof record(rule.match)?.line === 'string' ? (record(rule.match)!.line as string) : '*';
+  const template = (field: FieldPath, source: string | undefined): void => compile(field, source, parseTemplate, (t) => t, templates);
   const target = (field: FieldPath, source: string | undefined): void => {
     template(field, source);
-    if (source === undefined || source.includes('{') || !devices || !globMatcher(line).test(devices.line) || devices.ids.has(source)) return;
-    const ids = [...devices.ids];
-    const listed = ids.slice(0, LISTED_DEVICES).join(', ') + (ids.length > LISTED_DEVICES ? `, … (${ids.length} in all)` : '');
-    report(field, `${name(field)}: no device "${source}" on line ${devices.line}; its devices are ${listed}`);
+    if (source !== undefined && !source.includes('{')) unknownDevice(field, source);
   };
 
   expression(['when'], text(rule.when));
@@ -101,6 +131,7 @@ export function compileRuleExpressions(raw: unknown, report: Report, devices?: K
   };
   return {
     expression: (field) => expressions.get(name(field)) ?? missing('expression', field),
-    template: (field) => templates.get(name(field)) ?? missing('template', field),
+    template: (field) => (templates.get(name(field)) ?? missing('template', field)).render,
+    target: (field) => (templates.get(name(field)) ?? missing('template', field)).renderKnown,
   };
 }

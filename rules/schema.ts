@@ -127,9 +127,34 @@ export const safetySchema = strict({
     .prefault({}),
 });
 
+/**
+ * `lines: { A: { flow: [st-1, st-2, …] } }`: per line, its devices in flow order (each feeds the
+ * next), read by upstream()/downstream(); `devices` optionally lists the line's other devices, so
+ * `rules check` can check targets and device("…") against them without a scenario.
+ */
+export const lineSchema = strict({
+  flow: z.array(idSchema).min(1),
+  devices: z.array(idSchema).optional(),
+}).superRefine((line, ctx) => {
+  const seen = new Map<string, string>();
+  const check = (key: 'flow' | 'devices', ids: readonly string[]): void =>
+    ids.forEach((id, i) => {
+      const first = seen.get(id);
+      if (first !== undefined) {
+        const why = key === 'flow' && first.startsWith('flow.') ? 'a device appears once in a flow (twice would make a cycle, and it would have two upstream neighbours)' : 'a device is listed once (in flow or in devices)';
+        ctx.addIssue({ code: 'custom', path: [key, i], message: `"${id}" is already at ${first}: ${why}` });
+      } else seen.set(id, `${key}.${i}`);
+    });
+  check('flow', line.flow);
+  check('devices', line.devices ?? []);
+});
+
+export const linesSchema = z.record(idSchema, lineSchema);
+
 export const ruleFileSchema = strict({
   rules: z.array(ruleSchema).default([]),
   safety: safetySchema.optional(),
+  lines: linesSchema.optional(),
 });
 
 /**
@@ -140,6 +165,7 @@ export const ruleFileSchema = strict({
 export const ruleFileOutlineSchema = strict({
   rules: z.array(z.unknown()).default([]),
   safety: z.unknown().optional(),
+  lines: z.unknown().optional(),
 });
 
 export type RuleDefinition = z.infer<typeof ruleSchema>;
@@ -148,3 +174,5 @@ export type CommandActionDefinition = z.infer<typeof commandActionSchema>;
 export type TargetSafety = z.infer<typeof targetSafetySchema>;
 export type SafetyDefinition = z.infer<typeof safetySchema>;
 export type RuleFile = z.infer<typeof ruleFileSchema>;
+export type LineDefinition = z.infer<typeof lineSchema>;
+export type LinesDefinition = z.infer<typeof linesSchema>;

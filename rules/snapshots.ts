@@ -80,12 +80,20 @@ export function takeSnapshot(parts: SnapshotParts, savedAt: number): Snapshot {
 export function restoreSnapshot(parts: SnapshotParts, snapshot: Snapshot): { instances: number; alarms: number } {
   parts.devices.restore(snapshot.devices);
   let restored = 0;
+  const dropped = new Map<string, { instances: number; why: string }>();
   for (const { hash, ...saved } of snapshot.instances) {
     const rule = parts.rulesById.get(saved.ruleId);
-    if (!rule || rule.hash !== hash) continue; // the rule changed: its old state no longer means the same
+    if (!rule || rule.hash !== hash) {
+      // The rule is gone (renamed, removed) or changed: its old state no longer means the same.
+      const entry = dropped.get(saved.ruleId) ?? { instances: 0, why: rule ? 'changed (another definition)' : 'is not loaded any more (renamed or removed)' };
+      entry.instances++;
+      dropped.set(saved.ruleId, entry);
+      continue;
+    }
     parts.instances.restore(rule, saved);
     restored++;
   }
+  for (const [ruleId, { instances, why }] of dropped) log.info({ rule: ruleId, instances }, `rules state: rule ${ruleId} ${why}; its ${instances} saved instance(s) dropped`);
   parts.commands.restore(snapshot.commands);
   // An active intent holds only while its instance is active: those of instances not restored end.
   const activeHolders = new Set<string>();

@@ -17,6 +17,7 @@ import { alarmSchema, commandSchema, type AlarmAction, type AlarmPayload, type C
 import { DELIVERY, parseTopic, topicOf, topics } from '../contracts/topics.js';
 import { ManualClock, settle } from '../rules/clock.js';
 import { RulesEngine, type EngineEvent } from '../rules/engine.js';
+import type { KnownDevices } from '../rules/load.js';
 import { LineModel, type SimEvent } from '../simulators/model.js';
 import type { Scenario } from '../simulators/scenario.js';
 
@@ -87,6 +88,12 @@ export interface ScenarioRunResult {
 }
 
 export const DEFAULT_START_TIME = Date.UTC(2026, 0, 1);
+
+/** The simulated line as rules are checked against it: its devices, and its flow order (the stations, each feeding the next). */
+export function scenarioLine(scenario: Scenario, line: string): KnownDevices {
+  const model = new LineModel({ seed: 1, scenario, startTime: 0 });
+  return { line, ids: new Set(model.deviceIds()), flow: model.stations.map((station) => station.id) };
+}
 
 export function defaultDuration(scenario: Scenario): number {
   const ends = scenario.events.map((e) => {

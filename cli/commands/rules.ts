@@ -7,11 +7,10 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { rootLogger } from '../../lib/log.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
-import { formatTimeline, runScenario } from '../../workbench/scenario-run.js';
+import { formatTimeline, runScenario, scenarioLine } from '../../workbench/scenario-run.js';
 import { DEFAULT_CONCURRENCY } from '../../workbench/rule-tests/run.js';
 import { ruleTestCommand, type RuleTestFlags } from '../../workbench/rule-tests/command.js';
 import { durationSchema } from '../../rules/schema.js';
-import { LineModel } from '../../simulators/model.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
 import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
@@ -78,13 +77,13 @@ export function registerRules(program: Command): void {
   rules
     .command('check <dir>')
     .description(
-      'lint the rule files in DIR in one run: schema errors, expressions, {placeholders} of targets and messages, duplicate ids and, with --scenario, targets that are not devices of the line; prints every error as file:line [rule id]: what is wrong; exits 1 if any. Without --scenario, literal targets are not checked against devices (there is no device list to check them against).',
+      'lint the rule files in DIR in one run: schema errors, expressions, {placeholders} of targets and messages, duplicate ids, the lines: flow orders (duplicates, cycles) and, with --scenario, targets, device("…") ids and flows that are not devices of the line (or not its order); prints every error as file:line [rule id]: what is wrong; exits 1 if any. Without --scenario, literal targets and device("…") ids are checked only on a line whose lines: entry lists its devices (there is no other device list to check them against).',
     )
-    .option('--scenario <file>', "scenario YAML whose layout gives the line's devices (e.g. simulators/scenarios/demo.yaml): a literal command target must be one of them")
+    .option('--scenario <file>', "scenario YAML whose layout gives the line's devices and flow order (e.g. simulators/scenarios/demo.yaml): a literal command target, a device(\"…\") id and a lines: flow must be among them")
     .option('--line <id>', 'line id of those devices (rules matching other lines are not checked against them)', 'A')
     .action((dir: string, flags: CheckFlags) => {
       requireDir(dir);
-      const devices = flags.scenario === undefined ? undefined : { line: flags.line, ids: new Set(new LineModel({ seed: 1, scenario: loadScenarioFile(flags.scenario), startTime: 0 }).deviceIds()) };
+      const devices = flags.scenario === undefined ? undefined : scenarioLine(loadScenarioFile(flags.scenario), flags.line);
       const set = loadRuleDir(dir, new Map(), { devices });
       for (const e of set.errors) console.error(formatLoadError(e));
       if (set.errors.length > 0) {
@@ -115,13 +114,16 @@ export function registerRules(program: Command): void {
       // The timeline is the output; logs (with wall-clock times) would make it differ run to run.
       if (!process.env.LINEWATCH_LOG_LEVEL) rootLogger.level = 'warn';
       requireDir(dir);
-      const set = loadRuleDir(dir);
-      if (set.errors.length > 0) throw new UserError(`${set.errors.length} error(s) in ${dir}:\n  ${set.errors.map(formatLoadError).join('\n  ')}`);
       if (flags.scenario === undefined) {
+        const ruleSet = loadRuleDir(dir);
+        if (ruleSet.errors.length > 0) throw new UserError(`${ruleSet.errors.length} error(s) in ${dir}:\n  ${ruleSet.errors.map(formatLoadError).join('\n  ')}`);
         process.exitCode = await ruleTestCommand(dir, flags);
         return;
       }
       const scenario = loadScenarioFile(flags.scenario);
+      // Checked against the simulated line, as `rules check --scenario` does: targets, device("…") ids, the flow order.
+      const set = loadRuleDir(dir, new Map(), { devices: scenarioLine(scenario, flags.line) });
+      if (set.errors.length > 0) throw new UserError(`${set.errors.length} error(s) in ${dir}:\n  ${set.errors.map(formatLoadError).join('\n  ')}`);
       let durationMs: number | undefined;
       if (flags.duration !== undefined) {
         const d = durationSchema.safeParse(flags.duration);

@@ -28,10 +28,10 @@ describe('linewatch rules check', () => {
   it('accepts the example rules', async () => {
     const r = await linewatch('rules', 'check', EXAMPLES);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/7 rules OK \(conveyor-overheat, st-2-jam-stops-feeder/);
+    expect(r.stdout).toMatch(/4 rules OK \(conveyor-overheat, station-jam-stops-feeder/);
     const onDemo = await linewatch('rules', 'check', EXAMPLES, '--scenario', DEMO);
     expect(onDemo.code, onDemo.stderr).toBe(0);
-    expect(onDemo.stdout).toMatch(/7 rules OK \(conveyor-overheat, .*\); targets checked against the 11 devices of line A/);
+    expect(onDemo.stdout).toMatch(/4 rules OK \(conveyor-overheat, .*\); targets checked against the 11 devices of line A/);
   });
 
   it('exits 1 and names file:line and rule id for each error', async () => {
@@ -102,7 +102,36 @@ describe('linewatch rules check', () => {
     expect(engine.stderr).toContain(`5 error(s) in ${bad}`);
     expect(engine.stderr).toContain('b.yaml:8 [hot]: duplicate rule id; already defined in a.yaml:2');
     const help = await linewatch('rules', 'check', '--help');
-    expect(help.stdout).toMatch(/Without --scenario, literal\s+targets\s+are\s+not\s+checked/);
+    expect(help.stdout).toMatch(/Without --scenario, literal\s+targets\s+and\s+device\("…"\)\s+ids\s+are\s+checked\s+only/);
+  });
+});
+
+describe('linewatch rules check: rules for a whole line', () => {
+  it('names a bad flow, an unknown device("…") id and a flow the simulated line does not run, with file, line and key, in one run; rules test refuses the same', async () => {
+    const bad = join(dir, 'flow');
+    rmSync(bad, { recursive: true, force: true });
+    mkdirSync(bad);
+    writeFileSync(join(bad, 'lines.yaml'), 'lines:\n  A:\n    flow: [st-1, st-2, st-4, st-3]\n  B:\n    flow: [st-1, st-2, st-1]\n');
+    writeFileSync(
+      join(bad, 'rules.yaml'),
+      `rules:
+  - id: cross
+    match: { line: A, device: st-2, kind: telemetry }
+    when: device("conv-9").values.motorTemp > 80
+    actions: [{ command: { target: "{upstream(device)}", action: stop } }]
+`,
+    );
+    const r = await linewatch('rules', 'check', bad, '--scenario', DEMO);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      "lines.yaml:3: lines.A.flow: st-2 → st-4 here, but the scenario's line runs st-1 → st-2 → st-3 → st-4 → st-5; state the order the line has",
+      'lines.yaml:5: lines.B.flow.2: "st-1" is already at flow.0: a device appears once in a flow (twice would make a cycle, and it would have two upstream neighbours)',
+      'rules.yaml:4 [cross]: when: device("conv-9"): no device "conv-9" on line A; its devices are line-ctl, conv-1, conv-2, conv-3, st-1, st-2, st-3, st-4, st-5, env-1, env-2',
+      `3 error(s) in ${bad}`,
+    ]);
+    const test = await linewatch('rules', 'test', bad, '--scenario', DEMO, '--duration', '1s');
+    expect(test.code).toBe(1);
+    expect(test.stderr).toContain('3 error(s)');
   });
 });
 
@@ -113,12 +142,12 @@ describe('linewatch rules test', () => {
     expect(a.code).toBe(0);
     expect(a.stdout).toBe(b.stdout);
     const lines = a.stdout.split('\n');
-    expect(lines.some((l) => /command .* st-2 stop \{\}\s+rule:st-3-jam-stops-feeder/.test(l))).toBe(true);
+    expect(lines.some((l) => /command .* st-2 stop \{\}\s+rule:station-jam-stops-feeder/.test(l))).toBe(true);
     expect(lines.some((l) => /alert\s+raised\s+warning\s+device-silent:A\/env-2/.test(l))).toBe(true);
     expect(lines.some((l) => /command .* line-ctl set_speed \{"speed":32\}\s+rule:conveyor-overheat/.test(l))).toBe(true);
     expect(lines.some((l) => /alert\s+cleared\s+warning\s+conveyor-overheat:A\/conv-2/.test(l))).toBe(true);
     expect(lines.at(-2)).toMatch(/# \d+ alerts raised, \d+ cleared; \d+ commands sent, \d+ done, 0 blocked, 0 expired/);
-  });
+  }, 120_000); // two full demo runs: a bound for a loaded machine, not a speed check
 });
 
 describe('linewatch rules --broker', () => {

@@ -79,9 +79,9 @@ describe('the example rules come with tests', () => {
   );
 
   it(
-    'a jam rule with the wrong target (st-3 jammed stops st-1, not st-2) fails the jam case',
+    'a jam rule with the wrong target (a jammed station stops the one after it, not its feeder) fails the jam case',
     async () => {
-      const rules = copyExamples('wrong-feeder', (text) => text.replace('- command: { target: st-2, action: stop }', '- command: { target: st-1, action: stop }'));
+      const rules = copyExamples('wrong-feeder', (text) => text.replace('- command: { target: "{upstream(device)}", action: stop }', '- command: { target: "{downstream(device)}", action: stop }'));
       const r = await linewatch(EXAMPLES_MS, 'rules', 'test', rules, '--grep', '^a jam stops');
       expect(r.code, r.stdout + r.stderr).toBe(1);
       const lines = r.stdout.split('\n');

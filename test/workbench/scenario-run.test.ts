@@ -13,8 +13,8 @@ describe('runScenario', () => {
     // Keys only the linewatch broker has (bare Aedes has no counters at all).
     expect(result.brokerCounters).toMatchObject({ password_checks: 0, rejected_invalid_payload: 0, rejected_publish_denied: 0, inprocess_redelivery_gave_up: 0 });
     expect(formatTimeline(result.timeline).slice(0, 4)).toEqual([
-      '+   59.9s  command  cmjuohs00-1  st-2 stop {}  rule:st-3-jam-stops-feeder',
-      '+   59.9s  alert    raised   critical st-3-jam-stops-feeder:A/st-3  "st-3 jam: feeder st-2 stopped"',
+      '+   59.9s  command  cmjuohs00-1  st-2 stop {}  rule:station-jam-stops-feeder',
+      '+   59.9s  alert    raised   critical station-jam-stops-feeder:A/st-3  "st-3 jam: feeder st-2 stopped"',
       '+   60.0s  outcome  cmjuohs00-1  accepted',
       '+   60.0s  outcome  cmjuohs00-1  done',
     ]);
