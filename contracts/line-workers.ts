@@ -124,14 +124,25 @@ export const lineOwnershipShape = {
     .describe('I/N: this worker owns the lines whose hash falls on worker I of N (null: every line, or as `lines` says)'),
 };
 
-/**
- * The ownership a section's `lines` / `worker` give; `section` names the config section in the
- * error when both are set.
- */
-export function ownershipOf(config: { lines: readonly string[] | null; worker: string | null }, section: string): LineOwnership {
-  if (config.lines !== null && config.worker !== null) {
-    throw new Error(`${section}.lines and ${section}.worker (--lines, --worker) are both set: give one — the lines by name, or this worker's share I/N of the hash`);
-  }
+interface OwnershipKeys {
+  lines: readonly string[] | null;
+  worker: string | null;
+}
+
+function bothSet(section: string): string {
+  return `${section}.lines and ${section}.worker (--lines, --worker) are both set: give one — the lines by name, or this worker's share I/N of the hash`;
+}
+
+/** A section schema's check (superRefine) that `lines` and `worker` are not both set. */
+export function oneOwnership(section: string): (config: OwnershipKeys, ctx: z.RefinementCtx) => void {
+  return (config, ctx) => {
+    if (config.lines !== null && config.worker !== null) ctx.addIssue({ code: 'custom', path: ['worker'], message: bothSet(section) });
+  };
+}
+
+/** The ownership a section's `lines` / `worker` give (throws, naming `section`'s keys, when both are set). */
+export function ownershipOf(config: OwnershipKeys, section: string): LineOwnership {
+  if (config.lines !== null && config.worker !== null) throw new Error(bothSet(section));
   if (config.lines !== null) return { kind: 'lines', lines: [...new Set(config.lines)] };
   if (config.worker !== null) {
     const [, index, count] = WORKER_PATTERN.exec(config.worker)!;
