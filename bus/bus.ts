@@ -57,6 +57,12 @@ export interface Bus {
   connected(): boolean;
   /** Calls `listener` with the new value of connected() each time it changes; returns what stops it. */
   onConnectionChange(listener: ConnectionListener): () => void;
+  /**
+   * Whether subscriptions may be shared (MQTT 5 `$share/{group}/{filter}`: each message goes to
+   * one member of the group): true only on an MqttBus speaking MQTT 5 to a broker whose CONNACK
+   * does not say it has none. Absent (the in-process bus on the embedded Aedes): none.
+   */
+  sharedSubscriptions?(): boolean;
 }
 
 /**

@@ -1,8 +1,8 @@
 // Bus over an MQTT.js client: lets any service run in its own process against any broker.
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import { clientIdFor } from '../contracts/client-id.js';
 import { decode, type Decoded } from '../contracts/decode.js';
-import { topicMatches } from '../contracts/topics.js';
+import { topicMatches, unsharedFilter } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
 import { untilConnected } from './mqtt-connect.js';
 import { MessageRefused, type Bus, type ConnectionListener, type MessageHandler, type PublishOptions, type SubscribeOptions, type Unsubscribe } from './bus.js';
@@ -16,8 +16,17 @@ export interface MqttBusOptions extends IClientOptions {
 
 interface Route {
   filters: string[];
+  /** The filters as topics are matched against: a shared subscription's without its `$share/{group}/`. */
+  matching: string[];
   handler: MessageHandler;
 }
+
+/** MQTT 5 SUBACK reason code: the broker has no shared subscriptions. */
+const SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9e;
+/** CONNACK codes for "this broker does not speak that protocol version": MQTT 3.1.1's 1, MQTT 5's 0x84. */
+const UNSUPPORTED_PROTOCOL_VERSION = new Set([1, 0x84]);
+/** MQTT 5 Session Expiry Interval that never expires: what MQTT 3.1.1's clean: false means. */
+const SESSION_NEVER_EXPIRES = 0xffffffff;
 
 export class MqttBus implements Bus {
   handlerErrors = 0;
@@ -29,6 +38,8 @@ export class MqttBus implements Bus {
   private readonly connectionListeners = new Set<ConnectionListener>();
   /** What the connection listeners were last told (MQTT.js emits 'close' on every failed reconnect too). */
   private wasConnected = false;
+  /** The last CONNACK: its MQTT 5 properties say what the broker offers. */
+  private connack: IConnackPacket | undefined;
 
   /** Resolves when the first subscription is registered (see dispatch). */
   private readonly firstRoute: Promise<void>;
@@ -38,7 +49,10 @@ export class MqttBus implements Bus {
     this.firstRoute = new Promise((resolve) => (this.routeAdded = resolve));
     // MQTT.js sets `connected` before it emits 'connect' and clears it before our 'close' handler runs.
     const onConnectionEvent = (): void => this.connectionEvent();
-    client.on('connect', onConnectionEvent);
+    client.on('connect', (connack) => {
+      this.connack = connack;
+      onConnectionEvent();
+    });
     client.on('close', onConnectionEvent);
     // Acknowledge (PUBACK/PUBCOMP) only after the handlers resolved: MQTT.js sends the ack
     // when handleMessage's callback runs. A refused message is never acknowledged: MQTT 3.1.1
@@ -61,7 +75,11 @@ export class MqttBus implements Bus {
     const clientId = clientOptions.clientId ?? (clientOptions.username ? clientIdFor(clientOptions.username, `bus-${Math.random().toString(36).slice(2, 10)}`) : undefined);
     // reconnectOnConnackError: a refusal after the first connect (e.g. CONNACK 5 from the login backoff
     // while a burst of logins is checked) is retried, not taken as final.
-    const client = mqtt.connect(url, { reconnectPeriod: 1000, reconnectOnConnackError: true, connectTimeout: connectTimeoutMs, ...clientOptions, ...(clientId ? { clientId } : {}) });
+    // MQTT 5 ends a session when the connection closes unless it is given an expiry: a persistent
+    // session (clean: false) there gets one that never expires, as in MQTT 3.1.1.
+    const persistentV5 = clientOptions.protocolVersion === 5 && clientOptions.clean === false && clientOptions.properties?.sessionExpiryInterval === undefined;
+    const properties = persistentV5 ? { ...clientOptions.properties, sessionExpiryInterval: SESSION_NEVER_EXPIRES } : clientOptions.properties;
+    const client = mqtt.connect(url, { reconnectPeriod: 1000, reconnectOnConnackError: true, connectTimeout: connectTimeoutMs, ...clientOptions, ...(properties ? { properties } : {}), ...(clientId ? { clientId } : {}) });
     // Take over message handling before the first packet can arrive: a persistent session
     // (clean: false) gets its queued messages right after CONNACK, and MQTT.js's default handler
     // would acknowledge them unhandled.
@@ -69,10 +87,13 @@ export class MqttBus implements Bus {
     try {
       await untilConnected(client, connectTimeoutMs, `a CONNACK from ${url}`);
     } catch (err) {
+      const code = (err as { code?: number }).code;
       throw new Error(
-        (err as { code?: number }).code === 2
+        code === 2
           ? `the MQTT broker at ${url} refused the client id "${String(clientId)}": with an account, use the username or USERNAME:suffix (docs/broker.md#client-ids)`
-          : `cannot connect to the MQTT broker at ${url}: ${(err as Error).message}. Check that a broker listens there (\`linewatch broker\` starts one) and that the username and password are right`,
+          : code !== undefined && UNSUPPORTED_PROTOCOL_VERSION.has(code)
+            ? `the MQTT broker at ${url} refused MQTT ${clientOptions.protocolVersion === 5 ? '5' : '3.1.1'} (CONNACK ${code}: unsupported protocol version)`
+            : `cannot connect to the MQTT broker at ${url}: ${(err as Error).message}. Check that a broker listens there (\`linewatch broker\` starts one) and that the username and password are right`,
         { cause: err },
       );
     }
@@ -86,11 +107,21 @@ export class MqttBus implements Bus {
 
   async subscribe(filter: string | string[], handler: MessageHandler, options: SubscribeOptions = {}): Promise<Unsubscribe> {
     const filters = Array.isArray(filter) ? filter : [filter];
-    const route: Route = { filters, handler };
+    const route: Route = { filters, matching: filters.map(unsharedFilter), handler };
     this.routes.add(route);
     this.routeAdded();
-    const granted = await this.client.subscribeAsync(filters, { qos: options.qos ?? 0 });
-    const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+    let granted: { topic: string; qos: number }[];
+    try {
+      granted = await this.client.subscribeAsync(filters, { qos: options.qos ?? 0 });
+    } catch (err) {
+      this.routes.delete(route);
+      // MQTT.js rejects a SUBACK with any failure code (0x80 and up), with that code.
+      const code = (err as { code?: number }).code;
+      if (code === SHARED_SUBSCRIPTIONS_NOT_SUPPORTED) throw new Error(`the broker refused the shared subscription to ${filters.join(', ')}: it has no shared subscriptions (SUBACK 0x9e)`, { cause: err });
+      if (code !== undefined && code >= 0x80) throw new Error(`the broker refused the subscription to ${filters.join(', ')}: this account is not allowed to read it (SUBACK ${code})`, { cause: err });
+      throw err;
+    }
+    const refused = granted.filter((g) => g.qos >= 0x80).map((g) => g.topic);
     if (refused.length > 0) {
       this.routes.delete(route);
       throw new Error(`the broker refused the subscription to ${refused.join(', ')}: this account is not allowed to read it`);
@@ -110,6 +141,11 @@ export class MqttBus implements Bus {
 
   connected(): boolean {
     return this.client.connected;
+  }
+
+  /** MQTT 5, and the broker's CONNACK does not say Shared Subscription Available = 0 (absent means available). */
+  sharedSubscriptions(): boolean {
+    return this.client.options.protocolVersion === 5 && this.connack?.properties?.sharedSubscriptionAvailable !== false;
   }
 
   onConnectionChange(listener: ConnectionListener): () => void {
@@ -146,7 +182,7 @@ export class MqttBus implements Bus {
       return decoded;
     };
     for (const route of this.routes) {
-      if (!route.filters.some((f) => topicMatches(f, topic))) continue;
+      if (!route.matching.some((f) => topicMatches(f, topic))) continue;
       try {
         await route.handler(topic, payload, decodeOnce);
       } catch (err) {

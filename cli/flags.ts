@@ -1,5 +1,6 @@
 // Parsers for command-line flag values, shared by the subcommands; a bad value is a UserError
 // that quotes it and says what is expected.
+import { isValidId } from '../contracts/topics.js';
 import { UserError } from './errors.js';
 
 export function port(value: string): number {
@@ -18,4 +19,12 @@ export function positiveInteger(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UserError(`"${value}" is not a whole number ≥ 1`);
   return n;
+}
+
+/** A comma-separated list of line ids (`--lines A,B`). */
+export function lineList(value: string): string[] {
+  const lines = value.split(',').map((line) => line.trim()).filter((line) => line !== '');
+  const bad = lines.filter((line) => !isValidId(line));
+  if (lines.length === 0 || bad.length > 0) throw new UserError(`"${value}" is not a list of line ids: give them comma-separated, e.g. --lines A,B (letters, digits, - and _; _dead for dead letters)`);
+  return lines;
 }

@@ -4,11 +4,12 @@
 import type { Command } from 'commander';
 import { MqttBus, type MqttBusOptions } from '../bus/index.js';
 import { clientIdFor } from '../contracts/client-id.js';
+import { ownershipLabel, ownershipOf } from '../contracts/line-workers.js';
 import type { Service } from '../lib/service.js';
 import { ServiceEndpoints } from '../lib/service-http.js';
 import type { ServiceModule } from '../lib/service-module.js';
 import { UserError } from './errors.js';
-import { port } from './flags.js';
+import { lineList, port } from './flags.js';
 import { onShutdown } from './shutdown.js';
 
 /** The flags withHealthOptions adds. */
@@ -59,6 +60,33 @@ export function mqttPassword(flag: string | undefined): string | undefined {
  */
 export function serviceClientId(username: string | undefined, anonymous: string, suffix?: string): string {
   return username ? clientIdFor(username, suffix) : anonymous;
+}
+
+/** The flags withWorkerOptions adds. */
+export interface WorkerFlags {
+  lines?: string[];
+  worker?: string;
+}
+
+/** --lines / --worker: the lines a worker of `section` (historian, rules) owns, over its config's lines / worker. */
+export function withWorkerOptions(command: Command, section: string): Command {
+  return command
+    .option('--lines <ids>', `the lines this worker owns, comma-separated (e.g. A,B): it subscribes to theirs only (default: ${section}.lines, else every line)`, lineList)
+    .option('--worker <i/n>', `this worker is number I of N: it owns the lines whose hash (FNV-1a of the line id) falls on I (default: ${section}.worker)`);
+}
+
+/**
+ * The default client id of a worker: the service's (its username, else `anonymous`) with the
+ * worker's name as suffix (`historian:worker-1-of-2`, `rules:lines-A+B`), so each worker has its
+ * own persistent session, the same across its restarts; the plain id for every line.
+ */
+export function workerClientId(username: string | undefined, anonymous: string, config: { lines: readonly string[] | null; worker: string | null }, section: string): string {
+  return clientIdFor(username ?? anonymous, ownershipLabel(ownershipOf(config, section)));
+}
+
+/** `text` usable in a file name: anything but letters, digits and `_ . + -` becomes `_`. */
+export function fileNamePart(text: string): string {
+  return text.replace(/[^A-Za-z0-9_.+-]/g, '_');
 }
 
 /** Connects to `url`; a broker that does not answer (or refuses us) is the user's to fix. */

@@ -153,6 +153,24 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   }
 }
 
+/** The prefix of an MQTT 5 shared subscription: `$share/{group}/{filter}` (MQTT 5 §4.8.2). */
+export const SHARED_PREFIX = '$share/';
+
+/** `filter` as a subscription shared by `group`: each message goes to one subscriber of the group. */
+export function sharedFilter(group: string, filter: string): string {
+  return `${SHARED_PREFIX}${group}/${filter}`;
+}
+
+/** The topic filter of a subscription: `filter` without a `$share/{group}/` prefix. */
+export function unsharedFilter(filter: string): string {
+  if (!filter.startsWith(SHARED_PREFIX)) return filter;
+  const end = filter.indexOf('/', SHARED_PREFIX.length);
+  return end < 0 ? filter : filter.slice(end + 1);
+}
+
+/** A share name: no '/', '+' or '#' (MQTT 5 §4.8.2), and kept to an id's characters. */
+export const SHARE_NAME_PATTERN = ID_PATTERN;
+
 /** MQTT topic-filter matching ('+' one level, '#' the rest), per MQTT 3.1.1 §4.7. */
 export function topicMatches(filter: string, topic: string): boolean {
   if (filter === topic) return true;

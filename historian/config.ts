@@ -1,5 +1,7 @@
 // The `historian:` section of linewatch.yaml (docs/configuration.md, docs/historian.md).
 import { z } from 'zod';
+import { lineOwnershipShape, oneOwnership } from '../contracts/line-workers.js';
+import { SHARE_NAME_PATTERN } from '../contracts/topics.js';
 
 /** The error for a historian.oee block: the OEE producer is its own service now, with the same keys. */
 const OEE_MOVED =
@@ -18,7 +20,14 @@ export const historianConfigSchema = z.strictObject({
   password: z.string().optional(),
   batchSize: z.number().int().min(1).default(5000),
   flushIntervalMs: z.number().int().min(10).default(1000),
-  /** null: <dataDir>/historian-spool */
+  /** Which lines this historian stores, when several run (docs/historian.md, "Running several workers"): null = every line. */
+  ...lineOwnershipShape,
+  /**
+   * Share the subscription with the other historians of this group on an MQTT 5 broker
+   * ($share/{sharedGroup}/…: each message goes to one of them). null: not shared.
+   */
+  sharedGroup: z.string().regex(SHARE_NAME_PATTERN, 'must be a share name: letters, digits, - and _').nullable().default(null),
+  /** null: <dataDir>/historian-spool (a worker of some lines: historian-spool-<worker>, docs/historian.md) */
   spoolDir: z.string().nullable().default(null),
   spoolMaxBytes: z.number().int().min(1024 * 1024).default(1024 * 1024 * 1024),
   spoolSegmentBytes: z.number().int().min(64 * 1024).default(64 * 1024 * 1024),
@@ -40,5 +49,5 @@ export const historianConfigSchema = z.strictObject({
     .prefault({}),
   /** Moved to the top-level oee: section (oee/config.ts); refused here with where it went. */
   oee: z.never({ error: OEE_MOVED }).optional(),
-});
+}).superRefine(oneOwnership('historian'));
 export type HistorianConfig = z.infer<typeof historianConfigSchema>;

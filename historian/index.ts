@@ -12,10 +12,11 @@
 import { statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MessageRefused, type Bus, type DecodeOnce, type Unsubscribe } from '../bus/bus.js';
-import { SequenceTracker, topics } from '../contracts/index.js';
+import { SequenceTracker, sharedFilter, topics } from '../contracts/index.js';
+import { describeOwnership, lineOfTopic, ownedFilters, ownershipLabel, ownershipOf, ownsLine, type LineOwnership } from '../contracts/line-workers.js';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
-import { healthFrom, type Health, type Service } from '../lib/service.js';
+import { healthFrom, type Health, type Service, type ServiceInfo } from '../lib/service.js';
 import type { HistorianConfig } from './config.js';
 import { InfluxClient } from './influx.js';
 import { influxToUse, type ManagedInfluxd } from './influxd.js';
@@ -43,6 +44,12 @@ export interface HistorianOptions {
   influxUrl?: string;
   /** How long stop() may spend writing what is still queued before leaving it in the spool (ms). */
   drainTimeoutMs?: number;
+  /**
+   * This worker's name, for its default spool dir `<dataDir>/historian-spool-<worker>` (unless
+   * config.spoolDir is set). Default: from the lines it owns (`lines-A+B`, `worker-1-of-2`); none
+   * for every line (`historian-spool`).
+   */
+  worker?: string;
 }
 
 /** Counters and gauges: what was received, spooled, written, replayed, dropped by reason; spool and queue state. */
@@ -80,6 +87,10 @@ export class Historian implements Service {
   /** Events of the current tick, appended together in a microtask; `done` resolves to how many fit. */
   private group: { points: AcceptedPoint[]; done: Promise<number>; resolve: (appended: number) => void; refusal?: MessageRefused } | undefined;
   private readonly spoolDir: string;
+  /** The lines this worker stores (config historian.lines / historian.worker). */
+  private readonly ownership: LineOwnership;
+  /** What it subscribes to: lw/#, narrowed to its lines, shared in historian.sharedGroup. */
+  private readonly filters: string[];
   /** One line per kind per 10 s, then a count of the ones suppressed, so a flood of bad input cannot flood the log. */
   private readonly limitedLog = new LogLimiter(log, { linesPerInterval: 1, intervalMs: 10_000 });
   private logFlushTimer: NodeJS.Timeout | undefined;
@@ -92,6 +103,8 @@ export class Historian implements Service {
     dropped_invalid_payload: 0,
     /** Messages with nothing to store (an emptied alarm topic, an operator's alarm request). */
     not_stored: 0,
+    /** Messages of lines another worker owns (historian.worker: every worker hears every line). */
+    skipped_other_worker: 0,
     refused_spool_full: 0,
     refused_disk_full: 0,
     refused_spool_error: 0,
@@ -99,7 +112,11 @@ export class Historian implements Service {
 
   constructor(private readonly options: HistorianOptions) {
     this.config = options.config;
-    this.spoolDir = resolve(options.config.spoolDir ?? join(options.dataDir, 'historian-spool'));
+    this.ownership = ownershipOf(options.config, 'historian');
+    const group = options.config.sharedGroup;
+    this.filters = ownedFilters(this.ownership, [topics.all]).map((filter) => (group === null ? filter : sharedFilter(group, filter)));
+    const worker = options.worker ?? ownershipLabel(this.ownership);
+    this.spoolDir = resolve(options.config.spoolDir ?? join(options.dataDir, worker ? `historian-spool-${worker}` : 'historian-spool'));
     this.spool = new Spool({
       dir: this.spoolDir,
       maxBytes: options.config.spoolMaxBytes,
@@ -112,6 +129,12 @@ export class Historian implements Service {
     if (this.started) return;
     this.started = true;
     try {
+      const group = this.config.sharedGroup;
+      if (group !== null && this.options.bus.sharedSubscriptions?.() !== true) {
+        throw new Error(
+          `historian.sharedGroup ${group}: this broker has no shared subscriptions ($share/${group}/…, MQTT 5) — the embedded linewatch broker (Aedes) has none, nor does an MQTT 3.1.1 connection. Point the historian workers at an MQTT 5 broker that has them (Mosquitto ≥ 1.6, EMQX), or set historian.sharedGroup: null and split the lines instead (historian.lines, historian.worker)`,
+        );
+      }
       this.spool.open();
       const influx = await influxToUse(this.options.influxUrl ?? this.config.influxUrl, this.options.dataDir);
       this.managed = influx.managed;
@@ -136,15 +159,15 @@ export class Historian implements Service {
       await this.writer.start();
       this.logFlushTimer = setInterval(() => this.limitedLog.flush(), 1000);
       this.logFlushTimer.unref();
-      this.unsubscribe = await this.options.bus.subscribe(topics.all, this.onMessage, { qos: 1 }).catch((err: unknown) => {
-        throw new Error(`the historian could not subscribe to ${topics.all} at QoS 1 (${(err as Error).message}); its MQTT account needs the historian role: linewatch devices add NAME --role historian`, { cause: err });
+      this.unsubscribe = await this.options.bus.subscribe(this.filters, this.onMessage, { qos: 1 }).catch((err: unknown) => {
+        throw new Error(`the historian could not subscribe to ${this.filters.join(', ')} at QoS 1 (${(err as Error).message}); its MQTT account needs the historian role: linewatch devices add NAME --role historian`, { cause: err });
       });
     } catch (err) {
       // Leave nothing running behind a failed start (spool timer, writer, a managed influxd).
       await this.stop();
       throw err;
     }
-    log.info({ influx: redactUrl(this.influxUrl), database: this.config.database, spool: this.spool.pendingBytes() }, 'historian started');
+    log.info({ influx: redactUrl(this.influxUrl), database: this.config.database, spool: this.spool.pendingBytes(), lines: describeOwnership(this.ownership), subscribed: this.filters }, 'historian started');
   }
 
   async stop(): Promise<void> {
@@ -191,6 +214,12 @@ export class Historian implements Service {
     };
   }
 
+  /** The lines it owns (`all`, `A,B`, `hash 1/2`), its subscription and its shared group, for /healthz and /metrics. */
+  info(): ServiceInfo {
+    const owned = this.ownership.kind === 'all' ? 'all' : this.ownership.kind === 'lines' ? this.ownership.lines.join(',') : `hash ${this.ownership.index}/${this.ownership.count}`;
+    return { lines: owned, subscription: this.filters.join(' '), ...(this.config.sharedGroup === null ? {} : { shared_group: this.config.sharedGroup }) };
+  }
+
   /**
    * down: not doing its job — not subscribed (not started, stopped), or refusing events (spool
    * full, disk full, I/O error). degraded: InfluxDB unreachable while the spool holds the data,
@@ -199,7 +228,7 @@ export class Historian implements Service {
   health(): Health {
     const pending = this.spool.pendingBytes();
     return healthFrom([
-      { failed: !this.unsubscribe, status: 'down', reason: `not subscribed to ${topics.all} (not started, or stopped)` },
+      { failed: !this.unsubscribe, status: 'down', reason: `not subscribed to ${this.filters.join(', ')} (not started, or stopped)` },
       { failed: this.unsubscribe !== undefined && !this.options.bus.connected(), status: 'down', reason: 'not connected to the broker: the broker keeps its QoS 1 messages on the persistent session until it reconnects' },
       { failed: this.refusing, status: 'down', reason: this.refusal ?? 'refusing events' },
       { failed: this.writer !== undefined && !this.writer.influxUp && pending > 0, status: 'degraded', reason: `InfluxDB is unreachable; the spool holds ${pending} bytes for it` },
@@ -221,6 +250,14 @@ export class Historian implements Service {
    */
   private readonly onMessage = (topic: string, payload: Buffer, decoded: DecodeOnce): Promise<void> | void => {
     this.c.received++;
+    if (this.ownership.kind === 'hash') {
+      const line = lineOfTopic(topic);
+      // Another worker's line: acknowledged and left to it. A topic outside lw/ is kept, to be refused as invalid.
+      if (line !== undefined && !ownsLine(this.ownership, line)) {
+        this.c.skipped_other_worker++;
+        return;
+      }
+    }
     const point = toPoint(topic, payload, decoded);
     if (!point.ok && point.reason === 'not-stored') {
       this.c.not_stored++;

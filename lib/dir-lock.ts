@@ -46,12 +46,14 @@ export interface LockOptions {
   refreshMs?: number;
   /** A LOCK from another PID namespace not touched for this long is stale (ms). */
   staleMs?: number;
+  /** The lock file's name in the directory (default LOCK): one directory can hold the locks of several files (the rules engine's `<state file>.lock`). */
+  name?: string;
 }
 
 const DEFAULT_REFRESH_MS = 1000;
 const DEFAULT_STALE_MS = 5000;
 
-/** The locks this process holds, by directory: the timer that keeps each fresh, and what it wrote. */
+/** The locks this process holds, by lock file: the timer that keeps each fresh, and what it wrote. */
 const heldHere = new Map<string, { timer: NodeJS.Timeout; content: string }>();
 
 /** Who `pid` is now (as seen from this PID namespace), or undefined if no such process runs. */
@@ -71,7 +73,7 @@ export function identityOf(pid: number): ProcessIdentity | undefined {
 export function lockDir(dir: string, what: string, hint: string, options: LockOptions = {}): void {
   const refreshMs = options.refreshMs ?? DEFAULT_REFRESH_MS;
   const staleMs = options.staleMs ?? DEFAULT_STALE_MS;
-  const file = join(dir, 'LOCK');
+  const file = join(dir, options.name ?? 'LOCK');
   const me = JSON.stringify(identityOf(process.pid) ?? { pid: process.pid, start: null, boot: null, ns: null, host: null });
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
@@ -80,27 +82,27 @@ export function lockDir(dir: string, what: string, hint: string, options: LockOp
         if (!touch(file, me)) clearInterval(timer);
       }, refreshMs);
       timer.unref();
-      heldHere.set(dir, { timer, content: me });
+      heldHere.set(file, { timer, content: me });
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const seen = readLock(file);
     if (!seen) continue; // removed meanwhile: try again
-    const verdict = judge(seen, dir, staleMs);
+    const verdict = judge(seen, file, staleMs);
     if (verdict.held) throw new Error(`${what} ${dir} is in use by process ${seen.holder?.pid ?? '?'}${verdict.why ? ` (${verdict.why})` : ''}; ${hint}`);
     if (takeAside(file, seen)) log.warn({ dir, holder: seen.holder, why: verdict.why }, `took over a stale lock on ${what}`);
   }
   throw new Error(`could not lock ${what} ${dir}: another process keeps taking the lock; ${hint}`);
 }
 
-/** Releases a lock this process took. */
-export function unlockDir(dir: string): void {
-  const held = heldHere.get(dir);
+/** Releases a lock this process took (`name`: as given to lockDir). */
+export function unlockDir(dir: string, name = 'LOCK'): void {
+  const file = join(dir, name);
+  const held = heldHere.get(file);
   if (!held) return;
   clearInterval(held.timer);
-  heldHere.delete(dir);
-  const file = join(dir, 'LOCK');
+  heldHere.delete(file);
   // Only our own: after a pause long enough for a takeover, the LOCK is another process's.
   if (readLock(file)?.text !== held.content) return;
   try {
@@ -118,7 +120,7 @@ interface SeenLock {
 }
 
 /** Whether the LOCK's holder still holds it, and why (for the message or the warning). */
-function judge(seen: SeenLock, dir: string, staleMs: number): { held: boolean; why: string } {
+function judge(seen: SeenLock, file: string, staleMs: number): { held: boolean; why: string } {
   const holder = seen.holder;
   if (!holder) return { held: false, why: 'it does not name a process' };
   const ours = identityOf(process.pid);
@@ -126,7 +128,7 @@ function judge(seen: SeenLock, dir: string, staleMs: number): { held: boolean; w
   const sameKernel = holder.boot === null || ours?.boot == null || holder.boot === ours.boot;
   if (sameKernel && (holder.ns === null || holder.ns === ours?.ns)) {
     if (holder.pid === process.pid) {
-      return heldHere.has(dir) ? { held: true, why: 'this process' } : { held: false, why: 'an earlier process with this PID left it' };
+      return heldHere.has(file) ? { held: true, why: 'this process' } : { held: false, why: 'an earlier process with this PID left it' };
     }
     const now = identityOf(holder.pid);
     if (!now) return { held: false, why: 'its process is gone' };
@@ -137,7 +139,7 @@ function judge(seen: SeenLock, dir: string, staleMs: number): { held: boolean; w
   const age = Date.now() - seen.mtimeMs;
   if (age < staleMs) {
     sleepSync(staleMs - age + 50);
-    const again = statOrUndefined(join(dir, 'LOCK'));
+    const again = statOrUndefined(file);
     if (!again || again.mtimeMs !== seen.mtimeMs) {
       return { held: true, why: `in another PID namespace${holder.host ? ` on host ${holder.host}` : ''}, and it keeps its lock fresh` };
     }

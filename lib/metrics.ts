@@ -5,7 +5,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { logger } from './log.js';
 import { LogLimiter } from './log-limit.js';
-import type { Counters } from './service.js';
+import type { Counters, ServiceInfo } from './service.js';
 
 const log = logger('metrics');
 
@@ -14,6 +14,8 @@ export interface MetricSource {
   counters(): Counters;
   /** The keys of counters() that are levels; every other key is exported as a counter. */
   readonly gauges?: ReadonlySet<string>;
+  /** Text facts, each exported as `linewatch_<key>_info{service, <key>="…"} 1` (Service.info). */
+  info?(): ServiceInfo;
 }
 
 /** `refused schema` → `refused_schema`; Prometheus names are [a-zA-Z_:][a-zA-Z0-9_:]*. */
@@ -26,6 +28,7 @@ type Exported = { type: 'counter'; metric: Counter } | { type: 'gauge'; metric: 
 export class Metrics {
   readonly registry = new Registry();
   private readonly exported = new Map<string, Exported>();
+  private readonly infos = new Map<string, Gauge>();
   private readonly conflicts = new LogLimiter(log, { linesPerInterval: 1, intervalMs: 3_600_000 });
 
   constructor(private readonly sources: () => readonly MetricSource[]) {
@@ -35,7 +38,9 @@ export class Metrics {
   /** The text exposition format, with every source read now. */
   async render(): Promise<string> {
     for (const { metric } of this.exported.values()) metric.reset();
+    for (const metric of this.infos.values()) metric.reset();
     for (const source of this.sources()) {
+      for (const [key, value] of Object.entries(source.info?.() ?? {})) this.info(key, source.name, value);
       const counters: Counters = source.counters();
       for (const [key, value] of Object.entries(counters)) {
         if (typeof value !== 'number' || !Number.isFinite(value)) continue;
@@ -57,6 +62,18 @@ export class Metrics {
     }
     if (exported.type === 'gauge') exported.metric.set({ service }, value);
     else if (value >= 0) exported.metric.inc({ service }, value);
+  }
+
+  /** An info metric: `linewatch_<key>_info{service, <key>="value"} 1`. */
+  private info(key: string, service: string, value: string): void {
+    const label = key.replace(/[^A-Za-z0-9_]/g, '_');
+    const name = `${metricName(label)}_info`;
+    let metric = this.infos.get(name);
+    if (!metric) {
+      metric = new Gauge({ name, help: `linewatch info "${label}" by service (always 1; the value is the label)`, labelNames: ['service', label], registers: [this.registry] });
+      this.infos.set(name, metric);
+    }
+    metric.set({ service, [label]: value }, 1);
   }
 
   private register(name: string, type: Exported['type']): Exported {

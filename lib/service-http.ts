@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Metrics, type MetricSource } from './metrics.js';
-import { HEALTHY, worstHealth, type Health, type HealthStatus } from './service.js';
+import { HEALTHY, worstHealth, type Health, type HealthStatus, type ServiceInfo } from './service.js';
 
 export interface HealthSource extends MetricSource {
   health?(): Health;
@@ -16,14 +16,19 @@ export interface HealthSource extends MetricSource {
 export interface HealthReport {
   status: HealthStatus;
   reasons: readonly string[];
-  services: Record<string, Health>;
+  /** Each service's health, with its info (Service.info: e.g. the lines a worker owns) when it has one. */
+  services: Record<string, Health & { info?: ServiceInfo }>;
   uptimeMs: number;
 }
 
 /** The worst health of `sources`, each one's beside it; a service without health() counts as ok. */
 export function healthReport(sources: readonly HealthSource[], startedAt: number): HealthReport {
-  const services: Record<string, Health> = {};
-  for (const source of sources) services[source.name] = source.health?.() ?? HEALTHY;
+  const services: HealthReport['services'] = {};
+  for (const source of sources) {
+    const health = source.health?.() ?? HEALTHY;
+    const info = source.info?.();
+    services[source.name] = info ? { ...health, info } : health;
+  }
   const overall = worstHealth(Object.entries(services).map(([name, health]) => ({ status: health.status, reasons: health.reasons.map((reason) => `${name}: ${reason}`) })));
   return { status: overall.status, reasons: overall.reasons, services, uptimeMs: Date.now() - startedAt };
 }

@@ -51,4 +51,12 @@ export interface Service {
   counters(): Counters;
   /** The keys of counters() that are levels, not totals (exported as Prometheus gauges). */
   readonly gauges: ReadonlySet<string>;
+  /**
+   * What this instance does, as text (e.g. `lines: "A,B"` for a worker that owns lines A and B):
+   * beside its health in /healthz, and in /metrics as `linewatch_<key>_info{service, <key>} 1`.
+   */
+  info?(): ServiceInfo;
 }
+
+/** Text facts about a service instance (keys as metric names: letters, digits, _). */
+export type ServiceInfo = Readonly<Record<string, string>>;

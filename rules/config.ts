@@ -1,5 +1,6 @@
 // The `rules:` section of linewatch.yaml (docs/configuration.md#rules).
 import { z } from 'zod';
+import { lineOwnershipShape, oneOwnership } from '../contracts/line-workers.js';
 import type { CommandAction } from '../contracts/schemas.js';
 
 const completionMs = z.number().int().min(100);
@@ -33,7 +34,9 @@ export type RulesSettingsInput = z.input<typeof rulesSettingsSchema>;
 export const rulesConfigSchema = z.strictObject({
   enabled: z.boolean().default(true),
   dir: z.string().default('rules/examples').describe('folder of rule YAML files, reloaded on change'),
-  stateFile: z.string().default('.linewatch/rules-state.json').describe('windows, timers and alerts kept across restarts'),
+  stateFile: z.string().default('.linewatch/rules-state.json').describe('windows, timers and alerts kept across restarts (a worker of some lines: rules-state.<worker>.json beside it)'),
+  /** Which lines this engine acts on, when several run (docs/rules.md, "Running several workers"): null = every line. */
+  ...lineOwnershipShape,
   ...rulesSettingsSchema.shape,
-});
+}).superRefine(oneOwnership('rules'));
 export type RulesConfig = z.infer<typeof rulesConfigSchema>;

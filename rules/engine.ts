@@ -6,11 +6,15 @@
 // (clear, `clearFor`) → idle. Entering active runs the actions; leaving it clears the alert and
 // runs onClear (rule-actions.ts). Commands go through the safety policy and the command loop.
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import type { Bus, DecodeOnce, Unsubscribe } from '../bus/bus.js';
 import { decode } from '../contracts/decode.js';
+import { ALL_LINES, describeOwnership, ownedFilters, ownsLine, type LineOwnership } from '../contracts/line-workers.js';
 import { topics, type MessageKind } from '../contracts/topics.js';
+import { lockDir, unlockDir } from '../lib/dir-lock.js';
 import { logger } from '../lib/log.js';
-import { healthFrom, type Counters, type Health, type Service } from '../lib/service.js';
+import { healthFrom, type Counters, type Health, type Service, type ServiceInfo } from '../lib/service.js';
 import { AlarmDesk } from './alarm-desk.js';
 import type { LineAlarm } from './alarms.js';
 import { systemClock, type Clock } from './clock.js';
@@ -52,6 +56,12 @@ export interface RulesEngineOptions {
   watch?: boolean;
   /** Every command, outcome, alert and suspension, in order (e.g. for `rules test`'s timeline). */
   onEvent?: (event: EngineEvent) => void;
+  /**
+   * The lines this engine acts on (rules.lines / rules.worker, contracts/line-workers.ts); default
+   * every line. It subscribes to a list's lines only; a hashed worker hears every line and skips
+   * the others' (`skipped_other_worker`). A rule on a line it does not own does nothing here.
+   */
+  lines?: LineOwnership;
 }
 
 // Before the first load: the safety section's defaults (rules/schema.ts), stated there once.
@@ -87,7 +97,14 @@ export class RulesEngine implements Service {
     alarm_requests: 0,
     alarm_requests_refused: 0,
     restored_alarms: 0,
+    /** Messages of lines another worker owns (rules.worker: every worker hears every line). */
+    skipped_other_worker: 0,
   };
+  /** The lines it acts on, and what it subscribes to for them. */
+  private readonly ownership: LineOwnership;
+  private readonly subscriptions: string[];
+  /** The state file's lock (`<stateFile>.lock`), while running. */
+  private stateLock?: { dir: string; name: string };
   private ruleSet: RuleSet = NO_RULES;
   private readonly lastGood = new Map<string, ParsedFile>();
   private readonly devices: DeviceTable;
@@ -102,6 +119,8 @@ export class RulesEngine implements Service {
 
   constructor(private readonly options: RulesEngineOptions) {
     this.bus = options.bus;
+    this.ownership = options.lines ?? ALL_LINES;
+    this.subscriptions = ownedFilters(this.ownership, SUBSCRIPTIONS);
     this.clock = options.clock ?? systemClock;
     this.settings = rulesSettingsSchema.parse(options.settings ?? {});
     this.devices = new DeviceTable(this.settings);
@@ -119,7 +138,7 @@ export class RulesEngine implements Service {
     });
     this.alarmDesk = new AlarmDesk({ bus: this.bus, clock: this.clock, count: (name) => this.count(name) });
     this.actions = new RuleActions({ bus: this.bus, clock: this.clock, commands: this.commands, devices: this.devices, alarms: this.alarmDesk, count: (name) => this.count(name), onEvent: options.onEvent });
-    this.router = new RuleRouter({ clock: this.clock, devices: this.devices, instances: this.instances, actions: this.actions, counts: this.counts, deadLetters: new DeadLetters(this.bus, this.clock, (name) => this.count(name)) });
+    this.router = new RuleRouter({ clock: this.clock, devices: this.devices, instances: this.instances, actions: this.actions, counts: this.counts, deadLetters: new DeadLetters(this.bus, this.clock, (name) => this.count(name)), ownsLine: (line) => ownsLine(this.ownership, line) });
     this.folder = new RuleFolderWatcher({
       dir: options.dir,
       debounceMs: this.settings.reloadDebounceMs,
@@ -140,20 +159,22 @@ export class RulesEngine implements Service {
         throw new Error(`rules: ${set.errors.length} error(s) in ${this.options.dir}:\n  ${set.errors.map(formatLoadError).join('\n  ')}\nFix them (check with: linewatch rules check ${this.options.dir}).`);
       }
       this.apply(set);
+      this.lockStateFile();
       this.lastSnapshotAt = this.clock.now();
       this.router.started(this.lastSnapshotAt);
       this.restore();
       this.running = true;
-      this.unsubscribe = await this.bus.subscribe(SUBSCRIPTIONS, (topic, payload, decoded) => this.handle(topic, payload, decoded), { qos: 1 });
+      this.unsubscribe = await this.bus.subscribe(this.subscriptions, (topic, payload, decoded) => this.handle(topic, payload, decoded), { qos: 1 });
     } catch (err) {
       this.running = false;
+      this.unlockStateFile();
       this.startError = (err as Error).message.split('\n', 1)[0];
       throw err;
     }
     this.startError = undefined;
     this.folder.watchChanges();
     this.scheduleTick();
-    log.info({ dir: this.options.dir, rules: this.ruleSet.rules.length }, 'rules engine started');
+    log.info({ dir: this.options.dir, rules: this.ruleSet.rules.length, lines: describeOwnership(this.ownership), subscribed: this.subscriptions }, 'rules engine started');
   }
 
   async stop(): Promise<void> {
@@ -163,6 +184,29 @@ export class RulesEngine implements Service {
     this.folder.close();
     await this.unsubscribe?.();
     this.saveSnapshot();
+    this.unlockStateFile();
+  }
+
+  /** The lines it acts on (`all`, `A,B`, `hash 1/2`) and its subscription, for /healthz and /metrics. */
+  info(): ServiceInfo {
+    const owned = this.ownership.kind === 'all' ? 'all' : this.ownership.kind === 'lines' ? this.ownership.lines.join(',') : `hash ${this.ownership.index}/${this.ownership.count}`;
+    return { lines: owned, subscription: this.subscriptions.join(' ') };
+  }
+
+  /** One engine per state file: a second (another worker given the same file) is refused, naming the holder. */
+  private lockStateFile(): void {
+    const file = this.options.stateFile;
+    if (!file || this.stateLock) return;
+    const lock = { dir: dirname(file), name: `${basename(file)}.lock` };
+    mkdirSync(lock.dir, { recursive: true });
+    lockDir(lock.dir, `the rules state file ${basename(file)} in`, `give each rules engine (each worker: --lines, --worker) its own state file (rules.stateFile, --state-file); ${file} is the other engine's`, { name: lock.name });
+    this.stateLock = lock;
+  }
+
+  private unlockStateFile(): void {
+    if (!this.stateLock) return;
+    unlockDir(this.stateLock.dir, this.stateLock.name);
+    this.stateLock = undefined;
   }
 
   /**
@@ -240,6 +284,10 @@ export class RulesEngine implements Service {
       return;
     }
     const message = result.message;
+    if (this.ownership.kind !== 'all' && !ownsLine(this.ownership, message.line)) {
+      this.count('skipped_other_worker');
+      return;
+    }
     switch (message.kind) {
       case 'ack':
         return this.commands.onAck(message.line, message.device, message.payload);

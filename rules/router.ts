@@ -37,6 +37,8 @@ export interface RuleRouterOptions {
   counts: RouterCounts;
   /** Where refused messages are reported (lw/_dead/rules). */
   deadLetters: DeadLetters;
+  /** Whether this engine owns `line` (rules.lines / rules.worker): an absence rule of another worker's line does nothing here. */
+  ownsLine: (line: string) => boolean;
 }
 
 export class RuleRouter {
@@ -174,6 +176,7 @@ export class RuleRouter {
   private checkAbsence(rule: CompiledRule, now: number): void {
     const line = rule.lineMatcher.exact;
     if (!rule.absent || line === undefined) return; // rules/schema.ts: an absent rule names its line
+    if (!this.options.ownsLine(line)) return; // another worker's line: that worker watches it
     const { afterMs, graceMs, devices } = rule.absent;
     for (const device of devices) {
       const instance = this.options.instances.of(rule, deviceId(line, device), line, device);

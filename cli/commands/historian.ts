@@ -1,12 +1,14 @@
 // `linewatch historian` — the historian alone: any MQTT broker → InfluxDB (or a managed influxd).
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
+import { UserError } from '../errors.js';
 import { positiveInteger } from '../flags.js';
-import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
+import { connectBus, fileNamePart, mqttPassword, runUntilSignal, withHealthOptions, withWorkerOptions, workerClientId, type HealthFlags, type WorkerFlags } from '../standalone.js';
 import { historianModule } from '../../historian/module.js';
 import { redactUrl } from '../../lib/influx-url.js';
 
-interface HistorianFlags extends HealthFlags {
+interface HistorianFlags extends HealthFlags, WorkerFlags {
+  sharedGroup?: string;
   config?: string;
   broker: string;
   username?: string;
@@ -38,8 +40,9 @@ export function registerHistorian(program: Command): void {
     .option('--spool-dir <dir>', 'the spool (default <data dir>/historian-spool)')
     .option('--batch-size <n>', 'points per write (default 5000)', positiveInteger)
     .option('--flush-interval <ms>', 'write a partial batch after this long (default 1000)', positiveInteger)
+    .option('--shared-group <name>', 'share one subscription with the other historians of this group ($share/NAME/…) on an MQTT 5 broker (Mosquitto, EMQX; not the embedded one): each event goes to one of them. Each needs its own --client-id (default: historian.sharedGroup)')
     .option('--config <file>', 'linewatch.yaml (its historian: section and dataDir)');
-  withHealthOptions(command, historianModule).action(async (flags: HistorianFlags) => {
+  withHealthOptions(withWorkerOptions(command, 'historian'), historianModule).action(async (flags: HistorianFlags) => {
       const config = loadConfig(flags.config, {
         dataDir: flags.dataDir,
         historian: {
@@ -50,13 +53,30 @@ export function registerHistorian(program: Command): void {
           spoolDir: flags.spoolDir,
           batchSize: flags.batchSize,
           flushIntervalMs: flags.flushInterval,
+          lines: flags.lines,
+          worker: flags.worker,
+          sharedGroup: flags.sharedGroup,
         },
       });
+      const group = config.historian.sharedGroup;
+      // Each member of a shared group has its own persistent session, which the broker keeps
+      // filling with that member's share while it is down: its client id must be its own, and
+      // the same across its restarts — so it is given, not derived.
+      if (group !== null && flags.clientId === undefined) {
+        throw new UserError(`historian.sharedGroup ${group}: every historian of the group needs its own persistent session: pass --client-id ID, different for each one and the same across its restarts (e.g. --client-id ${flags.username ?? 'historian'}:${group}-1)`);
+      }
+      const clientId = flags.clientId ?? workerClientId(flags.username, 'linewatch-historian', config.historian, 'historian');
       // A persistent session (clean: false, fixed client id): while the historian is away the
       // broker keeps its QoS 1 messages, and a message is acknowledged only once it is spooled.
-      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-historian'), clean: false });
-      const historian = historianModule.create({ bus, config: config.historian, dataDir: config.dataDir });
+      // A shared subscription is MQTT 5's ($share/…), so a shared group connects with MQTT 5.
+      const bus = await connectBus(
+        flags.broker,
+        { username: flags.username, password: mqttPassword(flags.password), clientId, clean: false, ...(group === null ? {} : { protocolVersion: 5 }) },
+        group === null ? undefined : `historian.sharedGroup ${group} needs an MQTT 5 broker with shared subscriptions (Mosquitto ≥ 1.6, EMQX); the embedded linewatch broker has none — split the lines instead (--lines, --worker)`,
+      );
+      const historian = historianModule.create({ bus, config: config.historian, dataDir: config.dataDir, ...(group === null ? {} : { worker: fileNamePart(clientId) }) });
       await runUntilSignal({ module: historianModule, service: historian, bus, flags });
-      console.log(`linewatch historian: ${flags.broker} → ${historian.influxUrl ? redactUrl(historian.influxUrl) : "(none)"} database ${config.historian.database}`);
+      const { lines, subscription } = historian.info();
+      console.log(`linewatch historian: ${flags.broker} → ${historian.influxUrl ? redactUrl(historian.influxUrl) : "(none)"} database ${config.historian.database}; lines: ${lines}, subscribed to ${subscription} as ${clientId}`);
     });
 }

@@ -2,9 +2,10 @@
 // `rules test DIR` runs the rule tests beside them (workbench/rule-tests/); `rules test DIR --scenario FILE`
 // runs them against the simulated line in simulated time and prints the timeline.
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
+import { ownershipLabel, ownershipOf } from '../../contracts/line-workers.js';
 import { rootLogger } from '../../lib/log.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
 import { formatTimeline, runScenario, scenarioLine } from '../../workbench/scenario-run.js';
@@ -13,10 +14,10 @@ import { ruleTestCommand, type RuleTestFlags } from '../../workbench/rule-tests/
 import { durationSchema } from '../../rules/schema.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
-import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
+import { connectBus, mqttPassword, runUntilSignal, withHealthOptions, withWorkerOptions, workerClientId, type HealthFlags, type WorkerFlags } from '../standalone.js';
 import { rulesModule } from '../../rules/module.js';
 
-interface RunFlags extends HealthFlags {
+interface RunFlags extends HealthFlags, WorkerFlags {
   config?: string;
   broker?: string;
   dir?: string;
@@ -45,6 +46,13 @@ function integer(value: string): number {
   return n;
 }
 
+/** A worker's state file: rules-state.json → rules-state.<worker>.json beside it (unchanged for every line). */
+export function workerStateFile(stateFile: string, worker: string | undefined): string {
+  if (worker === undefined) return stateFile;
+  const extension = extname(stateFile);
+  return join(dirname(stateFile), `${basename(stateFile, extension)}.${worker}${extension}`);
+}
+
 function requireDir(dir: string): string {
   if (!existsSync(dir)) throw new UserError(`the rules folder ${dir} does not exist; pass a folder of rule YAML files`);
   return dir;
@@ -56,22 +64,25 @@ export function registerRules(program: Command): void {
     .description('run the rules engine against an MQTT broker (or: rules check DIR, rules test DIR [--scenario FILE])')
     .option('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883 (required to run the engine)')
     .option('--dir <dir>', 'folder of rule YAML files, reloaded on change (default: rules.dir, rules/examples)')
-    .option('--state-file <file>', 'windows, timers and alerts kept across restarts (default: rules.stateFile)')
+    .option('--state-file <file>', 'windows, timers and alerts kept across restarts (default: rules.stateFile; a worker of some lines: rules-state.<worker>.json beside it)')
     .option('--username <name>', 'MQTT username (an account with the rules role)')
     .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
     .option('--client-id <id>', 'MQTT client id; kept stable so the broker holds QoS 1 messages while the engine restarts (default: the --username, else linewatch-rules)')
     .option('--config <file>', 'linewatch.yaml (its rules: section)');
-  const rules = withHealthOptions(command, rulesModule).action(async (flags: RunFlags) => {
+  const rules = withHealthOptions(withWorkerOptions(command, 'rules'), rulesModule).action(async (flags: RunFlags) => {
       if (!flags.broker) throw new UserError('rules: --broker URL is required to run the engine (or use `linewatch rules check DIR` / `linewatch rules test DIR --scenario FILE`)');
-      const config = loadConfig(flags.config, { rules: { dir: flags.dir, stateFile: flags.stateFile } });
-      const { enabled: _enabled, dir, stateFile, ...settings } = config.rules;
+      const config = loadConfig(flags.config, { rules: { dir: flags.dir, lines: flags.lines, worker: flags.worker } });
+      const { enabled: _enabled, dir, stateFile: configuredStateFile, lines: _lines, worker: _worker, ...settings } = config.rules;
+      const lines = ownershipOf(config.rules, 'rules');
+      // Each worker its own state file (the engine locks it) and its own persistent session.
+      const stateFile = flags.stateFile ?? workerStateFile(configuredStateFile, ownershipLabel(lines));
       requireDir(dir);
       const problems = loadRuleDir(dir).errors;
       if (problems.length > 0) throw new UserError(`${problems.length} error(s) in ${dir}:\n  ${problems.map(formatLoadError).join('\n  ')}`);
-      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-rules'), clean: false });
-      const engine = rulesModule.create({ bus, dir, stateFile, settings });
+      const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? workerClientId(flags.username, 'linewatch-rules', config.rules, 'rules'), clean: false });
+      const engine = rulesModule.create({ bus, dir, stateFile, settings, lines });
       await runUntilSignal({ module: rulesModule, service: engine, bus, flags });
-      console.log(`linewatch rules: ${engine.rules().rules.length} rules from ${resolve(dir)} running against ${flags.broker}; Ctrl-C stops`);
+      console.log(`linewatch rules: ${engine.rules().rules.length} rules from ${resolve(dir)} running against ${flags.broker} for lines: ${engine.info().lines}, state in ${stateFile}; Ctrl-C stops`);
     });
 
   rules

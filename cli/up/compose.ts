@@ -11,6 +11,7 @@ import { InProcessBus, NO_REDELIVERY } from '../../broker/in-process-bus.js';
 import { brokerModule } from '../../broker/module.js';
 import type { LinewatchConfig } from '../../config/schema.js';
 import { roleGrants, SERVICE_MODULES, type ServiceName } from '../../config/services.js';
+import { ownershipOf } from '../../contracts/line-workers.js';
 import { UserError } from '../errors.js';
 import { dashboardModule } from '../../dashboard/module.js';
 import type { DashboardServer, InfluxTarget } from '../../dashboard/server/index.js';
@@ -176,11 +177,11 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         if (!config.rules.enabled) return;
         const dir = rulesDir(config.rules.dir);
         if (!existsSync(dir)) hooks.say(`rules: the folder ${dir} does not exist; the engine runs with no rules until it does (set rules.dir)`);
-        const { enabled: _enabled, dir: _dir, stateFile, ...settings } = config.rules;
+        const { enabled: _enabled, dir: _dir, stateFile, lines: _lines, worker: _worker, ...settings } = config.rules;
         // Above speedup 1 the simulated devices' clocks run ahead of the engine's (real) one by design;
         // the future-timestamp guard would refuse all they say, so such a run does without it.
         const simulatedAhead = config.simulate.enabled && config.simulate.speedup > 1;
-        const rules = rulesModule.create({ bus: running().bus, dir, stateFile: underDataDir(stateFile, dataDir), settings: simulatedAhead ? { ...settings, maxClockSkewMs: Number.MAX_SAFE_INTEGER } : settings });
+        const rules = rulesModule.create({ bus: running().bus, dir, stateFile: underDataDir(stateFile, dataDir), lines: ownershipOf(config.rules, 'rules'), settings: simulatedAhead ? { ...settings, maxClockSkewMs: Number.MAX_SAFE_INTEGER } : settings });
         if (simulatedAhead) hooks.say(`rules: rules.maxClockSkewMs is not applied at speedup ×${config.simulate.speedup} (the simulated devices' clocks run ahead of the real one)`);
         await startService(rules);
         const set = rules.rules();
