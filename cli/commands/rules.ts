@@ -19,6 +19,7 @@ interface RunFlags extends HealthFlags {
   broker?: string;
   dir?: string;
   stateFile?: string;
+  shadow?: string;
   username?: string;
   password?: string;
   clientId?: string;
@@ -55,21 +56,26 @@ export function registerRules(program: Command): void {
     .option('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883 (required to run the engine)')
     .option('--dir <dir>', 'folder of rule YAML files, reloaded on change (default: rules.dir, rules/examples)')
     .option('--state-file <file>', 'windows, timers and alerts kept across restarts (default: rules.stateFile)')
+    .option('--shadow <dir>', 'a shadow rule set run beside them on the same events; its commands and alarms go only to lw/_shadow/, never to a device (default: rules.shadowDir)')
     .option('--username <name>', 'MQTT username (an account with the rules role)')
     .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
     .option('--client-id <id>', 'MQTT client id; kept stable so the broker holds QoS 1 messages while the engine restarts (default: the --username, else linewatch-rules)')
     .option('--config <file>', 'linewatch.yaml (its rules: section)');
   const rules = withHealthOptions(command, rulesModule).action(async (flags: RunFlags) => {
       if (!flags.broker) throw new UserError('rules: --broker URL is required to run the engine (or use `linewatch rules check DIR` / `linewatch rules test DIR --scenario FILE`)');
-      const config = loadConfig(flags.config, { rules: { dir: flags.dir, stateFile: flags.stateFile } });
-      const { enabled: _enabled, dir, stateFile, ...settings } = config.rules;
-      requireDir(dir);
-      const problems = loadRuleDir(dir).errors;
-      if (problems.length > 0) throw new UserError(`${problems.length} error(s) in ${dir}:\n  ${problems.map(formatLoadError).join('\n  ')}`);
+      const config = loadConfig(flags.config, { rules: { dir: flags.dir, stateFile: flags.stateFile, shadowDir: flags.shadow } });
+      const { enabled: _enabled, dir, stateFile, shadowDir, ...settings } = config.rules;
+      for (const [folder, what] of [[dir, ''], ...(shadowDir === null ? [] : [[shadowDir, 'shadow ']])] as const) {
+        requireDir(folder);
+        const problems = loadRuleDir(folder).errors;
+        if (problems.length > 0) throw new UserError(`${problems.length} error(s) in the ${what}rules ${folder}:\n  ${problems.map(formatLoadError).join('\n  ')}`);
+      }
       const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-rules'), clean: false });
-      const engine = rulesModule.create({ bus, dir, stateFile, settings });
+      const engine = rulesModule.create({ bus, dir, shadowDir, stateFile, settings });
       await runUntilSignal({ module: rulesModule, service: engine, bus, flags });
-      console.log(`linewatch rules: ${engine.rules().rules.length} rules from ${resolve(dir)} running against ${flags.broker}; Ctrl-C stops`);
+      const shadow = engine.shadowRules();
+      const beside = shadow && shadowDir !== null ? `, a shadow set of ${shadow.rules.length} rules from ${resolve(shadowDir)} beside them (its commands and alarms only on lw/_shadow/)` : '';
+      console.log(`linewatch rules: ${engine.rules().rules.length} rules from ${resolve(dir)}${beside} running against ${flags.broker}; Ctrl-C stops`);
     });
 
   rules
