@@ -7,6 +7,7 @@ import { loadConfig } from '../../config/load.js';
 import { rootLogger } from '../../lib/log.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
 import { formatTimeline, runScenario } from '../../workbench/scenario-run.js';
+import { formatShadowDiff, shadowDiff } from '../../workbench/shadow-diff.js';
 import { durationSchema } from '../../rules/schema.js';
 import { LineModel } from '../../simulators/model.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
@@ -36,6 +37,24 @@ interface TestFlags {
   duration?: string;
   line: string;
   json?: boolean;
+}
+
+interface DiffFlags {
+  influx: string;
+  database?: string;
+  from: string;
+  to: string;
+  line?: string;
+  toleranceMs?: number;
+  json?: boolean;
+  config?: string;
+}
+
+/** A time flag: an ISO 8601 date-time or ms since the epoch. */
+function instant(flag: string, value: string): number {
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new UserError(`${flag} ${value}: expected an ISO 8601 time (2026-01-01T06:00:00Z) or ms since the epoch`);
+  return ms;
 }
 
 function integer(value: string): number {
@@ -128,5 +147,31 @@ export function registerRules(program: Command): void {
         const c = result.counters;
         console.log(`# ${c.alerts_raised ?? 0} alerts raised, ${c.alerts_cleared ?? 0} cleared; ${c.commands_sent ?? 0} commands sent, ${c.outcome_done ?? 0} done, ${c.outcome_blocked ?? 0} blocked, ${c.outcome_expired ?? 0} expired`);
       }
+    });
+
+  rules
+    .command('diff')
+    .description('where the shadow rule set (rules.shadowDir) and the live rules differed over a time range, from what the historian stored: commands and alarm raise/return only in the shadow (+), only live (-) or changed (~), with times')
+    .requiredOption('--influx <url>', 'the InfluxDB the historian writes to, e.g. http://127.0.0.1:8086')
+    .option('--database <name>', 'its database (default: historian.database, linewatch)')
+    .requiredOption('--from <time>', 'start of the range (ISO 8601 or ms since the epoch)')
+    .requiredOption('--to <time>', 'end of the range, exclusive')
+    .option('--line <id>', 'only this line')
+    .option('--tolerance-ms <ms>', 'how far apart a live and a shadow item may be and still match (default 2000)', integer)
+    .option('--json', 'print the comparison as JSON')
+    .option('--config <file>', 'linewatch.yaml (its historian: section)')
+    .action(async (flags: DiffFlags) => {
+      const config = loadConfig(flags.config, {});
+      const result = await shadowDiff({
+        influx: { url: flags.influx, database: flags.database ?? config.historian.database, username: config.historian.username, password: config.historian.password },
+        from: instant('--from', flags.from),
+        to: instant('--to', flags.to),
+        line: flags.line,
+        toleranceMs: flags.toleranceMs,
+      }).catch((err: unknown) => {
+        throw new UserError(`rules diff: ${(err as Error).message}`);
+      });
+      if (flags.json) console.log(JSON.stringify(result));
+      else for (const line of formatShadowDiff(result)) console.log(line);
     });
 }
