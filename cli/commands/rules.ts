@@ -84,10 +84,10 @@ export function registerRules(program: Command): void {
       if (!flags.broker) throw new UserError('rules: --broker URL is required to run the engine (or use `linewatch rules check DIR` / `linewatch rules test DIR --scenario FILE`)');
       const config = loadConfig(flags.config, { rules: { dir: flags.dir, stateFile: flags.stateFile, shadowDir: flags.shadow } });
       const { enabled: _enabled, dir, stateFile, shadowDir, ...settings } = config.rules;
-      for (const [folder, what] of [[dir, ''], ...(shadowDir === null ? [] : [[shadowDir, 'shadow ']])] as const) {
+      for (const [folder, what] of [[dir, ''], ...(shadowDir === null ? [] : [[shadowDir, 'the shadow rules ']])] as const) {
         requireDir(folder);
         const problems = loadRuleDir(folder).errors;
-        if (problems.length > 0) throw new UserError(`${problems.length} error(s) in the ${what}rules ${folder}:\n  ${problems.map(formatLoadError).join('\n  ')}`);
+        if (problems.length > 0) throw new UserError(`${problems.length} error(s) in ${what}${folder}:\n  ${problems.map(formatLoadError).join('\n  ')}`);
       }
       const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-rules'), clean: false });
       const engine = rulesModule.create({ bus, dir, shadowDir, stateFile, settings });
