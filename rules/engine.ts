@@ -289,8 +289,12 @@ export class RulesEngine implements Service {
     return this.alarmDesk.all();
   }
 
-  /** Reloads the rule files now; a broken file keeps its last good rules. Returns the errors. */
+  /** Reloads the rule files now (and the shadow set's, its errors prefixed `shadow: `); a broken file keeps its last good rules. Returns the errors. */
   reload(): string[] {
+    return [...this.reloadOwn(), ...(this.shadow?.reloadOwn().map((error) => `shadow: ${error}`) ?? [])];
+  }
+
+  private reloadOwn(): string[] {
     const set = loadRuleDir(this.options.dir, this.lastGood);
     this.count('reloads');
     const errors = set.errors.map(formatLoadError);

@@ -115,6 +115,16 @@ describe('a shadow rule set', () => {
     expect(engine.gauges.has('shadow_load_errors')).toBe(true);
   });
 
+  it('a shadow rule file broken at a reload: degraded, the reason and shadow_load_errors name the shadow set; the live set is untouched', async () => {
+    expect(engine.health().status).toBe('ok');
+    writeFileSync(join(dir, 'shadow', 'rules.yaml'), rule(70).replace('values.motorTemp > 70', 'values.motorTemp >'));
+    expect(engine.reload()).toEqual([expect.stringMatching(/^shadow: .*rules\.yaml:\d+ \[hot-slowdown\]: when:/) as string]);
+    const health = engine.health();
+    expect(health.status).toBe('degraded');
+    expect(health.reasons).toEqual([expect.stringMatching(new RegExp(`^shadow rule set ${join(dir, 'shadow')} \\(its commands go to no device\\): 1 error\\(s\\) in the rule files`)) as string]);
+    expect(engine.counters()).toMatchObject({ load_errors: 0, shadow_load_errors: 1, shadow_rules: 1, rules: 1 });
+  });
+
   it('a shadow set with errors at start stops the engine with a reason naming the shadow set, as a broken live set does', async () => {
     expect(engine.health().status).toBe('ok');
     writeFileSync(join(dir, 'shadow', 'rules.yaml'), rule(70).replace('values.motorTemp > 70', 'values.motorTemp >'));
