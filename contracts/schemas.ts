@@ -220,13 +220,15 @@ export const summarySchema = z.strictObject({
 });
 export type SummaryPayload = z.infer<typeof summarySchema>;
 
-export const COMMAND_OUTCOMES = ['accepted', 'done', 'rejected', 'failed', 'expired', 'blocked'] as const;
+export const COMMAND_OUTCOMES = ['accepted', 'done', 'rejected', 'failed', 'expired', 'blocked', 'shadow'] as const;
 export type CommandOutcome = (typeof COMMAND_OUTCOMES)[number];
 
 /**
  * What became of a command, published by its sender on lw/{line}/{device}/cmd/outcome.
  * `accepted` may be followed by `done` for the same id; `done`, `rejected`, `failed`, `expired`
  * and `blocked` (never sent: an actuator-safety limit refused it, see `reason`) are final.
+ * `shadow` is the one outcome of a shadow rule set's command (lw/_shadow/…): sent to no device,
+ * recorded at once (docs/rules.md#shadow).
  */
 export const commandOutcomeSchema = z.strictObject({
   id: z.string().min(1).max(128),

@@ -5,6 +5,8 @@
 //   lw/{line}/alarms/{alarmId}       one alarm's state (retained; the rules engine's)
 //   lw/{line}/alarms/{alarmId}/set   an operator's acknowledge / shelve / unshelve / clear of it
 //   lw/_dead/{clientId}      payloads the broker refused, with the reason
+//   lw/_shadow/{line}/…      a shadow rule set's commands, outcomes, alerts and alarms: the same
+//                            topics under their own root, which no device is granted (shadowTopic)
 
 export const ROOT = 'lw';
 
@@ -67,6 +69,25 @@ export function alarmTopicId(alarmId: string): string {
   return alarmId.replaceAll('/', '.');
 }
 
+/**
+ * The root of what a shadow rule set publishes (docs/rules.md#shadow): `lw/X` becomes
+ * `lw/_shadow/X`. It is not a line: no device account is granted anything under it, and no
+ * shadow topic parses as a device topic (parseTopic gives undefined), so a shadow command can
+ * reach no device.
+ */
+export const SHADOW_ROOT = `${ROOT}/_shadow`;
+
+/** The shadow topic (or filter) of a linewatch topic: `lw/A/conv-1/cmd` → `lw/_shadow/A/conv-1/cmd`. */
+export function shadowTopic(topic: string): string {
+  if (!topic.startsWith(`${ROOT}/`) || topic.startsWith(`${SHADOW_ROOT}/`)) throw new Error(`shadowTopic: ${topic} is not a live linewatch topic`);
+  return `${SHADOW_ROOT}/${topic.slice(ROOT.length + 1)}`;
+}
+
+/** The live topic a shadow topic stands for (`lw/_shadow/A/alerts` → `lw/A/alerts`), or undefined for any other topic. */
+export function unshadowTopic(topic: string): string | undefined {
+  return topic.startsWith(`${SHADOW_ROOT}/`) ? `${ROOT}/${topic.slice(SHADOW_ROOT.length + 1)}` : undefined;
+}
+
 export const topics = {
   state: (line: string, device: string) => `${ROOT}/${line}/${device}/state`,
   telemetry: (line: string, device: string) => `${ROOT}/${line}/${device}/telemetry`,
@@ -89,6 +110,8 @@ export const topics = {
   allOutcomes: `${ROOT}/+/+/cmd/outcome`,
   allAlarms: `${ROOT}/+/alarms/+`,
   allAlarmRequests: `${ROOT}/+/alarms/+/set`,
+  /** Everything a shadow rule set publishes. */
+  allShadow: `${SHADOW_ROOT}/#`,
 } as const;
 
 /** The topic of a message of `kind`: the one kind → topic mapping. */

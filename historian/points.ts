@@ -6,11 +6,15 @@
 // in the nanosecond digits. Replaying an event writes the same point again (harmless); two
 // distinct events of one device in the same millisecond do not overwrite each other.
 import { crc32 } from 'node:zlib';
-import { decode, DEVICE_STATES, MAX_TIMESTAMP_MS, RESERVED_READING_NAMES, type Decoded, type Message } from '../contracts/index.js';
+import { decode, DEVICE_STATES, MAX_TIMESTAMP_MS, RESERVED_READING_NAMES, unshadowTopic, type Decoded, type Message } from '../contracts/index.js';
 import { escapeKey, escapeMeasurement, quoteString } from './line-protocol.js';
 
-export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'alarms', 'line', 'dead_letters'] as const;
+export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'alarms', 'line', 'dead_letters', 'shadow_commands', 'shadow_alerts', 'shadow_alarms'] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
+
+/** Where a shadow rule set's output is stored (lw/_shadow/…, docs/rules.md#shadow): the live measurement's fields and tags, its own name. */
+const SHADOW_MEASUREMENT = { commands: 'shadow_commands', alerts: 'shadow_alerts', alarms: 'shadow_alarms' } as const;
+type ShadowedMeasurement = keyof typeof SHADOW_MEASUREMENT;
 
 export type PointResult =
   /** `device`: the device the point is about (a command outcome's target, an alert's device); `lineId` and `message`: absent for dead letters. */
@@ -30,14 +34,33 @@ export function toPoint(topic: string, payload: Buffer | string, decoded: () => 
   if (result.reason === 'topic') {
     const dead = /^lw\/_dead\/([^/]+)$/.exec(topic);
     if (dead) return deadLetterPoint(dead[1]!, payload);
+    const live = unshadowTopic(topic);
+    if (live !== undefined) return shadowPoint(topic, live, payload);
   }
   return { ok: false, reason: result.reason, error: `${topic}: ${result.error}` };
 }
 
-/** One decoded message as a point. */
-function pointOf(topic: string, message: Message): PointResult {
+/**
+ * A shadow rule set's command, outcome, alert or alarm (lw/_shadow/X): the point of X in its
+ * shadow measurement. Its dead letters are not stored (the live engine reports the same refusal).
+ */
+function shadowPoint(topic: string, live: string, payload: Buffer | string): PointResult {
+  const result = decode(live, payload);
+  if (!result.ok) {
+    if (result.reason === 'removed') return { ok: false, reason: 'not-stored', error: `${topic}: ${result.error}` };
+    if (/^lw\/_dead\/[^/]+$/.test(live)) return { ok: false, reason: 'not-stored', error: `${topic}: a shadow rule set's dead letter; the live engine reports the same message` };
+    return { ok: false, reason: result.reason, error: `${topic}: ${result.error}` };
+  }
+  const kind = result.message.kind;
+  if (kind !== 'cmd' && kind !== 'outcome' && kind !== 'alert' && kind !== 'alarm') return { ok: false, reason: 'topic', error: `${topic}: a shadow rule set publishes commands, outcomes, alerts and alarms only, not ${kind}` };
+  return pointOf(topic, result.message, true);
+}
+
+/** One decoded message as a point (`shadow`: a shadow rule set's, in the shadow measurement). */
+function pointOf(topic: string, message: Message, shadow = false): PointResult {
   const { line, device } = message;
   const base = { ok: true as const, lineId: line, device, message };
+  const named = (measurement: ShadowedMeasurement): Measurement => (shadow ? SHADOW_MEASUREMENT[measurement] : measurement);
   switch (message.kind) {
     case 'telemetry': {
       const p = message.payload;
@@ -59,36 +82,36 @@ function pointOf(topic: string, message: Message): PointResult {
     }
     case 'cmd': {
       const p = message.payload;
-      const b = new PointBuilder('commands').tag('action', p.action).tag('device', message.device).tag('event', 'issued').tag('line', line);
+      const b = new PointBuilder(named('commands')).tag('action', p.action).tag('device', message.device).tag('event', 'issued').tag('line', line);
       b.str('id', p.id).str('params', JSON.stringify(p.params)).str('origin', p.origin).int('expiresAt', p.expiresAt);
-      return { ...base, measurement: 'commands', line: b.at(p.ts, hash(p.id)) };
+      return { ...base, measurement: named('commands'), line: b.at(p.ts, hash(p.id)) };
     }
     case 'ack': {
       const p = message.payload;
-      const b = new PointBuilder('commands').tag('device', message.device).tag('event', 'ack').tag('line', line).tag('result', p.result);
+      const b = new PointBuilder(named('commands')).tag('device', message.device).tag('event', 'ack').tag('line', line).tag('result', p.result);
       b.str('id', p.id).str('reason', p.reason).int('seq', p.seq);
-      return { ...base, measurement: 'commands', line: b.at(p.ts, hash(`${p.id}/${p.result}`)) };
+      return { ...base, measurement: named('commands'), line: b.at(p.ts, hash(`${p.id}/${p.result}`)) };
     }
     case 'outcome': {
       const p = message.payload;
-      const b = new PointBuilder('commands').tag('action', p.action).tag('device', p.target).tag('event', 'outcome').tag('line', line).tag('outcome', p.outcome);
+      const b = new PointBuilder(named('commands')).tag('action', p.action).tag('device', p.target).tag('event', 'outcome').tag('line', line).tag('outcome', p.outcome);
       b.str('id', p.id).str('params', JSON.stringify(p.params)).str('origin', p.origin).int('attempts', p.attempts).str('reason', p.reason);
       b.int('issuedAt', p.issuedAt).int('latencyMs', Math.max(0, p.ts - p.issuedAt));
-      return { ...base, device: p.target, measurement: 'commands', line: b.at(p.ts, hash(`${p.id}/${p.outcome}`)) };
+      return { ...base, device: p.target, measurement: named('commands'), line: b.at(p.ts, hash(`${p.id}/${p.outcome}`)) };
     }
     case 'alert': {
       const p = message.payload;
-      const b = new PointBuilder('alerts').tag('device', p.device).tag('line', line).tag('rule', p.rule).tag('severity', p.severity);
+      const b = new PointBuilder(named('alerts')).tag('device', p.device).tag('line', line).tag('rule', p.rule).tag('severity', p.severity);
       b.str('id', p.id).str('state', p.state).str('message', p.message).str('origin', p.origin).int('raised', p.state === 'raised' ? 1 : 0);
-      return { ...base, device: p.device, measurement: 'alerts', line: b.at(p.ts, hash(`${p.id}/${p.state}`)) };
+      return { ...base, device: p.device, measurement: named('alerts'), line: b.at(p.ts, hash(`${p.id}/${p.state}`)) };
     }
     case 'alarm': {
       // One point per transition: rev makes each its own point, a republished state (restart) the same one again.
       const p = message.payload;
-      const b = new PointBuilder('alarms').tag('alarm', p.id).tag('device', p.device).tag('line', line).tag('rule', p.rule).tag('severity', p.severity).tag('state', p.state);
+      const b = new PointBuilder(named('alarms')).tag('alarm', p.id).tag('device', p.device).tag('line', line).tag('rule', p.rule).tag('severity', p.severity).tag('state', p.state);
       b.str('transition', p.transition).str('operator', p.operator).str('comment', p.comment).str('message', p.message);
       b.int('active', p.state === 'active-unacked' || p.state === 'active-acked' ? 1 : 0).int('shelvedUntil', p.shelvedUntil).int('raisedAt', p.raisedAt).int('rev', p.rev);
-      return { ...base, device: p.device, measurement: 'alarms', line: b.at(p.ts, hash(`${p.id}/${p.rev}`)) };
+      return { ...base, device: p.device, measurement: named('alarms'), line: b.at(p.ts, hash(`${p.id}/${p.rev}`)) };
     }
     case 'alarmSet':
       // The request is not stored: the engine's resulting state (with operator and comment) is.

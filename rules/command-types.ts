@@ -48,6 +48,12 @@ export interface CommandCenterOptions {
   /** Called when oscillation detection suspends a rule. */
   onSuspend: (suspension: { ruleId: string; line: string; target: string; key: string; until: number; reason: string }) => void;
   count: (counter: string) => void;
+  /**
+   * A shadow rule set's loop (docs/rules.md#shadow): a command is published (on the shadow bus)
+   * and recorded at once as outcome `shadow`, taken as the setpoint from then on; nothing waits
+   * for an ack (none comes), so no retry, expiry or re-command.
+   */
+  shadow?: boolean;
 }
 
 export interface Pending {

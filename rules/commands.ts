@@ -201,10 +201,12 @@ export class CommandCenter {
     intent.commandId = id;
     intent.deferredBy = undefined;
     if (decision.split) this.options.count('commands_split');
-    this.pending.add(command, req.line, req.target);
+    if (!this.options.shadow) this.pending.add(command, req.line, req.target);
     this.options.count('commands_sent');
     this.options.onEvent({ type: 'command', line: req.line, target: req.target, command, note });
     this.publisher.send(req.line, req.target, command);
+    // No device answers a shadow command: it is what the device has from now on, as if done.
+    if (this.options.shadow) this.publisher.record(req.line, req.target, command, 'shadow', 1);
   }
 
   onAck(line: string, device: string, ack: AckPayload): void {
@@ -231,6 +233,7 @@ export class CommandCenter {
 
   /** A device's message: a setpoint it reports other than the one it acknowledged is commanded again (bounded). */
   reported(event: DeviceEvent): void {
+    if (this.options.shadow) return; // the live engine drives the devices; a shadow never re-commands
     this.reports.judge(event);
     if (this.expiredKeys.size > 0) this.retryExpired(event);
   }

@@ -35,6 +35,7 @@ export const rulesConfigSchema = z.strictObject({
   enabled: z.boolean().default(true),
   dir: z.string().default('rules/examples').describe('folder of rule YAML files, reloaded on change'),
   stateFile: z.string().default('.linewatch/rules-state.json').describe('windows, timers and alerts kept across restarts (a worker of some lines: rules-state.<worker>.json beside it)'),
+  shadowDir: z.string().nullable().default(null).describe('a second folder of rule files run beside dir on the same events, its commands and alarms only under lw/_shadow/ (never sent to a device); null: none'),
   /** Which lines this engine acts on, when several run (docs/rules.md, "Running several workers"): null = every line. */
   ...lineOwnershipShape,
   ...rulesSettingsSchema.shape,

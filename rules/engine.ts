@@ -14,7 +14,7 @@ import { ALL_LINES, describeOwnership, ownedFilters, ownsLine, type LineOwnershi
 import { topics, type MessageKind } from '../contracts/topics.js';
 import { lockDir, unlockDir } from '../lib/dir-lock.js';
 import { logger } from '../lib/log.js';
-import { healthFrom, type Counters, type Health, type Service, type ServiceInfo } from '../lib/service.js';
+import { healthFrom, worstHealth, type Counters, type Health, type Service, type ServiceInfo } from '../lib/service.js';
 import { AlarmDesk } from './alarm-desk.js';
 import type { LineAlarm } from './alarms.js';
 import { systemClock, type Clock } from './clock.js';
@@ -28,6 +28,7 @@ import { formatLoadError, loadRuleDir, type ParsedFile, type RuleSet } from './l
 import { safetySchema } from './schema.js';
 import { RuleActions, type EngineEvent } from './rule-actions.js';
 import { RuleRouter, type RouterCounts } from './router.js';
+import { ShadowBus } from './shadow-bus.js';
 import { readSnapshot, restoreSnapshot, takeSnapshot, writeSnapshot, type SnapshotParts } from './snapshots.js';
 
 export type { DeviceKind, DeviceEvent } from './device-table.js';
@@ -41,6 +42,13 @@ const HANDLED_KINDS: ReadonlySet<MessageKind> = new Set<MessageKind>(['state', '
 const SUBSCRIPTIONS = [...topics.allDeviceEvents, topics.allAlarms, topics.allAlarmRequests];
 /** The keys of counters() that are levels, not totals. */
 const GAUGES: ReadonlySet<string> = new Set(['rules', 'active_instances', 'pending_commands', 'intents', 'suspended_rules', 'load_errors', 'connected', 'restored_instances', 'restored_alarms', 'alarms']);
+/** A shadow rule set's counters and gauges are the engine's, each key with this prefix (docs/rules.md#shadow). */
+export const SHADOW_PREFIX = 'shadow_';
+
+/** The shadow set's state file beside the live one's: `rules-state.json` → `rules-state.shadow.json`. */
+export function shadowStateFile(stateFile: string): string {
+  return stateFile.endsWith('.json') ? `${stateFile.slice(0, -'.json'.length)}.shadow.json` : `${stateFile}.shadow`;
+}
 
 export interface RulesEngineOptions {
   bus: Bus;
@@ -62,6 +70,15 @@ export interface RulesEngineOptions {
    * the others' (`skipped_other_worker`). A rule on a line it does not own does nothing here.
    */
   lines?: LineOwnership;
+  /**
+   * A shadow rule set to run beside this one on the same events (docs/rules.md#shadow): its
+   * folder. Its commands, outcomes, alerts and alarms go only under lw/_shadow/ (ShadowBus).
+   */
+  shadowDir?: string | null;
+  /** The shadow set's events, as onEvent's. */
+  onShadowEvent?: (event: EngineEvent) => void;
+  /** This engine is a shadow set (the live engine makes it so for its shadowDir; its bus is a ShadowBus). */
+  shadow?: boolean;
 }
 
 // Before the first load: the safety section's defaults (rules/schema.ts), stated there once.
@@ -69,7 +86,9 @@ const NO_RULES: RuleSet = { rules: [], safety: safetySchema.parse({}), flows: ne
 
 export class RulesEngine implements Service {
   readonly name = 'rules';
-  readonly gauges = GAUGES;
+  readonly gauges: ReadonlySet<string>;
+  /** The shadow rule set beside this one (shadowDir), if any. */
+  private readonly shadow: RulesEngine | undefined;
   private readonly bus: Bus;
   private readonly clock: Clock;
   private readonly settings: RulesSettings;
@@ -129,12 +148,14 @@ export class RulesEngine implements Service {
       clock: this.clock,
       // Unique per start; on the system clock a random part keeps two engines started in the same ms apart
       // (a ManualClock keeps ids reproducible for `rules test`).
-      idPrefix: `c${this.clock.now().toString(36)}${this.clock === systemClock ? randomBytes(3).toString('hex') : ''}`,
+      // A shadow set's ids start with `s`, so none is ever a live command's.
+      idPrefix: `${options.shadow ? 's' : 'c'}${this.clock.now().toString(36)}${this.clock === systemClock ? randomBytes(3).toString('hex') : ''}`,
       settings: this.settings,
       safety: this.ruleSet.safety,
       onEvent: (event) => this.options.onEvent?.(event),
       onSuspend: (suspension) => this.actions.suspended(suspension),
       count: (name) => this.count(name),
+      shadow: options.shadow === true,
     });
     this.alarmDesk = new AlarmDesk({ bus: this.bus, clock: this.clock, count: (name) => this.count(name) });
     this.actions = new RuleActions({ bus: this.bus, clock: this.clock, commands: this.commands, devices: this.devices, alarms: this.alarmDesk, count: (name) => this.count(name), onEvent: options.onEvent });
@@ -147,6 +168,18 @@ export class RulesEngine implements Service {
         if (this.running) this.reload();
       },
     });
+    this.shadow = options.shadowDir && !options.shadow ? new RulesEngine({
+      bus: new ShadowBus(options.bus),
+      dir: options.shadowDir,
+      stateFile: options.stateFile === undefined ? undefined : shadowStateFile(options.stateFile),
+      clock: options.clock,
+      settings: options.settings,
+      watch: options.watch,
+      onEvent: options.onShadowEvent,
+      lines: options.lines,
+      shadow: true,
+    }) : undefined;
+    this.gauges = this.shadow ? new Set([...GAUGES, ...[...GAUGES].map((key) => SHADOW_PREFIX + key)]) : GAUGES;
   }
 
   /** Loads the rules (throws listing every error if a file is broken), restores state, subscribes. */
@@ -174,10 +207,24 @@ export class RulesEngine implements Service {
     this.startError = undefined;
     this.folder.watchChanges();
     this.scheduleTick();
-    log.info({ dir: this.options.dir, rules: this.ruleSet.rules.length, lines: describeOwnership(this.ownership), subscribed: this.subscriptions }, 'rules engine started');
+    log.info({ dir: this.options.dir, rules: this.ruleSet.rules.length, lines: describeOwnership(this.ownership), subscribed: this.subscriptions, ...(this.options.shadow ? { shadow: true } : {}) }, this.options.shadow ? 'shadow rules engine started' : 'rules engine started');
+    await this.startShadow();
+  }
+
+  /** The shadow set starts after the live one; a shadow set that cannot start (broken files) stops both, as a broken live set would. */
+  private async startShadow(): Promise<void> {
+    if (!this.shadow) return;
+    try {
+      await this.shadow.start();
+    } catch (err) {
+      await this.stop();
+      this.startError = `shadow ${(err as Error).message.split('\n', 1)[0]}`;
+      throw new Error(`shadow ${(err as Error).message}`, { cause: err });
+    }
   }
 
   async stop(): Promise<void> {
+    await this.shadow?.stop();
     if (!this.running) return;
     this.running = false;
     this.cancelTick?.();
@@ -220,13 +267,23 @@ export class RulesEngine implements Service {
     const suspended = Object.keys(this.commands.suspendedRules());
     const loadErrors = this.ruleSet.errors.length;
     const running = this.running;
-    return healthFrom([
+    const own = healthFrom([
       { failed: !running, status: 'down', reason: this.startError ? `the rules engine could not start: ${this.startError}` : 'the rules engine is not running' },
       { failed: running && !this.isConnected(), status: 'down', reason: 'the rules engine is not connected to the broker: no device events in, no commands out (it reconnects by itself)' },
       { failed: running && loadErrors > 0, status: 'degraded', reason: `${loadErrors} error(s) in the rule files of ${this.options.dir}; each broken rule keeps its last good version, the others run as written (check with: linewatch rules check ${this.options.dir})` },
       { failed: running && this.folder.folderMissing, status: 'degraded', reason: `the rules folder ${this.options.dir} does not exist; no rules run until it does` },
       { failed: running && suspended.length > 0, status: 'degraded', reason: `rule(s) ${suspended.join(', ')} suspended by the oscillation guard; their commands are blocked` },
     ]);
+    return this.shadow ? worstHealth([own, this.shadowHealth()]) : own;
+  }
+
+  /** The shadow set's health, each reason naming it; it never makes the service down (the live rules run on). */
+  private shadowHealth(): Health {
+    const shadow = this.shadow!;
+    if (!this.running) return { status: 'ok', reasons: [] };
+    const health = shadow.health();
+    if (health.status === 'ok') return health;
+    return { status: 'degraded', reasons: health.reasons.map((reason) => `shadow rule set ${shadow.options.dir} (its commands go to no device): ${reason}`) };
   }
 
   private isConnected(): boolean {
@@ -244,7 +301,23 @@ export class RulesEngine implements Service {
       load_errors: this.ruleSet.errors.length,
       connected: this.isConnected() ? 1 : 0,
       alarms: this.alarmDesk.activeCount,
+      ...(this.shadow ? Object.fromEntries(Object.entries(this.shadow.counters()).map(([key, value]) => [SHADOW_PREFIX + key, value])) : {}),
     };
+  }
+
+  /** The shadow set's rules and load errors, when one runs beside this one. */
+  shadowRules(): RuleSet | undefined {
+    return this.shadow?.rules();
+  }
+
+  /** The shadow set's folder, when one runs beside this one. */
+  get shadowDir(): string | undefined {
+    return this.shadow?.options.dir;
+  }
+
+  /** The shadow set's alarms (its own table; never on the live alarm topics). */
+  shadowAlarms(): LineAlarm[] {
+    return this.shadow?.alarms() ?? [];
   }
 
   /** The currently loaded rules and the errors of the last (re)load. */
@@ -262,8 +335,12 @@ export class RulesEngine implements Service {
     return this.alarmDesk.all();
   }
 
-  /** Reloads the rule files now; a broken file keeps its last good rules. Returns the errors. */
+  /** Reloads the rule files now (and the shadow set's, its errors prefixed `shadow: `); a broken file keeps its last good rules. Returns the errors. */
   reload(): string[] {
+    return [...this.reloadOwn(), ...(this.shadow?.reloadOwn().map((error) => `shadow: ${error}`) ?? [])];
+  }
+
+  private reloadOwn(): string[] {
     const set = loadRuleDir(this.options.dir, this.lastGood);
     this.count('reloads');
     const errors = set.errors.map(formatLoadError);

@@ -11,6 +11,7 @@ import { formatLoadError, loadRuleDir } from '../../rules/load.js';
 import { formatTimeline, runScenario, scenarioLine } from '../../workbench/scenario-run.js';
 import { DEFAULT_CONCURRENCY } from '../../workbench/rule-tests/run.js';
 import { ruleTestCommand, type RuleTestFlags } from '../../workbench/rule-tests/command.js';
+import { formatShadowDiff, shadowDiff } from '../../workbench/shadow-diff.js';
 import { durationSchema } from '../../rules/schema.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
@@ -22,6 +23,7 @@ interface RunFlags extends HealthFlags, WorkerFlags {
   broker?: string;
   dir?: string;
   stateFile?: string;
+  shadow?: string;
   username?: string;
   password?: string;
   clientId?: string;
@@ -38,6 +40,24 @@ interface TestFlags extends RuleTestFlags {
   duration?: string;
   line: string;
   json?: boolean;
+}
+
+interface DiffFlags {
+  influx: string;
+  database?: string;
+  from: string;
+  to: string;
+  line?: string;
+  toleranceMs?: number;
+  json?: boolean;
+  config?: string;
+}
+
+/** A time flag: an ISO 8601 date-time or ms since the epoch. */
+function instant(flag: string, value: string): number {
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new UserError(`${flag} ${value}: expected an ISO 8601 time (2026-01-01T06:00:00Z) or ms since the epoch`);
+  return ms;
 }
 
 function integer(value: string): number {
@@ -65,24 +85,29 @@ export function registerRules(program: Command): void {
     .option('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883 (required to run the engine)')
     .option('--dir <dir>', 'folder of rule YAML files, reloaded on change (default: rules.dir, rules/examples)')
     .option('--state-file <file>', 'windows, timers and alerts kept across restarts (default: rules.stateFile; a worker of some lines: rules-state.<worker>.json beside it)')
+    .option('--shadow <dir>', 'a shadow rule set run beside them on the same events; its commands and alarms go only to lw/_shadow/, never to a device (default: rules.shadowDir)')
     .option('--username <name>', 'MQTT username (an account with the rules role)')
     .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
     .option('--client-id <id>', 'MQTT client id; kept stable so the broker holds QoS 1 messages while the engine restarts (default: the --username, else linewatch-rules)')
     .option('--config <file>', 'linewatch.yaml (its rules: section)');
   const rules = withHealthOptions(withWorkerOptions(command, 'rules'), rulesModule).action(async (flags: RunFlags) => {
       if (!flags.broker) throw new UserError('rules: --broker URL is required to run the engine (or use `linewatch rules check DIR` / `linewatch rules test DIR --scenario FILE`)');
-      const config = loadConfig(flags.config, { rules: { dir: flags.dir, lines: flags.lines, worker: flags.worker } });
-      const { enabled: _enabled, dir, stateFile: configuredStateFile, lines: _lines, worker: _worker, ...settings } = config.rules;
+      const config = loadConfig(flags.config, { rules: { dir: flags.dir, shadowDir: flags.shadow, lines: flags.lines, worker: flags.worker } });
+      const { enabled: _enabled, dir, stateFile: configuredStateFile, shadowDir, lines: _lines, worker: _worker, ...settings } = config.rules;
       const lines = ownershipOf(config.rules, 'rules');
       // Each worker its own state file (the engine locks it) and its own persistent session.
       const stateFile = flags.stateFile ?? workerStateFile(configuredStateFile, ownershipLabel(lines));
-      requireDir(dir);
-      const problems = loadRuleDir(dir).errors;
-      if (problems.length > 0) throw new UserError(`${problems.length} error(s) in ${dir}:\n  ${problems.map(formatLoadError).join('\n  ')}`);
+      for (const [folder, what] of [[dir, ''], ...(shadowDir === null ? [] : [[shadowDir, 'the shadow rules ']])] as const) {
+        requireDir(folder);
+        const problems = loadRuleDir(folder).errors;
+        if (problems.length > 0) throw new UserError(`${problems.length} error(s) in ${what}${folder}:\n  ${problems.map(formatLoadError).join('\n  ')}`);
+      }
       const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? workerClientId(flags.username, 'linewatch-rules', config.rules, 'rules'), clean: false });
-      const engine = rulesModule.create({ bus, dir, stateFile, settings, lines });
+      const engine = rulesModule.create({ bus, dir, shadowDir, stateFile, settings, lines });
       await runUntilSignal({ module: rulesModule, service: engine, bus, flags });
-      console.log(`linewatch rules: ${engine.rules().rules.length} rules from ${resolve(dir)} running against ${flags.broker} for lines: ${engine.info().lines}, state in ${stateFile}; Ctrl-C stops`);
+      const shadow = engine.shadowRules();
+      const beside = shadow && shadowDir !== null ? `, a shadow set of ${shadow.rules.length} rules from ${resolve(shadowDir)} beside them (its commands and alarms only on lw/_shadow/)` : '';
+      console.log(`linewatch rules: ${engine.rules().rules.length} rules from ${resolve(dir)}${beside} running against ${flags.broker} for lines: ${engine.info().lines}, state in ${stateFile}; Ctrl-C stops`);
     });
 
   rules
@@ -149,5 +174,31 @@ export function registerRules(program: Command): void {
         const c = result.counters;
         console.log(`# ${c.alerts_raised ?? 0} alerts raised, ${c.alerts_cleared ?? 0} cleared; ${c.commands_sent ?? 0} commands sent, ${c.outcome_done ?? 0} done, ${c.outcome_blocked ?? 0} blocked, ${c.outcome_expired ?? 0} expired`);
       }
+    });
+
+  rules
+    .command('diff')
+    .description('where the shadow rule set (rules.shadowDir) and the live rules differed over a time range, from what the historian stored: commands and alarm raise/return only in the shadow (+), only live (-) or changed (~), with times')
+    .requiredOption('--influx <url>', 'the InfluxDB the historian writes to, e.g. http://127.0.0.1:8086')
+    .option('--database <name>', 'its database (default: historian.database, linewatch)')
+    .requiredOption('--from <time>', 'start of the range (ISO 8601 or ms since the epoch)')
+    .requiredOption('--to <time>', 'end of the range, exclusive')
+    .option('--line <id>', 'only this line')
+    .option('--tolerance-ms <ms>', 'how far apart a live and a shadow item may be and still match (default 2000)', integer)
+    .option('--json', 'print the comparison as JSON')
+    .option('--config <file>', 'linewatch.yaml (its historian: section)')
+    .action(async (flags: DiffFlags) => {
+      const config = loadConfig(flags.config, {});
+      const result = await shadowDiff({
+        influx: { url: flags.influx, database: flags.database ?? config.historian.database, username: config.historian.username, password: config.historian.password },
+        from: instant('--from', flags.from),
+        to: instant('--to', flags.to),
+        line: flags.line,
+        toleranceMs: flags.toleranceMs,
+      }).catch((err: unknown) => {
+        throw new UserError(`rules diff: ${(err as Error).message}`);
+      });
+      if (flags.json) console.log(JSON.stringify(result));
+      else for (const line of formatShadowDiff(result)) console.log(line);
     });
 }

@@ -25,6 +25,7 @@ interface UpFlags {
   brokerPort?: number;
   wsPort?: number | boolean;
   influx?: string;
+  shadow?: string;
   speedup?: number;
   seed?: number;
   status: boolean;
@@ -54,6 +55,7 @@ export function registerUp(program: Command): void {
     .option('--ws-port <port>', 'MQTT over WebSocket port (default 8083)', port)
     .option('--no-ws-port', 'no MQTT-over-WebSocket listener')
     .option('--influx <url>', 'an InfluxDB 1.x API (or 2.x/3.x v1-compatible) base URL instead of a managed influxd')
+    .option('--shadow <dir>', 'a shadow rule set run beside the rules on the same events; its commands and alarms go only to lw/_shadow/, never to a device (rules.shadowDir)')
     .option('--speedup <n>', 'simulated seconds per real second (default 1)', positiveNumber)
     .option('--seed <n>', 'simulation seed', integer)
     .option('--no-status', 'no status line')
@@ -63,7 +65,7 @@ export function registerUp(program: Command): void {
         broker: { port: flags.brokerPort, wsPort: flags.wsPort === false ? null : flags.wsPort === true ? undefined : flags.wsPort },
         dashboard: { enabled: flags.dashboard ? undefined : false, host: flags.dashboardHost, port: flags.dashboardPort },
         simulate: { enabled: flags.simulate ? undefined : false, speedup: flags.speedup, seed: flags.seed },
-        rules: { enabled: flags.rules ? undefined : false },
+        rules: { enabled: flags.rules ? undefined : false, shadowDir: flags.shadow },
         oee: { enabled: flags.oee ? undefined : false },
         historian: { enabled: flags.historian ? undefined : false, influxUrl: flags.influx },
       });

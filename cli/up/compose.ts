@@ -177,16 +177,19 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         if (!config.rules.enabled) return;
         const dir = rulesDir(config.rules.dir);
         if (!existsSync(dir)) hooks.say(`rules: the folder ${dir} does not exist; the engine runs with no rules until it does (set rules.dir)`);
-        const { enabled: _enabled, dir: _dir, stateFile, lines: _lines, worker: _worker, ...settings } = config.rules;
+        const { enabled: _enabled, dir: _dir, stateFile, shadowDir, lines: _lines, worker: _worker, ...settings } = config.rules;
+        if (shadowDir !== null && !existsSync(shadowDir)) throw new Error(`rules.shadowDir: the folder ${shadowDir} does not exist; pass a folder of rule YAML files (or leave rules.shadowDir null)`);
         // Above speedup 1 the simulated devices' clocks run ahead of the engine's (real) one by design;
         // the future-timestamp guard would refuse all they say, so such a run does without it.
         const simulatedAhead = config.simulate.enabled && config.simulate.speedup > 1;
-        const rules = rulesModule.create({ bus: running().bus, dir, stateFile: underDataDir(stateFile, dataDir), lines: ownershipOf(config.rules, 'rules'), settings: simulatedAhead ? { ...settings, maxClockSkewMs: Number.MAX_SAFE_INTEGER } : settings });
+        const rules = rulesModule.create({ bus: running().bus, dir, shadowDir, stateFile: underDataDir(stateFile, dataDir), lines: ownershipOf(config.rules, 'rules'), settings: simulatedAhead ? { ...settings, maxClockSkewMs: Number.MAX_SAFE_INTEGER } : settings });
         if (simulatedAhead) hooks.say(`rules: rules.maxClockSkewMs is not applied at speedup ×${config.simulate.speedup} (the simulated devices' clocks run ahead of the real one)`);
         await startService(rules);
         const set = rules.rules();
         hooks.say(`rules: ${set.rules.length} rules from ${dir}`);
         for (const e of set.errors) hooks.say(`rules: ${formatLoadError(e)}`);
+        const shadow = rules.shadowRules();
+        if (shadow) hooks.say(`rules: shadow set, ${shadow.rules.length} rules from ${shadowDir} beside them; their commands and alarms go only to lw/_shadow/ (never to a device)`);
       },
       // The dashboard (before the devices, so it sees their first retained messages live); its
       // /metrics and /healthz cover every service of this process.

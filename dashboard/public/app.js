@@ -240,5 +240,36 @@ function connect() {
   });
 }
 
+// The shadow panel: shown only while a shadow rule set is heard from (GET /api/shadow, every 5 s).
+async function refreshShadow() {
+  try {
+    const report = await api('/api/shadow');
+    $('shadow').hidden = !report.active;
+    if (!report.active) return;
+    $('shadow-tolerance').textContent = `${report.toleranceMs / 1000} s`;
+    $('shadow-count').textContent = report.differences.length ? String(report.differences.length) : '';
+    $('shadow-differences').replaceChildren(
+      ...(report.differences.length === 0
+        ? [el('tr', { class: 'empty' }, el('td', { colspan: '5' }, 'no differences'))]
+        : report.differences.map((d) =>
+            el(
+              'tr',
+              { 'data-shadow': d.side },
+              el('td', {}, time(d.ts)),
+              el('td', {}, d.device),
+              el('td', {}, describe(d)),
+              el('td', {}, d.origin),
+              el('td', {}, el('span', { class: `ack ${d.side}` }, d.side === 'shadow-only' ? 'shadow' : 'live')),
+            ),
+          )),
+    );
+  } catch {
+    // The next refresh tries again; the live view has its own connection state.
+  } finally {
+    setTimeout(refreshShadow, 5000);
+  }
+}
+
 connect();
+refreshShadow();
 

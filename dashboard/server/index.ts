@@ -14,6 +14,7 @@ import type { Counters, Service } from '../../lib/service.js';
 import type { DashboardConfig } from '../config.js';
 import { HistoryReader, parseHistoryQuery, type InfluxTarget } from './history.js';
 import { LineView, type LineSummaryView, type LineViewLimits } from './line-view.js';
+import { ShadowView } from './shadow-view.js';
 import { Metrics } from '../../lib/metrics.js';
 import { healthHttpStatus, healthReport, type HealthSource } from '../../lib/service-http.js';
 import { healthFrom, type Health } from '../../lib/service.js';
@@ -97,6 +98,8 @@ export class DashboardServer implements Service {
   private readonly sse: SseHub;
   private readonly metrics: Metrics;
   private readonly history: HistoryReader | null;
+  /** Where a shadow rule set's commands and the live ones differ (GET /api/shadow). */
+  readonly shadow = new ShadowView();
   private staticFiles: StaticFiles | undefined;
   private server: Server | undefined;
   private unsubscribe: Unsubscribe | undefined;
@@ -150,7 +153,14 @@ export class DashboardServer implements Service {
     });
     this.server = server;
     // With the retained messages: the devices' state and status, and the rules engine's alarm states.
-    this.unsubscribe = await this.options.bus.subscribe(topics.all, (topic, payload, decoded) => this.view.handle(topic, payload, decoded), { retained: true });
+    this.unsubscribe = await this.options.bus.subscribe(
+      topics.all,
+      (topic, payload, decoded) => {
+        this.view.handle(topic, payload, decoded);
+        this.shadow.handle(topic, payload, decoded);
+      },
+      { retained: true },
+    );
     this.sse.start();
     log.info({ url: this.url }, 'dashboard listening');
   }
@@ -228,6 +238,8 @@ export class DashboardServer implements Service {
           return this.json(res, 200, { commands: this.view.recentCommands() });
         case 'GET /api/alerts':
           return this.json(res, 200, { alerts: this.view.activeAlerts() });
+        case 'GET /api/shadow':
+          return this.json(res, 200, this.shadow.report());
         case 'GET /api/alarms':
           return this.json(res, 200, { alarms: this.view.alarms(), transitions: this.view.recentTransitions() });
         case 'GET /api/history':

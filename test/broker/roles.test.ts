@@ -5,7 +5,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../broker/index.js';
-import { topicMatches, topics } from '../../contracts/topics.js';
+import { shadowTopic, topicMatches, topics } from '../../contracts/topics.js';
 import { OEE_SUBSCRIPTIONS } from '../../oee/index.js';
 import { sleep, waitFor } from '../../lib/wait.js';
 import { grantedQos as granted, startTestBroker, type TestBroker } from '../harness/broker.js';
@@ -42,6 +42,7 @@ const payloads = {
   alarm: { id: 'overheat:A/conv-1', rule: 'overheat', severity: 'warning', message: 'hot', device: 'conv-1', state: 'active-unacked', transition: 'raise', raisedAt: now, rev: 1, ts: now },
   alarmSet: { action: 'acknowledge', operator: 'user:dashboard', comment: 'seen', ts: now },
 };
+const shadowPayloads = { shadowCmd: payloads.cmd, shadowOutcome: { ...payloads.outcome, outcome: 'shadow' }, shadowAlert: payloads.alert, shadowDead: payloads.dead, shadowAlarm: payloads.alarm, shadowAlarmSet: payloads.alarmSet };
 const TOPIC = {
   cmd: 'lw/A/conv-1/cmd',
   outcome: 'lw/A/conv-1/cmd/outcome',
@@ -50,8 +51,16 @@ const TOPIC = {
   dead: 'lw/_dead/rules',
   alarm: 'lw/A/alarms/overheat:A.conv-1',
   alarmSet: 'lw/A/alarms/overheat:A.conv-1/set',
+  // A shadow rule set's (rules.shadowDir): the same topics under lw/_shadow/.
+  shadowCmd: 'lw/_shadow/A/conv-1/cmd',
+  shadowOutcome: 'lw/_shadow/A/conv-1/cmd/outcome',
+  shadowAlert: 'lw/_shadow/A/alerts',
+  shadowDead: 'lw/_shadow/_dead/rules',
+  shadowAlarm: 'lw/_shadow/A/alarms/overheat:A.conv-1',
+  shadowAlarmSet: 'lw/_shadow/A/alarms/overheat:A.conv-1/set',
 } as const;
 type Kind = keyof typeof TOPIC;
+const PAYLOAD: Record<Kind, unknown> = { ...payloads, ...shadowPayloads };
 
 interface RoleCase {
   username: string;
@@ -65,21 +74,21 @@ interface RoleCase {
 }
 
 const CASES: RoleCase[] = [
-  // rules/rule-actions.ts (alerts), rules/alarm-desk.ts (alarm states), rules/commands.ts (cmd, cmd/outcome), rules/dead-letters.ts (lw/_dead/rules); subscribes to the device events (state, telemetry, status, acks), its alarms' states and operators' requests, nothing else.
+  // rules/rule-actions.ts (alerts), rules/alarm-desk.ts (alarm states), rules/commands.ts (cmd, cmd/outcome), rules/dead-letters.ts (lw/_dead/rules), and the same under lw/_shadow/ for a shadow set (rules/shadow-bus.ts); subscribes to the device events (state, telemetry, status, acks), its alarms' states and operators' requests (the shadow set: the shadow acks, alarms and requests), nothing else.
   {
     username: 'rules',
     role: 'rules',
-    publishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm'],
-    subscribes: [...topics.allDeviceEvents, topics.allAlarms, topics.allAlarmRequests],
-    noLongerPublishes: ['summary', 'alarmSet'],
+    publishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm', 'shadowCmd', 'shadowOutcome', 'shadowAlert', 'shadowDead', 'shadowAlarm'],
+    subscribes: [...topics.allDeviceEvents, topics.allAlarms, topics.allAlarmRequests, ...[topics.ack('+', '+'), topics.allAlarms, topics.allAlarmRequests].map(shadowTopic)],
+    noLongerPublishes: ['summary', 'alarmSet', 'shadowAlarmSet'],
     noLongerSubscribes: ['lw/#', 'lw/+/alerts', '$SYS/#'],
   },
   // historian/index.ts: a pure sink, it publishes nothing (OEE summaries moved to the oee role); subscribes to lw/#.
   { username: 'historian', role: 'historian', publishes: [], subscribes: ['lw/#'], noLongerPublishes: ['summary'], noLongerSubscribes: ['$SYS/#'] },
   // oee/service.ts: OEE summaries on lw/{line}/summary; subscribes to state, telemetry, status and command outcomes (OEE_SUBSCRIPTIONS), nothing else.
-  { username: 'oee', role: 'oee', publishes: ['summary'], subscribes: OEE_SUBSCRIPTIONS, noLongerPublishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', 'lw/+/+/cmd', '$SYS/#'] },
+  { username: 'oee', role: 'oee', publishes: ['summary'], subscribes: OEE_SUBSCRIPTIONS, noLongerPublishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm', 'shadowCmd'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', 'lw/+/+/cmd', '$SYS/#'] },
   // dashboard/server/index.ts: an operator's acknowledge/shelve/clear on lw/{line}/alarms/{alarmId}/set (no longer on lw/{line}/alerts, nor the alarm state itself); subscribes to lw/#.
-  { username: 'dash', role: 'dashboard', publishes: ['alarmSet'], subscribes: ['lw/#'], noLongerPublishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm'], noLongerSubscribes: ['$SYS/#'] },
+  { username: 'dash', role: 'dashboard', publishes: ['alarmSet'], subscribes: ['lw/#'], noLongerPublishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm', 'shadowAlarmSet'], noLongerSubscribes: ['$SYS/#'] },
 ];
 
 describe('the role table', () => {
@@ -92,8 +101,8 @@ describe('the role table', () => {
 
     // Publishes: the refused ones first, then the used ones; only the used ones arrive.
     const deniedBefore = tb.broker.stats().rejects.publish_denied;
-    for (const kind of c.noLongerPublishes) await service.publishAsync(TOPIC[kind], JSON.stringify(payloads[kind]), { qos: 1 });
-    for (const kind of c.publishes) await service.publishAsync(TOPIC[kind], JSON.stringify(payloads[kind]), { qos: 1 });
+    for (const kind of c.noLongerPublishes) await service.publishAsync(TOPIC[kind], JSON.stringify(PAYLOAD[kind]), { qos: 1 });
+    for (const kind of c.publishes) await service.publishAsync(TOPIC[kind], JSON.stringify(PAYLOAD[kind]), { qos: 1 });
     await waitFor(() => c.publishes.every((kind) => seen.includes(TOPIC[kind])), 5000, `the ${c.role} role's publishes at the admin subscriber`);
     await sleep(100);
     expect(seen).toEqual(c.publishes.map((kind) => TOPIC[kind]));
@@ -116,7 +125,9 @@ describe('the role table', () => {
     for (const c of CASES) {
       const declared = table[c.role];
       expect(declared?.subscribe, c.role).toEqual(c.subscribes);
-      expect(declared?.publish, c.role).toEqual(c.publishes.map((kind) => ({ cmd: 'lw/+/+/cmd', outcome: 'lw/+/+/cmd/outcome', alert: 'lw/+/alerts', summary: 'lw/+/summary', dead: 'lw/_dead/rules', alarm: 'lw/+/alarms/+', alarmSet: 'lw/+/alarms/+/set' })[kind]));
+      const live = { cmd: 'lw/+/+/cmd', outcome: 'lw/+/+/cmd/outcome', alert: 'lw/+/alerts', summary: 'lw/+/summary', dead: 'lw/_dead/rules', alarm: 'lw/+/alarms/+', alarmSet: 'lw/+/alarms/+/set' };
+      const filters: Record<Kind, string> = { ...live, shadowCmd: shadowTopic(live.cmd), shadowOutcome: shadowTopic(live.outcome), shadowAlert: shadowTopic(live.alert), shadowDead: shadowTopic(live.dead), shadowAlarm: shadowTopic(live.alarm), shadowAlarmSet: shadowTopic(live.alarmSet) };
+      expect(declared?.publish, c.role).toEqual(c.publishes.map((kind) => filters[kind]));
     }
   });
 });

@@ -8,12 +8,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor, withTimeout } from '../../lib/wait.js';
+import { launchChromium } from '../harness/chromium.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CHROMIUM = '/usr/bin/chromium';
 // The README's screenshot is refreshed only on request (LINEWATCH_UPDATE_SCREENSHOT=1), so a test
 // run does not dirty the work tree; otherwise it goes to test/artifacts/ (git-ignored).
 const SCREENSHOT = process.env.LINEWATCH_UPDATE_SCREENSHOT === '1' ? join(ROOT, 'docs/dashboard.png') : join(ROOT, 'test/artifacts/dashboard.png');
@@ -158,12 +158,7 @@ describe('linewatch up', () => {
     const profile = mkdtempSync(join(dir, 'chromium-'));
     let context: BrowserContext | undefined;
     try {
-      context = await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        headless: true,
-        viewport: { width: 1400, height: 1100 },
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
-      });
+      context = await launchChromium(profile, { width: 1400, height: 1100 });
       const page = await context.newPage();
       await page.goto(dashboardUrl, { timeout: 30_000 });
       await page.waitForFunction(() => document.querySelectorAll('#stations .tile').length === 5, undefined, { timeout: 30_000 });

@@ -35,6 +35,24 @@ describe('toPoint', () => {
     expect(toPoint('lw/A/alarms/overheat:A.conv-1/set', JSON.stringify({ action: 'clear', operator: 'user:ana', ts: T }))).toMatchObject({ ok: false, reason: 'not-stored' });
   });
 
+  it('stores a shadow rule set’s commands, outcomes, alerts and alarms (lw/_shadow/…) in their shadow measurements, as the live ones otherwise', () => {
+    const command = JSON.stringify({ id: 's1-1', action: 'set_speed', params: { speed: 20 }, origin: 'rule:hot', ts: T, expiresAt: T + 10_000 });
+    const live = toPoint('lw/A/line-ctl/cmd', command);
+    const shadow = toPoint('lw/_shadow/A/line-ctl/cmd', command);
+    expect(shadow).toMatchObject({ ok: true, measurement: 'shadow_commands', lineId: 'A', device: 'line-ctl' });
+    expect(live.ok && shadow.ok && shadow.line).toBe(live.ok && `shadow_${live.line}`);
+    const outcome = { id: 's1-1', action: 'set_speed', params: { speed: 20 }, origin: 'rule:hot', target: 'line-ctl', outcome: 'shadow', attempts: 1, issuedAt: T, ts: T };
+    expect(toPoint('lw/_shadow/A/line-ctl/cmd/outcome', JSON.stringify(outcome))).toMatchObject({ ok: true, measurement: 'shadow_commands', device: 'line-ctl' });
+    expect(toPoint('lw/_shadow/A/alerts', JSON.stringify({ id: 'hot:A/conv-1', rule: 'hot', severity: 'info', state: 'raised', message: 'm', ts: T }))).toMatchObject({ ok: true, measurement: 'shadow_alerts' });
+    const alarm = { id: 'hot:A/conv-1', rule: 'hot', severity: 'warning', message: 'hot', device: 'conv-1', state: 'active-unacked', transition: 'raise', raisedAt: T, rev: 1, ts: T };
+    expect(toPoint('lw/_shadow/A/alarms/hot:A.conv-1', JSON.stringify(alarm))).toMatchObject({ ok: true, measurement: 'shadow_alarms', device: 'conv-1' });
+    // Not stored: an emptied shadow alarm topic, a shadow dead letter (the live engine reports the same message); refused: device events under the shadow root.
+    expect(toPoint('lw/_shadow/A/alarms/hot:A.conv-1', '')).toMatchObject({ ok: false, reason: 'not-stored' });
+    expect(toPoint('lw/_shadow/_dead/rules', JSON.stringify({ ts: T, clientId: 'rules', topic: 'lw/A/conv-1/telemetry', reason: 'future_ts: x', payload: '' }))).toMatchObject({ ok: false, reason: 'not-stored' });
+    expect(toPoint('lw/_shadow/A/conv-1/telemetry', JSON.stringify({ ts: T, seq: 1, values: { v: 1 } }))).toMatchObject({ ok: false, reason: 'topic', error: expect.stringContaining('not telemetry') as string });
+    expect(toPoint('lw/_shadow/A/line-ctl/cmd', '{"id":1}')).toMatchObject({ ok: false, reason: 'schema' });
+  });
+
   it('escapes string fields by the line protocol rules', () => {
     const p = toPoint('lw/A/st-1/state', JSON.stringify({ ts: T, seq: 3, state: 'FAULT', reason: 'say "hi" \\ bye', station: 'bay-1' }));
     expect(p.ok && p.line).toBe(`state,device=st-1,line=A,station=bay-1 state="FAULT",code=4i,reason="say \\"hi\\" \\\\ bye",seq=3i ${T}000003`);
