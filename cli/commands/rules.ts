@@ -13,6 +13,7 @@ import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
 import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
 import { rulesModule } from '../../rules/module.js';
+import { registerBacktest } from './rules-backtest.js';
 
 interface RunFlags extends HealthFlags {
   config?: string;
@@ -123,4 +124,6 @@ export function registerRules(program: Command): void {
         console.log(`# ${c.alerts_raised ?? 0} alerts raised, ${c.alerts_cleared ?? 0} cleared; ${c.commands_sent ?? 0} commands sent, ${c.outcome_done ?? 0} done, ${c.outcome_blocked ?? 0} blocked, ${c.outcome_expired ?? 0} expired`);
       }
     });
+
+  registerBacktest(rules);
 }
