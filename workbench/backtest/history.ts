@@ -11,9 +11,10 @@
 // would read and skip), no cursor inside a millisecond (the times come back in ms, exact: the
 // historian's sub-millisecond disambiguator is cut off, a millisecond is never split over pages).
 import { escape } from 'influx';
-import { DEVICE_STATES, DEVICE_TYPES, RESERVED_READING_NAMES } from '../../contracts/schemas.js';
-import { topicOf } from '../../contracts/topics.js';
+import { RESERVED_READING_NAMES } from '../../contracts/schemas.js';
+import { validateValue, type ValidationResult } from '../../contracts/validate.js';
 import { connectInflux, redactUrl, type InfluxConnection } from '../../lib/influx-url.js';
+import type { DeviceEvent } from '../../rules/engine.js';
 import { BacktestError } from './errors.js';
 import type { TimelineAlarm, TimelineCommand, TimelineItem, TimelineParam } from '../timeline-diff.js';
 
@@ -43,18 +44,12 @@ export interface PageStats {
   largestPage: number;
   /** Windows halved because they held more than pageRows. */
   splits: number;
-  /** Time spent waiting for InfluxDB and parsing its answers (ms). */
+  /** The requests' time, InfluxDB's answer and its parsing (ms; the next page's overlaps the replay of this one). */
   queryMs: number;
 }
 
-/** One stored device event as the engine takes it: its topic and payload. */
-export interface HistoryEvent {
-  ts: number;
-  line: string;
-  device: string;
-  topic: string;
-  payload: Record<string, unknown>;
-}
+/** One stored device event as the engine takes it: the decoded message (contracts/decode.ts) its device sent. */
+export type HistoryEvent = DeviceEvent;
 
 /** A row that could not be made into a device event (written by something else than the historian). */
 export interface SkippedRow {
@@ -84,8 +79,6 @@ const KIND_ORDER: Record<string, number> = { state: 0, telemetry: 1, status: 2 }
 /** Telemetry columns that are not readings: the tags and the seq field (docs/historian.md). */
 const TELEMETRY_NON_READINGS = new Set(['device', 'line', 'station', 'type', 'seq']);
 const RENAMED_READINGS = new Map(RESERVED_READING_NAMES.map((name) => [`${name}_value`, name]));
-const STATES: ReadonlySet<string> = new Set(DEVICE_STATES);
-const TYPES: ReadonlySet<string> = new Set(DEVICE_TYPES);
 
 export class HistoryReader {
   readonly stats: PageStats = { pages: 0, queries: 0, rows: 0, largestPage: 0, splits: 0, queryMs: 0 };
@@ -139,17 +132,29 @@ export class HistoryReader {
     return items;
   }
 
-  /** Rows of `statements` in [from, to), merged and sorted, at most pageRows per yielded page. */
+  /**
+   * Rows of `statements` in [from, to), merged and sorted, at most pageRows per yielded page. The
+   * next window is asked for while the caller works on this one (so InfluxDB and the replay run
+   * side by side): two pages are held at most, besides a refused window.
+   */
   private async *pages(statements: Statement[], from: number, to: number): AsyncGenerator<Row[]> {
+    const ask = (start: number, end: number): { start: number; end: number; rows: Promise<Row[] | undefined> } => {
+      const rows = this.window(statements, start, end);
+      // Awaited below; if the caller stops first, its failure must not go unhandled.
+      rows.catch(() => undefined);
+      return { start, end, rows };
+    };
     let start = from;
     let span = FIRST_SPAN_MS;
+    let ahead: ReturnType<typeof ask> | undefined;
     while (start < to) {
-      const end = Math.min(to, start + span);
-      const rows = await this.window(statements, start, end);
+      const window = ahead ?? ask(start, Math.min(to, start + span));
+      ahead = undefined;
+      const rows = await window.rows;
       if (rows === undefined) {
-        if (end - start <= 1) throw new BacktestError(`more than ${this.pageRows} stored rows in the one millisecond ${new Date(start).toISOString()}; raise the page size (--page-size)`);
+        if (window.end - window.start <= 1) throw new BacktestError(`more than ${this.pageRows} stored rows in the one millisecond ${new Date(start).toISOString()}; raise the page size (--page-size)`);
         this.stats.splits++;
-        span = Math.max(1, Math.floor((end - start) / 2));
+        span = Math.max(1, Math.floor((window.end - window.start) / 2));
         continue;
       }
       rows.sort(byDeviceTime);
@@ -157,7 +162,8 @@ export class HistoryReader {
       this.stats.rows += rows.length;
       this.stats.largestPage = Math.max(this.stats.largestPage, rows.length);
       if (rows.length < this.pageRows / 2) span *= 2;
-      start = end;
+      start = window.end;
+      if (start < to) ahead = ask(start, Math.min(to, start + span));
       yield rows;
     }
   }
@@ -210,37 +216,33 @@ export class HistoryReader {
     return new BacktestError(`InfluxDB refused the query of ${measurement} in database "${database}": ${error}`);
   }
 
-  /** A stored state, telemetry or status point as the message its device sent. */
+  /** A stored state, telemetry or status point as the message its device sent, checked against the contract as a device's would be. */
   private toEvent(row: Row): HistoryEvent | undefined {
     const f = row.fields;
     const device = f.device;
     const line = f.line;
     if (typeof device !== 'string' || typeof line !== 'string') return this.skip(row, 'no device or line tag');
-    const common = { ts: row.time, ...(typeof f.seq === 'number' ? { seq: f.seq } : {}), ...(typeof f.type === 'string' && TYPES.has(f.type) ? { type: f.type } : {}) };
-    const station = typeof f.station === 'string' ? { station: f.station } : {};
-    let payload: Record<string, unknown>;
+    const common = { ts: row.time, ...(f.seq !== undefined ? { seq: f.seq } : {}), ...(f.type !== undefined ? { type: f.type } : {}) };
+    const station = f.station !== undefined ? { station: f.station } : {};
+    let event: ValidationResult<DeviceEvent['payload']>;
     switch (row.measurement) {
       case 'telemetry': {
-        const values: Record<string, number> = {};
-        for (const [name, value] of Object.entries(f)) {
-          if (TELEMETRY_NON_READINGS.has(name) || typeof value !== 'number') continue;
-          values[RENAMED_READINGS.get(name) ?? name] = value;
-        }
-        payload = { ...common, ...station, values };
+        const values: Record<string, unknown> = {};
+        for (const name in f) if (!TELEMETRY_NON_READINGS.has(name)) values[RENAMED_READINGS.get(name) ?? name] = f[name];
+        event = validateValue('telemetry', { ...common, ...station, values });
         break;
       }
       case 'state':
-        if (typeof f.state !== 'string' || !STATES.has(f.state)) return this.skip(row, `state ${JSON.stringify(f.state)} is not a device state`);
-        payload = { ...common, ...station, state: f.state, ...(typeof f.reason === 'string' ? { reason: f.reason } : {}), ...(typeof f.strategy === 'string' ? { strategy: f.strategy } : {}) };
+        event = validateValue('state', { ...common, ...station, state: f.state, ...(f.reason !== undefined ? { reason: f.reason } : {}), ...(f.strategy !== undefined ? { strategy: f.strategy } : {}) });
         break;
       case 'status':
-        if (f.status !== 'online' && f.status !== 'offline') return this.skip(row, `status ${JSON.stringify(f.status)} is neither online nor offline`);
-        payload = { ...common, status: f.status };
+        event = validateValue('status', { ...common, status: f.status });
         break;
       default:
         return this.skip(row, 'not a device event measurement');
     }
-    return { ts: row.time, line, device, topic: topicOf(row.measurement as 'state' | 'telemetry' | 'status', line, device), payload };
+    if (!event.ok) return this.skip(row, event.error);
+    return { kind: row.measurement, line, device, payload: event.value } as HistoryEvent;
   }
 
   private skip(row: Row, why: string): undefined {

@@ -1,6 +1,7 @@
 // One rule set replayed over stored device events (docs/rules.md, "Backtest"): the real rules
 // engine on a ManualClock, advanced to each event's device time before the event is handed to it
-// (through handle(), the entry its bus subscription calls: decode, then the same path), on a
+// (through ingest(), where the bus path ends once a message is decoded: history.ts checks each
+// stored event against the contract as decode does, once for all replays), on a
 // private broker of its own (workbench/scenario-run.ts: loopback, port 0, an empty devices file
 // so nobody can connect). That broker is the engine's only bus: nothing here connects to another
 // broker, so no command of a backtest can reach a device.
@@ -66,8 +67,9 @@ export class Replay {
 
   /** Moves the clock to the event's device time (timers fall due on the way) and hands the event to the engine. */
   async feed(event: HistoryEvent): Promise<void> {
-    if (event.ts > this.clock.now()) await this.clock.advance(event.ts - this.clock.now());
-    this.engine.handle(event.topic, Buffer.from(JSON.stringify(event.payload)));
+    const ts = event.payload.ts;
+    if (ts > this.clock.now()) await this.clock.advance(ts - this.clock.now());
+    this.engine.ingest(event);
     this.answer();
   }
 
