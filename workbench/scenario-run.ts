@@ -11,6 +11,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Bus } from '../bus/bus.js';
 import { roleGrants } from '../config/services.js';
 import { brokerConfigSchema, startBroker, type LinewatchBroker } from '../broker/index.js';
 import { alarmSchema, commandSchema, type AlarmAction, type AlarmPayload, type CommandPayload, type DeviceType, type StatePayload, type TelemetryPayload } from '../contracts/schemas.js';
@@ -59,6 +60,8 @@ export interface ScenarioRunOptions {
   startTime?: number;
   /** Simulated (device) ms per engine ms, as `linewatch up --speedup`; default 1 (one clock for both). */
   speedup?: number;
+  /** Started on the run's bus before the engine and stopped after it, e.g. a historian recording the run. */
+  beside?: (bus: Bus) => Promise<{ stop(): Promise<void> }>;
 }
 
 export interface TimelineEntry {
@@ -137,7 +140,9 @@ export async function runScenario(o: ScenarioRunOptions): Promise<ScenarioRunRes
       }
     }
   };
+  let companion: { stop(): Promise<void> } | undefined;
   try {
+    companion = await o.beside?.(bus);
     // Commands reach the simulated devices through the broker, as they would over MQTT.
     const inbox: { device: string; payload: Buffer }[] = [];
     await bus.subscribe('lw/+/+/cmd', (topic, payload) => {
@@ -168,6 +173,7 @@ export async function runScenario(o: ScenarioRunOptions): Promise<ScenarioRunRes
     return { timeline, alarms, durationMs, counters: engine.counters(), brokerCounters: broker.counters(), devices };
   } finally {
     await engine.stop();
+    await companion?.stop();
     await broker.stop();
     remove();
   }
@@ -178,7 +184,7 @@ export async function runScenario(o: ScenarioRunOptions): Promise<ScenarioRunRes
  * opens its TCP listener; nothing connects to it), authenticated with an empty devices file in a
  * temp dir (so nobody could; open mode would print its warning into the timeline's output).
  */
-async function startScenarioBroker(): Promise<{ broker: LinewatchBroker; remove: () => void }> {
+export async function startScenarioBroker(): Promise<{ broker: LinewatchBroker; remove: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'linewatch-rules-test-'));
   const remove = (): void => rmSync(dir, { recursive: true, force: true });
   try {

@@ -17,6 +17,7 @@ import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
 import { connectBus, mqttPassword, runUntilSignal, withHealthOptions, withWorkerOptions, workerClientId, type HealthFlags, type WorkerFlags } from '../standalone.js';
 import { rulesModule } from '../../rules/module.js';
+import { registerBacktest } from './rules-backtest.js';
 
 interface RunFlags extends HealthFlags, WorkerFlags {
   config?: string;
@@ -201,4 +202,5 @@ export function registerRules(program: Command): void {
       if (flags.json) console.log(JSON.stringify(result));
       else for (const line of formatShadowDiff(result)) console.log(line);
     });
+  registerBacktest(rules);
 }

@@ -6,11 +6,12 @@ import { z } from 'zod';
 import { DEVICE_TYPES } from '../../contracts/schemas.js';
 import { formatIssues } from '../../contracts/validate.js';
 import { connectInflux, type InfluxConnection, type InfluxEndpoint } from '../../lib/influx-url.js';
+import { parseTime, TIME_UNIT_MS } from '../../lib/time-arg.js';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 const DURATION = /^([1-9][0-9]{0,5})(s|m|h|d)$/;
-const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const UNIT_MS = TIME_UNIT_MS;
 /** Longest range one query may cover. */
 const MAX_RANGE_MS = 31 * UNIT_MS.d;
 /** Upper bound on buckets per series, so a chart never asks for a million points. */
@@ -18,20 +19,6 @@ const MAX_BUCKETS = 2000;
 const RAW_LIMIT = 5000;
 
 export const AGGREGATES = ['mean', 'max', 'min', 'sum', 'last', 'count', 'spread', 'none'] as const;
-
-/** `now`, `now-1h` / `-1h`, epoch milliseconds, or an ISO 8601 date. */
-function parseTime(value: string, now: number): number | undefined {
-  const v = value.trim();
-  if (v === 'now') return now;
-  const rel = /^(?:now)?-([1-9][0-9]{0,5})(s|m|h|d)$/.exec(v);
-  if (rel) return now - Number(rel[1]) * UNIT_MS[rel[2] as keyof typeof UNIT_MS];
-  if (/^[0-9]{1,15}$/.test(v)) return Number(v);
-  if (/^\d{4}-\d{2}-\d{2}/.test(v)) {
-    const t = Date.parse(v);
-    return Number.isNaN(t) ? undefined : t;
-  }
-  return undefined;
-}
 
 const timeParam = (name: string, fallback: string) =>
   z
