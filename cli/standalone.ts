@@ -4,11 +4,13 @@
 import type { Command } from 'commander';
 import { MqttBus, type MqttBusOptions } from '../bus/index.js';
 import { clientIdFor } from '../contracts/client-id.js';
+import { AddressInUse } from '../lib/listen.js';
 import type { Service } from '../lib/service.js';
 import { ServiceEndpoints } from '../lib/service-http.js';
 import type { ServiceModule } from '../lib/service-module.js';
 import { UserError } from './errors.js';
 import { port } from './flags.js';
+import { namingPortFlag, type PortFlags } from './port-flags.js';
 import { onShutdown } from './shutdown.js';
 
 /** The flags withHealthOptions adds. */
@@ -40,8 +42,8 @@ export async function startHealthEndpoints(module: Pick<ServiceModule, 'name' | 
   try {
     await endpoints.start();
   } catch (err) {
-    const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
-    throw new UserError(`${module.name}: cannot serve /healthz and /metrics on ${host}:${healthPort}: ${taken ? 'the port is in use' : (err as Error).message}; pass --health-port PORT (0 picks a free one) or --no-health`);
+    if (err instanceof AddressInUse) throw err.withFix('pass --health-port PORT (0 picks a free one) or --no-health');
+    throw new UserError(`${module.name}: cannot serve /healthz and /metrics on ${host}:${healthPort}: ${(err as Error).message}; pass --health-port PORT (0 picks a free one) or --no-health`);
   }
   console.log(`health: /healthz and /metrics at ${endpoints.url} (linewatch ${module.name}, serving them before it starts)`);
   return endpoints;
@@ -78,6 +80,8 @@ export interface StandaloneRun {
   flags: HealthFlags;
   /** Added to a start failure's message: what to check. */
   startHint?: string;
+  /** The flags of this command that set the service's listening ports (an address in use names them). */
+  portFlags?: PortFlags;
   beforeStop?: () => void;
 }
 
@@ -102,6 +106,7 @@ export async function runUntilSignal(run: StandaloneRun): Promise<void> {
     await service.stop().catch(() => undefined);
     await endpoints?.stop();
     await bus?.close();
+    if (err instanceof AddressInUse) throw namingPortFlag(err, run.portFlags ?? {});
     throw new UserError(`${(err as Error).message}${run.startHint ? `. ${run.startHint}` : ''}`);
   }
   onShutdown(async () => {

@@ -40,7 +40,7 @@ export function registerDashboard(program: Command): void {
       const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: serviceClientId(flags.username, `linewatch-dashboard-${process.pid}`, String(process.pid)) });
       const { influxUrl, database, username, password } = config.historian;
       const dashboard = dashboardModule.create({ bus, config: config.dashboard, influx: influxUrl ? { url: influxUrl, database, username, password } : null });
-      await runUntilSignal({ module: dashboardModule, service: dashboard, bus, flags });
+      await runUntilSignal({ module: dashboardModule, service: dashboard, bus, flags, portFlags: { 'dashboard.port': '--port' } });
       const link = dashboard.tokenGenerated ? `${dashboard.url}/?token=${dashboard.token}` : `${dashboard.url}/`;
       console.log(`linewatch dashboard: ${link} — broker ${flags.broker}; history ${influxUrl ? `${redactUrl(influxUrl)} database ${database}` : 'off (no --influx)'}`);
     });
