@@ -8,6 +8,7 @@ import type { LogLimiter } from '../lib/log-limit.js';
 import type { Authentication } from './authentication.js';
 import { remoteOf } from './client-remote.js';
 import type { ConnectionGuards } from './connection-guards.js';
+import type { ProtocolVersions } from './protocol-version.js';
 import type { BrokerCounters } from './stats.js';
 
 const log = logger('broker');
@@ -16,18 +17,20 @@ export interface ClientEventParts {
   readonly counters: BrokerCounters;
   readonly authentication: Authentication;
   readonly guards: ConnectionGuards;
+  readonly protocolVersions: ProtocolVersions;
   readonly limitedLog: LogLimiter;
   readonly drainTimeoutMs: number;
 }
 
 export function countClientEvents(aedes: Aedes, parts: ClientEventParts): void {
-  const { counters, authentication, guards } = parts;
+  const { counters, authentication, guards, protocolVersions } = parts;
   aedes.on('client', () => counters.clients++);
   aedes.on('clientDisconnect', (client: Client) => {
     counters.clients--;
     authentication.left(client);
   });
   aedes.on('connectionError', (client: Client, err: Error & { code?: string }) => {
+    if (protocolVersions.refused(client, err)) return;
     if (/connect did not arrive in time/.test(err.message)) counters.reject('connect_timeout');
     else if (err.code === undefined && !guards.closedByGuard(client.conn)) counters.reject('malformed_packet'); // mqtt-packet's parse errors carry no code
     log.debug({ err: err.message, remote: remoteOf(client) }, 'connection error before CONNECT');

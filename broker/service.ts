@@ -22,6 +22,7 @@ import { installRefusedPublishDrop, type RefusedPublishDrop } from './drop-refus
 import { InProcessBus } from './in-process-bus.js';
 import { listenTcp, listenTls, listenWebSocket, type Accept, type Listener } from './listeners.js';
 import { LoginGuard } from './login-guard.js';
+import { ProtocolVersions } from './protocol-version.js';
 import { PublishValidation } from './publish-validation.js';
 import { createSafeMq, type SafeMq } from './safe-mq.js';
 import { startStatsTimers } from './stats-publisher.js';
@@ -185,6 +186,8 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
   // Password guessing: failed logins back off per address and username, per account and per address (login-guard.ts).
   const authentication = new Authentication({ accounts, roles: options.roles, loginGuard: new LoginGuard(config.loginBackoff), counters, limitedLog });
   const authorization = new Authorization(authentication, counters);
+  // MQTT 5 clients: counted and logged as unsupported_protocol when Aedes refuses them (protocol-version.ts).
+  const protocolVersions = new ProtocolVersions(counters, limitedLog);
   const mq = createSafeMq({ concurrency: 100 });
   const throttle = new PublisherThrottle(() => mq.length, config.maxPendingDeliveries, () => counters.publisherPauses++);
   const aedes = await Aedes.createBroker({
@@ -192,7 +195,10 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
     connectTimeout: config.connectTimeoutMs,
     drainTimeout: config.drainTimeoutMs,
     heartbeatInterval: 60_000,
-    preConnect: authentication.preConnect,
+    preConnect: (client, packet, callback) => {
+      protocolVersions.noteConnect(client, packet);
+      authentication.preConnect(client, packet, callback);
+    },
     authenticate: authentication.authenticate,
     authorizePublish: authorization.authorizePublish,
     authorizeSubscribe: authorization.authorizeSubscribe,
@@ -204,7 +210,7 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
   const validation = config.validatePayloads ? new PublishValidation(decodedMessages(aedes), bus, counters, limitedLog) : undefined;
   authorization.bind({ drop, validation });
   const guards = new ConnectionGuards(aedes, config, throttle, counters, limitedLog);
-  countClientEvents(aedes, { counters, authentication, guards, limitedLog, drainTimeoutMs: config.drainTimeoutMs });
+  countClientEvents(aedes, { counters, authentication, guards, protocolVersions, limitedLog, drainTimeoutMs: config.drainTimeoutMs });
   const listeners = await openListeners(config, guards.accept, aedes);
   const portOf = (kind: Listener['kind']): number | null => listeners.find((listener) => listener.kind === kind)?.port ?? null;
   const ports = { mqtt: portOf('mqtt')!, ws: portOf('ws'), tls: portOf('tls') };

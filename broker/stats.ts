@@ -10,6 +10,7 @@ export const REJECT_REASONS = [
   'max_connections', // socket closed: too many connections
   'oversize_packet', // socket closed: a packet declared more than maxPacketBytes
   'malformed_packet', // socket closed: bytes that are not MQTT
+  'unsupported_protocol', // CONNACK 1, socket closed: a CONNECT of a protocol level Aedes does not speak (MQTT 5; protocol-version.ts)
   'publish_denied', // PUBLISH dropped by the ACL
   'subscribe_denied', // SUBACK 0x80
   'invalid_payload', // PUBLISH dropped by the payload validator, sent to lw/_dead/{clientId}
