@@ -24,6 +24,7 @@ import { listenTcp, listenTls, listenWebSocket, type Accept, type Listener } fro
 import { LoginGuard } from './login-guard.js';
 import { ProtocolVersions } from './protocol-version.js';
 import { PublishValidation } from './publish-validation.js';
+import { InflightLimit } from './qos2-inflight.js';
 import { createSafeMq, type SafeMq } from './safe-mq.js';
 import { startStatsTimers } from './stats-publisher.js';
 import { BrokerCounters, type BrokerStats } from './stats.js';
@@ -210,7 +211,7 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
   const validation = config.validatePayloads ? new PublishValidation(decodedMessages(aedes), bus, counters, limitedLog) : undefined;
   authorization.bind({ drop, validation });
   const guards = new ConnectionGuards(aedes, config, throttle, counters, limitedLog);
-  countClientEvents(aedes, { counters, authentication, guards, protocolVersions, limitedLog, drainTimeoutMs: config.drainTimeoutMs });
+  countClientEvents(aedes, { counters, authentication, guards, protocolVersions, inflightLimit: new InflightLimit(aedes, counters, limitedLog), limitedLog, drainTimeoutMs: config.drainTimeoutMs });
   const listeners = await openListeners(config, guards.accept, aedes);
   const portOf = (kind: Listener['kind']): number | null => listeners.find((listener) => listener.kind === kind)?.port ?? null;
   const ports = { mqtt: portOf('mqtt')!, ws: portOf('ws'), tls: portOf('tls') };

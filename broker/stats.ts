@@ -16,6 +16,7 @@ export const REJECT_REASONS = [
   'invalid_payload', // PUBLISH dropped by the payload validator, sent to lw/_dead/{clientId}
   'connect_timeout', // no CONNECT in time
   'slow_consumer', // a subscriber that did not drain in drainTimeoutMs
+  'qos2_inflight_exceeded', // socket closed: a client with more than Aedes's maxInflightInbound QoS 2 messages awaiting PUBREL (qos2-inflight.ts)
   'publish_refused', // socket closed, no PUBACK, will not published: an in-process subscriber refused a QoS 1 publish (broker/refusals.ts); counted once per connection
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
