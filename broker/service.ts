@@ -24,7 +24,7 @@ import { listenTcp, listenTls, listenWebSocket, type Accept, type Listener } fro
 import { LoginGuard } from './login-guard.js';
 import { ProtocolVersions } from './protocol-version.js';
 import { PublishValidation } from './publish-validation.js';
-import { InflightLimit } from './qos2-inflight.js';
+import { InflightLimit, inboundWindow } from './qos2-inflight.js';
 import { createSafeMq, type SafeMq } from './safe-mq.js';
 import { startStatsTimers } from './stats-publisher.js';
 import { BrokerCounters, type BrokerStats } from './stats.js';
@@ -234,6 +234,7 @@ async function installOverrides(aedes: Aedes): Promise<RefusedPublishDrop> {
   try {
     const refusedDrop = await installRefusedPublishDrop(aedes);
     checkReadsPulled(aedes);
+    inboundWindow(aedes); // qos2-inflight.ts relies on it: checked here, where a failure closes Aedes
     return refusedDrop;
   } catch (err) {
     await closeAedes(aedes);
