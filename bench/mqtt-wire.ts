@@ -45,7 +45,7 @@ export function encodeSubscribe(filter: string, qos: 0 | 1 = 0): Buffer {
   return withLength(0x82, Buffer.concat([Buffer.from([0, 1]), str(filter), Buffer.from([qos])]));
 }
 
-export function encodePublish(topic: string, payload: Buffer, qos: 0 | 1 = 0, messageId = 0): Buffer {
+export function encodePublish(topic: string, payload: Buffer, qos: 0 | 1 | 2 = 0, messageId = 0): Buffer {
   const id = qos > 0 ? Buffer.from([messageId >> 8, messageId & 0xff]) : Buffer.alloc(0);
   return withLength(0x30 | (qos << 1), Buffer.concat([str(topic), id, payload]));
 }

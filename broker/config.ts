@@ -15,7 +15,7 @@ export const brokerConfigSchema = z.strictObject({
     .default(null),
   open: z.boolean().default(false).describe('development only: no authentication, no ACL, any topic'),
   devicesFile: z.string().default('.linewatch/devices.json').describe('salted password hashes of devices and services'),
-  maxPacketBytes: z.number().int().min(1024).default(256 * 1024).describe('larger packets close the connection before they are buffered'),
+  maxPacketBytes: z.number().int().min(1024).max(268_435_455).default(8 * 1024 * 1024).describe('larger packets close the connection before they are buffered; 8 MiB fits a firmware image and batched readings (docs/broker.md#limits)'),
   maxConnections: z.number().int().min(1).default(10_000),
   connectTimeoutMs: z.number().int().min(100).default(10_000),
   drainTimeoutMs: z.number().int().min(100).default(5_000).describe('a subscriber that cannot take data for this long is disconnected'),

@@ -2,10 +2,11 @@
 // Every listener hands its connections to one `accept` function (limits, then aedes.handle).
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
-import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, createWebSocketStream } from 'ws';
+import { listenOn } from '../lib/listen.js';
 
 export type Accept = (stream: Duplex, remote: string, req?: IncomingMessage) => void;
 
@@ -15,20 +16,6 @@ export interface Listener {
   /** False once its server closed (stop, or the socket failed). */
   readonly listening: boolean;
   close(): Promise<void>;
-}
-
-function listen(server: TcpServer | HttpServer, port: number, host: string, kind: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      const hint = err.code === 'EADDRINUSE' ? `; another program uses it — pick another port (0 = any free port)` : '';
-      reject(new Error(`cannot listen for ${kind} on ${host}:${port}: ${err.message}${hint}`, { cause: err }));
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
 }
 
 function listener(kind: Listener['kind'], port: number, server: TcpServer | HttpServer, close: () => Promise<void>): Listener {
@@ -75,7 +62,7 @@ export async function listenTcp(host: string, port: number, accept: Accept): Pro
     socket.setNoDelay(true);
     accept(socket, remoteOf(socket));
   });
-  const bound = await listen(server, port, host, 'MQTT');
+  const bound = await listenOn(server, { host, port, what: 'MQTT over TCP', setting: 'broker.port' });
   return listener('mqtt', bound, server, closer(server, sockets));
 }
 
@@ -97,7 +84,7 @@ export async function listenTls(host: string, port: number, certFile: string, ke
   server.on('connection', track);
   // A failed TLS handshake is the client's problem, not ours: don't let it emit an unhandled error.
   server.on('tlsClientError', () => undefined);
-  const bound = await listen(server, port, host, 'MQTT over TLS');
+  const bound = await listenOn(server, { host, port, what: 'MQTT over TLS', setting: 'broker.tls.port' });
   return listener('tls', bound, server, closer(server, sockets));
 }
 
@@ -115,6 +102,9 @@ export async function listenWebSocket(host: string, port: number, accept: Accept
     stream.on('error', () => undefined);
     accept(stream, remoteOf(req.socket), req);
   });
-  const bound = await listen(http, port, host, 'MQTT over WebSocket');
+  // ws re-emits its HTTP server's errors on the WebSocketServer, which would make a port in use
+  // an unhandled 'error' event: listenOn reports that one (on the HTTP server itself).
+  wss.on('error', () => undefined);
+  const bound = await listenOn(http, { host, port, what: 'MQTT over WebSocket', setting: 'broker.wsPort' });
   return listener('ws', bound, http, closer(http, sockets, () => wss.close()));
 }

@@ -25,7 +25,9 @@ import { listenTcp, listenTls, listenWebSocket, type Accept, type Listener } fro
 import { LoginGuard } from './login-guard.js';
 import type { OpenedPersistence } from './persistence/types.js';
 import { openRedisPersistence } from './persistence/redis.js';
+import { ProtocolVersions } from './protocol-version.js';
 import { PublishValidation } from './publish-validation.js';
+import { InflightLimit, inboundWindow } from './qos2-inflight.js';
 import { createSafeMq, type SafeMq } from './safe-mq.js';
 import { startStatsTimers } from './stats-publisher.js';
 import { BrokerCounters, type BrokerStats } from './stats.js';
@@ -194,6 +196,8 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
   // Password guessing: failed logins back off per address and username, per account and per address (login-guard.ts).
   const authentication = new Authentication({ accounts, roles: options.roles, loginGuard: new LoginGuard(config.loginBackoff), counters, limitedLog });
   const authorization = new Authorization(authentication, counters);
+  // MQTT 5 clients: counted and logged as unsupported_protocol when Aedes refuses them (protocol-version.ts).
+  const protocolVersions = new ProtocolVersions(counters, limitedLog);
   // A cluster routes every message through Redis pub/sub and keeps sessions there (cluster.ts).
   // disk and memory stores: broker/persistence/index.ts (openPersistence) takes this choice over at the merge.
   const storeOptions = redisStoreFor(config, options.dataDir);
@@ -210,7 +214,10 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
     connectTimeout: config.connectTimeoutMs,
     drainTimeout: config.drainTimeoutMs,
     heartbeatInterval: config.heartbeatMs,
-    preConnect: authentication.preConnect,
+    preConnect: (client, packet, callback) => {
+      protocolVersions.noteConnect(client, packet);
+      authentication.preConnect(client, packet, callback);
+    },
     authenticate: authentication.authenticate,
     authorizePublish: authorization.authorizePublish,
     authorizeSubscribe: authorization.authorizeSubscribe,
@@ -222,7 +229,7 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
   const validation = config.validatePayloads ? new PublishValidation(decodedMessages(aedes), bus, counters, limitedLog) : undefined;
   authorization.bind({ drop, validation });
   const guards = new ConnectionGuards(aedes, config, throttle, counters, limitedLog);
-  countClientEvents(aedes, { counters, authentication, guards, limitedLog, drainTimeoutMs: config.drainTimeoutMs });
+  countClientEvents(aedes, { counters, authentication, guards, protocolVersions, inflightLimit: new InflightLimit(aedes, counters, limitedLog), limitedLog, drainTimeoutMs: config.drainTimeoutMs });
   const listeners = await openListeners(config, guards.accept, aedes, store);
   const portOf = (kind: Listener['kind']): number | null => listeners.find((listener) => listener.kind === kind)?.port ?? null;
   const ports = { mqtt: portOf('mqtt')!, ws: portOf('ws'), tls: portOf('tls') };
@@ -245,6 +252,7 @@ async function installOverrides(aedes: Aedes, store: OpenedPersistence | undefin
   try {
     const refusedDrop = await installRefusedPublishDrop(aedes);
     checkReadsPulled(aedes);
+    inboundWindow(aedes); // qos2-inflight.ts relies on it: checked here, where a failure closes Aedes
     return refusedDrop;
   } catch (err) {
     await closeAedes(aedes);

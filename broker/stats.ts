@@ -10,11 +10,13 @@ export const REJECT_REASONS = [
   'max_connections', // socket closed: too many connections
   'oversize_packet', // socket closed: a packet declared more than maxPacketBytes
   'malformed_packet', // socket closed: bytes that are not MQTT
+  'unsupported_protocol', // CONNACK 1, socket closed: a CONNECT of a protocol level Aedes does not speak (MQTT 5; protocol-version.ts)
   'publish_denied', // PUBLISH dropped by the ACL
   'subscribe_denied', // SUBACK 0x80
   'invalid_payload', // PUBLISH dropped by the payload validator, sent to lw/_dead/{clientId}
   'connect_timeout', // no CONNECT in time
   'slow_consumer', // a subscriber that did not drain in drainTimeoutMs
+  'qos2_inflight_exceeded', // socket closed: a client with more than Aedes's maxInflightInbound QoS 2 messages awaiting PUBREL (qos2-inflight.ts)
   'publish_refused', // socket closed, no PUBACK, will not published: an in-process subscriber refused a QoS 1 publish (broker/refusals.ts); counted once per connection
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];

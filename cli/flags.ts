@@ -1,6 +1,7 @@
 // Parsers for command-line flag values, shared by the subcommands; a bad value is a UserError
 // that quotes it and says what is expected.
 import { isValidId } from '../contracts/topics.js';
+import { parseBrokerUrls } from '../bus/mqtt-connect.js';
 import { UserError } from './errors.js';
 
 export function port(value: string): number {
@@ -27,4 +28,14 @@ export function lineList(value: string): string[] {
   const bad = lines.filter((line) => !isValidId(line));
   if (lines.length === 0 || bad.length > 0) throw new UserError(`"${value}" is not a list of line ids: give them comma-separated, e.g. --lines A,B (letters, digits, - and _; _dead for dead letters)`);
   return lines;
+}
+
+/** --broker URL[,URL…]: the brokers a service connects to, first that answers, the next when it goes away; each checked (bus/mqtt-connect.ts). */
+export function brokerList(value: string): string {
+  try {
+    parseBrokerUrls(value, '--broker');
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
+  return value;
 }

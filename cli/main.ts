@@ -25,11 +25,12 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode);
-  // Expected, user-facing errors print one clear line; anything else keeps its stack for a bug report.
+  // Expected, user-facing errors print one clear line (and exit with their own code if they have
+  // one: 2 for an address in use); anything else keeps its stack for a bug report.
   if (err instanceof ConfigError || (err as { userFacing?: boolean }).userFacing) {
     console.error(`linewatch: ${(err as Error).message}`);
-  } else {
-    console.error(err);
+    process.exit((err as { exitCode?: number }).exitCode ?? 1);
   }
+  console.error(err);
   process.exit(1);
 }

@@ -5,12 +5,33 @@ import type { Command } from 'commander';
 import { MqttBus, type MqttBusOptions } from '../bus/index.js';
 import { clientIdFor } from '../contracts/client-id.js';
 import { ownershipLabel, ownershipOf } from '../contracts/line-workers.js';
+import { AddressInUse } from '../lib/listen.js';
 import type { Service } from '../lib/service.js';
 import { ServiceEndpoints } from '../lib/service-http.js';
 import type { ServiceModule } from '../lib/service-module.js';
 import { UserError } from './errors.js';
-import { lineList, port } from './flags.js';
+import { brokerList, lineList, port } from './flags.js';
+import { namingPortFlag, type PortFlags } from './port-flags.js';
 import { onShutdown } from './shutdown.js';
+
+/**
+ * The service's connection to the broker in /healthz and /metrics (as `mqtt`): which broker of
+ * the list it is on (`details.broker`), degraded while it is connected to none, and how often it
+ * moved to another one (`broker_failovers`).
+ */
+function brokerConnection(bus: MqttBus): Service {
+  return {
+    name: 'mqtt',
+    gauges: new Set(['connected']),
+    start: async () => undefined,
+    stop: async () => undefined,
+    health: () => {
+      const details = { broker: bus.broker(), brokers: bus.brokers };
+      return bus.connected() ? { status: 'ok', reasons: [], details } : { status: 'degraded', reasons: [`not connected to a broker; reconnecting (${bus.brokers.join(', ')})`], details };
+    },
+    counters: () => ({ connected: bus.connected() ? 1 : 0, broker_failovers: bus.failovers }),
+  };
+}
 
 /** The flags withHealthOptions adds. */
 export interface HealthFlags {
@@ -41,8 +62,8 @@ export async function startHealthEndpoints(module: Pick<ServiceModule, 'name' | 
   try {
     await endpoints.start();
   } catch (err) {
-    const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
-    throw new UserError(`${module.name}: cannot serve /healthz and /metrics on ${host}:${healthPort}: ${taken ? 'the port is in use' : (err as Error).message}; pass --health-port PORT (0 picks a free one) or --no-health`);
+    if (err instanceof AddressInUse) throw err.withFix('pass --health-port PORT (0 picks a free one) or --no-health');
+    throw new UserError(`${module.name}: cannot serve /healthz and /metrics on ${host}:${healthPort}: ${(err as Error).message}; pass --health-port PORT (0 picks a free one) or --no-health`);
   }
   console.log(`health: /healthz and /metrics at ${endpoints.url} (linewatch ${module.name}, serving them before it starts)`);
   return endpoints;
@@ -89,10 +110,14 @@ export function fileNamePart(text: string): string {
   return text.replace(/[^A-Za-z0-9_.+-]/g, '_');
 }
 
-/** Connects to `url`; a broker that does not answer (or refuses us) is the user's to fix. */
-export async function connectBus(url: string, options: MqttBusOptions, hint?: string): Promise<MqttBus> {
+/**
+ * Connects to the first broker of `urls` (--broker URL[,URL…]) that answers, failing over to the
+ * next when it goes away (MqttBus.connect); a bad URL, or a broker that does not answer (or
+ * refuses us), is the user's to fix.
+ */
+export async function connectBus(urls: string, options: MqttBusOptions, hint?: string): Promise<MqttBus> {
   try {
-    return await MqttBus.connect(url, options);
+    return await MqttBus.connect(brokerList(urls), options);
   } catch (err) {
     throw new UserError(hint ? `${(err as Error).message}; ${hint}` : (err as Error).message);
   }
@@ -106,6 +131,8 @@ export interface StandaloneRun {
   flags: HealthFlags;
   /** Added to a start failure's message: what to check. */
   startHint?: string;
+  /** The flags of this command that set the service's listening ports (an address in use names them). */
+  portFlags?: PortFlags;
   beforeStop?: () => void;
 }
 
@@ -118,8 +145,9 @@ export async function runUntilSignal(run: StandaloneRun): Promise<void> {
   // /healthz first: a taken port stops the start before the service connects devices, publishes
   // retained states or sends a command (health() says down until it has started).
   let endpoints: ServiceEndpoints | undefined;
+  const connection = bus ? [brokerConnection(bus)] : [];
   try {
-    endpoints = await startHealthEndpoints(run.module, run.flags, () => [service]);
+    endpoints = await startHealthEndpoints(run.module, run.flags, () => [service, ...connection]);
   } catch (err) {
     await bus?.close();
     throw err;
@@ -130,6 +158,7 @@ export async function runUntilSignal(run: StandaloneRun): Promise<void> {
     await service.stop().catch(() => undefined);
     await endpoints?.stop();
     await bus?.close();
+    if (err instanceof AddressInUse) throw namingPortFlag(err, run.portFlags ?? {});
     throw new UserError(`${(err as Error).message}${run.startHint ? `. ${run.startHint}` : ''}`);
   }
   onShutdown(async () => {

@@ -6,6 +6,7 @@
 //   GET /metrics  the Prometheus text format (lib/metrics.ts)
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listenOn } from './listen.js';
 import { Metrics, type MetricSource } from './metrics.js';
 import { HEALTHY, worstHealth, type Health, type HealthStatus, type ServiceInfo } from './service.js';
 
@@ -55,14 +56,9 @@ export class ServiceEndpoints {
     this.server = createServer((req, res) => void this.handle(req, res));
   }
 
+  /** Listens; a port in use rejects with AddressInUse (lib/listen.ts). */
   async start(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(this.server, { host: this.options.host, port: this.options.port, what: '/healthz and /metrics', setting: 'the port of /healthz and /metrics' });
   }
 
   get port(): number {

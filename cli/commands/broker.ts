@@ -72,7 +72,7 @@ export function registerBroker(program: Command): void {
         console.error(`note: ${config.devicesFile} has no accounts, so every client will be refused; add one with \`linewatch devices add LINE/DEVICE\` (or run with --open for development)`);
       }
       const broker = brokerModule.create({ config, roles: roleGrants(), dataDir: loaded.dataDir });
-      await runUntilSignal({ module: brokerModule, service: broker, flags });
+      await runUntilSignal({ module: brokerModule, service: broker, flags, portFlags: { 'broker.port': '--port', 'broker.wsPort': '--ws-port', 'broker.tls.port': '--tls-port' } });
       const { mqtt, ws, tls: tlsPort } = broker.ports;
       console.log(`linewatch broker: mqtt://${config.host}:${mqtt}${ws !== null ? `  ws://${config.host}:${ws}/mqtt` : ''}${tlsPort !== null ? `  mqtts://${config.host}:${tlsPort}` : ''}`);
     });

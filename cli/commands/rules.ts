@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { brokerList } from '../flags.js';
 import { loadConfig } from '../../config/load.js';
 import { ownershipLabel, ownershipOf } from '../../contracts/line-workers.js';
 import { rootLogger } from '../../lib/log.js';
@@ -82,8 +83,8 @@ function requireDir(dir: string): string {
 export function registerRules(program: Command): void {
   const command = program
     .command('rules')
-    .description('run the rules engine against an MQTT broker (or: rules check DIR, rules test DIR [--scenario FILE])')
-    .option('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883 (required to run the engine)')
+    .description('run the rules engine against an MQTT broker (or: rules check DIR, rules test DIR [--scenario FILE], rules backtest DIR, rules diff)')
+    .option('--broker <url>', 'MQTT broker URL, or several separated by commas (the next one is used when the current one goes away), e.g. mqtt://127.0.0.1:1883 (required to run the engine)', brokerList)
     .option('--dir <dir>', 'folder of rule YAML files, reloaded on change (default: rules.dir, rules/examples)')
     .option('--state-file <file>', 'windows, timers and alerts kept across restarts (default: rules.stateFile; a worker of some lines: rules-state.<worker>.json beside it)')
     .option('--shadow <dir>', 'a shadow rule set run beside them on the same events; its commands and alarms go only to lw/_shadow/, never to a device (default: rules.shadowDir)')

@@ -4,9 +4,11 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
+import { AddressInUse } from '../../lib/listen.js';
 import { logToFile } from '../../lib/log.js';
 import { UserError } from '../errors.js';
 import { port, positiveNumber } from '../flags.js';
+import { namingPortFlag } from '../port-flags.js';
 import { onShutdown } from '../shutdown.js';
 import { startLine } from '../up/compose.js';
 import { StatusLine } from '../up/status.js';
@@ -77,6 +79,7 @@ export function registerUp(program: Command): void {
       try {
         line = await startLine(config, { say: (m) => console.log(m), serial: flags.serial });
       } catch (err) {
+        if (err instanceof AddressInUse) throw namingPortFlag(err, { 'broker.port': '--broker-port', 'broker.wsPort': '--ws-port', 'dashboard.port': '--dashboard-port' });
         throw new UserError(`linewatch up could not start: ${(err as Error).message}`);
       }
       const status = new StatusLine(line.status);

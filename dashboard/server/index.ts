@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { MessageRefused, type Bus, type Unsubscribe } from '../../bus/bus.js';
 import { ALARM_ACTIONS, DELIVERY, MAX_SHELVE_MS, topics, type AlarmAction, type AlarmSetPayload } from '../../contracts/index.js';
 import { formatIssues } from '../../contracts/validate.js';
+import { listenOn } from '../../lib/listen.js';
 import { logger } from '../../lib/log.js';
 import type { Counters, Service } from '../../lib/service.js';
 import type { DashboardConfig } from '../config.js';
@@ -140,17 +141,8 @@ export class DashboardServer implements Service {
   async start(): Promise<void> {
     this.staticFiles = new StaticFiles(findPublicDir());
     const server = createServer((req, res) => void this.route(req, res));
-    // Listen first: if the port is taken there is nothing else to undo.
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          err.code === 'EADDRINUSE'
-            ? new Error(`the dashboard cannot listen on ${this.options.config.host}:${this.options.config.port}: the port is in use; set dashboard.port (or --dashboard-port) to a free one`)
-            : err,
-        ),
-      );
-      server.listen(this.options.config.port, this.options.config.host, () => resolve());
-    });
+    // Listen first: if the port is taken (AddressInUse) there is nothing else to undo.
+    await listenOn(server, { host: this.options.config.host, port: this.options.config.port, what: 'the dashboard', setting: 'dashboard.port' });
     this.server = server;
     // With the retained messages: the devices' state and status, and the rules engine's alarm states.
     this.unsubscribe = await this.options.bus.subscribe(

@@ -1,35 +1,26 @@
 // Reject logs are rate-limited while the counters stay exact: 1,000 invalid payloads from one
 // device, against a real broker, produce a bounded number of log lines and a count of 1,000.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logToFile, rootLogger } from '../../lib/log.js';
 import { LOG_LIMIT_DEFAULTS } from '../../lib/log-limit.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
+import { captureLog, type LogFile } from '../harness/log-file.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'lw-reject-logs-'));
-const logFile = join(dir, 'linewatch.log');
-const previousLevel = rootLogger.level;
+let log: LogFile;
 let tb: TestBroker;
 
 beforeAll(async () => {
-  logToFile(logFile);
-  rootLogger.level = 'info';
+  log = captureLog('info');
   tb = await startTestBroker({ wsPort: null });
   await tb.addAccount('A/noisy-1', 'noisy-secret-1', 'device');
 });
 afterAll(async () => {
-  rootLogger.level = previousLevel;
   await tb?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  log?.restore();
 });
 
 function logLines(msg: RegExp): number {
-  return readFileSync(logFile, 'utf8')
-    .split('\n')
-    .filter((line) => line && msg.test((JSON.parse(line) as { msg: string }).msg)).length;
+  return log.lines(msg).length;
 }
 
 describe('reject logs', () => {

@@ -375,7 +375,7 @@ describe('history', () => {
 describe('start', () => {
   it('says which port is taken and how to choose another', async () => {
     const clash = new DashboardServer({ bus: broker.broker.bus, config: { host: '127.0.0.1', port: dashboard.port, token: null } });
-    await expect(clash.start()).rejects.toThrow(`the dashboard cannot listen on 127.0.0.1:${dashboard.port}: the port is in use; set dashboard.port (or --dashboard-port) to a free one`);
+    await expect(clash.start()).rejects.toThrow(`127.0.0.1:${dashboard.port} is already in use (another program, or another linewatch, listens there), so the dashboard cannot listen on it; set dashboard.port to another port (0 picks a free one)`);
     await clash.stop(); // nothing to undo, and no error
   });
 });

@@ -70,8 +70,8 @@ describe('linewatch simulate', () => {
       watcher.on('message', (topic) => seen.push(topic));
       await watcher.subscribeAsync('lw/HP/#', { qos: 1 });
       const r = await linewatch('simulate', '--broker', open.url, '--line', 'HP', '--health-port', String((taken.address() as AddressInfo).port));
-      expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/cannot serve \/healthz and \/metrics on 127\.0\.0\.1:\d+: the port is in use; pass --health-port PORT/);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/127\.0\.0\.1:\d+ is already in use .*so \/healthz and \/metrics cannot listen on it; pass --health-port PORT/);
       // A probe subscriber would have got the devices' retained online/offline statuses by now.
       const probe = await mqtt.connectAsync(open.url, { clientId: `health-port-probe-${process.pid}`, reconnectPeriod: 0 });
       const retained: string[] = [];
