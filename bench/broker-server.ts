@@ -14,7 +14,7 @@ let port: number;
 let publisherPauses = (): number | undefined => undefined;
 
 if (kind === 'linewatch') {
-  const broker = await startBroker(brokerConfigSchema.parse({ port: 0, wsPort: null, devicesFile, maxConnections: 100_000, statsIntervalMs: 60_000 }), { roles: roleGrants() });
+  const broker = await startBroker(brokerConfigSchema.parse({ persistence: 'memory', port: 0, wsPort: null, devicesFile, maxConnections: 100_000, statsIntervalMs: 60_000 }), { roles: roleGrants() });
   port = broker.ports.mqtt;
   publisherPauses = () => broker.stats().publisherPauses;
   if (consumer === 'inproc') {

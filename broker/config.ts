@@ -1,5 +1,6 @@
 // The `broker:` section of linewatch.yaml. Every option is documented in docs/configuration.md.
 import { z } from 'zod';
+import { OVERFLOW_POLICIES } from './persistence/queue-limit.js';
 
 export const brokerConfigSchema = z.strictObject({
   host: z.string().default('127.0.0.1').describe('address the listeners bind to'),
@@ -32,6 +33,14 @@ export const brokerConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe('backoff on failed logins (password guessing)'),
+  persistence: z.enum(['disk', 'memory']).default('disk').describe('where sessions, retained messages, queued and in-flight QoS 1/2 messages and wills live: disk (<dataDir>/broker, survives a restart and a SIGKILL) or memory (lost when the broker stops)'),
+  sessionQueue: z
+    .strictObject({
+      maxMessages: z.number().int().min(1).default(100_000).describe("messages queued for one client's session (offline, or delivered and not acknowledged) at most"),
+      overflow: z.enum(OVERFLOW_POLICIES).default('drop-newest').describe('what happens to a message for a full session: drop-newest (not queued for that session; counted, logged, health degraded)'),
+    })
+    .prefault({})
+    .describe('the per-session queue limit'),
   validatePayloads: z.boolean().default(true).describe('refuse device payloads that fail their schema (sent to lw/_dead/{clientId})'),
 });
 export type BrokerConfig = z.infer<typeof brokerConfigSchema>;

@@ -4,7 +4,7 @@
 // connection-guards.ts), the connection guards, client event counting (client-events.ts), the
 // listeners and the $SYS stats (stats-publisher.ts) — and stop() takes it apart again.
 // health() says whether it serves. See docs/broker.md.
-import { Aedes } from 'aedes';
+import { Aedes, type AedesOptions } from 'aedes';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import { healthFrom, type Counters, type Health, type Service } from '../lib/service.js';
@@ -22,6 +22,7 @@ import { installRefusedPublishDrop, type RefusedPublishDrop } from './drop-refus
 import { InProcessBus } from './in-process-bus.js';
 import { listenTcp, listenTls, listenWebSocket, type Accept, type Listener } from './listeners.js';
 import { LoginGuard } from './login-guard.js';
+import { openPersistence, type OpenedStore } from './persistence/index.js';
 import { PublishValidation } from './publish-validation.js';
 import { createSafeMq, type SafeMq } from './safe-mq.js';
 import { startStatsTimers } from './stats-publisher.js';
@@ -58,6 +59,7 @@ interface Running {
   readonly mq: SafeMq;
   readonly throttle: PublisherThrottle;
   readonly authentication: Authentication;
+  readonly store: OpenedStore;
   readonly stopTimers: () => void;
 }
 
@@ -65,6 +67,8 @@ interface Running {
 export interface BrokerOptions {
   /** Who may publish and subscribe to what: derived from the service modules' declared topics (config/services.ts, roleGrants). */
   readonly roles: RoleTable;
+  /** The data dir (`dataDir`): the disk store (broker.persistence: disk) lives in `<dataDir>/broker`. */
+  readonly dataDir?: string;
 }
 
 type Phase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -78,7 +82,7 @@ const NOT_SERVING: Record<Exclude<Phase, 'running'>, string> = {
 
 export class BrokerService implements LinewatchBroker {
   readonly name = 'broker';
-  readonly gauges: ReadonlySet<string> = new Set(['clients_connected', 'connections_open', 'pending_deliveries', 'reading_paused']);
+  readonly gauges: ReadonlySet<string> = new Set(['clients_connected', 'connections_open', 'pending_deliveries', 'reading_paused', 'session_queue_messages', 'session_queues_full']);
   private readonly counts = new BrokerCounters();
   private phase: Phase = 'new';
   private startup: Promise<Running> | undefined;
@@ -131,6 +135,7 @@ export class BrokerService implements LinewatchBroker {
       ...running.listeners.map((listener) => ({ failed: !listener.listening, status: 'down' as const, reason: `the ${listener.kind} listener on port ${listener.port} is closed` })),
       { failed: running.throttle.readingPaused, status: 'degraded', reason: `backpressure: reading nothing from publishers while ${running.mq.length} deliveries wait (more than broker.maxPendingDeliveries, ${maxPendingDeliveries})` },
       { failed: connections >= Math.ceil(maxConnections * CONNECTIONS_NEAR_LIMIT), status: 'degraded', reason: `${connections} connections open of broker.maxConnections ${maxConnections}: further ones are refused at the limit` },
+      ...sessionQueueHealth(running.store),
     ]);
   }
 
@@ -147,6 +152,10 @@ export class BrokerService implements LinewatchBroker {
       inprocess_redelivery_gave_up: running?.bus.redeliveryGaveUp ?? 0,
       pending_deliveries: running?.mq.length ?? 0,
       reading_paused: running?.throttle.readingPaused ? 1 : 0,
+      session_queue_dropped: running?.store.queueLimit.dropped ?? 0,
+      session_queue_messages: 0,
+      session_queues_full: 0,
+      ...running?.store.gauges(),
     };
   }
 
@@ -164,15 +173,22 @@ export class BrokerService implements LinewatchBroker {
       running.throttle.stop();
       await running.bus.close();
       await Promise.all(running.listeners.map((listener) => listener.close()));
-      await closeAedes(running.aedes);
+      await closeAedes(running.aedes, running.store);
       log.info('broker stopped');
     }
     this.phase = 'stopped';
   }
 }
 
-function closeAedes(aedes: Aedes): Promise<void> {
-  return new Promise<void>((resolve) => aedes.close(() => resolve()));
+/** Closes Aedes, then its store (what Aedes still writes while it closes its clients is kept). */
+async function closeAedes(aedes: Aedes, store: OpenedStore): Promise<void> {
+  await new Promise<void>((resolve) => aedes.close(() => resolve()));
+  await store.close();
+}
+
+function sessionQueueHealth(store: OpenedStore): { failed: boolean; status: 'degraded'; reason: string }[] {
+  const reason = store.queueLimit.healthReason();
+  return reason === undefined ? [] : [{ failed: true, status: 'degraded', reason }];
 }
 
 /** Builds and starts every part, in the order they depend on each other; what failed half-way is closed again. */
@@ -187,7 +203,9 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
   const authorization = new Authorization(authentication, counters);
   const mq = createSafeMq({ concurrency: 100 });
   const throttle = new PublisherThrottle(() => mq.length, config.maxPendingDeliveries, () => counters.publisherPauses++);
-  const aedes = await Aedes.createBroker({
+  // Sessions, retained messages, queued and in-flight messages, wills (broker.persistence, persistence/).
+  const store = await openPersistence(config, { dataDir: options.dataDir, limitedLog });
+  const aedes = await createAedes(store, {
     mq,
     connectTimeout: config.connectTimeoutMs,
     drainTimeout: config.drainTimeoutMs,
@@ -198,22 +216,32 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
     authorizeSubscribe: authorization.authorizeSubscribe,
     authorizeForward: authorization.authorizeForward,
   });
-  const { drop, publish } = await installOverrides(aedes);
+  const { drop, publish } = await installOverrides(aedes, store);
   const bus = new InProcessBus(aedes, { limitedLog });
   // What authorizePublish decodes is kept with the payload: in-process subscribers get it, not a second parse.
   const validation = config.validatePayloads ? new PublishValidation(decodedMessages(aedes), bus, counters, limitedLog) : undefined;
   authorization.bind({ drop, validation });
   const guards = new ConnectionGuards(aedes, config, throttle, counters, limitedLog);
   countClientEvents(aedes, { counters, authentication, guards, limitedLog, drainTimeoutMs: config.drainTimeoutMs });
-  const listeners = await openListeners(config, guards.accept, aedes);
+  const listeners = await openListeners(config, guards.accept, aedes, store);
   const portOf = (kind: Listener['kind']): number | null => listeners.find((listener) => listener.kind === kind)?.port ?? null;
   const ports = { mqtt: portOf('mqtt')!, ws: portOf('ws'), tls: portOf('tls') };
-  const stopTimers = startStatsTimers(counters, limitedLog, publish, config.statsIntervalMs);
+  const stopTimers = startStatsTimers(counters, limitedLog, publish, config.statsIntervalMs, store.queueLimit);
   if (config.open) {
     log.warn('OPEN MODE: no authentication, no ACL — any client may publish and subscribe to anything. Development only; never expose this broker.');
   }
-  log.info({ host: config.host, ...ports, open: config.open }, 'broker listening');
-  return { aedes, bus, ports, listeners, mq, throttle, authentication, stopTimers };
+  log.info({ host: config.host, ...ports, open: config.open, persistence: store.kind, store: store.location }, 'broker listening');
+  return { aedes, bus, ports, listeners, mq, throttle, authentication, store, stopTimers };
+}
+
+/** Aedes on the store; if Aedes does not start, the store is closed again. */
+async function createAedes(store: OpenedStore, options: Omit<AedesOptions, 'persistence'>): Promise<Aedes> {
+  try {
+    return await Aedes.createBroker({ ...options, persistence: store.persistence });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 }
 
 /**
@@ -223,18 +251,18 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
  * with read(), checked once on an in-memory connection, so a changed Aedes stops the start, not
  * the first client. On failure Aedes is closed and the error stops the start.
  */
-async function installOverrides(aedes: Aedes): Promise<RefusedPublishDrop> {
+async function installOverrides(aedes: Aedes, store: OpenedStore): Promise<RefusedPublishDrop> {
   try {
     const refusedDrop = await installRefusedPublishDrop(aedes);
     checkReadsPulled(aedes);
     return refusedDrop;
   } catch (err) {
-    await closeAedes(aedes);
+    await closeAedes(aedes, store);
     throw err;
   }
 }
 
-async function openListeners(config: BrokerConfig, accept: Accept, aedes: Aedes): Promise<Listener[]> {
+async function openListeners(config: BrokerConfig, accept: Accept, aedes: Aedes, store: OpenedStore): Promise<Listener[]> {
   const listeners: Listener[] = [];
   try {
     listeners.push(await listenTcp(config.host, config.port, accept));
@@ -242,7 +270,7 @@ async function openListeners(config: BrokerConfig, accept: Accept, aedes: Aedes)
     if (config.tls) listeners.push(await listenTls(config.host, config.tls.port, config.tls.cert, config.tls.key, accept));
   } catch (err) {
     await Promise.all(listeners.map((listener) => listener.close()));
-    await closeAedes(aedes);
+    await closeAedes(aedes, store);
     throw err;
   }
   return listeners;

@@ -1,5 +1,5 @@
 // `linewatch broker` — runs the embedded MQTT broker alone.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { listAccounts } from '../../broker/accounts.js';
 import { brokerModule } from '../../broker/module.js';
 import { roleGrants } from '../../config/services.js';
@@ -18,6 +18,8 @@ interface BrokerFlags extends HealthFlags {
   tlsPort?: number;
   tlsCert?: string;
   tlsKey?: string;
+  dataDir?: string;
+  persistence?: 'disk' | 'memory';
 }
 
 export function registerBroker(program: Command): void {
@@ -33,7 +35,9 @@ export function registerBroker(program: Command): void {
     .option('--devices-file <file>', 'accounts file (default .linewatch/devices.json)')
     .option('--tls-port <port>', 'MQTT over TLS (default 8883 when --tls-cert/--tls-key are given)', port)
     .option('--tls-cert <file>', 'PEM certificate for the TLS listener')
-    .option('--tls-key <file>', 'PEM private key for the TLS listener');
+    .option('--tls-key <file>', 'PEM private key for the TLS listener')
+    .option('--data-dir <dir>', 'where the disk store lives, in <dir>/broker (default .linewatch)')
+    .addOption(new Option('--persistence <store>', 'where sessions and queued messages live (default disk)').choices(['disk', 'memory']));
   withHealthOptions(command, brokerModule).action(async (flags: BrokerFlags) => {
       if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
         throw new UserError('TLS needs both --tls-cert and --tls-key');
@@ -42,7 +46,8 @@ export function registerBroker(program: Command): void {
         throw new UserError('--tls-port needs --tls-cert and --tls-key (PEM files) to serve TLS');
       }
       const tls = flags.tlsCert ? { port: flags.tlsPort, cert: flags.tlsCert, key: flags.tlsKey } : undefined;
-      const config = loadConfig(flags.config, {
+      const loaded = loadConfig(flags.config, {
+        dataDir: flags.dataDir,
         broker: {
           host: flags.host,
           port: flags.port,
@@ -50,14 +55,16 @@ export function registerBroker(program: Command): void {
           open: flags.open,
           devicesFile: flags.devicesFile,
           tls,
+          persistence: flags.persistence,
         },
-      }).broker;
+      });
+      const config = loaded.broker;
       if (config.open) {
         console.error('!!! OPEN MODE: no authentication, no ACL — anyone who can reach this broker can publish and subscribe to anything. Development only. !!!');
       } else if (listAccounts(config.devicesFile).length === 0) {
         console.error(`note: ${config.devicesFile} has no accounts, so every client will be refused; add one with \`linewatch devices add LINE/DEVICE\` (or run with --open for development)`);
       }
-      const broker = brokerModule.create({ config, roles: roleGrants() });
+      const broker = brokerModule.create({ config, roles: roleGrants(), dataDir: loaded.dataDir });
       await runUntilSignal({ module: brokerModule, service: broker, flags });
       const { mqtt, ws, tls: tlsPort } = broker.ports;
       console.log(`linewatch broker: mqtt://${config.host}:${mqtt}${ws !== null ? `  ws://${config.host}:${ws}/mqtt` : ''}${tlsPort !== null ? `  mqtts://${config.host}:${tlsPort}` : ''}`);

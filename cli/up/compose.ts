@@ -153,7 +153,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
     const steps: Record<ServiceName, () => Promise<void>> = {
       // The broker, authentication on, with the role table the modules declare.
       broker: async () => {
-        const created = brokerModule.create({ config: brokerConfig, roles: roleGrants() });
+        const created = brokerModule.create({ config: brokerConfig, roles: roleGrants(), dataDir });
         await startService(created);
         broker = created;
         const { mqtt, ws } = created.ports;
