@@ -9,9 +9,10 @@
 // PUBACKs to the publishers (which wait for those deliveries) stall behind it.
 //
 // Here each client's queue is an insertion-ordered Map (O(1) append, delete and in-order
-// iteration) with two indexes: brokerId:brokerCounter → entry (outgoingUpdate) and messageId →
-// entries (outgoingClearMessageId; a Set per id, oldest first, because a long queue can hold
-// several packets with one id once the 16-bit ids wrap, and upstream clears the oldest). The
+// iteration) with two indexes, each a Set of entries per key, oldest first: brokerId:brokerCounter
+// (outgoingUpdate; the same message can be queued twice for one client) and messageId
+// (outgoingClearMessageId; a long queue can hold several packets with one id once the 16-bit ids
+// wrap, and upstream clears the oldest). The
 // semantics are upstream's, case by case (see each method); the abstract suite that
 // aedes-persistence ships runs against this class in `npm test`.
 //
@@ -73,85 +74,96 @@ interface Entry {
   packet: QueuedPacket;
   /** The id it is indexed under in byMessageId (undefined until a delivery gives it one). */
   indexedId: number | undefined;
+  /** The brokerId:brokerCounter it is indexed under in byBroker. */
+  indexedBrokerKey: string;
+}
+
+/** Entries by a key, several per key in insertion order (Sets: O(1) add, delete and first). */
+class MultiIndex<K> {
+  private readonly byKey = new Map<K, Set<Entry>>();
+
+  add(key: K, entry: Entry): void {
+    let set = this.byKey.get(key);
+    if (!set) {
+      set = new Set();
+      this.byKey.set(key, set);
+    }
+    set.add(entry);
+  }
+
+  delete(key: K, entry: Entry): void {
+    const set = this.byKey.get(key);
+    if (!set) return;
+    set.delete(entry);
+    if (set.size === 0) this.byKey.delete(key);
+  }
+
+  /** The entries under `key`, oldest first. */
+  all(key: K): Iterable<Entry> {
+    return this.byKey.get(key) ?? [];
+  }
+
+  first(key: K): Entry | undefined {
+    return this.byKey.get(key)?.values().next().value;
+  }
 }
 
 /** One client's outgoing queue, with its two indexes. */
 class OutgoingQueue {
   /** In queue order (a Set iterates in insertion order; delete is O(1)). */
   readonly entries = new Set<Entry>();
-  private readonly byBroker = new Map<string, Entry>();
-  private readonly byMessageId = new Map<number | undefined, Set<Entry>>();
+  private readonly byBroker = new MultiIndex<string>();
+  private readonly byMessageId = new MultiIndex<number | undefined>();
 
   push(packet: QueuedPacket): void {
-    const entry: Entry = { packet, indexedId: packet.messageId };
+    const entry: Entry = { packet, indexedId: packet.messageId, indexedBrokerKey: brokerKey(packet) };
     this.entries.add(entry);
-    // Upstream finds the first packet with this brokerId and brokerCounter: keep the oldest.
-    const key = brokerKey(packet);
-    if (!this.byBroker.has(key)) this.byBroker.set(key, entry);
     this.index(entry);
   }
 
+  /** The oldest entry with this packet's brokerId and brokerCounter. */
   findByBroker(packet: QueuedPacket): Entry | undefined {
-    return this.byBroker.get(brokerKey(packet));
+    return this.byBroker.first(brokerKey(packet));
   }
 
   /** The entries with this messageId, oldest first. */
   withId(messageId: number | undefined): Iterable<Entry> {
-    return this.byMessageId.get(messageId) ?? [];
+    return this.byMessageId.all(messageId);
+  }
+
+  oldestWithId(messageId: number | undefined): Entry | undefined {
+    return this.byMessageId.first(messageId);
   }
 
   setMessageId(entry: Entry, messageId: number | undefined): void {
-    this.unindex(entry);
+    this.byMessageId.delete(entry.indexedId, entry);
     entry.packet.messageId = messageId;
     entry.indexedId = messageId;
-    this.index(entry);
+    this.byMessageId.add(messageId, entry);
   }
 
   /** Replaces an entry's packet in place (a PUBREL replacing its PUBLISH keeps the queue position). */
   replace(entry: Entry, packet: QueuedPacket): void {
     this.unindex(entry);
-    this.dropBrokerKey(entry);
     entry.packet = packet;
     entry.indexedId = packet.messageId;
-    const key = brokerKey(packet);
-    if (!this.byBroker.has(key)) this.byBroker.set(key, entry);
+    entry.indexedBrokerKey = brokerKey(packet);
     this.index(entry);
   }
 
   remove(entry: Entry): void {
     this.entries.delete(entry);
     this.unindex(entry);
-    this.dropBrokerKey(entry);
-  }
-
-  private dropBrokerKey(entry: Entry): void {
-    const key = brokerKey(entry.packet);
-    if (this.byBroker.get(key) !== entry) return;
-    this.byBroker.delete(key);
-    // Another packet with the same broker key (the same message enqueued twice) takes its place:
-    // rare, and found by a scan only then.
-    for (const other of this.entries) {
-      if (brokerKey(other.packet) === key) {
-        this.byBroker.set(key, other);
-        break;
-      }
-    }
   }
 
   private index(entry: Entry): void {
-    let set = this.byMessageId.get(entry.indexedId);
-    if (!set) {
-      set = new Set();
-      this.byMessageId.set(entry.indexedId, set);
-    }
-    set.add(entry);
+    this.byBroker.add(entry.indexedBrokerKey, entry);
+    this.byMessageId.add(entry.indexedId, entry);
   }
 
   private unindex(entry: Entry): void {
-    const set = this.byMessageId.get(entry.indexedId);
-    if (!set) return;
-    set.delete(entry);
-    if (set.size === 0) this.byMessageId.delete(entry.indexedId);
+    this.byBroker.delete(entry.indexedBrokerKey, entry);
+    this.byMessageId.delete(entry.indexedId, entry);
   }
 }
 
@@ -212,7 +224,7 @@ export function createLinearMemoryPersistence(upstream: UpstreamMemoryClass = up
     /** Upstream: removes and returns the first queued packet with this messageId (undefined if none). */
     async outgoingClearMessageId(client: ClientRef, packet: QueuedPacket): Promise<QueuedPacket | undefined> {
       const queue = this.queues.get(client.id);
-      const entry: Entry | undefined = queue?.withId(packet.messageId)[Symbol.iterator]().next().value;
+      const entry = queue?.oldestWithId(packet.messageId);
       if (!queue || !entry) return undefined;
       queue.remove(entry);
       return entry.packet;
