@@ -18,11 +18,12 @@ import { countClientEvents } from './client-events.js';
 import type { BrokerConfig } from './config.js';
 import { checkReadsPulled, ConnectionGuards } from './connection-guards.js';
 import { decodedMessages } from './decoded.js';
-import { installRefusedPublishDrop, type RefusedPublishDrop } from './drop-refused.js';
+import { installRefusedPublishDrop, type AedesPublish, type RefusedPublishDrop } from './drop-refused.js';
 import { InProcessBus } from './in-process-bus.js';
 import { listenTcp, listenTls, listenWebSocket, type Accept, type Listener } from './listeners.js';
 import { LoginGuard } from './login-guard.js';
 import { openPersistence, type OpenedStore } from './persistence/index.js';
+import { publishOrphanWills } from './persistence/orphan-wills.js';
 import { PublishValidation } from './publish-validation.js';
 import { createSafeMq, type SafeMq } from './safe-mq.js';
 import { startStatsTimers } from './stats-publisher.js';
@@ -217,6 +218,7 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
     authorizeForward: authorization.authorizeForward,
   });
   const { drop, publish } = await installOverrides(aedes, store);
+  await publishWillsOfPreviousRun(aedes, store, publish);
   const bus = new InProcessBus(aedes, { limitedLog });
   // What authorizePublish decodes is kept with the payload: in-process subscribers get it, not a second parse.
   const validation = config.validatePayloads ? new PublishValidation(decodedMessages(aedes), bus, counters, limitedLog) : undefined;
@@ -232,6 +234,18 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
   }
   log.info({ host: config.host, ...ports, open: config.open, persistence: store.kind, store: store.location }, 'broker listening');
   return { aedes, bus, ports, listeners, mq, throttle, authentication, store, stopTimers };
+}
+
+/** Before any client connects: the wills a killed previous run left in a store only this broker uses (persistence/orphan-wills.ts). */
+async function publishWillsOfPreviousRun(aedes: Aedes, store: OpenedStore, publish: AedesPublish): Promise<void> {
+  if (store.kind !== 'disk') return;
+  try {
+    const published = await publishOrphanWills(store.persistence, aedes.id, publish);
+    if (published > 0) log.info({ wills: published }, 'published the wills of clients that were connected when the previous broker run died');
+  } catch (err) {
+    await closeAedes(aedes, store);
+    throw err;
+  }
 }
 
 /** Aedes on the store; if Aedes does not start, the store is closed again. */
