@@ -36,7 +36,7 @@ export const brokerConfigSchema = z.strictObject({
   persistence: z.enum(['disk', 'memory']).default('disk').describe('where sessions, retained messages, queued and in-flight QoS 1/2 messages and wills live: disk (<dataDir>/broker, survives a restart and a SIGKILL) or memory (lost when the broker stops)'),
   sessionQueue: z
     .strictObject({
-      maxMessages: z.number().int().min(1).default(100_000).describe("messages queued for one client's session (offline, or delivered and not acknowledged) at most"),
+      maxMessages: z.number().int().min(1).default(200_000).describe("messages queued for one client's session (offline, or delivered and not acknowledged) at most"),
       overflow: z.enum(OVERFLOW_POLICIES).default('drop-newest').describe('what happens to a message for a full session: drop-newest (not queued for that session; counted, logged, health degraded)'),
     })
     .prefault({})
