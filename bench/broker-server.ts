@@ -1,6 +1,6 @@
 // Child process for bench/broker.ts: runs one broker under test (linewatch or bare Aedes),
 // optionally with an in-process Bus consumer, and answers the parent over IPC.
-//   node dist/bench/broker-server.js linewatch <devicesFile> [inproc]
+//   node dist/bench/broker-server.js linewatch <devicesFile> [inproc|tcp] [memory|disk] [dataDir]
 //   node dist/bench/broker-server.js aedes
 import { createServer, type AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
@@ -8,13 +8,13 @@ import { brokerConfigSchema, startBroker } from '../broker/index.js';
 import { Receiver } from './broker-receiver.js';
 import { roleGrants } from '../config/services.js';
 
-const [kind, devicesFile, consumer] = process.argv.slice(2);
+const [kind, devicesFile, consumer, persistence = 'memory', dataDir] = process.argv.slice(2);
 const receiver = new Receiver();
 let port: number;
 let publisherPauses = (): number | undefined => undefined;
 
 if (kind === 'linewatch') {
-  const broker = await startBroker(brokerConfigSchema.parse({ port: 0, wsPort: null, devicesFile, maxConnections: 100_000, statsIntervalMs: 60_000 }), { roles: roleGrants() });
+  const broker = await startBroker(brokerConfigSchema.parse({ persistence, port: 0, wsPort: null, devicesFile, maxConnections: 100_000, statsIntervalMs: 60_000 }), { roles: roleGrants(), dataDir });
   port = broker.ports.mqtt;
   publisherPauses = () => broker.stats().publisherPauses;
   if (consumer === 'inproc') {

@@ -73,7 +73,7 @@ function stopChild(child: ChildProcess): Promise<void> {
   return exited.finally(() => clearTimeout(timer));
 }
 
-async function startNodeBroker(args: string[]): Promise<BrokerUnderTest> {
+export async function startNodeBroker(args: string[]): Promise<BrokerUnderTest> {
   const child = fork(SERVER, args, { execArgv: ['--expose-gc'], env: { ...process.env, LINEWATCH_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const { port } = await ready<{ port: number }>(child, `the ${args[0]} broker`);
   return {
@@ -136,31 +136,42 @@ function procStat(pid: number): { cpuTicks: number; rssBytes: number } {
 
 const TICKS_PER_SECOND = 100;
 
-interface System {
+export interface System {
   name: string;
   label: string; // the broker alone, for the idle-connection table
   start(dir: string): Promise<BrokerUnderTest>;
   tcpSubscriber: boolean;
+  /** The TCP subscriber connects with clean session off (its messages go through the broker's store). */
+  persistentSubscriber?: boolean;
 }
 
-async function loadRun(system: System, dir: string): Promise<(string | number)[][]> {
+/** The accounts the load generator uses: DEVICES devices and the subscriber. */
+export async function addBenchAccounts(devicesFile: string): Promise<void> {
+  await addAccounts(devicesFile, [
+    ...Array.from({ length: DEVICES }, (_, i) => ({ username: deviceName(i), password: BENCH_PASSWORD, role: 'device' as const })),
+    { username: 'bench-sub', password: BENCH_PASSWORD, role: 'rules' as const },
+  ]);
+}
+
+/** Offers each rate for `seconds` and returns one row per rate (the columns of the broker load table). */
+export async function loadRun(system: System, dir: string, rates = RATES, seconds = SECONDS): Promise<(string | number)[][]> {
   const broker = await system.start(dir);
   const load = fork(LOAD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const rows: (string | number)[][] = [];
   try {
     await ready(load, 'the load generator');
-    const connected = await ask<{ error?: string }>(load, { cmd: 'connect', port: broker.port, devices: DEVICES, subscriber: system.tcpSubscriber }, 60_000);
+    const connected = await ask<{ error?: string }>(load, { cmd: 'connect', port: broker.port, devices: DEVICES, subscriber: system.tcpSubscriber, persistentSubscriber: system.persistentSubscriber ?? false }, 60_000);
     if (connected.error) throw new Error(`${system.name}: ${connected.error}`);
     const receiver = async (): Promise<ReceiverResult> =>
       broker.receiver ? broker.receiver() : (await ask<{ result: ReceiverResult }>(load, { cmd: 'receiver' })).result;
-    for (const rate of RATES) {
+    for (const rate of rates) {
       broker.reset?.();
       load.send({ cmd: 'reset' });
       const pausesBefore = await broker.pauses?.();
       const before = procStat(broker.pid);
       const loadBefore = procStat(load.pid!);
       const started = Date.now();
-      const { sent, heldBack } = await ask<{ sent: number; heldBack: number }>(load, { cmd: 'point', rate, seconds: SECONDS });
+      const { sent, heldBack } = await ask<{ sent: number; heldBack: number }>(load, { cmd: 'point', rate, seconds });
       const elapsed = (Date.now() - started) / 1000;
       const after = procStat(broker.pid);
       const loadAfter = procStat(load.pid!);
@@ -231,10 +242,7 @@ export async function run(report: Report): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'linewatch-bench-broker-'));
   try {
     const devicesFile = join(dir, 'devices.json');
-    await addAccounts(devicesFile, [
-      ...Array.from({ length: DEVICES }, (_, i) => ({ username: deviceName(i), password: BENCH_PASSWORD, role: 'device' as const })),
-      { username: 'bench-sub', password: BENCH_PASSWORD, role: 'rules' as const },
-    ]);
+    await addBenchAccounts(devicesFile);
     const mosquitto = mosquittoVersion();
     const systems: System[] = [
       { name: 'linewatch (auth, ACL, validation), TCP subscriber', label: 'linewatch (auth, ACL, validation)', start: () => startNodeBroker(['linewatch', devicesFile]), tcpSubscriber: true },

@@ -69,7 +69,7 @@ function percentile(values: number[], p: number): number {
 
 export async function run(report: Report): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'linewatch-bench-dash-'));
-  const broker = await startBroker(brokerConfigSchema.parse({ port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
+  const broker = await startBroker(brokerConfigSchema.parse({ persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
   try {
     // 1. Intake: a bare counting subscriber vs. the dashboard's live view (parse, validate, merge).
     let counted = 0;

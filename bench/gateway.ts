@@ -19,7 +19,7 @@ const FRAMES = 20_000;
 
 export async function run(report: Report): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'linewatch-bench-gw-'));
-  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json'), statsIntervalMs: 60_000 }), { roles: roleGrants() });
+  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json'), statsIntervalMs: 60_000 }), { roles: roleGrants() });
   const url = `mqtt://127.0.0.1:${broker.ports.mqtt}`;
   const rows: (string | number)[][] = [];
   try {

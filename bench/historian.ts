@@ -132,7 +132,7 @@ async function historianRun(influx: ManagedInfluxd, db: string, evs: Event[], di
  * (as `linewatch historian`, QoS 1 persistent session). Ends when InfluxDB counts every point.
  */
 async function brokerRun(influx: ManagedInfluxd, db: string, evs: Event[], dir: string, via: 'in-process' | 'mqtt'): Promise<number> {
-  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
+  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
   const url = `mqtt://127.0.0.1:${broker.ports.mqtt}`;
   const bus: Bus = via === 'in-process' ? broker.bus : await MqttBus.connect(url, { clientId: `bench-${db}`, clean: false });
   const config = historianConfigSchema.parse({ influxUrl: influx.url, database: db, spoolDir: join(dir, db), batchSize: BATCH, flushIntervalMs: 100 });

@@ -130,7 +130,7 @@ rules:
       - command: { target: "{device}", action: set_speed, params: { speed: "=values.n" }, ttl: 60s }
 `,
   );
-  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
+  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
   const worker = new Worker(new URL('./rules-client.js', import.meta.url));
   let engine: RulesEngine | undefined;
   let unsubscribe: (() => Promise<void>) | undefined;

@@ -57,7 +57,7 @@ export async function createClusterMq(url: string, concurrency: number): Promise
  * sessions on the cluster's Redis (a different `broker.redis.url` is refused: the nodes must
  * share one store), `persistence: redis` on `broker.redis.url` (null: a managed redis-server).
  */
-export function redisStoreFor(config: BrokerConfig, dataDir: string | undefined): RedisStoreOptions | undefined {
+export function redisStoreFor(config: Pick<BrokerConfig, 'persistence' | 'redis' | 'cluster'>, dataDir: string | undefined): RedisStoreOptions | undefined {
   if (config.cluster !== null) {
     if (config.redis.url !== null && config.redis.url !== config.cluster) {
       throw Object.assign(new Error(`broker.redis.url (${config.redis.url}) differs from broker.cluster (${config.cluster}): the nodes of a cluster keep their sessions on the cluster's Redis; remove broker.redis.url or set it to the same URL`), { userFacing: true });

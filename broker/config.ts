@@ -1,5 +1,6 @@
 // The `broker:` section of linewatch.yaml. Every option is documented in docs/configuration.md.
 import { z } from 'zod';
+import { OVERFLOW_POLICIES } from './persistence/queue-limit.js';
 
 export const brokerConfigSchema = z.strictObject({
   host: z.string().default('127.0.0.1').describe('address the listeners bind to'),
@@ -32,7 +33,7 @@ export const brokerConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe('backoff on failed logins (password guessing)'),
-  persistence: z.enum(['disk', 'memory', 'redis']).default('disk').describe('where sessions, retained messages and queued QoS 1/2 messages live (docs/broker.md)'),
+  persistence: z.enum(['disk', 'memory', 'redis']).default('disk').describe('where sessions, retained messages, queued and in-flight QoS 1/2 messages and wills live: disk (<dataDir>/broker, survives a restart and a SIGKILL), memory (lost when the broker stops) or redis (docs/broker.md)'),
   redis: z
     .strictObject({
       url: z.string().nullable().default(null).describe('the Redis of `persistence: redis` (redis://HOST:PORT); null: a managed redis-server under <dataDir>/redis'),
@@ -41,6 +42,13 @@ export const brokerConfigSchema = z.strictObject({
     .describe('the Redis store'),
   cluster: z.string().nullable().default(null).describe('a redis:// URL: brokers with the same one share subscriptions, retained messages, sessions and wills through it (the Redis store on that Redis); null: one node'),
   heartbeatMs: z.number().int().min(100).default(5_000).describe('how often the broker announces itself on $SYS/<id>/heartbeat; in a cluster a node silent for 3× this is dead and another publishes its clients\' wills (checked every 4×)'),
+  sessionQueue: z
+    .strictObject({
+      maxMessages: z.number().int().min(1).default(200_000).describe("messages queued for one client's session (offline, or delivered and not acknowledged) at most"),
+      overflow: z.enum(OVERFLOW_POLICIES).default('drop-newest').describe('what happens to a message for a full session: drop-newest (not queued for that session; counted, logged, health degraded)'),
+    })
+    .prefault({})
+    .describe('the per-session queue limit'),
   validatePayloads: z.boolean().default(true).describe('refuse device payloads that fail their schema (sent to lw/_dead/{clientId})'),
 });
 export type BrokerConfig = z.infer<typeof brokerConfigSchema>;

@@ -15,16 +15,16 @@ import { Authentication } from './authentication.js';
 import { Authorization } from './authorization.js';
 import { PublisherThrottle } from './backpressure.js';
 import { countClientEvents } from './client-events.js';
-import { createClusterMq, redisStoreFor } from './cluster.js';
+import { createClusterMq } from './cluster.js';
 import type { BrokerConfig } from './config.js';
 import { checkReadsPulled, ConnectionGuards } from './connection-guards.js';
 import { decodedMessages } from './decoded.js';
-import { installRefusedPublishDrop, type RefusedPublishDrop } from './drop-refused.js';
+import { installRefusedPublishDrop, type AedesPublish, type RefusedPublishDrop } from './drop-refused.js';
 import { InProcessBus } from './in-process-bus.js';
 import { listenTcp, listenTls, listenWebSocket, type Accept, type Listener } from './listeners.js';
 import { LoginGuard } from './login-guard.js';
-import type { OpenedPersistence } from './persistence/types.js';
-import { openRedisPersistence } from './persistence/redis.js';
+import { openPersistence, type OpenedStore } from './persistence/index.js';
+import { publishOrphanWills } from './persistence/orphan-wills.js';
 import { ProtocolVersions } from './protocol-version.js';
 import { PublishValidation } from './publish-validation.js';
 import { InflightLimit, inboundWindow } from './qos2-inflight.js';
@@ -63,16 +63,15 @@ interface Running {
   readonly mq: SafeMq;
   readonly throttle: PublisherThrottle;
   readonly authentication: Authentication;
+  readonly store: OpenedStore;
   readonly stopTimers: () => void;
-  /** The store given to Aedes; undefined: Aedes's own in-memory one. */
-  readonly store: OpenedPersistence | undefined;
 }
 
 /** What the broker is given besides its config section. */
 export interface BrokerOptions {
   /** Who may publish and subscribe to what: derived from the service modules' declared topics (config/services.ts, roleGrants). */
   readonly roles: RoleTable;
-  /** linewatch's data dir (`dataDir`): where a managed redis-server keeps its files (`broker.persistence: redis` without `broker.redis.url`). */
+  /** The data dir (`dataDir`): the disk store (broker.persistence: disk) lives in `<dataDir>/broker`, a managed redis-server (persistence: redis without broker.redis.url) in `<dataDir>/redis`. */
   readonly dataDir?: string;
 }
 
@@ -87,7 +86,7 @@ const NOT_SERVING: Record<Exclude<Phase, 'running'>, string> = {
 
 export class BrokerService implements LinewatchBroker {
   readonly name = 'broker';
-  readonly gauges: ReadonlySet<string> = new Set(['clients_connected', 'connections_open', 'pending_deliveries', 'reading_paused', 'persistence_redis_connected']);
+  readonly gauges: ReadonlySet<string> = new Set(['clients_connected', 'connections_open', 'pending_deliveries', 'reading_paused', 'session_queue_messages', 'session_queues_full', 'persistence_redis_connected']);
   private readonly counts = new BrokerCounters();
   private phase: Phase = 'new';
   private startup: Promise<Running> | undefined;
@@ -140,6 +139,7 @@ export class BrokerService implements LinewatchBroker {
       ...running.listeners.map((listener) => ({ failed: !listener.listening, status: 'down' as const, reason: `the ${listener.kind} listener on port ${listener.port} is closed` })),
       { failed: running.throttle.readingPaused, status: 'degraded', reason: `backpressure: reading nothing from publishers while ${running.mq.length} deliveries wait (more than broker.maxPendingDeliveries, ${maxPendingDeliveries})` },
       { failed: connections >= Math.ceil(maxConnections * CONNECTIONS_NEAR_LIMIT), status: 'degraded', reason: `${connections} connections open of broker.maxConnections ${maxConnections}: further ones are refused at the limit` },
+      ...sessionQueueHealth(running.store),
     ]);
   }
 
@@ -156,7 +156,10 @@ export class BrokerService implements LinewatchBroker {
       inprocess_redelivery_gave_up: running?.bus.redeliveryGaveUp ?? 0,
       pending_deliveries: running?.mq.length ?? 0,
       reading_paused: running?.throttle.readingPaused ? 1 : 0,
-      ...running?.store?.gauges(),
+      session_queue_dropped: running?.store.queueLimit.dropped ?? 0,
+      session_queue_messages: 0,
+      session_queues_full: 0,
+      ...running?.store.gauges(),
     };
   }
 
@@ -174,16 +177,22 @@ export class BrokerService implements LinewatchBroker {
       running.throttle.stop();
       await running.bus.close();
       await Promise.all(running.listeners.map((listener) => listener.close()));
-      await closeAedes(running.aedes);
-      await running.store?.close();
+      await closeAedes(running.aedes, running.store);
       log.info('broker stopped');
     }
     this.phase = 'stopped';
   }
 }
 
-function closeAedes(aedes: Aedes): Promise<void> {
-  return new Promise<void>((resolve) => aedes.close(() => resolve()));
+/** Closes Aedes, then its store (what Aedes still writes while it closes its clients is kept). */
+async function closeAedes(aedes: Aedes, store: OpenedStore): Promise<void> {
+  await new Promise<void>((resolve) => aedes.close(() => resolve()));
+  await store.close();
+}
+
+function sessionQueueHealth(store: OpenedStore): { failed: boolean; status: 'degraded'; reason: string }[] {
+  const reason = store.queueLimit.healthReason();
+  return reason === undefined ? [] : [{ failed: true, status: 'degraded', reason }];
 }
 
 /** Builds and starts every part, in the order they depend on each other; what failed half-way is closed again. */
@@ -198,15 +207,14 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
   const authorization = new Authorization(authentication, counters);
   // MQTT 5 clients: counted and logged as unsupported_protocol when Aedes refuses them (protocol-version.ts).
   const protocolVersions = new ProtocolVersions(counters, limitedLog);
-  // A cluster routes every message through Redis pub/sub and keeps sessions there (cluster.ts).
-  // disk and memory stores: broker/persistence/index.ts (openPersistence) takes this choice over at the merge.
-  const storeOptions = redisStoreFor(config, options.dataDir);
-  const store = storeOptions ? await openRedisPersistence(storeOptions) : undefined;
+  // Sessions, retained messages, queued and in-flight messages, wills (broker.persistence, persistence/);
+  // a cluster keeps them on its Redis and routes every message through Redis pub/sub (cluster.ts).
+  const store = await openPersistence(config, { dataDir: options.dataDir, limitedLog });
   let mq: SafeMq;
   try {
     mq = config.cluster !== null ? await createClusterMq(config.cluster, 100) : createSafeMq({ concurrency: 100 });
   } catch (err) {
-    await store?.close();
+    await store.close();
     throw err;
   }
   const throttle = new PublisherThrottle(() => mq.length, config.maxPendingDeliveries, () => counters.publisherPauses++);
@@ -224,6 +232,7 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
     authorizeForward: authorization.authorizeForward,
   });
   const { drop, publish } = await installOverrides(aedes, store);
+  await publishWillsOfPreviousRun(aedes, store, publish);
   const bus = new InProcessBus(aedes, { limitedLog });
   // What authorizePublish decodes is kept with the payload: in-process subscribers get it, not a second parse.
   const validation = config.validatePayloads ? new PublishValidation(decodedMessages(aedes), bus, counters, limitedLog) : undefined;
@@ -233,12 +242,35 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
   const listeners = await openListeners(config, guards.accept, aedes, store);
   const portOf = (kind: Listener['kind']): number | null => listeners.find((listener) => listener.kind === kind)?.port ?? null;
   const ports = { mqtt: portOf('mqtt')!, ws: portOf('ws'), tls: portOf('tls') };
-  const stopTimers = startStatsTimers(counters, limitedLog, publish, config.statsIntervalMs);
+  const stopTimers = startStatsTimers(counters, limitedLog, publish, config.statsIntervalMs, store.queueLimit);
   if (config.open) {
     log.warn('OPEN MODE: no authentication, no ACL — any client may publish and subscribe to anything. Development only; never expose this broker.');
   }
-  log.info({ host: config.host, ...ports, open: config.open, store: store?.location ?? 'memory', cluster: config.cluster, id: aedes.id }, 'broker listening');
-  return { aedes, bus, ports, listeners, mq, throttle, authentication, stopTimers, store };
+  log.info({ host: config.host, ...ports, open: config.open, persistence: store.kind, store: store.location, cluster: config.cluster, id: aedes.id }, 'broker listening');
+  return { aedes, bus, ports, listeners, mq, throttle, authentication, store, stopTimers };
+}
+
+/** Before any client connects: the wills a killed previous run left in a store only this broker uses (persistence/orphan-wills.ts). */
+async function publishWillsOfPreviousRun(aedes: Aedes, store: OpenedStore, publish: AedesPublish): Promise<void> {
+  if (store.kind !== 'disk') return;
+  try {
+    const published = await publishOrphanWills(store.persistence, aedes.id, publish);
+    if (published > 0) log.info({ wills: published }, 'published the wills of clients that were connected when the previous broker run died');
+  } catch (err) {
+    await closeAedes(aedes, store);
+    throw err;
+  }
+}
+
+/** Aedes on this router and store; if it fails to start, the router and the store are closed again. */
+async function createAedes(store: OpenedStore, mq: SafeMq, options: Omit<AedesOptions, 'mq' | 'persistence'>): Promise<Aedes> {
+  try {
+    return await Aedes.createBroker({ ...options, mq, persistence: store.persistence });
+  } catch (err) {
+    await new Promise<void>((resolve) => mq.close(() => resolve()));
+    await store.close();
+    throw err;
+  }
 }
 
 /**
@@ -248,31 +280,19 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
  * with read(), checked once on an in-memory connection, so a changed Aedes stops the start, not
  * the first client. On failure Aedes is closed and the error stops the start.
  */
-async function installOverrides(aedes: Aedes, store: OpenedPersistence | undefined): Promise<RefusedPublishDrop> {
+async function installOverrides(aedes: Aedes, store: OpenedStore): Promise<RefusedPublishDrop> {
   try {
     const refusedDrop = await installRefusedPublishDrop(aedes);
     checkReadsPulled(aedes);
     inboundWindow(aedes); // qos2-inflight.ts relies on it: checked here, where a failure closes Aedes
     return refusedDrop;
   } catch (err) {
-    await closeAedes(aedes);
-    await store?.close();
+    await closeAedes(aedes, store);
     throw err;
   }
 }
 
-/** Aedes on this router and store (none: its in-memory one); if it fails to start, the router and the store are closed again. */
-async function createAedes(store: OpenedPersistence | undefined, mq: SafeMq, options: Omit<AedesOptions, 'mq' | 'persistence'>): Promise<Aedes> {
-  try {
-    return await Aedes.createBroker({ ...options, mq, ...(store ? { persistence: store.persistence } : {}) });
-  } catch (err) {
-    await new Promise<void>((resolve) => mq.close(() => resolve()));
-    await store?.close();
-    throw err;
-  }
-}
-
-async function openListeners(config: BrokerConfig, accept: Accept, aedes: Aedes, store: OpenedPersistence | undefined): Promise<Listener[]> {
+async function openListeners(config: BrokerConfig, accept: Accept, aedes: Aedes, store: OpenedStore): Promise<Listener[]> {
   const listeners: Listener[] = [];
   try {
     listeners.push(await listenTcp(config.host, config.port, accept));
@@ -280,8 +300,7 @@ async function openListeners(config: BrokerConfig, accept: Accept, aedes: Aedes,
     if (config.tls) listeners.push(await listenTls(config.host, config.tls.port, config.tls.cert, config.tls.key, accept));
   } catch (err) {
     await Promise.all(listeners.map((listener) => listener.close()));
-    await closeAedes(aedes);
-    await store?.close();
+    await closeAedes(aedes, store);
     throw err;
   }
   return listeners;

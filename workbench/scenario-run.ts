@@ -188,7 +188,7 @@ export async function startScenarioBroker(): Promise<{ broker: LinewatchBroker; 
   const dir = mkdtempSync(join(tmpdir(), 'linewatch-rules-test-'));
   const remove = (): void => rmSync(dir, { recursive: true, force: true });
   try {
-    const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
+    const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
     return { broker, remove };
   } catch (err) {
     remove();

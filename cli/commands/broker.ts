@@ -1,5 +1,5 @@
 // `linewatch broker` — runs the embedded MQTT broker alone.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { listAccounts } from '../../broker/accounts.js';
 import type { BrokerConfig } from '../../broker/config.js';
 import { brokerModule } from '../../broker/module.js';
@@ -20,7 +20,7 @@ interface BrokerFlags extends HealthFlags {
   tlsCert?: string;
   tlsKey?: string;
   dataDir?: string;
-  persistence?: string;
+  persistence?: BrokerConfig['persistence'];
   redis?: string;
   cluster?: string;
 }
@@ -39,8 +39,8 @@ export function registerBroker(program: Command): void {
     .option('--tls-port <port>', 'MQTT over TLS (default 8883 when --tls-cert/--tls-key are given)', port)
     .option('--tls-cert <file>', 'PEM certificate for the TLS listener')
     .option('--tls-key <file>', 'PEM private key for the TLS listener')
-    .option('--data-dir <dir>', 'where the broker keeps its store (default .linewatch)')
-    .option('--persistence <store>', 'disk, memory or redis: where sessions, retained and queued messages live (default disk)')
+    .option('--data-dir <dir>', 'where the broker keeps its store: the disk store in <dir>/broker, a managed redis-server in <dir>/redis (default .linewatch)')
+    .addOption(new Option('--persistence <store>', 'where sessions, retained and queued messages live: disk, memory or redis (default disk)').choices(['disk', 'memory', 'redis']))
     .option('--redis <url>', 'the Redis of --persistence redis (default: a managed redis-server under the data dir)')
     .option('--cluster <url>', 'redis://HOST:PORT shared by several brokers that behave as one (sessions on that Redis too)');
   withHealthOptions(command, brokerModule).action(async (flags: BrokerFlags) => {
@@ -60,7 +60,7 @@ export function registerBroker(program: Command): void {
           open: flags.open,
           devicesFile: flags.devicesFile,
           tls,
-          persistence: flags.persistence as BrokerConfig['persistence'] | undefined,
+          persistence: flags.persistence,
           redis: flags.redis !== undefined ? { url: flags.redis } : undefined,
           cluster: flags.cluster,
         },

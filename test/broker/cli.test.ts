@@ -26,7 +26,7 @@ beforeAll(async () => {
   if (!existsSync(BUILT)) throw new Error('dist/ is missing: run `npm run build` before these tests (npm test does)');
   dir = mkdtempSync(join(tmpdir(), 'linewatch-cli-'));
   devicesFile = join(dir, 'devices.json');
-  broker = spawn(process.execPath, [BIN, 'broker', '--port', '0', '--no-ws-port', '--devices-file', devicesFile, '--health-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  broker = spawn(process.execPath, [BIN, 'broker', '--port', '0', '--no-ws-port', '--devices-file', devicesFile, '--data-dir', dir, '--health-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   port = await withTimeout(
     new Promise<number>((resolve, reject) => {
       let out = '';

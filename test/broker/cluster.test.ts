@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 async function node(): Promise<BrokerProcess> {
-  const started = await startBrokerProcess(['--config', configFile, '--cluster', redis.url], dir);
+  const started = await startBrokerProcess(['--open', '--config', configFile, '--cluster', redis.url], dir);
   nodes.push(started);
   return started;
 }

@@ -24,7 +24,7 @@ async function testBroker(overrides: Parameters<typeof startTestBroker>[0]): Pro
 
 describe('broker health()', () => {
   it('is down before start, ok while it listens, down while it stops and once stopped', async () => {
-    const broker = new BrokerService(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true }), { roles: roleGrants() });
+    const broker = new BrokerService(brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true }), { roles: roleGrants() });
     expect(broker.name).toBe('broker');
     expect(broker.health()).toEqual({ status: 'down', reasons: ['not started'] });
     await broker.start();

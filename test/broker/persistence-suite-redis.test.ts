@@ -3,8 +3,10 @@
 // with mqemitter-redis on the same Redis as the suite broker's emitter (as in a cluster).
 import mqemitterRedis from 'mqemitter-redis';
 import { afterAll, beforeAll } from 'vitest';
+import { brokerConfigSchema } from '../../broker/config.js';
+import { openPersistence } from '../../broker/persistence/index.js';
 import { openRedisPersistence } from '../../broker/persistence/redis.js';
-import { runAbstractPersistenceSuite } from '../harness/abstract-persistence.js';
+import { abstractPersistenceSuite } from '../harness/abstract-persistence.js';
 import { startTestRedis, type TestRedis } from '../harness/redis.js';
 
 let redis: TestRedis;
@@ -22,9 +24,9 @@ interface WithBroker {
   destroy(): Promise<void>;
 }
 
-runAbstractPersistenceSuite({
-  buildEmitter: () => mqemitterRedis({ connectionString: redis.url }),
-  persistence: async () => {
+abstractPersistenceSuite(
+  'redis',
+  async () => {
     await redis.command('FLUSHALL');
     const opened = await openRedisPersistence({ url: redis.url, dataDir: '' });
     const store = opened.persistence as WithBroker;
@@ -35,4 +37,21 @@ runAbstractPersistenceSuite({
     };
     return store;
   },
-});
+  { buildEmitter: () => mqemitterRedis({ connectionString: redis.url }) },
+);
+
+// And as the broker opens it (broker/persistence/index.ts): with the per-session queue limit around it.
+abstractPersistenceSuite(
+  'redis with the session queue limit',
+  async () => {
+    await redis.command('FLUSHALL');
+    const opened = await openPersistence(brokerConfigSchema.parse({ persistence: 'redis', redis: { url: redis.url } }));
+    const store = opened.persistence as WithBroker;
+    store.destroy = async () => {
+      await opened.close();
+      await new Promise<void>((resolve) => (store.broker ? store.broker.mq.close(resolve) : resolve()));
+    };
+    return store;
+  },
+  { buildEmitter: () => mqemitterRedis({ connectionString: redis.url }) },
+);

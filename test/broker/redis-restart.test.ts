@@ -37,7 +37,7 @@ async function connected(url: string, options: mqtt.IClientOptions): Promise<Mqt
 }
 
 async function brokerOn(dataDir: string): Promise<BrokerProcess> {
-  const broker = await startBrokerProcess(['--persistence', 'redis', '--data-dir', dataDir], dir);
+  const broker = await startBrokerProcess(['--open', '--persistence', 'redis', '--data-dir', dataDir], dir);
   running.push(broker);
   return broker;
 }

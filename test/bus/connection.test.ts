@@ -8,7 +8,7 @@ import { MqttBus } from '../../bus/index.js';
 import { waitFor } from '../../lib/wait.js';
 import { roleGrants } from '../../config/services.js';
 
-const openBroker = (port = 0): Promise<LinewatchBroker> => startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port, wsPort: null, open: true }), { roles: roleGrants() });
+const openBroker = (port = 0): Promise<LinewatchBroker> => startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port, wsPort: null, open: true }), { roles: roleGrants() });
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

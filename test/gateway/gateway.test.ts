@@ -24,7 +24,7 @@ let broker: LinewatchBroker;
 let url: string;
 
 async function startOurBroker(port = 0): Promise<LinewatchBroker> {
-  return startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port, wsPort: null, devicesFile }), { roles: roleGrants() });
+  return startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port, wsPort: null, devicesFile }), { roles: roleGrants() });
 }
 
 beforeAll(async () => {

@@ -36,7 +36,7 @@ async function ptyPair(): Promise<TestPtyPair> {
 }
 
 async function openBroker(port = 0): Promise<LinewatchBroker> {
-  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
+  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
   return broker;
 }
 

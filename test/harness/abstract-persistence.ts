@@ -1,48 +1,69 @@
-// Runs the abstract test suite that `aedes-persistence` ships for its implementations
-// (aedes-persistence/abstract.js, written for node:test) under vitest: each of its tests becomes a
-// vitest test, with a `t` that has node:test's `plan` (checked: a test that makes fewer or more
-// assertions than it planned fails), `assert` (node:assert, as node:test's `t.assert`) and
-// `diagnostic`.
+// The abstract persistence suite aedes-persistence ships for store implementations
+// (aedes-persistence/abstract.js, written for node:test), run as vitest tests: each of its cases
+// becomes one `it`, given a context with what the suite uses of node:test's `t` — `t.assert`
+// (node:assert's functions, counted), `t.plan(n)` (the case fails unless exactly n assertions ran,
+// as in node:test) and `t.diagnostic` (kept with the case's failure). Any store can be run
+// through it: `abstractPersistenceSuite('redis', () => openRedisStore(...))`.
 import assert from 'node:assert';
 import { createRequire } from 'node:module';
-import { test } from 'vitest';
+import { describe, it } from 'vitest';
 
 const require = createRequire(import.meta.url);
 
-type SuiteTest = (name: string, body: (t: SuiteContext) => Promise<void>) => void;
+type Case = (t: NodeTestContext) => Promise<void>;
+interface AbstractSuiteOptions {
+  test(name: string, run: Case): void;
+  persistence(): Promise<unknown> | unknown;
+  /** The message emitter of the suite's broker (default: mqemitter in memory). */
+  buildEmitter?: () => unknown;
+  /** The store is aedes-persistence's async interface (setup(broker) awaited), which aedes 1.2.0 calls. */
+  testAsync: true;
+}
+const abstractSuite = require('aedes-persistence/abstract.js') as (options: AbstractSuiteOptions) => void;
 
-interface SuiteContext {
+/** node:assert's functions that node:test puts on `t.assert`. */
+const ASSERTIONS = ['deepEqual', 'deepStrictEqual', 'doesNotMatch', 'doesNotReject', 'doesNotThrow', 'equal', 'fail', 'ifError', 'match', 'notDeepEqual', 'notDeepStrictEqual', 'notEqual', 'notStrictEqual', 'ok', 'rejects', 'strictEqual', 'throws'] as const;
+
+interface NodeTestContext {
+  assert: Record<(typeof ASSERTIONS)[number], (...args: unknown[]) => unknown>;
   plan(count: number): void;
-  assert: Record<string, (...args: unknown[]) => void>;
   diagnostic(message: string): void;
 }
 
-export interface AbstractSuiteOptions {
-  /** Builds one fresh, empty store instance (the suite calls setup(broker) on it and destroy() at the end of each test). */
-  persistence: () => Promise<unknown>;
-  /** Builds the message emitter the suite's fake broker uses (default: mqemitter in memory). */
-  buildEmitter?: () => unknown;
+/** Runs one case of the suite with a node:test-like context; throws what node:test would report. */
+async function runCase(run: Case): Promise<void> {
+  let assertions = 0;
+  let planned: number | undefined;
+  const diagnostics: string[] = [];
+  const functions = assert as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const counted = Object.fromEntries(
+    ASSERTIONS.map((name) => [
+      name,
+      (...args: unknown[]) => {
+        assertions++;
+        return functions[name]!(...args);
+      },
+    ]),
+  ) as NodeTestContext['assert'];
+  const context: NodeTestContext = { assert: counted, plan: (count) => (planned = count), diagnostic: (message) => void diagnostics.push(message) };
+  try {
+    await run(context);
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (diagnostics: ${diagnostics.join('; ') || 'none'})`, { cause: err });
+  }
+  if (planned !== undefined && assertions !== planned) throw new Error(`plan expected ${planned} assertions but ${assertions} ran (diagnostics: ${diagnostics.join('; ') || 'none'})`);
 }
 
-export function runAbstractPersistenceSuite(options: AbstractSuiteOptions): void {
-  const abstractPersistence = require('aedes-persistence/abstract.js') as (suite: { test: SuiteTest; persistence: () => Promise<unknown>; buildEmitter?: () => unknown; testAsync: true }) => void;
-  const suiteTest: SuiteTest = (name, body) => {
-    test(name, async () => {
-      let planned: number | undefined;
-      let made = 0;
-      const counted = Object.fromEntries(
-        (['equal', 'notEqual', 'deepEqual', 'notDeepEqual', 'ok', 'strictEqual', 'deepStrictEqual', 'throws', 'rejects'] as const).map((method) => [
-          method,
-          (...args: unknown[]) => {
-            made++;
-            return (assert[method] as (...a: unknown[]) => unknown)(...args);
-          },
-        ]),
-      ) as SuiteContext['assert'];
-      const context: SuiteContext = { plan: (count) => (planned = count), assert: counted, diagnostic: () => undefined };
-      await body(context);
-      if (planned !== undefined) assert.equal(made, planned, `"${name}" planned ${planned} assertions and made ${made}`);
-    });
-  };
-  abstractPersistence({ test: suiteTest, persistence: options.persistence, buildEmitter: options.buildEmitter, testAsync: true });
+/** Every case of aedes-persistence's abstract suite against the stores `create` makes (a fresh one per case); `buildEmitter`: the suite broker's emitter (e.g. mqemitter-redis, as in a cluster). */
+export function abstractPersistenceSuite(name: string, create: () => Promise<unknown> | unknown, options: { buildEmitter?: () => unknown } = {}): void {
+  describe(`aedes-persistence abstract suite: ${name}`, () => {
+    abstractSuite({ test: (caseName, run) => it(caseName, () => runCase(run)), persistence: create, ...(options.buildEmitter ? { buildEmitter: options.buildEmitter } : {}), testAsync: true });
+  });
+}
+
+/** How many cases the suite has (so a test can check that all of them ran). */
+export function abstractSuiteCaseCount(): number {
+  let count = 0;
+  abstractSuite({ test: () => void count++, persistence: () => undefined, testAsync: true });
+  return count;
 }

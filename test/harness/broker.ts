@@ -21,10 +21,10 @@ export interface TestBroker {
 export async function startTestBroker(overrides: Partial<BrokerConfig> = {}): Promise<TestBroker> {
   const dir = mkdtempSync(join(tmpdir(), 'linewatch-broker-'));
   const devicesFile = join(dir, 'devices.json');
-  const config = brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: 0, devicesFile, ...overrides });
+  const config = brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: 0, devicesFile, ...overrides });
   let broker: LinewatchBroker;
   try {
-    broker = await startBroker(config, { roles: roleGrants() });
+    broker = await startBroker(config, { roles: roleGrants(), dataDir: dir });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;

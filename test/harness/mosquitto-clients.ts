@@ -50,7 +50,8 @@ export function mosquittoPub(port: number, topic: string, message: string, opts:
  * result once it exits; `ready` resolves when it has subscribed (it prints nothing before, so we
  * wait for the broker to count its subscription through `isSubscribed`).
  */
-export function mosquittoSub(port: number, filter: string, opts: { count: number; seconds?: number; qos?: 0 | 1 | 2; credentials?: Credentials; id?: string }): Promise<RunResult> {
+export function mosquittoSub(port: number, filter: string, opts: { count: number; seconds?: number; qos?: 0 | 1 | 2; credentials?: Credentials; id?: string; persistent?: boolean }): Promise<RunResult> {
   const args = ['-h', '127.0.0.1', '-p', String(port), '-t', filter, '-C', String(opts.count), '-W', String(opts.seconds ?? 10), '-q', String(opts.qos ?? 0), '-v', ...auth(opts.credentials, opts.id)];
+  if (opts.persistent) args.push('-c'); // clean session off: the broker keeps the session and queues for it
   return run('mosquitto_sub', args, ((opts.seconds ?? 10) + 5) * 1000);
 }

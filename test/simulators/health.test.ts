@@ -27,7 +27,7 @@ afterAll(() => {
 });
 
 async function openBroker(): Promise<LinewatchBroker> {
-  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
+  const broker = await startBroker(brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: roleGrants() });
   cleanup.push(() => broker.stop()); // idempotent: a test may stop it first
   return broker;
 }
