@@ -4,7 +4,7 @@ import { clientIdFor } from '../contracts/client-id.js';
 import { decode, type Decoded } from '../contracts/decode.js';
 import { topicMatches } from '../contracts/topics.js';
 import { logger } from '../lib/log.js';
-import { untilConnected } from './mqtt-connect.js';
+import { brokerTarget, currentBroker, parseBrokerUrls, untilConnected } from './mqtt-connect.js';
 import { MessageRefused, type Bus, type ConnectionListener, type MessageHandler, type PublishOptions, type SubscribeOptions, type Unsubscribe } from './bus.js';
 
 const log = logger('bus');
@@ -54,30 +54,50 @@ export class MqttBus implements Bus {
     };
   }
 
-  /** Connects to `url` (mqtt://, mqtts://, ws://); rejects with a clear message if the broker does not answer. */
-  static async connect(url: string, options: MqttBusOptions = {}): Promise<MqttBus> {
+  /**
+   * Connects to `url` (mqtt://, mqtts://, ws://), or to the first broker of a list that answers
+   * (`URL,URL…` or an array): when the broker goes away, MQTT.js reconnects to the next one of the
+   * list (brokerTarget); a persistent session (clean: false) is taken up there — what the broker
+   * left behind had queued for it stays there. Rejects with a clear message if none answers.
+   */
+  static async connect(urls: string | readonly string[], options: MqttBusOptions = {}): Promise<MqttBus> {
     const { connectTimeoutMs = 10_000, ...clientOptions } = options;
+    const list = parseBrokerUrls(urls, 'the broker URL');
+    const { url, servers } = brokerTarget(list);
     // Without a client id, one the broker accepts for this account (docs/broker.md#client-ids).
     const clientId = clientOptions.clientId ?? (clientOptions.username ? clientIdFor(clientOptions.username, `bus-${Math.random().toString(36).slice(2, 10)}`) : undefined);
     // reconnectOnConnackError: a refusal after the first connect (e.g. CONNACK 5 from the login backoff
     // while a burst of logins is checked) is retried, not taken as final.
-    const client = mqtt.connect(url, { reconnectPeriod: 1000, reconnectOnConnackError: true, connectTimeout: connectTimeoutMs, ...clientOptions, ...(clientId ? { clientId } : {}) });
+    const client = mqtt.connect(url, { reconnectPeriod: 1000, reconnectOnConnackError: true, connectTimeout: connectTimeoutMs, ...clientOptions, ...(servers ? { servers } : {}), ...(clientId ? { clientId } : {}) });
     // Take over message handling before the first packet can arrive: a persistent session
     // (clean: false) gets its queued messages right after CONNACK, and MQTT.js's default handler
     // would acknowledge them unhandled.
     const bus = new MqttBus(client);
     try {
-      await untilConnected(client, connectTimeoutMs, `a CONNACK from ${url}`);
+      await untilConnected(client, servers ? connectTimeoutMs * list.length : connectTimeoutMs, `a CONNACK from ${list.join(' or ')}`, servers !== undefined);
     } catch (err) {
       throw new Error(
         (err as { code?: number }).code === 2
-          ? `the MQTT broker at ${url} refused the client id "${String(clientId)}": with an account, use the username or USERNAME:suffix (docs/broker.md#client-ids)`
-          : `cannot connect to the MQTT broker at ${url}: ${(err as Error).message}. Check that a broker listens there (\`linewatch broker\` starts one) and that the username and password are right`,
+          ? `the MQTT broker at ${currentBroker(client)} refused the client id "${String(clientId)}": with an account, use the username or USERNAME:suffix (docs/broker.md#client-ids)`
+          : `cannot connect to the MQTT broker at ${list.join(' or ')}: ${(err as Error).message}. Check that a broker listens there (\`linewatch broker\` starts one) and that the username and password are right`,
         { cause: err },
       );
     }
-    client.on('error', (err) => log.warn({ err: err.message, url }, 'MQTT client error'));
+    client.on('error', (err) => log.warn({ err: err.message, broker: currentBroker(client) }, 'MQTT client error'));
+    bus.brokers = list;
+    bus.lastBroker = currentBroker(client);
     return bus;
+  }
+
+  /** The brokers this bus may connect to, in the order it tries them. */
+  brokers: readonly string[] = [];
+  /** Connections taken up on another broker of the list than the one before (failovers). */
+  failovers = 0;
+  private lastBroker = '';
+
+  /** The broker it is connected to (or, while disconnected, the one it tries next or last tried). */
+  broker(): string {
+    return currentBroker(this.client);
   }
 
   async publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<void> {
@@ -121,6 +141,14 @@ export class MqttBus implements Bus {
     const connected = this.client.connected;
     if (connected === this.wasConnected) return;
     this.wasConnected = connected;
+    if (connected && this.lastBroker !== '') {
+      const broker = this.broker();
+      if (broker !== this.lastBroker) {
+        this.failovers++;
+        log.warn({ from: this.lastBroker, to: broker }, 'connected to another broker of the list');
+      }
+      this.lastBroker = broker;
+    }
     for (const listener of [...this.connectionListeners]) {
       try {
         listener(connected);

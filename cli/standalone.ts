@@ -8,8 +8,27 @@ import type { Service } from '../lib/service.js';
 import { ServiceEndpoints } from '../lib/service-http.js';
 import type { ServiceModule } from '../lib/service-module.js';
 import { UserError } from './errors.js';
-import { port } from './flags.js';
+import { brokerList, port } from './flags.js';
 import { onShutdown } from './shutdown.js';
+
+/**
+ * The service's connection to the broker in /healthz and /metrics (as `mqtt`): which broker of
+ * the list it is on (`details.broker`), degraded while it is connected to none, and how often it
+ * moved to another one (`broker_failovers`).
+ */
+function brokerConnection(bus: MqttBus): Service {
+  return {
+    name: 'mqtt',
+    gauges: new Set(['connected']),
+    start: async () => undefined,
+    stop: async () => undefined,
+    health: () => {
+      const details = { broker: bus.broker(), brokers: bus.brokers };
+      return bus.connected() ? { status: 'ok', reasons: [], details } : { status: 'degraded', reasons: [`not connected to a broker; reconnecting (${bus.brokers.join(', ')})`], details };
+    },
+    counters: () => ({ connected: bus.connected() ? 1 : 0, broker_failovers: bus.failovers }),
+  };
+}
 
 /** The flags withHealthOptions adds. */
 export interface HealthFlags {
@@ -61,10 +80,14 @@ export function serviceClientId(username: string | undefined, anonymous: string,
   return username ? clientIdFor(username, suffix) : anonymous;
 }
 
-/** Connects to `url`; a broker that does not answer (or refuses us) is the user's to fix. */
-export async function connectBus(url: string, options: MqttBusOptions, hint?: string): Promise<MqttBus> {
+/**
+ * Connects to the first broker of `urls` (--broker URL[,URL…]) that answers, failing over to the
+ * next when it goes away (MqttBus.connect); a bad URL, or a broker that does not answer (or
+ * refuses us), is the user's to fix.
+ */
+export async function connectBus(urls: string, options: MqttBusOptions, hint?: string): Promise<MqttBus> {
   try {
-    return await MqttBus.connect(url, options);
+    return await MqttBus.connect(brokerList(urls), options);
   } catch (err) {
     throw new UserError(hint ? `${(err as Error).message}; ${hint}` : (err as Error).message);
   }
@@ -90,8 +113,9 @@ export async function runUntilSignal(run: StandaloneRun): Promise<void> {
   // /healthz first: a taken port stops the start before the service connects devices, publishes
   // retained states or sends a command (health() says down until it has started).
   let endpoints: ServiceEndpoints | undefined;
+  const connection = bus ? [brokerConnection(bus)] : [];
   try {
-    endpoints = await startHealthEndpoints(run.module, run.flags, () => [service]);
+    endpoints = await startHealthEndpoints(run.module, run.flags, () => [service, ...connection]);
   } catch (err) {
     await bus?.close();
     throw err;

@@ -16,6 +16,8 @@ export interface Health {
   readonly status: HealthStatus;
   /** Why it is not ok, one short sentence per reason (empty when ok). */
   readonly reasons: readonly string[];
+  /** What else /healthz tells about it, whatever the status (e.g. the broker it is connected to). */
+  readonly details?: Readonly<Record<string, string | number | readonly string[]>>;
 }
 
 export const HEALTHY: Health = Object.freeze({ status: 'ok', reasons: Object.freeze([]) as readonly string[] });

@@ -2,7 +2,7 @@
 // with history from InfluxDB when one is given.
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { port } from '../flags.js';
+import { brokerList, port } from '../flags.js';
 import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
 import { dashboardModule } from '../../dashboard/module.js';
 import { redactUrl } from '../../lib/influx-url.js';
@@ -23,7 +23,7 @@ export function registerDashboard(program: Command): void {
   const command = program
     .command('dashboard')
     .description('serve the dashboard (live line view, commands, alerts; history from InfluxDB) for any MQTT broker')
-    .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883')
+    .requiredOption('--broker <url>', 'MQTT broker URL, or several separated by commas (the next one is used when the current one goes away), e.g. mqtt://127.0.0.1:1883', brokerList)
     .option('--username <name>', 'MQTT username (an account with the dashboard role)')
     .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
     .option('--influx <url>', 'InfluxDB 1.x API base URL for the history charts (default: historian.influxUrl; without one, history answers 503)')

@@ -1,6 +1,7 @@
 // `linewatch gateway` — bridges serial ports to an MQTT broker.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { brokerList } from '../flags.js';
 import { loadConfig } from '../../config/load.js';
 import { DEVICE_TYPES, type DeviceType } from '../../contracts/schemas.js';
 import { CODECS, type GatewayPortConfig } from '../../gateway/config.js';
@@ -33,7 +34,7 @@ export function registerGateway(program: Command): void {
     .command('gateway')
     .description('bridge serial devices (ndjson, NMEA-style text, Modbus RTU) to MQTT, with store-and-forward on disk')
     .option('--config <file>', 'linewatch.yaml (its gateway: section; Modbus register maps live there)')
-    .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
+    .option('--broker <url>', 'MQTT broker URL, or several separated by commas (the next one is used when the current one goes away)', brokerList, 'mqtt://127.0.0.1:1883')
     .option('--port <path>', 'one serial port, e.g. /dev/ttyUSB0 (otherwise gateway.ports from the config)')
     .option('--device <LINE/DEVICE>', 'the device --port speaks for')
     .option('--type <type>', `the device's type, stamped into its messages for frames that carry none (so type: rules match it): ${DEVICE_TYPES.join(', ')}`)

@@ -1,7 +1,7 @@
 // `linewatch historian` — the historian alone: any MQTT broker → InfluxDB (or a managed influxd).
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { positiveInteger } from '../flags.js';
+import { brokerList, positiveInteger } from '../flags.js';
 import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
 import { historianModule } from '../../historian/module.js';
 import { redactUrl } from '../../lib/influx-url.js';
@@ -26,7 +26,7 @@ export function registerHistorian(program: Command): void {
   const command = program
     .command('historian')
     .description('store every event, command and alert from an MQTT broker in InfluxDB (nothing lost: QoS 1, persistent session, on-disk spool)')
-    .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883')
+    .requiredOption('--broker <url>', 'MQTT broker URL, or several separated by commas (the next one is used when the current one goes away), e.g. mqtt://127.0.0.1:1883', brokerList)
     .option('--username <name>', 'MQTT username (an account with the historian role)')
     .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
     .option('--client-id <id>', 'MQTT client id of the persistent session; keep it stable across restarts (default: the --username, else linewatch-historian)')

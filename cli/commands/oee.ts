@@ -1,7 +1,7 @@
 // `linewatch oee` — the OEE service alone: device events from any MQTT broker → per-line OEE on lw/{line}/summary.
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { positiveInteger } from '../flags.js';
+import { brokerList, positiveInteger } from '../flags.js';
 import { connectBus, mqttPassword, runUntilSignal, serviceClientId, withHealthOptions, type HealthFlags } from '../standalone.js';
 import { oeeModule } from '../../oee/module.js';
 
@@ -18,7 +18,7 @@ export function registerOee(program: Command): void {
   const command = program
     .command('oee')
     .description('compute each line\'s OEE from the device events on an MQTT broker and publish it on lw/{line}/summary')
-    .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883')
+    .requiredOption('--broker <url>', 'MQTT broker URL, or several separated by commas (the next one is used when the current one goes away), e.g. mqtt://127.0.0.1:1883', brokerList)
     .option('--username <name>', 'MQTT username (an account with the oee role)')
     .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
     .option('--client-id <id>', 'MQTT client id (default: the --username, else linewatch-oee)')

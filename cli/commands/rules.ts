@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { brokerList } from '../flags.js';
 import { loadConfig } from '../../config/load.js';
 import { rootLogger } from '../../lib/log.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
@@ -55,7 +56,7 @@ export function registerRules(program: Command): void {
   const command = program
     .command('rules')
     .description('run the rules engine against an MQTT broker (or: rules check DIR, rules test DIR [--scenario FILE])')
-    .option('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883 (required to run the engine)')
+    .option('--broker <url>', 'MQTT broker URL, or several separated by commas (the next one is used when the current one goes away), e.g. mqtt://127.0.0.1:1883 (required to run the engine)', brokerList)
     .option('--dir <dir>', 'folder of rule YAML files, reloaded on change (default: rules.dir, rules/examples)')
     .option('--state-file <file>', 'windows, timers and alerts kept across restarts (default: rules.stateFile)')
     .option('--username <name>', 'MQTT username (an account with the rules role)')

@@ -1,6 +1,7 @@
 // `linewatch simulate` — runs a simulated production line against an MQTT broker.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { brokerList } from '../flags.js';
 import { loadConfig } from '../../config/load.js';
 import { logger } from '../../lib/log.js';
 import { type LineSimulator, loadDemoScenario, loadScenarioFile, type Credentials, type SerialDeviceConfig } from '../../simulators/index.js';
@@ -59,7 +60,7 @@ export function registerSimulate(program: Command): void {
     .command('simulate')
     .description('run a simulated production line (controller, conveyors, stations, sensors) against an MQTT broker')
     .option('--config <file>', 'linewatch.yaml (its simulate: section)')
-    .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
+    .option('--broker <url>', 'MQTT broker URL, or several separated by commas (the next one is used when the current one goes away)', brokerList, 'mqtt://127.0.0.1:1883')
     .option('--line <id>', 'line id (default A)')
     .option('--scenario <file>', 'scenario YAML (default: the built-in demo)')
     .option('--seed <n>', 'PRNG seed: same seed, same run (default 1)', positive('seed', true))
