@@ -7,11 +7,12 @@ import { run as gatewayBench } from './gateway.js';
 import { run as simulatorsBench } from './simulators.js';
 import { run as rulesBench } from './rules.js';
 import { run as historianBench } from './historian.js';
+import { run as clusterBench } from './cluster.js';
 
 type Area = { name: string; run: (report: Report) => Promise<void> };
 
 // Each area lives in bench/<name>.ts and exports `run(report)`.
-const areas: Area[] = [{ name: 'broker', run: brokerBench }, { name: 'dashboard', run: dashboardBench }, { name: 'gateway', run: gatewayBench }, { name: 'simulators', run: simulatorsBench }, { name: 'rules', run: rulesBench }, { name: 'historian', run: historianBench }];
+const areas: Area[] = [{ name: 'broker', run: brokerBench }, { name: 'dashboard', run: dashboardBench }, { name: 'gateway', run: gatewayBench }, { name: 'simulators', run: simulatorsBench }, { name: 'rules', run: rulesBench }, { name: 'historian', run: historianBench }, { name: 'cluster', run: clusterBench }];
 
 const only = process.argv.slice(2);
 const report = new Report();
