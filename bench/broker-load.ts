@@ -35,9 +35,13 @@ function open(port: number, clientId: string, username: string, keepaliveS = 60,
   });
 }
 
-async function connectAll(port: number, devices: number, withSubscriber: boolean, persistentSubscriber = false): Promise<void> {
+/**
+ * The publishers on `port`; the subscriber (if any) on `subscriberPort` (another node of a cluster), by default the same, with a
+ * persistent session (clean=false, as the historian's) when `persistentSubscriber`.
+ */
+async function connectAll(port: number, devices: number, withSubscriber: boolean, subscriberPort = port, persistentSubscriber = false): Promise<void> {
   if (withSubscriber) {
-    subscriber = await open(port, 'bench-sub:subscriber', 'bench-sub', 60, !persistentSubscriber);
+    subscriber = await open(subscriberPort, 'bench-sub:subscriber', 'bench-sub', 60, !persistentSubscriber);
     const reader = new PacketReader();
     subscriber.on('data', (chunk: Buffer) => {
       const acks: Buffer[] = [];
@@ -133,7 +137,7 @@ async function openIdle(port: number, count: number): Promise<number> {
 }
 
 type Command =
-  | { cmd: 'connect'; port: number; devices: number; subscriber: boolean; persistentSubscriber?: boolean }
+  | { cmd: 'connect'; port: number; devices: number; subscriber: boolean; subscriberPort?: number; persistentSubscriber?: boolean }
   | { cmd: 'point'; rate: number; seconds: number }
   | { cmd: 'receiver' }
   | { cmd: 'reset' }
@@ -144,7 +148,7 @@ process.on('message', (msg: Command) => {
   const reply = (m: object): void => void process.send!(m);
   switch (msg.cmd) {
     case 'connect':
-      connectAll(msg.port, msg.devices, msg.subscriber, msg.persistentSubscriber).then(
+      connectAll(msg.port, msg.devices, msg.subscriber, msg.subscriberPort, msg.persistentSubscriber).then(
         () => reply({ cmd: 'connect' }),
         (err: Error) => reply({ cmd: 'connect', error: err.message }),
       );

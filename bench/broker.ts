@@ -14,7 +14,7 @@ import { sleep, withTimeout } from '../lib/wait.js';
 import { BENCH_PASSWORD, deviceName, type ReceiverResult } from './broker-receiver.js';
 import type { Report } from './report.js';
 
-const DEVICES = 100;
+export const DEVICES = 100;
 // 160k is 2× the 80k target: it shows what each broker does when overloaded.
 const RATES = [10_000, 20_000, 40_000, 80_000, 160_000];
 const SECONDS = 3;
@@ -38,7 +38,7 @@ interface BrokerUnderTest {
 }
 
 /** Sends `msg` to a child and resolves with its first reply carrying the same `cmd`. */
-function ask<T>(child: ChildProcess, msg: { cmd: string } & Record<string, unknown>, ms = 30_000): Promise<T> {
+export function ask<T>(child: ChildProcess, msg: { cmd: string } & Record<string, unknown>, ms = 30_000): Promise<T> {
   return withTimeout(
     new Promise<T>((resolve) => {
       const onMessage = (reply: { cmd: string }): void => {
@@ -54,7 +54,7 @@ function ask<T>(child: ChildProcess, msg: { cmd: string } & Record<string, unkno
   );
 }
 
-function ready<T>(child: ChildProcess, what: string): Promise<T> {
+export function ready<T>(child: ChildProcess, what: string): Promise<T> {
   return withTimeout(
     new Promise<T>((resolve, reject) => {
       child.once('message', (m) => resolve(m as T));
@@ -65,7 +65,7 @@ function ready<T>(child: ChildProcess, what: string): Promise<T> {
   );
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+export function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
@@ -126,7 +126,7 @@ async function startMosquitto(dir: string): Promise<BrokerUnderTest> {
   return { pid: child.pid!, port, gc: () => Promise.resolve(undefined), stop: () => stopChild(child) };
 }
 
-function procStat(pid: number): { cpuTicks: number; rssBytes: number } {
+export function procStat(pid: number): { cpuTicks: number; rssBytes: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -134,7 +134,7 @@ function procStat(pid: number): { cpuTicks: number; rssBytes: number } {
   return { cpuTicks: Number(fields[11]) + Number(fields[12]), rssBytes: rssKb * 1024 };
 }
 
-const TICKS_PER_SECOND = 100;
+export const TICKS_PER_SECOND = 100;
 
 export interface System {
   name: string;
@@ -178,28 +178,11 @@ export async function loadRun(system: System, dir: string, rates = RATES, second
       const inWindow = await receiver();
       const pausesAfter = await broker.pauses?.();
       const refusedReads = pausesBefore === undefined || pausesAfter === undefined ? '—' : pausesAfter - pausesBefore;
-      // Drain: wait until everything sent arrived, or nothing more arrives for 1 s (at most DRAIN_MS).
-      let last = inWindow;
-      let lastChange = Date.now();
-      const deadline = Date.now() + DRAIN_MS;
-      while (last.unique < sent && Date.now() < deadline && Date.now() - lastChange < 1000) {
-        await sleep(200);
-        const now = await receiver();
-        if (now.unique !== last.unique) lastChange = Date.now();
-        last = now;
-      }
+      const last = await drained(receiver, sent, inWindow);
       const cpu = ((after.cpuTicks - before.cpuTicks) / TICKS_PER_SECOND / elapsed) * 100;
       const loadCpu = ((loadAfter.cpuTicks - loadBefore.cpuTicks) / TICKS_PER_SECOND / elapsed) * 100;
       rows.push([
-        system.name,
-        rate,
-        Math.round(sent / elapsed),
-        heldBack,
-        Math.round(inWindow.unique / elapsed),
-        sent - last.unique,
-        last.duplicates,
-        last.p50Ms,
-        last.p99Ms,
+        ...deliveryCells(system.name, rate, { sent, heldBack, elapsed, inWindow, last }),
         `${cpu.toFixed(0)}%`,
         (after.rssBytes / 2 ** 20).toFixed(0),
         `${loadCpu.toFixed(0)}%`,
@@ -213,6 +196,26 @@ export async function loadRun(system: System, dir: string, rates = RATES, second
     await broker.stop();
   }
   return rows;
+}
+
+/** A rate point's first cells: system, offered/s, sent/s, held back, delivered/s, missing, duplicates, p50 ms, p99 ms. */
+export function deliveryCells(name: string, rate: number, point: { sent: number; heldBack: number; elapsed: number; inWindow: ReceiverResult; last: ReceiverResult }): (string | number)[] {
+  const { sent, heldBack, elapsed, inWindow, last } = point;
+  return [name, rate, Math.round(sent / elapsed), heldBack, Math.round(inWindow.unique / elapsed), sent - last.unique, last.duplicates, last.p50Ms, last.p99Ms];
+}
+
+/** Waits until everything sent arrived, or nothing more arrives for 1 s (at most DRAIN_MS); returns the receiver's last counts. */
+export async function drained(receiver: () => Promise<ReceiverResult>, sent: number, inWindow: ReceiverResult): Promise<ReceiverResult> {
+  let last = inWindow;
+  let lastChange = Date.now();
+  const deadline = Date.now() + DRAIN_MS;
+  while (last.unique < sent && Date.now() < deadline && Date.now() - lastChange < 1000) {
+    await sleep(200);
+    const now = await receiver();
+    if (now.unique !== last.unique) lastChange = Date.now();
+    last = now;
+  }
+  return last;
 }
 
 async function idleRun(system: System, dir: string): Promise<(string | number)[]> {
@@ -238,6 +241,7 @@ async function idleRun(system: System, dir: string): Promise<(string | number)[]
   }
 }
 
+/** The devices file of the bench: DEVICES device accounts and the subscriber's (bench-sub, role rules). */
 export async function run(report: Report): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'linewatch-bench-broker-'));
   try {

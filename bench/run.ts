@@ -9,11 +9,12 @@ import { run as rulesBench } from './rules.js';
 import { run as historianBench } from './historian.js';
 import { run as backtestBench } from './backtest.js';
 import { run as persistenceBench } from './persistence.js';
+import { run as clusterBench } from './cluster.js';
 
 type Area = { name: string; run: (report: Report) => Promise<void> };
 
 // Each area lives in bench/<name>.ts and exports `run(report)`.
-const areas: Area[] = [{ name: 'broker', run: brokerBench }, { name: 'dashboard', run: dashboardBench }, { name: 'gateway', run: gatewayBench }, { name: 'simulators', run: simulatorsBench }, { name: 'rules', run: rulesBench }, { name: 'historian', run: historianBench }, { name: 'persistence', run: persistenceBench }, { name: 'backtest', run: backtestBench }];
+const areas: Area[] = [{ name: 'broker', run: brokerBench }, { name: 'dashboard', run: dashboardBench }, { name: 'gateway', run: gatewayBench }, { name: 'simulators', run: simulatorsBench }, { name: 'rules', run: rulesBench }, { name: 'historian', run: historianBench }, { name: 'persistence', run: persistenceBench }, { name: 'cluster', run: clusterBench }, { name: 'backtest', run: backtestBench }];
 
 const only = process.argv.slice(2);
 const report = new Report();

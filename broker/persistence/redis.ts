@@ -18,6 +18,7 @@ import { lockDir, unlockDir } from '../../lib/dir-lock.js';
 import { logger } from '../../lib/log.js';
 import { withTimeout } from '../../lib/wait.js';
 import { startManagedRedis, type ManagedRedis } from '../redis-server.js';
+import { oneWillPerClient } from './redis-wills.js';
 import type { AedesPersistence, OpenedPersistence } from './types.js';
 
 const log = logger('broker');
@@ -41,6 +42,7 @@ interface AsyncRedisPersistence {
   createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown>;
   createRetainedStream(pattern: string): AsyncIterable<unknown>;
   outgoingStream(client: unknown): AsyncIterable<unknown>;
+  delWill(client: { id: string; brokerId?: string }): Promise<unknown>;
 }
 type AsyncRedisPersistenceClass = new (options: { conn: Redis; maxSessionDelivery: number }) => AsyncRedisPersistence;
 
@@ -90,7 +92,14 @@ export async function openRedisPersistence(options: RedisStoreOptions): Promise<
   const Store = require('aedes-persistence-redis/asyncPersistence.js') as AsyncRedisPersistenceClass;
   const store = new Store({ conn: connection, maxSessionDelivery: WHOLE_QUEUE });
   const destroy = store.destroy.bind(store);
-  asReadableStreams(store);
+  try {
+    asReadableStreams(store);
+    oneWillPerClient(store, connection);
+  } catch (err) {
+    connection.disconnect();
+    await releaseManaged();
+    throw err;
+  }
   let closing: Promise<void> | undefined;
   return {
     kind: 'redis',

@@ -1,8 +1,9 @@
 // Two `linewatch broker --cluster` processes on one real redis-server (test/harness/redis.ts)
 // behave as one broker: a message published on A reaches a subscriber on B at QoS 0, 1 and 2; a
 // retained message published on A is read on B; the will of a client of a SIGKILLed node is
-// published by the other; a persistent session moves with its client from one node to the other
-// and gets what was queued for it meanwhile.
+// published by the other, unless that client has come back on the other node meanwhile; a
+// persistent session moves with its client from one node to the other and gets what was queued
+// for it meanwhile.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ beforeAll(async () => {
   redis = await startTestRedis();
   // A short heartbeat so that a dead node's wills are published within seconds (3× to be judged dead, checked every 4×).
   configFile = join(dir, 'linewatch.yaml');
-  writeFileSync(configFile, 'broker:\n  heartbeatMs: 500\n');
+  writeFileSync(configFile, 'broker:\n  heartbeatMs: 1000\n');
 });
 
 afterAll(async () => {
@@ -103,14 +104,35 @@ describe('linewatch broker --cluster: two nodes on one Redis', () => {
     expect(received[3]).toBe('lw/roam/e live qos=1');
   });
 
-  // Last: it kills node A.
-  it('publishes the will of a client of a SIGKILLed node from the other node', async () => {
+  // Last: it kills node A. Two clients with a will (their retained `offline` status) on A: one
+  // never comes back, the other reconnects to B right after the kill, before B judges A dead.
+  it('publishes the will of a client of a SIGKILLed node from the other node, but not the will of a client that came back on it', async () => {
     const watcher = await connected(nodeB.url, { clientId: 'will-watcher' });
     const received = collect(watcher);
-    await watcher.subscribeAsync('lw/wills/#', { qos: 1 });
-    await connected(nodeA.url, { clientId: 'doomed', will: { topic: 'lw/wills/doomed', payload: Buffer.from('gone'), qos: 1, retain: false } });
+    await watcher.subscribeAsync('lw/status/#', { qos: 1 });
+    const offline = (clientId: string): mqtt.IClientOptions['will'] => ({ topic: `lw/status/${clientId}`, payload: Buffer.from('offline'), qos: 1, retain: true });
+    await connected(nodeA.url, { clientId: 'doomed', will: offline('doomed') });
+    await connected(nodeA.url, { clientId: 'back', will: offline('back') });
+    // A's broker id, from the keys its wills are stored under (will:<broker id>:<client id>).
+    const willKeys = async (): Promise<string[]> => (await redis.command('LRANGE', 'will', 0, -1)) as string[];
+    const doomedKey = await waitFor(async () => (await willKeys()).find((key) => key.endsWith(':doomed')), 10_000, 'the will of doomed stored by A');
+    const nodeAId = doomedKey.split(':')[1];
     expect(await nodeA.kill('SIGKILL')).toBeNull();
-    await waitFor(() => received.length >= 1, 30_000, 'the will of the client of the killed node, published by B');
-    expect(received).toEqual(['lw/wills/doomed gone qos=1']);
-  }, 60_000);
+    const returned = await connected(nodeB.url, { clientId: 'back', will: offline('back') });
+    await withTimeout(returned.publishAsync('lw/status/back', 'online', { qos: 1, retain: true }), 10_000, 'back publishing online on B');
+    await waitFor(() => received.includes('lw/status/doomed offline qos=1'), 30_000, 'the will of the client of the killed node, published by B');
+    // B has gone through A's wills once none is left under A's id (it deletes each after publishing it).
+    await waitFor(async () => !(await willKeys()).some((key) => key.startsWith(`will:${nodeAId}:`)), 30_000, `no will left under A's id (${nodeAId})`);
+    // A fence: a message published on B after those wills reaches the watcher after them.
+    const fence = await connected(nodeB.url, { clientId: 'fence' });
+    await withTimeout(fence.publishAsync('lw/status/fence', 'done', { qos: 1 }), 10_000, 'the fence publish on B');
+    await waitFor(() => received.includes('lw/status/fence done qos=1'), 10_000, 'the fence on the watcher');
+    expect(received.filter((line) => line.startsWith('lw/status/back'))).toEqual(['lw/status/back online qos=1']);
+    // And what a dashboard reads now: back is online.
+    const reader = await connected(nodeB.url, { clientId: 'status-reader' });
+    const statuses = collect(reader);
+    await reader.subscribeAsync('lw/status/back', { qos: 1 });
+    await waitFor(() => statuses.length >= 1, 10_000, 'the retained status of back');
+    expect(statuses).toEqual(['lw/status/back online qos=1 retain']);
+  }, 90_000);
 });
