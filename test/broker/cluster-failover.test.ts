@@ -102,9 +102,9 @@ async function pointsPerDevice(): Promise<Map<string, { points: number; seqs: nu
 
 describe('a cluster node SIGKILLed under load', () => {
   it('loses no event: the devices and the historian move to the other node and InfluxDB has every event exactly once', async () => {
-    const nodeA = await startBrokerProcess(['--cluster', redis.url], dir);
+    const nodeA = await startBrokerProcess(['--open', '--cluster', redis.url], dir);
     nodes.push(nodeA);
-    const nodeB = await startBrokerProcess(['--cluster', redis.url], dir);
+    const nodeB = await startBrokerProcess(['--open', '--cluster', redis.url], dir);
     nodes.push(nodeB);
     historian = await startHistorian([nodeA.url, nodeB.url]);
     const clients = await Promise.all(Array.from({ length: DEVICES }, (_, index) => device(index, nodeA, nodeB)));
