@@ -41,3 +41,8 @@ export const rulesConfigSchema = z.strictObject({
   ...rulesSettingsSchema.shape,
 }).superRefine(oneOwnership('rules'));
 export type RulesConfig = z.infer<typeof rulesConfigSchema>;
+
+/** The engine's settings out of the `rules:` section: its keys of rulesSettingsSchema, none of the section's own (dir, stateFile, shadowDir, lines…). */
+export function engineSettings(section: RulesConfig): RulesSettings {
+  return Object.fromEntries(Object.keys(rulesSettingsSchema.shape).map((key) => [key, section[key as keyof RulesSettings]])) as RulesSettings;
+}

@@ -6,6 +6,7 @@ import { loadConfig } from '../../config/load.js';
 import { parseInfluxUrl } from '../../lib/influx-url.js';
 import { rootLogger } from '../../lib/log.js';
 import { parseTime, TIME_FORMS } from '../../lib/time-arg.js';
+import { engineSettings } from '../../rules/config.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
 import { durationSchema } from '../../rules/schema.js';
 import { runBacktest } from '../../workbench/backtest/backtest.js';
@@ -49,7 +50,7 @@ export function registerBacktest(rules: Command): void {
       if (!process.env.LINEWATCH_LOG_LEVEL) rootLogger.level = 'error';
       // `rules --config FILE` (the parent's flag): its rules: settings and historian: database.
       const config = loadConfig((command.optsWithGlobals() as { config?: string }).config);
-      const { enabled: _enabled, dir: _dir, stateFile: _stateFile, ...settings } = config.rules;
+      const settings = engineSettings(config.rules);
       for (const [flag, folder] of [['DIR', dir], ['--against', flags.against]] as const) {
         if (folder === undefined) continue;
         if (!existsSync(folder)) throw new UserError(`${flag}: the rules folder ${folder} does not exist; pass a folder of rule YAML files`);

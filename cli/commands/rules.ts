@@ -17,6 +17,7 @@ import { durationSchema } from '../../rules/schema.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
 import { connectBus, mqttPassword, runUntilSignal, withHealthOptions, withWorkerOptions, workerClientId, type HealthFlags, type WorkerFlags } from '../standalone.js';
+import { engineSettings } from '../../rules/config.js';
 import { rulesModule } from '../../rules/module.js';
 import { registerBacktest } from './rules-backtest.js';
 
@@ -95,7 +96,8 @@ export function registerRules(program: Command): void {
   const rules = withHealthOptions(withWorkerOptions(command, 'rules'), rulesModule).action(async (flags: RunFlags) => {
       if (!flags.broker) throw new UserError('rules: --broker URL is required to run the engine (or use `linewatch rules check DIR` / `linewatch rules test DIR --scenario FILE`)');
       const config = loadConfig(flags.config, { rules: { dir: flags.dir, shadowDir: flags.shadow, lines: flags.lines, worker: flags.worker } });
-      const { enabled: _enabled, dir, stateFile: configuredStateFile, shadowDir, lines: _lines, worker: _worker, ...settings } = config.rules;
+      const { dir, stateFile: configuredStateFile, shadowDir } = config.rules;
+      const settings = engineSettings(config.rules);
       const lines = ownershipOf(config.rules, 'rules');
       // Each worker its own state file (the engine locks it) and its own persistent session.
       const stateFile = flags.stateFile ?? workerStateFile(configuredStateFile, ownershipLabel(lines));

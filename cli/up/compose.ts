@@ -22,6 +22,7 @@ import { INFLUXD_INSTALL_HINT, findInfluxd, influxToUse, managedInfluxdDir } fro
 import { historianModule } from '../../historian/module.js';
 import { oeeModule } from '../../oee/module.js';
 import { formatLoadError } from '../../rules/index.js';
+import { engineSettings } from '../../rules/config.js';
 import { rulesModule } from '../../rules/module.js';
 import { loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
 import { simulateModule } from '../../simulators/module.js';
@@ -177,7 +178,8 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         if (!config.rules.enabled) return;
         const dir = rulesDir(config.rules.dir);
         if (!existsSync(dir)) hooks.say(`rules: the folder ${dir} does not exist; the engine runs with no rules until it does (set rules.dir)`);
-        const { enabled: _enabled, dir: _dir, stateFile, shadowDir, lines: _lines, worker: _worker, ...settings } = config.rules;
+        const { stateFile, shadowDir } = config.rules;
+        const settings = engineSettings(config.rules);
         if (shadowDir !== null && !existsSync(shadowDir)) throw new Error(`rules.shadowDir: the folder ${shadowDir} does not exist; pass a folder of rule YAML files (or leave rules.shadowDir null)`);
         // Above speedup 1 the simulated devices' clocks run ahead of the engine's (real) one by design;
         // the future-timestamp guard would refuse all they say, so such a run does without it.
