@@ -71,8 +71,9 @@ export class MqttBus implements Bus {
   /**
    * Connects to `url` (mqtt://, mqtts://, ws://), or to the first broker of a list that answers
    * (`URL,URL…` or an array): when the broker goes away, MQTT.js reconnects to the next one of the
-   * list (brokerTarget); a persistent session (clean: false) is taken up there — what the broker
-   * left behind had queued for it stays there. Rejects with a clear message if none answers.
+   * list (brokerTarget), on every reconnect; a persistent session (clean: false) is asked for there,
+   * which only a broker sharing sessions with the last one (a cluster) has — what the broker left
+   * behind had queued for it stays there. Rejects with a clear message if none answers.
    */
   static async connect(urls: string | readonly string[], options: MqttBusOptions = {}): Promise<MqttBus> {
     const { connectTimeoutMs = 10_000, ...clientOptions } = options;
