@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { lockDir, unlockDir } from '../../lib/dir-lock.js';
+import { coalesceLevel } from './level-coalescing.js';
 import type { AedesPersistence, OpenedPersistence } from './types.js';
 
 const require = createRequire(import.meta.url);
@@ -44,13 +45,15 @@ export async function openDiskPersistence(dataDir: string): Promise<OpenedPersis
     const { Level } = require('level') as { Level: LevelClass };
     const db = new Level(location);
     await db.open();
-    const persistence = (require('aedes-persistence-level') as LevelPersistenceFactory)(db);
+    // One LevelDB batch and one getMany per event-loop turn instead of one trip per operation (level-coalescing.ts).
+    const coalesced = coalesceLevel(db);
+    const persistence = (require('aedes-persistence-level') as LevelPersistenceFactory)(coalesced.db);
     let closing: Promise<void> | undefined;
     return {
       kind: 'disk',
       persistence,
       location,
-      gauges: () => ({}),
+      gauges: () => ({ disk_store_batches: coalesced.counts.batches, disk_store_writes: coalesced.counts.writes, disk_store_get_many: coalesced.counts.reads, disk_store_gets: coalesced.counts.gets }),
       close() {
         closing ??= (async () => {
           try {
