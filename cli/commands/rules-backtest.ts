@@ -49,7 +49,8 @@ export function registerBacktest(rules: Command): void {
       if (!process.env.LINEWATCH_LOG_LEVEL) rootLogger.level = 'error';
       // `rules --config FILE` (the parent's flag): its rules: settings and historian: database.
       const config = loadConfig((command.optsWithGlobals() as { config?: string }).config);
-      const { enabled: _enabled, dir: _dir, stateFile: _stateFile, ...settings } = config.rules;
+      // The engine's settings alone: not the live service's folders, state file or line ownership (a backtest reads the lines of --line).
+      const { enabled: _enabled, dir: _dir, stateFile: _stateFile, shadowDir: _shadowDir, lines: _lines, worker: _worker, ...settings } = config.rules;
       for (const [flag, folder] of [['DIR', dir], ['--against', flags.against]] as const) {
         if (folder === undefined) continue;
         if (!existsSync(folder)) throw new UserError(`${flag}: the rules folder ${folder} does not exist; pass a folder of rule YAML files`);
