@@ -75,6 +75,8 @@ export interface InfluxConnection {
   readonly pool: Pool;
   /** `user:password` for `pool` requests (sent as basic auth), when there are credentials. */
   readonly auth: string | undefined;
+  /** The kept-alive connections both use, for a request of one's own (a streamed query, workbench/backtest/influx-stream.ts). */
+  readonly agent: HttpAgent | HttpsAgent;
   /** Closes the kept-alive connections (they would otherwise hold the process open). */
   close(): void;
 }
@@ -100,6 +102,7 @@ export function connectInflux(endpoint: InfluxEndpoint): InfluxConnection {
     parts,
     influx,
     pool,
+    agent,
     auth: parts.username !== undefined ? `${parts.username}:${parts.password ?? ''}` : undefined,
     close: () => agent.destroy(),
   };
