@@ -16,10 +16,11 @@
 // one stream: each request opens every series' cursors again — docs/rules.md, "Backtest".)
 import { escape } from 'influx';
 import { RESERVED_READING_NAMES } from '../../contracts/schemas.js';
-import { validateValue, type ValidationResult } from '../../contracts/validate.js';
+import type { ValidationResult } from '../../contracts/validate.js';
 import { connectInflux, redactUrl, type InfluxConnection } from '../../lib/influx-url.js';
 import type { DeviceEvent } from '../../rules/engine.js';
 import { BacktestError } from './errors.js';
+import { StoredEventCheck } from './event-check.js';
 import { chunkedQuery, QueryStreamError, type QueryChunk } from './influx-stream.js';
 import type { TimelineAlarm, TimelineCommand, TimelineItem, TimelineParam } from '../timeline-diff.js';
 
@@ -96,6 +97,7 @@ export class HistoryReader {
   skippedCount = 0;
   private readonly connection: InfluxConnection;
   private readonly pageRows: number;
+  private readonly check = new StoredEventCheck();
 
   constructor(private readonly source: HistorySource) {
     this.pageRows = source.pageRows ?? DEFAULT_PAGE_ROWS;
@@ -236,7 +238,7 @@ export class HistoryReader {
     return new BacktestError(`InfluxDB refused the query of ${measurement} in database "${database}": ${error}`);
   }
 
-  /** A stored state, telemetry or status point as the message its device sent, checked against the contract as a device's would be. */
+  /** A stored state, telemetry or status point as the message its device sent, checked against the contract as a device's would be (event-check.ts). */
   private toEvent(row: Row): HistoryEvent | undefined {
     const f = row.fields;
     const device = f.device;
@@ -252,7 +254,7 @@ export class HistoryReader {
         const values: Record<string, unknown> = {};
         for (const name in f) if (!TELEMETRY_NON_READINGS.has(name)) values[RENAMED_READINGS.get(name) ?? name] = f[name];
         payload.values = values;
-        event = validateValue('telemetry', payload);
+        event = this.check.check('telemetry', payload);
         break;
       }
       case 'state':
@@ -260,11 +262,11 @@ export class HistoryReader {
         payload.state = f.state;
         if (f.reason !== undefined) payload.reason = f.reason;
         if (f.strategy !== undefined) payload.strategy = f.strategy;
-        event = validateValue('state', payload);
+        event = this.check.check('state', payload);
         break;
       case 'status':
         payload.status = f.status;
-        event = validateValue('status', payload);
+        event = this.check.check('status', payload);
         break;
       default:
         return this.skip(row, 'not a device event measurement');
