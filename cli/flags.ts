@@ -1,6 +1,7 @@
 // Parsers for command-line flag values, shared by the subcommands; a bad value is a UserError
 // that quotes it and says what is expected.
 import { isValidId } from '../contracts/topics.js';
+import { parseTime, TIME_FORMS } from '../lib/time-arg.js';
 import { UserError } from './errors.js';
 
 export function port(value: string): number {
@@ -27,4 +28,11 @@ export function lineList(value: string): string[] {
   const bad = lines.filter((line) => !isValidId(line));
   if (lines.length === 0 || bad.length > 0) throw new UserError(`"${value}" is not a list of line ids: give them comma-separated, e.g. --lines A,B (letters, digits, - and _; _dead for dead letters)`);
   return lines;
+}
+
+/** A time flag (`--from`, `--to`) in the forms of lib/time-arg.ts: now, -6h, epoch ms, ISO; relative ones counted back from `now`. */
+export function timeFlag(flag: string, value: string, now: number): number {
+  const parsed = parseTime(value, now);
+  if (parsed === undefined) throw new UserError(`${flag} ${value}: expected ${TIME_FORMS}`);
+  return parsed;
 }

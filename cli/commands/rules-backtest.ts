@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { parseInfluxUrl } from '../../lib/influx-url.js';
 import { rootLogger } from '../../lib/log.js';
-import { parseTime, TIME_FORMS } from '../../lib/time-arg.js';
+import { TIME_FORMS } from '../../lib/time-arg.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
 import { durationSchema } from '../../rules/schema.js';
 import { runBacktest } from '../../workbench/backtest/backtest.js';
@@ -13,6 +13,7 @@ import { DEFAULT_PAGE_ROWS } from '../../workbench/backtest/history.js';
 import { backtestJson, formatBacktest } from '../../workbench/backtest/report.js';
 import { DEFAULT_TOLERANCE_MS, isSameTimeline } from '../../workbench/timeline-diff.js';
 import { UserError } from '../errors.js';
+import { timeFlag } from '../flags.js';
 
 interface BacktestFlags {
   influx: string;
@@ -63,8 +64,8 @@ export function registerBacktest(rules: Command): void {
         throw new UserError(`--influx: ${(err as Error).message}`);
       }
       const now = Date.now();
-      const from = time('--from', flags.from, now);
-      const to = time('--to', flags.to, now);
+      const from = timeFlag('--from', flags.from, now);
+      const to = timeFlag('--to', flags.to, now);
       if (!(from < to)) throw new UserError(`--from ${flags.from} (${new Date(from).toISOString()}) must be before --to ${flags.to} (${new Date(to).toISOString()})`);
       const result = await runBacktest({
         dir,
@@ -86,12 +87,6 @@ export function registerBacktest(rules: Command): void {
       else for (const line of formatBacktest(result)) console.log(line);
       process.exitCode = isSameTimeline(result.diff) ? 0 : 1;
     });
-}
-
-function time(flag: string, value: string, now: number): number {
-  const parsed = parseTime(value, now);
-  if (parsed === undefined) throw new UserError(`${flag} ${value}: expected ${TIME_FORMS}`);
-  return parsed;
 }
 
 function duration(flag: string, value: string): number {
