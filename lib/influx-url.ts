@@ -22,6 +22,9 @@ const neverDisable: IBackoffStrategy = {
   reset: () => neverDisable,
 };
 
+/** A request's timeout when the caller gives none (the historian's own is historian.requestTimeoutMs). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
 /** Where InfluxDB is and how to log in. */
 export interface InfluxEndpoint {
   url: string;
@@ -30,7 +33,7 @@ export interface InfluxEndpoint {
   username?: string;
   /** Overrides a password in the URL. */
   password?: string;
-  /** Per-request timeout; default 30 s. */
+  /** Per-request timeout; default DEFAULT_REQUEST_TIMEOUT_MS. */
   requestTimeoutMs?: number;
 }
 
@@ -84,7 +87,7 @@ export interface InfluxConnection {
 export function connectInflux(endpoint: InfluxEndpoint): InfluxConnection {
   const parts = parseInfluxUrl(endpoint.url, endpoint);
   const agent = parts.protocol === 'https' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-  const poolOptions = { maxRetries: 0, backoff: neverDisable, requestTimeout: endpoint.requestTimeoutMs ?? 30_000 };
+  const poolOptions = { maxRetries: 0, backoff: neverDisable, requestTimeout: endpoint.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS };
   const pool = new Pool(poolOptions);
   pool.addHost(parts.baseUrl, { agent });
   const influx = new InfluxDB({

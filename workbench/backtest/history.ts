@@ -17,7 +17,7 @@
 import { escape } from 'influx';
 import { RESERVED_READING_NAMES } from '../../contracts/schemas.js';
 import type { ValidationResult } from '../../contracts/validate.js';
-import { connectInflux, redactUrl, type InfluxConnection } from '../../lib/influx-url.js';
+import { connectInflux, DEFAULT_REQUEST_TIMEOUT_MS, redactUrl, type InfluxConnection } from '../../lib/influx-url.js';
 import type { DeviceEvent } from '../../rules/engine.js';
 import { BacktestError } from './errors.js';
 import { StoredEventCheck } from './event-check.js';
@@ -26,8 +26,6 @@ import type { TimelineAlarm, TimelineCommand, TimelineItem, TimelineParam } from
 
 /** Rows a chunk and a page hold at most (default of `rules backtest --page-size`). */
 export const DEFAULT_PAGE_ROWS = 10_000;
-/** How long a stream may keep the backtest waiting for its next chunk (when the config says nothing). */
-const DEFAULT_WAIT_MS = 30_000;
 
 export interface HistorySource {
   /** InfluxDB 1.x base URL (credentials in it are used, never printed). */
@@ -37,7 +35,7 @@ export interface HistorySource {
   line?: string;
   /** Rows per chunk of each stream and per page handed on (DEFAULT_PAGE_ROWS). */
   pageRows?: number;
-  /** How long InfluxDB may keep a stream waiting for its answer or its next chunk (ms). */
+  /** How long InfluxDB may keep a stream waiting for its answer or its next chunk (ms; DEFAULT_REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
 }
 
@@ -68,10 +66,12 @@ export interface SkippedRow {
   why: string;
 }
 
+/** One stored row as InfluxDB sent it: its values, read through its chunk's columns (no object of fields per row). */
 interface Row {
   measurement: string;
   time: number;
-  fields: Record<string, unknown>;
+  columns: Columns;
+  values: unknown[];
 }
 
 interface Statement {
@@ -127,13 +127,13 @@ export class HistoryReader {
     const outcomes = new Map<string, string>();
     for await (const rows of this.pages(OUTPUT_MEASUREMENTS, from, to)) {
       for (const row of rows) {
-        const f = row.fields;
+        const f = fieldsOf(row);
         if (row.measurement === 'commands' && f.event === 'outcome') {
           // accepted is on the way; done, failed, rejected, expired, blocked end it.
           if (typeof f.id === 'string' && typeof f.outcome === 'string' && (f.outcome !== 'accepted' || !outcomes.has(f.id))) outcomes.set(f.id, f.outcome);
           continue;
         }
-        const item = row.measurement === 'commands' ? storedCommand(row) : storedAlert(row);
+        const item = row.measurement === 'commands' ? storedCommand(row, f) : storedAlert(row, f);
         if (item) items.push(item);
       }
     }
@@ -199,7 +199,7 @@ export class HistoryReader {
     if (statement.where) conditions.push(statement.where);
     const query = `SELECT * FROM ${escape.quoted(statement.measurement)} WHERE ${conditions.join(' AND ')}`;
     this.stats.queries++;
-    const chunks = chunkedQuery({ connection: this.connection, database: this.source.database, query, chunkRows: this.pageRows, timeoutMs: this.source.requestTimeoutMs ?? DEFAULT_WAIT_MS });
+    const chunks = chunkedQuery({ connection: this.connection, database: this.source.database, query, chunkRows: this.pageRows, timeoutMs: this.source.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS });
     try {
       for (;;) {
         const began = performance.now();
@@ -240,32 +240,38 @@ export class HistoryReader {
 
   /** A stored state, telemetry or status point as the message its device sent, checked against the contract as a device's would be (event-check.ts). */
   private toEvent(row: Row): HistoryEvent | undefined {
-    const f = row.fields;
-    const device = f.device;
-    const line = f.line;
+    const device = field(row, 'device');
+    const line = field(row, 'line');
     if (typeof device !== 'string' || typeof line !== 'string') return this.skip(row, 'no device or line tag');
     const payload: Record<string, unknown> = { ts: row.time };
-    if (f.seq !== undefined) payload.seq = f.seq;
-    if (f.type !== undefined) payload.type = f.type;
+    const seq = field(row, 'seq');
+    if (seq !== undefined) payload.seq = seq;
+    const type = field(row, 'type');
+    if (type !== undefined) payload.type = type;
     let event: ValidationResult<DeviceEvent['payload']>;
     switch (row.measurement) {
       case 'telemetry': {
-        if (f.station !== undefined) payload.station = f.station;
+        const station = field(row, 'station');
+        if (station !== undefined) payload.station = station;
         const values: Record<string, unknown> = {};
-        for (const name in f) if (!TELEMETRY_NON_READINGS.has(name)) values[RENAMED_READINGS.get(name) ?? name] = f[name];
+        for (const [index, name] of row.columns.readings) if (row.values[index] !== null) values[name] = row.values[index];
         payload.values = values;
         event = this.check.check('telemetry', payload);
         break;
       }
-      case 'state':
-        if (f.station !== undefined) payload.station = f.station;
-        payload.state = f.state;
-        if (f.reason !== undefined) payload.reason = f.reason;
-        if (f.strategy !== undefined) payload.strategy = f.strategy;
+      case 'state': {
+        const station = field(row, 'station');
+        if (station !== undefined) payload.station = station;
+        payload.state = field(row, 'state');
+        const reason = field(row, 'reason');
+        if (reason !== undefined) payload.reason = reason;
+        const strategy = field(row, 'strategy');
+        if (strategy !== undefined) payload.strategy = strategy;
         event = this.check.check('state', payload);
         break;
+      }
       case 'status':
-        payload.status = f.status;
+        payload.status = field(row, 'status');
         event = this.check.check('status', payload);
         break;
       default:
@@ -289,6 +295,7 @@ export class HistoryReader {
 class RowStream {
   time = Infinity;
   private chunk: QueryChunk | undefined;
+  private columns: Columns | undefined;
   private index = 0;
   private over = false;
   /** The last row's time taken: the stream must not go back before it. */
@@ -321,6 +328,7 @@ class RowStream {
         return;
       }
       this.chunk = next.value;
+      if (!this.columns?.are(next.value.columns)) this.columns = new Columns(next.value.columns);
       this.index = 0;
       this.stats.chunks++;
       this.stats.largestChunk = Math.max(this.stats.largestChunk, next.value.values.length);
@@ -331,10 +339,7 @@ class RowStream {
   /** The next row; `time` moves on to the one after it (Infinity when the chunk is drained: fill() then). */
   take(): Row {
     const chunk = this.chunk!;
-    const values = chunk.values[this.index]!;
-    const fields: Record<string, unknown> = {};
-    for (let i = 1; i < chunk.columns.length; i++) if (values[i] !== null) fields[chunk.columns[i]!] = values[i];
-    const row = { measurement: this.measurement, time: this.time, fields };
+    const row = { measurement: this.measurement, time: this.time, columns: this.columns!, values: chunk.values[this.index]! };
     this.last = row.time;
     this.index++;
     this.time = this.index < chunk.values.length ? this.timeAt(this.index) : Infinity;
@@ -360,12 +365,56 @@ function sortFrom(page: Row[], first: number): void {
   for (let i = 0; i < group.length; i++) page[first + i] = group[i]!;
 }
 
+/** A chunk's columns: where each is, by name, and the telemetry readings among them (where, and the reading's name). */
+class Columns {
+  private readonly index = new Map<string, number>();
+  readonly readings: (readonly [number, string])[] = [];
+
+  constructor(private readonly names: string[]) {
+    for (let i = 1; i < names.length; i++) {
+      const name = names[i]!;
+      this.index.set(name, i);
+      if (!TELEMETRY_NON_READINGS.has(name)) this.readings.push([i, RENAMED_READINGS.get(name) ?? name]);
+    }
+  }
+
+  /** Whether `names` are these columns (the next chunk of a series usually has the same). */
+  are(names: string[]): boolean {
+    return names.length === this.names.length && names.every((name, i) => name === this.names[i]);
+  }
+
+  at(name: string): number | undefined {
+    return this.index.get(name);
+  }
+
+  get all(): readonly string[] {
+    return this.names;
+  }
+}
+
+/** A row's value of the column `name`; undefined when the column is absent or the row has none (null). */
+function field(row: Row, name: string): unknown {
+  const index = row.columns.at(name);
+  const value = index === undefined ? null : row.values[index];
+  return value === null ? undefined : value;
+}
+
+/** A row's values by column name, those it has (not null). */
+function fieldsOf(row: Row): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  const names = row.columns.all;
+  for (let i = 1; i < names.length; i++) if (row.values[i] !== null) fields[names[i]!] = row.values[i];
+  return fields;
+}
+
 function byDeviceTime(x: Row, y: Row): number {
+  const seqX = field(x, 'seq');
+  const seqY = field(y, 'seq');
   return (
     x.time - y.time ||
-    compare(String(x.fields.line ?? ''), String(y.fields.line ?? '')) ||
-    compare(String(x.fields.device ?? ''), String(y.fields.device ?? '')) ||
-    (typeof x.fields.seq === 'number' && typeof y.fields.seq === 'number' ? x.fields.seq - y.fields.seq : 0) ||
+    compare(String(field(x, 'line') ?? ''), String(field(y, 'line') ?? '')) ||
+    compare(String(field(x, 'device') ?? ''), String(field(y, 'device') ?? '')) ||
+    (typeof seqX === 'number' && typeof seqY === 'number' ? seqX - seqY : 0) ||
     (KIND_ORDER[x.measurement] ?? 9) - (KIND_ORDER[y.measurement] ?? 9)
   );
 }
@@ -374,8 +423,7 @@ function compare(x: string, y: string): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-function storedCommand(row: Row): TimelineCommand | undefined {
-  const f = row.fields;
+function storedCommand(row: Row, f: Record<string, unknown>): TimelineCommand | undefined {
   if (typeof f.device !== 'string' || typeof f.action !== 'string') return undefined;
   let params: Record<string, TimelineParam>;
   try {
@@ -396,8 +444,7 @@ function storedCommand(row: Row): TimelineCommand | undefined {
 }
 
 /** A rule's own alert (raised or cleared by it); an operator's (it has an origin) is not what the rules did. */
-function storedAlert(row: Row): TimelineAlarm | undefined {
-  const f = row.fields;
+function storedAlert(row: Row, f: Record<string, unknown>): TimelineAlarm | undefined {
   if (typeof f.state !== 'string' || f.origin !== undefined || (f.state !== 'raised' && f.state !== 'cleared')) return undefined;
   return {
     kind: 'alarm',
