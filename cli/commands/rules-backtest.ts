@@ -42,7 +42,7 @@ export function registerBacktest(rules: Command): void {
     .option('--database <name>', 'InfluxDB database (default: historian.database)')
     .option('--tolerance <duration>', `how far apart a stored and a replayed item may be and still be the same, e.g. 2s (default ${DEFAULT_TOLERANCE_MS / 1000}s)`)
     .option('--warmup <duration>', 'replay this much history before --from as well (not compared), so windows and timers are warm, e.g. 10m (default 0)')
-    .option('--page-size <rows>', `stored rows read per InfluxDB page: bounds the memory used (default ${DEFAULT_PAGE_ROWS})`)
+    .option('--page-size <rows>', `rows per chunk of each measurement's InfluxDB stream and per page replayed: bounds the memory used (default ${DEFAULT_PAGE_ROWS})`)
     .option('--json', 'print the result as one JSON object')
     .action(async (dir: string, flags: BacktestFlags, command: Command) => {
       // The report is the output; log lines would be mixed into it. The replayed engine's warnings
