@@ -172,6 +172,20 @@ describe('rules backtest on a recorded demo run', () => {
   });
 });
 
+describe('rules backtest when InfluxDB stops sending', () => {
+  it('a stream InfluxDB keeps waiting longer than the request timeout fails with an error naming InfluxDB and the wait', async () => {
+    // influxd stopped (SIGSTOP): the request is taken by the kernel, nothing is answered.
+    process.kill(influx.pid(), 'SIGSTOP');
+    try {
+      await expect(runBacktest({ dir: EXAMPLES, influx: { url: influx.url, database: DATABASE, line: 'A', requestTimeoutMs: 1_000 }, from, to })).rejects.toThrow(
+        new RegExp(`InfluxDB at ${influx.url} could not be queried for \\w+: no answer within 1000 ms; check --influx`),
+      );
+    } finally {
+      process.kill(influx.pid(), 'SIGCONT');
+    }
+  });
+});
+
 describe('linewatch rules backtest (CLI)', () => {
   // The log level as a user has it (unset): the report alone on stdout.
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'LINEWATCH_LOG_LEVEL'));
