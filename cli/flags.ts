@@ -2,6 +2,7 @@
 // that quotes it and says what is expected.
 import { isValidId } from '../contracts/topics.js';
 import { parseBrokerUrls } from '../bus/mqtt-connect.js';
+import { parseTime, TIME_FORMS } from '../lib/time-arg.js';
 import { UserError } from './errors.js';
 
 export function port(value: string): number {
@@ -38,4 +39,11 @@ export function brokerList(value: string): string {
     throw new UserError((err as Error).message);
   }
   return value;
+}
+
+/** A time flag (`--from`, `--to`) in the forms of lib/time-arg.ts: now, -6h, epoch ms, ISO; relative ones counted back from `now`. */
+export function timeFlag(flag: string, value: string, now: number): number {
+  const parsed = parseTime(value, now);
+  if (parsed === undefined) throw new UserError(`${flag} ${value}: expected ${TIME_FORMS}`);
+  return parsed;
 }

@@ -22,6 +22,9 @@ const neverDisable: IBackoffStrategy = {
   reset: () => neverDisable,
 };
 
+/** A request's timeout when the caller gives none (the historian's own is historian.requestTimeoutMs). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
 /** Where InfluxDB is and how to log in. */
 export interface InfluxEndpoint {
   url: string;
@@ -30,7 +33,7 @@ export interface InfluxEndpoint {
   username?: string;
   /** Overrides a password in the URL. */
   password?: string;
-  /** Per-request timeout; default 30 s. */
+  /** Per-request timeout; default DEFAULT_REQUEST_TIMEOUT_MS. */
   requestTimeoutMs?: number;
 }
 
@@ -75,6 +78,8 @@ export interface InfluxConnection {
   readonly pool: Pool;
   /** `user:password` for `pool` requests (sent as basic auth), when there are credentials. */
   readonly auth: string | undefined;
+  /** The kept-alive connections both use, for a request of one's own (a streamed query, workbench/backtest/influx-stream.ts). */
+  readonly agent: HttpAgent | HttpsAgent;
   /** Closes the kept-alive connections (they would otherwise hold the process open). */
   close(): void;
 }
@@ -82,7 +87,7 @@ export interface InfluxConnection {
 export function connectInflux(endpoint: InfluxEndpoint): InfluxConnection {
   const parts = parseInfluxUrl(endpoint.url, endpoint);
   const agent = parts.protocol === 'https' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-  const poolOptions = { maxRetries: 0, backoff: neverDisable, requestTimeout: endpoint.requestTimeoutMs ?? 30_000 };
+  const poolOptions = { maxRetries: 0, backoff: neverDisable, requestTimeout: endpoint.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS };
   const pool = new Pool(poolOptions);
   pool.addHost(parts.baseUrl, { agent });
   const influx = new InfluxDB({
@@ -100,6 +105,7 @@ export function connectInflux(endpoint: InfluxEndpoint): InfluxConnection {
     parts,
     influx,
     pool,
+    agent,
     auth: parts.username !== undefined ? `${parts.username}:${parts.password ?? ''}` : undefined,
     close: () => agent.destroy(),
   };

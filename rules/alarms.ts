@@ -141,9 +141,11 @@ export class AlarmTable {
 
   /** Alarms whose shelving ran out at `now`, each with its unshelved state (stored). */
   unshelveDue(now: number): LineAlarm[] {
+    // On every tick: the table is copied only when some shelving ran out (applyAt changes it).
+    let expired: [string, LineAlarm][] | undefined;
+    for (const entry of this.alarms) if (entry[1].alarm.shelvedUntil !== undefined && entry[1].alarm.shelvedUntil <= now) (expired ??= []).push(entry);
     const due: LineAlarm[] = [];
-    for (const [key, entry] of [...this.alarms]) {
-      if (entry.alarm.shelvedUntil === undefined || entry.alarm.shelvedUntil > now) continue;
+    for (const [key, entry] of expired ?? []) {
       const step = this.applyAt(key, { type: 'shelve-expired' }, now);
       if (step.kind === 'changed') due.push({ line: entry.line, alarm: step.alarm });
     }

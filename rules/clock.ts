@@ -43,16 +43,24 @@ export class ManualClock implements Clock {
   /** Moves time forward by `ms`, running every timer that falls due (in order), letting promises settle between them. */
   async advance(ms: number): Promise<void> {
     const end = this.current + ms;
-    for (;;) {
-      const due = this.timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
-      if (!due) break;
-      this.timers = this.timers.filter((t) => t !== due);
-      this.current = Math.max(this.current, due.at);
-      due.fn();
-      await settle();
-    }
+    while (this.runNext(end)) await settle();
     this.current = end;
     await settle();
+  }
+
+  /**
+   * Runs the first timer due at or before `until` (moving time to it), without letting promises
+   * settle; false when none is due. For a caller that runs the engine synchronously (a backtest's
+   * replay: workbench/backtest/replay.ts) and does between timers what it needs itself.
+   */
+  runNext(until: number): boolean {
+    let due: Timer | undefined;
+    for (const timer of this.timers) if (timer.at <= until && (!due || timer.at < due.at || (timer.at === due.at && timer.seq < due.seq))) due = timer;
+    if (!due) return false;
+    this.timers = this.timers.filter((t) => t !== due);
+    this.current = Math.max(this.current, due.at);
+    due.fn();
+    return true;
   }
 
   /** Sets the time (forward only) without running timers; for tests that jump. */

@@ -64,6 +64,11 @@ export class DeviceTable {
     return this.records.get(deviceId(line, device));
   }
 
+  /** The record of a `line/device` id (deviceId()). */
+  byId(id: string): DeviceRecord | undefined {
+    return this.records.get(id);
+  }
+
   /** The line's devices, in the order they were first heard from. */
   onLine(line: string): readonly DeviceRecord[] {
     return this.byLine.get(line) ?? [];

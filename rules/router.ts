@@ -47,6 +47,8 @@ export class RuleRouter {
   private views: LineViews;
   /** Engine time of the start: absence rules count silence (and their grace) from it. */
   private startedAt = 0;
+  /** expectedDevices(), per compiled rule (a reload compiles new ones). */
+  private readonly expected = new WeakMap<CompiledRule, readonly { device: string; id: string }[]>();
 
   constructor(private readonly options: RuleRouterOptions) {
     this.views = new LineViews(LineFlows.NONE, options.devices);
@@ -177,15 +179,25 @@ export class RuleRouter {
     const line = rule.lineMatcher.exact;
     if (!rule.absent || line === undefined) return; // rules/schema.ts: an absent rule names its line
     if (!this.options.ownsLine(line)) return; // another worker's line: that worker watches it
-    const { afterMs, graceMs, devices } = rule.absent;
-    for (const device of devices) {
-      const instance = this.options.instances.of(rule, deviceId(line, device), line, device);
+    const { afterMs, graceMs } = rule.absent;
+    for (const { device, id } of this.expectedDevices(rule, line)) {
+      const instance = this.options.instances.of(rule, id, line, device);
       if (instance.phase === 'active') continue;
-      const aliveAt = this.options.devices.get(line, device)?.aliveAt;
+      const aliveAt = this.options.devices.byId(id)?.aliveAt;
       const deadline = Math.max(this.startedAt + graceMs, (aliveAt ?? this.startedAt) + afterMs);
       if (now < deadline) continue;
       const scope = { ...timerScope(rule, instance, this.options.devices, this.views), silentFor: Math.round((now - (aliveAt ?? this.startedAt)) / 1000), neverSeen: aliveAt === undefined };
       this.activate(rule, instance, scope);
     }
+  }
+
+  /** An absence rule's expected devices with their `line/device` ids, made once per rule (the tick reads them every tickMs). */
+  private expectedDevices(rule: CompiledRule, line: string): readonly { device: string; id: string }[] {
+    let expected = this.expected.get(rule);
+    if (!expected) {
+      expected = (rule.absent?.devices ?? []).map((device) => ({ device, id: deviceId(line, device) }));
+      this.expected.set(rule, expected);
+    }
+    return expected;
   }
 }

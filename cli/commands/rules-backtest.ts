@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { parseInfluxUrl } from '../../lib/influx-url.js';
 import { rootLogger } from '../../lib/log.js';
-import { parseTime, TIME_FORMS } from '../../lib/time-arg.js';
+import { TIME_FORMS } from '../../lib/time-arg.js';
 import { engineSettings } from '../../rules/config.js';
 import { formatLoadError, loadRuleDir } from '../../rules/load.js';
 import { durationSchema } from '../../rules/schema.js';
@@ -14,6 +14,7 @@ import { DEFAULT_PAGE_ROWS } from '../../workbench/backtest/history.js';
 import { backtestJson, formatBacktest } from '../../workbench/backtest/report.js';
 import { DEFAULT_TOLERANCE_MS, isSameTimeline } from '../../workbench/timeline-diff.js';
 import { UserError } from '../errors.js';
+import { timeFlag } from '../flags.js';
 
 interface BacktestFlags {
   influx: string;
@@ -42,7 +43,7 @@ export function registerBacktest(rules: Command): void {
     .option('--database <name>', 'InfluxDB database (default: historian.database)')
     .option('--tolerance <duration>', `how far apart a stored and a replayed item may be and still be the same, e.g. 2s (default ${DEFAULT_TOLERANCE_MS / 1000}s)`)
     .option('--warmup <duration>', 'replay this much history before --from as well (not compared), so windows and timers are warm, e.g. 10m (default 0)')
-    .option('--page-size <rows>', `stored rows read per InfluxDB page: bounds the memory used (default ${DEFAULT_PAGE_ROWS})`)
+    .option('--page-size <rows>', `rows per chunk of each measurement's InfluxDB stream and per page replayed: bounds the memory used (default ${DEFAULT_PAGE_ROWS})`)
     .option('--json', 'print the result as one JSON object')
     .action(async (dir: string, flags: BacktestFlags, command: Command) => {
       // The report is the output; log lines would be mixed into it. The replayed engine's warnings
@@ -63,8 +64,8 @@ export function registerBacktest(rules: Command): void {
         throw new UserError(`--influx: ${(err as Error).message}`);
       }
       const now = Date.now();
-      const from = time('--from', flags.from, now);
-      const to = time('--to', flags.to, now);
+      const from = timeFlag('--from', flags.from, now);
+      const to = timeFlag('--to', flags.to, now);
       if (!(from < to)) throw new UserError(`--from ${flags.from} (${new Date(from).toISOString()}) must be before --to ${flags.to} (${new Date(to).toISOString()})`);
       const result = await runBacktest({
         dir,
@@ -86,12 +87,6 @@ export function registerBacktest(rules: Command): void {
       else for (const line of formatBacktest(result)) console.log(line);
       process.exitCode = isSameTimeline(result.diff) ? 0 : 1;
     });
-}
-
-function time(flag: string, value: string, now: number): number {
-  const parsed = parseTime(value, now);
-  if (parsed === undefined) throw new UserError(`${flag} ${value}: expected ${TIME_FORMS}`);
-  return parsed;
 }
 
 function duration(flag: string, value: string): number {

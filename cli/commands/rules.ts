@@ -16,6 +16,8 @@ import { formatShadowDiff, shadowDiff } from '../../workbench/shadow-diff.js';
 import { durationSchema } from '../../rules/schema.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
+import { timeFlag } from '../flags.js';
+import { TIME_FORMS } from '../../lib/time-arg.js';
 import { connectBus, mqttPassword, runUntilSignal, withHealthOptions, withWorkerOptions, workerClientId, type HealthFlags, type WorkerFlags } from '../standalone.js';
 import { engineSettings } from '../../rules/config.js';
 import { rulesModule } from '../../rules/module.js';
@@ -54,13 +56,6 @@ interface DiffFlags {
   toleranceMs?: number;
   json?: boolean;
   config?: string;
-}
-
-/** A time flag: an ISO 8601 date-time or ms since the epoch. */
-function instant(flag: string, value: string): number {
-  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new UserError(`${flag} ${value}: expected an ISO 8601 time (2026-01-01T06:00:00Z) or ms since the epoch`);
-  return ms;
 }
 
 function integer(value: string): number {
@@ -185,18 +180,19 @@ export function registerRules(program: Command): void {
     .description('where the shadow rule set (rules.shadowDir) and the live rules differed over a time range, from what the historian stored: commands and alarm raise/return only in the shadow (+), only live (-) or changed (~), with times')
     .requiredOption('--influx <url>', 'the InfluxDB the historian writes to, e.g. http://127.0.0.1:8086')
     .option('--database <name>', 'its database (default: historian.database, linewatch)')
-    .requiredOption('--from <time>', 'start of the range (ISO 8601 or ms since the epoch)')
-    .requiredOption('--to <time>', 'end of the range, exclusive')
+    .requiredOption('--from <time>', `start of the range: ${TIME_FORMS}`)
+    .option('--to <time>', 'end of the range (exclusive), same forms', 'now')
     .option('--line <id>', 'only this line')
     .option('--tolerance-ms <ms>', 'how far apart a live and a shadow item may be and still match (default 2000)', integer)
     .option('--json', 'print the comparison as JSON')
     .option('--config <file>', 'linewatch.yaml (its historian: section)')
     .action(async (flags: DiffFlags) => {
       const config = loadConfig(flags.config, {});
+      const now = Date.now();
       const result = await shadowDiff({
         influx: { url: flags.influx, database: flags.database ?? config.historian.database, username: config.historian.username, password: config.historian.password },
-        from: instant('--from', flags.from),
-        to: instant('--to', flags.to),
+        from: timeFlag('--from', flags.from, now),
+        to: timeFlag('--to', flags.to, now),
         line: flags.line,
         toleranceMs: flags.toleranceMs,
       }).catch((err: unknown) => {

@@ -148,6 +148,20 @@ describe('linewatch up --shadow', () => {
     expect(text.stdout).toMatch(/^# [23] only in the shadow, 0 only live, 0 changed, \d+ the same$/m);
   }, 60_000);
 
+  it('`rules diff` takes the time forms of rules backtest: --from -1h (to now, its default) is the last hour; a form it does not know is refused naming them', async () => {
+    const { stdout } = await run(process.execPath, ['bin/linewatch.js', 'rules', 'diff', '--influx', influx.url, '--from', '-1h', '--line', 'A', '--json'], { cwd: ROOT, env: { ...process.env, LINEWATCH_LOG_LEVEL: 'warn' } });
+    const result = JSON.parse(stdout) as ShadowDiffResult;
+    expect(result.to - result.from).toBe(3_600_000);
+    expect(result.from).toBeLessThan(from);
+    expect(result.diff.added.some((item) => item.kind === 'command' && item.target === 'line-ctl' && item.action === 'set_strategy')).toBe(true);
+    const bad = await run(process.execPath, ['bin/linewatch.js', 'rules', 'diff', '--influx', influx.url, '--from', 'yesterday'], { cwd: ROOT, env: { ...process.env, LINEWATCH_LOG_LEVEL: 'warn' } }).then(
+      () => undefined,
+      (err: { code?: number; stderr?: string }) => err,
+    );
+    expect(bad?.code).toBe(1);
+    expect(bad?.stderr).toContain('linewatch: --from yesterday: expected "now", a relative time like "-6h"');
+  }, 60_000);
+
   it('/api/shadow lists the shadow’s command with no live counterpart', async () => {
     const url = /dashboard: (http:\/\/[^\s/]+)/.exec(output)![1]!;
     const report = await waitFor(async () => {

@@ -11,6 +11,7 @@ import { historianConfigSchema } from '../../historian/config.js';
 import { Historian } from '../../historian/index.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { runBacktest, type BacktestResult } from '../../workbench/backtest/backtest.js';
+import { HistoryReader, type HistoryEvent, type PageStats } from '../../workbench/backtest/history.js';
 import { runScenario, type ScenarioRunResult } from '../../workbench/scenario-run.js';
 import { describeItem, diffTimelines, isSameTimeline, type TimelineCommand, type TimelineItem } from '../../workbench/timeline-diff.js';
 import { startTestInflux, type TestInflux } from '../harness/influx.js';
@@ -71,6 +72,18 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The stored device events of the recorded range as the backtest reads them, `pageRows` rows a chunk. */
+async function readEvents(pageRows: number): Promise<{ events: HistoryEvent[]; stats: PageStats }> {
+  const reader = new HistoryReader({ url: influx.url, database: DATABASE, line: 'A', pageRows });
+  try {
+    const events: HistoryEvent[] = [];
+    for await (const page of reader.events(from, to)) events.push(...page);
+    return { events, stats: reader.stats };
+  } finally {
+    reader.close();
+  }
+}
+
 const backtest = (options: { rules?: string; against?: string; pageRows?: number } = {}): Promise<BacktestResult> =>
   runBacktest({ dir: options.rules ?? EXAMPLES, against: options.against, influx: { url: influx.url, database: DATABASE, line: 'A', pageRows: options.pageRows }, from, to });
 
@@ -119,14 +132,57 @@ describe('rules backtest on a recorded demo run', () => {
     expect(against.diff.changed.map((c) => describeItem(c.after))).toEqual(alone.diff.changed.map((c) => describeItem(c.after)));
   });
 
-  it('pages: with 500 rows a page the history is read in many bounded pages, and the result is the one-page run', async () => {
-    const [paged, onePage] = await Promise.all([backtest({ pageRows: 500 }), backtest({ pageRows: 1_000_000 })]);
-    expect(onePage.pages.pages).toBeLessThan(20);
-    expect(paged.pages.pages).toBeGreaterThan(paged.events / 500);
-    expect(paged.pages.largestPage).toBeLessThanOrEqual(500);
+  it('reads each measurement as one chunked stream merged in device-time order: the events of a plain query of the range, sorted by time, line, device, seq, kind', async () => {
+    const streamed = await readEvents(10_000);
+    // The reference: the whole range at once per measurement (one plain answer, not chunked), sorted here.
+    const kinds = ['state', 'telemetry', 'status'];
+    const reference: { kind: string; device: string; ts: number; seq?: number }[] = [];
+    for (const kind of kinds) {
+      const [result] = await influx.query(`SELECT * FROM "${kind}" WHERE "line" = 'A' AND time >= ${from}ms AND time < ${to}ms`, DATABASE);
+      // No device went offline in the recording: no status rows, no series.
+      const series = result?.series?.[0];
+      if (!series) continue;
+      const column = (name: string): number => series.columns.indexOf(name);
+      for (const values of series.values) {
+        const seq = values[column('seq')];
+        reference.push({ kind, device: values[column('device')] as string, ts: values[0] as number, ...(typeof seq === 'number' ? { seq } : {}) });
+      }
+    }
+    reference.sort((x, y) => x.ts - y.ts || (x.device < y.device ? -1 : x.device > y.device ? 1 : 0) || (x.seq ?? 0) - (y.seq ?? 0) || kinds.indexOf(x.kind) - kinds.indexOf(y.kind));
+    expect(reference.length).toBeGreaterThan(DURATION_MS / 1000 * 10);
+    expect(streamed.events.map((event) => ({ kind: event.kind, device: event.device, ts: event.payload.ts, ...(event.payload.seq !== undefined ? { seq: event.payload.seq } : {}) }))).toEqual(reference);
+    // One query per measurement, not one per window.
+    expect(streamed.stats.queries).toBe(3);
+  });
+
+  it('memory stays bounded by the chunk size: with 50 rows a chunk the history comes in many chunks, at most 4 × 50 rows are held, and the events and the backtest are the same', async () => {
+    const [small, large] = await Promise.all([readEvents(50), readEvents(1_000_000)]);
+    expect(small.stats.chunks).toBeGreaterThanOrEqual(small.events.length / 50);
+    expect(small.stats.largestChunk).toBeLessThanOrEqual(50);
+    // Three streams' chunks and the page being filled (plus the rest of a millisecond: a few rows).
+    expect(small.stats.peakRows).toBeLessThanOrEqual(4 * 50 + 20);
+    // One chunk per measurement that has rows (the recording has no status rows).
+    expect(large.stats.chunks).toBe(new Set(large.events.map((event) => event.kind)).size);
+    expect(large.stats.peakRows).toBeGreaterThan(small.events.length / 2);
+    expect(small.events).toEqual(large.events);
+    const [paged, onePage] = await Promise.all([backtest({ pageRows: 50 }), backtest({ pageRows: 1_000_000 })]);
     expect(paged.events).toBe(onePage.events);
     expect(paged.replayed).toEqual(onePage.replayed);
     expect(paged.stored).toEqual(onePage.stored);
+  });
+});
+
+describe('rules backtest when InfluxDB stops sending', () => {
+  it('a stream InfluxDB keeps waiting longer than the request timeout fails with an error naming InfluxDB and the wait', async () => {
+    // influxd stopped (SIGSTOP): the request is taken by the kernel, nothing is answered.
+    process.kill(influx.pid(), 'SIGSTOP');
+    try {
+      await expect(runBacktest({ dir: EXAMPLES, influx: { url: influx.url, database: DATABASE, line: 'A', requestTimeoutMs: 1_000 }, from, to })).rejects.toThrow(
+        new RegExp(`InfluxDB at ${influx.url} could not be queried for \\w+: no answer within 1000 ms; check --influx`),
+      );
+    } finally {
+      process.kill(influx.pid(), 'SIGCONT');
+    }
   });
 });
 

@@ -3,6 +3,7 @@
 // was stored for it — or, with `against`, with a second rule set replayed over the same events.
 // One pass over the history (history.ts, in pages): each page is fed to every replay in turn,
 // each replay on its own clock and its own private broker (replay.ts).
+import { settle } from '../../rules/clock.js';
 import type { RulesSettingsInput } from '../../rules/config.js';
 import { diffTimelines, type TimelineDiff, type TimelineItem } from '../timeline-diff.js';
 import { BacktestError } from './errors.js';
@@ -65,8 +66,10 @@ export async function runBacktest(options: BacktestOptions): Promise<BacktestRes
     for (const dir of dirs) replays.push(await Replay.start({ dir, startTime: start, settings: options.settings }));
     let events = 0;
     for await (const page of reader.events(start, to)) {
-      for (const replay of replays) for (const event of page) await replay.feed(event);
+      for (const replay of replays) for (const event of page) replay.feed(event);
       events += page.length;
+      // What the engines published on their private brokers (commands, alarm states) goes out.
+      await settle();
     }
     if (events === 0) {
       throw new BacktestError(

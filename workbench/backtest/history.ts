@@ -3,25 +3,29 @@
 // same payload fields (ts, seq, values, state, reason, strategy, station, type, status) — and the
 // stored outputs of the rules (commands issued, their outcomes, the rules' alerts) as timeline items.
 //
-// Pages, not one query: a page is a time window [a, b) in whole milliseconds; each measurement is
-// asked for it with LIMIT pageRows + 1 in one request (one statement per measurement). A window
-// that holds more than pageRows rows in all is halved and asked again; one that held less than
-// half is followed by a window twice as long. So at most `pageRows` rows are handed on at a time
-// and at most (pageRows + 1) × measurements are ever held (a refused window); no OFFSET (InfluxDB
-// would read and skip), no cursor inside a millisecond (the times come back in ms, exact: the
-// historian's sub-millisecond disambiguator is cut off, a millisecond is never split over pages).
+// One streamed query per measurement, not pages of queries: each measurement of the range is
+// asked for once, chunked (influx-stream.ts: at most `chunkRows` rows a chunk, one chunk held at a
+// time), and the streams — each in time order — are merged into one in device-time order (a k-way
+// merge by time; the rows of one millisecond, from every stream, sorted by line, device, seq, kind
+// before they are handed on). Handed on in pages of at most `chunkRows` rows (plus the rest of the
+// millisecond the page ends in). So at most streams × chunkRows rows are held in the streams' chunks
+// and one page besides — whatever the range; `stats.peakRows` is that count as it was. The times
+// come back in whole ms: the historian's sub-millisecond disambiguator is cut off.
+//
+// (Paged windows, one request per window and measurement, cost influxd several times the CPU of
+// one stream: each request opens every series' cursors again — docs/rules.md, "Backtest".)
 import { escape } from 'influx';
 import { RESERVED_READING_NAMES } from '../../contracts/schemas.js';
-import { validateValue, type ValidationResult } from '../../contracts/validate.js';
-import { connectInflux, redactUrl, type InfluxConnection } from '../../lib/influx-url.js';
+import type { ValidationResult } from '../../contracts/validate.js';
+import { connectInflux, DEFAULT_REQUEST_TIMEOUT_MS, redactUrl, type InfluxConnection } from '../../lib/influx-url.js';
 import type { DeviceEvent } from '../../rules/engine.js';
 import { BacktestError } from './errors.js';
+import { StoredEventCheck } from './event-check.js';
+import { chunkedQuery, QueryStreamError, type QueryChunk } from './influx-stream.js';
 import type { TimelineAlarm, TimelineCommand, TimelineItem, TimelineParam } from '../timeline-diff.js';
 
-/** Rows a page holds at most (default of `rules backtest --page-size`). */
+/** Rows a chunk and a page hold at most (default of `rules backtest --page-size`). */
 export const DEFAULT_PAGE_ROWS = 10_000;
-/** The first page's time span; later ones grow or shrink with what they hold. */
-const FIRST_SPAN_MS = 60_000;
 
 export interface HistorySource {
   /** InfluxDB 1.x base URL (credentials in it are used, never printed). */
@@ -29,22 +33,26 @@ export interface HistorySource {
   database: string;
   /** Only this line's points; all lines when absent. */
   line?: string;
-  /** Rows per page (DEFAULT_PAGE_ROWS). */
+  /** Rows per chunk of each stream and per page handed on (DEFAULT_PAGE_ROWS). */
   pageRows?: number;
+  /** How long InfluxDB may keep a stream waiting for its answer or its next chunk (ms; DEFAULT_REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
 }
 
 /** What reading the history took. */
 export interface PageStats {
+  /** Pages handed on, and the most rows one held (≤ pageRows plus the rest of its last millisecond). */
   pages: number;
-  /** Requests to InfluxDB (a refused window is one more). */
-  queries: number;
-  rows: number;
-  /** The most rows one page handed on (≤ pageRows). */
   largestPage: number;
-  /** Windows halved because they held more than pageRows. */
-  splits: number;
-  /** The requests' time, InfluxDB's answer and its parsing (ms; the next page's overlaps the replay of this one). */
+  /** Streamed queries (one per measurement read). */
+  queries: number;
+  /** Chunks InfluxDB sent, and the most rows one held (≤ pageRows). */
+  chunks: number;
+  largestChunk: number;
+  rows: number;
+  /** The most rows held at once: in the streams' chunks and the page being filled (≤ (streams + 1) × pageRows plus a millisecond). */
+  peakRows: number;
+  /** Time spent waiting for InfluxDB's next chunk (ms; it streams on while a page is replayed). */
   queryMs: number;
 }
 
@@ -58,10 +66,12 @@ export interface SkippedRow {
   why: string;
 }
 
+/** One stored row as InfluxDB sent it: its values, read through its chunk's columns (no object of fields per row). */
 interface Row {
   measurement: string;
   time: number;
-  fields: Record<string, unknown>;
+  columns: Columns;
+  values: unknown[];
 }
 
 interface Statement {
@@ -81,12 +91,13 @@ const TELEMETRY_NON_READINGS = new Set(['device', 'line', 'station', 'type', 'se
 const RENAMED_READINGS = new Map(RESERVED_READING_NAMES.map((name) => [`${name}_value`, name]));
 
 export class HistoryReader {
-  readonly stats: PageStats = { pages: 0, queries: 0, rows: 0, largestPage: 0, splits: 0, queryMs: 0 };
+  readonly stats: PageStats = { pages: 0, largestPage: 0, queries: 0, chunks: 0, largestChunk: 0, rows: 0, peakRows: 0, queryMs: 0 };
   readonly skipped: SkippedRow[] = [];
   /** Rows skipped in all (`skipped` keeps the first 20). */
   skippedCount = 0;
   private readonly connection: InfluxConnection;
   private readonly pageRows: number;
+  private readonly check = new StoredEventCheck();
 
   constructor(private readonly source: HistorySource) {
     this.pageRows = source.pageRows ?? DEFAULT_PAGE_ROWS;
@@ -116,13 +127,13 @@ export class HistoryReader {
     const outcomes = new Map<string, string>();
     for await (const rows of this.pages(OUTPUT_MEASUREMENTS, from, to)) {
       for (const row of rows) {
-        const f = row.fields;
+        const f = fieldsOf(row);
         if (row.measurement === 'commands' && f.event === 'outcome') {
           // accepted is on the way; done, failed, rejected, expired, blocked end it.
           if (typeof f.id === 'string' && typeof f.outcome === 'string' && (f.outcome !== 'accepted' || !outcomes.has(f.id))) outcomes.set(f.id, f.outcome);
           continue;
         }
-        const item = row.measurement === 'commands' ? storedCommand(row) : storedAlert(row);
+        const item = row.measurement === 'commands' ? storedCommand(row, f) : storedAlert(row, f);
         if (item) items.push(item);
       }
     }
@@ -132,70 +143,81 @@ export class HistoryReader {
     return items;
   }
 
-  /**
-   * Rows of `statements` in [from, to), merged and sorted, at most pageRows per yielded page. The
-   * next window is asked for while the caller works on this one (so InfluxDB and the replay run
-   * side by side): two pages are held at most, besides a refused window.
-   */
+  /** Rows of `statements` in [from, to): one stream each, merged in device-time order, in pages of about pageRows. */
   private async *pages(statements: Statement[], from: number, to: number): AsyncGenerator<Row[]> {
-    const ask = (start: number, end: number): { start: number; end: number; rows: Promise<Row[] | undefined> } => {
-      const rows = this.window(statements, start, end);
-      // Awaited below; if the caller stops first, its failure must not go unhandled.
-      rows.catch(() => undefined);
-      return { start, end, rows };
-    };
-    let start = from;
-    let span = FIRST_SPAN_MS;
-    let ahead: ReturnType<typeof ask> | undefined;
-    while (start < to) {
-      const window = ahead ?? ask(start, Math.min(to, start + span));
-      ahead = undefined;
-      const rows = await window.rows;
-      if (rows === undefined) {
-        if (window.end - window.start <= 1) throw new BacktestError(`more than ${this.pageRows} stored rows in the one millisecond ${new Date(start).toISOString()}; raise the page size (--page-size)`);
-        this.stats.splits++;
-        span = Math.max(1, Math.floor((window.end - window.start) / 2));
-        continue;
+    const streams = statements.map((statement) => new RowStream(statement.measurement, this.stream(statement, from, to), this.stats));
+    try {
+      await Promise.all(streams.map((stream) => stream.fill()));
+      let page: Row[] = [];
+      for (;;) {
+        let time = Infinity;
+        for (const stream of streams) if (stream.time < time) time = stream.time;
+        if (time === Infinity) break;
+        const first = page.length;
+        for (const stream of streams) {
+          while (stream.time === time) {
+            page.push(stream.take());
+            if (stream.drained) {
+              this.held(streams, page.length);
+              await stream.fill();
+            }
+          }
+        }
+        if (page.length - first > 1) sortFrom(page, first);
+        if (page.length >= this.pageRows) {
+          this.handOn(streams, page);
+          yield page;
+          page = [];
+        }
       }
-      rows.sort(byDeviceTime);
-      this.stats.pages++;
-      this.stats.rows += rows.length;
-      this.stats.largestPage = Math.max(this.stats.largestPage, rows.length);
-      if (rows.length < this.pageRows / 2) span *= 2;
-      start = window.end;
-      if (start < to) ahead = ask(start, Math.min(to, start + span));
-      yield rows;
+      if (page.length > 0) {
+        this.handOn(streams, page);
+        yield page;
+      }
+    } finally {
+      await Promise.all(streams.map((stream) => stream.close()));
     }
   }
 
-  /** The rows of [start, end), or undefined when there are more than pageRows. */
-  private async window(statements: Statement[], start: number, end: number): Promise<Row[] | undefined> {
-    const conditions = [`time >= ${start}ms`, `time < ${end}ms`];
+  private handOn(streams: RowStream[], page: Row[]): void {
+    this.held(streams, page.length);
+    this.stats.pages++;
+    this.stats.rows += page.length;
+    this.stats.largestPage = Math.max(this.stats.largestPage, page.length);
+  }
+
+  private held(streams: RowStream[], pageRows: number): void {
+    let rows = pageRows;
+    for (const stream of streams) rows += stream.held;
+    this.stats.peakRows = Math.max(this.stats.peakRows, rows);
+  }
+
+  /** One measurement's rows of [from, to) as InfluxDB streams them (in time order), chunk by chunk. */
+  private async *stream(statement: Statement, from: number, to: number): AsyncGenerator<QueryChunk> {
+    const conditions = [`time >= ${from}ms`, `time < ${to}ms`];
     if (this.source.line !== undefined) conditions.push(`"line" = ${escape.stringLit(this.source.line)}`);
-    const queries = statements.map((s) => `SELECT * FROM ${escape.quoted(s.measurement)} WHERE ${[...conditions, ...(s.where ? [s.where] : [])].join(' AND ')} LIMIT ${this.pageRows + 1}`);
-    const began = performance.now();
+    if (statement.where) conditions.push(statement.where);
+    const query = `SELECT * FROM ${escape.quoted(statement.measurement)} WHERE ${conditions.join(' AND ')}`;
     this.stats.queries++;
-    let raw: RawResponse;
+    const chunks = chunkedQuery({ connection: this.connection, database: this.source.database, query, chunkRows: this.pageRows, timeoutMs: this.source.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS });
     try {
-      raw = (await this.connection.influx.queryRaw(queries, { precision: 'ms', database: this.source.database })) as RawResponse;
-    } catch (err) {
-      throw new BacktestError(`InfluxDB at ${redactUrl(this.source.url)} could not be queried: ${(err as Error).message}; check --influx`);
-    }
-    const rows: Row[] = [];
-    for (const [index, result] of (raw.results ?? []).entries()) {
-      if (result.error) throw await this.refused(statements[index]?.measurement ?? '?', result.error);
-      for (const series of result.series ?? []) {
-        if (series.values.length > this.pageRows) return undefined;
-        for (const values of series.values) {
-          const fields: Record<string, unknown> = {};
-          for (let i = 1; i < series.columns.length; i++) if (values[i] !== null) fields[series.columns[i]!] = values[i];
-          rows.push({ measurement: series.name, time: Number(values[0]), fields });
+      for (;;) {
+        const began = performance.now();
+        let next: IteratorResult<QueryChunk>;
+        try {
+          next = await chunks.next();
+        } catch (err) {
+          if (err instanceof QueryStreamError && err.refused) throw await this.refused(statement.measurement, err.message);
+          throw new BacktestError(`InfluxDB at ${redactUrl(this.source.url)} could not be queried for ${statement.measurement}: ${(err as Error).message}; check --influx`);
+        } finally {
+          this.stats.queryMs += performance.now() - began;
         }
+        if (next.done) return;
+        yield next.value;
       }
-      if (rows.length > this.pageRows) return undefined;
+    } finally {
+      await chunks.return(undefined);
     }
-    this.stats.queryMs += performance.now() - began;
-    return rows;
   }
 
   /**
@@ -216,27 +238,41 @@ export class HistoryReader {
     return new BacktestError(`InfluxDB refused the query of ${measurement} in database "${database}": ${error}`);
   }
 
-  /** A stored state, telemetry or status point as the message its device sent, checked against the contract as a device's would be. */
+  /** A stored state, telemetry or status point as the message its device sent, checked against the contract as a device's would be (event-check.ts). */
   private toEvent(row: Row): HistoryEvent | undefined {
-    const f = row.fields;
-    const device = f.device;
-    const line = f.line;
+    const device = field(row, 'device');
+    const line = field(row, 'line');
     if (typeof device !== 'string' || typeof line !== 'string') return this.skip(row, 'no device or line tag');
-    const common = { ts: row.time, ...(f.seq !== undefined ? { seq: f.seq } : {}), ...(f.type !== undefined ? { type: f.type } : {}) };
-    const station = f.station !== undefined ? { station: f.station } : {};
+    const payload: Record<string, unknown> = { ts: row.time };
+    const seq = field(row, 'seq');
+    if (seq !== undefined) payload.seq = seq;
+    const type = field(row, 'type');
+    if (type !== undefined) payload.type = type;
     let event: ValidationResult<DeviceEvent['payload']>;
     switch (row.measurement) {
       case 'telemetry': {
+        const station = field(row, 'station');
+        if (station !== undefined) payload.station = station;
         const values: Record<string, unknown> = {};
-        for (const name in f) if (!TELEMETRY_NON_READINGS.has(name)) values[RENAMED_READINGS.get(name) ?? name] = f[name];
-        event = validateValue('telemetry', { ...common, ...station, values });
+        for (const [index, name] of row.columns.readings) if (row.values[index] !== null) values[name] = row.values[index];
+        payload.values = values;
+        event = this.check.check('telemetry', payload);
         break;
       }
-      case 'state':
-        event = validateValue('state', { ...common, ...station, state: f.state, ...(f.reason !== undefined ? { reason: f.reason } : {}), ...(f.strategy !== undefined ? { strategy: f.strategy } : {}) });
+      case 'state': {
+        const station = field(row, 'station');
+        if (station !== undefined) payload.station = station;
+        payload.state = field(row, 'state');
+        const reason = field(row, 'reason');
+        if (reason !== undefined) payload.reason = reason;
+        const strategy = field(row, 'strategy');
+        if (strategy !== undefined) payload.strategy = strategy;
+        event = this.check.check('state', payload);
         break;
+      }
       case 'status':
-        event = validateValue('status', { ...common, status: f.status });
+        payload.status = field(row, 'status');
+        event = this.check.check('status', payload);
         break;
       default:
         return this.skip(row, 'not a device event measurement');
@@ -252,12 +288,133 @@ export class HistoryReader {
   }
 }
 
+/**
+ * One measurement's stream of rows, a chunk at a time: `time` is the next row's (Infinity once the
+ * stream is over); take() hands it on; once `drained`, fill() reads the next chunk.
+ */
+class RowStream {
+  time = Infinity;
+  private chunk: QueryChunk | undefined;
+  private columns: Columns | undefined;
+  private index = 0;
+  private over = false;
+  /** The last row's time taken: the stream must not go back before it. */
+  private last = -Infinity;
+
+  constructor(
+    private readonly measurement: string,
+    private readonly chunks: AsyncGenerator<QueryChunk>,
+    private readonly stats: PageStats,
+  ) {}
+
+  /** Every row of the chunk held has been taken (and the stream is not over). */
+  get drained(): boolean {
+    return !this.over && (this.chunk === undefined || this.index >= this.chunk.values.length);
+  }
+
+  /** Rows of the chunk held not taken yet. */
+  get held(): number {
+    return this.chunk ? this.chunk.values.length - this.index : 0;
+  }
+
+  /** Reads chunks until one with rows arrives or the stream ends. */
+  async fill(): Promise<void> {
+    while (this.drained) {
+      const next = await this.chunks.next();
+      if (next.done) {
+        this.over = true;
+        this.chunk = undefined;
+        this.time = Infinity;
+        return;
+      }
+      this.chunk = next.value;
+      if (!this.columns?.are(next.value.columns)) this.columns = new Columns(next.value.columns);
+      this.index = 0;
+      this.stats.chunks++;
+      this.stats.largestChunk = Math.max(this.stats.largestChunk, next.value.values.length);
+    }
+    this.time = this.timeAt(this.index);
+  }
+
+  /** The next row; `time` moves on to the one after it (Infinity when the chunk is drained: fill() then). */
+  take(): Row {
+    const chunk = this.chunk!;
+    const row = { measurement: this.measurement, time: this.time, columns: this.columns!, values: chunk.values[this.index]! };
+    this.last = row.time;
+    this.index++;
+    this.time = this.index < chunk.values.length ? this.timeAt(this.index) : Infinity;
+    return row;
+  }
+
+  async close(): Promise<void> {
+    await this.chunks.return(undefined);
+  }
+
+  /** The time of the chunk's row `index`, checked: a number, not before the last row taken (each stream is in time order: the merge needs that). */
+  private timeAt(index: number): number {
+    const time = this.chunk!.values[index]![0];
+    if (typeof time !== 'number') throw new BacktestError(`InfluxDB streamed a ${this.measurement} row without a time in ms (${JSON.stringify(time)}); a backtest asks for epoch=ms`);
+    if (time < this.last) throw new BacktestError(`InfluxDB streamed ${this.measurement} out of time order (${new Date(time).toISOString()} after ${new Date(this.last).toISOString()}); a backtest needs each measurement in time order`);
+    return time;
+  }
+}
+
+/** Sorts page[first..] (one millisecond's rows) in device-time order, in place. */
+function sortFrom(page: Row[], first: number): void {
+  const group = page.slice(first).sort(byDeviceTime);
+  for (let i = 0; i < group.length; i++) page[first + i] = group[i]!;
+}
+
+/** A chunk's columns: where each is, by name, and the telemetry readings among them (where, and the reading's name). */
+class Columns {
+  private readonly index = new Map<string, number>();
+  readonly readings: (readonly [number, string])[] = [];
+
+  constructor(private readonly names: string[]) {
+    for (let i = 1; i < names.length; i++) {
+      const name = names[i]!;
+      this.index.set(name, i);
+      if (!TELEMETRY_NON_READINGS.has(name)) this.readings.push([i, RENAMED_READINGS.get(name) ?? name]);
+    }
+  }
+
+  /** Whether `names` are these columns (the next chunk of a series usually has the same). */
+  are(names: string[]): boolean {
+    return names.length === this.names.length && names.every((name, i) => name === this.names[i]);
+  }
+
+  at(name: string): number | undefined {
+    return this.index.get(name);
+  }
+
+  get all(): readonly string[] {
+    return this.names;
+  }
+}
+
+/** A row's value of the column `name`; undefined when the column is absent or the row has none (null). */
+function field(row: Row, name: string): unknown {
+  const index = row.columns.at(name);
+  const value = index === undefined ? null : row.values[index];
+  return value === null ? undefined : value;
+}
+
+/** A row's values by column name, those it has (not null). */
+function fieldsOf(row: Row): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  const names = row.columns.all;
+  for (let i = 1; i < names.length; i++) if (row.values[i] !== null) fields[names[i]!] = row.values[i];
+  return fields;
+}
+
 function byDeviceTime(x: Row, y: Row): number {
+  const seqX = field(x, 'seq');
+  const seqY = field(y, 'seq');
   return (
     x.time - y.time ||
-    compare(String(x.fields.line ?? ''), String(y.fields.line ?? '')) ||
-    compare(String(x.fields.device ?? ''), String(y.fields.device ?? '')) ||
-    (typeof x.fields.seq === 'number' && typeof y.fields.seq === 'number' ? x.fields.seq - y.fields.seq : 0) ||
+    compare(String(field(x, 'line') ?? ''), String(field(y, 'line') ?? '')) ||
+    compare(String(field(x, 'device') ?? ''), String(field(y, 'device') ?? '')) ||
+    (typeof seqX === 'number' && typeof seqY === 'number' ? seqX - seqY : 0) ||
     (KIND_ORDER[x.measurement] ?? 9) - (KIND_ORDER[y.measurement] ?? 9)
   );
 }
@@ -266,8 +423,7 @@ function compare(x: string, y: string): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-function storedCommand(row: Row): TimelineCommand | undefined {
-  const f = row.fields;
+function storedCommand(row: Row, f: Record<string, unknown>): TimelineCommand | undefined {
   if (typeof f.device !== 'string' || typeof f.action !== 'string') return undefined;
   let params: Record<string, TimelineParam>;
   try {
@@ -288,8 +444,7 @@ function storedCommand(row: Row): TimelineCommand | undefined {
 }
 
 /** A rule's own alert (raised or cleared by it); an operator's (it has an origin) is not what the rules did. */
-function storedAlert(row: Row): TimelineAlarm | undefined {
-  const f = row.fields;
+function storedAlert(row: Row, f: Record<string, unknown>): TimelineAlarm | undefined {
   if (typeof f.state !== 'string' || f.origin !== undefined || (f.state !== 'raised' && f.state !== 'cleared')) return undefined;
   return {
     kind: 'alarm',
@@ -300,11 +455,4 @@ function storedAlert(row: Row): TimelineAlarm | undefined {
     ...(typeof f.device === 'string' ? { device: f.device } : {}),
     ...(typeof f.line === 'string' ? { line: f.line } : {}),
   };
-}
-
-interface RawResponse {
-  results?: Array<{
-    error?: string;
-    series?: Array<{ name: string; columns: string[]; values: Array<Array<unknown>> }>;
-  }>;
 }

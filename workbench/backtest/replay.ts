@@ -14,7 +14,7 @@
 // engine commanded is expected here, so it is not commanded again (recommandLimit 0).
 import type { LinewatchBroker } from '../../broker/index.js';
 import { topics } from '../../contracts/topics.js';
-import { ManualClock } from '../../rules/clock.js';
+import { ManualClock, settle } from '../../rules/clock.js';
 import type { RulesSettingsInput } from '../../rules/config.js';
 import { RulesEngine, type EngineEvent } from '../../rules/engine.js';
 import { startScenarioBroker } from '../scenario-run.js';
@@ -65,10 +65,14 @@ export class Replay {
     }
   }
 
-  /** Moves the clock to the event's device time (timers fall due on the way) and hands the event to the engine. */
-  async feed(event: HistoryEvent): Promise<void> {
-    const ts = event.payload.ts;
-    if (ts > this.clock.now()) await this.clock.advance(ts - this.clock.now());
+  /**
+   * Moves the clock to the event's device time (the timers due on the way run, in order) and hands
+   * the event to the engine. Synchronous: the engine's work on an event or a timer is, and its
+   * commands are answered right after it (answer()); what its broker publishes goes out when the
+   * caller lets promises settle (backtest.ts: after each page).
+   */
+  feed(event: HistoryEvent): void {
+    this.runUntil(event.payload.ts);
     this.engine.ingest(event);
     this.answer();
   }
@@ -76,11 +80,17 @@ export class Replay {
   /** Runs the clock on to `time` (timers, ticks), then stops the engine and its broker. */
   async finish(time: number): Promise<void> {
     try {
-      if (time > this.clock.now()) await this.clock.advance(time - this.clock.now());
-      this.answer();
+      this.runUntil(time);
+      await settle();
     } finally {
       await this.stop();
     }
+  }
+
+  /** The timers due until `time`, each followed by the answers to the commands it sent; then the clock at `time`. */
+  private runUntil(time: number): void {
+    while (this.clock.runNext(time)) this.answer();
+    this.clock.set(time);
   }
 
   /** Stops the engine and its broker (once; finish() does it too). */
@@ -103,9 +113,8 @@ export class Replay {
     if (event.type === 'command') {
       const { command } = event;
       this.items.push({ kind: 'command', at: command.ts, line: event.line, target: event.target, action: command.action, params: command.params, origin: command.origin, id: command.id });
+      // Answered once the engine has finished sending it: after the event or the timer that sent it (runUntil, feed).
       this.unanswered.push({ line: event.line, target: event.target, id: command.id });
-      // Answered once the engine has finished sending it (before the clock moves on: timers settle promises in between).
-      queueMicrotask(() => this.answer());
     } else if (event.type === 'alert') {
       const { alert } = event;
       this.items.push({ kind: 'alarm', at: alert.ts, line: event.line, id: alert.id, rule: alert.rule, state: alert.state, ...(alert.device ? { device: alert.device } : {}) });

@@ -11,7 +11,7 @@ export function formatBacktest(result: BacktestResult): string[] {
   const counts = (items: TimelineItem[]): string => `${items.filter((i) => i.kind === 'command').length} commands, ${items.filter((i) => i.kind === 'alarm').length} alert changes`;
   const lines = [
     `# backtest of ${result.dir}${result.line !== undefined ? ` on line ${result.line}` : ''}, ${iso(result.from)} → ${iso(result.to)} (${formatDuration(result.to - result.from)}${result.warmupMs > 0 ? `, after a ${formatDuration(result.warmupMs)} warm-up` : ''})`,
-    `# ${result.events} device events in ${pages.pages} pages (at most ${pages.largestPage} rows each, ${pages.queries} queries, ${(pages.queryMs / 1000).toFixed(1)} s in InfluxDB), ${(result.elapsedMs / 1000).toFixed(1)} s in all`,
+    `# ${result.events} device events in ${pages.pages} pages (at most ${pages.largestPage} rows each; ${pages.queries} streamed queries, ${pages.chunks} chunks, ${(pages.queryMs / 1000).toFixed(1)} s waiting for InfluxDB), ${(result.elapsedMs / 1000).toFixed(1)} s in all`,
     result.againstReplayed
       ? `# ${result.dir}: ${counts(result.replayed)}; compared with ${result.against}: ${counts(result.againstReplayed)} (stored for the range: ${counts(result.stored)})`
       : `# stored for the range: ${counts(result.stored)}; the rules of ${result.dir} would have made ${counts(result.replayed)}`,
