@@ -1,6 +1,7 @@
 // Opens the broker's store from `broker.persistence` (docs/broker.md#persistence) and puts the
 // per-session queue limit (`broker.sessionQueue`, queue-limit.ts) around it, whichever it is.
 import type { LogLimiter } from '../../lib/log-limit.js';
+import { logger } from '../../lib/log.js';
 import type { BrokerConfig } from '../config.js';
 import { redisStoreFor } from '../cluster.js';
 import { openDiskPersistence } from './disk.js';
@@ -27,6 +28,16 @@ export interface OpenedStore extends OpenedPersistence {
 export async function openPersistence(config: Pick<BrokerConfig, 'persistence' | 'sessionQueue' | 'redis' | 'cluster'>, options: PersistenceOptions = {}): Promise<OpenedStore> {
   const store = await openStore(config, options);
   const queueLimit = new QueueLimit(config.sessionQueue, options.limitedLog);
+  if (config.cluster) {
+    // The limit counts in this process, but in a cluster a message is queued on the node it was
+    // published on and removed (its PUBACK) on the subscriber's: a count kept here would only
+    // grow on the publishing node, which would then drop messages for healthy subscribers.
+    logger('broker').warn(
+      { maxMessages: config.sessionQueue.maxMessages },
+      "broker.sessionQueue is not enforced in a cluster (broker.cluster): a message is queued on the node it was published on and acknowledged on the subscriber's, so no node can count a session's queue; queued messages are bounded only by the Redis server's memory (docs/broker.md#session-queue-limit)",
+    );
+    return { ...store, queueLimit };
+  }
   return {
     ...store,
     persistence: queueLimit.wrap(store.persistence),

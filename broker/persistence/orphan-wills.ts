@@ -1,10 +1,11 @@
 // The wills a dead broker left in its store: a client connected when the broker was killed
 // (SIGKILL, a crash, a power loss) never disconnected cleanly, so MQTT owes its will. Aedes
 // publishes wills of brokers it has not heard from (`_clearWills` in aedes.js) only every
-// 4 × heartbeatInterval (4 minutes here) after start. A store only one broker uses (disk, locked
+// 4 × heartbeatInterval (`broker.heartbeatMs`: ~20 s at the default 5 s) after start. A store only one broker uses (disk, locked
 // to this process; memory) holds no will of a live broker but this one, so at start, before any
 // client can connect, every will in it is one of a previous run: it is published now and deleted,
-// as Aedes would (docs/broker.md#persistence). Not for a store shared by a cluster (redis).
+// as Aedes would (docs/broker.md#persistence). Not for a store shared by a cluster (redis): there,
+// even on one node, Aedes's own check publishes a killed run's wills (docs/broker.md#redis).
 import type { PublishPacket } from 'aedes';
 import type { AedesPublish } from '../drop-refused.js';
 

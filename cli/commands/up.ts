@@ -11,6 +11,7 @@ import { port, positiveNumber } from '../flags.js';
 import { namingPortFlag } from '../port-flags.js';
 import { onShutdown } from '../shutdown.js';
 import { startLine } from '../up/compose.js';
+import { lockDataDir } from '../up/data-dir-lock.js';
 import { StatusLine } from '../up/status.js';
 
 interface UpFlags {
@@ -71,13 +72,15 @@ export function registerUp(program: Command): void {
         oee: { enabled: flags.oee ? undefined : false },
         historian: { enabled: flags.historian ? undefined : false, influxUrl: flags.influx },
       });
+      // Before the log file: a second `up` on this data dir refuses with one line, touching nothing.
+      const dataDirLock = lockDataDir(config.dataDir);
       // The terminal keeps the lines below and the status line; the log goes to a file.
       const logFile = join(config.dataDir, 'linewatch.log');
       logToFile(logFile);
       console.log(`log: ${logFile} (warnings and errors are shown here too)`);
       let line;
       try {
-        line = await startLine(config, { say: (m) => console.log(m), serial: flags.serial });
+        line = await startLine(config, { say: (m) => console.log(m), serial: flags.serial, dataDirLock });
       } catch (err) {
         if (err instanceof AddressInUse) throw namingPortFlag(err, { 'broker.port': '--broker-port', 'broker.wsPort': '--ws-port', 'dashboard.port': '--dashboard-port' });
         throw new UserError(`linewatch up could not start: ${(err as Error).message}`);

@@ -3,7 +3,7 @@
 // historian, OEE, rules, dashboard, serial gateway, simulated line — all in-process services on
 // the broker's InProcessBus. stop() undoes it in
 // reverse order and leaves no child process behind (influxd, socat).
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LinewatchBroker } from '../../broker/index.js';
@@ -27,6 +27,7 @@ import { rulesModule } from '../../rules/module.js';
 import { loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
 import { simulateModule } from '../../simulators/module.js';
 import { ChildRegistry, reapLeftovers } from './children.js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { provisionDeviceAccounts } from './credentials.js';
 import { logger } from '../../lib/log.js';
 import { withTimeout } from '../../lib/wait.js';
@@ -44,6 +45,8 @@ export interface UpOptions {
   say(message: string): void;
   /** Attach one simulated device through the serial gateway over a socat PTY pair (default true). */
   serial?: boolean;
+  /** The data dir's lock, when the caller took it before touching the data dir (cli/commands/up.ts, before its log file); startLine takes it otherwise. Released by stop() or a failed start. */
+  dataDirLock?: DataDirLock;
 }
 
 /** What `linewatch up` is running; `stop()` ends it all in reverse start order. */
@@ -84,11 +87,20 @@ export function rulesDir(dir: string): string {
 export async function startLine(config: LinewatchConfig, hooks: UpOptions): Promise<RunningLine> {
   // Absolute, so child command lines name it (see children.ts) whatever the working directory.
   const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true });
-  const leftovers = await reapLeftovers(dataDir);
+  // Before reapLeftovers: a second `up` on this data dir must not end the first one's children.
+  const lock = hooks.dataDirLock ?? lockDataDir(dataDir);
+  if (lock.dataDir !== dataDir) throw new Error(`startLine was given the lock of ${lock.dataDir} for the data dir ${dataDir}; this is a bug`);
+  // Undone last by stopAll() (it runs the steps in reverse).
+  const started: Started[] = [{ name: 'data dir lock', stop: async () => lock.release() }];
+  let leftovers: string[];
+  try {
+    leftovers = await reapLeftovers(dataDir);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   if (leftovers.length > 0) hooks.say(`ended what a previous run in ${dataDir} left running: ${leftovers.join(', ')}`);
   const children = new ChildRegistry(dataDir);
-  const started: Started[] = [];
   const services: Service[] = [];
   let broker: LinewatchBroker | undefined;
   let dashboard: DashboardServer | undefined;

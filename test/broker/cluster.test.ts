@@ -11,6 +11,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor, withTimeout } from '../../lib/wait.js';
 import { startBrokerProcess, type BrokerProcess } from '../harness/broker-process.js';
+import { connectedClient } from '../harness/mqtt-client.js';
 import { startTestRedis, type TestRedis } from '../harness/redis.js';
 
 let dir: string;
@@ -40,14 +41,8 @@ async function node(): Promise<BrokerProcess> {
   return started;
 }
 
-async function connected(url: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 10_000, ...options });
-  clients.push(client);
-  await withTimeout(new Promise<void>((resolve, reject) => {
-    client.once('connect', () => resolve());
-    client.once('error', reject);
-  }), 15_000, `an MQTT connection to ${url}`);
-  return client;
+function connected(url: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  return connectedClient(clients, url, options);
 }
 
 function collect(client: MqttClient): string[] {
