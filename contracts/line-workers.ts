@@ -7,7 +7,7 @@
 //   lines: [A, B]       exactly these lines (--lines A,B)
 //   worker: 2/3         the lines whose hash falls on worker 2 of 3 (--worker 2/3)
 import { z } from 'zod';
-import { ID_PATTERN, ROOT } from './topics.js';
+import { ID_PATTERN, ROOT, shadowTopic, unshadowTopic } from './topics.js';
 
 /** The line a dead letter (lw/_dead/{clientId}) belongs to for ownership: it names no line. */
 export const DEAD_LETTER_LINE = '_dead';
@@ -50,28 +50,36 @@ export function ownsLine(ownership: LineOwnership, line: string): boolean {
   }
 }
 
-/** The line a linewatch topic belongs to (`_dead` for a dead letter), or undefined outside lw/. */
+/**
+ * The line a linewatch topic belongs to (`_dead` for a dead letter), or undefined outside lw/. A
+ * shadow rule set's topic is its line's: lw/_shadow/A/… belongs to line A, as lw/A/… does.
+ */
 export function lineOfTopic(topic: string): string | undefined {
-  const first = topic.indexOf('/');
-  if (first < 0 || topic.slice(0, first) !== ROOT) return undefined;
-  const second = topic.indexOf('/', first + 1);
-  return second < 0 ? undefined : topic.slice(first + 1, second);
+  const live = unshadowTopic(topic) ?? topic;
+  const first = live.indexOf('/');
+  if (first < 0 || live.slice(0, first) !== ROOT) return undefined;
+  const second = live.indexOf('/', first + 1);
+  return second < 0 ? undefined : live.slice(first + 1, second);
 }
 
 /**
- * The subscription filters of a worker: `filters` (each starting lw/+/… or lw/#) narrowed to its
- * lines when it has a list (lw/+/+/state → lw/A/+/state, lw/# → lw/A/#); unchanged for all lines
- * and for hashed workers, which cannot name their lines before hearing them (they subscribe to
- * all and skip what is not theirs).
+ * The subscription filters of a worker: `filters` (each starting lw/+/…, lw/#, lw/_shadow/+/… or
+ * lw/_shadow/#) narrowed to its lines when it has a list (lw/+/+/state → lw/A/+/state,
+ * lw/_shadow/# → lw/_shadow/A/#); lw/#, which holds the shadow topics, becomes lw/A/# and
+ * lw/_shadow/A/#. Unchanged for all lines and for hashed workers, which cannot name their lines
+ * before hearing them (they subscribe to all and skip what is not theirs).
  */
 export function ownedFilters(ownership: LineOwnership, filters: readonly string[]): string[] {
   if (ownership.kind !== 'lines') return [...filters];
   const narrowed: string[] = [];
   for (const line of ownership.lines) {
     for (const filter of filters) {
-      const levels = filter.split('/');
-      if (levels[0] !== ROOT || (levels[1] !== '+' && levels[1] !== '#')) throw new Error(`cannot narrow ${filter} to line ${line}: not an lw/+/… or lw/# filter`);
-      narrowed.push(levels[1] === '#' ? `${ROOT}/${line}/#` : [ROOT, line, ...levels.slice(2)].join('/'));
+      const shadow = unshadowTopic(filter) !== undefined;
+      const levels = (unshadowTopic(filter) ?? filter).split('/');
+      if (levels[0] !== ROOT || (levels[1] !== '+' && levels[1] !== '#')) throw new Error(`cannot narrow ${filter} to line ${line}: not an lw/+/…, lw/#, lw/_shadow/+/… or lw/_shadow/# filter`);
+      const live = levels[1] === '#' ? `${ROOT}/${line}/#` : [ROOT, line, ...levels.slice(2)].join('/');
+      if (shadow) narrowed.push(shadowTopic(live));
+      else narrowed.push(...(levels[1] === '#' ? [live, shadowTopic(live)] : [live]));
     }
   }
   return narrowed;

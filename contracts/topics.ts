@@ -88,6 +88,22 @@ export function unshadowTopic(topic: string): string | undefined {
   return topic.startsWith(`${SHADOW_ROOT}/`) ? `${ROOT}/${topic.slice(SHADOW_ROOT.length + 1)}` : undefined;
 }
 
+/** What a device reports about itself (its acks aside): the events a shadow rule set reads live. */
+export const DEVICE_EVENT_KINDS = ['state', 'telemetry', 'status'] as const;
+
+/**
+ * Whether `filter` is a filter (or topic) of device events: lw/{line or +}/{device or +}/state,
+ * telemetry or status — every line's (lw/+/+/state) or one worker's (lw/A/+/state). No shadow
+ * topic is one.
+ */
+export function isDeviceEventFilter(filter: string): boolean {
+  const levels = filter.split('/');
+  if (levels.length !== 4) return false;
+  const [root, line, device, kind] = levels as [string, string, string, string];
+  const idOrWildcard = (level: string): boolean => level === '+' || isValidId(level);
+  return root === ROOT && `${root}/${line}` !== SHADOW_ROOT && idOrWildcard(line) && idOrWildcard(device) && (DEVICE_EVENT_KINDS as readonly string[]).includes(kind);
+}
+
 export const topics = {
   state: (line: string, device: string) => `${ROOT}/${line}/${device}/state`,
   telemetry: (line: string, device: string) => `${ROOT}/${line}/${device}/telemetry`,

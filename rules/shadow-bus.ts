@@ -1,6 +1,7 @@
 // The bus a shadow rule set runs on (docs/rules.md#shadow): the same device events as the live
 // engine, and everything else under the shadow root. It wraps the live engine's bus:
-//   - subscribe: the device events (state, telemetry, status) are the live topics; every other
+//   - subscribe: the device events (state, telemetry, status, of every line or of a worker's
+//     lines: lw/+/+/state, lw/A/+/state) are the live topics; every other
 //     filter (command acks, alarm states, alarm requests) is its shadow topic — a shadow command
 //     goes to no device, so no device acks it, and the shadow's alarms are its own;
 //   - publish: every topic is moved under lw/_shadow/ (commands, outcomes, alerts, alarms, dead
@@ -9,18 +10,14 @@
 // the broker's ACL grants no device anything under lw/_shadow/ (test/rules/shadow.test.ts).
 import type { Bus, ConnectionListener, MessageHandler, PublishOptions, SubscribeOptions, Unsubscribe } from '../bus/bus.js';
 import { decode } from '../contracts/decode.js';
-import { parseTopic, shadowTopic, topics, unshadowTopic } from '../contracts/topics.js';
-
-/** The live filters a shadow engine reads as they are: what devices report. */
-const LIVE_FILTERS: ReadonlySet<string> = new Set([topics.state('+', '+'), topics.telemetry('+', '+'), topics.status('+', '+')]);
+import { isDeviceEventFilter, shadowTopic, unshadowTopic } from '../contracts/topics.js';
 
 export class ShadowBus implements Bus {
   constructor(private readonly live: Bus) {}
 
   /** Publishes `topic`'s shadow topic; a device event is refused (a rule engine never speaks for a device). */
   publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void> {
-    const kind = parseTopic(topic)?.kind;
-    if (kind === 'state' || kind === 'telemetry' || kind === 'status') {
+    if (isDeviceEventFilter(topic)) {
       return Promise.reject(new Error(`shadow rules: refused to publish the device topic ${topic}; a shadow rule set publishes only under lw/_shadow/`));
     }
     let shadow: string;
@@ -33,7 +30,7 @@ export class ShadowBus implements Bus {
   }
 
   subscribe(filter: string | string[], handler: MessageHandler, options?: SubscribeOptions): Promise<Unsubscribe> {
-    const filters = (Array.isArray(filter) ? filter : [filter]).map((f) => (LIVE_FILTERS.has(f) ? f : shadowTopic(f)));
+    const filters = (Array.isArray(filter) ? filter : [filter]).map((f) => (isDeviceEventFilter(f) ? f : shadowTopic(f)));
     return this.live.subscribe(
       filters,
       (topic, payload, decoded) => {

@@ -4,13 +4,14 @@
 // rule versions on the same history), `rules diff` compares shadow rules with the live ones.
 //
 // Pure: no I/O, no clock, no imports from the services. Items are matched within a time tolerance
-// (DEFAULT_TOLERANCE_MS unless told): two items are the same when they have the same identity
+// (DEFAULT_TOLERANCE_MS of contracts/, unless told): two items are the same when they have the same identity
 // (a command's target and action, an alarm's id — or its rule and device), the same content
 // (params and, when both sides know it, outcome; the alarm state) and times at most the tolerance
 // apart. What is left is then paired by identity alone within the tolerance: those pairs are
 // "changed" (e.g. set_speed 32 where the other side sent set_speed 28 at about the same time).
 // Whatever still has no partner is "added" (only in the candidate) or "missing" (only in the
 // baseline). Nearest in time pairs first; ties go to the earlier item, so the result is deterministic.
+import { DEFAULT_TOLERANCE_MS } from '../contracts/timeline-tolerance.js';
 
 export type TimelineParam = number | string | boolean;
 
@@ -68,9 +69,6 @@ export interface TimelineDiffOptions {
   /** How far apart (ms) two items may be and still match; default DEFAULT_TOLERANCE_MS. */
   toleranceMs?: number;
 }
-
-/** Two items at most this far apart (ms) can be the same: a few engine ticks, less than any cooldown. */
-export const DEFAULT_TOLERANCE_MS = 2_000;
 
 /** Compares `candidate` with `baseline`: added = only in the candidate, missing = only in the baseline. */
 export function diffTimelines(baseline: readonly TimelineItem[], candidate: readonly TimelineItem[], options: TimelineDiffOptions = {}): TimelineDiff {

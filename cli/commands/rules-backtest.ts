@@ -12,7 +12,8 @@ import { durationSchema } from '../../rules/schema.js';
 import { runBacktest } from '../../workbench/backtest/backtest.js';
 import { DEFAULT_PAGE_ROWS } from '../../workbench/backtest/history.js';
 import { backtestJson, formatBacktest } from '../../workbench/backtest/report.js';
-import { DEFAULT_TOLERANCE_MS, isSameTimeline } from '../../workbench/timeline-diff.js';
+import { DEFAULT_TOLERANCE_MS } from '../../contracts/timeline-tolerance.js';
+import { isSameTimeline } from '../../workbench/timeline-diff.js';
 import { UserError } from '../errors.js';
 import { timeFlag } from '../flags.js';
 

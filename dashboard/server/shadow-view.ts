@@ -5,6 +5,7 @@
 // history (workbench/shadow-diff.ts); this is the live, bounded view of it for GET /api/shadow.
 import type { DecodeOnce } from '../../bus/bus.js';
 import { decode, unshadowTopic, type CommandPayload } from '../../contracts/index.js';
+import { DEFAULT_TOLERANCE_MS } from '../../contracts/timeline-tolerance.js';
 
 export interface ShadowCommandView {
   line: string;
@@ -33,7 +34,7 @@ export interface ShadowReport {
 }
 
 export interface ShadowViewOptions {
-  /** Two commands at most this far apart (ms) are counterparts; as `rules diff`'s default. */
+  /** Two commands at most this far apart (ms) are counterparts; default `rules diff`'s (DEFAULT_TOLERANCE_MS). */
   toleranceMs: number;
   /** Commands kept per side (the oldest go first). */
   maxCommands: number;
@@ -41,7 +42,7 @@ export interface ShadowViewOptions {
   now: () => number;
 }
 
-const DEFAULTS: ShadowViewOptions = { toleranceMs: 2000, maxCommands: 500, maxDifferences: 50, now: () => Date.now() };
+const DEFAULTS: ShadowViewOptions = { toleranceMs: DEFAULT_TOLERANCE_MS, maxCommands: 500, maxDifferences: 50, now: () => Date.now() };
 
 export class ShadowView {
   private readonly options: ShadowViewOptions;

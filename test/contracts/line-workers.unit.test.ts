@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ALL_LINES, describeOwnership, lineHash, lineOfTopic, lineOwnershipShape, ownedFilters, ownershipLabel, ownershipOf, ownsLine, workerOfLine } from '../../contracts/line-workers.js';
-import { topics } from '../../contracts/topics.js';
+import { shadowTopic, topics } from '../../contracts/topics.js';
 
 describe('line workers', () => {
   it('hashes line ids with the standard FNV-1a (32 bit), pinned', () => {
@@ -37,12 +37,18 @@ describe('line workers', () => {
     expect(lineOfTopic(topics.telemetry('A', 'conv-1'))).toBe('A');
     expect(lineOfTopic(topics.alarmSet('B', 'overheat:B/conv-1'))).toBe('B');
     expect(lineOfTopic(topics.deadLetter('A/x'))).toBe('_dead');
+    // A shadow rule set's output belongs to the line it is about.
+    expect(lineOfTopic(shadowTopic(topics.cmd('A', 'line-ctl')))).toBe('A');
+    expect(lineOfTopic(shadowTopic(topics.alerts('B')))).toBe('B');
+    expect(lineOfTopic(shadowTopic(topics.deadLetter('rules')))).toBe('_dead');
+    expect(lineOfTopic('lw/_shadow/A')).toBeUndefined();
     expect(lineOfTopic('lw/A')).toBeUndefined();
     expect(lineOfTopic('other/A/x/state')).toBeUndefined();
   });
 
   it('narrows subscription filters to listed lines only', () => {
-    expect(ownedFilters({ kind: 'lines', lines: ['A', 'B'] }, [topics.all])).toEqual(['lw/A/#', 'lw/B/#']);
+    expect(ownedFilters({ kind: 'lines', lines: ['A', 'B'] }, [topics.all])).toEqual(['lw/A/#', 'lw/_shadow/A/#', 'lw/B/#', 'lw/_shadow/B/#']);
+    expect(ownedFilters({ kind: 'lines', lines: ['A'] }, [topics.allShadow, 'lw/_shadow/+/alerts'])).toEqual(['lw/_shadow/A/#', 'lw/_shadow/A/alerts']);
     expect(ownedFilters({ kind: 'lines', lines: ['A'] }, [...topics.allDeviceEvents, topics.allAlarms])).toEqual(['lw/A/+/state', 'lw/A/+/telemetry', 'lw/A/+/status', 'lw/A/+/cmd/ack', 'lw/A/alarms/+']);
     expect(ownedFilters(ALL_LINES, [topics.all])).toEqual([topics.all]);
     expect(ownedFilters({ kind: 'hash', index: 1, count: 2 }, [topics.all])).toEqual([topics.all]);

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ShadowView } from '../../dashboard/server/shadow-view.js';
 import { parseTopic, shadowTopic, unshadowTopic } from '../../contracts/topics.js';
+import { DEFAULT_TOLERANCE_MS } from '../../contracts/timeline-tolerance.js';
 
 const T = 1_767_000_000_000;
 const command = (id: string, ts: number, params: Record<string, number | string>, action = 'set_speed'): Buffer =>
@@ -22,6 +23,19 @@ describe('the shadow root', () => {
 });
 
 describe('ShadowView', () => {
+  it("matches within rules diff's default tolerance unless told (the one contracts/ states)", () => {
+    let now = T;
+    const view = new ShadowView({ now: () => now });
+    view.handle('lw/A/line-ctl/cmd', command('c1', T, { speed: 20 }));
+    view.handle('lw/_shadow/A/line-ctl/cmd', command('s1', T + DEFAULT_TOLERANCE_MS, { speed: 20 })); // at the tolerance: the same
+    view.handle('lw/A/line-ctl/cmd', command('c2', T + 10_000, { speed: 40 }));
+    view.handle('lw/_shadow/A/line-ctl/cmd', command('s2', T + 10_000 + DEFAULT_TOLERANCE_MS + 1, { speed: 40 })); // 1 ms beyond: not
+    now = T + 60_000;
+    const report = view.report();
+    expect(report.toleranceMs).toBe(DEFAULT_TOLERANCE_MS);
+    expect(report.differences.map((d) => [d.side, d.id]).sort()).toEqual([['live-only', 'c2'], ['shadow-only', 's2']]);
+  });
+
   it('lists a shadow command with no live counterpart and the reverse, once the tolerance has passed; matched ones not', () => {
     let now = T;
     const view = new ShadowView({ toleranceMs: 2000, now: () => now });

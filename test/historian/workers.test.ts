@@ -17,6 +17,7 @@ describe('historian workers split by line', () => {
 
   beforeAll(async () => {
     rig = await startHistorianRig('lw-hist-workers-');
+    await rig.broker.addAccount('rules', 'rules-password', 'rules');
     gateway = await mqtt.connectAsync(rig.broker.url, { username: 'gw', password: 'gw-password-1', clientId: 'gw:workers' });
   });
   afterAll(async () => {
@@ -55,17 +56,27 @@ describe('historian workers split by line', () => {
   it('--lines: each worker subscribes to its lines only, and every event is stored once', { timeout: 120_000 }, async () => {
     const dataDir = join(rig.dir, 'lines');
     const [first, second] = await Promise.all([historian('lines', dataDir, '--lines', 'A'), historian('lines', dataDir, '--lines', 'B,_dead')]);
-    expect(first.output()).toContain('lines: A, subscribed to lw/A/# as hist:lines-A');
-    expect(second.output()).toContain('lines: B,_dead, subscribed to lw/B/# lw/_dead/# as hist:lines-B+_dead');
+    expect(first.output()).toContain('lines: A, subscribed to lw/A/# lw/_shadow/A/# as hist:lines-A');
+    expect(second.output()).toContain('lines: B,_dead, subscribed to lw/B/# lw/_shadow/B/# lw/_dead/# lw/_shadow/_dead/# as hist:lines-B+_dead');
     const [a, b] = [telemetryStream('A', DEVICES), telemetryStream('B', DEVICES)];
     await Promise.all([a.sendUpTo(gateway, 2000), b.sendUpTo(gateway, 2000)]);
     await expectExactlyOnce('lines', 'A', 2000);
     await expectExactlyOnce('lines', 'B', 2000);
-    // Narrowed subscriptions: neither worker heard the other's line at all.
-    expect(await metric(first, 'linewatch_received{service="historian"}')).toBe('linewatch_received{service="historian"} 2000');
-    expect(await metric(second, 'linewatch_received{service="historian"}')).toBe('linewatch_received{service="historian"} 2000');
+    // A shadow rule set's command on each line (lw/_shadow/{line}/…) is its line's worker's to store.
+    const rules = await mqtt.connectAsync(rig.broker.url, { username: 'rules', password: 'rules-password', clientId: 'rules:shadow-workers' });
+    for (const line of ['A', 'B']) {
+      const command = { id: `s-${line}`, action: 'stop', params: {}, origin: 'rule:hot', ts: Date.now(), expiresAt: Date.now() + 60_000 };
+      await rules.publishAsync(`lw/_shadow/${line}/line-ctl/cmd`, JSON.stringify(command), { qos: 1 });
+    }
+    await rules.endAsync();
+    const shadowCommands = async (): Promise<unknown[]> => (await rig.influx.query(`SELECT "id", "line" FROM shadow_commands`, 'lines'))[0]?.series?.[0]?.values.map((row) => row.slice(1)) ?? [];
+    await waitFor(async () => (await shadowCommands()).length >= 2, 20_000, 'the shadow command of each line in shadow_commands');
+    expect((await shadowCommands()).sort()).toEqual([['s-A', 'A'], ['s-B', 'B']]);
+    expect(await metric(first, 'linewatch_received{service="historian"}')).toBe('linewatch_received{service="historian"} 2001');
+    expect(await metric(second, 'linewatch_received{service="historian"}')).toBe('linewatch_received{service="historian"} 2001');
+    // Narrowed subscriptions: neither worker heard the other's line at all (its 2000 events and its shadow command).
     const health = (await (await fetch(`${second.healthUrl}/healthz`)).json()) as { services: { historian: { info: Record<string, string> } } };
-    expect(health.services.historian.info).toEqual({ lines: 'B,_dead', subscription: 'lw/B/# lw/_dead/#' });
+    expect(health.services.historian.info).toEqual({ lines: 'B,_dead', subscription: 'lw/B/# lw/_shadow/B/# lw/_dead/# lw/_shadow/_dead/#' });
     // A third worker on the same spool (the same lines, so the same default dir) is refused.
     const third = await runCli(['historian', '--broker', rig.broker.url, '--username', 'hist', '--password', 'hist-password', '--influx', rig.influx.url, '--database', 'lines', '--data-dir', dataDir, '--lines', 'A', '--client-id', 'hist:third', '--health-port', '0']);
     expect(third.code).not.toBe(0);

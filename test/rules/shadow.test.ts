@@ -125,6 +125,26 @@ describe('a shadow rule set', () => {
     expect(engine.counters()).toMatchObject({ load_errors: 0, shadow_load_errors: 1, shadow_rules: 1, rules: 1 });
   });
 
+  it('in a --lines worker, hears the device events of its lines and fires its shadow command', async () => {
+    await engine.stop();
+    const worker = new RulesEngine({ bus: tb.broker.bus, dir: join(dir, 'live'), shadowDir: join(dir, 'shadow'), stateFile: join(dir, 'state-A', 'rules-state.json'), clock, watch: false, settings: { tickMs: 100 }, lines: { kind: 'lines', lines: ['A'] } });
+    await worker.start();
+    try {
+      const ops = await connect('ops');
+      const seen: string[] = [];
+      ops.on('message', (topic) => seen.push(topic));
+      await ops.subscribeAsync('lw/_shadow/#', { qos: 1 });
+      const conveyor = await connect('A/conv-1');
+      // 75 °C: only the shadow rule (> 70) fires.
+      await conveyor.publishAsync('lw/A/conv-1/telemetry', JSON.stringify({ ts: clock.now(), seq: 1, values: { motorTemp: 75 } }), { qos: 1 });
+      await waitFor(() => seen.includes('lw/_shadow/A/line-ctl/cmd'), 5000, "the line-A worker's shadow command under lw/_shadow/");
+      expect(worker.counters()).toMatchObject({ shadow_commands_sent: 1 });
+      expect(worker.counters().commands_sent ?? 0).toBe(0);
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it('a shadow set with errors at start stops the engine with a reason naming the shadow set, as a broken live set does', async () => {
     expect(engine.health().status).toBe('ok');
     writeFileSync(join(dir, 'shadow', 'rules.yaml'), rule(70).replace('values.motorTemp > 70', 'values.motorTemp >'));

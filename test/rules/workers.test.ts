@@ -1,7 +1,8 @@
 // Two `linewatch rules` processes split by line (--lines A / --lines B, and --worker 1/2 / 2/2)
 // on the embedded broker: a rule firing on a line is handled by that line's worker alone — one
 // command, one alert — and an absence rule on line B does nothing in line A's worker. A third
-// engine on a worker's state file is refused. Runs the built CLI (dist/).
+// engine on a worker's state file is refused. A --lines worker with a shadow set (and authentication)
+// fires its shadow command on its line. Runs the built CLI (dist/).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,6 +128,32 @@ describe('rules workers split by line', () => {
       }
     } finally {
       await Promise.all([workerA.kill('SIGTERM'), workerB.kill('SIGTERM')]);
+      await Promise.all(devices.splice(0).map((client) => client.endAsync()));
+      await observer.endAsync();
+      await tb.stop();
+    }
+  });
+
+  it('--lines A with a shadow set (--shadow), with authentication: the shadow set hears line A and fires its command under lw/_shadow/', { timeout: 60_000 }, async () => {
+    await setup('shadow');
+    mkdirSync(join(dir, 'shadow-rules'), { recursive: true });
+    writeFileSync(join(dir, 'shadow-rules', 'rules.yaml'), RULES.replace('values.motorTemp > 80', 'values.motorTemp > 70'));
+    await observer.subscribeAsync('lw/_shadow/#', { qos: 1 });
+    const shadowCommands: string[] = [];
+    observer.on('message', (topic) => {
+      if (/^lw\/_shadow\/[^/]+\/[^/]+\/cmd$/.test(topic)) shadowCommands.push(topic);
+    });
+    const worker = await engine('--lines', 'A', '--shadow', join(dir, 'shadow-rules'));
+    try {
+      const conv = await device('A', 'conv-1');
+      // 75 °C: only the shadow rule (> 70) fires.
+      await conv.publishAsync('lw/A/conv-1/telemetry', JSON.stringify({ ts: Date.now(), seq: 1, type: 'conveyor', values: { motorTemp: 75 } }), { qos: 1 });
+      await waitFor(() => shadowCommands.length > 0, 20_000, "line A's shadow stop command under lw/_shadow/");
+      expect(shadowCommands).toEqual(['lw/_shadow/A/line-ctl/cmd']);
+      const health = (await (await fetch(`${worker.healthUrl}/healthz`)).json()) as { status: string };
+      expect(health.status).toBe('ok');
+    } finally {
+      await worker.kill('SIGTERM');
       await Promise.all(devices.splice(0).map((client) => client.endAsync()));
       await observer.endAsync();
       await tb.stop();

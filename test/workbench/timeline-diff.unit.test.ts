@@ -1,6 +1,7 @@
 // workbench/timeline-diff.ts: added / missing / changed between two timelines, within a time tolerance.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TOLERANCE_MS, describeItem, diffTimelines, isSameTimeline, type TimelineAlarm, type TimelineCommand } from '../../workbench/timeline-diff.js';
+import { DEFAULT_TOLERANCE_MS } from '../../contracts/timeline-tolerance.js';
+import { describeItem, diffTimelines, isSameTimeline, type TimelineAlarm, type TimelineCommand } from '../../workbench/timeline-diff.js';
 
 const command = (at: number, target: string, action: string, params: TimelineCommand['params'] = {}, extra: Partial<TimelineCommand> = {}): TimelineCommand => ({ kind: 'command', at, target, action, params, ...extra });
 const alarm = (at: number, id: string, state: string, extra: Partial<TimelineAlarm> = {}): TimelineAlarm => ({ kind: 'alarm', at, id, state, ...extra });
