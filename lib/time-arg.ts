@@ -10,14 +10,14 @@ export const TIME_FORMS = '"now", a relative time like "-6h" or "now-30m" (s, m,
 
 /** `value` as ms since the epoch, relative times counted back from `now`; undefined when it is none of TIME_FORMS. */
 export function parseTime(value: string, now: number): number | undefined {
-  const v = value.trim();
-  if (v === 'now') return now;
-  const rel = /^(?:now)?-([1-9][0-9]{0,5})(s|m|h|d)$/.exec(v);
-  if (rel) return now - Number(rel[1]) * TIME_UNIT_MS[rel[2] as keyof typeof TIME_UNIT_MS];
-  if (/^[0-9]{1,15}$/.test(v)) return Number(v);
-  if (/^\d{4}-\d{2}-\d{2}/.test(v)) {
-    const t = Date.parse(v);
-    return Number.isNaN(t) ? undefined : t;
+  const text = value.trim();
+  if (text === 'now') return now;
+  const relative = /^(?:now)?-([1-9][0-9]{0,5})(s|m|h|d)$/.exec(text);
+  if (relative) return now - Number(relative[1]) * TIME_UNIT_MS[relative[2] as keyof typeof TIME_UNIT_MS];
+  if (/^[0-9]{1,15}$/.test(text)) return Number(text);
+  if (/^\d{4}-\d{2}-\d{2}/.test(text)) {
+    const parsed = Date.parse(text);
+    return Number.isNaN(parsed) ? undefined : parsed;
   }
   return undefined;
 }

@@ -127,13 +127,13 @@ export class HistoryReader {
     const outcomes = new Map<string, string>();
     for await (const rows of this.pages(OUTPUT_MEASUREMENTS, from, to)) {
       for (const row of rows) {
-        const f = fieldsOf(row);
-        if (row.measurement === 'commands' && f.event === 'outcome') {
+        const fields = fieldsOf(row);
+        if (row.measurement === 'commands' && fields.event === 'outcome') {
           // accepted is on the way; done, failed, rejected, expired, blocked end it.
-          if (typeof f.id === 'string' && typeof f.outcome === 'string' && (f.outcome !== 'accepted' || !outcomes.has(f.id))) outcomes.set(f.id, f.outcome);
+          if (typeof fields.id === 'string' && typeof fields.outcome === 'string' && (fields.outcome !== 'accepted' || !outcomes.has(fields.id))) outcomes.set(fields.id, fields.outcome);
           continue;
         }
-        const item = row.measurement === 'commands' ? storedCommand(row, f) : storedAlert(row, f);
+        const item = row.measurement === 'commands' ? storedCommand(row, fields) : storedAlert(row, fields);
         if (item) items.push(item);
       }
     }
