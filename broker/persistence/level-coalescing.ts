@@ -7,7 +7,7 @@
 // batch — and each operation is a separate trip through libuv's thread pool and LevelDB's writer
 // lock. With a persistent subscriber those trips, not the broker's JavaScript, set the pace:
 // ~1.3k messages/s whether the backlog goes out one message at a time or 64 at once. Aedes runs
-// many deliveries at once (mqemitter's slots, windowed-drain.ts), so in one turn many messages
+// many live deliveries at once (mqemitter's slots), so in one turn many messages
 // ask for the same kind of operation: here they share one trip.
 //
 // What each caller sees is unchanged: its promise resolves once its write is in LevelDB's log
