@@ -17,6 +17,7 @@ import { findExecutable, isExecutableFile, searchPath } from '../lib/find-execut
 import { freePort } from '../lib/free-port.js';
 import { logger } from '../lib/log.js';
 import { logTail } from '../lib/log-tail.js';
+import { processAlive } from '../lib/process-alive.js';
 import { sleep, waitFor } from '../lib/wait.js';
 
 const log = logger('redis-server');
@@ -140,23 +141,15 @@ async function stopLeftover(dir: string, binary: string): Promise<void> {
   if (pid === undefined) return;
   log.warn({ pid, dir }, 'a redis-server left running by an earlier broker on this data dir (killed before it could stop it): stopping it (it writes its append-only file) before starting a new one');
   process.kill(pid, 'SIGTERM');
-  const gone = (): boolean => leftoverPid(dir, binary) === undefined || !alive(pid);
+  const gone = (): boolean => leftoverPid(dir, binary) === undefined || !processAlive(pid);
   try {
     await waitFor(gone, 10_000, `the leftover redis-server (pid ${pid}) to exit after SIGTERM`, 50);
   } catch {
     process.kill(pid, 'SIGKILL');
-    await waitFor(() => !alive(pid), 5_000, `the leftover redis-server (pid ${pid}) to exit after SIGKILL`, 50);
+    await waitFor(() => !processAlive(pid), 5_000, `the leftover redis-server (pid ${pid}) to exit after SIGKILL`, 50);
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function launch(binary: string, dir: string, port: number, startTimeoutMs: number): Promise<ManagedRedis> {
   const configFile = join(dir, 'redis.conf');

@@ -26,6 +26,7 @@ import { readFileSync, readlinkSync, renameSync, statSync, unlinkSync, utimesSyn
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { logger } from './log.js';
+import { processAlive } from './process-alive.js';
 
 const log = logger('lock');
 
@@ -58,7 +59,7 @@ const heldHere = new Map<string, { timer: NodeJS.Timeout; content: string }>();
 
 /** Who `pid` is now (as seen from this PID namespace), or undefined if no such process runs. */
 export function identityOf(pid: number): ProcessIdentity | undefined {
-  if (!isAlive(pid)) return undefined;
+  if (!processAlive(pid)) return undefined;
   // Our own entry through /proc/self: in a PID namespace whose /proc is the host's, /proc/<our pid> is another process.
   const proc = pid === process.pid ? '/proc/self' : `/proc/${pid}`;
   return { pid, start: startTimeOf(proc), boot: bootId(), ns: pidNamespaceOf(proc), host: hostname() };
@@ -257,11 +258,3 @@ function bootId(): string | null {
   return cachedBootId;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -24,34 +24,25 @@ interface WithBroker {
   destroy(): Promise<void>;
 }
 
-abstractPersistenceSuite(
-  'redis',
-  async () => {
-    await redis.command('FLUSHALL');
-    const opened = await openRedisPersistence({ url: redis.url, dataDir: '' });
-    const store = opened.persistence as WithBroker;
-    // The suite destroys each instance at the end of its test: close the store as the broker does, then the suite's emitter.
-    store.destroy = async () => {
-      await opened.close();
-      await new Promise<void>((resolve) => (store.broker ? store.broker.mq.close(resolve) : resolve()));
-    };
-    return store;
-  },
-  { buildEmitter: () => mqemitterRedis({ connectionString: redis.url }) },
-);
+/** A store for one case of the suite; its destroy() closes it as the broker does, then the suite broker's emitter. */
+async function suiteStore(open: () => Promise<{ persistence: unknown; close(): Promise<void> }>): Promise<WithBroker> {
+  await redis.command('FLUSHALL');
+  const opened = await open();
+  const store = opened.persistence as WithBroker;
+  store.destroy = async () => {
+    await opened.close();
+    await new Promise<void>((resolve) => (store.broker ? store.broker.mq.close(resolve) : resolve()));
+  };
+  return store;
+}
+
+const redisEmitter = { buildEmitter: () => mqemitterRedis({ connectionString: redis.url }) };
+
+abstractPersistenceSuite('redis', () => suiteStore(() => openRedisPersistence({ url: redis.url, dataDir: '' })), redisEmitter);
 
 // And as the broker opens it (broker/persistence/index.ts): with the per-session queue limit around it.
 abstractPersistenceSuite(
   'redis with the session queue limit',
-  async () => {
-    await redis.command('FLUSHALL');
-    const opened = await openPersistence(brokerConfigSchema.parse({ persistence: 'redis', redis: { url: redis.url } }));
-    const store = opened.persistence as WithBroker;
-    store.destroy = async () => {
-      await opened.close();
-      await new Promise<void>((resolve) => (store.broker ? store.broker.mq.close(resolve) : resolve()));
-    };
-    return store;
-  },
-  { buildEmitter: () => mqemitterRedis({ connectionString: redis.url }) },
+  () => suiteStore(() => openPersistence(brokerConfigSchema.parse({ persistence: 'redis', redis: { url: redis.url } }))),
+  redisEmitter,
 );

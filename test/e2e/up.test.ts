@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processAlive } from '../../lib/process-alive.js';
 import { waitFor, withTimeout } from '../../lib/wait.js';
 import { launchChromium } from '../harness/chromium.js';
 
@@ -27,14 +28,6 @@ let influxUrl: string | undefined;
 let influxPid: number | undefined;
 let socatPid: number | undefined;
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Command lines of running processes that mention `text` (Linux /proc). */
 function processesMentioning(text: string): string[] {
@@ -96,16 +89,16 @@ afterAll(async () => {
     await withTimeout(exited, 10_000, 'linewatch up to exit after SIGKILL').catch(() => undefined);
   }
   // Should SIGINT have failed, do not leave its children running either.
-  for (const pid of [influxPid, socatPid]) if (pid && isAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of [influxPid, socatPid]) if (pid && processAlive(pid)) process.kill(pid, 'SIGKILL');
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('linewatch up', () => {
   it('starts the managed influxd and the serial device through socat', () => {
     expect(influxPid, output).toBeGreaterThan(0);
-    expect(isAlive(influxPid!)).toBe(true);
+    expect(processAlive(influxPid!)).toBe(true);
     expect(socatPid, output).toBeGreaterThan(0);
-    expect(isAlive(socatPid!)).toBe(true);
+    expect(processAlive(socatPid!)).toBe(true);
   });
 
   it('serves the dashboard with every device of the demo line', async () => {
@@ -215,8 +208,8 @@ describe('linewatch up', () => {
     child.kill('SIGINT');
     const code = await withTimeout(exited, 30_000, 'linewatch up to exit after SIGINT');
     expect(code, output).toBe(0);
-    await waitFor(() => !isAlive(influxPid!), 10_000, `influxd (pid ${influxPid}) to be gone`);
-    await waitFor(() => !isAlive(socatPid!), 10_000, `socat (pid ${socatPid}) to be gone`);
+    await waitFor(() => !processAlive(influxPid!), 10_000, `influxd (pid ${influxPid}) to be gone`);
+    await waitFor(() => !processAlive(socatPid!), 10_000, `socat (pid ${socatPid}) to be gone`);
     // Nor any other process working in the data dir.
     expect(processesMentioning(dir)).toEqual([]);
   }, 60_000);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { processAlive } from '../../lib/process-alive.js';
 import { waitFor, withTimeout } from '../../lib/wait.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -15,14 +16,6 @@ const dataDir = join(dir, 'data');
 const runs: { child: ChildProcess; exited: Promise<number | null> }[] = [];
 const childPids: number[] = [];
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** `linewatch up` on the shared data dir, free ports; what it prints and when it exits. */
 function up(): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
@@ -47,7 +40,7 @@ afterAll(async () => {
       run.child.kill('SIGKILL');
     });
   }
-  for (const pid of childPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of childPids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -75,8 +68,8 @@ describe('linewatch up: one per data dir', () => {
     expect(lines[0]).toContain('--data-dir');
 
     // The first run's children are untouched and it still answers.
-    expect(isAlive(influxPid)).toBe(true);
-    expect(isAlive(socatPid)).toBe(true);
+    expect(processAlive(influxPid)).toBe(true);
+    expect(processAlive(socatPid)).toBe(true);
     const health = await withTimeout(fetch(`${dashboardUrl}/healthz`), 10_000, 'the first run\'s /healthz');
     expect(first.output()).not.toMatch(/failed|exited/i);
     expect(health.status, await health.text()).toBe(200);
