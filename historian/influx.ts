@@ -40,6 +40,24 @@ export class InfluxClient {
       throw classify(err);
     }
   }
+
+  /**
+   * Runs InfluxQL statements in one request (POST /query, `;`-separated) and returns each one's
+   * error, or undefined where it succeeded. Rejects with a WriteFailure when the request itself fails.
+   */
+  async run(statements: readonly string[]): Promise<(string | undefined)[]> {
+    let answer: { results?: { statement_id?: number; error?: string }[]; error?: string };
+    try {
+      const body = new URLSearchParams({ q: statements.join(';'), db: this.target.database }).toString();
+      answer = (await this.connection.pool.json({ method: 'POST', path: '/query', body, auth: this.connection.auth })) as typeof answer;
+    } catch (err) {
+      throw classify(err);
+    }
+    if (answer.error) return statements.map(() => answer.error);
+    const results = answer.results ?? [];
+    // InfluxDB answers one result per statement, in order, until the first that fails.
+    return statements.map((_, index) => (index < results.length ? results[index]?.error : 'not run: an earlier statement of the request failed'));
+  }
 }
 
 export function classify(err: unknown): WriteFailure {
@@ -97,24 +115,54 @@ export async function setupDatabase(admin: InfluxDB, config: Pick<HistorianConfi
   }
 }
 
-/** The continuous queries that downsample the raw series into "1m" and "1h". */
-export function continuousQueries(db: string, rawPolicy: string): [string, string][] {
+/** One downsampled series: what a continuous query computes, and the same for a time range (late data). */
+export interface Downsample {
+  /** The continuous query's name, e.g. lw_telemetry_1m. */
+  name: string;
+  /** The retention policy it fills ("1m" or "1h") and its bucket width. */
+  policy: '1m' | '1h';
+  everyMs: number;
+  /** The raw measurement it reads (and the downsampled one it writes). */
+  measurement: string;
+  /** The SELECT … INTO … statement; with a range, only the buckets in [fromMs, toMs) (both on bucket boundaries). */
+  statement(range?: { fromMs: number; toMs: number }): string;
+}
+
+/** The downsampled series of the raw ones into "1m" and "1h": the continuous queries, and what re-aggregates late data (historian/late-data.ts). */
+export function downsamples(db: string, rawPolicy: string): Downsample[] {
   const q = (s: string): string => `"${s.replace(/"/g, '\\"')}"`;
-  const out: [string, string][] = [];
-  for (const [rp, every] of [
-    ['1m', '1m'],
-    ['1h', '1h'],
+  const out: Downsample[] = [];
+  for (const [policy, everyMs] of [
+    ['1m', 60_000],
+    ['1h', 3_600_000],
   ] as const) {
     const from = (m: string): string => `${q(db)}.${q(rawPolicy)}.${q(m)}`;
-    const into = (m: string): string => `${q(db)}.${q(rp)}.${q(m)}`;
-    const group = `GROUP BY time(${every}), *`;
-    out.push(
-      [`lw_telemetry_${rp}`, `SELECT mean(*), min(*), max(*) INTO ${into('telemetry')} FROM ${from('telemetry')} ${group}`],
-      [`lw_line_${rp}`, `SELECT mean(*) INTO ${into('line')} FROM ${from('line')} ${group}`],
-      [`lw_state_${rp}`, `SELECT count("code") AS "changes", last("code") AS "last_code" INTO ${into('state')} FROM ${from('state')} ${group}`],
-      [`lw_commands_${rp}`, `SELECT count("id") AS "count" INTO ${into('commands')} FROM ${from('commands')} ${group}`],
-      [`lw_alerts_${rp}`, `SELECT count("id") AS "count", sum("raised") AS "raised" INTO ${into('alerts')} FROM ${from('alerts')} ${group}`],
-    );
+    const into = (m: string): string => `${q(db)}.${q(policy)}.${q(m)}`;
+    const group = `GROUP BY time(${policy}), *`;
+    const series: [string, string][] = [
+      ['telemetry', 'mean(*), min(*), max(*)'],
+      ['line', 'mean(*)'],
+      ['state', 'count("code") AS "changes", last("code") AS "last_code"'],
+      ['commands', 'count("id") AS "count"'],
+      ['alerts', 'count("id") AS "count", sum("raised") AS "raised"'],
+    ];
+    for (const [measurement, fields] of series) {
+      out.push({
+        name: `lw_${measurement}_${policy}`,
+        policy,
+        everyMs,
+        measurement,
+        statement: (range) => {
+          const where = range ? ` WHERE time >= '${new Date(range.fromMs).toISOString()}' AND time < '${new Date(range.toMs).toISOString()}'` : '';
+          return `SELECT ${fields} INTO ${into(measurement)} FROM ${from(measurement)}${where} ${group}`;
+        },
+      });
+    }
   }
   return out;
+}
+
+/** The continuous queries that downsample the raw series into "1m" and "1h" (name, SELECT). */
+export function continuousQueries(db: string, rawPolicy: string): [string, string][] {
+  return downsamples(db, rawPolicy).map((d) => [d.name, d.statement()]);
 }

@@ -12,7 +12,8 @@ import { logger } from '../lib/log.js';
 import type { LogLimiter } from '../lib/log-limit.js';
 import { sleep, withTimeout } from '../lib/wait.js';
 import type { HistorianConfig } from './config.js';
-import { setupDatabase, type InfluxClient, type WriteFailure } from './influx.js';
+import { downsamples, setupDatabase, type InfluxClient, type WriteFailure } from './influx.js';
+import { bucketsIn, LateBuckets, STATEMENTS_PER_REQUEST, type BucketRange } from './late-data.js';
 import type { Spool, SpoolBatch } from './spool.js';
 
 const log = logger('historian');
@@ -50,6 +51,11 @@ export class SpoolWriter {
     setup_failures: 0,
     dropped_rejected: 0,
     commit_failures: 0,
+    /** Buckets of "1m"/"1h" re-aggregated because late points reached raw after their continuous query ran (late-data.ts). */
+    late_buckets_reaggregated: 0,
+    /** /query requests that re-aggregated them; ones that failed (retried later, or dropped when InfluxDB refused the statement). */
+    reaggregate_requests: 0,
+    reaggregate_failures: 0,
   };
   /** The last write (or setup) reached InfluxDB: it answered, even if with a 400. */
   influxUp = false;
@@ -65,11 +71,15 @@ export class SpoolWriter {
   private loop: Promise<void> | undefined;
   private readonly spool: Spool;
   private readonly config: HistorianConfig;
+  /** Buckets of the downsampled series that late points touched (only when this historian set the database up: its continuous queries). */
+  private readonly late: LateBuckets | undefined;
+  private reaggregating = false;
 
   constructor(private readonly options: SpoolWriterOptions) {
     this.spool = options.spool;
     this.config = options.config;
     this.needsSetup = options.config.setupDatabase;
+    this.late = options.config.setupDatabase ? new LateBuckets(downsamples(options.config.database, options.config.retentionPolicy ?? 'raw')) : undefined;
   }
 
   /** Sets the database up if InfluxDB answers in time (else the loop does, before its first write), then runs the loop. */
@@ -91,13 +101,29 @@ export class SpoolWriter {
     if (this.unread >= this.config.batchSize && this.sleepingForBatch) this.wake?.();
   }
 
-  /** Resolves once everything in the spool is in InfluxDB (bounded by `timeoutMs`). */
+  /** Late-data buckets waiting to be re-aggregated into "1m"/"1h". */
+  get lateBuckets(): number {
+    return this.late?.pending ?? 0;
+  }
+
+  /** InfluxDB is back (a managed influxd restarted): a write waiting out its backoff is tried now. */
+  influxBack(): void {
+    if (!this.sleepingForBatch) this.wake?.();
+  }
+
+  /** Resolves once everything in the spool is in InfluxDB, and the late buckets it touched are re-aggregated (bounded by `timeoutMs`). */
   async flush(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     this.oldestUnreadAt = 0; // due now
     this.wake?.();
     while (this.spool.pendingBytes() > 0) {
       if (Date.now() > deadline) throw new Error(`historian flush: ${this.spool.pendingBytes()} bytes still not in InfluxDB after ${timeoutMs} ms`);
+      await sleep(20);
+    }
+    while (this.late && (this.late.pending > 0 || this.reaggregating)) {
+      this.late.hurry();
+      this.wake?.();
+      if (Date.now() > deadline) throw new Error(`historian flush: ${this.late.pending} late buckets of "1m"/"1h" still not re-aggregated after ${timeoutMs} ms`);
       await sleep(20);
     }
   }
@@ -119,6 +145,8 @@ export class SpoolWriter {
     for (;;) {
       if (this.closed) return;
       if (!batch) {
+        if (this.stopping && this.late?.pending) await this.reaggregate(false); // once: what fails now is lost (docs/historian.md)
+        else if (this.late?.due(Date.now())) await this.reaggregate(true);
         if (this.stopping && !this.spool.hasUnread()) return;
         const wait = this.msUntilDue();
         if (wait > 0) {
@@ -141,6 +169,7 @@ export class SpoolWriter {
       try {
         if (this.needsSetup) await this.setup();
         await this.options.client.write(current.records.slice(part.from, part.to).join('\n'));
+        this.late?.wrote(current.records, part.from, part.to, Date.now());
         this.influxUp = true;
         retry.reset();
         this.counters.written += part.to - part.from;
@@ -182,12 +211,51 @@ export class SpoolWriter {
       ];
     }
     const refused = failure.partial && failure.exact ? failure.reported : size;
+    // The rest of a partial write is stored: its late buckets too (re-aggregating one more costs a query, nothing else).
+    if (failure.partial && refused < size) this.late?.wrote(batch.records, part.from, part.to, Date.now());
     this.counters.written += size - refused;
     this.counters.replayed += Math.max(0, Math.min(part.to, batch.fromEarlierRun) - part.from);
     const rest = refused < size ? ', the rest stored' : '';
     this.counters.dropped_rejected += refused;
     this.warn('rejected', `${failure.message} (${refused} of the ${batch.records.length} points in this batch refused${rest})`);
     return [];
+  }
+
+  /**
+   * Re-aggregates the late buckets gathered so far (one statement per contiguous range and
+   * series, STATEMENTS_PER_REQUEST per request). A request that fails is given back and tried
+   * again later; a statement InfluxDB refuses is logged and dropped (it would fail again).
+   */
+  private async reaggregate(retryLater: boolean): Promise<void> {
+    if (!this.late) return;
+    const ranges = this.late.take();
+    this.reaggregating = true;
+    try {
+      for (let at = 0; at < ranges.length; at += STATEMENTS_PER_REQUEST) {
+        const chunk: BucketRange[] = ranges.slice(at, at + STATEMENTS_PER_REQUEST);
+        let errors: (string | undefined)[];
+        try {
+          this.counters.reaggregate_requests++;
+          errors = await this.options.client.run(chunk.map((range) => range.series.statement(range)));
+        } catch (err) {
+          this.counters.reaggregate_failures++;
+          const rest = ranges.slice(at);
+          if (retryLater) this.late.give(rest, Date.now());
+          this.warn('reaggregate', `could not re-aggregate late data into "1m"/"1h" (${(err as WriteFailure).message ?? String(err)}); ${retryLater ? 'trying again in a while' : `stopping: ${rest.reduce((n, range) => n + bucketsIn(range), 0)} buckets keep what their continuous query stored`}`);
+          return;
+        }
+        chunk.forEach((range, index) => {
+          const error = errors[index];
+          if (error === undefined) this.counters.late_buckets_reaggregated += bucketsIn(range);
+          else {
+            this.counters.reaggregate_failures++;
+            this.warn('reaggregate-refused', `InfluxDB refused to re-aggregate ${range.series.name} from ${new Date(range.fromMs).toISOString()} to ${new Date(range.toMs).toISOString()}: ${error}; those buckets keep what their continuous query stored`);
+          }
+        });
+      }
+    } finally {
+      this.reaggregating = false;
+    }
   }
 
   private commit(batch: SpoolBatch): void {
