@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Backoff } from '../lib/backoff.js';
 import { findExecutable, isExecutableFile, searchPath } from '../lib/find-executable.js';
 import { freePort } from '../lib/free-port.js';
 import { logTail } from '../lib/log-tail.js';
@@ -37,8 +38,13 @@ export interface ManagedInfluxd {
   stop(): Promise<void>;
   /** Sends `signal` (default SIGKILL) without waiting — for crash tests. */
   kill(signal?: NodeJS.Signals): void;
-  /** Resolves once the process has exited. */
-  exited: Promise<void>;
+  /** Resolves once the process has exited, with its exit code or the signal that ended it. */
+  exited: Promise<InfluxdExit>;
+}
+
+export interface InfluxdExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
 }
 
 /**
@@ -100,8 +106,8 @@ bind-address = "127.0.0.1:${rpcPort}"
 /** The InfluxDB a historian writes to, and the managed influxd behind it if one was started. */
 export interface InfluxInUse {
   url: string;
-  /** Started here (no InfluxDB configured): whoever called influxToUse stops it. */
-  managed: ManagedInfluxd | undefined;
+  /** Started here (no InfluxDB configured), supervised: whoever called influxToUse stops it. */
+  managed: SupervisedInfluxd | undefined;
 }
 
 /**
@@ -109,10 +115,156 @@ export interface InfluxInUse {
  * up` and the historian both ask here): the configured InfluxDB (`historian.influxUrl` or
  * `--influx`) as it is, else a managed influxd with its data in `<dataDir>/influxd`.
  */
-export async function influxToUse(configuredUrl: string | null | undefined, dataDir: string): Promise<InfluxInUse> {
+export async function influxToUse(configuredUrl: string | null | undefined, dataDir: string, hooks: SupervisorHooks = {}): Promise<InfluxInUse> {
   if (configuredUrl) return { url: configuredUrl, managed: undefined };
-  const managed = await startManagedInfluxd({ dataDir: managedInfluxdDir(dataDir) });
-  return { url: managed.url, managed };
+  const options = { dataDir: managedInfluxdDir(dataDir) };
+  const managed = await startManagedInfluxd(options);
+  return { url: managed.url, managed: new SupervisedInfluxd(managed, options, hooks) };
+}
+
+/** Restart policy of a managed influxd that exits on its own (docs/historian.md, "The managed influxd"). */
+export const RESTART_POLICY = {
+  /** The delays between restarts: lib/backoff.ts, equal jitter, from initialMs doubling to maxMs. */
+  initialMs: 1000,
+  maxMs: 30_000,
+  /** An influxd that exits (or fails to start) within this long of its start is a quick failure. */
+  quickFailureMs: 60_000,
+  /** This many quick failures in a row and it is not restarted again (logged at error). */
+  maxQuickFailures: 5,
+} as const;
+
+export interface SupervisorHooks {
+  /** A new influxd answers on the same URL (its pid is new). */
+  onRestart?(pid: number, previousPid: number): void;
+  /** It failed RESTART_POLICY.maxQuickFailures times in a row and stays down. */
+  onGiveUp?(reason: string): void;
+}
+
+function describeExit(exit: InfluxdExit): string {
+  return exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+/**
+ * A managed influxd that is started again when it exits on its own (a crash, the OOM killer, a
+ * SIGKILL): on the same port and data dir — so the URL the historian and the dashboard hold stays
+ * right — after a backoff delay, each exit logged at warn with its signal or code and the attempt.
+ * It gives up, logging at error, after RESTART_POLICY.maxQuickFailures quick failures in a row.
+ * stop() ends it for good; kill() signals the influxd running now (crash tests).
+ */
+export class SupervisedInfluxd implements ManagedInfluxd {
+  readonly url: string;
+  readonly port: number;
+  readonly exited: Promise<InfluxdExit>;
+  /** Times it was started again after exiting on its own. */
+  restarts = 0;
+  /** True once it gave up restarting (RESTART_POLICY.maxQuickFailures quick failures in a row). */
+  gaveUp = false;
+  private current: ManagedInfluxd;
+  private runningChild = true;
+  private startedAt = Date.now();
+  private stopped = false;
+  private quickFailures = 0;
+  private readonly backoff = new Backoff({ initialMs: RESTART_POLICY.initialMs, maxMs: RESTART_POLICY.maxMs, jitter: 'equal' });
+  private cancelSleep: (() => void) | undefined;
+  private supervising: Promise<void> = Promise.resolve();
+  private lastExit: InfluxdExit = { code: null, signal: null };
+  private resolveExited!: (exit: InfluxdExit) => void;
+
+  constructor(
+    first: ManagedInfluxd,
+    private readonly options: ManagedInfluxdOptions,
+    private readonly hooks: SupervisorHooks = {},
+  ) {
+    this.current = first;
+    this.url = first.url;
+    this.port = first.port;
+    this.exited = new Promise((resolve) => (this.resolveExited = resolve));
+    this.watch(first);
+  }
+
+  /** The pid of the influxd running now (or last). */
+  get pid(): number {
+    return this.current.pid;
+  }
+
+  /** True while an influxd of ours runs (false between a crash and its restart, and after giving up). */
+  get running(): boolean {
+    return this.runningChild;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.current.kill(signal);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.stopped) {
+      this.stopped = true;
+      this.cancelSleep?.();
+    }
+    await this.current.stop();
+    await this.supervising;
+    this.runningChild = false;
+    this.resolveExited(this.lastExit);
+  }
+
+  private watch(child: ManagedInfluxd): void {
+    void child.exited.then((exit) => {
+      this.lastExit = exit;
+      this.runningChild = false;
+      if (this.stopped) return;
+      this.supervising = this.restart(child.pid, describeExit(exit), Date.now() - this.startedAt);
+    });
+  }
+
+  private async restart(previousPid: number, why: string, ranMs: number): Promise<void> {
+    for (;;) {
+      if (ranMs < RESTART_POLICY.quickFailureMs) this.quickFailures++;
+      else {
+        this.quickFailures = 1;
+        this.backoff.reset();
+      }
+      if (this.quickFailures >= RESTART_POLICY.maxQuickFailures) {
+        this.gaveUp = true;
+        const reason = `the managed influxd failed ${this.quickFailures} times in a row within ${RESTART_POLICY.quickFailureMs / 1000} s of its start (last: ${why}); not restarting it again. Events wait in the historian spool; see ${join(this.options.dataDir, 'influxd.log')}, then restart linewatch`;
+        log.error({ pid: previousPid, url: this.url, quickFailures: this.quickFailures }, reason);
+        this.hooks.onGiveUp?.(reason);
+        this.resolveExited(this.lastExit);
+        return;
+      }
+      const delayMs = Math.round(this.backoff.next());
+      const attempt = this.backoff.attempts;
+      log.warn({ pid: previousPid, url: this.url, ranMs, attempt, delayMs, quickFailures: this.quickFailures, maxQuickFailures: RESTART_POLICY.maxQuickFailures }, `managed influxd went down (${why}); restarting it in ${delayMs} ms (attempt ${attempt}; it gives up after ${RESTART_POLICY.maxQuickFailures} quick failures in a row)`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delayMs);
+        this.cancelSleep = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.cancelSleep = undefined;
+      if (this.stopped) return;
+      let next: ManagedInfluxd;
+      try {
+        next = await startManagedInfluxd({ ...this.options, port: this.port });
+      } catch (err) {
+        why = `its restart failed: ${(err as Error).message}`;
+        ranMs = 0;
+        continue;
+      }
+      if (this.stopped) {
+        await next.stop();
+        return;
+      }
+      this.current = next;
+      this.startedAt = Date.now();
+      this.runningChild = true;
+      this.restarts++;
+      log.warn({ pid: next.pid, previousPid, url: this.url, attempt, restarts: this.restarts }, 'managed influxd is back');
+      this.hooks.onRestart?.(next.pid, previousPid);
+      this.watch(next);
+      return;
+    }
+  }
 }
 
 /** Where a managed influxd keeps its config, data, WAL and log under linewatch's data dir. */
@@ -178,10 +330,10 @@ async function launch(binary: string, options: ManagedInfluxdOptions, port: numb
     throw Object.assign(new Error(`could not start ${binary} (${err.message}); ${INFLUXD_INSTALL_HINT}`), { userFacing: true });
   }
   let exitInfo: string | undefined;
-  const exited = new Promise<void>((resolve) => {
+  const exited = new Promise<InfluxdExit>((resolve) => {
     child.once('exit', (code, signal) => {
       exitInfo = signal ? `signal ${signal}` : `code ${code}`;
-      resolve();
+      resolve({ code, signal });
     });
   });
   const url = `http://127.0.0.1:${port}`;
