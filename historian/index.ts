@@ -19,18 +19,18 @@ import { LogLimiter } from '../lib/log-limit.js';
 import { healthFrom, type Health, type Service, type ServiceInfo } from '../lib/service.js';
 import type { HistorianConfig } from './config.js';
 import { InfluxClient } from './influx.js';
-import { influxToUse, type ManagedInfluxd } from './influxd.js';
+import { influxToUse, type SupervisedInfluxd } from './influxd.js';
 import { toPoint, type PointResult } from './points.js';
 import { Spool } from './spool.js';
 import { SpoolWriter } from './writer.js';
 import { redactUrl } from '../lib/influx-url.js';
 
-export { startManagedInfluxd, findInfluxd, influxToUse, INFLUXD_INSTALL_HINT, type InfluxInUse, type ManagedInfluxd } from './influxd.js';
+export { startManagedInfluxd, findInfluxd, influxToUse, INFLUXD_INSTALL_HINT, type InfluxInUse, type ManagedInfluxd, type SupervisedInfluxd } from './influxd.js';
 export { historianConfigSchema, type HistorianConfig } from './config.js';
 
 const log = logger('historian');
 /** The writer's counters before it exists (a start that failed early). */
-const NO_WRITES: SpoolWriter['counters'] = { written: 0, replayed: 0, write_batches: 0, write_failures: 0, setup_failures: 0, dropped_rejected: 0, commit_failures: 0 };
+const NO_WRITES: SpoolWriter['counters'] = { written: 0, replayed: 0, write_batches: 0, write_failures: 0, setup_failures: 0, dropped_rejected: 0, commit_failures: 0, late_buckets_reaggregated: 0, reaggregate_requests: 0, reaggregate_failures: 0 };
 
 /** How long a free-disk-space reading (statfs) is reused by the alarm. */
 const STATFS_EVERY_MS = 1000;
@@ -61,7 +61,7 @@ type RefuseReason = 'spool_full' | 'disk_full' | 'spool_error';
 type AcceptedPoint = Extract<PointResult, { ok: true }>;
 
 /** The keys of counters() that are levels, not totals. */
-const GAUGES: ReadonlySet<string> = new Set(['queue_depth', 'spool_bytes', 'spool_pending_bytes', 'spool_segments', 'spool_fill_ratio', 'spool_alarm', 'spool_refusing', 'disk_full', 'disk_free_bytes', 'influx_up', 'subscribed']);
+const GAUGES: ReadonlySet<string> = new Set(['queue_depth', 'spool_records', 'spool_oldest_age_seconds', 'late_buckets_pending', 'influxd_up', 'spool_bytes', 'spool_pending_bytes', 'spool_segments', 'spool_fill_ratio', 'spool_alarm', 'spool_refusing', 'disk_full', 'disk_free_bytes', 'influx_up', 'subscribed']);
 
 export class Historian implements Service {
   readonly name = 'historian';
@@ -71,7 +71,7 @@ export class Historian implements Service {
   private readonly config: HistorianConfig;
   private readonly spool: Spool;
   private client: InfluxClient | undefined;
-  private managed: ManagedInfluxd | undefined;
+  private managed: SupervisedInfluxd | undefined;
   private unsubscribe: Unsubscribe | undefined;
   private writer: SpoolWriter | undefined;
   private stopping = false;
@@ -136,7 +136,7 @@ export class Historian implements Service {
         );
       }
       this.spool.open();
-      const influx = await influxToUse(this.options.influxUrl ?? this.config.influxUrl, this.options.dataDir);
+      const influx = await influxToUse(this.options.influxUrl ?? this.config.influxUrl, this.options.dataDir, { onRestart: () => this.influxBack() });
       this.managed = influx.managed;
       const url = (this.influxUrl = influx.url);
       this.client = new InfluxClient({
@@ -187,11 +187,25 @@ export class Historian implements Service {
     log.info(this.counters(), 'historian stopped');
   }
 
+  /** The managed influxd this historian started (no InfluxDB configured), supervised; undefined otherwise. */
+  get managedInfluxd(): SupervisedInfluxd | undefined {
+    return this.managed;
+  }
+
+  /** InfluxDB is back (a managed influxd restarted, here or by `linewatch up`): the writer tries at once instead of waiting out its backoff. */
+  influxBack(): void {
+    this.writer?.influxBack();
+  }
+
   counters() {
     return {
       ...this.c,
       ...(this.writer?.counters ?? NO_WRITES),
       queue_depth: this.writer?.queueDepth ?? 0,
+      spool_records: this.spool.pendingRecords(),
+      spool_oldest_age_seconds: this.spool.oldestPendingAgeMs() / 1000,
+      late_buckets_pending: this.writer?.lateBuckets ?? 0,
+      ...(this.managed ? { influxd_up: this.managed.running ? 1 : 0, influxd_restarts: this.managed.restarts } : {}),
       spool_bytes: this.spool.diskBytes(),
       spool_pending_bytes: this.spool.pendingBytes(),
       spool_segments: this.spool.segmentCount(),

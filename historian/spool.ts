@@ -50,6 +50,18 @@ export class SpoolFullError extends Error {
   override name = 'SpoolFullError';
 }
 
+/**
+ * Where records appended at about one time start: one mark per MARK_EVERY_MS of appending, so the
+ * oldest pending record's age is known to within that much (and a day-long outage costs 86,400
+ * marks of memory).
+ */
+interface AgeMark {
+  segment: number;
+  offset: number;
+  at: number;
+}
+const MARK_EVERY_MS = 1000;
+
 /** Approximate heap bytes of one cached record besides its payload (object, array slot). */
 const CACHE_OVERHEAD = 64;
 /** Where an earlier version kept the committed position (rewritten by rename, which needs free space). */
@@ -62,6 +74,11 @@ export class Spool {
   private cacheHead = 0;
   private cacheBytes = 0;
   private readonly held = (segment: number, offset: number): CachedRecord | undefined => this.cached(segment, offset);
+  /** Records not yet read by the writer, and batches read but not committed (their end and size). */
+  private unreadRecords = 0;
+  private readonly inFlight: { end: SpoolPosition; records: number }[] = [];
+  /** Oldest first; the head covers the oldest record not committed. */
+  private marks: AgeMark[] = [];
 
   constructor(private readonly options: SpoolOptions) {
     this.memoryBytes = options.memoryBytes ?? 64 * 1024 * 1024;
@@ -85,6 +102,24 @@ export class Spool {
   open(): void {
     this.wal.open();
     this.removeLegacyCommitted();
+    const earlier = this.wal.earlierBacklog();
+    this.unreadRecords = earlier.records;
+    this.marks = earlier.segments.map(({ segment, offset, createdAtMs }) => ({ segment, offset, at: createdAtMs }));
+  }
+
+  /** Records appended and not yet committed (an earlier run's counted at open). */
+  pendingRecords(): number {
+    return this.unreadRecords + this.inFlight.reduce((n, batch) => n + batch.records, 0);
+  }
+
+  /**
+   * How long ago the oldest record not yet committed was appended (ms; 0 when none is waiting):
+   * exact to MARK_EVERY_MS for this run's records; for an earlier run's, from the creation time
+   * of the segment holding it (so at most that old).
+   */
+  oldestPendingAgeMs(now = Date.now()): number {
+    if (this.wal.pendingBytes() === 0 || this.marks.length === 0) return 0;
+    return Math.max(0, now - this.marks[0]!.at);
   }
 
   /** Appends one record (written to the OS before returning). Throws SpoolFullError when full. */
@@ -100,13 +135,18 @@ export class Spool {
    * on disk and the error carries `appended` (how many records before it were written).
    */
   appendMany(payloads: readonly string[]): number {
-    return this.wal.appendMany(payloads, {
+    const now = Date.now();
+    const appended = this.wal.appendMany(payloads, {
       placed: (index, segment, offset, size) => {
+        const last = this.marks[this.marks.length - 1];
+        if (!last || now - last.at >= MARK_EVERY_MS) this.marks.push({ segment, offset, at: now });
         if (this.cacheBytes + size + CACHE_OVERHEAD > this.memoryBytes) return;
         this.cache.push({ segment, offset, size, payload: payloads[index]! });
         this.cacheBytes += size + CACHE_OVERHEAD;
       },
     });
+    this.unreadRecords += appended;
+    return appended;
   }
 
   /** True when records were appended that readBatch() has not returned yet. */
@@ -119,12 +159,29 @@ export class Spool {
    * the committed position: a batch that failed is retried by its owner, not re-read).
    */
   readBatch(maxRecords: number, maxBytes: number): SpoolBatch {
-    return this.wal.readBatch(maxRecords, maxBytes, this.held);
+    const batch = this.wal.readBatch(maxRecords, maxBytes, this.held);
+    this.unreadRecords = Math.max(0, this.unreadRecords - batch.records.length);
+    if (batch.records.length > 0) this.inFlight.push({ end: batch.end, records: batch.records.length });
+    return batch;
   }
 
   /** Everything before `position` is in InfluxDB (see WriteAheadLog.commit). */
   commit(position: SpoolPosition): void {
-    this.wal.commit(position);
+    try {
+      this.wal.commit(position);
+    } finally {
+      while (this.inFlight.length > 0 && !after(this.inFlight[0]!.end, position)) this.inFlight.shift();
+      // A mark is done with once the next one starts at or before the committed position.
+      let done = 0;
+      while (done + 1 < this.marks.length && !after(this.marks[done + 1]!, position)) done++;
+      if (done > 0) this.marks = this.marks.slice(done);
+      if (this.wal.pendingBytes() === 0) {
+        // Nothing waits: whatever the counts say (damaged records read as none), there is nothing.
+        this.marks = [];
+        this.unreadRecords = 0;
+        this.inFlight.length = 0;
+      }
+    }
   }
 
   /** Bytes appended but not yet committed. */
@@ -148,6 +205,9 @@ export class Spool {
 
   close(): void {
     this.wal.close();
+    this.marks = [];
+    this.unreadRecords = 0;
+    this.inFlight.length = 0;
     this.cache = [];
     this.cacheHead = 0;
     this.cacheBytes = 0;
@@ -190,4 +250,9 @@ export class Spool {
       }
     }
   }
+}
+
+/** True when `a` is after `b` in the log. */
+function after(a: SpoolPosition, b: SpoolPosition): boolean {
+  return a.segment > b.segment || (a.segment === b.segment && a.offset > b.offset);
 }

@@ -18,7 +18,7 @@ import type { DashboardServer, InfluxTarget } from '../../dashboard/server/index
 import type { GatewayPortConfig } from '../../gateway/index.js';
 import { gatewayModule } from '../../gateway/module.js';
 import type { Historian } from '../../historian/index.js';
-import { INFLUXD_INSTALL_HINT, findInfluxd, influxToUse, managedInfluxdDir } from '../../historian/influxd.js';
+import { INFLUXD_INSTALL_HINT, findInfluxd, influxToUse, managedInfluxdDir, type SupervisedInfluxd } from '../../historian/influxd.js';
 import { historianModule } from '../../historian/module.js';
 import { oeeModule } from '../../oee/module.js';
 import { formatLoadError } from '../../rules/index.js';
@@ -106,6 +106,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
   let dashboard: DashboardServer | undefined;
   let influx: InfluxTarget | undefined;
   let historianRef: Historian | undefined;
+  let managedInfluxd: SupervisedInfluxd | undefined;
 
   // Should linewatch exit before stopping them (a shutdown that ran out of time, a crash), its
   // children go with it. process.kill is synchronous, so this works in an 'exit' handler.
@@ -149,7 +150,16 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       if (!config.historian.influxUrl && !findInfluxd()) {
         hooks.say(`history off: influxd was not found; ${INFLUXD_INSTALL_HINT}. Running without history.`);
       } else {
-        const { url, managed } = await influxToUse(config.historian.influxUrl, dataDir);
+        const { url, managed } = await influxToUse(config.historian.influxUrl, dataDir, {
+          // A crashed influxd started again (historian/influxd.ts): the registry names the new pid, the historian writes at once.
+          onRestart: (pid, previousPid) => {
+            children.remove(previousPid);
+            children.add('influxd', pid);
+            historianRef?.influxBack();
+          },
+          onGiveUp: (reason) => hooks.say(`InfluxDB: ${reason}`),
+        });
+        managedInfluxd = managed;
         if (managed) {
           children.add('influxd', managed.pid);
           started.push({ name: 'influxd', stop: () => managed.stop().then(() => children.remove(managed.pid)) });
@@ -290,7 +300,8 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       commandsAcked: view?.counters.commands_acked ?? 0,
       activeAlerts: alarms.filter((alarm) => alarm.state.startsWith('active')).length,
       alarmsUnacked: alarms.filter((alarm) => alarm.state.endsWith('-unacked')).length,
-      influxBacklog: history ? history.queue_depth : null,
+      influxBacklog: history ? { records: history.spool_records, bytes: history.spool_pending_bytes, oldestAgeSeconds: history.spool_oldest_age_seconds } : null,
+      influxDown: managedInfluxd?.gaveUp ? 'not restarted: gave up' : managedInfluxd && !managedInfluxd.running ? 'restarting' : history && !history.influx_up && history.spool_pending_bytes > 0 ? 'unreachable' : undefined,
       historianRefusing: history?.disk_full ? 'disk full' : history?.spool_refusing ? 'spool full' : undefined,
     };
   };

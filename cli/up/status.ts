@@ -11,10 +11,36 @@ export interface StatusFigures {
   activeAlerts: number;
   /** Alarms waiting for an operator's acknowledgement, active or returned to normal (ISA-18.2). */
   alarmsUnacked?: number;
-  /** Points waiting to reach InfluxDB (spooled or buffered), or null without a historian. */
-  influxBacklog: number | null;
+  /** What waits in the historian's spool for InfluxDB, or null without a historian. */
+  influxBacklog: InfluxBacklog | null;
+  /** InfluxDB does not take writes: why, when known (the managed influxd is being restarted, or it gave up). */
+  influxDown?: 'restarting' | 'not restarted: gave up' | 'unreachable';
   /** Why the historian refuses events right now (the spool or the disk is full), if it does. */
   historianRefusing?: 'spool full' | 'disk full';
+}
+
+/** The spool's backlog: records and bytes not yet in InfluxDB, and how long the oldest has waited. */
+export interface InfluxBacklog {
+  records: number;
+  bytes: number;
+  oldestAgeSeconds: number;
+}
+
+function formatBacklog(backlog: InfluxBacklog): string {
+  if (backlog.records === 0 && backlog.bytes === 0) return 'InfluxDB backlog 0';
+  return `InfluxDB backlog ${backlog.records} events, ${formatBytes(backlog.bytes)}, oldest ${formatAge(backlog.oldestAgeSeconds)}`;
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function formatAge(seconds: number): string {
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
 }
 
 export function formatStatus(f: StatusFigures): string {
@@ -23,7 +49,9 @@ export function formatStatus(f: StatusFigures): string {
     `${f.eventsPerSecond.toFixed(1)} events/s`,
     `commands ${f.commands} (${f.commandsAcked} acked)`,
     `alarms ${f.activeAlerts} active${f.alarmsUnacked ? `, ${f.alarmsUnacked} to acknowledge` : ''}`,
-    f.influxBacklog === null ? 'history off' : `InfluxDB backlog ${f.influxBacklog}${f.historianRefusing ? ` (${f.historianRefusing}: refusing events)` : ''}`,
+    f.influxBacklog === null
+      ? 'history off'
+      : `${formatBacklog(f.influxBacklog)}${f.influxDown ? ` (InfluxDB down: ${f.influxDown})` : ''}${f.historianRefusing ? ` (${f.historianRefusing}: refusing events)` : ''}`,
   ].join(' · ');
 }
 

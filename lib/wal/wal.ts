@@ -21,7 +21,7 @@
 // torn by a crash (a short write, zeros after a power loss) is the last thing in an older one —
 // and the rest of that segment is skipped. Damage never stalls a replay and is counted once, even
 // when the owner rewinds and reads it again. Segments are deleted once everything in them is committed.
-import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, writeSync } from 'node:fs';
+import { closeSync, fsync, fsyncSync, ftruncateSync, mkdirSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { lockDir, unlockDir } from '../dir-lock.js';
 import type { Logger } from '../log.js';
@@ -315,6 +315,53 @@ export class WriteAheadLog {
     }
     this.pending = this.computePending();
     if (failure) throw failure;
+  }
+
+  /**
+   * What earlier runs left uncommitted: how many records (counted by walking their headers, so the
+   * backlog is read once; CRCs are not checked, and a length that cannot be right ends the count
+   * in its segment), and where each of their segments starts, with the time the segment file was
+   * created (its mtime where the filesystem records no birth time).
+   */
+  earlierBacklog(): { records: number; segments: { segment: number; offset: number; createdAtMs: number }[] } {
+    let records = 0;
+    const segments: { segment: number; offset: number; createdAtMs: number }[] = [];
+    for (const id of this.segments.ids()) {
+      if (id >= this.firstSegmentOfRun || id < this.committed.segment) continue;
+      const size = this.segments.sizes.get(id)!;
+      let offset = id === this.committed.segment ? this.committed.offset : 0;
+      if (offset >= size) continue;
+      const stats = statSync(this.segments.path(id));
+      segments.push({ segment: id, offset, createdAtMs: stats.birthtimeMs > 0 ? stats.birthtimeMs : stats.mtimeMs });
+      while (size - offset >= HEADER) {
+        const chunk = this.segments.read(id, offset, Math.min(READ_CHUNK, size - offset));
+        let at = 0;
+        while (chunk.length - at >= HEADER) {
+          const length = chunk.readUInt32LE(at);
+          if (impossibleLength(length, size - offset - at - HEADER)) {
+            at = -1;
+            break;
+          }
+          if (at + HEADER + length > chunk.length) break; // continues in the next chunk
+          records++;
+          at += HEADER + length;
+        }
+        if (at <= 0) {
+          // Damaged (or one record larger than a chunk, stepped over by its header alone).
+          if (at === 0 && chunk.length >= HEADER) {
+            const length = chunk.readUInt32LE(0);
+            if (!impossibleLength(length, size - offset - HEADER)) {
+              records++;
+              offset += HEADER + length;
+              continue;
+            }
+          }
+          break;
+        }
+        offset += at;
+      }
+    }
+    return { records, segments };
   }
 
   /** Bytes appended but not yet committed (headers included). */

@@ -98,6 +98,37 @@ describe('Spool', () => {
     expect(segments()).toEqual([]);
   });
 
+  it('counts the records not yet committed — read, unread, and an earlier run\'s counted at open — and knows the oldest one\'s age', () => {
+    const first = new Spool({ dir, maxBytes: MiB, segmentBytes: 64 });
+    first.open();
+    expect(first.pendingRecords()).toBe(0);
+    expect(first.oldestPendingAgeMs()).toBe(0);
+    for (let i = 0; i < 7; i++) first.append(`m v=${i}`);
+    expect(first.pendingRecords()).toBe(7);
+    const batch = first.readBatch(3, MiB);
+    expect(first.pendingRecords()).toBe(7); // read, not yet in InfluxDB
+    first.commit(batch.end);
+    expect(first.pendingRecords()).toBe(4);
+    const appendedAt = Date.now();
+    expect(first.oldestPendingAgeMs(appendedAt + 60_000)).toBeGreaterThanOrEqual(59_000);
+    first.close();
+
+    // Across segments (64 bytes each: a few records per segment) and a restart: counted from disk.
+    const second = new Spool({ dir, maxBytes: MiB, segmentBytes: 64 });
+    second.open();
+    expect(second.pendingRecords()).toBe(4);
+    expect(second.oldestPendingAgeMs()).toBeGreaterThanOrEqual(0);
+    second.append('m v=new');
+    expect(second.pendingRecords()).toBe(5);
+    const replay = second.readBatch(2, MiB);
+    second.commit(replay.end);
+    expect(second.pendingRecords()).toBe(3);
+    second.commit(second.readBatch(100, MiB).end);
+    expect(second.pendingRecords()).toBe(0);
+    expect(second.oldestPendingAgeMs()).toBe(0);
+    second.close();
+  });
+
   it('rotates segments and deletes them once committed', () => {
     const spool = new Spool({ dir, maxBytes: 10 * MiB, segmentBytes: 64 * 1024 });
     spool.open();

@@ -113,10 +113,12 @@ describe('status line', () => {
   it('prints a plain timestamped line when stdout is not a terminal', () => {
     const chunks: string[] = [];
     const out = new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c.toString()), cb()) }) as unknown as NodeJS.WriteStream;
-    const line = new StatusLine(() => ({ devicesOnline: 10, devicesKnown: 11, eventsPerSecond: 42.25, commands: 3, commandsAcked: 2, activeAlerts: 1, alarmsUnacked: 2, influxBacklog: 7 }), out);
+    const line = new StatusLine(() => ({ devicesOnline: 10, devicesKnown: 11, eventsPerSecond: 42.25, commands: 3, commandsAcked: 2, activeAlerts: 1, alarmsUnacked: 2, influxBacklog: { records: 512, bytes: 34_816, oldestAgeSeconds: 41.4 } }), out);
     line.print();
-    expect(chunks.join('')).toMatch(/^\d{4}-\d\d-\d\dT\S+ status: devices 10\/11 online · 42\.3 events\/s · commands 3 \(2 acked\) · alarms 1 active, 2 to acknowledge · InfluxDB backlog 7\n$/);
+    expect(chunks.join('')).toMatch(/^\d{4}-\d\d-\d\dT\S+ status: devices 10\/11 online · 42\.3 events\/s · commands 3 \(2 acked\) · alarms 1 active, 2 to acknowledge · InfluxDB backlog 512 events, 34\.0 KiB, oldest 41 s\n$/);
     expect(formatStatus({ devicesOnline: 0, devicesKnown: 0, eventsPerSecond: 0, commands: 0, commandsAcked: 0, activeAlerts: 0, influxBacklog: null })).toContain('history off');
-    expect(formatStatus({ devicesOnline: 0, devicesKnown: 0, eventsPerSecond: 0, commands: 0, commandsAcked: 0, activeAlerts: 0, influxBacklog: 9, historianRefusing: 'disk full' })).toContain('InfluxDB backlog 9 (disk full: refusing events)');
+    expect(formatStatus({ devicesOnline: 0, devicesKnown: 0, eventsPerSecond: 0, commands: 0, commandsAcked: 0, activeAlerts: 0, influxBacklog: { records: 9, bytes: 900, oldestAgeSeconds: 7200 }, historianRefusing: 'disk full' })).toContain('InfluxDB backlog 9 events, 900 B, oldest 2.0 h (disk full: refusing events)');
+    expect(formatStatus({ devicesOnline: 0, devicesKnown: 0, eventsPerSecond: 0, commands: 0, commandsAcked: 0, activeAlerts: 0, influxBacklog: { records: 0, bytes: 0, oldestAgeSeconds: 0 } })).toMatch(/InfluxDB backlog 0$/);
+    expect(formatStatus({ devicesOnline: 0, devicesKnown: 0, eventsPerSecond: 0, commands: 0, commandsAcked: 0, activeAlerts: 0, influxBacklog: { records: 500, bytes: 34_000, oldestAgeSeconds: 3 }, influxDown: 'restarting' })).toContain('InfluxDB backlog 500 events, 33.2 KiB, oldest 3 s (InfluxDB down: restarting)');
   });
 });
