@@ -9,9 +9,10 @@
 import type { Downsample } from './influx.js';
 
 /**
- * A bucket counts as computed once it ended this long before the write returned: the continuous
- * query runs at or after the bucket's end, so a point stored before that is in its result. The
- * margin covers a clock difference between the historian and InfluxDB.
+ * A point is late when its bucket ends before the write returned, plus this margin: the continuous
+ * query runs at or after the bucket's end (influxd checks every second), so a point stored before
+ * then is in its result, and one stored after may not be. The margin covers a clock difference
+ * between the historian and InfluxDB; a bucket re-aggregated needlessly costs one query, nothing else.
  */
 export const LATE_MARGIN_MS = 2000;
 /** How long touched buckets gather before they are re-aggregated (flush() and stop() do it at once). */
@@ -60,7 +61,7 @@ export class LateBuckets {
       if (time === undefined) continue;
       for (const s of series) {
         const bucket = Math.floor(time / s.everyMs) * s.everyMs;
-        if (bucket + s.everyMs > writtenAt - LATE_MARGIN_MS) continue; // its continuous query has not run yet: it will see the point
+        if (bucket + s.everyMs > writtenAt + LATE_MARGIN_MS) continue; // its continuous query has not run yet: it will see the point
         let set = this.touched.get(s.name);
         if (!set) this.touched.set(s.name, (set = new Set()));
         if (set.size === 0 && this.since === undefined) this.since = writtenAt;
