@@ -61,11 +61,16 @@ type RefuseReason = 'spool_full' | 'disk_full' | 'spool_error';
 type AcceptedPoint = Extract<PointResult, { ok: true }>;
 
 /** The keys of counters() that are levels, not totals. */
-const GAUGES: ReadonlySet<string> = new Set(['queue_depth', 'spool_records', 'spool_oldest_age_seconds', 'late_buckets_pending', 'influxd_up', 'spool_bytes', 'spool_pending_bytes', 'spool_segments', 'spool_fill_ratio', 'spool_alarm', 'spool_refusing', 'disk_full', 'disk_free_bytes', 'influx_up', 'subscribed']);
+const GAUGES: ReadonlySet<string> = new Set(['queue_depth', 'spool_records', 'spool_oldest_age_seconds', 'late_buckets_pending', 'spool_bytes', 'spool_pending_bytes', 'spool_segments', 'spool_fill_ratio', 'spool_alarm', 'spool_refusing', 'disk_full', 'disk_free_bytes', 'influx_up', 'subscribed']);
+
+const GAUGES_WITH_INFLUXD: ReadonlySet<string> = new Set([...GAUGES, 'influxd_up']);
 
 export class Historian implements Service {
   readonly name = 'historian';
-  readonly gauges = GAUGES;
+  /** With a managed influxd of its own, `influxd_up` too (counters() has it only then). */
+  get gauges(): ReadonlySet<string> {
+    return this.managed ? GAUGES_WITH_INFLUXD : GAUGES;
+  }
   /** The InfluxDB in use, once started (a managed influxd's URL if none was configured). */
   influxUrl: string | undefined;
   private readonly config: HistorianConfig;

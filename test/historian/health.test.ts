@@ -110,6 +110,7 @@ describe('Historian health', () => {
     const historian = historianOn(influx.url);
     const keys = Object.keys(historian.counters());
     for (const gauge of historian.gauges) expect(keys).toContain(gauge);
+    expect(historian.gauges.has('spool_records')).toBe(true);
     expect(historian.gauges.has('spool_pending_bytes')).toBe(true);
     expect(historian.gauges.has('written')).toBe(false);
   });

@@ -92,6 +92,8 @@ describe('a supervised managed influxd, and late data in every series', () => {
       const metrics = await new Metrics(() => [historian]).render();
       expect(metrics).toContain(`linewatch_spool_records{service="historian"} ${EVENTS}`);
       expect(metrics).toMatch(/# TYPE linewatch_spool_oldest_age_seconds gauge/);
+      expect(metrics).toContain('linewatch_influxd_up{service="historian"} 0');
+      expect(metrics).toMatch(/# TYPE linewatch_influxd_up gauge/);
       expect(metrics).toContain(`linewatch_spool_pending_bytes{service="historian"} ${down.spool_pending_bytes}`);
 
       await new Promise<void>((resolve) => held?.close(() => resolve()));
