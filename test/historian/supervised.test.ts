@@ -4,7 +4,6 @@
 // oldest one's age in counters() and /metrics — then drain into raw, and reach the "1m" and "1h"
 // series although their minute had been computed by the continuous queries long before.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,25 +14,10 @@ import { Metrics } from '../../lib/metrics.js';
 import { processAlive } from '../../lib/process-alive.js';
 import { waitFor } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
+import { holdPort } from '../harness/hold-port.js';
 
 const DEVICES = 5;
 const EVENTS = 500;
-
-/** Listens on 127.0.0.1:port as soon as it is free (bounded), so a restart of influxd on it fails while held. */
-async function holdPort(port: number, ms: number): Promise<Server> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    // A connection to it is ended at once: the historian's writes fail fast, and close() does not wait for them.
-    const server = createServer((socket) => socket.destroy());
-    const bound = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => resolve(true));
-    });
-    if (bound) return server;
-    if (Date.now() > deadline) throw new Error(`port ${port} still taken after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 async function query(url: string, database: string, q: string): Promise<Record<string, unknown>[]> {
   const res = await fetch(`${url}/query`, { method: 'POST', body: new URLSearchParams({ q, db: database, epoch: 'ms' }), signal: AbortSignal.timeout(20_000) });
@@ -60,7 +44,7 @@ describe('a supervised managed influxd, and late data in every series', () => {
     const database = 'supervised';
     const config = historianConfigSchema.parse({ database, flushIntervalMs: 50, retryInitialMs: 50, retryMaxMs: 500, requestTimeoutMs: 5000 });
     const historian = new Historian({ bus: broker.broker.bus, config, dataDir: join(dir, 'restart') });
-    let held: Server | undefined;
+    let held: { release(): Promise<void> } | undefined;
     try {
       await historian.start();
       const managed: SupervisedInfluxd | undefined = historian.managedInfluxd;
@@ -96,7 +80,7 @@ describe('a supervised managed influxd, and late data in every series', () => {
       expect(metrics).toMatch(/# TYPE linewatch_influxd_up gauge/);
       expect(metrics).toContain(`linewatch_spool_pending_bytes{service="historian"} ${down.spool_pending_bytes}`);
 
-      await new Promise<void>((resolve) => held?.close(() => resolve()));
+      await held.release();
       held = undefined;
       await waitFor(() => managed.restarts === 1 && managed.running, 60_000, 'the managed influxd to be restarted by the supervisor');
       expect(managed.pid).not.toBe(pid);
@@ -125,7 +109,7 @@ describe('a supervised managed influxd, and late data in every series', () => {
       }
       expect(drained.late_buckets_reaggregated).toBeGreaterThanOrEqual(2); // at least its minute in "1m" and its hour in "1h"
     } finally {
-      if (held) held.close();
+      await held?.release();
       await historian.stop();
     }
   });
@@ -133,7 +117,7 @@ describe('a supervised managed influxd, and late data in every series', () => {
   it(`gives up after ${RESTART_POLICY.maxQuickFailures} quick failures in a row, and says so`, { timeout: 120_000 }, async () => {
     const config = historianConfigSchema.parse({ database: 'gives_up', flushIntervalMs: 50 });
     const historian = new Historian({ bus: broker.broker.bus, config, dataDir: join(dir, 'gives-up') });
-    let held: Server | undefined;
+    let held: { release(): Promise<void> } | undefined;
     try {
       await historian.start();
       const managed = historian.managedInfluxd;
@@ -149,7 +133,7 @@ describe('a supervised managed influxd, and late data in every series', () => {
       await publishOne(broker);
       await waitFor(() => historian.counters().spool_records === 1, 10_000, 'the event to wait in the spool');
     } finally {
-      held?.close();
+      await held?.release();
       await historian.stop();
     }
   });
