@@ -61,11 +61,13 @@ describe('a supervised managed influxd, and late data in every series', () => {
       // Readings of two hours ago (a device catching up): the continuous queries of their minute and hour ran long ago.
       const minute = Math.floor((Date.now() - 2 * 3_600_000) / 60_000) * 60_000;
       const expectedMean = new Map<string, number>();
+      const published: Promise<void>[] = [];
       for (let i = 0; i < EVENTS; i++) {
         const device = `d${i % DEVICES}`;
-        await broker.broker.bus.publish(`lw/S/${device}/telemetry`, JSON.stringify({ ts: minute + i * 100, seq: Math.floor(i / DEVICES), values: { v: i } }), { qos: 1 });
+        published.push(broker.broker.bus.publish(`lw/S/${device}/telemetry`, JSON.stringify({ ts: minute + i * 100, seq: Math.floor(i / DEVICES), values: { v: i } }), { qos: 1 }));
         expectedMean.set(device, (expectedMean.get(device) ?? 0) + i / (EVENTS / DEVICES));
       }
+      await Promise.all(published); // at once: the port is held only while the supervisor has quick failures to spare
       await waitFor(() => historian.counters().write_failures > 0, 20_000, 'a failed write while influxd is down');
 
       // The true backlog while influxd is down: the spool's records and bytes, and its oldest record's age.

@@ -50,7 +50,9 @@ describe('linewatch up: a supervised managed influxd', () => {
     const held = await holdPort(Number(new URL(url).port), RESTART_POLICY.initialMs / 2);
     try {
       const ts = Date.now() - 3_600_000;
-      for (let i = 0; i < EVENTS; i++) await line.broker.bus.publish(`lw/U/d${i % 5}/telemetry`, JSON.stringify({ ts: ts + i, seq: Math.floor(i / 5), values: { v: i } }), { qos: 1 });
+      const bus = line.broker.bus;
+      // At once: the port is held only while the supervisor has quick failures to spare.
+      await Promise.all(Array.from({ length: EVENTS }, (_, i) => bus.publish(`lw/U/d${i % 5}/telemetry`, JSON.stringify({ ts: ts + i, seq: Math.floor(i / 5), values: { v: i } }), { qos: 1 })));
       const down = line.status();
       expect(down.influxBacklog).toMatchObject({ records: EVENTS });
       expect(down.influxBacklog?.bytes).toBeGreaterThan(EVENTS * 20);
