@@ -32,8 +32,8 @@ describe('OeeService', () => {
   });
 
   function startOee(bus: Bus, overrides: Record<string, unknown> = {}): OeeService {
-    const config = oeeConfigSchema.parse({ publishIntervalMs: 100, ...overrides });
-    const service = new OeeService({ bus, config, clock: () => END });
+    const config = oeeConfigSchema.parse({ publishIntervalMs: 100, calendar: { timeZone: 'UTC' }, ...overrides });
+    const service = new OeeService({ bus, config });
     running.push(service);
     return service;
   }
