@@ -136,6 +136,6 @@ describe('OeeService', () => {
     const service = startOee(broker.broker.bus);
     const keys = Object.keys(service.counters());
     for (const gauge of service.gauges) expect(keys).toContain(gauge);
-    expect([...service.gauges].sort()).toEqual(['lines', 'publish_failing', 'subscribed']);
+    expect([...service.gauges].sort()).toEqual(['lines', 'publish_failing', 'state_failing', 'subscribed']);
   });
 });
