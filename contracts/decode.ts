@@ -23,7 +23,7 @@ export type Decoded =
   /** An empty retained payload on lw/{line}/alarms/{alarmId}: the alarm is normal and gone (not an error). */
   | { ok: false; reason: 'removed'; topic: ParsedTopic & { kind: 'alarm'; alarm: string }; error: string };
 
-const NOT_A_LINEWATCH_TOPIC = 'not a linewatch topic (expected lw/{line}/{device}/{kind}, lw/{line}/alerts|summary or lw/{line}/alarms/{alarmId}[/set])';
+const NOT_A_LINEWATCH_TOPIC = 'not a linewatch topic (expected lw/{line}/{device}/{kind}, lw/{line}/alerts|summary|oee|downtime or lw/{line}/alarms/{alarmId}[/set])';
 
 /** Decodes one message. Never throws; bad input is an error that names the field (contracts/validate.ts). */
 export function decode(topic: string, payload: Buffer | string): Decoded {

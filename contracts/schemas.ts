@@ -217,8 +217,76 @@ export const summarySchema = z.strictObject({
   oee: z.number().min(0).optional(),
   goodCount: z.number().int().nonnegative().optional(),
   scrapCount: z.number().int().nonnegative().optional(),
+  /** The shift the figures are of (the current one, else the last one): they cover its start up to `ts`. */
+  shift: z.string().regex(ID_PATTERN).optional(),
+  shiftStart: timestamp.optional(),
 });
 export type SummaryPayload = z.infer<typeof summarySchema>;
+
+export const OEE_PERIOD_KINDS = ['hour', 'shift', 'day'] as const;
+/** The stop conditions of a line or device: every state but RUNNING (docs/oee.md). */
+export const STOP_STATES = ['FAULT', 'MAINTENANCE', 'BLOCKED', 'STARVED', 'STOPPED', 'IDLE'] as const;
+export type StopState = (typeof STOP_STATES)[number];
+const duration = z.number().int().nonnegative().describe('ms');
+
+/**
+ * lw/{line}/oee: one hour's, shift's or day's OEE of a line (`scope: line`) or of one station
+ * (`scope: station`, `device`), from the states and counts within [start, end) (docs/oee.md).
+ * Published again while the period can change; `complete` once device time passed its end.
+ */
+export const oeePeriodSchema = z.strictObject({
+  ts: timestamp,
+  period: z.enum(OEE_PERIOD_KINDS),
+  scope: z.enum(['line', 'station']),
+  device: tagId('a device id').optional(),
+  /** The shift's name (period `shift`). */
+  shift: z.string().regex(ID_PATTERN).optional(),
+  start: timestamp,
+  end: timestamp,
+  complete: z.boolean(),
+  availability: z.number().min(0).max(1).optional(),
+  performance: z.number().min(0).optional(),
+  quality: z.number().min(0).max(1).optional(),
+  oee: z.number().min(0).optional(),
+  /** Planned production time: running + micro-stops + unplanned stops. */
+  plannedMs: duration,
+  runMs: duration,
+  /** Unplanned stops of at least oee.microStopMs, by state. */
+  downMs: z.partialRecord(z.enum(STOP_STATES), duration),
+  microStops: z.number().int().nonnegative(),
+  microStopMs: duration,
+  /** Stops outside planned production time: MAINTENANCE, breaks, planned downtime, no shift. */
+  plannedStopMs: duration,
+  /** No device state known (nothing heard yet, or every device offline). */
+  unknownMs: duration,
+  goodCount: z.number().int().nonnegative(),
+  scrapCount: z.number().int().nonnegative(),
+});
+export type OeePeriodPayload = z.infer<typeof oeePeriodSchema>;
+
+/**
+ * lw/{line}/downtime: one stop interval of a line (`scope: line`, `device` the one that held the
+ * line in `state`) or of one device (`scope: device`). Identified by scope, device, state and
+ * start: published while open (`open: true`, `end` the latest device time) and once more when it ends.
+ */
+export const downtimeSchema = z.strictObject({
+  ts: timestamp,
+  scope: z.enum(['line', 'device']),
+  device: tagId('a device id'),
+  station: tagId('a station id').optional(),
+  state: z.enum(STOP_STATES),
+  /** The device's reason when the stop began. */
+  reason: label.optional(),
+  start: timestamp,
+  end: timestamp,
+  durationMs: duration,
+  /** The part of it outside planned production time (all of it for MAINTENANCE). */
+  plannedMs: duration,
+  /** Shorter than oee.microStopMs: a micro-stop, counted apart. */
+  micro: z.boolean(),
+  open: z.boolean(),
+});
+export type DowntimePayload = z.infer<typeof downtimeSchema>;
 
 export const COMMAND_OUTCOMES = ['accepted', 'done', 'rejected', 'failed', 'expired', 'blocked', 'shadow'] as const;
 export type CommandOutcome = (typeof COMMAND_OUTCOMES)[number];
@@ -274,6 +342,8 @@ export const schemas = {
   outcome: commandOutcomeSchema,
   alert: alertSchema,
   summary: summarySchema,
+  oeePeriod: oeePeriodSchema,
+  downtime: downtimeSchema,
   alarm: alarmSchema,
   alarmSet: alarmSetSchema,
 } as const;
@@ -287,6 +357,8 @@ export type PayloadOf = {
   outcome: CommandOutcomePayload;
   alert: AlertPayload;
   summary: SummaryPayload;
+  oeePeriod: OeePeriodPayload;
+  downtime: DowntimePayload;
   alarm: AlarmPayload;
   alarmSet: AlarmSetPayload;
 };

@@ -2,6 +2,8 @@
 //
 //   lw/{line}/{device}/state | telemetry | status | cmd | cmd/ack | cmd/outcome
 //   lw/{line}/alerts         lw/{line}/summary
+//   lw/{line}/oee            one hour's, shift's or day's OEE of the line or a station (the OEE service's)
+//   lw/{line}/downtime       one stop interval of the line or a device (the OEE service's)
 //   lw/{line}/alarms/{alarmId}       one alarm's state (retained; the rules engine's)
 //   lw/{line}/alarms/{alarmId}/set   an operator's acknowledge / shelve / unshelve / clear of it
 //   lw/_dead/{clientId}      payloads the broker refused, with the reason
@@ -14,9 +16,9 @@ export const ROOT = 'lw';
 export const DEVICE_KINDS = ['state', 'telemetry', 'status', 'ack'] as const;
 export type DeviceMessageKind = (typeof DEVICE_KINDS)[number];
 
-export type MessageKind = DeviceMessageKind | 'cmd' | 'outcome' | 'alert' | 'summary' | 'alarm' | 'alarmSet';
-/** Kinds whose topic names a line only: lw/{line}/alerts, lw/{line}/summary. */
-export type LineMessageKind = 'alert' | 'summary';
+export type MessageKind = DeviceMessageKind | 'cmd' | 'outcome' | 'alert' | 'summary' | 'oeePeriod' | 'downtime' | 'alarm' | 'alarmSet';
+/** Kinds whose topic names a line only: lw/{line}/alerts, lw/{line}/summary, lw/{line}/oee, lw/{line}/downtime. */
+export type LineMessageKind = 'alert' | 'summary' | 'oeePeriod' | 'downtime';
 /** Kinds whose topic names a line and an alarm: lw/{line}/alarms/{alarmId}[/set]. */
 export type AlarmMessageKind = 'alarm' | 'alarmSet';
 /** Kinds whose topic names a device: lw/{line}/{device}/… */
@@ -46,6 +48,8 @@ export const DELIVERY: { readonly [K in MessageKind]: Delivery } = {
   outcome: { qos: 1, retain: false },
   alert: { qos: 1, retain: false },
   summary: { qos: 1, retain: false },
+  oeePeriod: { qos: 1, retain: false },
+  downtime: { qos: 1, retain: false },
   alarm: { qos: 1, retain: true },
   alarmSet: { qos: 1, retain: false },
 };
@@ -114,6 +118,10 @@ export const topics = {
   outcome: (line: string, device: string) => `${ROOT}/${line}/${device}/cmd/outcome`,
   alerts: (line: string) => `${ROOT}/${line}/alerts`,
   summary: (line: string) => `${ROOT}/${line}/summary`,
+  /** One period's OEE (hour, shift, day) of the line or one station; republished while the period can change. */
+  oeePeriod: (line: string) => `${ROOT}/${line}/oee`,
+  /** One stop interval of the line or one device; republished while it is open, once more when it ends. */
+  downtime: (line: string) => `${ROOT}/${line}/downtime`,
   /** One alarm's state, retained (`alarmId` as in its payload; alarmTopicId makes it one level). */
   alarm: (line: string, alarmId: string) => `${ROOT}/${line}/alarms/${alarmTopicId(alarmId)}`,
   /** An operator's request about one alarm. */
@@ -144,6 +152,10 @@ export function topicOf(kind: MessageKind, line: string, device?: string): strin
       return topics.alerts(line);
     case 'summary':
       return topics.summary(line);
+    case 'oeePeriod':
+      return topics.oeePeriod(line);
+    case 'downtime':
+      return topics.downtime(line);
     default:
       return topics[kind](line, device!);
   }
@@ -167,6 +179,8 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   if (parts.length === 3) {
     if (parts[2] === 'alerts') return { kind: 'alert', line };
     if (parts[2] === 'summary') return { kind: 'summary', line };
+    if (parts[2] === 'oee') return { kind: 'oeePeriod', line };
+    if (parts[2] === 'downtime') return { kind: 'downtime', line };
     return undefined;
   }
   if (parts[2] === 'alarms' && ALARM_TOPIC_ID_PATTERN.test(parts[3]!)) {

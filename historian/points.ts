@@ -6,10 +6,10 @@
 // in the nanosecond digits. Replaying an event writes the same point again (harmless); two
 // distinct events of one device in the same millisecond do not overwrite each other.
 import { crc32 } from 'node:zlib';
-import { decode, DEVICE_STATES, MAX_TIMESTAMP_MS, RESERVED_READING_NAMES, unshadowTopic, type Decoded, type Message } from '../contracts/index.js';
+import { decode, DEVICE_STATES, MAX_TIMESTAMP_MS, RESERVED_READING_NAMES, STOP_STATES, unshadowTopic, type Decoded, type Message } from '../contracts/index.js';
 import { escapeKey, escapeMeasurement, quoteString } from './line-protocol.js';
 
-export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'alarms', 'line', 'dead_letters', 'shadow_commands', 'shadow_alerts', 'shadow_alarms'] as const;
+export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'alarms', 'line', 'oee', 'downtime', 'dead_letters', 'shadow_commands', 'shadow_alerts', 'shadow_alarms'] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 /** Where a shadow rule set's output is stored (lw/_shadow/…, docs/rules.md#shadow): the live measurement's fields and tags, its own name. */
@@ -123,6 +123,25 @@ function pointOf(topic: string, message: Message, shadow = false): PointResult {
       b.float('quality', p.quality).float('oee', p.oee).int('goodCount', p.goodCount).int('scrapCount', p.scrapCount);
       if (b.empty()) return { ok: false, reason: 'schema', error: `${topic}: summary has no figures to store` };
       return { ...base, measurement: 'line', line: b.at(p.ts, 0) };
+    }
+    case 'oeePeriod': {
+      // Timed at the period's start: each publish of the same period (it is republished while it can change) overwrites the last.
+      const p = message.payload;
+      const b = new PointBuilder('oee').tag('device', p.device).tag('line', line).tag('period', p.period).tag('scope', p.scope).tag('shift', p.shift);
+      b.float('availability', p.availability).float('performance', p.performance).float('quality', p.quality).float('oee', p.oee);
+      b.int('plannedMs', p.plannedMs).int('runMs', p.runMs).int('microStops', p.microStops).int('microStopMs', p.microStopMs).int('plannedStopMs', p.plannedStopMs).int('unknownMs', p.unknownMs);
+      b.int('downMs', Object.values(p.downMs).reduce((sum, ms) => sum + ms, 0));
+      for (const state of STOP_STATES) b.int(`down_${state}`, p.downMs[state] ?? 0);
+      b.int('goodCount', p.goodCount).int('scrapCount', p.scrapCount).int('end', p.end).int('complete', p.complete ? 1 : 0);
+      return { ...base, measurement: 'oee', line: b.at(p.start, 0) };
+    }
+    case 'downtime': {
+      // Timed at the stop's start with its identity in the tags: the open publishes and the final one are one point.
+      const p = message.payload;
+      const b = new PointBuilder('downtime').tag('device', p.device).tag('line', line).tag('scope', p.scope).tag('state', p.state);
+      b.str('reason', p.reason).str('station', p.station).int('start', p.start).int('end', p.end).int('durationMs', p.durationMs);
+      b.int('plannedMs', p.plannedMs).int('unplannedMs', p.durationMs - p.plannedMs).int('planned', p.plannedMs === p.durationMs ? 1 : 0).int('micro', p.micro ? 1 : 0).int('open', p.open ? 1 : 0);
+      return { ...base, device: p.device, measurement: 'downtime', line: b.at(p.start, 0) };
     }
   }
 }

@@ -9,7 +9,11 @@ export const oeeModule = {
   configSchema: oeeConfigSchema,
   role: 'oee',
   topics: {
-    publishes: [{ filter: topics.summary('+'), ...DELIVERY.summary, why: "each line's OEE, speed and strategy every oee.publishIntervalMs" }],
+    publishes: [
+      { filter: topics.summary('+'), ...DELIVERY.summary, why: "each line's current shift OEE so far, speed and strategy every oee.publishIntervalMs" },
+      { filter: topics.oeePeriod('+'), ...DELIVERY.oeePeriod, why: "each hour's, shift's and day's OEE of the line and its stations, while it can change" },
+      { filter: topics.downtime('+'), ...DELIVERY.downtime, why: 'each stop interval of the line and its devices, while open and when it ends' },
+    ],
     subscribes: OEE_SUBSCRIPTIONS.map((filter) => ({ filter, qos: 1 as const, why: 'the device events and command outcomes its figures are made of' })),
   },
   healthPort: 9186,

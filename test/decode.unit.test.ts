@@ -4,10 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { decode, DELIVERY, parseTopic, topicOf, type MessageKind } from '../contracts/index.js';
 
 const KINDS = Object.keys(DELIVERY) as MessageKind[];
+const LINE_KINDS: readonly MessageKind[] = ['alert', 'summary', 'oeePeriod', 'downtime'];
+const isLineKind = (kind: MessageKind): kind is 'alert' | 'summary' | 'oeePeriod' | 'downtime' => LINE_KINDS.includes(kind);
 
 /** A topic of `kind` on `line`, naming `device` or the alarm `overheat:A/conv-1` as the kind needs. */
 function topicFor(kind: MessageKind, line: string, device: string, alarmId: string): string {
-  if (kind === 'alert' || kind === 'summary') return topicOf(kind, line);
+  if (isLineKind(kind)) return topicOf(kind, line);
   if (kind === 'alarm' || kind === 'alarmSet') return topicOf(kind, line, alarmId);
   return topicOf(kind, line, device);
 }
@@ -16,7 +18,7 @@ describe('topicOf and DELIVERY', () => {
   it('gives every kind the topic parseTopic reads back as that kind', () => {
     for (const kind of KINDS) {
       const topic = topicFor(kind, 'A', 'conv-1', 'overheat:A/conv-1');
-      const expected = kind === 'alert' || kind === 'summary' ? { kind, line: 'A' } : kind === 'alarm' || kind === 'alarmSet' ? { kind, line: 'A', alarm: 'overheat:A.conv-1' } : { kind, line: 'A', device: 'conv-1' };
+      const expected = isLineKind(kind) ? { kind, line: 'A' } : kind === 'alarm' || kind === 'alarmSet' ? { kind, line: 'A', alarm: 'overheat:A.conv-1' } : { kind, line: 'A', device: 'conv-1' };
       expect(parseTopic(topic), topic).toEqual(expected);
     }
   });

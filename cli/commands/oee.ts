@@ -12,6 +12,7 @@ interface OeeFlags extends HealthFlags {
   password?: string;
   clientId?: string;
   publishInterval?: number;
+  stateFile?: string;
 }
 
 export function registerOee(program: Command): void {
@@ -23,14 +24,15 @@ export function registerOee(program: Command): void {
     .option('--password <password>', 'MQTT password (or set LINEWATCH_MQTT_PASSWORD)')
     .option('--client-id <id>', 'MQTT client id (default: the --username, else linewatch-oee)')
     .option('--publish-interval <ms>', 'how often each line\'s summary is published (default: oee.publishIntervalMs, 10000)', positiveInteger)
+    .option('--state-file <file>', 'where the figures are kept across restarts (default: oee.stateFile, .linewatch/oee-state.json)')
     .option('--config <file>', 'linewatch.yaml (its oee: section)');
   withHealthOptions(command, oeeModule).action(async (flags: OeeFlags) => {
-      const config = loadConfig(flags.config, { oee: { publishIntervalMs: flags.publishInterval } });
-      // A clean session: the figures live in memory and begin again on a restart; the retained
+      const config = loadConfig(flags.config, { oee: { publishIntervalMs: flags.publishInterval, stateFile: flags.stateFile } });
+      // A clean session: the figures go on from oee.stateFile after a restart, and the retained
       // state and status of every device arrive again on subscribing.
       const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-oee'), clean: true });
-      const service = oeeModule.create({ bus, config: config.oee });
+      const service = oeeModule.create({ bus, config: config.oee, stateFile: config.oee.stateFile });
       await runUntilSignal({ module: oeeModule, service, bus, flags });
-      console.log(`linewatch oee: ${flags.broker} → lw/{line}/summary every ${config.oee.publishIntervalMs} ms`);
+      console.log(`linewatch oee: ${flags.broker} → lw/{line}/summary, oee and downtime every ${config.oee.publishIntervalMs} ms; figures kept in ${config.oee.stateFile ?? 'memory only'}`);
     });
 }

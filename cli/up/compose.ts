@@ -194,7 +194,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       },
       // OEE per line on lw/{line}/summary, from the device events (with or without a historian).
       oee: async () => {
-        if (config.oee.enabled) await startService(oeeModule.create({ bus: running().bus, config: config.oee }));
+        if (config.oee.enabled) await startService(oeeModule.create({ bus: running().bus, config: config.oee, stateFile: config.oee.stateFile === null ? null : underDataDir(config.oee.stateFile, dataDir) }));
       },
       rules: async () => {
         if (!config.rules.enabled) return;

@@ -7,12 +7,12 @@ import { api } from './api.js';
 
 // What each chart shows: the historian's measurements and fields (docs/historian.md).
 // Conveyor speeds and motor temperatures; throughput is the rise of the line controller's good-parts
-// counter per minute; OEE comes from the historian's line summaries.
+// counter per minute; OEE by hour is each hour's own figure (measurement oee, docs/oee.md).
 export const CHARTS = [
   { id: 'chart-speed', measurement: 'telemetry', field: 'speed', type: 'conveyor', agg: 'mean', by: 'device', unit: 'm/min' },
   { id: 'chart-temperature', measurement: 'telemetry', field: 'motorTemp', type: 'conveyor', agg: 'mean', by: 'device', unit: '°C' },
   { id: 'chart-throughput', measurement: 'telemetry', field: 'goodCount', type: 'line-controller', agg: 'spread', by: 'none', every: '1m', perMinute: true, unit: '/min' },
-  { id: 'chart-oee', measurement: 'line', field: 'oee', agg: 'mean', by: 'none', every: '1h', bars: true, unit: '' },
+  { id: 'chart-oee', measurement: 'oee', field: 'oee', agg: 'last', by: 'none', every: '1h', period: 'hour', scope: 'line', bars: true, unit: '' },
 ];
 const TIMELINE = { measurement: 'state', field: 'state', type: 'station', agg: 'none', by: 'device' };
 
@@ -46,8 +46,47 @@ function query(spec, r, line) {
   const q = new URLSearchParams({ measurement: spec.measurement, field: spec.field, agg: spec.agg, by: spec.by, from: r.from, to: r.to });
   if (spec.every) q.set('every', spec.every);
   if (spec.type) q.set('type', spec.type);
+  if (spec.period) q.set('period', spec.period);
+  if (spec.scope) q.set('scope', spec.scope);
   if (line) q.set('line', line);
   return `/api/history?${q}`;
+}
+
+/** The downtime Pareto: the line's unplanned stop minutes by cause, largest first, with the cumulative share. */
+function drawPareto(result) {
+  const host = $('pareto');
+  const causes = result.causes.slice(0, 10);
+  host.dataset.causes = String(result.causes.length);
+  if (causes.length === 0) {
+    host.textContent = 'no unplanned stops in this range';
+    return;
+  }
+  const total = result.causes.reduce((sum, c) => sum + c.unplannedMs, 0);
+  const top = causes[0].unplannedMs;
+  const css = getComputedStyle(document.documentElement);
+  let cumulative = 0;
+  const rows = causes.map((cause) => {
+    cumulative += cause.unplannedMs;
+    const row = document.createElement('div');
+    row.className = 'pareto-row';
+    const label = document.createElement('span');
+    label.className = 'who';
+    label.textContent = `${cause.state.toLowerCase()}: ${cause.reason}`;
+    label.title = label.textContent;
+    const bar = document.createElement('span');
+    bar.className = 'pareto-bar';
+    bar.style.width = `${(cause.unplannedMs / top) * 100}%`;
+    bar.style.background = css.getPropertyValue(`--${cause.state}`) || '#999';
+    const value = document.createElement('span');
+    value.className = 'pareto-value';
+    value.textContent = `${(cause.unplannedMs / 60_000).toFixed(1)} min · ${cause.stops}× · ${Math.round((cumulative / total) * 100)} %`;
+    const track = document.createElement('span');
+    track.className = 'pareto-track';
+    track.append(bar);
+    row.append(label, track, value);
+    return row;
+  });
+  host.replaceChildren(...rows);
 }
 
 /** Turns per-device series into uPlot's aligned columns (seconds on x). */
@@ -171,6 +210,10 @@ async function refresh(currentLine) {
     api(query(TIMELINE, r, line)).then(
       (result) => drawTimeline(result, r),
       (err) => errors.push(`states: ${err.message}`),
+    ),
+    api(`/api/downtime?${new URLSearchParams({ from: r.from, to: r.to, ...(line ? { line } : {}) })}`).then(
+      (result) => drawPareto(result),
+      (err) => errors.push(`downtime: ${err.message}`),
     ),
   ]);
   status.textContent = errors.length ? errors[0] : `updated ${new Date().toLocaleTimeString()}`;

@@ -46,6 +46,9 @@ export const historyQuerySchema = z
     agg: z.enum(AGGREGATES).default('mean'),
     every: z.string().regex(DURATION, 'must be a duration like 10s, 5m, 1h or 1d').optional(),
     by: z.enum(['device', 'none']).default('device'),
+    /** The measurement `oee`: which periods (hour, shift, day) and whose (line, station). */
+    period: z.enum(['hour', 'shift', 'day']).optional(),
+    scope: z.enum(['line', 'station']).optional(),
   })
   .refine((q) => q.from < q.to, { message: 'from must be before to', path: ['from'] })
   .refine((q) => q.to - q.from <= MAX_RANGE_MS, { message: 'the range may cover at most 31 days; narrow from/to', path: ['from'] });
@@ -79,12 +82,55 @@ export function buildHistoryQuery(q: HistoryQuery): string {
   if (q.line) where.push(`"line" = ${escape.stringLit(q.line)}`);
   if (q.device) where.push(`"device" = ${escape.stringLit(q.device)}`);
   if (q.type) where.push(`"type" = ${escape.stringLit(q.type)}`);
+  if (q.period) where.push(`"period" = ${escape.stringLit(q.period)}`);
+  if (q.scope) where.push(`"scope" = ${escape.stringLit(q.scope)}`);
   const from = escape.quoted(q.measurement);
   const groupTags = q.by === 'device' ? `, "device"` : '';
   if (q.agg === 'none') {
     return `SELECT ${field} AS "value" FROM ${from} WHERE ${where.join(' AND ')}${groupTags ? ` GROUP BY "device"` : ''} ORDER BY time ASC LIMIT ${RAW_LIMIT}`;
   }
   return `SELECT ${q.agg}(${field}) AS "value" FROM ${from} WHERE ${where.join(' AND ')} GROUP BY time(${bucketMs(q)}ms)${groupTags} fill(none)`;
+}
+
+/** /api/downtime: the line's stops that began in [from, to), by cause. */
+export const downtimeQuerySchema = z
+  .strictObject({
+    from: timeParam('from', '-8h'),
+    to: timeParam('to', 'now'),
+    line: z.string().regex(ID, 'must be a line id (1–64 of A–Z a–z 0–9 _ -)').optional(),
+  })
+  .refine((q) => q.from < q.to, { message: 'from must be before to', path: ['from'] })
+  .refine((q) => q.to - q.from <= MAX_RANGE_MS, { message: 'the range may cover at most 31 days; narrow from/to', path: ['from'] });
+export type DowntimeQuery = z.output<typeof downtimeQuerySchema>;
+
+export function parseDowntimeQuery(params: URLSearchParams): { ok: true; query: DowntimeQuery } | { ok: false; error: string } {
+  const raw: Record<string, string> = {};
+  for (const [k, v] of params) if (k !== 'token') raw[k] = v;
+  const parsed = downtimeQuerySchema.safeParse(raw);
+  if (!parsed.success) return { ok: false, error: formatIssues('downtime', parsed.error.issues) };
+  return { ok: true, query: parsed.data };
+}
+
+/** Rows one Pareto reads at most. */
+const DOWNTIME_LIMIT = 20_000;
+
+/** The InfluxQL of the line-scope stops (one reason at a time: each stop counted once, as its cause). */
+export function buildDowntimeQuery(q: DowntimeQuery): string {
+  const where = [`time >= ${Math.trunc(q.from)}ms`, `time < ${Math.trunc(q.to)}ms`, `"scope" = 'line'`];
+  if (q.line) where.push(`"line" = ${escape.stringLit(q.line)}`);
+  return `SELECT "unplannedMs", "reason", "micro" FROM "downtime" WHERE ${where.join(' AND ')} GROUP BY "state" LIMIT ${DOWNTIME_LIMIT}`;
+}
+
+/** A reason with its numbers taken out (`motor over temperature (93.1 °C)` → `motor over temperature (# °C)`), so one cause is one bar. */
+export function causeOf(reason: unknown): string {
+  return typeof reason === 'string' && reason !== '' ? reason.replace(/\d+(\.\d+)?/g, '#') : '(no reason given)';
+}
+
+export interface DowntimeCause {
+  state: string;
+  reason: string;
+  stops: number;
+  unplannedMs: number;
 }
 
 export interface HistorySeries {
@@ -116,9 +162,14 @@ export class HistoryReader {
     this.connection.close();
   }
 
+  /** Runs one InfluxQL query built here (every name and value escaped). */
+  async raw(text: string): Promise<RawResponse> {
+    return (await this.connection.influx.queryRaw(text, { precision: 'ms', database: this.target.database })) as RawResponse;
+  }
+
   async read(q: HistoryQuery): Promise<HistoryResult> {
     const text = buildHistoryQuery(q);
-    const raw = (await this.connection.influx.queryRaw(text, { precision: 'ms', database: this.target.database })) as RawResponse;
+    const raw = await this.raw(text);
     const result = raw.results?.[0];
     if (result?.error) throw new Error(`InfluxDB refused the query: ${result.error}`);
     const series: HistorySeries[] = (result?.series ?? []).map((s) => ({
@@ -127,6 +178,30 @@ export class HistoryReader {
     }));
     return { measurement: q.measurement, field: q.field, from: q.from, to: q.to, bucketMs: q.agg === 'none' ? null : bucketMs(q), series };
   }
+}
+
+export async function readDowntime(reader: HistoryReader, q: DowntimeQuery): Promise<{ from: number; to: number; causes: DowntimeCause[]; truncated: boolean }> {
+  const raw = await reader.raw(buildDowntimeQuery(q));
+  const result = raw.results?.[0];
+  if (result?.error) throw new Error(`InfluxDB refused the query: ${result.error}`);
+  const causes = new Map<string, DowntimeCause>();
+  let rows = 0;
+  for (const series of result?.series ?? []) {
+    const state = series.tags?.state ?? '?';
+    const col = (name: string): number => series.columns.indexOf(name);
+    for (const row of series.values) {
+      rows++;
+      const unplanned = Number(row[col('unplannedMs')] ?? 0);
+      if (!(unplanned > 0)) continue; // planned stops (maintenance, breaks) are not losses
+      const reason = causeOf(row[col('reason')]);
+      const key = `${state}\u0000${reason}`;
+      const cause = causes.get(key) ?? { state, reason, stops: 0, unplannedMs: 0 };
+      cause.stops++;
+      cause.unplannedMs += unplanned;
+      causes.set(key, cause);
+    }
+  }
+  return { from: q.from, to: q.to, causes: [...causes.values()].sort((a, b) => b.unplannedMs - a.unplannedMs), truncated: rows >= DOWNTIME_LIMIT };
 }
 
 interface RawResponse {

@@ -13,7 +13,7 @@ import { listenOn } from '../../lib/listen.js';
 import { logger } from '../../lib/log.js';
 import type { Counters, Service } from '../../lib/service.js';
 import type { DashboardConfig } from '../config.js';
-import { HistoryReader, parseHistoryQuery, type InfluxTarget } from './history.js';
+import { HistoryReader, parseDowntimeQuery, parseHistoryQuery, readDowntime, type InfluxTarget } from './history.js';
 import { LineView, type LineSummaryView, type LineViewLimits } from './line-view.js';
 import { ShadowView } from './shadow-view.js';
 import { Metrics } from '../../lib/metrics.js';
@@ -236,6 +236,8 @@ export class DashboardServer implements Service {
           return this.json(res, 200, { alarms: this.view.alarms(), transitions: this.view.recentTransitions() });
         case 'GET /api/history':
           return this.json(res, 200, await this.readHistory(url));
+        case 'GET /api/downtime':
+          return this.json(res, 200, await this.readDowntimePareto(url));
         case 'GET /metrics': {
           const text = await this.metrics.render();
           res.writeHead(200, { 'content-type': this.metrics.contentType });
@@ -359,6 +361,23 @@ export class DashboardServer implements Service {
       this.stats.history_errors++;
       this.historyFailedAt = Date.now();
       throw new HttpError(502, `InfluxDB did not answer the history query: ${(err as Error).message}`);
+    }
+  }
+
+  /** The downtime Pareto of a range: the line's stops by cause (docs/dashboard.md). */
+  private async readDowntimePareto(url: URL): Promise<unknown> {
+    const parsed = parseDowntimeQuery(url.searchParams);
+    if (!parsed.ok) throw new HttpError(400, parsed.error);
+    if (!this.history) throw new HttpError(503, 'history is not available: no InfluxDB is configured (historian disabled or influxd missing); see docs/historian.md');
+    this.stats.history_queries++;
+    try {
+      const result = await readDowntime(this.history, parsed.query);
+      this.historyFailedAt = undefined;
+      return result;
+    } catch (err) {
+      this.stats.history_errors++;
+      this.historyFailedAt = Date.now();
+      throw new HttpError(502, `InfluxDB did not answer the downtime query: ${(err as Error).message}`);
     }
   }
 

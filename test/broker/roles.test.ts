@@ -38,6 +38,8 @@ const payloads = {
   outcome: { id: 'c1', action: 'stop', params: {}, origin: 'rule:test', target: 'conv-1', outcome: 'done', attempts: 1, issuedAt: now, ts: now },
   alert: { id: 'a1', rule: 'overheat', severity: 'warning', state: 'acknowledged', message: 'hot', origin: 'user:dashboard', ts: now },
   summary: { ts: now, oee: 0.8, availability: 0.9 },
+  oeePeriod: { ts: now, period: 'hour', scope: 'line', start: now - 60_000, end: now, complete: true, plannedMs: 60_000, runMs: 60_000, downMs: {}, microStops: 0, microStopMs: 0, plannedStopMs: 0, unknownMs: 0, goodCount: 1, scrapCount: 0 },
+  downtime: { ts: now, scope: 'device', device: 'st-1', state: 'FAULT', start: now - 1000, end: now, durationMs: 1000, plannedMs: 0, micro: true, open: false },
   dead: { ts: now, clientId: 'rules', topic: 'lw/A/conv-1/telemetry', reason: 'future_ts: ts is 3600000 ms ahead', payload: '' },
   alarm: { id: 'overheat:A/conv-1', rule: 'overheat', severity: 'warning', message: 'hot', device: 'conv-1', state: 'active-unacked', transition: 'raise', raisedAt: now, rev: 1, ts: now },
   alarmSet: { action: 'acknowledge', operator: 'user:dashboard', comment: 'seen', ts: now },
@@ -48,6 +50,8 @@ const TOPIC = {
   outcome: 'lw/A/conv-1/cmd/outcome',
   alert: 'lw/A/alerts',
   summary: 'lw/A/summary',
+  oeePeriod: 'lw/A/oee',
+  downtime: 'lw/A/downtime',
   dead: 'lw/_dead/rules',
   alarm: 'lw/A/alarms/overheat:A.conv-1',
   alarmSet: 'lw/A/alarms/overheat:A.conv-1/set',
@@ -85,8 +89,8 @@ const CASES: RoleCase[] = [
   },
   // historian/index.ts: a pure sink, it publishes nothing (OEE summaries moved to the oee role); subscribes to lw/#.
   { username: 'historian', role: 'historian', publishes: [], subscribes: ['lw/#'], noLongerPublishes: ['summary'], noLongerSubscribes: ['$SYS/#'] },
-  // oee/service.ts: OEE summaries on lw/{line}/summary; subscribes to state, telemetry, status and command outcomes (OEE_SUBSCRIPTIONS), nothing else.
-  { username: 'oee', role: 'oee', publishes: ['summary'], subscribes: OEE_SUBSCRIPTIONS, noLongerPublishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm', 'shadowCmd'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', 'lw/+/+/cmd', '$SYS/#'] },
+  // oee/service.ts: OEE summaries on lw/{line}/summary, period figures on lw/{line}/oee, stops on lw/{line}/downtime; subscribes to state, telemetry, status and command outcomes (OEE_SUBSCRIPTIONS), nothing else.
+  { username: 'oee', role: 'oee', publishes: ['summary', 'oeePeriod', 'downtime'], subscribes: OEE_SUBSCRIPTIONS, noLongerPublishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm', 'shadowCmd'], noLongerSubscribes: ['lw/#', 'lw/+/alerts', 'lw/+/+/cmd', '$SYS/#'] },
   // dashboard/server/index.ts: an operator's acknowledge/shelve/clear on lw/{line}/alarms/{alarmId}/set (no longer on lw/{line}/alerts, nor the alarm state itself); subscribes to lw/#.
   { username: 'dash', role: 'dashboard', publishes: ['alarmSet'], subscribes: ['lw/#'], noLongerPublishes: ['cmd', 'outcome', 'alert', 'dead', 'alarm', 'shadowAlarmSet'], noLongerSubscribes: ['$SYS/#'] },
 ];
@@ -125,7 +129,7 @@ describe('the role table', () => {
     for (const c of CASES) {
       const declared = table[c.role];
       expect(declared?.subscribe, c.role).toEqual(c.subscribes);
-      const live = { cmd: 'lw/+/+/cmd', outcome: 'lw/+/+/cmd/outcome', alert: 'lw/+/alerts', summary: 'lw/+/summary', dead: 'lw/_dead/rules', alarm: 'lw/+/alarms/+', alarmSet: 'lw/+/alarms/+/set' };
+      const live = { cmd: 'lw/+/+/cmd', outcome: 'lw/+/+/cmd/outcome', alert: 'lw/+/alerts', summary: 'lw/+/summary', oeePeriod: 'lw/+/oee', downtime: 'lw/+/downtime', dead: 'lw/_dead/rules', alarm: 'lw/+/alarms/+', alarmSet: 'lw/+/alarms/+/set' };
       const filters: Record<Kind, string> = { ...live, shadowCmd: shadowTopic(live.cmd), shadowOutcome: shadowTopic(live.outcome), shadowAlert: shadowTopic(live.alert), shadowDead: shadowTopic(live.dead), shadowAlarm: shadowTopic(live.alarm), shadowAlarmSet: shadowTopic(live.alarmSet) };
       expect(declared?.publish, c.role).toEqual(c.publishes.map((kind) => filters[kind]));
     }

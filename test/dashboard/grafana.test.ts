@@ -21,6 +21,8 @@ beforeAll(async () => {
   influx = await startTestInflux();
   await influx.query('CREATE DATABASE linewatch');
   const now = Date.now();
+  /** The hour of a minute ago: within the last hour whatever the minute now. */
+  const HOUR = Math.max(now - 3_000_000, Math.floor((now - 60_000) / 3_600_000) * 3_600_000);
   const messages: Array<[string, unknown]> = [
     ['lw/A/conv-2/telemetry', { ts: now - 5000, seq: 1, values: { speed: 40, motorTemp: 81.5 }, type: 'conveyor' }],
     ['lw/A/line-ctl/telemetry', { ts: now - 90_000, seq: 1, values: { goodCount: 10 }, type: 'line-controller' }],
@@ -31,6 +33,10 @@ beforeAll(async () => {
     ['lw/A/line-ctl/cmd/ack', { id: 'c-1', result: 'done', ts: now - 2900 }],
     ['lw/A/alerts', { id: 'conveyor-overheat:A/conv-2', rule: 'conveyor-overheat', severity: 'warning', state: 'raised', message: 'hot', device: 'conv-2', ts: now - 3000 }],
     ['lw/A/summary', { ts: now - 1000, speed: 15, strategy: 'max-throughput', oee: 0.7, availability: 0.9, performance: 0.8, quality: 0.97 }],
+    ['lw/A/oee', { ts: now - 1000, period: 'hour', scope: 'line', start: HOUR, end: HOUR + 3_600_000, complete: false, oee: 0.7, availability: 0.9, performance: 0.8, quality: 0.97, plannedMs: 60_000, runMs: 54_000, downMs: { FAULT: 6000 }, microStops: 0, microStopMs: 0, plannedStopMs: 0, unknownMs: 0, goodCount: 20, scrapCount: 1 }],
+    ['lw/A/oee', { ts: now - 1000, period: 'shift', scope: 'line', shift: 'early', start: now - 600_000, end: now + 3_600_000, complete: false, oee: 0.7, availability: 0.9, performance: 0.8, quality: 0.97, plannedMs: 60_000, runMs: 54_000, downMs: { FAULT: 6000 }, microStops: 0, microStopMs: 0, plannedStopMs: 0, unknownMs: 0, goodCount: 20, scrapCount: 1 }],
+    ['lw/A/downtime', { ts: now - 1000, scope: 'line', device: 'st-3', state: 'FAULT', reason: 'jam', start: now - 4000, end: now - 1000, durationMs: 3000, plannedMs: 0, micro: false, open: true }],
+    ['lw/A/downtime', { ts: now - 1000, scope: 'device', device: 'st-3', state: 'FAULT', reason: 'jam', start: now - 4000, end: now - 1000, durationMs: 3000, plannedMs: 0, micro: false, open: true }],
   ];
   const lines = messages.map(([topic, payload]) => {
     const point = toPoint(topic, JSON.stringify(payload));

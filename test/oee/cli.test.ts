@@ -32,7 +32,7 @@ describe('linewatch oee', () => {
   });
 
   it('publishes each line\'s OEE from the events on a broker; SIGTERM stops it', async () => {
-    const service = spawn(process.execPath, [BIN, 'oee', '--broker', tb.url, '--username', 'oee', '--password', PASSWORD, '--publish-interval', '200', '--health-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const service = spawn(process.execPath, [BIN, 'oee', '--broker', tb.url, '--username', 'oee', '--password', PASSWORD, '--publish-interval', '200', '--health-port', '0', '--state-file', join(dir, 'oee-state.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     service.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     service.stderr!.on('data', (d: Buffer) => (out += d.toString()));

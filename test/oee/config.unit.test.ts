@@ -2,11 +2,12 @@
 // with an error that says where they went (docs/configuration.md#oee).
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../config/load.js';
+import { DEFAULT_SHIFTS } from '../../oee/config.js';
 
 describe('the oee: section', () => {
   it('has its own defaults (publishIntervalMs as historian.oee had it)', () => {
     const config = parseConfig({});
-    expect(config.oee).toEqual({ enabled: true, publishIntervalMs: 10_000, idealRatePerMin: 12, goodField: 'goodCount', scrapField: 'scrapCount', lines: {} });
+    expect(config.oee).toEqual({ enabled: true, publishIntervalMs: 10_000, idealRatePerMin: 12, goodField: 'goodCount', scrapField: 'scrapCount', lines: {}, microStopMs: 30_000, stateFile: '.linewatch/oee-state.json', calendar: { timeZone: null, shifts: DEFAULT_SHIFTS, breaks: [], plannedDowntime: [] } });
   });
 
   it('takes the keys that were under historian.oee', () => {

@@ -32,8 +32,8 @@ describe('OeeService', () => {
   });
 
   function startOee(bus: Bus, overrides: Record<string, unknown> = {}): OeeService {
-    const config = oeeConfigSchema.parse({ publishIntervalMs: 100, ...overrides });
-    const service = new OeeService({ bus, config, clock: () => END });
+    const config = oeeConfigSchema.parse({ publishIntervalMs: 100, calendar: { timeZone: 'UTC' }, ...overrides });
+    const service = new OeeService({ bus, config });
     running.push(service);
     return service;
   }
@@ -136,6 +136,6 @@ describe('OeeService', () => {
     const service = startOee(broker.broker.bus);
     const keys = Object.keys(service.counters());
     for (const gauge of service.gauges) expect(keys).toContain(gauge);
-    expect([...service.gauges].sort()).toEqual(['lines', 'publish_failing', 'subscribed']);
+    expect([...service.gauges].sort()).toEqual(['lines', 'publish_failing', 'state_failing', 'subscribed']);
   });
 });
