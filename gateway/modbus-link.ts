@@ -105,7 +105,7 @@ export class ModbusLink {
       const delay = this.reopen.next();
       this.retryAt = Date.now() + delay;
       void this.shut(client);
-      throw new Error(`cannot open ${this.describe()}: ${(err as Error).message}; next attempt in ${delay} ms`);
+      throw new Error(`cannot open ${this.describe()}: ${(err as Error).message}; next attempt in ${delay} ms`, { cause: err });
     }
     if (this.opened++ > 0) this.counters.reconnects++;
     this.reopen.reset();
