@@ -125,7 +125,7 @@ export class SerialGateway implements Service {
     const silent = this.bridges.flatMap((b, index) => (b instanceof ModbusBridge && b.isOpen && b.offline ? [{ port: this.ports[index]!, failed: b.failedPolls }] : []));
     const backlogBytes = this.outbox?.backlogBytes() ?? 0;
     const spooling = { failed: backlogBytes > 0, status: 'degraded', reason: `${backlogBytes} bytes of events spooled on disk, waiting for the broker; replayed in order once it takes them` } as const;
-    if (closed.length === this.ports.length) return healthFrom([{ failed: true, status: 'down', reason: `no serial port or Modbus TCP connection is open (${this.ports.length} configured)` }, spooling]);
+    if (closed.length === this.ports.length) return healthFrom([{ failed: true, status: 'down', reason: `no serial port${this.ports.some((p) => p.transport === 'tcp') ? ' or Modbus TCP connection' : ''} is open (${this.ports.length} configured)` }, spooling]);
     return healthFrom([
       ...closed.map((port) => ({ failed: true, status: 'degraded' as const, reason: port.transport === 'tcp' ? `Modbus TCP connection ${portEndpoint(port)} (${port.device}) is not open; reconnecting` : `serial port ${port.path} (${port.device}) is closed; reopening it` })),
       ...silent.map(({ port, failed }) => ({ failed: true, status: 'degraded' as const, reason: `Modbus device ${port.device} (unit ${port.modbus?.unitId} on ${portEndpoint(port)}) does not answer (${failed} polls in a row); reported offline` })),
@@ -134,7 +134,7 @@ export class SerialGateway implements Service {
   }
 
   counters(): Counters {
-    const out: Counters = { ports: this.ports.length };
+    const out: Counters = { ports: this.ports.length, modbus_devices_offline: 0 };
     const add = (k: string, v: number): void => {
       out[k] = (out[k] ?? 0) + v;
     };

@@ -1,7 +1,8 @@
 // Modbus TCP polling against modbus-serial's own ServerTCP (an independent server) on a free port:
 // two unit ids behind one endpoint over one connection, readings and a write through a real
 // broker; the server going away (device reported offline) and coming back (online, polling
-// resumes); a refused connection that does not crash the gateway.
+// resumes); a refused connection; and the simulator's own Modbus TCP server (`--modbus-tcp`) polled
+// into telemetry whose values are the model's, with a write the model obeys; a refused connection that does not crash the gateway.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { InProcessBus } from '../../broker/in-process-bus.js';
 import { topics } from '../../contracts/index.js';
 import { SerialGateway, type GatewayPortConfig } from '../../gateway/index.js';
+import { LineSimulator, modbusMapFor } from '../../simulators/index.js';
 import { freePort } from '../../lib/free-port.js';
 import { waitFor, withTimeout } from '../../lib/wait.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
@@ -163,4 +165,32 @@ it('a refused connection does not crash the gateway: the device is reported offl
 it('refuses two ports with the same unit id on one endpoint, naming the key', () => {
   expect(() => new SerialGateway({ bus: tb.broker.bus as InProcessBus, spoolDir: join(dir, 'spool-3'), ports: [tcpPort('R/a', 1502, 3), tcpPort('R/b', 1502, 3)] })).toThrow(/gateway\.ports\.1\.modbus\.unitId: unit id 3 on tcp:\/\/127\.0\.0\.1:1502 is already polled for ports\.0/);
   expect(() => new SerialGateway({ bus: tb.broker.bus as InProcessBus, spoolDir: join(dir, 'spool-3'), ports: [{ device: 'R/c', codec: 'modbus', transport: 'tcp', modbus: { registers: [{ name: 'x', address: 0 }] } }] })).toThrow(/gateway\.ports\.0: host: transport tcp needs `host:`/);
+});
+
+it("the simulator's Modbus TCP server: two simulated devices by unit id on one port, polled into the model's readings; set_speed reaches the model", async () => {
+  const port = await freePort();
+  const bus = tb.broker.bus as InProcessBus;
+  const sim = new LineSimulator({ line: 'S', seed: 3, speedup: 5, bus, modbusTcpDevices: [{ device: 'conv-1', port, unitId: 3 }, { device: 'conv-2', port, unitId: 4 }] });
+  await sim.start();
+  cleanup.push(() => sim.stop());
+  const w = await watch('lw/S/+/#');
+  const gateway = new SerialGateway({
+    bus,
+    spoolDir: join(dir, 'spool-4'),
+    ports: ['conv-1', 'conv-2'].map((device, i) => ({ device: `S/${device}`, type: 'conveyor' as const, codec: 'modbus' as const, transport: 'tcp' as const, host: '127.0.0.1', tcpPort: port, modbus: { ...modbusMapFor('conveyor', 3 + i), pollIntervalMs: 100 } })),
+  });
+  await gateway.start();
+  cleanup.push(() => gateway.stop());
+
+  const polled = (device: string) => w.got.filter((m) => m.topic === topics.telemetry('S', device)).map((m) => m.body.values as Record<string, number>);
+  await waitFor(() => polled('conv-1').length > 0 && polled('conv-2').length > 0, 10_000, 'readings of both simulated devices');
+  expect(Object.keys(polled('conv-2')[0]!).sort()).toEqual(['current', 'load', 'motorTemp', 'setpoint', 'speed', 'vibration']);
+  expect(polled('conv-1')[0]!.setpoint).toBe(sim.model.snapshot('conv-1')!.values.setpoint);
+  expect(w.got.find((m) => m.topic === topics.state('S', 'conv-1'))!.body).toMatchObject({ state: sim.model.snapshot('conv-1')!.state, type: 'conveyor' });
+
+  const now = Date.now();
+  await w.client.publishAsync(topics.cmd('S', 'conv-2'), JSON.stringify({ id: 's-1', action: 'set_speed', params: { speed: 22.5 }, origin: 'test', ts: now, expiresAt: now + 10_000 }), { qos: 1 });
+  await waitFor(() => sim.model.snapshot('conv-2')!.values.setpoint === 22.5, 10_000, 'the model to take the new setpoint');
+  await waitFor(() => polled('conv-2').some((v) => v.setpoint === 22.5), 10_000, 'the new setpoint polled back');
+  expect(sim.model.snapshot('conv-1')!.values.setpoint).not.toBe(22.5);
 });
