@@ -109,6 +109,11 @@ export class SerialGateway implements Service {
     return this.outbox?.idle() ?? true;
   }
 
+  /** Each port as `ENDPOINT (CODEC[, unit N]) → LINE/DEVICE[ (TYPE)]`, for start-up lines. */
+  describePorts(): string[] {
+    return this.ports.map((p) => `${portEndpoint(p)} (${p.codec}${p.codec === 'modbus' ? ` ${p.transport} unit ${p.modbus?.unitId}` : ''}) → ${p.device}${p.type ? ` (${p.type})` : ''}`);
+  }
+
   /** Whether each port is open right now, by serial path or `tcp://HOST:PORT` (the endpoint's one connection, for all its unit ids). */
   portsOpen(): Record<string, boolean> {
     return Object.fromEntries(this.bridges.map((b, i) => [portEndpoint(this.ports[i]!), bridgeOpen(b)]));
