@@ -49,7 +49,7 @@ export function registerGateway(program: Command): void {
       if (flags.port || flags.device) {
         if (!flags.port || !flags.device) throw new UserError('--port and --device go together, e.g. --port /dev/ttyUSB0 --device A/press-1');
         if (flags.type !== undefined && !isDeviceType(flags.type)) throw new UserError(`--type must be one of ${DEVICE_TYPES.join(', ')}, not "${flags.type}"`);
-        if (flags.codec === 'modbus') throw new UserError('Modbus (RTU or TCP) needs a register map: describe the port under gateway.ports in linewatch.yaml (see docs/gateway.md#modbus-rtu-and-modbus-tcp)');
+        if (flags.codec === 'modbus') throw new UserError('Modbus (RTU or TCP) needs a register map: describe the port under gateway.ports in linewatch.yaml (see docs/gateway.md#modbus-rtu-and-modbus-tcp-codec-modbus)');
         if (!Number.isInteger(flags.baud) || flags.baud <= 0) throw new UserError(`--baud must be a positive integer`);
         ports = [{ path: flags.port, device: flags.device, codec: flags.codec as 'ndjson' | 'text', baudRate: flags.baud, ...(flags.type !== undefined ? { type: flags.type as DeviceType } : {}) }];
       }
