@@ -6,7 +6,7 @@ import type { Counters } from '../lib/service.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import { logger } from '../lib/log.js';
 import { LineFramer, lineCodecs, type LineCodec } from '../contracts/serial/index.js';
-import type { GatewayPort } from './config.js';
+import { serialPath, type GatewayPort } from './config.js';
 import { DeviceStamp } from './device-stamp.js';
 import type { Outbox } from './outbox.js';
 import type { DeviceSequence } from './sequence-store.js';
@@ -36,7 +36,7 @@ export class LineBridge {
     this.stamp = new DeviceStamp(line, device, port.type, sequence);
     this.dropLog = new LogLimiter(log.child({ port: port.path, device: port.device }), DROP_LOG_LIMIT);
     this.codec = lineCodecs[port.codec as 'ndjson' | 'text'];
-    this.link = new SerialLink({ path: port.path, baudRate: port.baudRate, lock: port.lock, minDelayMs: port.reopenMinMs, maxDelayMs: port.reopenMaxMs });
+    this.link = new SerialLink({ path: serialPath(port), baudRate: port.baudRate, lock: port.lock, minDelayMs: port.reopenMinMs, maxDelayMs: port.reopenMaxMs });
     this.framer = new LineFramer(port.maxFrameBytes, (l) => this.onLine(l), (reason, bytes) => this.drop(reason, `${bytes} bytes`));
     this.link.on('data', (d) => {
       this.counters.bytes_in! += d.length;

@@ -7,11 +7,11 @@ import { logger } from '../lib/log.js';
 import { HEALTHY, type Counters, type Health, type Service } from '../lib/service.js';
 import { LineModel, layoutForDeviceCount, type SimEvent } from './model.js';
 import { loadDemoScenario, type Layout, type Scenario } from './scenario.js';
-import { BusTransport, PerDeviceMqtt, SerialDevices, SharedMqtt, type Credentials, type DeviceTransport, type SerialDeviceConfig } from './transports/index.js';
+import { BusTransport, ModbusTcpDevices, PerDeviceMqtt, SerialDevices, SharedMqtt, type Credentials, type DeviceTransport, type ModbusTcpDeviceConfig, type SerialDeviceConfig } from './transports/index.js';
 
 export { LineModel, layoutForDeviceCount, CONTROLLER_ID, CONVEYOR_MAX_SPEED, TRIP_TEMPERATURE, type SimEvent } from './model.js';
 export { loadDemoScenario, loadScenarioFile, parseScenario, parseScenarioYaml, DEMO_SCENARIO_FILE, ScenarioError, type Scenario, type Layout } from './scenario.js';
-export type { Credentials, SerialDeviceConfig } from './transports/index.js';
+export type { Credentials, ModbusTcpDeviceConfig, SerialDeviceConfig } from './transports/index.js';
 export { modbusMapFor, STATE_REGISTER, COMMAND_REGISTERS } from './modbus-device.js';
 
 const log = logger('simulate');
@@ -57,6 +57,8 @@ export interface LineSimulatorOptions {
   bus?: Bus;
   /** Devices that write frames to a serial port instead (legacy devices behind the gateway). */
   serialDevices?: SerialDeviceConfig[];
+  /** Devices answering Modbus TCP polls on a TCP port instead (registers as in their RTU mode). */
+  modbusTcpDevices?: ModbusTcpDeviceConfig[];
 }
 
 export class LineSimulator implements Service {
@@ -93,7 +95,13 @@ export class LineSimulator implements Service {
       this.serial = new SerialDevices(serialConfigs, { snapshot: (id) => this.model.snapshot(id), type: (id) => this.model.deviceType(id) });
       this.addTransport(this.serial, serialConfigs.map((s) => s.device));
     }
-    const networked = ids.filter((id) => !serialConfigs.some((s) => s.device === id)).map((id) => ({ id, type: this.model.deviceType(id) as DeviceType | undefined }));
+    const tcpConfigs = options.modbusTcpDevices ?? [];
+    for (const t of tcpConfigs) {
+      if (!ids.includes(t.device)) throw new RangeError(`Modbus TCP device "${t.device}" is not on this line; devices are ${ids.slice(0, 12).join(', ')}${ids.length > 12 ? ', …' : ''}`);
+      if (serialConfigs.some((s) => s.device === t.device)) throw new RangeError(`device "${t.device}" is given both a serial port and a Modbus TCP port; give it one`);
+    }
+    if (tcpConfigs.length > 0) this.addTransport(new ModbusTcpDevices(tcpConfigs, { snapshot: (id) => this.model.snapshot(id), type: (id) => this.model.deviceType(id) }), tcpConfigs.map((t) => t.device));
+    const networked = ids.filter((id) => !serialConfigs.some((s) => s.device === id) && !tcpConfigs.some((t) => t.device === id)).map((id) => ({ id, type: this.model.deviceType(id) as DeviceType | undefined }));
     if (networked.length === 0) return;
     if (options.mqtt) {
       const { url, mode = 'auto' } = options.mqtt;
@@ -104,8 +112,8 @@ export class LineSimulator implements Service {
       this.addTransport(transport, networked.map((d) => d.id));
     } else if (options.bus) {
       this.addTransport(new BusTransport(options.bus, options.line, networked), networked.map((d) => d.id));
-    } else if (serialConfigs.length === 0) {
-      throw new Error('LineSimulator needs `mqtt`, `bus` or `serialDevices` to send its messages somewhere');
+    } else if (serialConfigs.length === 0 && tcpConfigs.length === 0) {
+      throw new Error('LineSimulator needs `mqtt`, `bus`, `serialDevices` or `modbusTcpDevices` to send its messages somewhere');
     }
   }
 

@@ -1,6 +1,7 @@
-// A simulated device answering Modbus RTU on a serial port (modbus-serial's ServerSerial), for
-// legacy devices polled by the gateway. The register layout is fixed per device type and
-// `modbusMapFor(type)` gives the gateway's matching register map.
+// A simulated device answering Modbus RTU on a serial port (modbus-serial's ServerSerial), or
+// Modbus TCP on a TCP port (ServerTCP, ModbusTcpServer below: several devices by unit id, like a
+// TCP-to-RTU gateway), for devices polled by the gateway. The register layout is fixed per device
+// type, the same over RTU and TCP, and `modbusMapFor(type)` gives the gateway's matching register map.
 import modbusSerial from 'modbus-serial';
 import { DEVICE_STATES, type CommandPayload, type DeviceState, type DeviceType } from '../contracts/index.js';
 import { encodeRegister, type ModbusMapInput } from '../contracts/serial/index.js';
@@ -52,6 +53,7 @@ export function modbusMapFor(type: DeviceType, unitId = 1): ModbusMapInput {
 export interface ModbusDeviceOptions {
   device: string;
   type: DeviceType;
+  /** RTU: the serial port it answers on (unused by a ModbusTcpServer). */
   path: string;
   baudRate: number;
   unitId: number;
@@ -71,24 +73,26 @@ export class ModbusDevice {
     return this.server !== undefined && this.initialized;
   }
 
+  /** The device's holding register `addr` (0 for an unmapped one). */
+  holdingRegister(addr: number): number {
+    const snap = this.o.read();
+    if (!snap) return 0;
+    if (addr === STATE_REGISTER) return DEVICE_STATES.indexOf(snap.state);
+    const r = READINGS[this.o.type][addr];
+    if (!r) return 0;
+    return encodeRegister(snap.values[r.name] ?? 0, r);
+  }
+
+  /** A write of holding register `addr`: a command register becomes the command to the model. */
+  writeRegister(addr: number, value: number): void {
+    if (addr === COMMAND_REGISTERS.setSpeed) this.issue('set_speed', { speed: value / 10 });
+    else if (addr === COMMAND_REGISTERS.run) this.issue(value ? 'start' : 'stop', {});
+    else if (addr === COMMAND_REGISTERS.resetFault && value === 1) this.issue('reset_fault', {});
+  }
+
   async start(): Promise<void> {
-    const readings = READINGS[this.o.type];
     const server = new modbusSerial.ServerSerial(
-      {
-        getHoldingRegister: (addr: number) => {
-          const snap = this.o.read();
-          if (!snap) return 0;
-          if (addr === STATE_REGISTER) return DEVICE_STATES.indexOf(snap.state);
-          const r = readings[addr];
-          if (!r) return 0;
-          return encodeRegister(snap.values[r.name] ?? 0, r);
-        },
-        setRegister: (addr: number, value: number) => {
-          if (addr === COMMAND_REGISTERS.setSpeed) this.issue('set_speed', { speed: value / 10 });
-          else if (addr === COMMAND_REGISTERS.run) this.issue(value ? 'start' : 'stop', {});
-          else if (addr === COMMAND_REGISTERS.resetFault && value === 1) this.issue('reset_fault', {});
-        },
-      },
+      { getHoldingRegister: (addr: number) => this.holdingRegister(addr), setRegister: (addr: number, value: number) => this.writeRegister(addr, value) },
       { path: this.o.path, baudRate: this.o.baudRate, unitID: this.o.unitId },
     );
     this.server = server;
@@ -113,6 +117,73 @@ export class ModbusDevice {
     const s = this.server;
     this.server = undefined;
     this.initialized = false;
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+}
+
+/** Modbus exception 0x0B: "gateway target device failed to respond", what a TCP-to-RTU gateway answers for a unit it cannot reach. */
+const TARGET_FAILED = 0x0b;
+
+/**
+ * Simulated devices answering Modbus TCP on one host:port, each by its unit id (one device is a
+ * Modbus TCP device; several are a TCP-to-RTU gateway). A unit id it does not serve, or a device
+ * taken offline by the scenario, is answered with exception 0x0B, as such a gateway does.
+ */
+export class ModbusTcpServer {
+  private server: InstanceType<typeof modbusSerial.ServerTCP> | undefined;
+  private listening = false;
+  private readonly silent = new Set<number>();
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    private readonly units: ReadonlyMap<number, ModbusDevice>,
+  ) {}
+
+  get serving(): boolean {
+    return this.listening;
+  }
+
+  /** The scenario took the device of `unitId` offline (true) or back (false). */
+  setSilent(unitId: number, silent: boolean): void {
+    if (silent) this.silent.add(unitId);
+    else this.silent.delete(unitId);
+  }
+
+  async start(): Promise<void> {
+    const unit = (unitId: number): ModbusDevice => {
+      const device = this.units.get(unitId);
+      if (!device || this.silent.has(unitId)) throw Object.assign(new Error(`no device answers unit id ${unitId}`), { modbusErrorCode: TARGET_FAILED });
+      return device;
+    };
+    const server = new modbusSerial.ServerTCP(
+      {
+        getHoldingRegister: (addr: number, unitId: number) => unit(unitId).holdingRegister(addr),
+        setRegister: (addr: number, value: number, unitId: number) => unit(unitId).writeRegister(addr, value),
+      },
+      // unitID 255: answer every unit id (modbus-serial's "listen to all addresses"); ours are dispatched above.
+      { host: this.host, port: this.port, unitID: 255 },
+    );
+    this.server = server;
+    // A client's socket error (reset by the gateway) must not reach an unhandled 'error' event.
+    server.on('socketError', () => undefined);
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        server.once('initialized', () => {
+          this.listening = true;
+          resolve();
+        });
+        server.once('serverError', (err: Error) => reject(new Error(`the simulated Modbus TCP server cannot listen on ${this.host}:${this.port}: ${err.message}`, { cause: err })));
+      }),
+      5000,
+      `the simulated Modbus TCP server to listen on ${this.host}:${this.port}`,
+    );
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    this.listening = false;
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 }

@@ -32,7 +32,7 @@ function isDeviceType(value: string): value is DeviceType {
 export function registerGateway(program: Command): void {
   const command = program
     .command('gateway')
-    .description('bridge serial devices (ndjson, NMEA-style text, Modbus RTU) to MQTT, with store-and-forward on disk')
+    .description('bridge serial devices (ndjson, NMEA-style text, Modbus RTU) and Modbus TCP devices to MQTT, with store-and-forward on disk')
     .option('--config <file>', 'linewatch.yaml (its gateway: section; Modbus register maps live there)')
     .option('--broker <url>', 'MQTT broker URL, or several separated by commas (the next one is used when the current one goes away)', brokerList, 'mqtt://127.0.0.1:1883')
     .option('--port <path>', 'one serial port, e.g. /dev/ttyUSB0 (otherwise gateway.ports from the config)')
@@ -49,11 +49,11 @@ export function registerGateway(program: Command): void {
       if (flags.port || flags.device) {
         if (!flags.port || !flags.device) throw new UserError('--port and --device go together, e.g. --port /dev/ttyUSB0 --device A/press-1');
         if (flags.type !== undefined && !isDeviceType(flags.type)) throw new UserError(`--type must be one of ${DEVICE_TYPES.join(', ')}, not "${flags.type}"`);
-        if (flags.codec === 'modbus') throw new UserError('Modbus RTU needs a register map: describe the port under gateway.ports in linewatch.yaml (see docs/gateway.md#modbus-rtu)');
+        if (flags.codec === 'modbus') throw new UserError('Modbus (RTU or TCP) needs a register map: describe the port under gateway.ports in linewatch.yaml (see docs/gateway.md#modbus-rtu-and-modbus-tcp-codec-modbus)');
         if (!Number.isInteger(flags.baud) || flags.baud <= 0) throw new UserError(`--baud must be a positive integer`);
         ports = [{ path: flags.port, device: flags.device, codec: flags.codec as 'ndjson' | 'text', baudRate: flags.baud, ...(flags.type !== undefined ? { type: flags.type as DeviceType } : {}) }];
       }
-      if (ports.length === 0) throw new UserError('no serial ports: pass --port PATH --device LINE/DEVICE, or list them under gateway.ports in linewatch.yaml; `linewatch ports` shows what is plugged in');
+      if (ports.length === 0) throw new UserError('no serial ports: pass --port PATH --device LINE/DEVICE, or list them (and Modbus TCP devices) under gateway.ports in linewatch.yaml; `linewatch ports` shows what is plugged in');
       const bus = await connectBus(
         flags.broker,
         { clientId: serviceClientId(flags.username, `linewatch-gateway-${process.pid}`, String(process.pid)), ...(flags.username ? { username: flags.username, password: mqttPassword(flags.password) } : {}) },
@@ -63,7 +63,7 @@ export function registerGateway(program: Command): void {
       await runUntilSignal({ module: gatewayModule, service: gateway, bus, flags, beforeStop: () => clearInterval(timer) });
       const timer = setInterval(() => log.info(gateway.counters(), 'gateway counters'), 10_000);
       timer.unref();
-      console.log(`linewatch gateway: ${ports.map((p) => `${p.path} (${p.codec ?? 'ndjson'}) → ${p.device}${p.type ? ` (${p.type})` : ''}`).join(', ')}; broker ${flags.broker}; spool ${resolve(config.gateway.spoolDir)}`);
+      console.log(`linewatch gateway: ${gateway.describePorts().join(', ')}; broker ${flags.broker}; spool ${resolve(config.gateway.spoolDir)}`);
 
     });
 }

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { brokerList } from '../flags.js';
 import { loadConfig } from '../../config/load.js';
 import { logger } from '../../lib/log.js';
-import { type LineSimulator, loadDemoScenario, loadScenarioFile, type Credentials, type SerialDeviceConfig } from '../../simulators/index.js';
+import { type LineSimulator, loadDemoScenario, loadScenarioFile, type Credentials, type ModbusTcpDeviceConfig, type SerialDeviceConfig } from '../../simulators/index.js';
 import { UserError } from '../errors.js';
 import { mqttPassword, runUntilSignal, withHealthOptions, type HealthFlags } from '../standalone.js';
 import { simulateModule } from '../../simulators/module.js';
@@ -21,6 +21,7 @@ interface SimulateFlags extends HealthFlags {
   rate?: number;
   speedup?: number;
   serial: string[];
+  modbusTcp: string[];
   serialCodec: 'ndjson' | 'text' | 'modbus';
   baud: number;
   mode?: 'auto' | 'per-device' | 'shared';
@@ -47,6 +48,17 @@ export function parseSerialFlag(value: string, codec: 'ndjson' | 'text' | 'modbu
   return { device, path, codec, baudRate };
 }
 
+/** `--modbus-tcp [DEVICE=][HOST:]PORT[/UNIT]`, e.g. `1502` (conv-1, 127.0.0.1, unit 1) or `st-3=0.0.0.0:1502/4`. */
+export function parseModbusTcpFlag(value: string): ModbusTcpDeviceConfig {
+  const match = /^(?:([A-Za-z0-9_-]{1,64})=)?(?:([^=/]+):)?(\d{1,5})(?:\/(\d{1,3}))?$/.exec(value);
+  const port = Number(match?.[3]);
+  const unitId = match?.[4] === undefined ? 1 : Number(match[4]);
+  if (!match || port < 1 || port > 65_535 || unitId < 1 || unitId > 247) {
+    throw new UserError(`--modbus-tcp "${value}": expected [DEVICE=][HOST:]PORT[/UNIT] with PORT 1–65535 and UNIT 1–247, e.g. --modbus-tcp conv-2=127.0.0.1:1502/3`);
+  }
+  return { device: match[1] ?? 'conv-1', port, unitId, ...(match[2] ? { host: match[2].replace(/^\[(.*)\]$/, '$1') } : {}) };
+}
+
 function readCredentialsFile(file: string): Record<string, string> {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
@@ -68,6 +80,7 @@ export function registerSimulate(program: Command): void {
     .option('--rate <hz>', 'telemetry per device per second (default 1)', positive('rate'))
     .option('--speedup <x>', 'simulated seconds per real second (default 1)', positive('speedup'))
     .option('--serial <[device=]path>', 'a device that writes frames to this serial port instead of MQTT (repeatable; bare PATH = conv-1)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--modbus-tcp <[device=][host:]port[/unit]>', 'a device that answers Modbus TCP polls on this port (default host 127.0.0.1, unit 1; repeatable, devices on one port need their own unit ids; bare PORT = conv-1)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--serial-codec <codec>', 'codec of --serial devices: text, ndjson or modbus (a Modbus RTU slave, unit id 1)', 'text')
     .option('--baud <n>', 'baud rate of --serial devices', positive('baud', true), 9600)
     .option('--mode <mode>', 'MQTT connections: auto, per-device or shared (default auto: shared above 200 devices)')
@@ -103,6 +116,7 @@ export function registerSimulate(program: Command): void {
           speedup: config.speedup,
           mqtt: { url: flags.broker, mode: config.mqttMode, credentials, ...(account ? { sharedAccount: account } : {}) },
           serialDevices: flags.serial.map((s) => parseSerialFlag(s, flags.serialCodec, flags.baud)),
+          modbusTcpDevices: flags.modbusTcp.map(parseModbusTcpFlag),
         });
       } catch (err) {
         throw new UserError((err as Error).message);

@@ -249,8 +249,9 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         // Its own bus without in-process redelivery: a publish the historian refuses fails at once
         // and the gateway's outbox spools it to disk, as a device keeps and resends it.
         const gatewayBus = new InProcessBus(running().aedes, { redelivery: NO_REDELIVERY });
-        await startService(gatewayModule.create({ bus: gatewayBus, ports, spoolDir: underDataDir(config.gateway.spoolDir, dataDir) }));
-        hooks.say(`gateway: ${ports.length} serial port(s): ${ports.map((p) => `${p.path} → ${p.device}`).join(', ')}`);
+        const gateway = gatewayModule.create({ bus: gatewayBus, ports, spoolDir: underDataDir(config.gateway.spoolDir, dataDir) });
+        await startService(gateway);
+        hooks.say(`gateway: ${ports.length} port(s): ${gateway.describePorts().join(', ')}`);
       },
       // The simulated line: every device over MQTT with its own account and will, except the
       // serial station, which writes frames into its end of the PTY pair.

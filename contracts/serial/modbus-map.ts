@@ -1,4 +1,4 @@
-// The Modbus RTU register map: the wire contract between a device polled over Modbus and the
+// The Modbus register map (RTU and TCP alike): the wire contract between a device polled over Modbus and the
 // gateway that polls it — which holding/input registers carry which reading (scale, signed),
 // which register indexes the device state, and which registers a command writes. The gateway
 // reads it from its config (`gateway.ports[].modbus`); a simulated Modbus device serves one.
@@ -23,6 +23,8 @@ export const modbusMapSchema = z.strictObject({
   unitId: z.number().int().min(1).max(247).default(1),
   pollIntervalMs: z.number().int().min(50).default(1000),
   timeoutMs: z.number().int().min(50).default(500),
+  /** Failed polls in a row (a timeout, a closed port or connection) after which the gateway publishes the device's status `offline`; `online` again at its next answer. */
+  offlineAfterFailures: z.number().int().min(1).max(1000).default(3),
   registers: z.array(modbusRegisterSchema).min(1),
   /** A register whose value indexes `states` (e.g. 0 = RUNNING, 1 = IDLE, …). */
   stateRegister: z

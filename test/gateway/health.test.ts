@@ -122,7 +122,7 @@ describe('SerialGateway health()', () => {
     await gateway.start();
     cleanup.push(() => gateway.stop());
     const keys = Object.keys(gateway.counters());
-    expect([...gateway.gauges].sort()).toEqual(['ports', 'ports_open', 'spool_backlog_bytes']);
+    expect([...gateway.gauges].sort()).toEqual(['modbus_devices_offline', 'ports', 'ports_open', 'spool_backlog_bytes']);
     for (const gauge of gateway.gauges) expect(keys).toContain(gauge);
   });
 });
