@@ -19,10 +19,10 @@ import { DELIVERY, MAX_TIMESTAMP_MS, isValidId, topics, type AckPayload, type Co
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import { healthFrom, type Health, type Service } from '../lib/service.js';
-import { decodeSparkplug, encodeSparkplug, isIntegerType, isNumberType, isStringType, type Metric, type Payload } from './codec.js';
+import { decodeSparkplug, encodeSparkplug, isIntegerType, isNumberType, isStringType, type Metric, type Payload } from '../contracts/sparkplug/codec.js';
 import type { SparkplugConfig, SparkplugDeviceMapping } from './config.js';
 import { MetricTable, isControlMetric, readingsOf, sameValue, stateOf, typeOf, type MetricDefinition } from './metrics.js';
-import { parseSparkplugTopic, sparkplugTopics, type DeviceMessageType, type NodeMessageType } from './topic.js';
+import { parseSparkplugTopic, sparkplugTopics, type DeviceMessageType, type NodeMessageType } from '../contracts/sparkplug/topics.js';
 
 const log = logger('sparkplug');
 

@@ -1,7 +1,7 @@
 // What a Sparkplug birth defines (spec 3.0 §6.4: names, aliases, datatypes) and how the metrics of
 // an edge node or device become linewatch readings and state (docs/sparkplug.md#mapping).
 import { DEVICE_STATES, DEVICE_TYPES, READING_NAME_PATTERN, STRATEGIES, type DeviceState, type DeviceType, type Strategy } from '../contracts/schemas.js';
-import { isNumberType, type Metric, type MetricValue } from './codec.js';
+import { isNumberType, type Metric, type MetricValue } from '../contracts/sparkplug/codec.js';
 import type { SparkplugDeviceMapping } from './config.js';
 
 export interface MetricDefinition {

@@ -8,7 +8,7 @@ import { devicePublishes, deviceSubscribes } from '../contracts/device-topics.js
 import type { ServiceModule, TopicDeclaration } from '../lib/service-module.js';
 import { sparkplugConfigSchema, type SparkplugConfig } from './config.js';
 import { SparkplugHost, type SparkplugHostOptions } from './host.js';
-import { SPARKPLUG_NAMESPACE as NS } from './topic.js';
+import { SPARKPLUG_NAMESPACE as NS } from '../contracts/sparkplug/topics.js';
 
 export const sparkplugModule = {
   name: 'sparkplug' as const,

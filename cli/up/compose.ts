@@ -24,7 +24,7 @@ import { oeeModule } from '../../oee/module.js';
 import { formatLoadError } from '../../rules/index.js';
 import { engineSettings } from '../../rules/config.js';
 import { rulesModule } from '../../rules/module.js';
-import { loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
+import { SIMULATED_EDGE, loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
 import { simulateModule } from '../../simulators/module.js';
 import { sparkplugModule } from '../../sparkplug/module.js';
 import { ChildRegistry, reapLeftovers } from './children.js';
@@ -271,23 +271,26 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         const scenario = sim.scenario ? loadScenarioFile(sim.scenario) : loadDemoScenario();
         const serialDevices = pair ? [{ device: SERIAL_STATION, path: pair.a, codec: 'ndjson' as const }] : [];
         let credentials: ((line: string, device: string) => { username: string; password: string } | undefined) | undefined;
+        // With the Sparkplug host on, the line is one Sparkplug edge node LINE/edge (group = line).
+        const sparkplug = config.sparkplug.enabled;
+        const edgeAccount = sparkplug && !brokerConfig.open ? (await provisionDeviceAccounts(dataDir, brokerConfig.devicesFile, [`${line}/${SIMULATED_EDGE}`], 'sparkplug-edge')).account(`${line}/${SIMULATED_EDGE}`) : undefined;
         const simulator = simulateModule.create({
           line,
           seed: sim.seed,
           scenario,
           rateHz: sim.rateHz,
           speedup: sim.speedup,
-          mqtt: { url: embeddedUrl(), mode: 'per-device', credentials: (l, d) => credentials?.(l, d) },
+          mqtt: { url: embeddedUrl(), mode: sparkplug ? 'sparkplug' : 'per-device', credentials: (l, d) => credentials?.(l, d), ...(edgeAccount ? { sharedAccount: edgeAccount } : {}) },
           serialDevices,
         });
-        if (!brokerConfig.open) {
+        if (!brokerConfig.open && !sparkplug) {
           const networked = simulator.model.deviceIds().filter((id) => !serialDevices.some((s) => s.device === id));
           const accounts = await provisionDeviceAccounts(dataDir, brokerConfig.devicesFile, networked.map((id) => `${line}/${id}`));
           credentials = accounts.lookup;
           if (accounts.created > 0) hooks.say(`accounts: ${accounts.created} simulated device account(s) added to ${brokerConfig.devicesFile} (passwords in ${join(dataDir, 'sim-credentials.json')}, mode 0600)`);
         }
         await startService(simulator);
-        hooks.say(`simulate: line ${line}, ${simulator.model.deviceIds().length} devices (scenario ${scenario.name}, speedup ×${sim.speedup}, seed ${sim.seed})`);
+        hooks.say(`simulate: line ${line}, ${simulator.model.deviceIds().length} devices${sparkplug ? ` as Sparkplug edge node ${line}/${SIMULATED_EDGE}` : ''} (scenario ${scenario.name}, speedup ×${sim.speedup}, seed ${sim.seed})`);
       },
     };
     for (const module of SERVICE_MODULES) await steps[module.name]();

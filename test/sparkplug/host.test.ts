@@ -161,7 +161,7 @@ describe('Sparkplug primary host', () => {
     const requests: string[] = [];
     raw.on('message', (topic) => requests.push(topic));
     await raw.subscribeAsync('spBv1.0/G1/NCMD/edge-4/#', { qos: 1 });
-    const { encodeSparkplug } = await import('../../sparkplug/codec.js');
+    const { encodeSparkplug } = await import('../../contracts/sparkplug/codec.js');
     await raw.publishAsync('spBv1.0/G1/DDATA/edge-4/press-9', encodeSparkplug({ timestamp: Date.now(), seq: 7, metrics: [{ alias: 3, type: 'Float', value: 1 }] }), { qos: 1 });
     await raw.publishAsync('spBv1.0/G1/NDATA/edge-4', Buffer.from('not protobuf at all'), { qos: 1 });
     await waitFor(() => requests.length > 0, WAIT_MS, 'a rebirth request to edge-4');
@@ -176,7 +176,7 @@ describe('Sparkplug primary host', () => {
 
     // An NDEATH of another session (bdSeq 41): the node stays online.
     const raw = await connectedClient(clients, tb.url, { clientId: 'G1/edge-5:old', username: 'G1/edge-5', password: PASSWORD });
-    const { encodeSparkplug } = await import('../../sparkplug/codec.js');
+    const { encodeSparkplug } = await import('../../contracts/sparkplug/codec.js');
     await raw.publishAsync('spBv1.0/G1/NDEATH/edge-5', encodeSparkplug({ timestamp: Date.now(), metrics: [{ name: 'bdSeq', type: 'UInt64', value: 41 }] }), { qos: 1 });
     await waitFor(() => host.counters().stale_deaths === 1, WAIT_MS, 'the stale NDEATH counted');
     expect(host.node('G1', 'edge-5')?.online).toBe(true);

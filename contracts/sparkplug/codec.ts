@@ -1,4 +1,5 @@
-// The Sparkplug B payload codec: Eclipse Tahu's `sparkplug-payload` (the protobuf schema of the
+// The Sparkplug B payload codec, a contract the Sparkplug host (sparkplug/) and the simulated
+// edge nodes (simulators/) both speak: Eclipse Tahu's `sparkplug-payload` (the protobuf schema of the
 // spec, kept by the Tahu project; docs/sparkplug.md#codec) behind one small layer that turns its
 // decoded objects into plain values: `Long` (uint64 timestamps, seq, bdSeq, Int64/UInt64
 // metrics) becomes a number, or the payload is refused when it does not fit one exactly; each

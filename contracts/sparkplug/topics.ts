@@ -1,3 +1,4 @@
+// A contract shared by the Sparkplug host (sparkplug/) and the simulated edge nodes (simulators/).
 // Sparkplug B topics (spec 3.0 §4.1): spBv1.0/{group_id}/{message_type}/{edge_node_id}[/{device_id}]
 // and the host's own spBv1.0/STATE/{host_id}.
 
