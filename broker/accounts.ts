@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { z } from 'zod';
 import { isValidId } from '../contracts/topics.js';
 
-export const ROLES = ['device', 'gateway', 'rules', 'historian', 'oee', 'dashboard', 'admin'] as const;
+export const ROLES = ['device', 'gateway', 'rules', 'historian', 'oee', 'dashboard', 'sparkplug', 'sparkplug-edge', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
 // scrypt cost: N=2^14, r=8, p=1 (the interactive-login parameters); 32-byte key, 16-byte salt.
@@ -74,6 +74,13 @@ export function usernameProblem(username: string, role: Role): string | undefine
     const parts = username.split('/');
     if (parts.length !== 2 || !parts.every(isValidId)) {
       return `a device's username is LINE/DEVICE (e.g. A/conv-1; letters, digits, '-' and '_'), not "${username}"`;
+    }
+    return undefined;
+  }
+  if (role === 'sparkplug-edge') {
+    const parts = username.split('/');
+    if (parts.length !== 2 || !parts.every(isValidId)) {
+      return `a Sparkplug edge node's username is GROUP/EDGE (its group and edge node ids, e.g. A/edge-1; letters, digits, '-' and '_'), not "${username}"`;
     }
     return undefined;
   }

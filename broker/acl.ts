@@ -16,6 +16,9 @@ export type RoleTable = Readonly<Partial<Record<string, RoleGrants>>>;
 
 /** The placeholder of a per-account filter (lib/service-module.ts). */
 export const ACCOUNT_PLACEHOLDER = '{account}';
+/** A Sparkplug edge node account GROUP/EDGE: its group and edge node ids, apart (spBv1.0/{group}/NBIRTH/{edge}). */
+export const GROUP_PLACEHOLDER = '{group}';
+export const EDGE_PLACEHOLDER = '{edge}';
 
 export interface Rules {
   publish: string[];
@@ -30,8 +33,16 @@ export function rulesFor(table: RoleTable, role: Role, username: string): Rules 
   // A valid username holds no wildcard, nor a '/' beyond a device's LINE/DEVICE (accounts.ts), so
   // substituting it cannot widen a filter; a hand-edited devices file may hold one that is not.
   const grants = usernameProblem(username, role) ? NOTHING : role === 'admin' ? ADMIN : (table[role] ?? NOTHING);
-  const own = (filter: string): string => filter.split(ACCOUNT_PLACEHOLDER).join(username);
-  return { publish: grants.publish.map(own), subscribe: grants.subscribe.map(own) };
+  // {group} and {edge} are the two parts of a GROUP/EDGE username (sparkplug-edge); a filter that
+  // names them is granted to no other account, whose username has no such parts.
+  const [group, edge] = username.split('/');
+  const twoParts = group !== undefined && edge !== undefined;
+  const own = (filter: string): string => {
+    const substituted = filter.split(ACCOUNT_PLACEHOLDER).join(username);
+    if (!substituted.includes(GROUP_PLACEHOLDER) && !substituted.includes(EDGE_PLACEHOLDER)) return substituted;
+    return twoParts ? substituted.split(GROUP_PLACEHOLDER).join(group).split(EDGE_PLACEHOLDER).join(edge) : '';
+  };
+  return { publish: grants.publish.map(own).filter(Boolean), subscribe: grants.subscribe.map(own).filter(Boolean) };
 }
 
 /** Roles that may do nothing under `table` (their accounts would connect and be refused every publish). */

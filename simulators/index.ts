@@ -7,11 +7,12 @@ import { logger } from '../lib/log.js';
 import { HEALTHY, type Counters, type Health, type Service } from '../lib/service.js';
 import { LineModel, layoutForDeviceCount, type SimEvent } from './model.js';
 import { loadDemoScenario, type Layout, type Scenario } from './scenario.js';
-import { BusTransport, ModbusTcpDevices, PerDeviceMqtt, SerialDevices, SharedMqtt, type Credentials, type DeviceTransport, type ModbusTcpDeviceConfig, type SerialDeviceConfig } from './transports/index.js';
+import { BusTransport, ModbusTcpDevices, PerDeviceMqtt, SerialDevices, SharedMqtt, SparkplugEdge, type Credentials, type DeviceTransport, type ModbusTcpDeviceConfig, type SerialDeviceConfig } from './transports/index.js';
 
 export { LineModel, layoutForDeviceCount, CONTROLLER_ID, CONVEYOR_MAX_SPEED, TRIP_TEMPERATURE, type SimEvent } from './model.js';
 export { loadDemoScenario, loadScenarioFile, parseScenario, parseScenarioYaml, DEMO_SCENARIO_FILE, ScenarioError, type Scenario, type Layout } from './scenario.js';
 export type { Credentials, ModbusTcpDeviceConfig, SerialDeviceConfig } from './transports/index.js';
+export { SIMULATED_EDGE } from './transports/index.js';
 export { modbusMapFor, STATE_REGISTER, COMMAND_REGISTERS } from './modbus-device.js';
 
 const log = logger('simulate');
@@ -46,8 +47,8 @@ export interface LineSimulatorOptions {
     url: string;
     /** Per-device accounts (`LINE/DEVICE`, role device); undefined = connect without credentials. */
     credentials?: (line: string, device: string) => Credentials | undefined;
-    /** `per-device` (a socket, account and will each), `shared` (a few gateway-role connections), or `auto` (default: per-device up to 200 devices). */
-    mode?: 'per-device' | 'shared' | 'auto';
+    /** `per-device` (a socket, account and will each), `shared` (a few gateway-role connections), `auto` (default: per-device up to 200 devices), or `sparkplug` (the line as one Sparkplug B edge node, LINE/edge, its `sharedAccount` of role sparkplug-edge). */
+    mode?: 'per-device' | 'shared' | 'auto' | 'sparkplug';
     /** The `gateway`-role account for shared mode. */
     sharedAccount?: Credentials;
     /** Connections in shared mode. Default: one per 1,000 devices, at least 1. */
@@ -105,6 +106,10 @@ export class LineSimulator implements Service {
     if (networked.length === 0) return;
     if (options.mqtt) {
       const { url, mode = 'auto' } = options.mqtt;
+      if (mode === 'sparkplug') {
+        this.addTransport(new SparkplugEdge(url, options.line, networked, (id) => this.model.snapshot(id), options.mqtt.sharedAccount), networked.map((d) => d.id));
+        return;
+      }
       const shared = mode === 'shared' || (mode === 'auto' && networked.length > PER_DEVICE_LIMIT);
       const transport = shared
         ? new SharedMqtt(url, options.line, networked, options.mqtt.sharedAccount, options.mqtt.sharedConnections ?? Math.max(1, Math.ceil(networked.length / 1000)))

@@ -29,6 +29,7 @@ interface SimulateFlags extends HealthFlags {
   password?: string;
   devicePassword?: string;
   credentials?: string;
+  sparkplug?: boolean;
 }
 
 function positive(name: string, integer = false) {
@@ -87,6 +88,7 @@ export function registerSimulate(program: Command): void {
     .option('--username <user>', 'shared mode: a gateway-role account; per-device mode: used for every device when no device credentials are given')
     .option('--password <password>', 'password for --username (or set LINEWATCH_MQTT_PASSWORD)')
     .option('--device-password <password>', 'per-device mode: the password of every LINE/DEVICE account (or set LINEWATCH_DEVICE_PASSWORD)')
+    .option('--sparkplug', 'the line as one Sparkplug B edge node LINE/edge (group = line; --username LINE/edge, a sparkplug-edge account): births, DDATA by alias, NDEATH will, rebirth on request (docs/sparkplug.md)')
     .option('--credentials <file>', 'per-device mode: JSON {"LINE/DEVICE": "password"} (e.g. .linewatch/sim-credentials.json)');
   withHealthOptions(command, simulateModule).action(async (flags: SimulateFlags) => {
       if (!['text', 'ndjson', 'modbus'].includes(flags.serialCodec)) throw new UserError(`--serial-codec "${flags.serialCodec}": use text, ndjson or modbus`);
@@ -114,7 +116,7 @@ export function registerSimulate(program: Command): void {
           ...(config.devices !== null ? { devices: config.devices } : {}),
           rateHz: config.rateHz,
           speedup: config.speedup,
-          mqtt: { url: flags.broker, mode: config.mqttMode, credentials, ...(account ? { sharedAccount: account } : {}) },
+          mqtt: { url: flags.broker, mode: flags.sparkplug ? 'sparkplug' : config.mqttMode, credentials, ...(account ? { sharedAccount: account } : {}) },
           serialDevices: flags.serial.map((s) => parseSerialFlag(s, flags.serialCodec, flags.baud)),
           modbusTcpDevices: flags.modbusTcp.map(parseModbusTcpFlag),
         });

@@ -32,6 +32,7 @@ interface UpFlags {
   speedup?: number;
   seed?: number;
   status: boolean;
+  sparkplug?: boolean;
 }
 
 function integer(value: string): number {
@@ -62,6 +63,7 @@ export function registerUp(program: Command): void {
     .option('--speedup <n>', 'simulated seconds per real second (default 1)', positiveNumber)
     .option('--seed <n>', 'simulation seed', integer)
     .option('--no-status', 'no status line')
+    .option('--sparkplug', 'the Sparkplug B primary host on, and the simulated line as a Sparkplug edge node (sparkplug.enabled; docs/sparkplug.md)')
     .action(async (flags: UpFlags) => {
       const config = loadConfig(flags.config, {
         dataDir: flags.dataDir,
@@ -71,6 +73,7 @@ export function registerUp(program: Command): void {
         rules: { enabled: flags.rules ? undefined : false, shadowDir: flags.shadow },
         oee: { enabled: flags.oee ? undefined : false },
         historian: { enabled: flags.historian ? undefined : false, influxUrl: flags.influx },
+        sparkplug: { enabled: flags.sparkplug ? true : undefined },
       });
       // Before the log file: a second `up` on this data dir refuses with one line, touching nothing.
       const dataDirLock = lockDataDir(config.dataDir);

@@ -24,8 +24,9 @@ import { oeeModule } from '../../oee/module.js';
 import { formatLoadError } from '../../rules/index.js';
 import { engineSettings } from '../../rules/config.js';
 import { rulesModule } from '../../rules/module.js';
-import { loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
+import { SIMULATED_EDGE, loadDemoScenario, loadScenarioFile } from '../../simulators/index.js';
 import { simulateModule } from '../../simulators/module.js';
+import { sparkplugModule } from '../../sparkplug/module.js';
 import { ChildRegistry, reapLeftovers } from './children.js';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { provisionDeviceAccounts } from './credentials.js';
@@ -175,6 +176,11 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
     const brokerConfig = { ...config.broker, devicesFile: underDataDir(config.broker.devicesFile, dataDir) };
     const line = config.simulate.line;
     let pair: PtyPair | undefined;
+    // The embedded broker's MQTT listener, as a client on this machine reaches it.
+    const embeddedUrl = (): string => {
+      const host = brokerConfig.host === '0.0.0.0' || brokerConfig.host === '::' ? '127.0.0.1' : brokerConfig.host;
+      return `mqtt://${host.includes(':') ? `[${host}]` : host}:${running().ports.mqtt}`;
+    };
     const steps: Record<ServiceName, () => Promise<void>> = {
       // The broker, authentication on, with the role table the modules declare.
       broker: async () => {
@@ -225,6 +231,21 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         const tokenQuery = server.token ? `/?token=${server.token}` : '/';
         hooks.say(`dashboard: ${server.url}${server.tokenGenerated ? tokenQuery : '/'}${server.tokenGenerated ? '  (token generated for this run; set dashboard.token to keep one)' : ''}`);
       },
+      // The Sparkplug B primary host (sparkplug.enabled): its Sparkplug side over MQTT (it needs a
+      // will), on the embedded broker with an account named hostId unless sparkplug.brokerUrl; its
+      // linewatch side on the in-process bus.
+      sparkplug: async () => {
+        const sp = config.sparkplug;
+        if (!sp.enabled) return;
+        let account = { ...(sp.username !== null ? { username: sp.username } : {}), ...(sp.password !== null ? { password: sp.password } : {}) };
+        if (sp.brokerUrl === null && !brokerConfig.open) {
+          const accounts = await provisionDeviceAccounts(dataDir, brokerConfig.devicesFile, [sp.hostId], 'sparkplug');
+          account = accounts.account(sp.hostId) ?? account;
+        }
+        const url = sp.brokerUrl ?? embeddedUrl();
+        await startService(sparkplugModule.create({ bus: running().bus, config: sp, mqtt: { url, ...account } }));
+        hooks.say(`sparkplug: primary host ${sp.hostId} on ${url} (STATE on spBv1.0/STATE/${sp.hostId})`);
+      },
       // A socat PTY pair for the serial station, and the serial gateway on its far end (plus any
       // ports from gateway.ports).
       gateway: async () => {
@@ -259,26 +280,28 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         if (!config.simulate.enabled) return;
         const sim = config.simulate;
         const scenario = sim.scenario ? loadScenarioFile(sim.scenario) : loadDemoScenario();
-        const host = brokerConfig.host === '0.0.0.0' || brokerConfig.host === '::' ? '127.0.0.1' : brokerConfig.host;
         const serialDevices = pair ? [{ device: SERIAL_STATION, path: pair.a, codec: 'ndjson' as const }] : [];
         let credentials: ((line: string, device: string) => { username: string; password: string } | undefined) | undefined;
+        // With the Sparkplug host on, the line is one Sparkplug edge node LINE/edge (group = line).
+        const sparkplug = config.sparkplug.enabled;
+        const edgeAccount = sparkplug && !brokerConfig.open ? (await provisionDeviceAccounts(dataDir, brokerConfig.devicesFile, [`${line}/${SIMULATED_EDGE}`], 'sparkplug-edge')).account(`${line}/${SIMULATED_EDGE}`) : undefined;
         const simulator = simulateModule.create({
           line,
           seed: sim.seed,
           scenario,
           rateHz: sim.rateHz,
           speedup: sim.speedup,
-          mqtt: { url: `mqtt://${host.includes(':') ? `[${host}]` : host}:${running().ports.mqtt}`, mode: 'per-device', credentials: (l, d) => credentials?.(l, d) },
+          mqtt: { url: embeddedUrl(), mode: sparkplug ? 'sparkplug' : 'per-device', credentials: (l, d) => credentials?.(l, d), ...(edgeAccount ? { sharedAccount: edgeAccount } : {}) },
           serialDevices,
         });
-        if (!brokerConfig.open) {
+        if (!brokerConfig.open && !sparkplug) {
           const networked = simulator.model.deviceIds().filter((id) => !serialDevices.some((s) => s.device === id));
           const accounts = await provisionDeviceAccounts(dataDir, brokerConfig.devicesFile, networked.map((id) => `${line}/${id}`));
           credentials = accounts.lookup;
           if (accounts.created > 0) hooks.say(`accounts: ${accounts.created} simulated device account(s) added to ${brokerConfig.devicesFile} (passwords in ${join(dataDir, 'sim-credentials.json')}, mode 0600)`);
         }
         await startService(simulator);
-        hooks.say(`simulate: line ${line}, ${simulator.model.deviceIds().length} devices (scenario ${scenario.name}, speedup ×${sim.speedup}, seed ${sim.seed})`);
+        hooks.say(`simulate: line ${line}, ${simulator.model.deviceIds().length} devices${sparkplug ? ` as Sparkplug edge node ${line}/${SIMULATED_EDGE}` : ''} (scenario ${scenario.name}, speedup ×${sim.speedup}, seed ${sim.seed})`);
       },
     };
     for (const module of SERVICE_MODULES) await steps[module.name]();

@@ -3,7 +3,7 @@
 // to the broker's devices file. Passwords are never printed.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { addAccount, generatePassword, listAccounts } from '../../broker/index.js';
+import { addAccount, generatePassword, listAccounts, type Role } from '../../broker/index.js';
 
 export interface Credentials {
   username: string;
@@ -11,10 +11,11 @@ export interface Credentials {
 }
 
 /**
- * Makes sure every `LINE/DEVICE` in `devices` has a device account in `devicesFile` whose
- * password we know, and returns a lookup for the simulator. Returns how many were created.
+ * Makes sure every `LINE/DEVICE` in `devices` has a device account (or an account of `role`:
+ * the Sparkplug host, edge nodes GROUP/EDGE) in `devicesFile` whose password we know, and returns
+ * a lookup for the simulator. Returns how many were created.
  */
-export async function provisionDeviceAccounts(dataDir: string, devicesFile: string, devices: string[]): Promise<{ lookup: (line: string, device: string) => Credentials | undefined; created: number }> {
+export async function provisionDeviceAccounts(dataDir: string, devicesFile: string, devices: string[], role: Role = 'device'): Promise<{ lookup: (line: string, device: string) => Credentials | undefined; account: (username: string) => Credentials | undefined; created: number }> {
   const file = join(dataDir, 'sim-credentials.json');
   const known = existsSync(file) ? readKnown(file) : {};
   const existing = new Set(existsSync(devicesFile) ? listAccounts(devicesFile).map((a) => a.username) : []);
@@ -23,21 +24,18 @@ export async function provisionDeviceAccounts(dataDir: string, devicesFile: stri
     if (known[username] && existing.has(username)) continue;
     const password = known[username] ?? generatePassword();
     mkdirSync(dirname(devicesFile), { recursive: true });
-    await addAccount(devicesFile, { username, password, role: 'device' });
+    await addAccount(devicesFile, { username, password, role });
     known[username] = password;
     created++;
   }
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(file, JSON.stringify(known, null, 2), { mode: 0o600 });
   chmodSync(file, 0o600);
-  return {
-    created,
-    lookup: (line, device) => {
-      const username = `${line}/${device}`;
-      const password = known[username];
-      return password ? { username, password } : undefined;
-    },
+  const account = (username: string): Credentials | undefined => {
+    const password = known[username];
+    return password ? { username, password } : undefined;
   };
+  return { created, lookup: (line, device) => account(`${line}/${device}`), account };
 }
 
 function readKnown(file: string): Record<string, string> {
