@@ -34,6 +34,8 @@ interface BrokerUnderTest {
   pauses?: () => Promise<number | undefined>;
   /** Collects garbage and returns the V8 heap in use (Node brokers only). */
   gc: () => Promise<number | undefined>;
+  /** CPU time the broker process used so far, user + system, µs (process.cpuUsage in a Node broker, /proc/PID/stat otherwise). */
+  cpuMicros: () => Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -73,8 +75,17 @@ export function stopChild(child: ChildProcess): Promise<void> {
   return exited.finally(() => clearTimeout(timer));
 }
 
+/**
+ * LINEWATCH_BENCH_CPU_PROF=<dir>: each Node broker writes a V8 CPU profile there when it stops
+ * (`node --cpu-prof`); `node dist/bench/profile-summary.js <file>` ranks it by stage.
+ */
+function profileArgs(): string[] {
+  const dir = process.env.LINEWATCH_BENCH_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
 export async function startNodeBroker(args: string[]): Promise<BrokerUnderTest> {
-  const child = fork(SERVER, args, { execArgv: ['--expose-gc'], env: { ...process.env, LINEWATCH_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(SERVER, args, { execArgv: ['--expose-gc', ...profileArgs()], env: { ...process.env, LINEWATCH_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const { port } = await ready<{ port: number }>(child, `the ${args[0]} broker`);
   return {
     pid: child.pid!,
@@ -83,6 +94,10 @@ export async function startNodeBroker(args: string[]): Promise<BrokerUnderTest> 
     reset: () => child.send({ cmd: 'reset' }),
     pauses: async () => (await ask<{ pauses?: number }>(child, { cmd: 'pauses' })).pauses,
     gc: async () => (await ask<{ heapUsed: number }>(child, { cmd: 'gc' })).heapUsed,
+    cpuMicros: async () => {
+      const { usage } = await ask<{ usage: NodeJS.CpuUsage }>(child, { cmd: 'cpu' });
+      return usage.user + usage.system;
+    },
     stop: () => stopChild(child),
   };
 }
@@ -123,7 +138,8 @@ async function startMosquitto(dir: string): Promise<BrokerUnderTest> {
     if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}`);
     await sleep(50);
   }
-  return { pid: child.pid!, port, gc: () => Promise.resolve(undefined), stop: () => stopChild(child) };
+  const pid = child.pid!;
+  return { pid, port, gc: () => Promise.resolve(undefined), cpuMicros: () => Promise.resolve((procStat(pid).cpuTicks / TICKS_PER_SECOND) * 1e6), stop: () => stopChild(child) };
 }
 
 export function procStat(pid: number): { cpuTicks: number; rssBytes: number } {
@@ -168,6 +184,7 @@ export async function loadRun(system: System, dir: string, rates = RATES, second
       broker.reset?.();
       load.send({ cmd: 'reset' });
       const pausesBefore = await broker.pauses?.();
+      const cpuBefore = await broker.cpuMicros();
       const before = procStat(broker.pid);
       const loadBefore = procStat(load.pid!);
       const started = Date.now();
@@ -179,6 +196,7 @@ export async function loadRun(system: System, dir: string, rates = RATES, second
       const pausesAfter = await broker.pauses?.();
       const refusedReads = pausesBefore === undefined || pausesAfter === undefined ? '—' : pausesAfter - pausesBefore;
       const last = await drained(receiver, sent, inWindow);
+      const perMessage = cpuPerMessage((await broker.cpuMicros()) - cpuBefore, last.unique);
       const cpu = ((after.cpuTicks - before.cpuTicks) / TICKS_PER_SECOND / elapsed) * 100;
       const loadCpu = ((loadAfter.cpuTicks - loadBefore.cpuTicks) / TICKS_PER_SECOND / elapsed) * 100;
       rows.push([
@@ -187,8 +205,9 @@ export async function loadRun(system: System, dir: string, rates = RATES, second
         (after.rssBytes / 2 ** 20).toFixed(0),
         `${loadCpu.toFixed(0)}%`,
         refusedReads,
+        perMessage,
       ]);
-      console.log(`  ${system.name} @ ${rate}/s: sent ${sent}, delivered in window ${inWindow.unique}, missing ${sent - last.unique}, p99 ${last.p99Ms} ms, cpu ${cpu.toFixed(0)}%`);
+      console.log(`  ${system.name} @ ${rate}/s: sent ${sent}, delivered in window ${inWindow.unique}, missing ${sent - last.unique}, p99 ${last.p99Ms} ms, cpu ${cpu.toFixed(0)}%, ${perMessage} µs/msg`);
     }
   } finally {
     await ask(load, { cmd: 'close' }).catch(() => undefined);
@@ -196,6 +215,30 @@ export async function loadRun(system: System, dir: string, rates = RATES, second
     await broker.stop();
   }
   return rows;
+}
+
+/** The broker's CPU per delivered message, µs with one decimal ('—' when nothing was delivered). */
+export function cpuPerMessage(cpuMicros: number, delivered: number): string {
+  return delivered > 0 ? (cpuMicros / delivered).toFixed(1) : '—';
+}
+
+/** The column loadRun puts the broker's µs per delivered message in (its last). */
+export const PER_MESSAGE_COLUMN = 13;
+
+/**
+ * Each row with one more cell: its µs per delivered message over Mosquitto's at the same offered
+ * rate and round ('—' without a Mosquitto row to compare with, '1.00' for Mosquitto's own).
+ * `round` gives a row's round (interleaved runs); rows of one round compare with each other only.
+ */
+export function withMosquittoRatio(rows: (string | number)[][], isMosquitto: (row: (string | number)[]) => boolean, round: (row: (string | number)[]) => number = () => 0): (string | number)[][] {
+  const reference = new Map<string, number>();
+  for (const row of rows) if (isMosquitto(row)) reference.set(`${round(row)}:${row[1]}`, Number(row[PER_MESSAGE_COLUMN]));
+  return rows.map((row) => {
+    const mosquitto = reference.get(`${round(row)}:${row[1]}`);
+    const own = Number(row[PER_MESSAGE_COLUMN]);
+    const ratio = mosquitto === undefined || !Number.isFinite(mosquitto) || mosquitto <= 0 || !Number.isFinite(own) ? '—' : `${(own / mosquitto).toFixed(2)}×`;
+    return [...row, ratio];
+  });
 }
 
 /** A rate point's first cells: system, offered/s, sent/s, held back, delivered/s, missing, duplicates, p50 ms, p99 ms. */
@@ -241,6 +284,20 @@ async function idleRun(system: System, dir: string): Promise<(string | number)[]
   }
 }
 
+/**
+ * A focused run for iterating on one point (docs/broker.md#benchmark): LINEWATCH_BENCH_BROKER_RATES=20000[,40000]
+ * offers only those rates; LINEWATCH_BENCH_BROKER_ROUNDS=N runs the systems interleaved, N rounds
+ * (each system on a fresh broker per rate and round). By default: every rate, one system after the other.
+ */
+function focusedRun(): { rates: number[]; rounds: number } {
+  const rateList = process.env.LINEWATCH_BENCH_BROKER_RATES;
+  const rates = rateList ? rateList.split(',').map((rate) => Number(rate.trim())) : RATES;
+  if (rates.some((rate) => !Number.isInteger(rate) || rate <= 0)) throw new Error(`LINEWATCH_BENCH_BROKER_RATES=${rateList}: give offered rates in msgs/s, comma-separated, e.g. 20000,40000`);
+  const rounds = Number(process.env.LINEWATCH_BENCH_BROKER_ROUNDS ?? 0);
+  if (!Number.isInteger(rounds) || rounds < 0) throw new Error(`LINEWATCH_BENCH_BROKER_ROUNDS=${process.env.LINEWATCH_BENCH_BROKER_ROUNDS}: give a whole number of interleaved rounds, e.g. 2`);
+  return { rates, rounds };
+}
+
 /** The devices file of the bench: DEVICES device accounts and the subscriber's (bench-sub, role rules). */
 export async function run(report: Report): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'linewatch-bench-broker-'));
@@ -251,6 +308,7 @@ export async function run(report: Report): Promise<void> {
     const systems: System[] = [
       { name: 'linewatch (auth, ACL, validation), TCP subscriber', label: 'linewatch (auth, ACL, validation)', start: () => startNodeBroker(['linewatch', devicesFile]), tcpSubscriber: true },
       { name: 'linewatch (auth, ACL, validation), in-process Bus subscriber', label: 'linewatch', start: () => startNodeBroker(['linewatch', devicesFile, 'inproc']), tcpSubscriber: false },
+      { name: 'linewatch (open mode), TCP subscriber', label: 'linewatch (open mode)', start: () => startNodeBroker(['linewatch-open']), tcpSubscriber: true },
       { name: 'bare Aedes 1.2.0, TCP subscriber', label: 'bare Aedes 1.2.0', start: () => startNodeBroker(['aedes']), tcpSubscriber: true },
     ];
     if (mosquitto) systems.push({ name: `Mosquitto ${mosquitto}, TCP subscriber`, label: `Mosquitto ${mosquitto}`, start: startMosquitto, tcpSubscriber: true });
@@ -262,8 +320,27 @@ export async function run(report: Report): Promise<void> {
     // LINEWATCH_BENCH_BROKER_TABLE=memory runs only the idle-connection table (=load: only the load table).
     const table = process.env.LINEWATCH_BENCH_BROKER_TABLE;
     if (table !== 'memory') {
+      const { rates, rounds } = focusedRun();
       const rows: (string | number)[][] = [];
-      for (const system of systems) rows.push(...(await loadRun(system, dir)));
+      const roundOf = new Map<(string | number)[], number>();
+      if (rounds === 0) {
+        for (const system of systems) rows.push(...(await loadRun(system, dir, rates)));
+      } else {
+        // Interleaved: each round runs every system once per rate, so the systems compare within a round (a shared machine's load moves between rounds).
+        for (let round = 1; round <= rounds; round++) {
+          for (const rate of rates) {
+            for (const system of systems) {
+              for (const row of await loadRun(system, dir, [rate])) {
+                roundOf.set(row, round);
+                rows.push(row);
+              }
+            }
+          }
+        }
+      }
+      const mosquittoName = systems.find((s) => s.name.startsWith('Mosquitto'))?.name;
+      const ratioRows = withMosquittoRatio(rows, (row) => row[0] === mosquittoName, (row) => roundOf.get(row) ?? 0);
+      if (rounds > 0) for (const [index, row] of ratioRows.entries()) row.splice(1, 0, roundOf.get(rows[index]!) ?? 0);
       report.add({
         title: 'Broker: 100 devices publishing QoS 1, 64-byte telemetry',
         note:
@@ -271,9 +348,10 @@ export async function run(report: Report): Promise<void> {
           'a device skips its turn while its socket buffer is full: "held back"). Delivered/s counts unique messages the consumer got within the window; ' +
           `missing = sent − unique received after up to ${DRAIN_MS / 1000} s of drain; ` +
           'latency is consumer clock − device timestamp (ms). CPU is the broker process only (100% = one core); the load generator (publishers and TCP subscriber) shares the same 2 cores, and its CPU is shown too. ' +
-          '"Reads refused" counts linewatch\'s backpressure: socket reads it declined while deliveries were backed up.',
-        columns: ['broker / consumer', 'offered/s', 'sent/s', 'held back', 'delivered/s', 'missing', 'duplicates', 'p50 ms', 'p99 ms', 'broker CPU', 'broker RSS MiB', 'load-generator CPU', 'reads refused'],
-        rows,
+          '"Reads refused" counts linewatch\'s backpressure: socket reads it declined while deliveries were backed up. ' +
+          'µs per delivered message is the broker process\'s own CPU time (process.cpuUsage in a Node broker, /proc/PID/stat for Mosquitto) from the start of the window to the end of the drain, divided by the unique messages delivered by then; × Mosquitto divides it by Mosquitto\'s at the same rate.',
+        columns: ['broker / consumer', ...(rounds > 0 ? ['round'] : []), 'offered/s', 'sent/s', 'held back', 'delivered/s', 'missing', 'duplicates', 'p50 ms', 'p99 ms', 'broker CPU', 'broker RSS MiB', 'load-generator CPU', 'reads refused', 'broker CPU µs per delivered message', '× Mosquitto µs per message'],
+        rows: ratioRows,
       });
     }
 

@@ -143,7 +143,8 @@ export class RuleRouter {
     const now = this.options.clock.now();
     this.options.instances.activated(instance, now);
     this.options.counts.activations++;
-    log.info({ rule: rule.id, key: instance.key }, 'rule fired');
+    // Once per activation, which a busy line does thousands of times a second: counted (activations), logged at debug only.
+    log.debug({ rule: rule.id, key: instance.key }, 'rule fired');
     this.options.actions.fire(rule, instance, scope, now);
   }
 
