@@ -23,6 +23,7 @@ import { installRefusedPublishDrop, type AedesPublish, type RefusedPublishDrop }
 import { InProcessBus } from './in-process-bus.js';
 import { listenTcp, listenTls, listenWebSocket, type Accept, type Listener } from './listeners.js';
 import { LoginGuard } from './login-guard.js';
+import { withFreePacketIds } from './packet-ids.js';
 import { openPersistence, type OpenedStore } from './persistence/index.js';
 import { publishOrphanWills } from './persistence/orphan-wills.js';
 import { ProtocolVersions } from './protocol-version.js';
@@ -157,6 +158,8 @@ export class BrokerService implements LinewatchBroker {
       pending_deliveries: running?.mq.length ?? 0,
       reading_paused: running?.throttle.readingPaused ? 1 : 0,
       session_queue_dropped: running?.store.queueLimit.dropped ?? 0,
+      packet_ids_skipped: running?.store.packetIds.skipped ?? 0,
+      packet_ids_exhausted: running?.store.packetIds.exhausted ?? 0,
       session_queue_messages: 0,
       session_queues_full: 0,
       ...running?.store.gauges(),
@@ -226,7 +229,8 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
       protocolVersions.noteConnect(client, packet);
       authentication.preConnect(client, packet, callback);
     },
-    authenticate: authentication.authenticate,
+    // Once a client is who it says, and before its session is restored: free packet ids for a persistent one (packet-ids.ts).
+    authenticate: withFreePacketIds(authentication.authenticate, store.packetIds),
     authorizePublish: authorization.authorizePublish,
     authorizeSubscribe: authorization.authorizeSubscribe,
     authorizeForward: authorization.authorizeForward,

@@ -6,6 +6,7 @@ import type { BrokerConfig } from '../config.js';
 import { redisStoreFor } from '../cluster.js';
 import { openDiskPersistence } from './disk.js';
 import { createLinearMemoryPersistence } from './memory.js';
+import { PacketIds } from '../packet-ids.js';
 import { QueueLimit } from './queue-limit.js';
 import { openRedisPersistence } from './redis.js';
 import type { AedesPersistence, OpenedPersistence } from './types.js';
@@ -20,14 +21,18 @@ export interface PersistenceOptions {
   readonly limitedLog?: LogLimiter;
 }
 
-/** A store with the session queue limit around it. */
+/** A store with the session queue limit and the packet id tracking around it. */
 export interface OpenedStore extends OpenedPersistence {
   readonly queueLimit: QueueLimit;
+  /** Free packet ids for persistent sessions (packet-ids.ts): call prepare() for each authenticated client. */
+  readonly packetIds: PacketIds;
 }
 
 export async function openPersistence(config: Pick<BrokerConfig, 'persistence' | 'sessionQueue' | 'redis' | 'cluster'>, options: PersistenceOptions = {}): Promise<OpenedStore> {
   const store = await openStore(config, options);
   const queueLimit = new QueueLimit(config.sessionQueue, options.limitedLog);
+  // In a cluster another node may have changed a session's queue since this one saw it: read it at every connect.
+  const packetIds = new PacketIds({ rereadOnConnect: config.cluster !== null, limitedLog: options.limitedLog });
   if (config.cluster) {
     // The limit counts in this process, but in a cluster a message is queued on the node it was
     // published on and removed (its PUBACK) on the subscriber's: a count kept here would only
@@ -36,12 +41,13 @@ export async function openPersistence(config: Pick<BrokerConfig, 'persistence' |
       { maxMessages: config.sessionQueue.maxMessages },
       "broker.sessionQueue is not enforced in a cluster (broker.cluster): a message is queued on the node it was published on and acknowledged on the subscriber's, so no node can count a session's queue; queued messages are bounded only by the Redis server's memory (docs/broker.md#session-queue-limit)",
     );
-    return { ...store, queueLimit };
+    return { ...store, persistence: packetIds.wrap(store.persistence), queueLimit, packetIds };
   }
   return {
     ...store,
-    persistence: queueLimit.wrap(store.persistence),
+    persistence: packetIds.wrap(queueLimit.wrap(store.persistence)),
     queueLimit,
+    packetIds,
     gauges: () => ({ ...store.gauges(), session_queue_messages: queueLimit.queued(), session_queues_full: queueLimit.fullSessions().length }),
     close: () => store.close(),
   };
