@@ -20,8 +20,13 @@ const require = createRequire(import.meta.url);
 /** classic-level's methods that each make one trip to the native database (abstract-level calls them). */
 const TRIPS = ['_put', '_get', '_getMany', '_del', '_batch', '_chainedBatch'] as const;
 const BACKLOG = 3_000;
-/** aedes-persistence-level's trips per delivered message, uncoalesced, are at least 6; coalesced, a small fraction of that. */
-const MAX_TRIPS_PER_MESSAGE = 3;
+/**
+ * aedes-persistence-level's trips per delivered message, uncoalesced, are at least 6; coalesced,
+ * a fraction of that. How many operations share a turn depends on how busy the machine is (2.5 on
+ * a quiet run, up to 3.2 with other suites running beside it), so the bound is 4: still well
+ * under the uncoalesced 6, and not a timing assertion in disguise.
+ */
+const MAX_TRIPS_PER_MESSAGE = 4;
 const PUBACK_WAIT_MS = 10_000;
 const DRAIN_WAIT_MS = 60_000;
 const TEST_TIMEOUT_MS = 120_000;
