@@ -30,6 +30,7 @@ import { ProtocolVersions } from './protocol-version.js';
 import { PublishValidation } from './publish-validation.js';
 import { InflightLimit, inboundWindow } from './qos2-inflight.js';
 import { createSafeMq, type SafeMq } from './safe-mq.js';
+import { guardDrainInternals, withWindowedDrain } from './windowed-drain.js';
 import { startStatsTimers } from './stats-publisher.js';
 import { BrokerCounters, type BrokerStats } from './stats.js';
 
@@ -269,7 +270,9 @@ async function publishWillsOfPreviousRun(aedes: Aedes, store: OpenedStore, publi
 /** Aedes on this router and store; if it fails to start, the router and the store are closed again. */
 async function createAedes(store: OpenedStore, mq: SafeMq, options: Omit<AedesOptions, 'mq' | 'persistence'>): Promise<Aedes> {
   try {
-    return await Aedes.createBroker({ ...options, mq, persistence: store.persistence });
+    // The backlog of a returning persistent subscriber goes out DRAIN_WINDOW messages at a time (windowed-drain.ts).
+    const persistence = withWindowedDrain(store.persistence, await guardDrainInternals());
+    return await Aedes.createBroker({ ...options, mq, persistence });
   } catch (err) {
     await new Promise<void>((resolve) => mq.close(() => resolve()));
     await store.close();
