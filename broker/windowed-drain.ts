@@ -54,6 +54,7 @@ const EMPTY_QUEUE_TEXT = [
 interface QueuedPacket {
   cmd?: string;
   messageId?: number;
+  dup?: boolean;
   payload?: { length: number } | string;
 }
 
@@ -148,6 +149,10 @@ async function sendBacklog(client: DrainingClient, queued: AsyncIterable<QueuedP
   for await (const data of queued) {
     if (failure) break;
     const packet = new parts.QoSPacket(data, client);
+    // [MQTT-3.3.1-1]: a PUBLISH that went out before (it has a messageId: the store's outgoingUpdate
+    // gave it one when it was sent) goes again with DUP set; Aedes 1.2.0 always sends DUP 0. One
+    // queued while the client was away (no messageId yet) is a first delivery: DUP 0.
+    if (packet.cmd === 'publish' && data.messageId !== undefined) packet.dup = true;
     // Aedes calls the store through client.broker.persistence, the store as the broker was given it.
     const updated = client.broker.persistence.outgoingUpdate(client, packet).then(
       () => undefined,

@@ -100,7 +100,9 @@ describe.each(['memory', 'disk'] as const)('packet ids of a persistent session, 
       });
       const second = await RawSession.open(port);
       const redelivered = await second.waitFor('A', 'A redelivered');
-      expect(redelivered.messageId).toBe(a.messageId); // its own id again (MQTT-4.4.0-1; Aedes 1.2.0 leaves DUP at 0)
+      expect(a.dup, 'A went out the first time').toBe(false);
+      expect(redelivered.messageId).toBe(a.messageId); // its own id again (MQTT-4.4.0-1)
+      expect(redelivered.dup, 'A redelivered carries DUP (MQTT-3.3.1-1; Aedes 1.2.0 alone sends 0)').toBe(true);
       await publisher.publishAsync(TOPIC, 'B', { qos: 1 });
       const b = await second.waitFor('B', 'B live on the second connection');
       expect.soft(b.messageId, 'B must not take the id A still has').not.toBe(a.messageId);
@@ -115,7 +117,9 @@ describe.each(['memory', 'disk'] as const)('packet ids of a persistent session, 
       // 4. B is still the session's: redelivered once, A is not.
       const third = await RawSession.open(port);
       const again = await third.waitFor('B', 'B redelivered after the second connection dropped');
+      expect(b.dup, 'B went out live the first time').toBe(false);
       expect(again.messageId).toBe(b.messageId);
+      expect(again.dup, 'B redelivered carries DUP').toBe(true);
       await third.ping();
       expect(third.received.map((r) => r.payload)).toEqual(['B']);
       await third.drop();
