@@ -164,10 +164,10 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         if (managed) {
           children.add('influxd', managed.pid);
           started.push({ name: 'influxd', stop: () => managed.stop().then(() => children.remove(managed.pid)) });
-          influx = { url, database: config.historian.database };
+          influx = { url, database: config.historian.database, periodRetentionPolicy: config.historian.periodRetentionPolicy };
           hooks.say(`InfluxDB: managed influxd at ${url} (pid ${managed.pid}, data in ${managedInfluxdDir(dataDir)})`);
         } else {
-          influx = { url, database: config.historian.database, username: config.historian.username, password: config.historian.password };
+          influx = { url, database: config.historian.database, periodRetentionPolicy: config.historian.periodRetentionPolicy, username: config.historian.username, password: config.historian.password };
         }
       }
     }

@@ -58,12 +58,13 @@ describe('Historian', () => {
   const publish = (topic: string, payload: unknown): Promise<void> => broker.broker.bus.publish(topic, JSON.stringify(payload), { qos: 1 });
 
   it('sets up the database, retention policies and continuous queries on first start', async () => {
-    const { database } = await startHistorian({ retention: { raw: '3d', minute: '30d', hour: 'INF' } });
+    const { database } = await startHistorian({ retention: { raw: '3d', minute: '30d', hour: 'INF', periods: '520w' } });
     const rps = await select(database, `SHOW RETENTION POLICIES ON "${database}"`);
     const byName = Object.fromEntries(rps.map((r) => [r.name, r]));
     expect(byName.raw).toMatchObject({ duration: '72h0m0s', default: true });
     expect(byName['1m']).toMatchObject({ duration: '720h0m0s', default: false });
     expect(byName['1h']).toMatchObject({ duration: '0s', default: false });
+    expect(byName.periods).toMatchObject({ duration: '87360h0m0s', default: false });
     const [cqs] = await influx.query('SHOW CONTINUOUS QUERIES');
     const ours = cqs!.series!.find((s) => s.name === database)!.values.map((v) => v[0]);
     expect(ours).toEqual(expect.arrayContaining(['lw_telemetry_1m', 'lw_telemetry_1h', 'lw_line_1m', 'lw_state_1m', 'lw_commands_1h', 'lw_alerts_1m']));
@@ -208,13 +209,15 @@ describe('Historian', () => {
     await away.start();
     for (let i = 0; i < 200; i++) await publish('lw/Q/s1/telemetry', { ts: T0 + i, seq: i, values: { v: i } });
     expect(away.counters()).toMatchObject({ spooled: 200, written: 0 });
-    await away.stop(); // InfluxDB unreachable: the 200 stay in the spool
+    await away.stop(); // InfluxDB unreachable: the 200 stay in the spool, with the data_quality point of s1's last interval
+    expect(away.counters().data_quality_points).toBe(1);
     const back = new Historian({ bus: broker.broker.bus, config: historianConfigSchema.parse({ influxUrl: influx.url, database: 'replay', spoolDir }), dataDir: dir });
     running.push(back);
     await back.start();
     await back.flush();
-    expect(back.counters()).toMatchObject({ received: 0, written: 200, replayed: 200 });
+    expect(back.counters()).toMatchObject({ received: 0, written: 201, replayed: 201 });
     expect(await select('replay', 'SELECT count("v") FROM telemetry')).toEqual([{ time: 0, count: 200 }]);
+    expect(await select('replay', 'SELECT sum("messages") FROM "periods"."data_quality"')).toEqual([{ time: 0, sum: 200 }]);
   });
 
   it('bounds the spool: raises the alarm as it fills, then refuses what does not fit (the publish fails, nothing is acknowledged and dropped)', async () => {
