@@ -11,11 +11,9 @@
 // (line and device `*`, which no device id can be), so neither /metrics nor InfluxDB grows
 // without bound. The sequence check itself covers every device (the service-wide seq_* counters).
 import { SequenceTracker, type SequenceCounters } from '../contracts/index.js';
+import { QUALITY_FIELDS, type QualityCounts, type QualityField } from '../contracts/period-rows.js';
 
-/** The fields counted per device, in the order they are stored. */
-export const QUALITY_FIELDS = ['messages', 'gaps', 'skipped', 'duplicates', 'reorders', 'resets', 'stale', 'late_ts', 'future_ts'] as const;
-export type QualityField = (typeof QUALITY_FIELDS)[number];
-export type QualityCounts = Record<QualityField, number>;
+export { QUALITY_FIELDS, type QualityCounts } from '../contracts/period-rows.js';
 
 /** The line and device under which devices beyond maxDevices are counted together. */
 export const OVERFLOW = '*';
