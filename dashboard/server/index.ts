@@ -396,6 +396,9 @@ export class DashboardServer implements Service {
     if (!parsed.ok) throw new HttpError(400, parsed.error);
     const { line, device } = parsed.query;
     const view = this.view.snapshot().devices.find((d) => d.line === line && d.device === device) ?? null;
+    // No `to` given: up to the device's own clock when it is ahead of ours (a simulation at
+    // --speedup stamps its events ahead of the wall clock), as the history's relative ranges do.
+    const query = !url.searchParams.has('to') && view && view.lastSeen >= parsed.query.to ? { ...parsed.query, to: view.lastSeen + 1 } : parsed.query;
     const liveQuality = this.options.deviceQuality?.(line, device) ?? null;
     let history: DeviceHistory | null = null;
     let historyError: string | undefined;
@@ -403,7 +406,7 @@ export class DashboardServer implements Service {
     else {
       this.stats.history_queries++;
       try {
-        history = await readDeviceHistory(this.history, parsed.query);
+        history = await readDeviceHistory(this.history, query);
         this.historyFailedAt = undefined;
       } catch (err) {
         this.stats.history_errors++;
