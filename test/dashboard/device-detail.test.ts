@@ -49,7 +49,10 @@ beforeAll(async () => {
   for (const seq of [1, 2, 3, 4, 7, 7]) await send('telemetry', { ts: t0 + seq * 1000, seq, values: { goodCount: seq }, type: 'station' });
   await send('state', { ts: t0 + 7000 - 10_000, state: 'FAULT', reason: 'jam', type: 'station', seq: 5 });
   await send('telemetry', { ts: t0 + 8000, seq: 8, values: { goodCount: 8 }, type: 'station' });
-  await waitFor(() => historian.counters().received >= 9, 10_000, 'st-7\'s 9 messages at the historian');
+  // st-8's clock runs 10 minutes ahead (a simulation at --speedup): its latest reading is still in the default range.
+  const ahead = await connectedClient(clients, rig.broker.url, { username: 'gw', password: 'gw-password-1', clientId: 'gw:ahead' });
+  await ahead.publishAsync('lw/L/st-8/telemetry', JSON.stringify({ ts: Date.now() + 600_000, seq: 0, values: { goodCount: 3 }, type: 'station' }), { qos: 1 });
+  await waitFor(() => historian.counters().received >= 10, 10_000, 'the 10 messages of st-7 and st-8 at the historian');
   // Its counts reach InfluxDB with the next interval's data_quality point.
   await waitFor(() => historian.counters().data_quality_points >= 1, 10_000, 'a data_quality point');
   await historian.flush();
@@ -87,6 +90,10 @@ describe('device detail', () => {
     expect(((await bad.json()) as { error: string }).error).toMatch(/device.*must be a device id/);
     const unknown = await fetch(`${dashboard.url}/api/device?line=L&device=st-99`);
     expect(unknown.status).toBe(404);
+
+    const ahead = (await (await fetch(`${dashboard.url}/api/device?line=L&device=st-8`)).json()) as typeof body;
+    expect(ahead.history.telemetry.map((row) => row.values.goodCount)).toEqual([3]);
+    expect(ahead.live).toMatchObject({ messages: 1, future_ts: 1 });
   });
 
   it('shows a device\'s data quality and recent states when its tile is clicked', async () => {
