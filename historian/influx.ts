@@ -135,11 +135,15 @@ export function rejection(message: string): { partial: boolean; exact: boolean; 
   return { partial, exact: partial && unparseable > 0, reported: dropped + unparseable };
 }
 
+/** The period rows that versions before the period policy wrote to raw. */
+const LEGACY_RAW_PERIOD_MEASUREMENTS = ['oee', 'downtime'] as const;
+
 /**
  * Creates the database, its retention policies (raw = default, "1m", "1h", and the period rows'
  * periodRetentionPolicy) and the continuous queries that fill the downsampled ones. Safe to run
  * on every start: existing policies are altered to the configured durations and the queries are
- * recreated.
+ * recreated. When it creates the period policy, it first copies the period rows an earlier
+ * version left in raw into it.
  */
 export async function setupDatabase(admin: InfluxDB, config: Pick<HistorianConfig, 'database' | 'retention' | 'retentionPolicy' | 'periodRetentionPolicy'>): Promise<void> {
   const db = config.database;
@@ -155,6 +159,18 @@ export async function setupDatabase(admin: InfluxDB, config: Pick<HistorianConfi
     const options = { database: db, duration, replication: 1, isDefault };
     if (existing.has(name)) await admin.alterRetentionPolicy(name, options);
     else await admin.createRetentionPolicy(name, options);
+  }
+  const rawPolicy = config.retentionPolicy ?? 'raw';
+  if (!existing.has(config.periodRetentionPolicy) && rawPolicy !== config.periodRetentionPolicy) {
+    // The start that creates the period policy: the period rows an earlier version wrote to raw are
+    // copied there once (the same points: same tags and times), so the readers, which read them
+    // there now, still find them.
+    const q = (name: string): string => `"${name.replace(/"/g, '\\"')}"`;
+    for (const measurement of LEGACY_RAW_PERIOD_MEASUREMENTS) {
+      const answer = (await admin.queryRaw(`SELECT * INTO ${q(db)}.${q(config.periodRetentionPolicy)}.${q(measurement)} FROM ${q(db)}.${q(rawPolicy)}.${q(measurement)} GROUP BY *`, { database: db, method: 'POST' })) as { results?: { error?: string }[] };
+      const error = answer.results?.[0]?.error;
+      if (error) throw new Error(`copying the ${measurement} rows of ${rawPolicy} into ${config.periodRetentionPolicy}: ${error}`);
+    }
   }
   const cqs = new Set((await admin.showContinousQueries(db)).map((cq) => cq.name));
   for (const [name, query] of continuousQueries(db, config.retentionPolicy ?? 'raw')) {
