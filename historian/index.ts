@@ -9,10 +9,12 @@
 // Failed writes are retried with exponential backoff and jitter; a restart resumes from the
 // committed position (docs/historian.md). This file is the sink (bus → spool) and the alarm;
 // the writer loop (spool → InfluxDB) is historian/writer.ts. OEE summaries are the oee/ service's.
+// Each device's data quality (historian/data-quality.ts) is counted here, from what is spooled, and
+// stored every quality.intervalMs through the spool as data_quality points.
+import { randomInt } from 'node:crypto';
 import { statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MessageRefused, type Bus, type DecodeOnce, type Unsubscribe } from '../bus/bus.js';
-import { randomInt } from 'node:crypto';
 import { sharedFilter, topics } from '../contracts/index.js';
 import { describeOwnership, lineOfTopic, ownedFilters, ownershipLabel, ownershipOf, ownsLine, type LineOwnership } from '../contracts/line-workers.js';
 import { logger } from '../lib/log.js';
