@@ -31,6 +31,8 @@ export interface SequenceCounters {
   gaps: number;
   /** Seqs skipped and not (yet) arrived: what the devices sent that did not get here. */
   missing: number;
+  /** Seqs skipped ahead in total (only grows: `missing` is this less the ones that came late). */
+  skipped: number;
   /** Messages that arrived late but within the window (each one taken off `missing`). */
   reorders: number;
   /** Runs a device restarted (its seq went back while its clock went on). */
@@ -56,7 +58,7 @@ interface DeviceRun {
 }
 
 export class SequenceTracker {
-  readonly counters: SequenceCounters = { duplicates: 0, gaps: 0, missing: 0, reorders: 0, resets: 0, stale: 0 };
+  readonly counters: SequenceCounters = { duplicates: 0, gaps: 0, missing: 0, skipped: 0, reorders: 0, resets: 0, stale: 0 };
   private readonly devices = new Map<string, DeviceRun>();
 
   /** Records `seq` (sent at device time `ts`) for `device` and says how it relates to what came before. */
@@ -119,6 +121,7 @@ export class SequenceTracker {
     if (skipped === 0) return 'next';
     this.counters.gaps++;
     this.counters.missing += skipped;
+    this.counters.skipped += skipped;
     return 'gap';
   }
 }

@@ -1,6 +1,7 @@
 // The `historian:` section of linewatch.yaml (docs/configuration.md, docs/historian.md).
 import { z } from 'zod';
 import { lineOwnershipShape, oneOwnership } from '../contracts/line-workers.js';
+import { DEFAULT_PERIOD_POLICY } from '../contracts/period-rows.js';
 import { SHARE_NAME_PATTERN } from '../contracts/topics.js';
 
 /** The error for a historian.oee block: the OEE producer is its own service now, with the same keys. */
@@ -45,6 +46,28 @@ export const historianConfigSchema = z.strictObject({
       raw: duration.default('7d'),
       minute: duration.default('90d'),
       hour: duration.default('INF'),
+      /** How long the period rows (oee, downtime, data_quality) are kept, in historian.periodRetentionPolicy. */
+      periods: duration.default('INF'),
+    })
+    .prefault({}),
+  /**
+   * The retention policy the period rows (measurements oee, downtime, data_quality) are written to
+   * and read from, kept for retention.periods: a plant reads last month's OEE by shift and downtime
+   * Pareto after raw's days are gone (docs/historian.md#retention). For InfluxDB 2.x/3.x, a DBRP
+   * mapping's retention policy, as for historian.retentionPolicy.
+   */
+  periodRetentionPolicy: z.string().min(1).default(DEFAULT_PERIOD_POLICY),
+  /** Data quality per device (docs/historian.md#data-quality). */
+  quality: z
+    .strictObject({
+      /** How often each device's counts of the interval are stored (one data_quality point per device that sent something). */
+      intervalMs: z.number().int().min(1000).default(60_000),
+      /** A ts further than this behind the newest ts seen for its device counts as late_ts. */
+      lateAfterMs: z.number().int().min(0).default(60_000),
+      /** A ts further than this ahead of the historian's clock counts as future_ts. */
+      futureAheadMs: z.number().int().min(0).default(5000),
+      /** Devices counted by name in /metrics and InfluxDB; the rest together, as line and device `*`. */
+      maxDevices: z.number().int().min(1).default(1000),
     })
     .prefault({}),
   /** Moved to the top-level oee: section (oee/config.ts); refused here with where it went. */

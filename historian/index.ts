@@ -9,18 +9,23 @@
 // Failed writes are retried with exponential backoff and jitter; a restart resumes from the
 // committed position (docs/historian.md). This file is the sink (bus → spool) and the alarm;
 // the writer loop (spool → InfluxDB) is historian/writer.ts. OEE summaries are the oee/ service's.
+// Each device's data quality (historian/data-quality.ts) is counted here, from what is spooled, and
+// stored every quality.intervalMs through the spool as data_quality points.
+import { randomInt } from 'node:crypto';
 import { statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MessageRefused, type Bus, type DecodeOnce, type Unsubscribe } from '../bus/bus.js';
-import { SequenceTracker, sharedFilter, topics } from '../contracts/index.js';
+import { sharedFilter, topics } from '../contracts/index.js';
 import { describeOwnership, lineOfTopic, ownedFilters, ownershipLabel, ownershipOf, ownsLine, type LineOwnership } from '../contracts/line-workers.js';
 import { logger } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
+import type { LabelledCounter } from '../lib/metrics.js';
 import { healthFrom, type Health, type Service, type ServiceInfo } from '../lib/service.js';
 import type { HistorianConfig } from './config.js';
 import { InfluxClient } from './influx.js';
 import { influxToUse, type SupervisedInfluxd } from './influxd.js';
-import { toPoint, type PointResult } from './points.js';
+import { DataQuality, OVERFLOW, QUALITY_FIELDS, type DeviceQuality } from './data-quality.js';
+import { qualityLine, toPoint, type PointResult } from './points.js';
 import { Spool } from './spool.js';
 import { SpoolWriter } from './writer.js';
 import { redactUrl } from '../lib/influx-url.js';
@@ -61,7 +66,7 @@ type RefuseReason = 'spool_full' | 'disk_full' | 'spool_error';
 type AcceptedPoint = Extract<PointResult, { ok: true }>;
 
 /** The keys of counters() that are levels, not totals. */
-const GAUGES: ReadonlySet<string> = new Set(['queue_depth', 'spool_records', 'spool_oldest_age_seconds', 'late_buckets_pending', 'spool_bytes', 'spool_pending_bytes', 'spool_segments', 'spool_fill_ratio', 'spool_alarm', 'spool_refusing', 'disk_full', 'disk_free_bytes', 'influx_up', 'subscribed']);
+const GAUGES: ReadonlySet<string> = new Set(['seq_missing', 'data_quality_devices', 'queue_depth', 'spool_records', 'spool_oldest_age_seconds', 'late_buckets_pending', 'spool_bytes', 'spool_pending_bytes', 'spool_segments', 'spool_fill_ratio', 'spool_alarm', 'spool_refusing', 'disk_full', 'disk_free_bytes', 'influx_up', 'subscribed']);
 
 const GAUGES_WITH_INFLUXD: ReadonlySet<string> = new Set([...GAUGES, 'influxd_up']);
 
@@ -99,8 +104,13 @@ export class Historian implements Service {
   /** One line per kind per 10 s, then a count of the ones suppressed, so a flood of bad input cannot flood the log. */
   private readonly limitedLog = new LogLimiter(log, { linesPerInterval: 1, intervalMs: 10_000 });
   private logFlushTimer: NodeJS.Timeout | undefined;
-  /** Per-device sequence numbers: what the devices sent that never arrived (or arrived twice). */
-  private readonly sequences = new SequenceTracker();
+  /** Per-device data quality (sequence numbers, timestamps): what the devices sent that never arrived, arrived twice, late or from the future. */
+  private readonly quality: DataQuality;
+  /** This run's number, in the nanosecond digits of its data_quality points (historian/points.ts qualityLine). */
+  private readonly run = randomInt(1_000_000);
+  /** When the current data-quality interval began (this process's clock, ms). */
+  private intervalStart = Date.now();
+  private qualityTimer: NodeJS.Timeout | undefined;
   private readonly c = {
     received: 0,
     spooled: 0,
@@ -113,6 +123,8 @@ export class Historian implements Service {
     refused_spool_full: 0,
     refused_disk_full: 0,
     refused_spool_error: 0,
+    /** data_quality points put in the spool (one per device per interval it sent something in). */
+    data_quality_points: 0,
   };
 
   constructor(private readonly options: HistorianOptions) {
@@ -122,6 +134,13 @@ export class Historian implements Service {
     this.filters = ownedFilters(this.ownership, [topics.all]).map((filter) => (group === null ? filter : sharedFilter(group, filter)));
     const worker = options.worker ?? ownershipLabel(this.ownership);
     this.spoolDir = resolve(options.config.spoolDir ?? join(options.dataDir, worker ? `historian-spool-${worker}` : 'historian-spool'));
+    const quality = options.config.quality;
+    this.quality = new DataQuality({
+      lateAfterMs: quality.lateAfterMs,
+      futureAheadMs: quality.futureAheadMs,
+      maxDevices: quality.maxDevices,
+      onOverflow: (line, device) => this.warn('quality_overflow', `data quality: more than historian.quality.maxDevices ${quality.maxDevices} devices; ${line}/${device} and the others beyond it are counted together as line and device ${OVERFLOW}`),
+    });
     this.spool = new Spool({
       dir: this.spoolDir,
       maxBytes: options.config.spoolMaxBytes,
@@ -148,6 +167,7 @@ export class Historian implements Service {
         url,
         database: this.config.database,
         retentionPolicy: this.config.retentionPolicy,
+        periodRetentionPolicy: this.config.periodRetentionPolicy,
         username: this.config.username,
         password: this.config.password,
         requestTimeoutMs: this.config.requestTimeoutMs,
@@ -164,6 +184,9 @@ export class Historian implements Service {
       await this.writer.start();
       this.logFlushTimer = setInterval(() => this.limitedLog.flush(), 1000);
       this.logFlushTimer.unref();
+      this.intervalStart = Date.now();
+      this.qualityTimer = setInterval(() => this.storeQuality(), this.config.quality.intervalMs);
+      this.qualityTimer.unref();
       this.unsubscribe = await this.options.bus.subscribe(this.filters, this.onMessage, { qos: 1 }).catch((err: unknown) => {
         throw new Error(`the historian could not subscribe to ${this.filters.join(', ')} at QoS 1 (${(err as Error).message}); its MQTT account needs the historian role: linewatch devices add NAME --role historian`, { cause: err });
       });
@@ -181,6 +204,9 @@ export class Historian implements Service {
     const unsubscribe = this.unsubscribe;
     this.unsubscribe = undefined;
     await unsubscribe?.().catch((err: unknown) => log.warn({ err }, 'unsubscribe failed'));
+    clearInterval(this.qualityTimer);
+    // The last interval's counts, so a clean stop loses none (a crash loses at most one interval's).
+    if (this.writer) this.storeQuality();
     const drainMs = this.options.drainTimeoutMs ?? 5000;
     const drained = (await this.writer?.stop(drainMs)) ?? true;
     if (!drained) log.warn({ drainMs, pendingBytes: this.spool.pendingBytes() }, 'InfluxDB did not take the backlog in time; it stays in the spool for the next start');
@@ -224,13 +250,56 @@ export class Historian implements Service {
       spool_fsyncs: this.spool.counters.fsyncs,
       influx_up: this.writer?.influxUp ? 1 : 0,
       subscribed: this.unsubscribe ? 1 : 0,
-      seq_gaps: this.sequences.counters.gaps,
-      seq_missing: this.sequences.counters.missing,
-      seq_duplicates: this.sequences.counters.duplicates,
-      seq_reorders: this.sequences.counters.reorders,
-      seq_resets: this.sequences.counters.resets,
-      seq_stale: this.sequences.counters.stale,
+      seq_gaps: this.quality.sequences.counters.gaps,
+      seq_missing: this.quality.sequences.counters.missing,
+      seq_skipped: this.quality.sequences.counters.skipped,
+      seq_duplicates: this.quality.sequences.counters.duplicates,
+      seq_reorders: this.quality.sequences.counters.reorders,
+      seq_resets: this.quality.sequences.counters.resets,
+      seq_stale: this.quality.sequences.counters.stale,
+      data_quality_devices: this.quality.deviceCount,
+      data_quality_overflow_messages: this.quality.overflowMessages,
     };
+  }
+
+  /** Per device (line, device labels), since this process started: `linewatch_quality_<field>` counters in /metrics. */
+  labelledCounters(): LabelledCounter[] {
+    const out: LabelledCounter[] = [];
+    for (const device of this.quality.all()) {
+      for (const field of QUALITY_FIELDS) out.push({ key: `quality_${field}`, labels: { line: device.line, device: device.device }, value: device.totals[field] });
+    }
+    return out;
+  }
+
+  /** One device's data quality since this process started (undefined if it sent nothing). */
+  deviceQuality(line: string, device: string): DeviceQuality | undefined {
+    return this.quality.get(line, device);
+  }
+
+  /**
+   * Puts each device's counts of the interval that ends now in the spool, as data_quality points
+   * (historian/points.ts qualityLine). What the spool cannot take is kept for the next interval.
+   */
+  private storeQuality(): void {
+    const now = Date.now();
+    const taken = this.quality.take();
+    const start = this.intervalStart;
+    this.intervalStart = now;
+    if (taken.length === 0) return;
+    const lines = taken.map((device) => qualityLine(device, start, now - start, this.run));
+    let appended: number;
+    try {
+      appended = this.spool.appendMany(lines);
+    } catch (err) {
+      appended = (err as { appended?: number }).appended ?? 0;
+      this.warn('quality_spool', `data quality: could not put ${lines.length - appended} data_quality points in the spool (${(err as Error).message}); their counts are kept for the next interval`, 'error');
+    }
+    if (appended < taken.length) {
+      this.quality.giveBack(taken.slice(appended));
+      // They are counted into the next interval's points, timed at its start.
+    }
+    this.c.data_quality_points += appended;
+    this.writer?.appended(appended);
   }
 
   /** The lines it owns (`all`, `A,B`, `hash 1/2`), its subscription and its shared group, for /healthz and /metrics. */
@@ -341,8 +410,8 @@ export class Historian implements Service {
   private accepted(point: AcceptedPoint): void {
     const message = point.message;
     if (!message) return; // a dead letter: no device's sequence
-    if ((message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'status' || message.kind === 'ack') && message.payload.seq !== undefined) {
-      this.sequences.check(`${message.line}/${message.device}`, message.payload.seq, message.payload.ts);
+    if (message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'status' || message.kind === 'ack') {
+      this.quality.record(message.line, message.device, message.payload.ts, message.payload.seq);
     }
   }
 

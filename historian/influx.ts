@@ -5,6 +5,8 @@ import type { InfluxDB } from 'influx';
 import { RequestError } from 'influx/lib/src/pool.js';
 import { connectInflux, type InfluxConnection, type InfluxEndpoint } from '../lib/influx-url.js';
 import type { HistorianConfig } from './config.js';
+import { measurementOf } from './late-data.js';
+import { PERIOD_MEASUREMENTS } from '../contracts/period-rows.js';
 
 /** Why a write failed, and so what to do about it. */
 export type WriteFailure =
@@ -14,17 +16,21 @@ export type WriteFailure =
 
 export interface InfluxTarget extends InfluxEndpoint {
   retentionPolicy?: string;
+  /** Where the period rows (PERIOD_MEASUREMENTS) go instead: historian.periodRetentionPolicy. Unset: with the rest. */
+  periodRetentionPolicy?: string;
 }
 
 export class InfluxClient {
   readonly admin: InfluxDB;
   private readonly connection: InfluxConnection;
   private readonly query: Record<string, string>;
+  private readonly periodQuery: Record<string, string> | undefined;
 
   constructor(readonly target: InfluxTarget) {
     this.connection = connectInflux(target);
     this.admin = this.connection.influx;
     this.query = { db: target.database, precision: 'n', ...(target.retentionPolicy ? { rp: target.retentionPolicy } : {}) };
+    this.periodQuery = target.periodRetentionPolicy ? { db: target.database, precision: 'n', rp: target.periodRetentionPolicy } : undefined;
   }
 
   /** Closes the kept-alive connections (they would otherwise hold the process open). */
@@ -32,13 +38,53 @@ export class InfluxClient {
     this.connection.close();
   }
 
-  /** Writes newline-separated line protocol (ns timestamps). Rejects with a WriteFailure. */
-  async write(body: string): Promise<void> {
+  /** Writes newline-separated line protocol (ns timestamps) to the write policy. Rejects with a WriteFailure. */
+  async write(body: string, query: Record<string, string> = this.query): Promise<void> {
     try {
-      await this.connection.pool.discard({ method: 'POST', path: '/write', query: this.query, body, auth: this.connection.auth });
+      await this.connection.pool.discard({ method: 'POST', path: '/write', query, body, auth: this.connection.auth });
     } catch (err) {
       throw classify(err);
     }
+  }
+
+  /**
+   * Writes lines of line protocol, the period rows (PERIOD_MEASUREMENTS) to periodRetentionPolicy
+   * and the rest to the write policy: one request per policy. A request that cannot be made
+   * rejects at once (retry: writing a stored point again stores nothing twice); 400 answers are
+   * added up into one `rejected` failure for the lines as a whole (partial when any were stored).
+   */
+  async writeLines(lines: readonly string[]): Promise<void> {
+    if (!this.periodQuery) return this.write(lines.join('\n'));
+    const periods: string[] = [];
+    const rest: string[] = [];
+    for (const line of lines) (PERIOD_MEASUREMENTS.has(measurementOf(line)) ? periods : rest).push(line);
+    const groups = [
+      { lines: rest, query: this.query },
+      { lines: periods, query: this.periodQuery },
+    ].filter((group) => group.lines.length > 0);
+    const only = groups.length === 1 ? groups[0] : undefined;
+    if (only) return this.write(only.lines.join('\n'), only.query);
+    let storedSome = false;
+    let refused = 0;
+    let exact = true;
+    const messages: string[] = [];
+    for (const group of groups) {
+      try {
+        await this.write(group.lines.join('\n'), group.query);
+        storedSome = true;
+      } catch (err) {
+        const failure = err as WriteFailure;
+        if (failure.kind !== 'rejected') throw failure;
+        messages.push(failure.message);
+        // A partial write stored the rest of its group; any other 400 stored none of it.
+        storedSome ||= failure.partial;
+        refused += failure.partial ? failure.reported : group.lines.length;
+        exact &&= failure.partial ? failure.exact : true;
+      }
+    }
+    if (messages.length === 0) return;
+    const failure: WriteFailure = storedSome ? { kind: 'rejected', message: messages.join('; '), partial: true, exact, reported: refused } : { kind: 'rejected', message: messages.join('; '), partial: false, exact: false, reported: 0 };
+    throw failure;
   }
 
   /**
@@ -89,12 +135,17 @@ export function rejection(message: string): { partial: boolean; exact: boolean; 
   return { partial, exact: partial && unparseable > 0, reported: dropped + unparseable };
 }
 
+/** The period rows that versions before the period policy wrote to raw. */
+const LEGACY_RAW_PERIOD_MEASUREMENTS = ['oee', 'downtime'] as const;
+
 /**
- * Creates the database, its retention policies (raw = default, "1m", "1h") and the continuous
- * queries that fill the downsampled ones. Safe to run on every start: existing policies are
- * altered to the configured durations and the queries are recreated.
+ * Creates the database, its retention policies (raw = default, "1m", "1h", and the period rows'
+ * periodRetentionPolicy) and the continuous queries that fill the downsampled ones. Safe to run
+ * on every start: existing policies are altered to the configured durations and the queries are
+ * recreated. When it creates the period policy, it first copies the period rows an earlier
+ * version left in raw into it.
  */
-export async function setupDatabase(admin: InfluxDB, config: Pick<HistorianConfig, 'database' | 'retention' | 'retentionPolicy'>): Promise<void> {
+export async function setupDatabase(admin: InfluxDB, config: Pick<HistorianConfig, 'database' | 'retention' | 'retentionPolicy' | 'periodRetentionPolicy'>): Promise<void> {
   const db = config.database;
   await admin.createDatabase(db);
   const existing = new Set((await admin.showRetentionPolicies(db)).map((rp) => rp.name));
@@ -103,10 +154,23 @@ export async function setupDatabase(admin: InfluxDB, config: Pick<HistorianConfi
     ['1m', config.retention.minute, false],
     ['1h', config.retention.hour, false],
   ];
+  if (!policies.some(([name]) => name === config.periodRetentionPolicy)) policies.push([config.periodRetentionPolicy, config.retention.periods, false]);
   for (const [name, duration, isDefault] of policies) {
     const options = { database: db, duration, replication: 1, isDefault };
     if (existing.has(name)) await admin.alterRetentionPolicy(name, options);
     else await admin.createRetentionPolicy(name, options);
+  }
+  const rawPolicy = config.retentionPolicy ?? 'raw';
+  if (!existing.has(config.periodRetentionPolicy) && rawPolicy !== config.periodRetentionPolicy) {
+    // The start that creates the period policy: the period rows an earlier version wrote to raw are
+    // copied there once (the same points: same tags and times), so the readers, which read them
+    // there now, still find them.
+    const q = (name: string): string => `"${name.replace(/"/g, '\\"')}"`;
+    for (const measurement of LEGACY_RAW_PERIOD_MEASUREMENTS) {
+      const answer = (await admin.queryRaw(`SELECT * INTO ${q(db)}.${q(config.periodRetentionPolicy)}.${q(measurement)} FROM ${q(db)}.${q(rawPolicy)}.${q(measurement)} GROUP BY *`, { database: db, method: 'POST' })) as { results?: { error?: string }[] };
+      const error = answer.results?.[0]?.error;
+      if (error) throw new Error(`copying the ${measurement} rows of ${rawPolicy} into ${config.periodRetentionPolicy}: ${error}`);
+    }
   }
   const cqs = new Set((await admin.showContinousQueries(db)).map((cq) => cq.name));
   for (const [name, query] of continuousQueries(db, config.retentionPolicy ?? 'raw')) {

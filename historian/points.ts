@@ -7,9 +7,10 @@
 // distinct events of one device in the same millisecond do not overwrite each other.
 import { crc32 } from 'node:zlib';
 import { decode, DEVICE_STATES, MAX_TIMESTAMP_MS, RESERVED_READING_NAMES, STOP_STATES, unshadowTopic, type Decoded, type Message } from '../contracts/index.js';
+import { QUALITY_FIELDS, type DeviceQuality } from './data-quality.js';
 import { escapeKey, escapeMeasurement, quoteString } from './line-protocol.js';
 
-export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'alarms', 'line', 'oee', 'downtime', 'dead_letters', 'shadow_commands', 'shadow_alerts', 'shadow_alarms'] as const;
+export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'alarms', 'line', 'oee', 'downtime', 'data_quality', 'dead_letters', 'shadow_commands', 'shadow_alerts', 'shadow_alarms'] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 /** Where a shadow rule set's output is stored (lw/_shadow/…, docs/rules.md#shadow): the live measurement's fields and tags, its own name. */
@@ -144,6 +145,18 @@ function pointOf(topic: string, message: Message, shadow = false): PointResult {
       return { ...base, device: p.device, measurement: 'downtime', line: b.at(p.start, 0) };
     }
   }
+}
+
+/**
+ * One device's data quality over one interval (historian/data-quality.ts): the interval's counts
+ * (deltas, not totals), timed at the interval's start with `run` (this historian run's number) in
+ * the nanosecond digits, so a replay of the spool writes the same point again and a restarted
+ * historian's first interval is a point of its own, never overwriting the last one's.
+ */
+export function qualityLine(quality: DeviceQuality, intervalStartMs: number, intervalMs: number, run: number): string {
+  const b = new PointBuilder('data_quality').tag('device', quality.device).tag('line', quality.line);
+  for (const field of QUALITY_FIELDS) b.int(field, quality.delta[field]);
+  return b.int('intervalMs', intervalMs).at(intervalStartMs, run);
 }
 
 function deadLetterPoint(client: string, payload: Buffer | string): PointResult {

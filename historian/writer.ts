@@ -168,7 +168,7 @@ export class SpoolWriter {
       }
       try {
         if (this.needsSetup) await this.setup();
-        await this.options.client.write(current.records.slice(part.from, part.to).join('\n'));
+        await this.options.client.writeLines(current.records.slice(part.from, part.to));
         this.late?.wrote(current.records, part.from, part.to, Date.now());
         this.influxUp = true;
         retry.reset();

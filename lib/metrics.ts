@@ -1,7 +1,9 @@
 // /metrics for Prometheus, for the dashboard in `linewatch up` and for every standalone service
 // (cli/standalone.ts): each source's counters() as `linewatch_<key>` with a `service` label, read
 // at scrape time (nothing to keep in sync), typed `counter` or `gauge` as the source declares
-// (Service.gauges), plus Node's process metrics.
+// (Service.gauges), plus Node's process metrics. A source may also give counters with labels of
+// their own (labelledCounters(): the historian's per-device data quality), each a counter
+// `linewatch_<key>{service, <its labels>}`; the source bounds how many label sets it gives.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { logger } from './log.js';
 import { LogLimiter } from './log-limit.js';
@@ -16,6 +18,14 @@ export interface MetricSource {
   readonly gauges?: ReadonlySet<string>;
   /** Text facts, each exported as `linewatch_<key>_info{service, <key>="…"} 1` (Service.info). */
   info?(): ServiceInfo;
+  /** Totals with labels of their own, each exported as the counter `linewatch_<key>{service, …labels}`; every one of a key has the same label names. */
+  labelledCounters?(): readonly LabelledCounter[];
+}
+
+export interface LabelledCounter {
+  key: string;
+  labels: Readonly<Record<string, string>>;
+  value: number;
 }
 
 /** `refused schema` → `refused_schema`; Prometheus names are [a-zA-Z_:][a-zA-Z0-9_:]*. */
@@ -29,6 +39,7 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly exported = new Map<string, Exported>();
   private readonly infos = new Map<string, Gauge>();
+  private readonly labelled = new Map<string, { metric: Counter; labelNames: string[] }>();
   private readonly conflicts = new LogLimiter(log, { linesPerInterval: 1, intervalMs: 3_600_000 });
 
   constructor(private readonly sources: () => readonly MetricSource[]) {
@@ -39,7 +50,9 @@ export class Metrics {
   async render(): Promise<string> {
     for (const { metric } of this.exported.values()) metric.reset();
     for (const metric of this.infos.values()) metric.reset();
+    for (const { metric } of this.labelled.values()) metric.reset();
     for (const source of this.sources()) {
+      for (const counter of source.labelledCounters?.() ?? []) this.count(counter, source.name);
       for (const [key, value] of Object.entries(source.info?.() ?? {})) this.info(key, source.name, value);
       const counters: Counters = source.counters();
       for (const [key, value] of Object.entries(counters)) {
@@ -62,6 +75,28 @@ export class Metrics {
     }
     if (exported.type === 'gauge') exported.metric.set({ service }, value);
     else if (value >= 0) exported.metric.inc({ service }, value);
+  }
+
+  /** A counter with labels of its own; one with other label names than its key's first is left out (and logged). */
+  private count(counter: LabelledCounter, service: string): void {
+    if (!Number.isFinite(counter.value) || counter.value < 0) return;
+    const name = metricName(counter.key);
+    let exported = this.labelled.get(name);
+    if (!exported) {
+      const labelNames = Object.keys(counter.labels).sort();
+      if (this.exported.has(name) || this.infos.has(name)) {
+        this.conflicts.write('warn', 'labelled_conflict', { metric: name, service }, `metric ${name} of ${service} has labels but the name is taken by one without; left out`);
+        return;
+      }
+      exported = { labelNames, metric: new Counter({ name, help: `linewatch counter "${name.slice('linewatch_'.length)}" by service and ${labelNames.join(', ')}`, labelNames: ['service', ...labelNames], registers: [this.registry] }) };
+      this.labelled.set(name, exported);
+    }
+    const names = Object.keys(counter.labels);
+    if (names.length !== exported.labelNames.length || names.some((label) => !exported.labelNames.includes(label))) {
+      this.conflicts.write('warn', 'label_names', { metric: name, service, labels: names }, `metric ${name} of ${service} came with labels ${names.join(', ')}, not ${exported.labelNames.join(', ')}; left out`);
+      return;
+    }
+    exported.metric.inc({ service, ...counter.labels }, counter.value);
   }
 
   /** An info metric: `linewatch_<key>_info{service, <key>="value"} 1`. */

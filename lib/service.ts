@@ -58,6 +58,8 @@ export interface Service {
    * beside its health in /healthz, and in /metrics as `linewatch_<key>_info{service, <key>} 1`.
    */
   info?(): ServiceInfo;
+  /** Totals with labels of their own (the historian's per device), in /metrics as `linewatch_<key>{service, …labels}` (lib/metrics.ts); bounded by the service. */
+  labelledCounters?(): ReadonlyArray<{ key: string; labels: Readonly<Record<string, string>>; value: number }>;
 }
 
 /** Text facts about a service instance (keys as metric names: letters, digits, _). */

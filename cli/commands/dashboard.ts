@@ -38,8 +38,8 @@ export function registerDashboard(program: Command): void {
         historian: { influxUrl: flags.influx, database: flags.database },
       });
       const bus = await connectBus(flags.broker, { username: flags.username, password: mqttPassword(flags.password), clientId: serviceClientId(flags.username, `linewatch-dashboard-${process.pid}`, String(process.pid)) });
-      const { influxUrl, database, username, password } = config.historian;
-      const dashboard = dashboardModule.create({ bus, config: config.dashboard, influx: influxUrl ? { url: influxUrl, database, username, password } : null });
+      const { influxUrl, database, username, password, periodRetentionPolicy } = config.historian;
+      const dashboard = dashboardModule.create({ bus, config: config.dashboard, influx: influxUrl ? { url: influxUrl, database, username, password, periodRetentionPolicy } : null });
       await runUntilSignal({ module: dashboardModule, service: dashboard, bus, flags, portFlags: { 'dashboard.port': '--port' } });
       const link = dashboard.tokenGenerated ? `${dashboard.url}/?token=${dashboard.token}` : `${dashboard.url}/`;
       console.log(`linewatch dashboard: ${link} — broker ${flags.broker}; history ${influxUrl ? `${redactUrl(influxUrl)} database ${database}` : 'off (no --influx)'}`);

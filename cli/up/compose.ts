@@ -164,10 +164,10 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         if (managed) {
           children.add('influxd', managed.pid);
           started.push({ name: 'influxd', stop: () => managed.stop().then(() => children.remove(managed.pid)) });
-          influx = { url, database: config.historian.database };
+          influx = { url, database: config.historian.database, periodRetentionPolicy: config.historian.periodRetentionPolicy };
           hooks.say(`InfluxDB: managed influxd at ${url} (pid ${managed.pid}, data in ${managedInfluxdDir(dataDir)})`);
         } else {
-          influx = { url, database: config.historian.database, username: config.historian.username, password: config.historian.password };
+          influx = { url, database: config.historian.database, periodRetentionPolicy: config.historian.periodRetentionPolicy, username: config.historian.username, password: config.historian.password };
         }
       }
     }
@@ -194,7 +194,11 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       // The historian, on the broker's in-process bus.
       historian: async () => {
         if (!influx) return;
-        const historian = historianModule.create({ bus: running().bus, config: config.historian, dataDir, influxUrl: influx.url });
+        // As for the rules below: above speedup 1 every simulated ts is ahead of the real clock by design, so none is counted future_ts.
+        const simulatedAhead = config.simulate.enabled && config.simulate.speedup > 1;
+        const historianConfig = simulatedAhead ? { ...config.historian, quality: { ...config.historian.quality, futureAheadMs: Number.MAX_SAFE_INTEGER } } : config.historian;
+        if (simulatedAhead) hooks.say(`historian: historian.quality.futureAheadMs is not applied at speedup ×${config.simulate.speedup} (the simulated devices' clocks run ahead of the real one)`);
+        const historian = historianModule.create({ bus: running().bus, config: historianConfig, dataDir, influxUrl: influx.url });
         await startService(historian);
         historianRef = historian;
       },
@@ -225,7 +229,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       // /metrics and /healthz cover every service of this process.
       dashboard: async () => {
         if (!config.dashboard.enabled) return;
-        const server = dashboardModule.create({ bus: running().bus, config: config.dashboard, influx: influx ?? null, metricSources: () => services.filter((service) => service !== server) });
+        const server = dashboardModule.create({ bus: running().bus, config: config.dashboard, influx: influx ?? null, metricSources: () => services.filter((service) => service !== server), deviceQuality: (lineId, device) => historianRef?.deviceQuality(lineId, device)?.totals });
         await startService(server);
         dashboard = server;
         const tokenQuery = server.token ? `/?token=${server.token}` : '/';

@@ -2,6 +2,7 @@
 // keeps a local copy of the line view and re-renders the parts that changed.
 /* global fetch, EventSource, setTimeout, URLSearchParams */
 import { api, withToken } from './api.js';
+import { showDevice } from './device-detail.js';
 import { startHistory } from './history.js';
 
 const devices = new Map(); // LINE/DEVICE → device view
@@ -78,7 +79,7 @@ function tile(d) {
   const state = d.state ?? 'unknown';
   const node = el(
     'div',
-    { class: `tile${d.online === false ? ' offline' : ''}`, 'data-device': d.device, 'data-state': state, title: d.reason ?? '' },
+    { class: `tile${d.online === false ? ' offline' : ''}`, 'data-device': d.device, 'data-state': state, title: d.reason ?? 'click for its data quality and recent states', role: 'button', tabindex: '0', onclick: () => showDevice(d.line, d.device) },
     el('div', { class: 'name' }, d.device),
     el('div', { class: 'state' }, d.state ? d.state.toLowerCase() + (d.reason ? ` — ${d.reason}` : '') : 'no state yet'),
     el('div', { class: 'readings' }, readings(d)),

@@ -7,6 +7,7 @@ import { DEVICE_TYPES } from '../../contracts/schemas.js';
 import { formatIssues } from '../../contracts/validate.js';
 import { connectInflux, type InfluxConnection, type InfluxEndpoint } from '../../lib/influx-url.js';
 import { parseTime, TIME_UNIT_MS } from '../../lib/time-arg.js';
+import { DEFAULT_PERIOD_POLICY, PERIOD_MEASUREMENTS } from '../../contracts/period-rows.js';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -75,8 +76,13 @@ export function bucketMs(q: HistoryQuery): number {
   return Math.max(1000, Math.ceil((q.to - q.from) / 300 / 1000) * 1000);
 }
 
+/** `"measurement"`, or `"policy"."measurement"` for a period row's (they are kept in their own policy, not raw). */
+export function fromClause(measurement: string, periodPolicy: string = DEFAULT_PERIOD_POLICY): string {
+  return PERIOD_MEASUREMENTS.has(measurement) ? `${escape.quoted(periodPolicy)}.${escape.quoted(measurement)}` : escape.quoted(measurement);
+}
+
 /** The InfluxQL for `q`. Pure, so its escaping is unit-tested. */
-export function buildHistoryQuery(q: HistoryQuery): string {
+export function buildHistoryQuery(q: HistoryQuery, periodPolicy?: string): string {
   const field = escape.quoted(q.field);
   const where = [`time >= ${Math.trunc(q.from)}ms`, `time <= ${Math.trunc(q.to)}ms`];
   if (q.line) where.push(`"line" = ${escape.stringLit(q.line)}`);
@@ -84,7 +90,7 @@ export function buildHistoryQuery(q: HistoryQuery): string {
   if (q.type) where.push(`"type" = ${escape.stringLit(q.type)}`);
   if (q.period) where.push(`"period" = ${escape.stringLit(q.period)}`);
   if (q.scope) where.push(`"scope" = ${escape.stringLit(q.scope)}`);
-  const from = escape.quoted(q.measurement);
+  const from = fromClause(q.measurement, periodPolicy);
   const groupTags = q.by === 'device' ? `, "device"` : '';
   if (q.agg === 'none') {
     return `SELECT ${field} AS "value" FROM ${from} WHERE ${where.join(' AND ')}${groupTags ? ` GROUP BY "device"` : ''} ORDER BY time ASC LIMIT ${RAW_LIMIT}`;
@@ -115,10 +121,10 @@ export function parseDowntimeQuery(params: URLSearchParams): { ok: true; query: 
 const DOWNTIME_LIMIT = 20_000;
 
 /** The InfluxQL of the line-scope stops (one reason at a time: each stop counted once, as its cause). */
-export function buildDowntimeQuery(q: DowntimeQuery): string {
+export function buildDowntimeQuery(q: DowntimeQuery, periodPolicy?: string): string {
   const where = [`time >= ${Math.trunc(q.from)}ms`, `time < ${Math.trunc(q.to)}ms`, `"scope" = 'line'`];
   if (q.line) where.push(`"line" = ${escape.stringLit(q.line)}`);
-  return `SELECT "unplannedMs", "reason", "micro" FROM "downtime" WHERE ${where.join(' AND ')} GROUP BY "state" LIMIT ${DOWNTIME_LIMIT}`;
+  return `SELECT "unplannedMs", "reason", "micro" FROM ${fromClause('downtime', periodPolicy)} WHERE ${where.join(' AND ')} GROUP BY "state" LIMIT ${DOWNTIME_LIMIT}`;
 }
 
 /** A reason with its numbers taken out (`motor over temperature (93.1 °C)` → `motor over temperature (# °C)`), so one cause is one bar. */
@@ -147,14 +153,21 @@ export interface HistoryResult {
   series: HistorySeries[];
 }
 
-/** Where the history is: a URL as the historian takes it (path prefix, credentials, https, port). */
-export type InfluxTarget = InfluxEndpoint;
+/** Where the history is: a URL as the historian takes it (path prefix, credentials, https, port), and the policy of the period rows (historian.periodRetentionPolicy; default `periods`). */
+export interface InfluxTarget extends InfluxEndpoint {
+  periodRetentionPolicy?: string;
+}
 
 export class HistoryReader {
   private readonly connection: InfluxConnection;
 
   constructor(private readonly target: InfluxTarget) {
     this.connection = connectInflux(target);
+  }
+
+  /** The retention policy the period rows are read from. */
+  get periodPolicy(): string {
+    return this.target.periodRetentionPolicy ?? DEFAULT_PERIOD_POLICY;
   }
 
   /** Closes the kept-alive connections to InfluxDB. */
@@ -168,7 +181,7 @@ export class HistoryReader {
   }
 
   async read(q: HistoryQuery): Promise<HistoryResult> {
-    const text = buildHistoryQuery(q);
+    const text = buildHistoryQuery(q, this.periodPolicy);
     const raw = await this.raw(text);
     const result = raw.results?.[0];
     if (result?.error) throw new Error(`InfluxDB refused the query: ${result.error}`);
@@ -181,7 +194,7 @@ export class HistoryReader {
 }
 
 export async function readDowntime(reader: HistoryReader, q: DowntimeQuery): Promise<{ from: number; to: number; causes: DowntimeCause[]; truncated: boolean }> {
-  const raw = await reader.raw(buildDowntimeQuery(q));
+  const raw = await reader.raw(buildDowntimeQuery(q, reader.periodPolicy));
   const result = raw.results?.[0];
   if (result?.error) throw new Error(`InfluxDB refused the query: ${result.error}`);
   const causes = new Map<string, DowntimeCause>();

@@ -13,6 +13,7 @@ import { listenOn } from '../../lib/listen.js';
 import { logger } from '../../lib/log.js';
 import type { Counters, Service } from '../../lib/service.js';
 import type { DashboardConfig } from '../config.js';
+import { parseDeviceQuery, readDeviceHistory, type DeviceHistory } from './device-detail.js';
 import { HistoryReader, parseDowntimeQuery, parseHistoryQuery, readDowntime, type InfluxTarget } from './history.js';
 import { LineView, type LineSummaryView, type LineViewLimits } from './line-view.js';
 import { ShadowView } from './shadow-view.js';
@@ -42,6 +43,8 @@ export interface DashboardServerOptions {
   sse?: Partial<SseOptions>;
   /** Caps on what the live view keeps (commands 50, devices 10,000, active alerts 1,000). */
   viewLimits?: Partial<LineViewLimits>;
+  /** A device's data-quality totals since the historian beside it started (`linewatch up`), for GET /api/device; absent: none. */
+  deviceQuality?: (line: string, device: string) => Readonly<Record<string, number>> | undefined;
 }
 
 class HttpError extends Error {
@@ -238,6 +241,8 @@ export class DashboardServer implements Service {
           return this.json(res, 200, await this.readHistory(url));
         case 'GET /api/downtime':
           return this.json(res, 200, await this.readDowntimePareto(url));
+        case 'GET /api/device':
+          return this.json(res, 200, await this.deviceDetail(url));
         case 'GET /metrics': {
           const text = await this.metrics.render();
           res.writeHead(200, { 'content-type': this.metrics.contentType });
@@ -379,6 +384,38 @@ export class DashboardServer implements Service {
       this.historyFailedAt = Date.now();
       throw new HttpError(502, `InfluxDB did not answer the downtime query: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * One device in detail (docs/dashboard.md#device-detail): its live view, the historian's totals
+   * beside it (`live`), and from InfluxDB its data quality over the range and recent states and
+   * readings (`history`; null with `historyError` when InfluxDB is not there or did not answer).
+   */
+  private async deviceDetail(url: URL): Promise<unknown> {
+    const parsed = parseDeviceQuery(url.searchParams);
+    if (!parsed.ok) throw new HttpError(400, parsed.error);
+    const { line, device } = parsed.query;
+    const view = this.view.snapshot().devices.find((d) => d.line === line && d.device === device) ?? null;
+    // No `to` given: up to the device's own clock when it is ahead of ours (a simulation at
+    // --speedup stamps its events ahead of the wall clock), as the history's relative ranges do.
+    const query = !url.searchParams.has('to') && view && view.lastSeen >= parsed.query.to ? { ...parsed.query, to: view.lastSeen + 1 } : parsed.query;
+    const liveQuality = this.options.deviceQuality?.(line, device) ?? null;
+    let history: DeviceHistory | null = null;
+    let historyError: string | undefined;
+    if (!this.history) historyError = 'history is not available: no InfluxDB is configured (historian disabled or influxd missing); see docs/historian.md';
+    else {
+      this.stats.history_queries++;
+      try {
+        history = await readDeviceHistory(this.history, query);
+        this.historyFailedAt = undefined;
+      } catch (err) {
+        this.stats.history_errors++;
+        this.historyFailedAt = Date.now();
+        historyError = `InfluxDB did not answer the device query: ${(err as Error).message}`;
+      }
+    }
+    if (!view && !liveQuality && !history?.quality.messages) throw new HttpError(404, `no device ${line}/${device}: nothing heard from it live${history ? ' and nothing stored in the range' : ''}`);
+    return { line, device, view, live: liveQuality, history, ...(historyError ? { historyError } : {}) };
   }
 
   private json(res: ServerResponse, status: number, body: unknown): void {

@@ -1,5 +1,6 @@
 // The dashboard's downtime Pareto and OEE by hour in headless Chromium, on a real influxd holding
-// points the historian's own converter made from OEE-service payloads: the Pareto ranks the line's
+// points the historian's own converter made from OEE-service payloads, written as the historian
+// writes them (into the period retention policy, not raw): the Pareto ranks the line's
 // unplanned stops by cause (numbers in reasons folded, planned stops left out), OEE by hour reads
 // each hour's own figure, and /api/downtime refuses a bad range naming the parameter.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,6 +9,8 @@ import { join } from 'node:path';
 import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DashboardServer } from '../../dashboard/server/index.js';
+import { historianConfigSchema } from '../../historian/config.js';
+import { InfluxClient, setupDatabase } from '../../historian/influx.js';
 import { toPoint } from '../../historian/points.js';
 import { startTestBroker, type TestBroker } from '../harness/broker.js';
 import { launchChromium } from '../harness/chromium.js';
@@ -25,7 +28,9 @@ const stop = (device: string, state: string, reason: string, start: number, minu
 beforeAll(async () => {
   profile = mkdtempSync(join(tmpdir(), 'lw-pareto-chromium-'));
   [broker, influx] = await Promise.all([startTestBroker({ wsPort: null }), startTestInflux()]);
-  await influx.query('CREATE DATABASE paretotest');
+  const config = historianConfigSchema.parse({ influxUrl: influx.url, database: 'paretotest' });
+  const client = new InfluxClient({ url: influx.url, database: config.database, periodRetentionPolicy: config.periodRetentionPolicy });
+  await setupDatabase(client.admin, config);
   const now = Date.now();
   const hour = Math.floor(now / 3_600_000) * 3_600_000; // the current hour: its start is within "last hour"
   const messages = [
@@ -40,9 +45,14 @@ beforeAll(async () => {
     if (!point.ok) throw new Error(point.error);
     return point.line;
   });
-  const res = await fetch(`${influx.url}/write?db=paretotest`, { method: 'POST', body: lines.join('\n') });
-  expect(res.status).toBe(204);
-  dashboard = new DashboardServer({ bus: broker.broker.bus, config: { host: '127.0.0.1', port: 0, token: null }, influx: { url: influx.url, database: 'paretotest' } });
+  await client.writeLines(lines);
+  client.close();
+  // The rows are in the period policy only (kept for retention.periods), none in raw.
+  const [raw] = await influx.query('SELECT count("durationMs") FROM "raw"."downtime"', 'paretotest');
+  expect(raw?.series ?? []).toEqual([]);
+  const [kept] = await influx.query('SELECT count("durationMs") FROM "periods"."downtime"', 'paretotest');
+  expect(kept?.series?.[0]?.values[0]?.[1]).toBe(4);
+  dashboard = new DashboardServer({ bus: broker.broker.bus, config: { host: '127.0.0.1', port: 0, token: null }, influx: { url: influx.url, database: 'paretotest', periodRetentionPolicy: config.periodRetentionPolicy } });
   await dashboard.start();
   browser = await launchChromium(profile, { width: 1280, height: 1600 });
 });

@@ -1,12 +1,16 @@
 // The Grafana provisioning matches the historian's schema: every query of grafana/dashboards/
 // linewatch.json runs without error on a real influxd holding points the historian's own
-// converter made from real payloads, and the panels that should show data do.
+// converter made from real payloads, written as the historian writes them (its database setup,
+// the period rows in their own retention policy), and the panels that should show data do.
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toPoint } from '../../historian/points.js';
+import { historianConfigSchema } from '../../historian/config.js';
+import { zeroCounts } from '../../historian/data-quality.js';
+import { InfluxClient, setupDatabase } from '../../historian/influx.js';
+import { qualityLine, toPoint } from '../../historian/points.js';
 import { startTestInflux, type TestInflux } from '../harness/influx.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -19,7 +23,9 @@ let influx: TestInflux;
 
 beforeAll(async () => {
   influx = await startTestInflux();
-  await influx.query('CREATE DATABASE linewatch');
+  const config = historianConfigSchema.parse({ influxUrl: influx.url });
+  const client = new InfluxClient({ url: influx.url, database: config.database, periodRetentionPolicy: config.periodRetentionPolicy });
+  await setupDatabase(client.admin, config);
   const now = Date.now();
   /** The hour of a minute ago: within the last hour whatever the minute now. */
   const HOUR = Math.max(now - 3_000_000, Math.floor((now - 60_000) / 3_600_000) * 3_600_000);
@@ -43,8 +49,9 @@ beforeAll(async () => {
     if (!point.ok) throw new Error(point.error);
     return point.line;
   });
-  const res = await fetch(`${influx.url}/write?db=linewatch`, { method: 'POST', body: lines.join('\n') });
-  expect(res.status).toBe(204);
+  lines.push(qualityLine({ line: 'A', device: 'st-3', totals: zeroCounts(), delta: { ...zeroCounts(), messages: 40, gaps: 1, skipped: 2 } }, now - 60_000, 60_000, 1));
+  await client.writeLines(lines);
+  client.close();
 });
 
 afterAll(async () => {

@@ -10,6 +10,7 @@ import { MessageRefused, MqttBus } from '../../bus/index.js';
 import { Historian } from '../../historian/index.js';
 import { freePort, ping, startManagedInfluxd } from '../../historian/influxd.js';
 import { historianConfigSchema } from '../../historian/config.js';
+import { toPoint } from '../../historian/points.js';
 import { waitFor } from '../../lib/wait.js';
 import { NO_REDELIVERY, startTestBroker, type TestBroker } from '../harness/broker.js';
 import { startTestInflux, type TestInflux } from '../harness/influx.js';
@@ -58,15 +59,32 @@ describe('Historian', () => {
   const publish = (topic: string, payload: unknown): Promise<void> => broker.broker.bus.publish(topic, JSON.stringify(payload), { qos: 1 });
 
   it('sets up the database, retention policies and continuous queries on first start', async () => {
-    const { database } = await startHistorian({ retention: { raw: '3d', minute: '30d', hour: 'INF' } });
+    const { database } = await startHistorian({ retention: { raw: '3d', minute: '30d', hour: 'INF', periods: '520w' } });
     const rps = await select(database, `SHOW RETENTION POLICIES ON "${database}"`);
     const byName = Object.fromEntries(rps.map((r) => [r.name, r]));
     expect(byName.raw).toMatchObject({ duration: '72h0m0s', default: true });
     expect(byName['1m']).toMatchObject({ duration: '720h0m0s', default: false });
     expect(byName['1h']).toMatchObject({ duration: '0s', default: false });
+    expect(byName.periods).toMatchObject({ duration: '87360h0m0s', default: false });
     const [cqs] = await influx.query('SHOW CONTINUOUS QUERIES');
     const ours = cqs!.series!.find((s) => s.name === database)!.values.map((v) => v[0]);
     expect(ours).toEqual(expect.arrayContaining(['lw_telemetry_1m', 'lw_telemetry_1h', 'lw_line_1m', 'lw_state_1m', 'lw_commands_1h', 'lw_alerts_1m']));
+  });
+
+  it('copies the period rows an earlier version left in raw into the period policy when it creates it', async () => {
+    // As an earlier version set the database up and wrote an OEE and a downtime row: into raw.
+    const database = 'legacy_periods';
+    await influx.query(`CREATE DATABASE ${database}`);
+    await influx.query(`CREATE RETENTION POLICY "raw" ON ${database} DURATION 7d REPLICATION 1 DEFAULT`);
+    const lines = [
+      toPoint('lw/A/oee', JSON.stringify({ ts: T0 + 60_000, period: 'hour', scope: 'line', start: T0, end: T0 + 3_600_000, complete: true, oee: 0.61, availability: 0.8, performance: 0.8, quality: 0.95, plannedMs: 60_000, runMs: 48_000, downMs: { FAULT: 12_000 }, microStops: 0, microStopMs: 0, plannedStopMs: 0, unknownMs: 0, goodCount: 20, scrapCount: 1 })),
+      toPoint('lw/A/downtime', JSON.stringify({ ts: T0 + 5000, scope: 'line', device: 'st-3', state: 'FAULT', reason: 'jam', start: T0, end: T0 + 5000, durationMs: 5000, plannedMs: 0, micro: false, open: false })),
+    ].map((point) => (point.ok ? point.line : ''));
+    const res = await fetch(`${influx.url}/write?db=${database}`, { method: 'POST', body: lines.join('\n') });
+    expect(res.status).toBe(204);
+    await startHistorian({ database });
+    expect(await select(database, 'SELECT "oee", "goodCount", "period", "scope" FROM "periods"."oee"')).toEqual([{ time: T0, oee: 0.61, goodCount: 20, period: 'hour', scope: 'line' }]);
+    expect(await select(database, 'SELECT "durationMs", "reason", "state" FROM "periods"."downtime"')).toEqual([{ time: T0, durationMs: 5000, reason: 'jam', state: 'FAULT' }]);
   });
 
   it('stores every kind of event under the documented schema, at the device time', async () => {
@@ -208,13 +226,15 @@ describe('Historian', () => {
     await away.start();
     for (let i = 0; i < 200; i++) await publish('lw/Q/s1/telemetry', { ts: T0 + i, seq: i, values: { v: i } });
     expect(away.counters()).toMatchObject({ spooled: 200, written: 0 });
-    await away.stop(); // InfluxDB unreachable: the 200 stay in the spool
+    await away.stop(); // InfluxDB unreachable: the 200 stay in the spool, with the data_quality point of s1's last interval
+    expect(away.counters().data_quality_points).toBe(1);
     const back = new Historian({ bus: broker.broker.bus, config: historianConfigSchema.parse({ influxUrl: influx.url, database: 'replay', spoolDir }), dataDir: dir });
     running.push(back);
     await back.start();
     await back.flush();
-    expect(back.counters()).toMatchObject({ received: 0, written: 200, replayed: 200 });
+    expect(back.counters()).toMatchObject({ received: 0, written: 201, replayed: 201 });
     expect(await select('replay', 'SELECT count("v") FROM telemetry')).toEqual([{ time: 0, count: 200 }]);
+    expect(await select('replay', 'SELECT sum("messages") FROM "periods"."data_quality"')).toEqual([{ time: 0, sum: 200 }]);
   });
 
   it('bounds the spool: raises the alarm as it fills, then refuses what does not fit (the publish fails, nothing is acknowledged and dropped)', async () => {

@@ -2,7 +2,8 @@
 // answers 400 "partial write: …" for the bad ones (unparseable lines, points beyond the retention
 // policy). The historian must count what was stored as written and only the bad points as
 // rejected — each once — and move on. The bad points are built below the contract (straight into
-// the spool), since the contract keeps such timestamps out.
+// the spool), since the contract keeps such timestamps out. A batch of events and period rows is two
+// requests (raw and the period policy): their refusals add up the same way.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Historian } from '../../historian/index.js';
@@ -66,5 +67,24 @@ describe('counting per point on a partial write', () => {
     const historian = await replay('pw_mixed', lines);
     expect(await storedCount('pw_mixed')).toBe(300);
     expect(historian.counters()).toMatchObject({ written: 300, dropped_rejected: 2 });
+  });
+
+  it('a batch of events and period rows, one bad point in each: two requests, every good point stored in its policy, 2 rejected', async () => {
+    const stop = (n: number): string => {
+      const point = toPoint('lw/PW/downtime', JSON.stringify({ ts: T0 + n * 1000 + 500, scope: 'device', device: `d${n}`, state: 'FAULT', start: T0 + n * 1000, end: T0 + n * 1000 + 500, durationMs: 500, plannedMs: 0, micro: true, open: false }));
+      if (!point.ok) throw new Error(point.error);
+      return point.line;
+    };
+    const lines = Array.from({ length: 200 }, (_, seq) => telemetryLine(seq));
+    for (let n = 0; n < 20; n++) lines.splice(n * 10, 0, stop(n));
+    lines.splice(50, 0, telemetryLine(9998).replace(/ \d+$/, ' 9007199254740991000000'));
+    lines.splice(150, 0, stop(99).replace(/ \d+$/, ' 9007199254740991000000'));
+    const historian = await replay('pw_routed', lines);
+    expect(await storedCount('pw_routed')).toBe(200);
+    const [periods] = await rig.influx.query('SELECT count("durationMs") FROM "periods"."downtime"', 'pw_routed');
+    expect(Number(periods?.series?.[0]?.values[0]?.[1])).toBe(20);
+    const [raw] = await rig.influx.query('SELECT count("durationMs") FROM "raw"."downtime"', 'pw_routed');
+    expect(raw?.series ?? []).toEqual([]);
+    expect(historian.counters()).toMatchObject({ written: 220, replayed: 222, dropped_rejected: 2 });
   });
 });

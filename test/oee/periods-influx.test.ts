@@ -1,6 +1,6 @@
 // The worked example of docs/oee.md through the whole path against a real broker and a real
 // influxd: the OEE service publishes each hour's and the shift's figures and every stop, the
-// historian stores them (measurements oee, downtime), and a restart of the OEE service in the
+// historian stores them (measurements oee, downtime, in the period policy "periods"), and a restart of the OEE service in the
 // middle of the shift (during the break, a stop open across it) changes none of the figures.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,7 +72,7 @@ describe('OEE per period and downtime in InfluxDB', () => {
     await waitFor(() => second.figuresOf(LINE)?.now() === at('14:00:00'), 10_000, 'the second OEE service to see the rest of the shift');
     await second.stop();
 
-    const shift = await waitFor(async () => (await rows(`SELECT * FROM "oee" WHERE "line" = 'W' AND "period" = 'shift' AND "scope" = 'line' AND time = ${at('06:00:00')}ms`)).find((row) => row.complete === 1), 15_000, 'the complete shift row in InfluxDB');
+    const shift = await waitFor(async () => (await rows(`SELECT * FROM "periods"."oee" WHERE "line" = 'W' AND "period" = 'shift' AND "scope" = 'line' AND time = ${at('06:00:00')}ms`)).find((row) => row.complete === 1), 15_000, 'the complete shift row in InfluxDB');
     // The historian has written the last round (the shift row is its last point of the line): the rest is there too.
     expect(shift).toMatchObject({ shift: 'early', complete: 1, plannedMs: EXPECTED.shift.plannedMs, runMs: EXPECTED.shift.runMs, microStops: 1, microStopMs: 20_000, plannedStopMs: EXPECTED.shift.plannedStopMs, down_FAULT: EXPECTED.shift.downMs.FAULT, down_STARVED: EXPECTED.shift.downMs.STARVED, down_BLOCKED: 0, goodCount: 351, scrapCount: 9 });
     expect(shift.availability).toBeCloseTo(EXPECTED.shift.availability, 12);
@@ -80,10 +80,10 @@ describe('OEE per period and downtime in InfluxDB', () => {
     expect(shift.quality).toBeCloseTo(EXPECTED.shift.quality, 12);
     expect(shift.oee).toBeCloseTo(EXPECTED.shift.oee, 12);
 
-    const station = (await rows(`SELECT * FROM "oee" WHERE "line" = 'W' AND "period" = 'shift' AND "scope" = 'station' AND "device" = 'st-1'`))[0];
+    const station = (await rows(`SELECT * FROM "periods"."oee" WHERE "line" = 'W' AND "period" = 'shift' AND "scope" = 'station' AND "device" = 'st-1'`))[0];
     expect(station?.oee).toBeCloseTo(EXPECTED.shift.oee, 12);
 
-    const hours = await rows(`SELECT * FROM "oee" WHERE "line" = 'W' AND "period" = 'hour' AND "scope" = 'line' AND time >= ${at('06:00:00')}ms AND time < ${at('14:00:00')}ms`);
+    const hours = await rows(`SELECT * FROM "periods"."oee" WHERE "line" = 'W' AND "period" = 'hour' AND "scope" = 'line' AND time >= ${at('06:00:00')}ms AND time < ${at('14:00:00')}ms`);
     expect(hours).toHaveLength(8);
     const hour = (hh: string) => hours.find((row) => row.time === at(`${hh}:00:00`));
     expect(hour('07')).toMatchObject({ plannedMs: EXPECTED.hour07.plannedMs, runMs: EXPECTED.hour07.runMs, down_FAULT: EXPECTED.hour07.downMs.FAULT, performance: 1, complete: 1 });
@@ -92,11 +92,11 @@ describe('OEE per period and downtime in InfluxDB', () => {
     expect(hour('10')).toMatchObject({ plannedMs: EXPECTED.hour10.plannedMs, runMs: EXPECTED.hour10.runMs, plannedStopMs: EXPECTED.hour10.plannedStopMs, availability: 1, quality: 1 });
     expect(hour('10')?.performance).toBeCloseTo(EXPECTED.hour10.performance, 12);
 
-    const stops = await rows(`SELECT * FROM "downtime" WHERE "line" = 'W' AND "scope" = 'device'`);
+    const stops = await rows(`SELECT * FROM "periods"."downtime" WHERE "line" = 'W' AND "scope" = 'device'`);
     expect(stops.map((row) => ({ state: row.state, reason: row.reason, start: row.start, end: row.end, plannedMs: row.plannedMs, micro: row.micro === 1 }))).toEqual(EXPECTED.stops);
     expect(stops.every((row) => row.open === 0 && row.device === 'st-1')).toBe(true);
     // The break's stop was open across the restart: still one row, with its whole length.
     expect(stops.filter((row) => row.state === 'IDLE')).toHaveLength(1);
-    expect(await rows(`SELECT count("durationMs") FROM "downtime" WHERE "line" = 'W' AND "scope" = 'line'`)).toEqual([expect.objectContaining({ count: EXPECTED.stops.length })]);
+    expect(await rows(`SELECT count("durationMs") FROM "periods"."downtime" WHERE "line" = 'W' AND "scope" = 'line'`)).toEqual([expect.objectContaining({ count: EXPECTED.stops.length })]);
   });
 });
