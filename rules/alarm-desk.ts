@@ -51,7 +51,9 @@ export class AlarmDesk {
     const act = { operator: request.operator, ...(request.comment !== undefined ? { comment: request.comment } : {}) };
     const event: AlarmEvent =
       request.action === 'shelve' ? { type: 'shelve', forMs: request.shelveForMs!, ...act } : { type: request.action === 'acknowledge' ? 'ack' : request.action, ...act };
-    const step = this.table.applyByTopicId(line, topicId, event, this.options.clock.now(), this.options.lineNow(line));
+    // A request for an alarm that is not there is refused: its line (any name a requester sends) is not asked for its time.
+    const now = this.options.clock.now();
+    const step = this.table.applyByTopicId(line, topicId, event, now, this.table.hasTopicId(line, topicId) ? this.options.lineNow(line) : now);
     if (step.kind === 'refused') {
       this.options.count('alarm_requests_refused');
       this.limitedLog.write('warn', 'alarm_request_refused', { line, alarm: topicId, action: request.action, operator: request.operator }, `refused ${request.operator}'s ${request.action} of alarm ${topicId} on line ${line}: ${step.error}`);

@@ -132,6 +132,11 @@ export class AlarmTable {
     return true;
   }
 
+  /** Whether the alarm named by its topic level on `line` is not normal. */
+  hasTopicId(line: string, topicId: string): boolean {
+    return this.alarms.has(keyOf(line, topicId));
+  }
+
   get(line: string, id: string): AlarmPayload | undefined {
     return this.alarms.get(keyOf(line, alarmTopicId(id)))?.alarm;
   }
