@@ -3,3 +3,4 @@ export * from './schemas.js';
 export * from './validate.js';
 export * from './sequence.js';
 export * from './decode.js';
+export * from './event-clock.js';

@@ -14,7 +14,10 @@ const log = logger('rules');
 
 export interface AlarmDeskOptions {
   bus: Bus;
+  /** Engine time: shelving, the republish after a restore. */
   clock: Clock;
+  /** The line's event time, which transitions are stamped in (docs/rules.md#which-time). */
+  lineNow: (line: string) => number;
   count: (counter: string) => void;
 }
 
@@ -35,11 +38,11 @@ export class AlarmDesk {
 
   constructor(private readonly options: AlarmDeskOptions) {}
 
-  /** A rule's alert was raised or cleared: its alarm is raised or returns to normal. */
+  /** A rule's alert was raised or cleared: its alarm is raised or returns to normal, at the alert's time. */
   alert(line: string, alert: AlertPayload): void {
     if (alert.state === 'acknowledged') return; // operators' acks come as requests (request())
     const event: AlarmEvent = alert.state === 'raised' ? { type: 'raise', alert } : { type: 'return' };
-    this.publishStep(line, this.table.apply(line, alert.id, event, this.options.clock.now()));
+    this.publishStep(line, this.table.apply(line, alert.id, event, this.options.clock.now(), alert.ts));
   }
 
   /** An operator's request on lw/{line}/alarms/{topicId}/set. Refused ones are counted and logged (bounded): the dashboard checked the alarm exists. */
@@ -48,7 +51,9 @@ export class AlarmDesk {
     const act = { operator: request.operator, ...(request.comment !== undefined ? { comment: request.comment } : {}) };
     const event: AlarmEvent =
       request.action === 'shelve' ? { type: 'shelve', forMs: request.shelveForMs!, ...act } : { type: request.action === 'acknowledge' ? 'ack' : request.action, ...act };
-    const step = this.table.applyByTopicId(line, topicId, event, this.options.clock.now());
+    // A request for an alarm that is not there is refused: its line (any name a requester sends) is not asked for its time.
+    const now = this.options.clock.now();
+    const step = this.table.applyByTopicId(line, topicId, event, now, this.table.hasTopicId(line, topicId) ? this.options.lineNow(line) : now);
     if (step.kind === 'refused') {
       this.options.count('alarm_requests_refused');
       this.limitedLog.write('warn', 'alarm_request_refused', { line, alarm: topicId, action: request.action, operator: request.operator }, `refused ${request.operator}'s ${request.action} of alarm ${topicId} on line ${line}: ${step.error}`);
@@ -67,7 +72,7 @@ export class AlarmDesk {
 
   /** Shelving that ran out at engine time `now`. */
   tick(now: number): void {
-    for (const { line, alarm } of this.table.unshelveDue(now)) this.publish(line, alarm);
+    for (const { line, alarm } of this.table.unshelveDue(now, this.options.lineNow)) this.publish(line, alarm);
     if (this.republishAt !== undefined && now >= this.republishAt) this.republishRestored();
   }
 

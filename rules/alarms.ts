@@ -53,15 +53,17 @@ export function isShelved(alarm: AlarmPayload, now: number): boolean {
 
 /**
  * The next state of one alarm (`current` undefined: there is none, i.e. normal) for `event` at
- * `now`; `lastRev` is the highest rev this alarm id ever had, so a new life of it never reuses one.
+ * engine time `now` (shelving: `shelvedUntil` is engine time, a real timeout), stamped `at` (its
+ * `ts` and `raisedAt`: the line's event time, docs/rules.md#which-time; `now` unless given);
+ * `lastRev` is the highest rev this alarm id ever had, so a new life of it never reuses one.
  */
-export function nextAlarm(current: AlarmPayload | undefined, event: AlarmEvent, now: number, lastRev = current?.rev ?? 0): AlarmStep {
+export function nextAlarm(current: AlarmPayload | undefined, event: AlarmEvent, now: number, lastRev = current?.rev ?? 0, at = now): AlarmStep {
   const rev = Math.max(lastRev, current?.rev ?? 0) + 1;
   if (event.type === 'raise') {
     if (current && isActive(current)) return { kind: 'unchanged', why: 'the alarm is active already' };
     const { id, rule, severity, message, device } = event.alert;
     const shelf = current?.shelvedUntil !== undefined && current.shelvedUntil > now ? { shelvedUntil: current.shelvedUntil } : {};
-    return { kind: 'changed', alarm: { id, rule, severity, message, ...(device ? { device } : {}), state: 'active-unacked', ...shelf, transition: 'raise', raisedAt: now, rev, ts: now } };
+    return { kind: 'changed', alarm: { id, rule, severity, message, ...(device ? { device } : {}), state: 'active-unacked', ...shelf, transition: 'raise', raisedAt: at, rev, ts: at } };
   }
   if (!current) {
     if (event.type === 'return' || event.type === 'shelve-expired') return { kind: 'unchanged', why: 'the alarm is normal already' };
@@ -69,7 +71,7 @@ export function nextAlarm(current: AlarmPayload | undefined, event: AlarmEvent, 
   }
   const { operator: _operator, comment: _comment, ...base } = current;
   const next = (changes: Partial<AlarmPayload> & Pick<AlarmPayload, 'transition'>, act?: OperatorAct): AlarmStep => {
-    const alarm: AlarmPayload = { ...base, ...changes, rev, ts: now };
+    const alarm: AlarmPayload = { ...base, ...changes, rev, ts: at };
     if (act) {
       alarm.operator = act.operator;
       if (act.comment !== undefined && act.comment !== '') alarm.comment = act.comment;
@@ -109,14 +111,14 @@ export class AlarmTable {
   private readonly alarms = new Map<string, LineAlarm>();
   private readonly revs = new Map<string, number>();
 
-  /** Applies `event` to the alarm `id` of `line`; a changed alarm is stored (or dropped when normal). */
-  apply(line: string, id: string, event: AlarmEvent, now: number): AlarmStep {
-    return this.applyAt(keyOf(line, alarmTopicId(id)), event, now);
+  /** Applies `event` to the alarm `id` of `line` at engine time `now`, stamped `at` (nextAlarm); a changed alarm is stored (or dropped when normal). */
+  apply(line: string, id: string, event: AlarmEvent, now: number, at = now): AlarmStep {
+    return this.applyAt(keyOf(line, alarmTopicId(id)), event, now, at);
   }
 
   /** As apply, for the alarm named by its topic level (an operator's request on lw/{line}/alarms/{level}/set). */
-  applyByTopicId(line: string, topicId: string, event: AlarmEvent, now: number): AlarmStep {
-    return this.applyAt(keyOf(line, topicId), event, now);
+  applyByTopicId(line: string, topicId: string, event: AlarmEvent, now: number, at = now): AlarmStep {
+    return this.applyAt(keyOf(line, topicId), event, now, at);
   }
 
   /**
@@ -130,6 +132,11 @@ export class AlarmTable {
     return true;
   }
 
+  /** Whether the alarm named by its topic level on `line` is not normal. */
+  hasTopicId(line: string, topicId: string): boolean {
+    return this.alarms.has(keyOf(line, topicId));
+  }
+
   get(line: string, id: string): AlarmPayload | undefined {
     return this.alarms.get(keyOf(line, alarmTopicId(id)))?.alarm;
   }
@@ -139,14 +146,14 @@ export class AlarmTable {
     return [...this.alarms.values()];
   }
 
-  /** Alarms whose shelving ran out at `now`, each with its unshelved state (stored). */
-  unshelveDue(now: number): LineAlarm[] {
+  /** Alarms whose shelving ran out at engine time `now`, each with its unshelved state (stored), stamped `atOf(line)`. */
+  unshelveDue(now: number, atOf: (line: string) => number = () => now): LineAlarm[] {
     // On every tick: the table is copied only when some shelving ran out (applyAt changes it).
     let expired: [string, LineAlarm][] | undefined;
     for (const entry of this.alarms) if (entry[1].alarm.shelvedUntil !== undefined && entry[1].alarm.shelvedUntil <= now) (expired ??= []).push(entry);
     const due: LineAlarm[] = [];
     for (const [key, entry] of expired ?? []) {
-      const step = this.applyAt(key, { type: 'shelve-expired' }, now);
+      const step = this.applyAt(key, { type: 'shelve-expired' }, now, atOf(entry.line));
       if (step.kind === 'changed') due.push({ line: entry.line, alarm: step.alarm });
     }
     return due;
@@ -156,10 +163,10 @@ export class AlarmTable {
     return this.alarms.size;
   }
 
-  private applyAt(key: string, event: AlarmEvent, now: number): AlarmStep {
+  private applyAt(key: string, event: AlarmEvent, now: number, at: number): AlarmStep {
     const entry = this.alarms.get(key);
     const line = entry?.line ?? key.slice(0, key.indexOf('\u0000'));
-    const step = nextAlarm(entry?.alarm, event, now, this.revs.get(key) ?? 0);
+    const step = nextAlarm(entry?.alarm, event, now, this.revs.get(key) ?? 0, at);
     if (step.kind === 'changed') this.store(key, line, step.alarm);
     return step;
   }

@@ -13,7 +13,8 @@ const REASON_CHARS = 256;
 
 export interface CommandPublisherOptions {
   bus: Bus;
-  now: () => number;
+  /** The line's event time: an outcome's ts unless the device's ack gives it. */
+  lineNow: (line: string) => number;
   count: (counter: string) => void;
   onOutcome: (event: OutcomeEvent) => void;
 }
@@ -29,7 +30,8 @@ export class CommandPublisher {
     });
   }
 
-  record(line: string, target: string, command: CommandPayload, outcome: CommandOutcome, attempts: number, reason?: string): void {
+  /** Publishes what became of `command`, at `ts` (the ack's, when a device's ack says it) or now in its line's event time. */
+  record(line: string, target: string, command: CommandPayload, outcome: CommandOutcome, attempts: number, reason?: string, ts = this.options.lineNow(line)): void {
     const payload: CommandOutcomePayload = {
       id: command.id,
       action: command.action,
@@ -40,7 +42,7 @@ export class CommandPublisher {
       attempts,
       ...(reason ? { reason: reason.slice(0, REASON_CHARS) } : {}),
       issuedAt: command.ts,
-      ts: this.options.now(),
+      ts,
     };
     this.options.count(`outcome_${outcome}`);
     this.options.onOutcome({ type: 'outcome', line, outcome: payload });

@@ -39,7 +39,10 @@ export interface DeferEvent {
 
 export interface CommandCenterOptions {
   bus: Bus;
+  /** Engine time: the limits, retries, expiry and completion timeouts. */
   clock: Clock;
+  /** The line's event time, which commands and outcomes are stamped in (docs/rules.md#which-time). */
+  lineNow: (line: string) => number;
   /** Prefix of command ids; unique per engine start. */
   idPrefix: string;
   settings: Pick<RulesSettings, 'ackTimeoutMs' | 'retries' | 'commandTtlMs' | 'completionTimeoutMs' | 'recommandLimit'>;
@@ -65,6 +68,11 @@ export interface Pending {
   accepted: boolean;
   /** Engine time of the `accepted` ack: the completion timeout counts from it. */
   acceptedAt?: number;
+  /**
+   * Engine time it expires at: sent + its ttl (the payload's expiresAt is in its line's event
+   * time, as its ts). Absent in a state file written before it was kept: command.expiresAt then.
+   */
+  expiresAt?: number;
 }
 
 /** A command the loop stopped waiting for (expired, or accepted and not completed in time): a later ack is still its outcome. */

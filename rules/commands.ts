@@ -49,7 +49,7 @@ export class CommandCenter {
   constructor(private readonly options: CommandCenterOptions) {
     this.limits = new TargetLimits(options.safety);
     this.limited = new LogLimiter(log, { now: () => options.clock.now() });
-    this.publisher = new CommandPublisher({ bus: options.bus, now: () => options.clock.now(), count: options.count, onOutcome: options.onEvent });
+    this.publisher = new CommandPublisher({ bus: options.bus, lineNow: options.lineNow, count: options.count, onOutcome: options.onEvent });
     this.pending = new PendingCommands({
       settings: options.settings,
       now: () => options.clock.now(),
@@ -146,7 +146,7 @@ export class CommandCenter {
     if (decision.suspension) this.suspend(req, decision.suspension);
     if (decision.changes) target.changes[setpointKey] = decision.changes;
     if (!decision.allowed) {
-      if (decision.retryAt === undefined) this.block(intent, decision.params, decision.reason, now);
+      if (decision.retryAt === undefined) this.block(intent, decision.params, decision.reason);
       else this.defer(intent, decision, decision.retryAt);
       return;
     }
@@ -162,15 +162,16 @@ export class CommandCenter {
     this.options.onSuspend({ ruleId: offender, line: req.line, target: req.target, key, until, reason });
   }
 
-  /** Refused for good (a suspended rule): counted, published as a `blocked` outcome and logged, once per intent; it is tried again while it wins. */
-  private block(intent: Intent, params: Record<string, ParamValue>, reason: string, now: number): void {
+  /** Refused for good (a suspended rule): counted, published as a `blocked` outcome (at its line's event time) and logged, once per intent; it is tried again while it wins. */
+  private block(intent: Intent, params: Record<string, ParamValue>, reason: string): void {
     if (intent.blockedReported) return;
     intent.blockedReported = true;
     const req = intent.request;
     const id = `${this.options.idPrefix}-${++this.nextId}`;
     this.options.count(`blocked_${limitOf(reason)}`);
     this.limited.write('warn', 'command_blocked', { rule: req.ruleId, target: `${req.line}/${req.target}`, action: req.action }, `command ${req.action} to ${req.line}/${req.target} from rule ${req.ruleId} blocked: ${reason}`);
-    this.publisher.record(req.line, req.target, { id, action: req.action, params, origin: `rule:${req.ruleId}`, ts: now, expiresAt: now }, 'blocked', 0, reason);
+    const at = this.options.lineNow(req.line);
+    this.publisher.record(req.line, req.target, { id, action: req.action, params, origin: `rule:${req.ruleId}`, ts: at, expiresAt: at }, 'blocked', 0, reason, at);
   }
 
   /** A limit delays the intent: reported once per limit (not for the next step of a speed change already under way). */
@@ -190,7 +191,11 @@ export class CommandCenter {
     const req = intent.request;
     const { key, value, params, note } = decision;
     const id = `${this.options.idPrefix}-${++this.nextId}`;
-    const command: CommandPayload = { id, action: req.action, params, origin: `rule:${req.ruleId}`, ts: now, expiresAt: now + (req.ttlMs ?? this.options.settings.commandTtlMs) };
+    // Stamped in its line's event time, expiresAt too (a device judges it by its own clock); the
+    // engine's own expiry is `ttl` of engine time from now (pending-commands.ts).
+    const ttlMs = req.ttlMs ?? this.options.settings.commandTtlMs;
+    const at = this.options.lineNow(req.line);
+    const command: CommandPayload = { id, action: req.action, params, origin: `rule:${req.ruleId}`, ts: at, expiresAt: at + ttlMs };
     target.lastCommandAt = now;
     target.lastPriority = req.priority;
     target.sent.push(now);
@@ -201,12 +206,12 @@ export class CommandCenter {
     intent.commandId = id;
     intent.deferredBy = undefined;
     if (decision.split) this.options.count('commands_split');
-    if (!this.options.shadow) this.pending.add(command, req.line, req.target);
+    if (!this.options.shadow) this.pending.add(command, req.line, req.target, ttlMs);
     this.options.count('commands_sent');
     this.options.onEvent({ type: 'command', line: req.line, target: req.target, command, note });
     this.publisher.send(req.line, req.target, command);
     // No device answers a shadow command: it is what the device has from now on, as if done.
-    if (this.options.shadow) this.publisher.record(req.line, req.target, command, 'shadow', 1);
+    if (this.options.shadow) this.publisher.record(req.line, req.target, command, 'shadow', 1, undefined, at);
   }
 
   onAck(line: string, device: string, ack: AckPayload): void {

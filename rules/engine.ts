@@ -11,6 +11,7 @@ import { basename, dirname } from 'node:path';
 import type { Bus, DecodeOnce, Unsubscribe } from '../bus/bus.js';
 import { decode } from '../contracts/decode.js';
 import { ALL_LINES, describeOwnership, ownedFilters, ownsLine, type LineOwnership } from '../contracts/line-workers.js';
+import { EventClock } from '../contracts/event-clock.js';
 import { topics, type MessageKind } from '../contracts/topics.js';
 import { lockDir, unlockDir } from '../lib/dir-lock.js';
 import { logger } from '../lib/log.js';
@@ -127,6 +128,8 @@ export class RulesEngine implements Service {
   private ruleSet: RuleSet = NO_RULES;
   private readonly lastGood = new Map<string, ParsedFile>();
   private readonly devices: DeviceTable;
+  /** Each line's event time (docs/rules.md#which-time): what alerts, alarms, commands and outcomes are stamped in. */
+  private readonly eventClock = new EventClock();
   private readonly instances = new InstanceTable();
   private readonly router: RuleRouter;
   private lastSnapshotAt = 0;
@@ -143,9 +146,11 @@ export class RulesEngine implements Service {
     this.clock = options.clock ?? systemClock;
     this.settings = rulesSettingsSchema.parse(options.settings ?? {});
     this.devices = new DeviceTable(this.settings);
+    const lineNow = (line: string): number => this.eventClock.now(line, this.clock.now());
     this.commands = new CommandCenter({
       bus: this.bus,
       clock: this.clock,
+      lineNow,
       // Unique per start; on the system clock a random part keeps two engines started in the same ms apart
       // (a ManualClock keeps ids reproducible for `rules test`).
       // A shadow set's ids start with `s`, so none is ever a live command's.
@@ -157,9 +162,9 @@ export class RulesEngine implements Service {
       count: (name) => this.count(name),
       shadow: options.shadow === true,
     });
-    this.alarmDesk = new AlarmDesk({ bus: this.bus, clock: this.clock, count: (name) => this.count(name) });
-    this.actions = new RuleActions({ bus: this.bus, clock: this.clock, commands: this.commands, devices: this.devices, alarms: this.alarmDesk, count: (name) => this.count(name), onEvent: options.onEvent });
-    this.router = new RuleRouter({ clock: this.clock, devices: this.devices, instances: this.instances, actions: this.actions, counts: this.counts, deadLetters: new DeadLetters(this.bus, this.clock, (name) => this.count(name)), ownsLine: (line) => ownsLine(this.ownership, line) });
+    this.alarmDesk = new AlarmDesk({ bus: this.bus, clock: this.clock, lineNow, count: (name) => this.count(name) });
+    this.actions = new RuleActions({ bus: this.bus, clock: this.clock, lineNow, commands: this.commands, devices: this.devices, alarms: this.alarmDesk, count: (name) => this.count(name), onEvent: options.onEvent });
+    this.router = new RuleRouter({ clock: this.clock, devices: this.devices, instances: this.instances, actions: this.actions, counts: this.counts, deadLetters: new DeadLetters(this.bus, this.clock, (name) => this.count(name)), ownsLine: (line) => ownsLine(this.ownership, line), heard: (line, ts) => this.eventClock.observe(line, ts, this.clock.now()) });
     this.folder = new RuleFolderWatcher({
       dir: options.dir,
       debounceMs: this.settings.reloadDebounceMs,

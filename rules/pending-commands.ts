@@ -38,9 +38,10 @@ export class PendingCommands {
     return this.pending.size;
   }
 
-  /** A command just sent: it waits for its ack. */
-  add(command: CommandPayload, line: string, target: string): void {
-    this.pending.set(command.id, { command, line, target, attempts: 1, retryAt: this.options.now() + this.options.settings.ackTimeoutMs, accepted: false });
+  /** A command just sent, to expire `ttlMs` of engine time from now: it waits for its ack. */
+  add(command: CommandPayload, line: string, target: string, ttlMs: number): void {
+    const now = this.options.now();
+    this.pending.set(command.id, { command, line, target, attempts: 1, retryAt: now + this.options.settings.ackTimeoutMs, accepted: false, expiresAt: now + ttlMs });
   }
 
   onAck(line: string, device: string, ack: AckPayload): void {
@@ -52,13 +53,13 @@ export class PendingCommands {
       waiting.accepted = true;
       waiting.acceptedAt = this.options.now();
       this.options.took(line, device, waiting.command, ack.ts, false);
-      publisher.record(line, device, waiting.command, 'accepted', waiting.attempts, ack.reason);
+      publisher.record(line, device, waiting.command, 'accepted', waiting.attempts, ack.reason, ack.ts);
       return;
     }
     this.pending.delete(ack.id);
     if (ack.result === 'done') this.options.took(line, device, waiting.command, ack.ts, false);
     else this.options.refused(line, device, waiting.command, ack.result);
-    publisher.record(line, device, waiting.command, ack.result, waiting.attempts, ack.reason);
+    publisher.record(line, device, waiting.command, ack.result, waiting.attempts, ack.reason, ack.ts);
   }
 
   /** An ack for a command no longer pending: the outcome of one given up on (counted acks_late), else unknown. */
@@ -73,7 +74,7 @@ export class PendingCommands {
     if (ack.result === 'done' || ack.result === 'accepted') this.options.took(line, device, late.command, ack.ts, true);
     else this.options.refused(line, device, late.command, ack.result);
     this.limited.write('warn', 'ack_late', { id: ack.id, target: `${line}/${device}`, result: ack.result }, `command ${ack.id} to ${line}/${device}: ${ack.result} arrived after the engine stopped waiting (${late.why}); recorded as its outcome`);
-    this.options.publisher.record(line, device, late.command, ack.result, late.attempts, `late (${late.why})${ack.reason ? `: ${ack.reason}` : ''}`);
+    this.options.publisher.record(line, device, late.command, ack.result, late.attempts, `late (${late.why})${ack.reason ? `: ${ack.reason}` : ''}`, ack.ts);
   }
 
   /** Retries, expiries and completion timeouts at engine time `now`. */
@@ -82,6 +83,7 @@ export class PendingCommands {
     for (const [id, waiting] of this.pending) {
       if (waiting.accepted) {
         const timeout = completionTimeoutMs[waiting.command.action];
+        // acceptedAt is set with accepted; a state file older than it kept command.ts in engine time.
         if (now < (waiting.acceptedAt ?? waiting.command.ts) + timeout) continue;
         this.pending.delete(id);
         this.options.count('completions_timed_out');
@@ -91,7 +93,7 @@ export class PendingCommands {
         continue;
       }
       if (now < waiting.retryAt) continue;
-      if (waiting.attempts <= retries && now < waiting.command.expiresAt) {
+      if (waiting.attempts <= retries && now < (waiting.expiresAt ?? waiting.command.expiresAt)) {
         waiting.attempts++;
         waiting.retryAt = now + ackTimeoutMs;
         this.options.count('commands_retried');

@@ -39,6 +39,8 @@ export interface RuleRouterOptions {
   deadLetters: DeadLetters;
   /** Whether this engine owns `line` (rules.lines / rules.worker): an absence rule of another worker's line does nothing here. */
   ownsLine: (line: string) => boolean;
+  /** A state or telemetry message taken in (not refused, not a duplicate, not late): its line's event time goes on from its `ts` (docs/rules.md#which-time). */
+  heard: (line: string, ts: number) => void;
 }
 
 export class RuleRouter {
@@ -87,6 +89,9 @@ export class RuleRouter {
       return;
     }
     const { record, late, reordered, alive } = this.options.devices.observe(event, now);
+    // A status's ts only dates a connect (a will's is old) and is never refused; a late message (a
+    // backfill, a retained state of an earlier run) is the past: neither moves the line's time.
+    if (!late && event.kind !== 'status') this.options.heard(event.line, event.payload.ts);
     if (late) this.options.counts.late++;
     else if (reordered) this.options.counts.reordered++;
     if (alive) for (const rule of this.index.absenceFor(record.id)) this.deviceBack(rule, record.id);
@@ -145,7 +150,7 @@ export class RuleRouter {
     this.options.counts.activations++;
     // Once per activation, which a busy line does thousands of times a second: counted (activations), logged at debug only.
     log.debug({ rule: rule.id, key: instance.key }, 'rule fired');
-    this.options.actions.fire(rule, instance, scope, now);
+    this.options.actions.fire(rule, instance, scope);
   }
 
   private deactivate(rule: CompiledRule, instance: Instance, scope: Scope, runOnClear = true): void {

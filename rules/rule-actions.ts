@@ -39,6 +39,8 @@ export type EngineEvent = CommandEvent | OutcomeEvent | DeferEvent | AlertEvent 
 export interface RuleActionsOptions {
   bus: Bus;
   clock: Clock;
+  /** The line's event time, which alerts are stamped in (docs/rules.md#which-time). */
+  lineNow: (line: string) => number;
   commands: CommandCenter;
   devices: DeviceTable;
   /** Every alert raised or cleared drives its alarm's state (rules/alarms.ts). */
@@ -70,8 +72,8 @@ export class RuleActions {
     this.limited = new LogLimiter(log, { now: () => options.clock.now() });
   }
 
-  /** The instance became active at `now`: its actions run (alerts raised, commands issued). */
-  fire(rule: CompiledRule, instance: Instance, scope: Scope, now: number): void {
+  /** The instance became active: its actions run (alerts raised, stamped in its line's event time; commands issued). */
+  fire(rule: CompiledRule, instance: Instance, scope: Scope): void {
     for (const action of rule.actions) {
       if (action.kind === 'command') {
         this.command(rule, instance, action, scope, 'active');
@@ -84,7 +86,7 @@ export class RuleActions {
         state: 'raised',
         message: action.message(scope).slice(0, ALERT_MESSAGE_CHARS),
         ...(instance.device ? { device: instance.device } : {}),
-        ts: now,
+        ts: this.options.lineNow(instance.line),
       };
       instance.alert = alert;
       this.publishAlert(instance.line, alert);
@@ -97,7 +99,7 @@ export class RuleActions {
    */
   clear(rule: CompiledRule, instance: Instance, scope: Scope, runOnClear: boolean): void {
     if (instance.alert) {
-      this.publishAlert(instance.line, { ...instance.alert, state: 'cleared', ts: this.options.clock.now() });
+      this.publishAlert(instance.line, { ...instance.alert, state: 'cleared', ts: this.options.lineNow(instance.line) });
       instance.alert = undefined;
     }
     if (runOnClear) for (const action of rule.onClear) this.command(rule, instance, action, scope, 'after');
@@ -115,7 +117,7 @@ export class RuleActions {
       state: 'raised',
       message: `rule ${ruleId} suspended until ${new Date(until).toISOString()}: ${reason}`.slice(0, ALERT_MESSAGE_CHARS),
       device: target,
-      ts: this.options.clock.now(),
+      ts: this.options.lineNow(line),
     };
     this.suspensions.set(ruleId, { line, alert });
     this.publishAlert(line, alert);
@@ -135,7 +137,7 @@ export class RuleActions {
       this.suspensions.delete(ruleId);
       ended.push(ruleId);
       const message = `rule ${ruleId} resumed after its oscillation suspension`;
-      if (raised) this.publishAlert(raised.line, { ...raised.alert, state: 'cleared', message, ts: this.options.clock.now() });
+      if (raised) this.publishAlert(raised.line, { ...raised.alert, state: 'cleared', message, ts: this.options.lineNow(raised.line) });
       else this.clearRestoredOscillationAlarm(ruleId, message);
       log.info({ rule: ruleId }, `oscillation: rule ${ruleId} resumes`);
     }
@@ -151,7 +153,7 @@ export class RuleActions {
     const id = `oscillation:${ruleId}`;
     for (const { line, alarm } of this.options.alarms.all()) {
       if (alarm.id !== id) continue;
-      this.publishAlert(line, { id, rule: alarm.rule, severity: alarm.severity, state: 'cleared', message, ...(alarm.device ? { device: alarm.device } : {}), ts: this.options.clock.now() });
+      this.publishAlert(line, { id, rule: alarm.rule, severity: alarm.severity, state: 'cleared', message, ...(alarm.device ? { device: alarm.device } : {}), ts: this.options.lineNow(line) });
     }
   }
 

@@ -130,7 +130,9 @@ export class LineModel {
   /**
    * Gives `device` a command; returns its immediate answer (accepted or rejected). `done` follows
    * from advance(). `expiryClock` is the time `expiresAt` is judged against: the device clock by
-   * default; LineSimulator passes the wall clock, since commands come from outside the simulation.
+   * default. LineSimulator passes the wall clock: a command is stamped in the line's event time
+   * (docs/rules.md#which-time) and expires after its ttl of the sender's (real) time, which the
+   * device clock at a speedup would run out `speedup` times too early (a re-send refused).
    */
   command(deviceId: string, cmd: CommandPayload, expiryClock = this.now()): SimEvent[] {
     const d = this.devices.get(deviceId);

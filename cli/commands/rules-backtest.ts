@@ -13,6 +13,7 @@ import { runBacktest } from '../../workbench/backtest/backtest.js';
 import { DEFAULT_PAGE_ROWS } from '../../workbench/backtest/history.js';
 import { backtestJson, formatBacktest } from '../../workbench/backtest/report.js';
 import { DEFAULT_TOLERANCE_MS } from '../../contracts/timeline-tolerance.js';
+import { countsFromNow, storedNow } from '../../workbench/stored-now.js';
 import { isSameTimeline } from '../../workbench/timeline-diff.js';
 import { UserError } from '../errors.js';
 import { timeFlag } from '../flags.js';
@@ -64,7 +65,9 @@ export function registerBacktest(rules: Command): void {
       } catch (err) {
         throw new UserError(`--influx: ${(err as Error).message}`);
       }
-      const now = Date.now();
+      const database = flags.database ?? config.historian.database;
+      // "now" of the stored history: its devices' time when that is ahead of the host's (docs/rules.md#which-time).
+      const now = countsFromNow(flags.from) || countsFromNow(flags.to) ? await storedNow({ url: flags.influx, database, requestTimeoutMs: config.historian.requestTimeoutMs }, Date.now(), flags.line) : Date.now();
       const from = timeFlag('--from', flags.from, now);
       const to = timeFlag('--to', flags.to, now);
       if (!(from < to)) throw new UserError(`--from ${flags.from} (${new Date(from).toISOString()}) must be before --to ${flags.to} (${new Date(to).toISOString()})`);
@@ -73,7 +76,7 @@ export function registerBacktest(rules: Command): void {
         against: flags.against,
         influx: {
           url: flags.influx,
-          database: flags.database ?? config.historian.database,
+          database,
           line: flags.line,
           pageRows: flags.pageSize === undefined ? undefined : rows('--page-size', flags.pageSize),
           requestTimeoutMs: config.historian.requestTimeoutMs,

@@ -13,6 +13,7 @@ import { formatTimeline, runScenario, scenarioLine } from '../../workbench/scena
 import { DEFAULT_CONCURRENCY } from '../../workbench/rule-tests/run.js';
 import { ruleTestCommand, type RuleTestFlags } from '../../workbench/rule-tests/command.js';
 import { formatShadowDiff, shadowDiff } from '../../workbench/shadow-diff.js';
+import { countsFromNow, storedNow } from '../../workbench/stored-now.js';
 import { durationSchema } from '../../rules/schema.js';
 import { loadScenarioFile } from '../../simulators/scenario.js';
 import { UserError } from '../errors.js';
@@ -188,9 +189,11 @@ export function registerRules(program: Command): void {
     .option('--config <file>', 'linewatch.yaml (its historian: section)')
     .action(async (flags: DiffFlags) => {
       const config = loadConfig(flags.config, {});
-      const now = Date.now();
+      const influx = { url: flags.influx, database: flags.database ?? config.historian.database, username: config.historian.username, password: config.historian.password };
+      // "now" of the stored history: its devices' time when that is ahead of the host's (docs/rules.md#which-time).
+      const now = countsFromNow(flags.from) || countsFromNow(flags.to) ? await storedNow(influx, Date.now(), flags.line) : Date.now();
       const result = await shadowDiff({
-        influx: { url: flags.influx, database: flags.database ?? config.historian.database, username: config.historian.username, password: config.historian.password },
+        influx,
         from: timeFlag('--from', flags.from, now),
         to: timeFlag('--to', flags.to, now),
         line: flags.line,

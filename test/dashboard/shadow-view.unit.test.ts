@@ -57,4 +57,24 @@ describe('ShadowView', () => {
       ['shadow-only', 's2', 'line-ctl', 'set_strategy'],
     ]);
   });
+  it("judges what has settled in the line's event time: a line in 2030 (×20) has its differences listed, and only once they settled there", () => {
+    const DEVICE = Date.UTC(2030, 0, 1);
+    let now = T; // the dashboard's (host) clock
+    const view = new ShadowView({ toleranceMs: 2000, now: () => now });
+    const reading = (ts: number): Buffer => Buffer.from(JSON.stringify({ ts, seq: 1, values: { motorTemp: 90 } }));
+    view.handle('lw/A/conv-2/telemetry', reading(DEVICE));
+    view.handle('lw/_shadow/A/line-ctl/cmd', command('s1', DEVICE + 50, { speed: 20 })); // no live counterpart
+    view.handle('lw/B/line-ctl/cmd', command('c9', T - 10_000, { speed: 30 })); // line B: no device heard, host time
+    now = T + 1000;
+    view.handle('lw/A/conv-2/telemetry', reading(DEVICE + 20_000)); // 1 s of host time, 20 s of the line's
+    expect(view.report().differences.map((d) => [d.side, d.id])).toEqual([['shadow-only', 's1'], ['live-only', 'c9']]);
+
+    const early = new ShadowView({ toleranceMs: 2000, now: () => now });
+    early.handle('lw/A/conv-2/telemetry', reading(DEVICE));
+    early.handle('lw/_shadow/A/line-ctl/cmd', command('s1', DEVICE + 50, { speed: 20 }));
+    now += 1000; // the line at DEVICE + 1000: not settled yet
+    expect(early.report().differences).toEqual([]);
+    now += 1100; // DEVICE + 2100: more than the tolerance after s1
+    expect(early.report().differences.map((d) => d.id)).toEqual(['s1']);
+  });
 });

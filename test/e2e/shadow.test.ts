@@ -129,8 +129,9 @@ describe('linewatch up --shadow', () => {
   }, 200_000);
 
   it('`rules diff` over that range reports the shadow’s extra command and alarm transitions, nothing else', async () => {
-    const to = Date.now() + 1000;
-    const { stdout } = await run(process.execPath, ['bin/linewatch.js', 'rules', 'diff', '--influx', influx.url, '--from', String(from), '--to', String(to), '--line', 'A', '--json'], { cwd: ROOT, env: { ...process.env, LINEWATCH_LOG_LEVEL: 'warn' } });
+    // The run's commands and alarms are stored in the simulated line's time, ×10 ahead of the host's
+    // (docs/rules.md#which-time): the range ends at the history's now (`--to now`), not the host's.
+    const { stdout } = await run(process.execPath, ['bin/linewatch.js', 'rules', 'diff', '--influx', influx.url, '--from', String(from), '--to', 'now', '--line', 'A', '--json'], { cwd: ROOT, env: { ...process.env, LINEWATCH_LOG_LEVEL: 'warn' } });
     const result = JSON.parse(stdout) as ShadowDiffResult;
     expect(result.diff.missing).toEqual([]);
     expect(result.diff.changed).toEqual([]);
@@ -143,7 +144,7 @@ describe('linewatch up --shadow', () => {
     // The same in both: the set_speed and the overheat alarm's transitions.
     expect(result.diff.same).toBeGreaterThanOrEqual(2);
     expect(result.live.commands).toBe(1);
-    const text = await run(process.execPath, ['bin/linewatch.js', 'rules', 'diff', '--influx', influx.url, '--from', new Date(from).toISOString(), '--to', new Date(to).toISOString()], { cwd: ROOT, env: { ...process.env, LINEWATCH_LOG_LEVEL: 'warn' } });
+    const text = await run(process.execPath, ['bin/linewatch.js', 'rules', 'diff', '--influx', influx.url, '--from', new Date(from).toISOString(), '--to', new Date(result.to).toISOString()], { cwd: ROOT, env: { ...process.env, LINEWATCH_LOG_LEVEL: 'warn' } });
     expect(text.stdout).toMatch(/^\+ \S+Z {2}command line-ctl set_strategy \{"strategy":"energy-saving"\}.*\(shadow only\)$/m);
     expect(text.stdout).toMatch(/^# [23] only in the shadow, 0 only live, 0 changed, \d+ the same$/m);
   }, 60_000);
