@@ -23,6 +23,7 @@ import { decodeSparkplug, encodeSparkplug, isIntegerType, isNumberType, isString
 import type { SparkplugConfig, SparkplugDeviceMapping } from './config.js';
 import { MetricTable, isControlMetric, readingsOf, sameValue, stateOf, typeOf, type MetricDefinition } from './metrics.js';
 import { parseSparkplugTopic, sparkplugTopics, type DeviceMessageType, type NodeMessageType } from '../contracts/sparkplug/topics.js';
+import { RawMetricsOut, type RawMetricIn } from './raw-metrics.js';
 
 const log = logger('sparkplug');
 
@@ -95,7 +96,7 @@ export type SparkplugHostCounters = ReturnType<SparkplugHost['counters']>;
 
 export class SparkplugHost implements Service {
   readonly name = 'sparkplug';
-  readonly gauges: ReadonlySet<string> = new Set(['connected', 'nodes_online', 'devices_online', 'commands_pending']);
+  readonly gauges: ReadonlySet<string> = new Set(['connected', 'nodes_online', 'devices_online', 'commands_pending', 'raw_series']);
   private client: MqttClient | undefined;
   private unsubscribe: Unsubscribe | undefined;
   private sweep: NodeJS.Timeout | undefined;
@@ -105,6 +106,8 @@ export class SparkplugHost implements Service {
   private readonly lwSeq = new Map<string, number>();
   private readonly pending = new Map<string, PendingWrite>();
   private readonly limitedLog = new LogLimiter(log);
+  /** undefined: sparkplug.rawMetrics off. */
+  private readonly raw: RawMetricsOut | undefined;
   private readonly now: () => number;
   /** The timestamp of this connection's STATE birth, and of its will. */
   private stateTimestamp = 0;
@@ -139,6 +142,7 @@ export class SparkplugHost implements Service {
 
   constructor(private readonly options: SparkplugHostOptions) {
     this.now = options.now ?? Date.now;
+    this.raw = options.config.rawMetrics ? new RawMetricsOut({ bus: options.bus, maxSeries: options.config.rawMetricsMaxSeries, limitedLog: this.limitedLog }) : undefined;
   }
 
   private get config(): SparkplugConfig {
@@ -203,7 +207,8 @@ export class SparkplugHost implements Service {
       if (node.online) nodesOnline++;
       for (const device of node.devices.values()) if (device.online) devicesOnline++;
     }
-    return { ...this.tally, connected: this.client?.connected ? 1 : 0, nodes_online: nodesOnline, devices_online: devicesOnline, commands_pending: this.pending.size };
+    const raw = this.raw?.counters ?? { raw_messages_published: 0, raw_metrics_published: 0, raw_metrics_dropped: 0, raw_publish_failures: 0 };
+    return { ...this.tally, ...raw, connected: this.client?.connected ? 1 : 0, nodes_online: nodesOnline, devices_online: devicesOnline, commands_pending: this.pending.size, raw_series: this.raw?.seriesCount ?? 0 };
   }
 
   health(): Health {
@@ -429,6 +434,7 @@ export class SparkplugHost implements Service {
     node.metrics = table;
     // Its devices are born again after it (DBIRTH); until then their metrics are stale.
     for (const device of node.devices.values()) device.metrics.markStale();
+    this.publishRaw(node, undefined, 'NBIRTH', payload, table);
     const own = [...table.all()].filter((definition) => !isControlMetric(definition.name));
     if (own.length > 0) {
       const mapping = this.config.devices[`${node.group}/${node.edge}`];
@@ -453,13 +459,17 @@ export class SparkplugHost implements Service {
     this.dropReorder(node);
     node.online = false;
     node.seq = undefined;
-    const ts = this.timestampOf(payload);
+    // When the host learned of it: an NDEATH is the will registered at connect, so its timestamp (if any: the spec says it
+    // should carry none, tck-id-payloads-ndeath-timestamp) is older than the birth it ends.
+    const ts = this.now();
     node.metrics?.markStale();
+    if (node.metrics) this.publishRawDeath(node, undefined, 'NDEATH', ts, undefined, node.metrics);
     if (node.target) this.publishStatus(node.target, node.type, 'offline', ts);
     for (const device of node.devices.values()) {
       if (!device.online) continue;
       device.online = false;
       device.metrics.markStale();
+      this.publishRawDeath(node, device.id, 'NDEATH', ts, undefined, device.metrics);
       if (device.target) this.publishStatus(device.target, device.type, 'offline', ts);
     }
   }
@@ -468,6 +478,7 @@ export class SparkplugHost implements Service {
     if (!node.metrics) return;
     this.tally.data++;
     const changed = this.apply(node, node.metrics, payload.metrics, `${node.group}/${node.edge}`);
+    this.publishRaw(node, undefined, 'NDATA', payload, node.metrics);
     if (!changed || !node.target) return;
     this.publishData(node.target, node.type, node.metrics, changed, payload.timestamp);
     this.confirm(node, undefined, changed);
@@ -485,6 +496,7 @@ export class SparkplugHost implements Service {
     const target = this.targetOf(node.group, id, mapping);
     const device: DeviceEntry = { id, online: true, metrics: table, target, type: typeOf(table, mapping) };
     node.devices.set(id, device);
+    this.publishRaw(node, id, 'DBIRTH', payload, table);
     if (!target) return;
     this.byLinewatch.set(`${target.line}/${target.device}`, { node, device: id });
     this.publishBirth(target, device.type, table, payload.timestamp);
@@ -499,6 +511,7 @@ export class SparkplugHost implements Service {
     }
     this.tally.data++;
     const changed = this.apply(node, device.metrics, payload.metrics, `${node.group}/${node.edge}/${id}`);
+    this.publishRaw(node, id, 'DDATA', payload, device.metrics);
     if (!changed || !device.target) return;
     this.publishData(device.target, device.type, device.metrics, changed, payload.timestamp);
     this.confirm(node, id, changed);
@@ -510,7 +523,34 @@ export class SparkplugHost implements Service {
     this.tally.device_deaths++;
     device.online = false;
     device.metrics.markStale();
-    if (device.target) this.publishStatus(device.target, device.type, 'offline', this.timestampOf(payload));
+    const ts = this.timestampOf(payload);
+    this.publishRawDeath(node, id, 'DDEATH', ts, payload.seq, device.metrics);
+    if (device.target) this.publishStatus(device.target, device.type, 'offline', ts);
+  }
+
+  // --- raw metrics out (sparkplug/raw-metrics.ts: lw/_sparkplug/… for the historian) ---------------
+
+  /** A birth's or data's metrics as they came, each named and typed by its definition in `table` (an unknown one is left out: a rebirth is asked for). */
+  private publishRaw(node: NodeEntry, device: string | undefined, message: 'NBIRTH' | 'NDATA' | 'DBIRTH' | 'DDATA', payload: Payload, table: MetricTable): void {
+    if (!this.raw) return;
+    const metrics: RawMetricIn[] = [];
+    for (const metric of payload.metrics) {
+      const definition = table.resolve(metric);
+      if (!definition) continue;
+      metrics.push({ name: definition.name, ...(definition.alias !== undefined ? { alias: definition.alias } : {}), type: definition.type, value: metric.value, ...(metric.timestamp !== undefined ? { timestamp: metric.timestamp } : {}), stale: false });
+    }
+    this.raw.publish(this.rawSource(node, device), { message, ts: this.timestampOf(payload), ...(payload.seq !== undefined ? { seq: payload.seq } : {}), online: true }, metrics);
+  }
+
+  /** A death: every metric of the table stale, without a value (the last one stored stays the last). */
+  private publishRawDeath(node: NodeEntry, device: string | undefined, message: 'NDEATH' | 'DDEATH', ts: number, seq: number | undefined, table: MetricTable): void {
+    if (!this.raw) return;
+    const metrics: RawMetricIn[] = [...table.all()].map((definition) => ({ name: definition.name, ...(definition.alias !== undefined ? { alias: definition.alias } : {}), type: definition.type, value: null, stale: true }));
+    this.raw.publish(this.rawSource(node, device), { message, ts, ...(seq !== undefined && seq >= 0 && seq <= 255 ? { seq } : {}), online: false }, metrics);
+  }
+
+  private rawSource(node: NodeEntry, device: string | undefined): { group: string; edge: string; device?: string } {
+    return { group: node.group, edge: node.edge, ...(device !== undefined ? { device } : {}) };
   }
 
   /** Updates the table from data metrics (by alias, else name); an unknown one asks for a rebirth. Returns the metrics that came, or undefined when none did. */
