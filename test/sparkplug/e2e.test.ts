@@ -45,8 +45,9 @@ describe('linewatch up with sparkplug.enabled: the demo line as Sparkplug B', ()
       if (topic.endsWith('/outcome')) outcomes.push(JSON.parse(payload.toString()) as Record<string, unknown>);
       else sources.add(topic);
     });
-    // conv-2 overheats after ~3 s at ×10: the rules slow the line down; the host writes the setpoint and confirms it.
-    const done = await waitFor(() => outcomes.find((outcome) => outcome.outcome === 'done'), 60_000, 'a rules command done through Sparkplug').catch((err: unknown) => {
+    // conv-2 overheats after ~3 s at ×10: the overheat rule slows the line down (its window runs on
+    // the devices' timestamps, the simulated clock); the host writes the setpoint and confirms it.
+    const done = await waitFor(() => outcomes.find((outcome) => outcome.outcome === 'done' && outcome.action === 'set_speed' && String(outcome.origin).includes('conveyor-overheat')), 60_000, "the overheat rule's set_speed done through Sparkplug").catch((err: unknown) => {
       throw new Error(`${(err as Error).message}; outcomes ${JSON.stringify(outcomes.slice(0, 5))}; host ${JSON.stringify(running?.services.find((service) => service.name === 'sparkplug')?.counters())}`);
     });
     expect(done).toMatchObject({ outcome: 'done', origin: expect.stringMatching(/^rule:/) });
@@ -60,5 +61,12 @@ describe('linewatch up with sparkplug.enabled: the demo line as Sparkplug B', ()
       return typeof count === 'number' && count > 0 ? count : undefined;
     }, 30_000, "conv-2's readings in InfluxDB");
     expect(rows).toBeGreaterThan(0);
+    // The same readings raw, as the edge node sent them (Double), in sparkplug_metrics.
+    const raw = await waitFor(async () => {
+      const [result] = await influx.query(`SELECT count("value_float") FROM "sparkplug_metrics" WHERE "device" = 'conv-2' AND "metric" = 'motorTemp' AND "datatype" = 'Double'`, 'linewatch');
+      const count = result?.series?.[0]?.values[0]?.[1];
+      return typeof count === 'number' && count > 0 ? count : undefined;
+    }, 30_000, "conv-2's raw motorTemp in sparkplug_metrics");
+    expect(raw).toBeGreaterThan(0);
   }, 150_000);
 });
