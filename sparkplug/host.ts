@@ -193,8 +193,9 @@ export class SparkplugHost implements Service {
     await unsubscribe?.().catch((err: unknown) => log.warn({ err }, 'unsubscribe failed'));
     const client = this.client;
     if (client) {
-      // A host going away on purpose publishes its STATE death itself before it disconnects (spec 3.0 §5.x, host session termination).
-      if (client.connected) await client.publishAsync(sparkplugTopics.state(this.config.hostId), this.statePayload(false), { qos: 1, retain: true }).catch(() => undefined);
+      // A host going away on purpose publishes its STATE death itself before it disconnects (tck-id-operational-behavior-host-application-termination).
+      // Its timestamp is the time it stops (tck-id-host-topic-phid-death-payload-timestamp-disconnect-clean), never before its birth's.
+      if (client.connected) await client.publishAsync(sparkplugTopics.state(this.config.hostId), JSON.stringify({ online: false, timestamp: Math.max(this.now(), this.stateTimestamp) }), { qos: 1, retain: true }).catch(() => undefined);
       await client.endAsync().catch(() => undefined);
     }
     this.limitedLog.flush();
@@ -253,9 +254,20 @@ export class SparkplugHost implements Service {
     }
   }
 
+  /**
+   * The STATE birth. `birthPublished` is set as it is handed to the client, before its PUBACK: the
+   * client writes in publish order, so what the host publishes from then on (a rebirth request, a
+   * command) goes out after it — the birth is its first message (tck-id-host-topic-phid-birth-message).
+   */
   private async publishStateBirth(client: MqttClient): Promise<void> {
-    await client.publishAsync(sparkplugTopics.state(this.config.hostId), this.statePayload(true), { qos: 1, retain: true });
+    const published = client.publishAsync(sparkplugTopics.state(this.config.hostId), this.statePayload(true), { qos: 1, retain: true });
     this.birthPublished = true;
+    try {
+      await published;
+    } catch (err) {
+      this.birthPublished = false;
+      throw err;
+    }
     this.tally.state_births++;
   }
 
@@ -394,7 +406,8 @@ export class SparkplugHost implements Service {
       return;
     }
     const client = this.client;
-    if (!client?.connected) return;
+    // Not before this connection's STATE birth: the node's next message asks again.
+    if (!client?.connected || !this.birthPublished) return;
     node.lastRebirthAt = now;
     this.tally.rebirths_requested++;
     const payload = encodeSparkplug({ timestamp: now, metrics: [{ name: REBIRTH_METRIC, type: 'Boolean', value: true }] });
@@ -459,8 +472,8 @@ export class SparkplugHost implements Service {
     this.dropReorder(node);
     node.online = false;
     node.seq = undefined;
-    // When the host learned of it: an NDEATH is the will registered at connect, so its timestamp (if any: the spec says it
-    // should carry none, tck-id-payloads-ndeath-timestamp) is older than the birth it ends.
+    // The host's own time (tck-id-operational-behavior-edge-node-termination-host-action-ndeath-node-offline and the
+    // -ndeath-*-stale ones): an NDEATH is the will registered at connect, so its timestamp, if any, is older than the birth it ends.
     const ts = this.now();
     node.metrics?.markStale();
     if (node.metrics) this.publishRawDeath(node, undefined, 'NDEATH', ts, undefined, node.metrics);
@@ -671,9 +684,12 @@ export class SparkplugHost implements Service {
 
   private write(write: PendingWrite): void {
     const client = this.client;
-    if (!client?.connected) return; // the sender retries; else it expires
+    if (!client?.connected || !this.birthPublished) return; // the sender retries; else it expires
     const definition = (write.device === undefined ? write.node.metrics : write.node.devices.get(write.device)?.metrics)?.get(write.metric);
-    const metric = { name: write.metric, ...(definition?.alias !== undefined ? { alias: definition.alias } : {}), type: write.type, value: write.value };
+    // By its alias alone when the birth gave it one (tck-id-payloads-alias-data-cmd-requirement), else by name. The
+    // datatype goes too (the spec says it should not, tck-id-payloads-metric-datatype-not-req): the protobuf codec needs
+    // it to put the value in the right field.
+    const metric = { ...(definition?.alias !== undefined ? { alias: definition.alias } : { name: write.metric }), type: write.type, value: write.value };
     const payload = encodeSparkplug({ timestamp: this.now(), metrics: [metric] });
     const topic = write.device === undefined ? sparkplugTopics.node('NCMD', write.node.group, write.node.edge) : sparkplugTopics.device('DCMD', write.node.group, write.node.edge, write.device);
     client.publish(topic, payload, { qos: 0 });

@@ -68,7 +68,7 @@ describe('the Sparkplug host on Mosquitto', () => {
     const now = Date.now();
     await tb.broker.bus.publish('lw/P1/oven-1/cmd', JSON.stringify({ id: 'c-mosq', action: 'set_speed', params: { speed: 31 }, origin: 'rule:test', ts: now, expiresAt: now + 60_000 }), { qos: 1 });
     const write = await waitFor(() => edge.dcmd[0], WAIT_MS, 'the DCMD on Mosquitto');
-    expect(write.payload.metrics).toEqual([expect.objectContaining({ name: 'speedSetpoint', value: 31 })]);
+    expect(write.payload.metrics?.map((metric) => [Number(metric.alias), metric.value])).toEqual([[2, 31]]);
     edge.data('oven-1', [{ alias: 2, type: 'Float', value: 31 }]);
     await waitFor(() => of('ack').find((payload) => payload.id === 'c-mosq' && payload.result === 'done'), WAIT_MS, 'the command done');
     expect(host.counters()).toMatchObject({ births: 1, device_births: 1, commands_confirmed: 1, malformed: 0, rebirths_requested: 0 });
