@@ -104,6 +104,8 @@ export class SparkplugHost implements Service {
   /** `line/device` → where it is on the Sparkplug side, for commands. */
   private readonly byLinewatch = new Map<string, { node: NodeEntry; device: string | undefined }>();
   private readonly lwSeq = new Map<string, number>();
+  /** Per linewatch device, its last event still going out (publish keeps each device's events in order). */
+  private readonly publishing = new Map<string, Promise<void>>();
   private readonly pending = new Map<string, PendingWrite>();
   private readonly limitedLog = new LogLimiter(log);
   /** undefined: sparkplug.rawMetrics off. */
@@ -493,8 +495,9 @@ export class SparkplugHost implements Service {
     const changed = this.apply(node, node.metrics, payload.metrics, `${node.group}/${node.edge}`);
     this.publishRaw(node, undefined, 'NDATA', payload, node.metrics);
     if (!changed || !node.target) return;
+    // The ack first: a sender that compares what the device reports with what it acknowledged (the rules engine) has it before the report.
+    this.confirm(node, undefined, changed, this.timestampOf(payload));
     this.publishData(node.target, node.type, node.metrics, changed, payload.timestamp);
-    this.confirm(node, undefined, changed);
   }
 
   private onDeviceBirth(node: NodeEntry, id: string, payload: Payload): void {
@@ -526,8 +529,9 @@ export class SparkplugHost implements Service {
     const changed = this.apply(node, device.metrics, payload.metrics, `${node.group}/${node.edge}/${id}`);
     this.publishRaw(node, id, 'DDATA', payload, device.metrics);
     if (!changed || !device.target) return;
+    // The ack first: a sender that compares what the device reports with what it acknowledged (the rules engine) has it before the report.
+    this.confirm(node, id, changed, this.timestampOf(payload));
     this.publishData(device.target, device.type, device.metrics, changed, payload.timestamp);
-    this.confirm(node, id, changed);
   }
 
   private onDeviceDeath(node: NodeEntry, id: string, payload: Payload): void {
@@ -626,28 +630,43 @@ export class SparkplugHost implements Service {
         this.limitedLog.write('warn', 'invalid_state', { device: `${target.line}/${target.device}` }, `${target.line}/${target.device}: ${state}; no state published`);
       } else if (state) {
         const payload: StatePayload = { ts, seq: this.nextSeq(target), ...state, ...(type ? { type } : {}) };
-        this.publish(topics.state(target.line, target.device), payload, DELIVERY.state);
+        this.publish(target, topics.state(target.line, target.device), payload, DELIVERY.state);
       }
     }
     const values = readingsOf(changed, target.mapping, names);
     if (Object.keys(values).length === 0) return;
     const payload: TelemetryPayload = { ts, seq: this.nextSeq(target), values, ...(type ? { type } : {}) };
-    this.publish(topics.telemetry(target.line, target.device), payload, DELIVERY.telemetry);
+    this.publish(target, topics.telemetry(target.line, target.device), payload, DELIVERY.telemetry);
   }
 
   private publishStatus(target: LinewatchDevice, type: DeviceType | undefined, status: 'online' | 'offline', ts: number): void {
     const payload: StatusPayload = { ts, seq: this.nextSeq(target), status, ...(type ? { type } : {}) };
-    this.publish(topics.status(target.line, target.device), payload, DELIVERY.status);
+    this.publish(target, topics.status(target.line, target.device), payload, DELIVERY.status);
   }
 
-  private publish(topic: string, payload: object, delivery: { qos: 0 | 1; retain: boolean }): void {
-    this.options.bus.publish(topic, JSON.stringify(payload), delivery).then(
-      () => this.tally.events_published++,
+  /**
+   * Publishes one event of a linewatch device, after the ones before it of the same device have
+   * gone out: the bus keeps the order of one QoS, not across QoS 0 telemetry and QoS 1 state, status
+   * and acks, and a subscriber must see a device's ack before the report that confirmed it (the
+   * rules engine re-commands a setpoint reported other than the acknowledged one).
+   */
+  private publish(target: { line: string; device: string }, topic: string, payload: object, delivery: { qos: 0 | 1; retain: boolean }): void {
+    const key = `${target.line}/${target.device}`;
+    const body = JSON.stringify(payload);
+    const previous = this.publishing.get(key) ?? Promise.resolve();
+    const next = previous.then(() => this.options.bus.publish(topic, body, delivery)).then(
+      () => {
+        this.tally.events_published++;
+      },
       (err: unknown) => {
         this.tally.publish_failures++;
         this.limitedLog.write('warn', 'publish', { topic }, `could not publish ${topic}: ${(err as Error).message}`);
       },
     );
+    this.publishing.set(key, next);
+    void next.then(() => {
+      if (this.publishing.get(key) === next) this.publishing.delete(key);
+    });
   }
 
   // --- commands: linewatch cmd → DCMD/NCMD metric write → done when the device reports it ---------
@@ -696,15 +715,15 @@ export class SparkplugHost implements Service {
     this.tally.commands_written++;
   }
 
-  /** Writes to this node/device whose metric now reports the written value are done. */
-  private confirm(node: NodeEntry, device: string | undefined, changed: readonly MetricDefinition[]): void {
+  /** Writes to this node/device whose metric now reports the written value are done, acked at `ts`: the device's time of that report. */
+  private confirm(node: NodeEntry, device: string | undefined, changed: readonly MetricDefinition[], ts: number): void {
     for (const [id, write] of this.pending) {
       if (write.node !== node || write.device !== device) continue;
       const reported = changed.find((definition) => definition.name === write.metric);
       if (!reported || !sameValue(write.type, write.value, reported.value)) continue;
       this.pending.delete(id);
       this.tally.commands_confirmed++;
-      this.ack(write.line, write.target, id, 'done');
+      this.ack(write.line, write.target, id, 'done', undefined, ts);
     }
   }
 
@@ -718,9 +737,10 @@ export class SparkplugHost implements Service {
     }
   }
 
-  private ack(line: string, target: string, id: string, result: AckPayload['result'], reason?: string): void {
-    const payload: AckPayload = { id, result, ts: this.now(), ...(reason ? { reason: reason.slice(0, 256) } : {}) };
-    this.publish(topics.ack(line, target), payload, DELIVERY.ack);
+  /** An ack on the device's behalf; `ts`: the device's time of the report that confirmed it, else the host's now. */
+  private ack(line: string, target: string, id: string, result: AckPayload['result'], reason?: string, ts = this.now()): void {
+    const payload: AckPayload = { id, result, ts, ...(reason ? { reason: reason.slice(0, 256) } : {}) };
+    this.publish({ line, device: target }, topics.ack(line, target), payload, DELIVERY.ack);
   }
 }
 

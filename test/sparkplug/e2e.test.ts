@@ -51,6 +51,12 @@ describe('linewatch up with sparkplug.enabled: the demo line as Sparkplug B', ()
       throw new Error(`${(err as Error).message}; outcomes ${JSON.stringify(outcomes.slice(0, 5))}; host ${JSON.stringify(running?.services.find((service) => service.name === 'sparkplug')?.counters())}`);
     });
     expect(done).toMatchObject({ outcome: 'done', origin: expect.stringMatching(/^rule:/) });
+    // The rule ramps the line down in steps, each done when the line runs at it: the rules engine
+    // never sees the line report a speed other than the one it took (no re-command), as over plain MQTT.
+    const overheat = (): Record<string, unknown>[] => outcomes.filter((outcome) => outcome.outcome === 'done' && String(outcome.origin).includes('conveyor-overheat'));
+    await waitFor(() => overheat().length >= 3, 60_000, 'three steps of the ramp done');
+    const rules = running.services.find((service) => service.name === 'rules');
+    expect(rules?.counters().recommands ?? 0, JSON.stringify(overheat().map((outcome) => outcome.params))).toBe(0);
     expect(sources.has('lw/A/conv-2/telemetry')).toBe(true);
     const host = running.services.find((service) => service.name === 'sparkplug');
     expect(host?.counters(), JSON.stringify(host?.counters())).toMatchObject({ births: 1, malformed: 0, seq_gaps: 0 });
