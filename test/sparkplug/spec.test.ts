@@ -89,6 +89,36 @@ describe('Sparkplug 3.0 host profile', () => {
     expect(death.timestamp).toBeGreaterThanOrEqual(stopping);
   });
 
+  it('tck-id-message-flow-hid-sparkplug-state-message-delivered: told it is offline while online, it publishes its birth again with the same timestamp', async () => {
+    const host = newHost();
+    await host.start();
+    const states = await observe(`spBv1.0/STATE/${HOST_ID}`);
+    const parsed = (): { online: boolean; timestamp: number }[] => states.map((state) => JSON.parse(state.payload.toString()) as { online: boolean; timestamp: number });
+    const birth = await waitFor(() => parsed().find((state) => state.online), WAIT_MS, 'the STATE birth');
+    const ops = await connectedClient(clients, tb.url, { clientId: 'ops:late-will', username: 'ops', password: PASSWORD });
+    await ops.publishAsync(`spBv1.0/STATE/${HOST_ID}`, JSON.stringify({ online: false, timestamp: birth.timestamp - 1000 }), { qos: 1, retain: true });
+    await waitFor(() => host.counters().state_births === 2, WAIT_MS, 'the birth published again');
+    const last = await waitFor(() => parsed().at(-1)?.online === true ? parsed().at(-1) : undefined, WAIT_MS, 'the birth again, last on the topic');
+    expect(last).toEqual({ online: true, timestamp: birth.timestamp });
+  });
+
+  it('tck-id-operational-behavior-edge-node-termination-host-action-ddeath-devices-offline: a DDEATH marks the device offline at its own timestamp', async () => {
+    const host = newHost();
+    await host.start();
+    const statuses: Record<string, unknown>[] = [];
+    const stop = await tb.broker.bus.subscribe('lw/S1/press-3/status', (_topic, payload) => void statuses.push(JSON.parse(payload.toString()) as Record<string, unknown>));
+    const edge = new TestEdge({ url: tb.url, group: 'S1', edge: 'edge-2', password: PASSWORD, devices: { 'press-3': [{ name: 'pressure', alias: 1, type: 'Float', value: 2 }] } });
+    edges.push(edge);
+    await edge.connected();
+    await waitFor(() => statuses.some((status) => status.status === 'online'), WAIT_MS, 'press-3 online');
+    const deathAt = Date.now() - 5000; // the edge node's own time, not the host's
+    edge.client.publishDeviceDeath('press-3', { timestamp: deathAt });
+    const offline = await waitFor(() => statuses.find((status) => status.status === 'offline'), WAIT_MS, 'press-3 offline');
+    expect(offline.ts).toBe(deathAt);
+    expect(host.node('S1', 'edge-2')?.devices['press-3']).toMatchObject({ online: false, metrics: [expect.objectContaining({ name: 'pressure', stale: true })] });
+    await stop();
+  });
+
   it('tck-id-host-topic-phid-birth-message: its first message on a connection is its STATE birth, even when a retained Sparkplug message makes it ask for a rebirth', async () => {
     // A retained NDATA of a node the host has never seen: delivered to the host as it subscribes to spBv1.0/#, before its birth.
     const ops = await connectedClient(clients, tb.url, { clientId: 'ops:retained', username: 'ops', password: PASSWORD });
