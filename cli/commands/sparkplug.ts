@@ -56,6 +56,8 @@ export function registerSparkplug(program: Command): void {
     // A clean session on the linewatch side: a command sent while the host is away has expired by
     // the time it is back, and the retained device states come again on subscribing.
     const bus = await connectBus(flags.broker, { username: flags.username, password, clientId: flags.clientId ?? serviceClientId(flags.username, 'linewatch-sparkplug', 'lw'), clean: true });
+    // On the embedded broker the sparkplug role may publish only spBv1.0/STATE/{its account}: a host id other than the account name has its STATE refused.
+    if (username !== undefined && username !== sp.hostId) console.warn(`linewatch sparkplug: note: host id ${sp.hostId} is not the account name ${username}; on the embedded linewatch broker its STATE would be refused (give --host-id ${username}, or an account named ${sp.hostId})`);
     const host = sparkplugModule.create({ bus, config: sp, mqtt: { url, ...(username !== undefined ? { username } : {}), ...(sparkplugPassword !== undefined ? { password: sparkplugPassword } : {}) } });
     await runUntilSignal({ module: sparkplugModule, service: host, bus, flags, startHint: 'the host needs an account with the sparkplug role named as its host id on the embedded broker: linewatch devices add HOST_ID --role sparkplug' });
     console.log(`linewatch sparkplug: primary host ${sp.hostId} on ${redactUrl(url)} (STATE on spBv1.0/STATE/${sp.hostId}) → linewatch devices on ${redactUrl(flags.broker)}${sp.rawMetrics ? ', raw metrics on lw/_sparkplug/…' : ''}`);
