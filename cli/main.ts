@@ -10,6 +10,7 @@ import { registerOee } from './commands/oee.js';
 import { registerPorts } from './commands/ports.js';
 import { registerRules } from './commands/rules.js';
 import { registerSimulate } from './commands/simulate.js';
+import { registerSparkplug } from './commands/sparkplug.js';
 import { registerUp } from './commands/up.js';
 
 const program = new Command('linewatch')
@@ -17,7 +18,7 @@ const program = new Command('linewatch')
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)');
 
-for (const register of [registerUp, registerBroker, registerDevices, registerSimulate, registerGateway, registerPorts, registerRules, registerHistorian, registerOee, registerDashboard]) {
+for (const register of [registerUp, registerBroker, registerDevices, registerSimulate, registerGateway, registerPorts, registerRules, registerHistorian, registerOee, registerSparkplug, registerDashboard]) {
   register(program);
 }
 

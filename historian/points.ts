@@ -7,10 +7,12 @@
 // distinct events of one device in the same millisecond do not overwrite each other.
 import { crc32 } from 'node:zlib';
 import { decode, DEVICE_STATES, MAX_TIMESTAMP_MS, RESERVED_READING_NAMES, STOP_STATES, unshadowTopic, type Decoded, type Message } from '../contracts/index.js';
+import { parseRawMetricsTopic } from '../contracts/sparkplug/raw-metrics.js';
 import { QUALITY_FIELDS, type DeviceQuality } from './data-quality.js';
 import { escapeKey, escapeMeasurement, quoteString } from './line-protocol.js';
+import { sparkplugMetricsPoints } from './sparkplug-points.js';
 
-export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'alarms', 'line', 'oee', 'downtime', 'data_quality', 'dead_letters', 'shadow_commands', 'shadow_alerts', 'shadow_alarms'] as const;
+export const MEASUREMENTS = ['telemetry', 'state', 'status', 'commands', 'alerts', 'alarms', 'line', 'oee', 'downtime', 'data_quality', 'dead_letters', 'shadow_commands', 'shadow_alerts', 'shadow_alarms', 'sparkplug_metrics'] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 /** Where a shadow rule set's output is stored (lw/_shadow/…, docs/rules.md#shadow): the live measurement's fields and tags, its own name. */
@@ -19,6 +21,7 @@ type ShadowedMeasurement = keyof typeof SHADOW_MEASUREMENT;
 
 export type PointResult =
   /** `device`: the device the point is about (a command outcome's target, an alert's device); `lineId` and `message`: absent for dead letters. */
+  /** `line`: one line of line protocol, or several joined by '\n' (a Sparkplug raw metrics message: one per metric), kept as one spool record, stored all or none. */
   | { ok: true; line: string; measurement: Measurement; lineId?: string; device?: string; message?: Message }
   | { ok: false; reason: 'topic' | 'schema'; error: string }
   /** Nothing to store, not an error: an alarm's retained topic emptied (its last transition, to normal, was stored before), an operator's request (the state it leads to is stored). */
@@ -35,6 +38,8 @@ export function toPoint(topic: string, payload: Buffer | string, decoded: () => 
   if (result.reason === 'topic') {
     const dead = /^lw\/_dead\/([^/]+)$/.exec(topic);
     if (dead) return deadLetterPoint(dead[1]!, payload);
+    const sparkplug = parseRawMetricsTopic(topic);
+    if (sparkplug) return sparkplugMetricsPoints(topic, sparkplug, payload);
     const live = unshadowTopic(topic);
     if (live !== undefined) return shadowPoint(topic, live, payload);
   }
@@ -185,7 +190,7 @@ export function readingField(name: string): string {
 const RESERVED: ReadonlySet<string> = new Set(RESERVED_READING_NAMES);
 
 /** Sub-millisecond disambiguator for events without a sequence number. */
-function hash(s: string): number {
+export function hash(s: string): number {
   return crc32(s);
 }
 
@@ -216,6 +221,11 @@ export class PointBuilder {
 
   int(key: string, value: number | undefined): this {
     if (value !== undefined) this.field(key, `${Math.trunc(value)}i`);
+    return this;
+  }
+
+  bool(key: string, value: boolean | undefined): this {
+    if (value !== undefined) this.field(key, value ? 'true' : 'false');
     return this;
   }
 

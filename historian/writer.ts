@@ -210,7 +210,8 @@ export class SpoolWriter {
         { from: middle, to: part.to },
       ];
     }
-    const refused = failure.partial && failure.exact ? failure.reported : size;
+    // A record of several points (a Sparkplug raw metrics message) may report more points than records: at most the part.
+    const refused = failure.partial && failure.exact ? Math.min(size, failure.reported) : size;
     // The rest of a partial write is stored: its late buckets too (re-aggregating one more costs a query, nothing else).
     if (failure.partial && refused < size) this.late?.wrote(batch.records, part.from, part.to, Date.now());
     this.counters.written += size - refused;

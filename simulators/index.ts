@@ -107,7 +107,7 @@ export class LineSimulator implements Service {
     if (options.mqtt) {
       const { url, mode = 'auto' } = options.mqtt;
       if (mode === 'sparkplug') {
-        this.addTransport(new SparkplugEdge(url, options.line, networked, (id) => this.model.snapshot(id), options.mqtt.sharedAccount), networked.map((d) => d.id));
+        this.addTransport(new SparkplugEdge(url, options.line, networked, (id) => this.model.snapshot(id), options.mqtt.sharedAccount, () => this.model.now()), networked.map((d) => d.id));
         return;
       }
       const shared = mode === 'shared' || (mode === 'auto' && networked.length > PER_DEVICE_LIMIT);

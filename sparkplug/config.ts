@@ -47,6 +47,8 @@ export const sparkplugConfigSchema = z.strictObject({
   devices: z.record(z.string().regex(/^[^/+#]+\/[^/+#]+(\/[^/+#]+)?$/, 'must be GROUP/EDGE or GROUP/EDGE/DEVICE'), sparkplugDeviceMappingSchema).default({}),
   /** The String metric whose value is the device state (RUNNING, FAULT…); `reason` and `strategy` metrics go with it. */
   stateMetric: z.string().min(1).default('state'),
+  rawMetrics: z.boolean().default(true).describe('publish every birth, data and death with its metrics and datatypes on lw/_sparkplug/… for the historian (measurement sparkplug_metrics)'),
+  rawMetricsMaxSeries: z.number().int().min(0).default(10_000).describe('at most this many distinct raw metric series (group, edge, device, metric, datatype); metrics of new series beyond it are not published, counted raw_metrics_dropped'),
   commands: z.partialRecord(z.enum(COMMAND_ACTIONS), sparkplugCommandSchema).default(DEFAULT_COMMANDS),
 });
 export type SparkplugConfig = z.infer<typeof sparkplugConfigSchema>;

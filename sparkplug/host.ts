@@ -23,6 +23,7 @@ import { decodeSparkplug, encodeSparkplug, isIntegerType, isNumberType, isString
 import type { SparkplugConfig, SparkplugDeviceMapping } from './config.js';
 import { MetricTable, isControlMetric, readingsOf, sameValue, stateOf, typeOf, type MetricDefinition } from './metrics.js';
 import { parseSparkplugTopic, sparkplugTopics, type DeviceMessageType, type NodeMessageType } from '../contracts/sparkplug/topics.js';
+import { RawMetricsOut, type RawMetricIn } from './raw-metrics.js';
 
 const log = logger('sparkplug');
 
@@ -95,7 +96,7 @@ export type SparkplugHostCounters = ReturnType<SparkplugHost['counters']>;
 
 export class SparkplugHost implements Service {
   readonly name = 'sparkplug';
-  readonly gauges: ReadonlySet<string> = new Set(['connected', 'nodes_online', 'devices_online', 'commands_pending']);
+  readonly gauges: ReadonlySet<string> = new Set(['connected', 'nodes_online', 'devices_online', 'commands_pending', 'raw_series']);
   private client: MqttClient | undefined;
   private unsubscribe: Unsubscribe | undefined;
   private sweep: NodeJS.Timeout | undefined;
@@ -103,8 +104,12 @@ export class SparkplugHost implements Service {
   /** `line/device` → where it is on the Sparkplug side, for commands. */
   private readonly byLinewatch = new Map<string, { node: NodeEntry; device: string | undefined }>();
   private readonly lwSeq = new Map<string, number>();
+  /** Per linewatch device, its last event still going out (publish keeps each device's events in order). */
+  private readonly publishing = new Map<string, Promise<void>>();
   private readonly pending = new Map<string, PendingWrite>();
   private readonly limitedLog = new LogLimiter(log);
+  /** undefined: sparkplug.rawMetrics off. */
+  private readonly raw: RawMetricsOut | undefined;
   private readonly now: () => number;
   /** The timestamp of this connection's STATE birth, and of its will. */
   private stateTimestamp = 0;
@@ -139,6 +144,7 @@ export class SparkplugHost implements Service {
 
   constructor(private readonly options: SparkplugHostOptions) {
     this.now = options.now ?? Date.now;
+    this.raw = options.config.rawMetrics ? new RawMetricsOut({ bus: options.bus, maxSeries: options.config.rawMetricsMaxSeries, limitedLog: this.limitedLog }) : undefined;
   }
 
   private get config(): SparkplugConfig {
@@ -189,8 +195,9 @@ export class SparkplugHost implements Service {
     await unsubscribe?.().catch((err: unknown) => log.warn({ err }, 'unsubscribe failed'));
     const client = this.client;
     if (client) {
-      // A host going away on purpose publishes its STATE death itself before it disconnects (spec 3.0 §5.x, host session termination).
-      if (client.connected) await client.publishAsync(sparkplugTopics.state(this.config.hostId), this.statePayload(false), { qos: 1, retain: true }).catch(() => undefined);
+      // A host going away on purpose publishes its STATE death itself before it disconnects (tck-id-operational-behavior-host-application-termination).
+      // Its timestamp is the time it stops (tck-id-host-topic-phid-death-payload-timestamp-disconnect-clean), never before its birth's.
+      if (client.connected) await client.publishAsync(sparkplugTopics.state(this.config.hostId), JSON.stringify({ online: false, timestamp: Math.max(this.now(), this.stateTimestamp) }), { qos: 1, retain: true }).catch(() => undefined);
       await client.endAsync().catch(() => undefined);
     }
     this.limitedLog.flush();
@@ -203,7 +210,8 @@ export class SparkplugHost implements Service {
       if (node.online) nodesOnline++;
       for (const device of node.devices.values()) if (device.online) devicesOnline++;
     }
-    return { ...this.tally, connected: this.client?.connected ? 1 : 0, nodes_online: nodesOnline, devices_online: devicesOnline, commands_pending: this.pending.size };
+    const raw = this.raw?.counters ?? { raw_messages_published: 0, raw_metrics_published: 0, raw_metrics_dropped: 0, raw_publish_failures: 0 };
+    return { ...this.tally, ...raw, connected: this.client?.connected ? 1 : 0, nodes_online: nodesOnline, devices_online: devicesOnline, commands_pending: this.pending.size, raw_series: this.raw?.seriesCount ?? 0 };
   }
 
   health(): Health {
@@ -248,9 +256,20 @@ export class SparkplugHost implements Service {
     }
   }
 
+  /**
+   * The STATE birth. `birthPublished` is set as it is handed to the client, before its PUBACK: the
+   * client writes in publish order, so what the host publishes from then on (a rebirth request, a
+   * command) goes out after it — the birth is its first message (tck-id-host-topic-phid-birth-message).
+   */
   private async publishStateBirth(client: MqttClient): Promise<void> {
-    await client.publishAsync(sparkplugTopics.state(this.config.hostId), this.statePayload(true), { qos: 1, retain: true });
+    const published = client.publishAsync(sparkplugTopics.state(this.config.hostId), this.statePayload(true), { qos: 1, retain: true });
     this.birthPublished = true;
+    try {
+      await published;
+    } catch (err) {
+      this.birthPublished = false;
+      throw err;
+    }
     this.tally.state_births++;
   }
 
@@ -389,7 +408,8 @@ export class SparkplugHost implements Service {
       return;
     }
     const client = this.client;
-    if (!client?.connected) return;
+    // Not before this connection's STATE birth: the node's next message asks again.
+    if (!client?.connected || !this.birthPublished) return;
     node.lastRebirthAt = now;
     this.tally.rebirths_requested++;
     const payload = encodeSparkplug({ timestamp: now, metrics: [{ name: REBIRTH_METRIC, type: 'Boolean', value: true }] });
@@ -429,6 +449,7 @@ export class SparkplugHost implements Service {
     node.metrics = table;
     // Its devices are born again after it (DBIRTH); until then their metrics are stale.
     for (const device of node.devices.values()) device.metrics.markStale();
+    this.publishRaw(node, undefined, 'NBIRTH', payload, table);
     const own = [...table.all()].filter((definition) => !isControlMetric(definition.name));
     if (own.length > 0) {
       const mapping = this.config.devices[`${node.group}/${node.edge}`];
@@ -453,13 +474,17 @@ export class SparkplugHost implements Service {
     this.dropReorder(node);
     node.online = false;
     node.seq = undefined;
-    const ts = this.timestampOf(payload);
+    // The host's own time (tck-id-operational-behavior-edge-node-termination-host-action-ndeath-node-offline and the
+    // -ndeath-*-stale ones): an NDEATH is the will registered at connect, so its timestamp, if any, is older than the birth it ends.
+    const ts = this.now();
     node.metrics?.markStale();
+    if (node.metrics) this.publishRawDeath(node, undefined, 'NDEATH', ts, undefined, node.metrics);
     if (node.target) this.publishStatus(node.target, node.type, 'offline', ts);
     for (const device of node.devices.values()) {
       if (!device.online) continue;
       device.online = false;
       device.metrics.markStale();
+      this.publishRawDeath(node, device.id, 'NDEATH', ts, undefined, device.metrics);
       if (device.target) this.publishStatus(device.target, device.type, 'offline', ts);
     }
   }
@@ -468,9 +493,11 @@ export class SparkplugHost implements Service {
     if (!node.metrics) return;
     this.tally.data++;
     const changed = this.apply(node, node.metrics, payload.metrics, `${node.group}/${node.edge}`);
+    this.publishRaw(node, undefined, 'NDATA', payload, node.metrics);
     if (!changed || !node.target) return;
+    // The ack first: a sender that compares what the device reports with what it acknowledged (the rules engine) has it before the report.
+    this.confirm(node, undefined, changed, this.timestampOf(payload));
     this.publishData(node.target, node.type, node.metrics, changed, payload.timestamp);
-    this.confirm(node, undefined, changed);
   }
 
   private onDeviceBirth(node: NodeEntry, id: string, payload: Payload): void {
@@ -485,6 +512,7 @@ export class SparkplugHost implements Service {
     const target = this.targetOf(node.group, id, mapping);
     const device: DeviceEntry = { id, online: true, metrics: table, target, type: typeOf(table, mapping) };
     node.devices.set(id, device);
+    this.publishRaw(node, id, 'DBIRTH', payload, table);
     if (!target) return;
     this.byLinewatch.set(`${target.line}/${target.device}`, { node, device: id });
     this.publishBirth(target, device.type, table, payload.timestamp);
@@ -499,9 +527,11 @@ export class SparkplugHost implements Service {
     }
     this.tally.data++;
     const changed = this.apply(node, device.metrics, payload.metrics, `${node.group}/${node.edge}/${id}`);
+    this.publishRaw(node, id, 'DDATA', payload, device.metrics);
     if (!changed || !device.target) return;
+    // The ack first: a sender that compares what the device reports with what it acknowledged (the rules engine) has it before the report.
+    this.confirm(node, id, changed, this.timestampOf(payload));
     this.publishData(device.target, device.type, device.metrics, changed, payload.timestamp);
-    this.confirm(node, id, changed);
   }
 
   private onDeviceDeath(node: NodeEntry, id: string, payload: Payload): void {
@@ -510,7 +540,34 @@ export class SparkplugHost implements Service {
     this.tally.device_deaths++;
     device.online = false;
     device.metrics.markStale();
-    if (device.target) this.publishStatus(device.target, device.type, 'offline', this.timestampOf(payload));
+    const ts = this.timestampOf(payload);
+    this.publishRawDeath(node, id, 'DDEATH', ts, payload.seq, device.metrics);
+    if (device.target) this.publishStatus(device.target, device.type, 'offline', ts);
+  }
+
+  // --- raw metrics out (sparkplug/raw-metrics.ts: lw/_sparkplug/… for the historian) ---------------
+
+  /** A birth's or data's metrics as they came, each named and typed by its definition in `table` (an unknown one is left out: a rebirth is asked for). */
+  private publishRaw(node: NodeEntry, device: string | undefined, message: 'NBIRTH' | 'NDATA' | 'DBIRTH' | 'DDATA', payload: Payload, table: MetricTable): void {
+    if (!this.raw) return;
+    const metrics: RawMetricIn[] = [];
+    for (const metric of payload.metrics) {
+      const definition = table.resolve(metric);
+      if (!definition) continue;
+      metrics.push({ name: definition.name, ...(definition.alias !== undefined ? { alias: definition.alias } : {}), type: definition.type, value: metric.value, ...(metric.timestamp !== undefined ? { timestamp: metric.timestamp } : {}), stale: false });
+    }
+    this.raw.publish(this.rawSource(node, device), { message, ts: this.timestampOf(payload), ...(payload.seq !== undefined ? { seq: payload.seq } : {}), online: true }, metrics);
+  }
+
+  /** A death: every metric of the table stale, without a value (the last one stored stays the last). */
+  private publishRawDeath(node: NodeEntry, device: string | undefined, message: 'NDEATH' | 'DDEATH', ts: number, seq: number | undefined, table: MetricTable): void {
+    if (!this.raw) return;
+    const metrics: RawMetricIn[] = [...table.all()].map((definition) => ({ name: definition.name, ...(definition.alias !== undefined ? { alias: definition.alias } : {}), type: definition.type, value: null, stale: true }));
+    this.raw.publish(this.rawSource(node, device), { message, ts, ...(seq !== undefined && seq >= 0 && seq <= 255 ? { seq } : {}), online: false }, metrics);
+  }
+
+  private rawSource(node: NodeEntry, device: string | undefined): { group: string; edge: string; device?: string } {
+    return { group: node.group, edge: node.edge, ...(device !== undefined ? { device } : {}) };
   }
 
   /** Updates the table from data metrics (by alias, else name); an unknown one asks for a rebirth. Returns the metrics that came, or undefined when none did. */
@@ -573,28 +630,43 @@ export class SparkplugHost implements Service {
         this.limitedLog.write('warn', 'invalid_state', { device: `${target.line}/${target.device}` }, `${target.line}/${target.device}: ${state}; no state published`);
       } else if (state) {
         const payload: StatePayload = { ts, seq: this.nextSeq(target), ...state, ...(type ? { type } : {}) };
-        this.publish(topics.state(target.line, target.device), payload, DELIVERY.state);
+        this.publish(target, topics.state(target.line, target.device), payload, DELIVERY.state);
       }
     }
     const values = readingsOf(changed, target.mapping, names);
     if (Object.keys(values).length === 0) return;
     const payload: TelemetryPayload = { ts, seq: this.nextSeq(target), values, ...(type ? { type } : {}) };
-    this.publish(topics.telemetry(target.line, target.device), payload, DELIVERY.telemetry);
+    this.publish(target, topics.telemetry(target.line, target.device), payload, DELIVERY.telemetry);
   }
 
   private publishStatus(target: LinewatchDevice, type: DeviceType | undefined, status: 'online' | 'offline', ts: number): void {
     const payload: StatusPayload = { ts, seq: this.nextSeq(target), status, ...(type ? { type } : {}) };
-    this.publish(topics.status(target.line, target.device), payload, DELIVERY.status);
+    this.publish(target, topics.status(target.line, target.device), payload, DELIVERY.status);
   }
 
-  private publish(topic: string, payload: object, delivery: { qos: 0 | 1; retain: boolean }): void {
-    this.options.bus.publish(topic, JSON.stringify(payload), delivery).then(
-      () => this.tally.events_published++,
+  /**
+   * Publishes one event of a linewatch device, after the ones before it of the same device have
+   * gone out: the bus keeps the order of one QoS, not across QoS 0 telemetry and QoS 1 state, status
+   * and acks, and a subscriber must see a device's ack before the report that confirmed it (the
+   * rules engine re-commands a setpoint reported other than the acknowledged one).
+   */
+  private publish(target: { line: string; device: string }, topic: string, payload: object, delivery: { qos: 0 | 1; retain: boolean }): void {
+    const key = `${target.line}/${target.device}`;
+    const body = JSON.stringify(payload);
+    const previous = this.publishing.get(key) ?? Promise.resolve();
+    const next = previous.then(() => this.options.bus.publish(topic, body, delivery)).then(
+      () => {
+        this.tally.events_published++;
+      },
       (err: unknown) => {
         this.tally.publish_failures++;
         this.limitedLog.write('warn', 'publish', { topic }, `could not publish ${topic}: ${(err as Error).message}`);
       },
     );
+    this.publishing.set(key, next);
+    void next.then(() => {
+      if (this.publishing.get(key) === next) this.publishing.delete(key);
+    });
   }
 
   // --- commands: linewatch cmd → DCMD/NCMD metric write → done when the device reports it ---------
@@ -631,24 +703,27 @@ export class SparkplugHost implements Service {
 
   private write(write: PendingWrite): void {
     const client = this.client;
-    if (!client?.connected) return; // the sender retries; else it expires
+    if (!client?.connected || !this.birthPublished) return; // the sender retries; else it expires
     const definition = (write.device === undefined ? write.node.metrics : write.node.devices.get(write.device)?.metrics)?.get(write.metric);
-    const metric = { name: write.metric, ...(definition?.alias !== undefined ? { alias: definition.alias } : {}), type: write.type, value: write.value };
+    // By its alias alone when the birth gave it one (tck-id-payloads-alias-data-cmd-requirement), else by name. The
+    // datatype goes too (the spec says it should not, tck-id-payloads-metric-datatype-not-req): the protobuf codec needs
+    // it to put the value in the right field.
+    const metric = { ...(definition?.alias !== undefined ? { alias: definition.alias } : { name: write.metric }), type: write.type, value: write.value };
     const payload = encodeSparkplug({ timestamp: this.now(), metrics: [metric] });
     const topic = write.device === undefined ? sparkplugTopics.node('NCMD', write.node.group, write.node.edge) : sparkplugTopics.device('DCMD', write.node.group, write.node.edge, write.device);
     client.publish(topic, payload, { qos: 0 });
     this.tally.commands_written++;
   }
 
-  /** Writes to this node/device whose metric now reports the written value are done. */
-  private confirm(node: NodeEntry, device: string | undefined, changed: readonly MetricDefinition[]): void {
+  /** Writes to this node/device whose metric now reports the written value are done, acked at `ts`: the device's time of that report. */
+  private confirm(node: NodeEntry, device: string | undefined, changed: readonly MetricDefinition[], ts: number): void {
     for (const [id, write] of this.pending) {
       if (write.node !== node || write.device !== device) continue;
       const reported = changed.find((definition) => definition.name === write.metric);
       if (!reported || !sameValue(write.type, write.value, reported.value)) continue;
       this.pending.delete(id);
       this.tally.commands_confirmed++;
-      this.ack(write.line, write.target, id, 'done');
+      this.ack(write.line, write.target, id, 'done', undefined, ts);
     }
   }
 
@@ -662,9 +737,10 @@ export class SparkplugHost implements Service {
     }
   }
 
-  private ack(line: string, target: string, id: string, result: AckPayload['result'], reason?: string): void {
-    const payload: AckPayload = { id, result, ts: this.now(), ...(reason ? { reason: reason.slice(0, 256) } : {}) };
-    this.publish(topics.ack(line, target), payload, DELIVERY.ack);
+  /** An ack on the device's behalf; `ts`: the device's time of the report that confirmed it, else the host's now. */
+  private ack(line: string, target: string, id: string, result: AckPayload['result'], reason?: string, ts = this.now()): void {
+    const payload: AckPayload = { id, result, ts, ...(reason ? { reason: reason.slice(0, 256) } : {}) };
+    this.publish({ line, device: target }, topics.ack(line, target), payload, DELIVERY.ack);
   }
 }
 

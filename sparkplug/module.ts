@@ -9,6 +9,7 @@ import type { ServiceModule, TopicDeclaration } from '../lib/service-module.js';
 import { sparkplugConfigSchema, type SparkplugConfig } from './config.js';
 import { SparkplugHost, type SparkplugHostOptions } from './host.js';
 import { SPARKPLUG_NAMESPACE as NS } from '../contracts/sparkplug/topics.js';
+import { RAW_METRICS_FILTER } from '../contracts/sparkplug/raw-metrics.js';
 
 export const sparkplugModule = {
   name: 'sparkplug' as const,
@@ -20,6 +21,7 @@ export const sparkplugModule = {
       { filter: `${NS}/STATE/{account}`, qos: 1, retain: true, why: 'its STATE birth, and its will (sparkplug/host.ts)' },
       { filter: `${NS}/+/NCMD/+`, qos: 0, retain: false, why: 'rebirth requests and node metric writes (sparkplug/host.ts)' },
       { filter: `${NS}/+/DCMD/+/+`, qos: 0, retain: false, why: 'device metric writes for linewatch commands (sparkplug/host.ts)' },
+      { filter: RAW_METRICS_FILTER, qos: 1, retain: false, why: 'each birth, data and death with its raw metrics and datatypes, for the historian (sparkplug/raw-metrics.ts)' },
     ],
     subscribes: [
       ...deviceSubscribes('+/+'),

@@ -32,6 +32,7 @@ import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { provisionDeviceAccounts } from './credentials.js';
 import { logger } from '../../lib/log.js';
 import { withTimeout } from '../../lib/wait.js';
+import { redactUrl } from '../../lib/influx-url.js';
 import type { Service } from '../../lib/service.js';
 import { SOCAT_INSTALL_HINT, findSocat, openPtyPair, type PtyPair } from './pty-pair.js';
 import type { StatusFigures } from './status.js';
@@ -248,7 +249,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         }
         const url = sp.brokerUrl ?? embeddedUrl();
         await startService(sparkplugModule.create({ bus: running().bus, config: sp, mqtt: { url, ...account } }));
-        hooks.say(`sparkplug: primary host ${sp.hostId} on ${url} (STATE on spBv1.0/STATE/${sp.hostId})`);
+        hooks.say(`sparkplug: primary host ${sp.hostId} on ${redactUrl(url)} (STATE on spBv1.0/STATE/${sp.hostId})`);
       },
       // A socat PTY pair for the serial station, and the serial gateway on its far end (plus any
       // ports from gateway.ports).
@@ -286,16 +287,20 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
         const scenario = sim.scenario ? loadScenarioFile(sim.scenario) : loadDemoScenario();
         const serialDevices = pair ? [{ device: SERIAL_STATION, path: pair.a, codec: 'ndjson' as const }] : [];
         let credentials: ((line: string, device: string) => { username: string; password: string } | undefined) | undefined;
-        // With the Sparkplug host on, the line is one Sparkplug edge node LINE/edge (group = line).
+        // With the Sparkplug host on, the line is one Sparkplug edge node LINE/edge (group = line),
+        // on the broker the host listens to: sparkplug.brokerUrl (without an account: that broker's
+        // accounts are not ours to make), else the embedded one with a sparkplug-edge account.
         const sparkplug = config.sparkplug.enabled;
-        const edgeAccount = sparkplug && !brokerConfig.open ? (await provisionDeviceAccounts(dataDir, brokerConfig.devicesFile, [`${line}/${SIMULATED_EDGE}`], 'sparkplug-edge')).account(`${line}/${SIMULATED_EDGE}`) : undefined;
+        const sparkplugBroker = sparkplug ? config.sparkplug.brokerUrl : null;
+        const edgeAccount = sparkplug && sparkplugBroker === null && !brokerConfig.open ? (await provisionDeviceAccounts(dataDir, brokerConfig.devicesFile, [`${line}/${SIMULATED_EDGE}`], 'sparkplug-edge')).account(`${line}/${SIMULATED_EDGE}`) : undefined;
+        const simulatorUrl = sparkplugBroker ?? embeddedUrl();
         const simulator = simulateModule.create({
           line,
           seed: sim.seed,
           scenario,
           rateHz: sim.rateHz,
           speedup: sim.speedup,
-          mqtt: { url: embeddedUrl(), mode: sparkplug ? 'sparkplug' : 'per-device', credentials: (l, d) => credentials?.(l, d), ...(edgeAccount ? { sharedAccount: edgeAccount } : {}) },
+          mqtt: { url: simulatorUrl, mode: sparkplug ? 'sparkplug' : 'per-device', credentials: (l, d) => credentials?.(l, d), ...(edgeAccount ? { sharedAccount: edgeAccount } : {}) },
           serialDevices,
         });
         if (!brokerConfig.open && !sparkplug) {
@@ -305,7 +310,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
           if (accounts.created > 0) hooks.say(`accounts: ${accounts.created} simulated device account(s) added to ${brokerConfig.devicesFile} (passwords in ${join(dataDir, 'sim-credentials.json')}, mode 0600)`);
         }
         await startService(simulator);
-        hooks.say(`simulate: line ${line}, ${simulator.model.deviceIds().length} devices${sparkplug ? ` as Sparkplug edge node ${line}/${SIMULATED_EDGE}` : ''} (scenario ${scenario.name}, speedup ×${sim.speedup}, seed ${sim.seed})`);
+        hooks.say(`simulate: line ${line}, ${simulator.model.deviceIds().length} devices${sparkplug ? ` as Sparkplug edge node ${line}/${SIMULATED_EDGE} on ${redactUrl(simulatorUrl)}` : ''} (scenario ${scenario.name}, speedup ×${sim.speedup}, seed ${sim.seed})`);
       },
     };
     for (const module of SERVICE_MODULES) await steps[module.name]();

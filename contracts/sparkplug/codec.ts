@@ -6,12 +6,9 @@
 // metric keeps its datatype name. Nothing else in linewatch touches the codec.
 import sparkplugPayload from 'sparkplug-payload';
 
-/** The Sparkplug B datatypes linewatch reads as scalar values (the rest are stored by name only). */
-export const SCALAR_TYPES = ['Int8', 'Int16', 'Int32', 'Int64', 'UInt8', 'UInt16', 'UInt32', 'UInt64', 'Float', 'Double', 'Boolean', 'String', 'DateTime', 'Text', 'UUID'] as const;
-export type ScalarType = (typeof SCALAR_TYPES)[number];
-const INTEGER_TYPES: ReadonlySet<string> = new Set(['Int8', 'Int16', 'Int32', 'Int64', 'UInt8', 'UInt16', 'UInt32', 'UInt64', 'DateTime']);
-const NUMBER_TYPES: ReadonlySet<string> = new Set([...INTEGER_TYPES, 'Float', 'Double']);
-const STRING_TYPES: ReadonlySet<string> = new Set(['String', 'Text', 'UUID']);
+import { NUMBER_TYPES } from './datatypes.js';
+
+export { SCALAR_TYPES, isIntegerType, isNumberType, isStringType, type ScalarType } from './datatypes.js';
 
 export type MetricValue = number | boolean | string | null;
 
@@ -100,15 +97,4 @@ export interface OutgoingMetric {
 
 export function encodeSparkplug(payload: { timestamp: number; seq?: number; metrics: OutgoingMetric[] }): Buffer {
   return Buffer.from(codec!.encodePayload(payload as Parameters<NonNullable<typeof codec>['encodePayload']>[0]));
-}
-
-/** Whether a datatype holds numbers (integers or floats), booleans or text. */
-export function isNumberType(type: string): boolean {
-  return NUMBER_TYPES.has(type);
-}
-export function isIntegerType(type: string): boolean {
-  return INTEGER_TYPES.has(type);
-}
-export function isStringType(type: string): boolean {
-  return STRING_TYPES.has(type);
 }

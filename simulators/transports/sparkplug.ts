@@ -47,6 +47,8 @@ export class SparkplugEdge implements DeviceTransport {
     devices: { id: string; type: DeviceType | undefined }[],
     private readonly snapshot: (id: string) => { state: DeviceState; reason?: string; values: Record<string, number> } | undefined,
     private readonly credentials: Credentials | undefined,
+    /** The simulated clock (the line model's now): births, data and the will are stamped with it, as the plain MQTT devices stamp their payloads. */
+    private readonly clock: () => number,
   ) {
     for (const device of devices) this.devices.set(device.id, { ...device, metrics: new Map(), writes: new Map() });
   }
@@ -62,7 +64,7 @@ export class SparkplugEdge implements DeviceTransport {
   }
 
   private will(): { topic: string; payload: Buffer; qos: 1; retain: false } {
-    return { topic: sparkplugTopics.node('NDEATH', this.line, SIMULATED_EDGE), payload: encodeSparkplug({ timestamp: Date.now(), metrics: [{ name: 'bdSeq', type: 'UInt64', value: this.bdSeq }] }), qos: 1, retain: false };
+    return { topic: sparkplugTopics.node('NDEATH', this.line, SIMULATED_EDGE), payload: encodeSparkplug({ timestamp: this.clock(), metrics: [{ name: 'bdSeq', type: 'UInt64', value: this.bdSeq }] }), qos: 1, retain: false };
   }
 
   private async onConnected(client: MqttClient): Promise<void> {
@@ -74,7 +76,7 @@ export class SparkplugEdge implements DeviceTransport {
     const client = this.client;
     if (!client?.connected) return;
     this.seq = 0;
-    client.publish(sparkplugTopics.node('NBIRTH', this.line, SIMULATED_EDGE), encodeSparkplug({ timestamp: Date.now(), seq: this.seq, metrics: [{ name: 'bdSeq', type: 'UInt64', value: this.bdSeq }, { name: 'Node Control/Rebirth', type: 'Boolean', value: false }] }), { qos: 0 });
+    client.publish(sparkplugTopics.node('NBIRTH', this.line, SIMULATED_EDGE), encodeSparkplug({ timestamp: this.clock(), seq: this.seq, metrics: [{ name: 'bdSeq', type: 'UInt64', value: this.bdSeq }, { name: 'Node Control/Rebirth', type: 'Boolean', value: false }] }), { qos: 0 });
     this.born.clear();
     for (const device of this.devices.values()) this.birthDevice(device);
   }
@@ -92,7 +94,7 @@ export class SparkplugEdge implements DeviceTransport {
     if (!device.metrics.has('resetFault')) this.setMetric(device, 'resetFault', 'Boolean', false);
     if (device.type === 'line-controller' && !device.metrics.has('strategy')) this.setMetric(device, 'strategy', 'String', 'max-throughput');
     const metrics: OutgoingMetric[] = [...device.metrics].map(([name, metric]) => ({ name, alias: metric.alias, type: metric.type, value: metric.value }));
-    client.publish(sparkplugTopics.device('DBIRTH', this.line, SIMULATED_EDGE, device.id), encodeSparkplug({ timestamp: Date.now(), seq: this.nextSeq(), metrics }), { qos: 0 });
+    client.publish(sparkplugTopics.device('DBIRTH', this.line, SIMULATED_EDGE, device.id), encodeSparkplug({ timestamp: this.clock(), seq: this.nextSeq(), metrics }), { qos: 0 });
     this.born.add(device.id);
     return true;
   }
@@ -136,10 +138,11 @@ export class SparkplugEdge implements DeviceTransport {
       this.setMetric(device, write.metric, device.metrics.get(write.metric)?.type ?? 'Double', write.value);
       changed.push(write.metric);
     }
-    this.publishData(device, changed);
+    this.publishData(device, changed, (payload as { ts: number }).ts);
   }
 
-  private publishData(device: SimDevice, names: readonly string[]): void {
+  /** A DDATA of `names`, stamped `timestamp`: the model's time of the message it stands for. */
+  private publishData(device: SimDevice, names: readonly string[], timestamp: number): void {
     const client = this.client;
     if (!client?.connected || names.length === 0) return;
     // Not born yet in this session: its DBIRTH carries what changed.
@@ -151,7 +154,7 @@ export class SparkplugEdge implements DeviceTransport {
       const metric = device.metrics.get(name);
       return metric ? [{ alias: metric.alias, type: metric.type, value: metric.value }] : [];
     });
-    client.publish(sparkplugTopics.device('DDATA', this.line, SIMULATED_EDGE, device.id), encodeSparkplug({ timestamp: Date.now(), seq: this.nextSeq(), metrics }), { qos: 0 });
+    client.publish(sparkplugTopics.device('DDATA', this.line, SIMULATED_EDGE, device.id), encodeSparkplug({ timestamp, seq: this.nextSeq(), metrics }), { qos: 0 });
     this.counters.sent++;
   }
 

@@ -199,7 +199,8 @@ describe('Sparkplug primary host', () => {
     await tb.broker.bus.publish('lw/G1/press-1/cmd', JSON.stringify(command), { qos: 1 });
     const write = await waitFor(() => edge.dcmd[0], WAIT_MS, 'the DCMD write');
     expect(write.device).toBe('press-1');
-    expect(write.payload.metrics).toEqual([expect.objectContaining({ name: 'speedSetpoint', type: 'Float', value: 32.5 })]);
+    // By its alias alone (speedSetpoint is alias 4 in PRESS), as the spec has it.
+    expect(write.payload.metrics?.map((metric) => ({ name: metric.name, alias: Number(metric.alias), type: metric.type, value: metric.value }))).toEqual([{ name: undefined, alias: 4, type: 'Float', value: 32.5 }]);
     expect(received('ack', 'press-1')).toEqual([]);
 
     edge.data('press-1', [{ alias: 4, type: 'Float', value: 32.5 }]);
@@ -210,7 +211,7 @@ describe('Sparkplug primary host', () => {
     const stop = { id: 'c-stop', action: 'stop', params: {}, origin: 'rule:test', ts: Date.now(), expiresAt: Date.now() + 500 };
     await tb.broker.bus.publish('lw/G1/press-1/cmd', JSON.stringify(stop), { qos: 1 });
     await waitFor(() => edge.dcmd.length === 2, WAIT_MS, 'the stop write');
-    expect(edge.dcmd[1]?.payload.metrics).toEqual([expect.objectContaining({ name: 'running', value: false })]);
+    expect(edge.dcmd[1]?.payload.metrics?.map((metric) => [Number(metric.alias), metric.value])).toEqual([[5, false]]);
     edge.data('press-1', [{ alias: 5, type: 'Boolean', value: true }]);
     await waitFor(() => host.counters().commands_unconfirmed === 1, WAIT_MS, 'the unconfirmed write forgotten');
     expect(received('ack', 'press-1').map((payload) => payload.id)).toEqual(['c-speed']);
