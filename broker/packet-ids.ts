@@ -27,6 +27,7 @@ import type { AedesOptions, AuthenticateError } from 'aedes';
 import { logger } from '../lib/log.js';
 import type { LogLimiter } from '../lib/log-limit.js';
 import type { AedesPersistence } from './persistence/types.js';
+import { withStoreOverrides } from './persistence/store-overrides.js';
 
 /** The largest MQTT packet id (ids are 1–65535). */
 export const MAX_PACKET_ID = 65535;
@@ -86,13 +87,7 @@ export class PacketIds {
         return removed;
       },
     };
-    return new Proxy(store, {
-      get(target, property) {
-        if (typeof property === 'string' && Object.hasOwn(overrides, property)) return overrides[property as keyof typeof overrides];
-        const value: unknown = Reflect.get(target, property);
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    return withStoreOverrides(store, overrides);
   }
 
   /**

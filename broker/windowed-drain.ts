@@ -28,6 +28,7 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { AEDES_VERSION, aedesFile, installedAedesVersion } from './aedes-package.js';
 import type { AedesPersistence } from './persistence/types.js';
+import { withStoreOverrides } from './persistence/store-overrides.js';
 
 /**
  * Queued messages whose store update and write may be under way at once during a drain. The
@@ -124,13 +125,7 @@ export function withWindowedDrain<T extends AedesPersistence>(store: T, parts: A
     );
     return ended;
   };
-  return new Proxy(store, {
-    get(target, property) {
-      if (property === 'outgoingStream') return outgoingStream;
-      const value: unknown = Reflect.get(target, property);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  return withStoreOverrides(store, { outgoingStream });
 }
 
 /**

@@ -15,6 +15,7 @@
 // (`outgoingStream`); the enqueues for that session wait for that count.
 import type { LogLimiter } from '../../lib/log-limit.js';
 import type { AedesPersistence } from './types.js';
+import { withStoreOverrides } from './store-overrides.js';
 
 export const OVERFLOW_POLICIES = ['drop-newest'] as const;
 export type OverflowPolicy = (typeof OVERFLOW_POLICIES)[number];
@@ -117,22 +118,7 @@ export class QueueLimit {
       },
       outgoingStream: (client) => inner.outgoingStream(client),
     };
-    const bound = new Map<PropertyKey, unknown>();
-    return new Proxy(store, {
-      get(target, property) {
-        if (typeof property === 'string' && Object.hasOwn(overrides, property)) return overrides[property as keyof OutgoingStore];
-        // Read from the store itself (its getters may use private fields, which a Proxy receiver lacks).
-        const value: unknown = Reflect.get(target, property);
-        if (typeof value !== 'function') return value;
-        // The store's own methods, bound to it once (Aedes calls some per message).
-        let method = bound.get(property);
-        if (method === undefined || (method as { target?: unknown }).target !== value) {
-          method = Object.assign((value as (...args: unknown[]) => unknown).bind(target), { target: value });
-          bound.set(property, method);
-        }
-        return method;
-      },
-    });
+    return withStoreOverrides(store, overrides);
   }
 
   /** Whether one more message may be queued for `clientId` (counted if so, dropped and reported if not); undefined while its queue is not counted yet. */
