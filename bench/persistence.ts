@@ -40,7 +40,7 @@ export async function run(report: Report): Promise<void> {
     report.add({
       title: 'Broker store: QoS 1 through a persistent (clean=false) TCP subscriber, memory vs disk',
       note:
-        `100 devices publish QoS 1, 64-byte telemetry for ${SECONDS} s per rate (bench/broker.ts's load generator); the subscriber's session is persistent, ` +
+        `100 devices publish QoS 1, 64-byte telemetry for ${SECONDS} s per rate (bench/broker.ts's load generator, after its warm-up at the lowest rate); the subscriber's session is persistent, ` +
         'so each message is queued in the store, updated with its messageId and cleared at its PUBACK. CPU is the broker process (100% = one core); ' +
         'CPU per message = broker CPU / delivered per second.',
       columns: ['store', 'offered/s', 'delivered/s', 'missing', 'duplicates', 'p50 ms', 'p99 ms', 'broker CPU', 'broker CPU µs per delivered message'],
