@@ -108,6 +108,22 @@ export class PacketIds {
     this.numberFromFreeIds(client, ids);
   }
 
+  /**
+   * A connection of `clientId` ended: a session with no message waiting for a PUBACK is forgotten,
+   * so the table holds only sessions with ids in use (each has messages in the store), not every
+   * client id ever seen. Its next connection reads its ids from the store again. A connection of the
+   * same id already numbering (a takeover) keeps its own Set: it only misses the ids of its own new
+   * messages, which its forward-only counter reaches again only after 65 535 more.
+   */
+  forget(clientId: string): void {
+    if (this.inUse.get(clientId)?.size === 0) this.inUse.delete(clientId);
+  }
+
+  /** Sessions tracked now (for tests: the table's size). */
+  get sessions(): number {
+    return this.inUse.size;
+  }
+
   /** Ids tracked for a session now (for tests and health: how many messages wait for a PUBACK). */
   idsInUse(clientId: string): number {
     return this.inUse.get(clientId)?.size ?? 0;

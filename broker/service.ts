@@ -88,7 +88,7 @@ const NOT_SERVING: Record<Exclude<Phase, 'running'>, string> = {
 
 export class BrokerService implements LinewatchBroker {
   readonly name = 'broker';
-  readonly gauges: ReadonlySet<string> = new Set(['clients_connected', 'connections_open', 'pending_deliveries', 'reading_paused', 'session_queue_messages', 'session_queues_full', 'persistence_redis_connected']);
+  readonly gauges: ReadonlySet<string> = new Set(['clients_connected', 'connections_open', 'pending_deliveries', 'reading_paused', 'session_queue_messages', 'session_queues_full', 'persistence_redis_connected', 'packet_id_sessions']);
   private readonly counts = new BrokerCounters();
   private phase: Phase = 'new';
   private startup: Promise<Running> | undefined;
@@ -161,6 +161,7 @@ export class BrokerService implements LinewatchBroker {
       session_queue_dropped: running?.store.queueLimit.dropped ?? 0,
       packet_ids_skipped: running?.store.packetIds.skipped ?? 0,
       packet_ids_exhausted: running?.store.packetIds.exhausted ?? 0,
+      packet_id_sessions: running?.store.packetIds.sessions ?? 0,
       session_queue_messages: 0,
       session_queues_full: 0,
       ...running?.store.gauges(),
@@ -236,6 +237,7 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
     authorizeSubscribe: authorization.authorizeSubscribe,
     authorizeForward: authorization.authorizeForward,
   });
+  aedes.on('clientDisconnect', (client) => store.packetIds.forget(client.id));
   const { drop, publish } = await installOverrides(aedes, store);
   await publishWillsOfPreviousRun(aedes, store, publish);
   const bus = new InProcessBus(aedes, { limitedLog });

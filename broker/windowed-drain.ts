@@ -54,7 +54,7 @@ const EMPTY_QUEUE_TEXT = [
 
 interface QueuedPacket {
   cmd?: string;
-  messageId?: number;
+  messageId?: number | null;
   dup?: boolean;
   payload?: { length: number } | string;
 }
@@ -146,8 +146,9 @@ async function sendBacklog(client: DrainingClient, queued: AsyncIterable<QueuedP
     const packet = new parts.QoSPacket(data, client);
     // [MQTT-3.3.1-1]: a PUBLISH that went out before (it has a messageId: the store's outgoingUpdate
     // gave it one when it was sent) goes again with DUP set; Aedes 1.2.0 always sends DUP 0. One
-    // queued while the client was away (no messageId yet) is a first delivery: DUP 0.
-    if (packet.cmd === 'publish' && data.messageId !== undefined) packet.dup = true;
+    // queued while the client was away (no messageId yet: undefined in memory, null as the disk and
+    // Redis stores read it back) is a first delivery: DUP 0. Packet ids are 1–65535.
+    if (packet.cmd === 'publish' && typeof data.messageId === 'number' && data.messageId > 0) packet.dup = true;
     // Aedes calls the store through client.broker.persistence, the store as the broker was given it.
     const updated = client.broker.persistence.outgoingUpdate(client, packet).then(
       () => undefined,

@@ -130,6 +130,41 @@ describe.each(['memory', 'disk'] as const)('packet ids of a persistent session, 
   });
 });
 
+describe.each(['memory', 'disk'] as const)('DUP on a persistent session\'s backlog, %s store', (persistence) => {
+  it('a message queued while the client was away goes out with DUP 0, and with DUP 1 when it goes again', async () => {
+    tb = await startTestBroker({ open: true, wsPort: null, persistence });
+    const port = tb.broker.ports.mqtt;
+    const publisher = await mqtt.connectAsync(tb.url, { clientId: 'packet-ids-dup-pub' });
+    try {
+      const first = await RawSession.open(port);
+      first.socket.write(subscribePacket(TOPIC, 1));
+      await first.ping();
+      await first.drop();
+      await sessionGone(tb);
+      await publisher.publishAsync(TOPIC, 'Q', { qos: 1 });
+
+      const second = await RawSession.open(port);
+      const queued = await second.waitFor('Q', 'Q, queued while away, on the next connection');
+      expect(queued.dup, 'a first delivery of a queued message has DUP 0 (MQTT-3.3.1-1)').toBe(false);
+      await second.drop();
+      await sessionGone(tb);
+
+      const third = await RawSession.open(port);
+      const again = await third.waitFor('Q', 'Q again, not acknowledged');
+      expect(again.messageId).toBe(queued.messageId);
+      expect(again.dup, 'Q went out before: DUP 1').toBe(true);
+      expect(tb.broker.counters().packet_id_sessions, 'Q waits for its PUBACK: the session is tracked').toBe(1);
+      third.socket.write(encodePuback(again.messageId));
+      await third.ping();
+      await third.drop();
+      await sessionGone(tb);
+      await waitFor(() => tb?.broker.counters().packet_id_sessions === 0, 5000, 'the session with nothing in flight to be forgotten');
+    } finally {
+      await withTimeout(publisher.endAsync(true), 5000, 'the publisher to close');
+    }
+  });
+});
+
 describe('PacketIds', () => {
   const storeWith = (messageIds: number[]) => ({
     outgoingUpdate: () => Promise.resolve(),
