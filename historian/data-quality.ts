@@ -69,19 +69,21 @@ export class DataQuality {
     return this.devices.size - (this.devices.has(`${OVERFLOW}/${OVERFLOW}`) ? 1 : 0);
   }
 
-  /** Records one stored message of `line`/`device`, sent at device time `ts`, with its `seq` if it has one. */
-  record(line: string, device: string, ts: number, seq: number | undefined): void {
+  /** Records one stored message of `line`/`device`, sent at device time `ts`, with its `seq` if it has one; without a `ts` it is only counted (a status: its will was composed at connect). */
+  record(line: string, device: string, ts: number | undefined, seq: number | undefined): void {
     const entry = this.entryOf(line, device);
     const counts: Partial<QualityCounts> = { messages: 1 };
-    if (seq !== undefined) {
+    if (seq !== undefined && ts !== undefined) {
       const before = { ...this.sequences.counters };
       this.sequences.check(`${line}/${device}`, seq, ts);
       for (const field of SEQUENCE_FIELDS) counts[field] = this.sequences.counters[field] - before[field];
     }
-    // The overflow bucket mixes devices: no newest ts of its own to be late behind.
-    if (entry.device !== OVERFLOW && ts < entry.newestTs - this.options.lateAfterMs) counts.late_ts = 1;
-    if (ts > this.now() + this.options.futureAheadMs) counts.future_ts = 1;
-    if (ts > entry.newestTs) entry.newestTs = ts;
+    if (ts !== undefined) {
+      // The overflow bucket mixes devices: no newest ts of its own to be late behind.
+      if (entry.device !== OVERFLOW && ts < entry.newestTs - this.options.lateAfterMs) counts.late_ts = 1;
+      if (ts > this.now() + this.options.futureAheadMs) counts.future_ts = 1;
+      if (ts > entry.newestTs) entry.newestTs = ts;
+    }
     for (const field of QUALITY_FIELDS) {
       const add = counts[field] ?? 0;
       entry.totals[field] += add;

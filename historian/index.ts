@@ -410,8 +410,12 @@ export class Historian implements Service {
   private accepted(point: AcceptedPoint): void {
     const message = point.message;
     if (!message) return; // a dead letter: no device's sequence
-    if (message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'status' || message.kind === 'ack') {
+    if (message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'ack') {
       this.quality.record(message.line, message.device, message.payload.ts, message.payload.seq);
+    } else if (message.kind === 'status') {
+      // A will is composed when its device connects: its ts (and seq, if any) date from then, so a
+      // status is counted as a message but checked for neither (the rules engine ignores its ts too).
+      this.quality.record(message.line, message.device, undefined, undefined);
     }
   }
 

@@ -85,7 +85,8 @@ describe('data quality per device', () => {
     const first = historian();
     await first.start();
     // d1: 0..9 in order, then 13 (10, 11, 12 skipped: one gap, 3 skipped), 11 and 12 late (2 reorders),
-    // 13 again (a duplicate), 14; a status 5 s older than its newest (late_ts); 15 an hour ahead (future_ts).
+    // 13 again (a duplicate), 14; 15 5 s older than its newest (late_ts); a status as old (a will's ts
+    // dates from the connect: only counted as a message); 16 an hour ahead (future_ts).
     for (let seq = 0; seq < 10; seq++) await telemetry('d1', seq, T0 + seq * 100);
     await received(first, sent);
     // Into the next interval: each of its points has only its own deltas.
@@ -95,8 +96,9 @@ describe('data quality per device', () => {
     await telemetry('d1', 13, T0 + 1300);
     await telemetry('d1', 12, T0 + 1200);
     await telemetry('d1', 14, T0 + 1400);
+    await telemetry('d1', 15, T0 + 1400 - 5000);
     await status('d1', T0 + 1400 - 5000);
-    await telemetry('d1', 15, Date.now() + 3_600_000);
+    await telemetry('d1', 16, Date.now() + 3_600_000);
     // d2: 0..4, 2 twice more (2 duplicates), 8 (5..7 skipped), 9.
     for (const seq of [0, 1, 2, 3, 4, 2, 2, 8, 9]) await telemetry('d2', seq, T0 + seq * 100);
     // d3, d4: beyond maxDevices 2, counted together as */*; d4 loses 1.
@@ -105,7 +107,7 @@ describe('data quality per device', () => {
     await received(first, sent);
 
     const expected: Expected = {
-      'A/d1': { messages: 17, gaps: 1, skipped: 3, duplicates: 1, reorders: 2, late_ts: 1, future_ts: 1 },
+      'A/d1': { messages: 18, gaps: 1, skipped: 3, duplicates: 1, reorders: 2, late_ts: 1, future_ts: 1 },
       'A/d2': { messages: 9, gaps: 1, skipped: 3, duplicates: 2 },
       '*/*': { messages: 5, gaps: 1, skipped: 1 },
     };
