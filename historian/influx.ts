@@ -165,11 +165,18 @@ export async function setupDatabase(admin: InfluxDB, config: Pick<HistorianConfi
     // The start that creates the period policy: the period rows an earlier version wrote to raw are
     // copied there once (the same points: same tags and times), so the readers, which read them
     // there now, still find them.
-    const q = (name: string): string => `"${name.replace(/"/g, '\\"')}"`;
-    for (const measurement of LEGACY_RAW_PERIOD_MEASUREMENTS) {
-      const answer = (await admin.queryRaw(`SELECT * INTO ${q(db)}.${q(config.periodRetentionPolicy)}.${q(measurement)} FROM ${q(db)}.${q(rawPolicy)}.${q(measurement)} GROUP BY *`, { database: db, method: 'POST' })) as { results?: { error?: string }[] };
-      const error = answer.results?.[0]?.error;
-      if (error) throw new Error(`copying the ${measurement} rows of ${rawPolicy} into ${config.periodRetentionPolicy}: ${error}`);
+    // If the copy fails, the new policy is dropped again (it holds only what was copied), so the
+    // next start, seeing no period policy, copies again: copying twice writes the same points.
+    const quoted = (name: string): string => `"${name.replace(/"/g, '\\"')}"`;
+    try {
+      for (const measurement of LEGACY_RAW_PERIOD_MEASUREMENTS) {
+        const answer = (await admin.queryRaw(`SELECT * INTO ${quoted(db)}.${quoted(config.periodRetentionPolicy)}.${quoted(measurement)} FROM ${quoted(db)}.${quoted(rawPolicy)}.${quoted(measurement)} GROUP BY *`, { database: db, method: 'POST' })) as { results?: { error?: string }[] };
+        const error = answer.results?.[0]?.error;
+        if (error) throw new Error(`copying the ${measurement} rows of ${rawPolicy} into ${config.periodRetentionPolicy}: ${error}`);
+      }
+    } catch (err) {
+      await admin.dropRetentionPolicy(config.periodRetentionPolicy, db).catch(() => undefined);
+      throw err;
     }
   }
   const cqs = new Set((await admin.showContinousQueries(db)).map((cq) => cq.name));
