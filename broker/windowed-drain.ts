@@ -154,24 +154,28 @@ async function sendBacklog(client: DrainingClient, queued: AsyncIterable<QueuedP
       () => undefined,
       (err: unknown) => (isGone(err) ? GONE : { err }),
     );
-    let done!: Promise<void>;
+    // Resolves once this message was handed to the socket, with the promise of its write's callback.
     const written = previousWritten.then(async () => {
       const updateFailed = await updated;
-      done = failure ? Promise.resolve() : send(client, packet, updateFailed, parts.write);
+      return { sent: failure ? Promise.resolve() : send(client, packet, updateFailed, parts.write) };
     });
-    previousWritten = written;
+    // The next message goes after this one, and fails with it; the last one's failure is the
+    // underWay entry's (below), so this chain is marked handled.
+    previousWritten = written.then(() => undefined);
+    previousWritten.catch(() => undefined);
     const bytes = packet.payload?.length ?? 0;
     bytesUnderWay += bytes;
     underWay.push({
       sent: written
-        .then(() => done)
+        .then((handed) => handed.sent)
         .catch((error: unknown) => {
           failure ??= { error };
         }),
       bytes,
     });
     while (underWay.length >= window.messages || (bytesUnderWay >= window.bytes && underWay.length > 0)) {
-      const oldest = underWay.shift()!;
+      const oldest = underWay.shift();
+      if (oldest === undefined) break;
       await oldest.sent;
       bytesUnderWay -= oldest.bytes;
     }
