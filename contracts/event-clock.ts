@@ -26,13 +26,24 @@ interface LineTime {
   last: number;
 }
 
+/** Lines an EventClock keeps by default: beyond them a line is at engine time (a stranger naming new lines cannot grow it). */
+export const EVENT_CLOCK_MAX_LINES = 10_000;
+
 export class EventClock {
   private readonly lines = new Map<string, LineTime>();
+  /** Device events of lines beyond maxLines, not kept (such a line stays at engine time). */
+  overflow = 0;
+
+  constructor(private readonly maxLines = EVENT_CLOCK_MAX_LINES) {}
 
   /** A device event of `line` at device time `ts`, heard at engine time `engineNow`. */
   observe(line: string, ts: number, engineNow: number): void {
     const time = this.lines.get(line);
     if (!time) {
+      if (this.lines.size >= this.maxLines) {
+        this.overflow++;
+        return;
+      }
       this.lines.set(line, { ts, at: engineNow, heard: true, last: Number.NEGATIVE_INFINITY });
       return;
     }
@@ -47,6 +58,7 @@ export class EventClock {
   now(line: string, engineNow: number): number {
     let time = this.lines.get(line);
     if (!time) {
+      if (this.lines.size >= this.maxLines) return engineNow;
       time = { ts: engineNow, at: engineNow, heard: false, last: Number.NEGATIVE_INFINITY };
       this.lines.set(line, time);
     }

@@ -414,7 +414,8 @@ export class DashboardServer implements Service {
         historyError = `InfluxDB did not answer the device query: ${(err as Error).message}`;
       }
     }
-    if (!view && !liveQuality && !history?.quality.messages) throw new HttpError(404, `no device ${line}/${device}: nothing heard from it live${history ? ' and nothing stored in the range' : ''}`);
+    const stored = history !== null && (history.quality.messages > 0 || history.states.length > 0 || history.telemetry.length > 0);
+    if (!view && !liveQuality && !stored) throw new HttpError(404, `no device ${line}/${device}: nothing heard from it live${history ? ' and nothing stored in the range' : ''}`);
     return { line, device, view, live: liveQuality, history, ...(historyError ? { historyError } : {}) };
   }
 

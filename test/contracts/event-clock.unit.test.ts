@@ -51,4 +51,14 @@ describe('EventClock', () => {
     expect(behind.now('A', HOST + 1000)).toBe(HOST); // held at what was given
     expect(behind.now('A', HOST + 4000)).toBe(HOST + 1000); // the devices' time once past it
   });
+
+  it('keeps at most maxLines lines: a line beyond them is at engine time and is counted', () => {
+    const clock = new EventClock(2);
+    clock.observe('A', 5_000, 100);
+    clock.observe('B', 7_000, 100);
+    clock.observe('C', 9_000, 100);
+    expect(clock.overflow).toBe(1);
+    expect(clock.now('C', 150)).toBe(150);
+    expect(clock.now('A', 150)).toBe(5_050);
+  });
 });
