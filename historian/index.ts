@@ -410,7 +410,11 @@ export class Historian implements Service {
   private accepted(point: AcceptedPoint): void {
     const message = point.message;
     if (!message) return; // a dead letter: no device's sequence
-    if (message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'ack') {
+    if (this.config.sharedGroup !== null && (message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'ack' || message.kind === 'status')) {
+      // A member of a shared group gets only some of each device's messages: gaps, reorders and
+      // late timestamps would be its share's, not the device's. It counts messages only.
+      this.quality.record(message.line, message.device, undefined, undefined);
+    } else if (message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'ack') {
       this.quality.record(message.line, message.device, message.payload.ts, message.payload.seq);
     } else if (message.kind === 'status') {
       // A will is composed when its device connects: its ts (and seq, if any) date from then, so a

@@ -44,10 +44,11 @@ describe('historian workers sharing $share/hist on Mosquitto', () => {
     return (r?.series?.[0]?.values[0]?.[1] as number | undefined) ?? 0;
   };
 
-  const spooled = async (worker: CliProcess): Promise<number> => {
+  const metric = async (worker: CliProcess, name: string): Promise<number> => {
     const text = await (await fetch(`${worker.healthUrl}/metrics`)).text();
-    return Number(/^linewatch_spooled\{service="historian"\} (\d+)$/m.exec(text)?.[1] ?? 'NaN');
+    return Number(new RegExp(`^linewatch_${name}\\{service="historian"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 'NaN');
   };
+  const spooled = (worker: CliProcess): Promise<number> => metric(worker, 'spooled');
 
   it('stores every event exactly once when one member is SIGKILLed mid-stream and comes back', { timeout: 180_000 }, async () => {
     const first = await member('hist-1');
@@ -73,6 +74,11 @@ describe('historian workers sharing $share/hist on Mosquitto', () => {
     expect(await count()).toBe(10_000);
     const [perDevice] = await rig.influx.query('SELECT count(distinct("seq")) AS n FROM telemetry GROUP BY "device"', 'shared');
     expect(perDevice!.series!.map((s) => s.values[0]![1])).toEqual(Array(DEVICES).fill(10_000 / DEVICES));
+    // Each member had only its share of every device's seqs: no gaps or reorders are counted from it.
+    for (const worker of [first, second]) {
+      expect(await metric(worker, 'seq_gaps')).toBe(0);
+      expect(await metric(worker, 'seq_reorders')).toBe(0);
+    }
     await Promise.all([first.kill('SIGTERM'), second.kill('SIGTERM')]);
   });
 
