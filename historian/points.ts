@@ -20,8 +20,10 @@ const SHADOW_MEASUREMENT = { commands: 'shadow_commands', alerts: 'shadow_alerts
 type ShadowedMeasurement = keyof typeof SHADOW_MEASUREMENT;
 
 export type PointResult =
-  /** `device`: the device the point is about (a command outcome's target, an alert's device); `lineId` and `message`: absent for dead letters. */
-  /** `line`: one line of line protocol, or several joined by '\n' (a Sparkplug raw metrics message: one per metric), kept as one spool record, stored all or none. */
+  /**
+   * `line`: one line of line protocol, or several joined by '\n' (a Sparkplug raw metrics message: one per metric), kept as one spool record, stored all or none;
+   * `device`: the device the point is about (a command outcome's target, an alert's device); `lineId` and `message`: absent for dead letters.
+   */
   | { ok: true; line: string; measurement: Measurement; lineId?: string; device?: string; message?: Message }
   | { ok: false; reason: 'topic' | 'schema'; error: string }
   /** Nothing to store, not an error: an alarm's retained topic emptied (its last transition, to normal, was stored before), an operator's request (the state it leads to is stored). */
@@ -190,7 +192,7 @@ export function readingField(name: string): string {
 const RESERVED: ReadonlySet<string> = new Set(RESERVED_READING_NAMES);
 
 /** Sub-millisecond disambiguator for events without a sequence number. */
-export function hash(s: string): number {
+function hash(s: string): number {
   return crc32(s);
 }
 

@@ -35,7 +35,7 @@ export const deviceQuerySchema = z
     from: time('from', '-24h'),
     to: time('to', 'now'),
   })
-  .refine((q) => q.from < q.to, { message: 'from must be before to', path: ['from'] });
+  .refine((query) => query.from < query.to, { message: 'from must be before to', path: ['from'] });
 export type DeviceQuery = z.output<typeof deviceQuerySchema>;
 
 export function parseDeviceQuery(params: URLSearchParams): { ok: true; query: DeviceQuery } | { ok: false; error: string } {
@@ -47,8 +47,8 @@ export function parseDeviceQuery(params: URLSearchParams): { ok: true; query: De
 }
 
 /** The four statements of one device's detail, in one request: quality sums, quality intervals, states, telemetry. Pure. */
-export function buildDeviceQueries(q: DeviceQuery, periodPolicy?: string): string[] {
-  const where = `time >= ${Math.trunc(q.from)}ms AND time < ${Math.trunc(q.to)}ms AND "line" = ${escape.stringLit(q.line)} AND "device" = ${escape.stringLit(q.device)}`;
+export function buildDeviceQueries(query: DeviceQuery, periodPolicy?: string): string[] {
+  const where = `time >= ${Math.trunc(query.from)}ms AND time < ${Math.trunc(query.to)}ms AND "line" = ${escape.stringLit(query.line)} AND "device" = ${escape.stringLit(query.device)}`;
   const quality = fromClause('data_quality', periodPolicy);
   return [
     `SELECT ${QUALITY_FIELDS.map((field) => `sum(${escape.quoted(field)}) AS ${escape.quoted(field)}`).join(', ')} FROM ${quality} WHERE ${where}`,

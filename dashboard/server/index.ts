@@ -395,7 +395,7 @@ export class DashboardServer implements Service {
     const parsed = parseDeviceQuery(url.searchParams);
     if (!parsed.ok) throw new HttpError(400, parsed.error);
     const { line, device } = parsed.query;
-    const view = this.view.snapshot().devices.find((d) => d.line === line && d.device === device) ?? null;
+    const view = this.view.snapshot().devices.find((candidate) => candidate.line === line && candidate.device === device) ?? null;
     // No `to` given: up to the device's own clock when it is ahead of ours (a simulation at
     // --speedup stamps its events ahead of the wall clock), as the history's relative ranges do.
     const query = !url.searchParams.has('to') && view && view.lastSeen >= parsed.query.to ? { ...parsed.query, to: view.lastSeen + 1 } : parsed.query;
