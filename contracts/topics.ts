@@ -227,6 +227,9 @@ export const SHARE_NAME_PATTERN = ID_PATTERN;
 /** MQTT topic-filter matching ('+' one level, '#' the rest), per MQTT 3.1.1 §4.7. */
 export function topicMatches(filter: string, topic: string): boolean {
   if (filter === topic) return true;
+  // A filter without wildcards matches only itself: no split (the broker's ACL checks a device's
+  // literal grants on every publish, most of them another topic's).
+  if (!filter.includes('+') && !filter.includes('#')) return false;
   const f = filter.split('/');
   const t = topic.split('/');
   // Wildcards at the first level do not match topics starting with '$' (MQTT-4.7.2-1).
