@@ -195,13 +195,12 @@ export function withFreePacketIds(authenticate: Authenticate, packetIds: PacketI
   return (client, username, password, done) => {
     authenticate(client, username, password, (err, ok) => {
       if (err || !ok) return done(err, ok);
-      // done is called once, outside the promise's handlers (a throw in it must not call it again).
       packetIds.prepare(client).then(
-        () => setImmediate(() => done(null, true)),
+        () => done(null, true),
         (prepareErr: unknown) => {
           logger('broker').error({ err: prepareErr, clientId: client.id }, 'could not number the packets of a persistent session (broker/packet-ids.ts): the connection is refused');
           const message = prepareErr instanceof Error ? prepareErr.message : String(prepareErr);
-          setImmediate(() => done(Object.assign(new Error(message), { returnCode: 3 }) as AuthenticateError, false));
+          done(Object.assign(new Error(message), { returnCode: 3 }) as AuthenticateError, false);
         },
       );
     });

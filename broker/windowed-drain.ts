@@ -140,7 +140,7 @@ async function sendBacklog(client: DrainingClient, queued: AsyncIterable<QueuedP
   const underWay: { sent: Promise<void>; bytes: number }[] = [];
   let bytesUnderWay = 0;
   let failure: { error: unknown } | undefined;
-  let previousWritten: Promise<void> = Promise.resolve();
+  let previousWritten: Promise<unknown> = Promise.resolve();
   for await (const data of queued) {
     if (failure) break;
     const packet = new parts.QoSPacket(data, client);
@@ -159,10 +159,7 @@ async function sendBacklog(client: DrainingClient, queued: AsyncIterable<QueuedP
       const updateFailed = await updated;
       return { sent: failure ? Promise.resolve() : send(client, packet, updateFailed, parts.write) };
     });
-    // The next message goes after this one, and fails with it; the last one's failure is the
-    // underWay entry's (below), so this chain is marked handled.
-    previousWritten = written.then(() => undefined);
-    previousWritten.catch(() => undefined);
+    previousWritten = written;
     const bytes = packet.payload?.length ?? 0;
     bytesUnderWay += bytes;
     underWay.push({

@@ -410,17 +410,13 @@ export class Historian implements Service {
   private accepted(point: AcceptedPoint): void {
     const message = point.message;
     if (!message) return; // a dead letter: no device's sequence
-    if (this.config.sharedGroup !== null && (message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'ack' || message.kind === 'status')) {
-      // A member of a shared group gets only some of each device's messages: gaps, reorders and
-      // late timestamps would be its share's, not the device's. It counts messages only.
-      this.quality.record(message.line, message.device, undefined, undefined);
-    } else if (message.kind === 'state' || message.kind === 'telemetry' || message.kind === 'ack') {
-      this.quality.record(message.line, message.device, message.payload.ts, message.payload.seq);
-    } else if (message.kind === 'status') {
-      // A will is composed when its device connects: its ts (and seq, if any) date from then, so a
-      // status is counted as a message but checked for neither (the rules engine ignores its ts too).
-      this.quality.record(message.line, message.device, undefined, undefined);
-    }
+    if (message.kind !== 'state' && message.kind !== 'telemetry' && message.kind !== 'ack' && message.kind !== 'status') return;
+    // Counted as a message only, checked for neither ts nor seq: a status (a will is composed when its
+    // device connects: its ts and seq date from then; the rules engine ignores its ts too), and every
+    // message of a shared group's member (it gets only some of each device's messages: gaps, reorders
+    // and late timestamps would be its share's, not the device's).
+    const checked = message.kind !== 'status' && this.config.sharedGroup === null;
+    this.quality.record(message.line, message.device, checked ? message.payload.ts : undefined, checked ? message.payload.seq : undefined);
   }
 
   private drop(reason: DropReason, message: string): void {
