@@ -29,6 +29,11 @@ function corkForThisTurn(this: BatchedStream): void {
 
 function ignoreUncork(): void {}
 
+/** Whether batchWrites holds this stream's writes until the end of the event-loop turn (packet-writer.ts writes only to those). */
+export function isBatched(stream: Duplex): boolean {
+  return stream.cork === corkForThisTurn;
+}
+
 export function batchWrites(stream: Duplex): void {
   // Streams with their own cork/uncork would be bypassed below: fail loudly instead.
   if (stream.cork !== cork || stream.uncork !== uncork) throw new Error('batchWrites: the stream overrides cork/uncork; broker/write-batching.ts must call its own methods');

@@ -6,22 +6,7 @@ import { FAST_KINDS, fastValidated } from '../../contracts/fast-validate.js';
 import { DEVICE_STATES, DEVICE_TYPES, MAX_TIMESTAMP_MS, RESERVED_READING_NAMES, STRATEGIES, schemas } from '../../contracts/schemas.js';
 import type { MessageKind } from '../../contracts/topics.js';
 import { formatIssues, validatePayload } from '../../contracts/validate.js';
-
-/** mulberry32: a small seeded generator, so a failure is reproducible from its case number. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-type Rand = () => number;
-const pick = <T>(rand: Rand, items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
-const chance = (rand: Rand, p: number): boolean => rand() < p;
+import { chance, pick, random, type Rand } from '../harness/random.js';
 
 const timestamp = (rand: Rand): number => pick(rand, [0, 1, Date.now(), MAX_TIMESTAMP_MS, Math.floor(rand() * 2e12)]);
 const sequence = (rand: Rand): number => pick(rand, [0, 1, 65_535, Number.MAX_SAFE_INTEGER, Math.floor(rand() * 1e9)]);
