@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseTopic, topicMatches, topics } from '../contracts/topics.js';
+import { PARSED_TOPICS_KEPT, parseTopic, topicMatches, topics } from '../contracts/topics.js';
 import { validatePayload, MAX_PAYLOAD_BYTES } from '../contracts/validate.js';
 import { MAX_TIMESTAMP_MS } from '../contracts/schemas.js';
 import { SequenceTracker } from '../contracts/sequence.js';
@@ -18,6 +18,21 @@ describe('topics', () => {
     expect(parseTopic('foo/A/st1/state')).toBeUndefined();
     expect(parseTopic('lw/A+/st1/state')).toBeUndefined();
     expect(parseTopic('lw/A')).toBeUndefined();
+  });
+
+  it('answers a topic the same the second time, past the memo bound and for a topic too long to keep', () => {
+    const first = parseTopic('lw/A/st1/state');
+    expect(parseTopic('lw/A/st1/state')).toEqual(first);
+    expect(Object.isFrozen(parseTopic('lw/A/st1/state'))).toBe(true); // shared between callers, so nobody can change it
+    expect(parseTopic('lw/A/st1/other')).toBeUndefined();
+    expect(parseTopic('lw/A/st1/other')).toBeUndefined(); // a remembered "not a linewatch topic"
+    for (let i = 0; i < PARSED_TOPICS_KEPT + 10; i++) expect(parseTopic(`lw/L${i % 50}/d${i}/telemetry`)).toEqual({ kind: 'telemetry', line: `L${i % 50}`, device: `d${i}` });
+    expect(parseTopic('lw/A/st1/state')).toEqual({ kind: 'state', line: 'A', device: 'st1' });
+    const longAlarm = `lw/${'L'.repeat(64)}/alarms/${'r'.repeat(64)}:${'x'.repeat(127)}/set`;
+    expect(parseTopic(longAlarm)).toEqual({ kind: 'alarmSet', line: 'L'.repeat(64), alarm: `${'r'.repeat(64)}:${'x'.repeat(127)}` });
+    const tooLong = `lw/A/${'d'.repeat(400)}/state`;
+    expect(parseTopic(tooLong)).toBeUndefined();
+    expect(parseTopic(tooLong)).toBeUndefined();
   });
 
   it('matches MQTT filters', () => {

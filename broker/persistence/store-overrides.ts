@@ -10,16 +10,34 @@
 // (bench profile, docs/broker.md#cost-per-message). Here each method is bound once and the bound
 // function kept, as long as the store's property still holds the same function.
 //
+// Stacked layers are one Proxy: a layer put around another layer's Proxy becomes a Proxy on the
+// store itself, with both layers' overrides (the outer's win). An outer override still reaches
+// the layer below through the object it was given (that layer's own Proxy), so each call goes
+// down the stack as before; only the reads of methods no layer replaces skip the levels. The
+// three stacked traps were 3.1–4.4 % of the busy time at 20k msgs/s (profile).
+//
 // The store's own properties are read from the store itself, not through the Proxy receiver: a
 // store's getters and methods may use private fields, which a Proxy lacks.
 import type { AedesPersistence } from './types.js';
 
+interface Layered {
+  store: AedesPersistence;
+  overrides: Map<PropertyKey, unknown>;
+}
+/** Each Proxy made here: the store under every layer, and the overrides of all of them. */
+const layers = new WeakMap<object, Layered>();
+
 /** `store` with `overrides` in place of its methods of those names; every other property read from the store, its methods bound to it once. */
 export function withStoreOverrides<T extends AedesPersistence>(store: T, overrides: object): T {
+  const below = layers.get(store);
+  const base = below?.store ?? store;
+  const merged = new Map(below?.overrides);
+  for (const [name, value] of Object.entries(overrides)) merged.set(name, value);
   const bound = new Map<PropertyKey, { of: unknown; method: unknown }>();
-  return new Proxy(store, {
+  const proxy = new Proxy(base, {
     get(target, property) {
-      if (typeof property === 'string' && Object.hasOwn(overrides, property)) return (overrides as Record<string, unknown>)[property];
+      const override = merged.get(property);
+      if (override !== undefined) return override;
       const value: unknown = Reflect.get(target, property);
       if (typeof value !== 'function') return value;
       const kept = bound.get(property);
@@ -29,4 +47,6 @@ export function withStoreOverrides<T extends AedesPersistence>(store: T, overrid
       return method;
     },
   });
+  layers.set(proxy, { store: base, overrides: merged });
+  return proxy as T;
 }

@@ -55,4 +55,30 @@ describe('withStoreOverrides', () => {
     expect(outer.subscriptionsByTopic).toBe(outer.subscriptionsByTopic);
     expect(outer.subscriptionsByTopic('s')).toBe('s:1');
   });
+
+  it('stacks as one Proxy: an outer override reaches the inner layer, which reaches the store', () => {
+    const store = new PrivateStore();
+    const calls: string[] = [];
+    const inner = wrap(store, {
+      subscriptionsByTopic: (topic: string) => {
+        calls.push('inner');
+        return store.subscriptionsByTopic(topic);
+      },
+    });
+    const outer = wrap(inner, {
+      subscriptionsByTopic: (topic: string) => {
+        calls.push('outer');
+        return inner.subscriptionsByTopic(topic);
+      },
+      outgoingUpdate: () => 'outer',
+    });
+    expect(outer.subscriptionsByTopic('t')).toBe('t:1');
+    expect(calls).toEqual(['outer', 'inner']);
+    expect(outer.outgoingUpdate()).toBe('outer');
+    expect(inner.outgoingUpdate()).toBe('the store');
+    // A method no layer replaces is the store's, bound once, whichever layer it is read through.
+    const third = wrap(outer, {});
+    expect(third.ready).toBe(true);
+    expect(third.outgoingUpdate()).toBe('outer');
+  });
 });
