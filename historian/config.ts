@@ -70,6 +70,12 @@ export const historianConfigSchema = z.strictObject({
       maxDevices: z.number().int().min(1).default(1000),
     })
     .prefault({}),
+  /**
+   * Where the historian runs: "main", on the thread of the process it is in (with the broker, in
+   * `linewatch up`), or "worker", in a worker thread of its own, so that it uses the second core
+   * (docs/historian.md#worker-thread).
+   */
+  thread: z.enum(['main', 'worker']).default('main'),
   /** Moved to the top-level oee: section (oee/config.ts); refused here with where it went. */
   oee: z.never({ error: OEE_MOVED }).optional(),
 }).superRefine(oneOwnership('historian'));

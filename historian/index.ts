@@ -24,7 +24,7 @@ import { healthFrom, type Health, type Service, type ServiceInfo } from '../lib/
 import type { HistorianConfig } from './config.js';
 import { InfluxClient } from './influx.js';
 import { influxToUse, type SupervisedInfluxd } from './influxd.js';
-import { DataQuality, OVERFLOW, QUALITY_FIELDS, type DeviceQuality } from './data-quality.js';
+import { DataQuality, OVERFLOW, QUALITY_FIELDS, type DeviceQuality, type QualityCounts } from './data-quality.js';
 import { qualityLine, toPoint, type PointResult } from './points.js';
 import { Spool } from './spool.js';
 import { SpoolWriter } from './writer.js';
@@ -57,6 +57,17 @@ export interface HistorianOptions {
   worker?: string;
 }
 
+/** What `linewatch up` and the CLI use of a historian, in this thread (Historian) or a worker thread of its own (HistorianThread, historian/thread.ts). */
+export interface HistorianService extends Service {
+  /** The InfluxDB in use, once started. */
+  readonly influxUrl: string | undefined;
+  influxBack(): void;
+  info(): ServiceInfo;
+  /** Empty until the historian has started (a worker thread's figures arrive with its first snapshot). */
+  counters(): Partial<HistorianCounters>;
+  deviceQuality(line: string, device: string): Pick<DeviceQuality, 'totals'> | undefined;
+}
+
 /** Counters and gauges: what was received, spooled, written, replayed, dropped by reason; spool and queue state. */
 export type HistorianCounters = ReturnType<Historian['counters']>;
 
@@ -70,7 +81,7 @@ const GAUGES: ReadonlySet<string> = new Set(['seq_missing', 'data_quality_device
 
 const GAUGES_WITH_INFLUXD: ReadonlySet<string> = new Set([...GAUGES, 'influxd_up']);
 
-export class Historian implements Service {
+export class Historian implements HistorianService {
   readonly name = 'historian';
   /** With a managed influxd of its own, `influxd_up` too (counters() has it only then). */
   get gauges(): ReadonlySet<string> {
@@ -269,6 +280,11 @@ export class Historian implements Service {
       for (const field of QUALITY_FIELDS) out.push({ key: `quality_${field}`, labels: { line: device.line, device: device.device }, value: device.totals[field] });
     }
     return out;
+  }
+
+  /** Every device's data quality since this process started (what a worker thread hands the main thread, historian/thread.ts). */
+  qualityTotals(): { line: string; device: string; totals: QualityCounts }[] {
+    return this.quality.all().map((device) => ({ line: device.line, device: device.device, totals: device.totals }));
   }
 
   /** One device's data quality since this process started (undefined if it sent nothing). */

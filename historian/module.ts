@@ -2,7 +2,8 @@
 import { topics } from '../contracts/topics.js';
 import type { ServiceModule } from '../lib/service-module.js';
 import { historianConfigSchema, type HistorianConfig } from './config.js';
-import { Historian, type HistorianOptions } from './index.js';
+import { Historian, type HistorianOptions, type HistorianService } from './index.js';
+import { HistorianThread } from './thread.js';
 
 export const historianModule = {
   name: 'historian' as const,
@@ -14,5 +15,6 @@ export const historianModule = {
     subscribes: [{ filter: topics.all, qos: 1, why: 'every event, command, outcome, alert and summary goes to InfluxDB' }],
   },
   healthPort: 9185,
-  create: (options) => new Historian(options),
+  // historian.thread "worker": the same Historian in a worker thread, on a bridge to this bus (historian/thread.ts).
+  create: (options): HistorianService => (options.config.thread === 'worker' ? new HistorianThread(options) : new Historian(options)),
 } satisfies ServiceModule<HistorianConfig, HistorianOptions>;

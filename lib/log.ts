@@ -34,3 +34,13 @@ export function logToFile(file: string): void {
     if (lineLevel >= warn) process.stderr.write(line);
   };
 }
+
+/** Hands every log line to `forward` instead (a worker thread gives its lines to the main thread's sink: historian/thread.ts). */
+export function forwardLogs(forward: (line: string, level: number) => void): void {
+  sink = forward;
+}
+
+/** Writes a line another thread logged, through this thread's sink (the file of `linewatch up`, or stdout). */
+export function writeForwardedLog(line: string, level: number): void {
+  sink(line, level);
+}

@@ -17,7 +17,7 @@ import { dashboardModule } from '../../dashboard/module.js';
 import type { DashboardServer, InfluxTarget } from '../../dashboard/server/index.js';
 import type { GatewayPortConfig } from '../../gateway/index.js';
 import { gatewayModule } from '../../gateway/module.js';
-import type { Historian } from '../../historian/index.js';
+import type { HistorianService } from '../../historian/index.js';
 import { INFLUXD_INSTALL_HINT, findInfluxd, influxToUse, managedInfluxdDir, type SupervisedInfluxd } from '../../historian/influxd.js';
 import { historianModule } from '../../historian/module.js';
 import { oeeModule } from '../../oee/module.js';
@@ -107,7 +107,7 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
   let broker: LinewatchBroker | undefined;
   let dashboard: DashboardServer | undefined;
   let influx: InfluxTarget | undefined;
-  let historianRef: Historian | undefined;
+  let historianRef: HistorianService | undefined;
   let managedInfluxd: SupervisedInfluxd | undefined;
 
   // Should linewatch exit before stopping them (a shutdown that ran out of time, a crash), its
@@ -333,8 +333,8 @@ export async function startLine(config: LinewatchConfig, hooks: UpOptions): Prom
       commandsAcked: view?.counters.commands_acked ?? 0,
       activeAlerts: alarms.filter((alarm) => alarm.state.startsWith('active')).length,
       alarmsUnacked: alarms.filter((alarm) => alarm.state.endsWith('-unacked')).length,
-      influxBacklog: history ? { records: history.spool_records, bytes: history.spool_pending_bytes, oldestAgeSeconds: history.spool_oldest_age_seconds } : null,
-      influxDown: managedInfluxd?.gaveUp ? 'not restarted: gave up' : managedInfluxd && !managedInfluxd.running ? 'restarting' : history && !history.influx_up && history.spool_pending_bytes > 0 ? 'unreachable' : undefined,
+      influxBacklog: history ? { records: history.spool_records ?? 0, bytes: history.spool_pending_bytes ?? 0, oldestAgeSeconds: history.spool_oldest_age_seconds ?? 0 } : null,
+      influxDown: managedInfluxd?.gaveUp ? 'not restarted: gave up' : managedInfluxd && !managedInfluxd.running ? 'restarting' : history && !history.influx_up && (history.spool_pending_bytes ?? 0) > 0 ? 'unreachable' : undefined,
       historianRefusing: history?.disk_full ? 'disk full' : history?.spool_refusing ? 'spool full' : undefined,
     };
   };

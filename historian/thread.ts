@@ -1,0 +1,179 @@
+// The historian in a worker thread (historian.thread "worker", docs/historian.md#worker-thread):
+// the same Historian (historian/thread-entry.ts) on a ThreadBus to this thread's bus
+// (bus/thread-bridge.ts), so the spool, line protocol, data quality and InfluxDB writes run on
+// the second core while this thread — the broker's, in `linewatch up` — keeps routing.
+//
+// Seen from here it is a Service like the Historian: counters, health, info, labelled counters
+// and data quality are the worker's last snapshot (sent every SNAPSHOT_EVERY_MS, and when it
+// starts and stops), so they may be that much behind. A worker that exits or fails is `down`
+// with its reason; the deliveries it did not answer are refused, so their publishers keep them.
+// It is not restarted: the broker keeps the historian's messages (a QoS 1 publisher resends a
+// refused one; the in-process bus redelivers), and `linewatch up` shows the historian down.
+import { MessageChannel, Worker } from 'node:worker_threads';
+import type { DeviceQuality } from './data-quality.js';
+import { serveBus, type ServedBus } from '../bus/thread-bridge.js';
+import { logger, writeForwardedLog } from '../lib/log.js';
+import type { LabelledCounter } from '../lib/metrics.js';
+import { healthFrom, worstHealth, type Counters, type Health, type Service, type ServiceInfo } from '../lib/service.js';
+import type { HistorianOptions } from './index.js';
+import type { FromHistorianThread, HistorianThreadData, ToHistorianThread } from './thread-protocol.js';
+
+const log = logger('historian');
+const ENTRY = new URL('./thread-entry.js', import.meta.url);
+
+type Snapshot = Extract<FromHistorianThread, { op: 'snapshot' }>;
+
+/** An answer the worker owes: to start, or to stop. */
+interface Awaited {
+  op: 'started' | 'stopped';
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export class HistorianThread implements Service {
+  readonly name = 'historian';
+  private worker: Worker | undefined;
+  private served: ServedBus | undefined;
+  private snapshot: Snapshot | undefined;
+  private gaugeSet: ReadonlySet<string> = new Set();
+  private quality = new Map<string, DeviceQuality['totals']>();
+  /** Why the worker is gone, once it is (exited, failed). */
+  private gone: string | undefined;
+  private awaited: Awaited | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly options: HistorianOptions) {}
+
+  /** The InfluxDB the worker writes to, once started. */
+  get influxUrl(): string | undefined {
+    return this.snapshot?.influxUrl;
+  }
+
+  get gauges(): ReadonlySet<string> {
+    return this.gaugeSet;
+  }
+
+  async start(): Promise<void> {
+    const { port1, port2 } = new MessageChannel();
+    this.served = serveBus(this.options.bus, port1);
+    const data: HistorianThreadData = {
+      config: this.options.config,
+      dataDir: this.options.dataDir,
+      influxUrl: this.options.influxUrl,
+      drainTimeoutMs: this.options.drainTimeoutMs,
+      worker: this.options.worker,
+      busPort: port2,
+    };
+    const worker = new Worker(ENTRY, { workerData: data, transferList: [port2] });
+    this.worker = worker;
+    worker.on('message', (message: FromHistorianThread) => this.onMessage(message));
+    worker.on('error', (err) => {
+      this.gone ??= `the historian's worker thread failed: ${err.message}`;
+      log.error({ err }, "the historian's worker thread failed; the messages it did not store stay with their publishers");
+    });
+    worker.on('exit', (code) => {
+      this.gone ??= `the historian's worker thread exited (code ${code})`;
+      void this.served?.close(this.gone);
+      this.awaited?.reject(new Error(this.gone));
+      this.awaited = undefined;
+    });
+    try {
+      await this.ask({ op: 'start' }, 'started');
+    } catch (err) {
+      // Not started, so nobody will stop it: end the worker (and the managed influxd it may have started) here.
+      this.gone ??= `the historian did not start: ${(err as Error).message}`;
+      await this.served.close(this.gone);
+      await worker.terminate();
+      throw err;
+    }
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.stopWorker();
+    return this.stopping;
+  }
+
+  private async stopWorker(): Promise<void> {
+    const worker = this.worker;
+    if (worker === undefined || this.gone !== undefined) {
+      await this.served?.close('the historian stopped');
+      return;
+    }
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    try {
+      await this.ask({ op: 'stop' }, 'stopped');
+    } finally {
+      this.gone ??= 'stopped';
+      await this.served?.close('the historian stopped');
+      // The worker ends once its port is closed; terminate() if it has not (a stuck stop).
+      const timer = setTimeout(() => void worker.terminate(), 2000);
+      await exited;
+      clearTimeout(timer);
+    }
+  }
+
+  /** InfluxDB is back (a managed influxd restarted): the writer tries at once. */
+  influxBack(): void {
+    this.post({ op: 'influxBack' });
+  }
+
+  counters(): Counters {
+    return this.snapshot?.counters ?? {};
+  }
+
+  labelledCounters(): LabelledCounter[] {
+    return this.snapshot?.labelled ?? [];
+  }
+
+  info(): ServiceInfo {
+    return { ...(this.snapshot?.info ?? {}), thread: 'worker' };
+  }
+
+  health(): Health {
+    const gone = healthFrom([{ failed: this.gone !== undefined, status: 'down', reason: this.gone ?? '' }]);
+    return this.snapshot === undefined ? worstHealth([gone, { status: 'down', reasons: ['the worker thread has not started yet'] }]) : worstHealth([gone, this.snapshot.health]);
+  }
+
+  /** One device's data quality totals as of the worker's last snapshot. */
+  deviceQuality(line: string, device: string): Pick<DeviceQuality, 'totals'> | undefined {
+    const totals = this.quality.get(`${line}/${device}`);
+    return totals === undefined ? undefined : { totals };
+  }
+
+  private post(message: ToHistorianThread): void {
+    if (this.gone === undefined) this.worker?.postMessage(message);
+  }
+
+  private ask(message: ToHistorianThread, answer: Awaited['op']): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.awaited = { op: answer, resolve, reject };
+      this.post(message);
+    });
+  }
+
+  private onMessage(message: FromHistorianThread): void {
+    switch (message.op) {
+      case 'log':
+        writeForwardedLog(message.line, message.level);
+        return;
+      case 'snapshot':
+        this.snapshot = message;
+        this.gaugeSet = new Set(message.gauges);
+        this.quality = new Map(message.quality.map((device) => [`${device.line}/${device.device}`, device.totals]));
+        return;
+      case 'started':
+      case 'stopped':
+        if (this.awaited?.op === message.op) this.awaited.resolve();
+        this.awaited = undefined;
+        return;
+      case 'failed': {
+        const err = Object.assign(new Error(message.message), { name: message.name });
+        this.awaited?.reject(err);
+        this.awaited = undefined;
+        return;
+      }
+      case 'loaded':
+        return;
+    }
+  }
+}

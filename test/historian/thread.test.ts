@@ -1,0 +1,102 @@
+// historian.thread "worker": the historian in a worker thread of its own (historian/thread.ts,
+// bus/thread-bridge.ts), fed by the embedded broker's in-process bus as in `linewatch up`. Every
+// QoS 1 event a device publishes is in InfluxDB once; the figures, health, data quality and log
+// lines of the worker reach this thread; stop ends the worker.
+//
+// It runs the built code (dist/), as `npm test` builds first: the worker thread loads
+// dist/historian/thread-entry.js, and the broker, bus and historian on this side are the same
+// modules (one MessageRefused class on both sides of the bridge).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../lib/wait.js';
+import { startTestInflux, type TestInflux } from '../harness/influx.js';
+
+type Dist = {
+  broker: typeof import('../../broker/index.js');
+  module: typeof import('../../historian/module.js');
+  config: typeof import('../../historian/config.js');
+  services: typeof import('../../config/services.js');
+};
+const dist: Dist = {
+  broker: (await import(new URL('../../dist/broker/index.js', import.meta.url).href)) as Dist['broker'],
+  module: (await import(new URL('../../dist/historian/module.js', import.meta.url).href)) as Dist['module'],
+  config: (await import(new URL('../../dist/historian/config.js', import.meta.url).href)) as Dist['config'],
+  services: (await import(new URL('../../dist/config/services.js', import.meta.url).href)) as Dist['services'],
+};
+
+const DEVICES = 5;
+const EVENTS = 3000;
+
+let influx: TestInflux;
+let dir: string;
+beforeAll(async () => {
+  influx = await startTestInflux();
+  dir = mkdtempSync(join(tmpdir(), 'lw-hist-thread-'));
+});
+afterAll(async () => {
+  await influx?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('historian.thread worker', () => {
+  it('stores every event once from a worker thread, and reports through this one', { timeout: 90_000 }, async () => {
+    const broker = await dist.broker.startBroker(dist.broker.brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: dist.services.roleGrants(), dataDir: dir });
+    const config = dist.config.historianConfigSchema.parse({ thread: 'worker', influxUrl: influx.url, database: 'thread', batchSize: 500, flushIntervalMs: 50 });
+    const historian = dist.module.historianModule.create({ bus: broker.bus, config, dataDir: dir });
+    const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { clientId: 'thread-device' });
+    try {
+      await historian.start();
+      expect(historian.info()).toMatchObject({ lines: 'all', thread: 'worker' });
+      expect(historian.health()).toEqual({ status: 'ok', reasons: [] });
+      for (let i = 0; i < EVENTS; i += 300) {
+        await Promise.all(
+          Array.from({ length: 300 }, (_, k) => {
+            const n = i + k;
+            const seq = Math.floor(n / DEVICES);
+            return device.publishAsync(`lw/A/d${n % DEVICES}/telemetry`, JSON.stringify({ ts: 1_800_000_000_000 + seq * 10, seq, values: { v: n } }), { qos: 1 });
+          }),
+        );
+      }
+      // Every PUBACK came after the worker had the event in its spool; now they reach InfluxDB.
+      const count = async (): Promise<number> => {
+        const [result] = await influx.query('SELECT count("v") FROM telemetry', 'thread');
+        return (result?.series?.[0]?.values[0]?.[1] as number | undefined) ?? 0;
+      };
+      await waitFor(async () => (await count()) >= EVENTS, 60_000, `${EVENTS} points in InfluxDB`);
+      expect(await count()).toBe(EVENTS);
+      const [perDevice] = await influx.query('SELECT count(distinct("seq")) AS n FROM telemetry GROUP BY "device"', 'thread');
+      expect(perDevice!.series!.map((series) => series.values[0]![1])).toEqual(Array(DEVICES).fill(EVENTS / DEVICES));
+
+      // The worker's figures arrive with its snapshots.
+      await waitFor(() => historian.counters().written === EVENTS, 10_000, 'the snapshot with every event written');
+      expect(historian.counters()).toMatchObject({ received: EVENTS, spooled: EVENTS, refused_spool_full: 0, dropped_invalid_payload: 0 });
+      expect(historian.gauges.has('spool_records')).toBe(true);
+      expect(historian.deviceQuality('A', 'd1')?.totals).toMatchObject({ messages: EVENTS / DEVICES, gaps: 0, duplicates: 0 });
+      expect(historian.labelledCounters?.().find((counter) => counter.key === 'quality_messages' && counter.labels.device === 'd1')?.value).toBe(EVENTS / DEVICES);
+    } finally {
+      await device.endAsync();
+      await historian.stop();
+      await broker.stop();
+    }
+    expect(historian.health().status).toBe('down');
+    expect(historian.health().reasons).toContain('stopped');
+  });
+
+  it('a historian that cannot start fails start() with its reason, and its worker ends', { timeout: 60_000 }, async () => {
+    const broker = await dist.broker.startBroker(dist.broker.brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices2.json') }), { roles: dist.services.roleGrants(), dataDir: dir });
+    try {
+      // A spool dir under a file: the Historian's start fails in the worker.
+      writeFileSync(join(dir, 'a-file'), 'not a directory');
+      const config = dist.config.historianConfigSchema.parse({ thread: 'worker', influxUrl: influx.url, database: 'thread2', spoolDir: join(dir, 'a-file', 'spool') });
+      const historian = dist.module.historianModule.create({ bus: broker.bus, config, dataDir: dir });
+      await expect(historian.start()).rejects.toThrow(/a-file/);
+      expect(historian.health().status).toBe('down');
+      expect(historian.health().reasons.join(' ')).toMatch(/did not start/);
+    } finally {
+      await broker.stop();
+    }
+  });
+});
