@@ -123,7 +123,7 @@ function writeToStream(packet: WirePacket, stream: Duplex, opts?: unknown): bool
   return (original as WriteToStream)(packet, stream, opts);
 }
 
-/** Packets whose encoding is checked against mqtt-packet's own at install (and in test/broker/packet-writer.test.ts). */
+/** Packets whose encoding is checked against mqtt-packet's own at install (and in test/broker/packet-writer.unit.test.ts). */
 export const SAMPLE_PACKETS: readonly WirePacket[] = [
   { cmd: 'publish', topic: 'lw/A/conv-1/telemetry', payload: Buffer.from('{"v":1}'), qos: 1, messageId: 513, dup: false, retain: false },
   { cmd: 'publish', topic: 'lw/Ä/x', payload: Buffer.alloc(300, 7), qos: 2, messageId: 65535, dup: true, retain: true },

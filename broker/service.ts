@@ -11,6 +11,7 @@ import { healthFrom, type Counters, type Health, type Service } from '../lib/ser
 import { AccountStore } from './account-store.js';
 import type { RoleTable } from './acl.js';
 import { assertAedesPatched } from './aedes-patch.js';
+import { fastReads } from './packet-reader.js';
 import { installPacketWriter } from './packet-writer.js';
 import { Authentication } from './authentication.js';
 import { Authorization } from './authorization.js';
@@ -230,6 +231,8 @@ async function assemble(config: BrokerConfig, options: BrokerOptions, counters: 
     drainTimeout: config.drainTimeoutMs,
     heartbeatInterval: config.heartbeatMs,
     preConnect: (client, packet, callback) => {
+      // What the client sends after CONNECT: PUBLISH and acks decoded without mqtt-packet's state machine (packet-reader.ts).
+      fastReads((client as unknown as { _parser?: unknown })._parser);
       protocolVersions.noteConnect(client, packet);
       authentication.preConnect(client, packet, callback);
     },
