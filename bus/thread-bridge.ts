@@ -16,7 +16,10 @@
 // - The worker decodes a message again (contracts/decode.ts) when its handler asks: what the
 //   broker decoded is an object of the main thread's heap. That costs the worker, not the broker.
 // - A delivery the worker never answered (it exited, the bridge closed) is refused, so the
-//   publisher keeps it and sends it again.
+//   publisher keeps it and sends it again; a worker that is gone (ServedBus.fail) keeps its
+//   subscriptions and refuses every delivery, so nothing is acknowledged that nobody stored.
+// - A payload is a view of its turn's transferred buffer: a handler that keeps one keeps the
+//   whole turn's bytes (the historian keeps none: it turns each event into line protocol).
 import type { MessagePort } from 'node:worker_threads';
 import { decode, type Decoded } from '../contracts/decode.js';
 import { logger } from '../lib/log.js';
@@ -53,10 +56,17 @@ function crossing(payload: string | Buffer): string | Uint8Array {
   return typeof payload === 'string' ? payload : Uint8Array.prototype.slice.call(payload);
 }
 
-/** The bus the main thread serves to one worker; `close` ends it (the worker's subscriptions and unanswered deliveries with it). */
+/** The bus the main thread serves to one worker. */
 export interface ServedBus {
   /** Deliveries handed to the worker and not answered yet. */
   readonly waiting: number;
+  /**
+   * The worker is gone without closing its bus (it exited, it failed): what it did not answer is
+   * refused, and so is every delivery from now on — the subscriptions stay, so nothing is
+   * acknowledged that nobody stored — until close().
+   */
+  fail(reason: string): void;
+  /** Ends it: the worker's subscriptions are dropped and what it did not answer is refused. Idempotent. */
   close(reason: string): Promise<void>;
 }
 
@@ -65,17 +75,19 @@ export function serveBus(bus: Bus, port: MessagePort): ServedBus {
   const subscriptions = new Map<number, Promise<Unsubscribe | undefined>>();
   const waiting = new Map<number, Waiting>();
   let nextDelivery = 1;
-  let closed = false;
+  /** Why deliveries are refused now (failed or closing); undefined while the worker is served. */
+  let refusing: string | undefined;
+  let closing: Promise<void> | undefined;
   // The turn's deliveries, posted together by flush().
   let batch: { subscriptions: number[]; ids: number[]; topics: string[]; payloads: Buffer[]; bytes: number } | undefined;
 
   const post = (message: ToWorker, transfer?: ArrayBuffer[]): void => {
-    if (!closed) port.postMessage(message, transfer);
+    if (refusing === undefined) port.postMessage(message, transfer);
   };
   const flush = (): void => {
     const turn = batch;
     batch = undefined;
-    if (turn === undefined || closed) return;
+    if (turn === undefined || refusing !== undefined) return;
     const bytes = new Uint8Array(turn.bytes);
     const ends: number[] = [];
     let offset = 0;
@@ -87,7 +99,7 @@ export function serveBus(bus: Bus, port: MessagePort): ServedBus {
     post({ op: 'deliveries', subscriptions: turn.subscriptions, ids: turn.ids, topics: turn.topics, ends, bytes: bytes.buffer }, [bytes.buffer]);
   };
   const handlerFor = (subscription: number): MessageHandler => (topic, payload) => {
-    if (closed) return Promise.reject(new MessageRefused('the worker thread is gone; the message stays with its publisher'));
+    if (refusing !== undefined) return Promise.reject(new MessageRefused(`${refusing}; the message stays with its publisher`));
     const id = nextDelivery++;
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
     if (batch === undefined) {
@@ -109,6 +121,8 @@ export function serveBus(bus: Bus, port: MessagePort): ServedBus {
   };
 
   const onMessage = (message: ToMain): void => {
+    // Once failing or closing, the worker's requests are not acted on (a subscription made now would outlive close()).
+    if (refusing !== undefined) return;
     switch (message.op) {
       case 'subscribe': {
         const subscribed = bus.subscribe(message.filter, handlerFor(message.id), message.options);
@@ -144,29 +158,37 @@ export function serveBus(bus: Bus, port: MessagePort): ServedBus {
   const stopListening = bus.onConnectionChange((connected) => post({ op: 'connection', connected }));
   post({ op: 'hello', connected: bus.connected(), shared: bus.sharedSubscriptions?.() });
 
-  async function close(reason: string): Promise<void> {
-    if (closed) return;
-    // The turn's batch is not posted: refused below with the rest, it cannot also be stored.
-    closed = true;
+  function fail(reason: string): void {
+    if (refusing !== undefined) return;
+    // The turn's batch is not posted: refused with the rest, it cannot also be stored.
+    refusing = reason;
     batch = undefined;
+    port.off('message', onMessage);
     stopListening();
     for (const entry of waiting.values()) entry.reject(new MessageRefused(`${reason}; the message stays with its publisher`));
     waiting.clear();
-    const unsubscribes = [...subscriptions.values()];
-    subscriptions.clear();
-    await Promise.all(unsubscribes.map(async (subscribed) => (await subscribed)?.().catch(() => undefined)));
-    // The worker's bus is closed from here on, whichever side closed it.
-    port.postMessage({ op: 'closed' } satisfies ToWorker);
+  }
+
+  function close(reason: string): Promise<void> {
+    closing ??= (async () => {
+      const served = refusing === undefined;
+      fail(reason);
+      const unsubscribes = [...subscriptions.values()];
+      subscriptions.clear();
+      await Promise.all(unsubscribes.map(async (subscribed) => (await subscribed)?.().catch(() => undefined)));
+      // The worker's bus is closed from here on, whichever side closed it (a failed worker hears nothing).
+      if (served) port.postMessage({ op: 'closed' } satisfies ToWorker);
+      else port.close();
+    })();
+    return closing;
   }
 
   return {
     get waiting() {
       return waiting.size;
     },
-    close: async (reason) => {
-      await close(reason);
-      port.off('message', onMessage);
-    },
+    fail,
+    close,
   };
 }
 
@@ -175,6 +197,8 @@ export class ThreadBus implements Bus {
   handlerErrors = 0;
   /** Deliveries a handler refused (MessageRefused): refused on the main thread's bus too. */
   refused = 0;
+  /** Deliveries that arrived for a subscription already ended here: refused, since nobody handled them. */
+  refusedUnsubscribed = 0;
   private readonly routes = new Map<number, MessageHandler>();
   private readonly replies = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   private readonly connectionListeners = new Set<ConnectionListener>();
@@ -193,6 +217,8 @@ export class ThreadBus implements Bus {
   constructor(private readonly port: MessagePort) {
     this.ready = new Promise((resolve) => (this.helloed = resolve));
     port.on('message', (message: ToWorker) => this.onMessage(message));
+    // The other end went away without a word (the main thread gave the worker up): closed too.
+    port.on('close', () => this.closed());
   }
 
   publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void> {
@@ -232,7 +258,12 @@ export class ThreadBus implements Bus {
       ? Promise.resolve()
       : new Promise<void>((resolve) => {
           this.whenClosed = resolve;
-          this.port.postMessage({ op: 'close' } satisfies ToMain);
+          // At the end of this turn, after its outcomes and on the same port: what was handled by
+          // then is acknowledged, not refused by the close. A handler still running is refused.
+          setImmediate(() => {
+            this.postOutcomes();
+            this.port.postMessage({ op: 'close' } satisfies ToMain);
+          });
         });
     return this.closing;
   }
@@ -297,7 +328,8 @@ export class ThreadBus implements Bus {
       const handler = this.routes.get(turn.subscriptions[i]!);
       if (handler === undefined) {
         // Unsubscribed while it was on its way: not handled here, so not acknowledged.
-        this.outcome(id, new MessageRefused('unsubscribed'));
+        this.refusedUnsubscribed++;
+        this.outcome(id, new MessageRefused('unsubscribed'), false);
         continue;
       }
       let decoded: Decoded | undefined;
@@ -314,19 +346,22 @@ export class ThreadBus implements Bus {
     }
   }
 
-  private outcome(id: number, err?: unknown): void {
+  /** Posts the outcomes gathered so far (at the end of the turn, or before a close). */
+  private postOutcomes(): void {
+    const turn = this.outcomes;
+    this.outcomes = undefined;
+    if (turn !== undefined && !this.closedNow) this.port.postMessage({ op: 'outcomes', ...turn } satisfies ToMain);
+  }
+
+  private outcome(id: number, err?: unknown, countRefusal = true): void {
     if (this.outcomes === undefined) {
       this.outcomes = { done: [], refused: [] };
-      setImmediate(() => {
-        const turn = this.outcomes;
-        this.outcomes = undefined;
-        if (turn !== undefined && !this.closedNow) this.port.postMessage({ op: 'outcomes', ...turn } satisfies ToMain);
-      });
+      setImmediate(() => this.postOutcomes());
     }
     if (err === undefined) {
       this.outcomes.done.push(id);
     } else if (err instanceof MessageRefused) {
-      this.refused++;
+      if (countRefusal) this.refused++;
       this.outcomes.refused.push([id, err.message]);
     } else {
       this.handlerErrors++;

@@ -173,11 +173,15 @@ export interface ParsedTopic {
 /**
  * Topics parsed lately, and what they parsed to (null: not a linewatch topic). A line's devices
  * publish on the same few topics over and over, and the broker parses the topic of every publish
- * (split, two id checks, a join: 3.4 % of its busy time at 20k msgs/s before this memo). Bounded:
- * when full it starts again empty, so a flood of distinct topics costs a parse each, as before;
- * a topic longer than any linewatch topic can be is parsed and not kept (at most ~2.5 MiB of keys).
+ * (split, two id checks, a join: 3.4 % of its busy time at 20k msgs/s before this memo). Bounded,
+ * in two generations: when the newer holds PARSED_TOPICS_KEPT topics it becomes the older one and
+ * a new one starts, and a topic found in the older is kept in the newer again — so up to twice
+ * that many topics in steady use stay remembered, and a flood of distinct topics costs a parse
+ * each, as before. A topic longer than any linewatch topic can be is parsed and not kept (at most
+ * ~5 MiB of keys).
  */
-const parsedTopics = new Map<string, ParsedTopic | null>();
+let parsedTopics = new Map<string, ParsedTopic | null>();
+let parsedBefore = new Map<string, ParsedTopic | null>();
 export const PARSED_TOPICS_KEPT = 4096;
 const KEPT_TOPIC_LENGTH = 320; // the longest linewatch topic (an alarm's /set) is 271
 
@@ -185,10 +189,14 @@ const KEPT_TOPIC_LENGTH = 320; // the longest linewatch topic (an alarm's /set) 
 export function parseTopic(topic: string): ParsedTopic | undefined {
   const kept = parsedTopics.get(topic);
   if (kept !== undefined) return kept ?? undefined;
-  const parsed = parseTopicLevels(topic);
+  const before = parsedBefore.get(topic);
+  const parsed = before !== undefined ? (before ?? undefined) : parseTopicLevels(topic);
   if (topic.length > KEPT_TOPIC_LENGTH) return parsed;
-  if (parsedTopics.size >= PARSED_TOPICS_KEPT) parsedTopics.clear();
-  parsedTopics.set(topic, parsed === undefined ? null : Object.freeze(parsed));
+  if (parsedTopics.size >= PARSED_TOPICS_KEPT) {
+    parsedBefore = parsedTopics;
+    parsedTopics = new Map();
+  }
+  parsedTopics.set(topic, parsed === undefined ? null : Object.isFrozen(parsed) ? parsed : Object.freeze(parsed));
   return parsed;
 }
 

@@ -32,7 +32,7 @@ control.on('message', (message: ToHistorianThread) => {
             timer = setInterval(() => say(snapshot()), SNAPSHOT_EVERY_MS);
             say({ op: 'started' });
           },
-          (err: unknown) => say({ op: 'failed', name: (err as Error).name, message: (err as Error).message }),
+          (err: unknown) => say({ op: 'failed', during: 'started', name: (err as Error).name, message: (err as Error).message }),
         );
       return;
     case 'influxBack':
@@ -49,7 +49,7 @@ control.on('message', (message: ToHistorianThread) => {
             say({ op: 'stopped' });
             control.close();
           },
-          (err: unknown) => say({ op: 'failed', name: (err as Error).name, message: (err as Error).message }),
+          (err: unknown) => say({ op: 'failed', during: 'stopped', name: (err as Error).name, message: (err as Error).message }),
         );
       return;
   }

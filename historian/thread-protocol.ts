@@ -26,7 +26,8 @@ export type FromHistorianThread =
   | { op: 'loaded' }
   | { op: 'started' }
   | { op: 'stopped' }
-  | { op: 'failed'; name: string; message: string }
+  /** A start or a stop that threw: `during` names which. */
+  | { op: 'failed'; during: 'started' | 'stopped'; name: string; message: string }
   | { op: 'log'; line: string; level: number }
   | {
       op: 'snapshot';

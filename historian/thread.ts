@@ -6,9 +6,10 @@
 // Seen from here it is a Service like the Historian: counters, health, info, labelled counters
 // and data quality are the worker's last snapshot (sent every SNAPSHOT_EVERY_MS, and when it
 // starts and stops), so they may be that much behind. A worker that exits or fails is `down`
-// with its reason; the deliveries it did not answer are refused, so their publishers keep them.
-// It is not restarted: the broker keeps the historian's messages (a QoS 1 publisher resends a
-// refused one; the in-process bus redelivers), and `linewatch up` shows the historian down.
+// with its reason, and from then on every delivery is refused (ServedBus.fail): nothing is
+// acknowledged that nobody stored — a QoS 1 publisher keeps a refused message and sends it again,
+// a persistent session keeps it in the broker — until the historian is stopped. It is not
+// restarted: `linewatch up` and /healthz show the historian down with the worker's reason.
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { DeviceQuality } from './data-quality.js';
 import { serveBus, type ServedBus } from '../bus/thread-bridge.js';
@@ -23,9 +24,9 @@ const ENTRY = new URL('./thread-entry.js', import.meta.url);
 
 type Snapshot = Extract<FromHistorianThread, { op: 'snapshot' }>;
 
-/** An answer the worker owes: to start, or to stop. */
+/** What the worker answers a start or a stop with. */
+type Answer = 'started' | 'stopped';
 interface Awaited {
-  op: 'started' | 'stopped';
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -39,7 +40,9 @@ export class HistorianThread implements Service {
   private quality = new Map<string, DeviceQuality['totals']>();
   /** Why the worker is gone, once it is (exited, failed). */
   private gone: string | undefined;
-  private awaited: Awaited | undefined;
+  /** The answers the worker owes, one per request: a start, a stop. */
+  private readonly awaited = new Map<Answer, Awaited>();
+  private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly options: HistorianOptions) {}
@@ -53,7 +56,12 @@ export class HistorianThread implements Service {
     return this.gaugeSet;
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting ??= this.startWorker();
+    return this.starting;
+  }
+
+  private async startWorker(): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     this.served = serveBus(this.options.bus, port1);
     const data: HistorianThreadData = {
@@ -73,9 +81,10 @@ export class HistorianThread implements Service {
     });
     worker.on('exit', (code) => {
       this.gone ??= `the historian's worker thread exited (code ${code})`;
-      void this.served?.close(this.gone);
-      this.awaited?.reject(new Error(this.gone));
-      this.awaited = undefined;
+      // Not asked to stop: keep refusing what comes for it until stop() (stopWorker closes the bus).
+      if (this.stopping === undefined) this.served?.fail(this.gone);
+      for (const awaited of this.awaited.values()) awaited.reject(new Error(this.gone));
+      this.awaited.clear();
     });
     try {
       await this.ask({ op: 'start' }, 'started');
@@ -94,6 +103,8 @@ export class HistorianThread implements Service {
   }
 
   private async stopWorker(): Promise<void> {
+    // A start under way is waited for (whatever its outcome): a stop answered before it would leave it hanging.
+    await this.starting?.catch(() => undefined);
     const worker = this.worker;
     if (worker === undefined || this.gone !== undefined) {
       await this.served?.close('the historian stopped');
@@ -144,11 +155,19 @@ export class HistorianThread implements Service {
     if (this.gone === undefined) this.worker?.postMessage(message);
   }
 
-  private ask(message: ToHistorianThread, answer: Awaited['op']): Promise<void> {
+  private ask(message: ToHistorianThread, answer: Answer): Promise<void> {
+    if (this.gone !== undefined) return Promise.reject(new Error(this.gone));
     return new Promise<void>((resolve, reject) => {
-      this.awaited = { op: answer, resolve, reject };
+      this.awaited.set(answer, { resolve, reject });
       this.post(message);
     });
+  }
+
+  private answered(answer: Answer, err?: Error): void {
+    const awaited = this.awaited.get(answer);
+    this.awaited.delete(answer);
+    if (err === undefined) awaited?.resolve();
+    else awaited?.reject(err);
   }
 
   private onMessage(message: FromHistorianThread): void {
@@ -163,15 +182,11 @@ export class HistorianThread implements Service {
         return;
       case 'started':
       case 'stopped':
-        if (this.awaited?.op === message.op) this.awaited.resolve();
-        this.awaited = undefined;
+        this.answered(message.op);
         return;
-      case 'failed': {
-        const err = Object.assign(new Error(message.message), { name: message.name });
-        this.awaited?.reject(err);
-        this.awaited = undefined;
+      case 'failed':
+        this.answered(message.during, Object.assign(new Error(message.message), { name: message.name }));
         return;
-      }
       case 'loaded':
         return;
     }

@@ -35,6 +35,16 @@ describe('topics', () => {
     expect(parseTopic(tooLong)).toBeUndefined();
   });
 
+  it('keeps remembering a topic in steady use while thousands of others come and go', () => {
+    const steady = parseTopic('lw/S/steady/state');
+    for (let i = 0; i < PARSED_TOPICS_KEPT * 3; i++) {
+      parseTopic(`lw/S/passing-${i}/telemetry`);
+      // The same object each time: it is answered from the memo, across the generations.
+      if (i % 100 === 0) expect(parseTopic('lw/S/steady/state')).toBe(steady);
+    }
+    expect(parseTopic('lw/S/steady/state')).toBe(steady);
+  });
+
   it('matches MQTT filters', () => {
     expect(topicMatches('lw/+/+/state', 'lw/A/x/state')).toBe(true);
     expect(topicMatches('lw/#', 'lw/A/x/cmd/ack')).toBe(true);

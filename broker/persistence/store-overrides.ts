@@ -27,7 +27,11 @@ interface Layered {
 /** Each Proxy made here: the store under every layer, and the overrides of all of them. */
 const layers = new WeakMap<object, Layered>();
 
-/** `store` with `overrides` in place of its methods of those names; every other property read from the store, its methods bound to it once. */
+/**
+ * `store` with `overrides` in place of its methods of those names; every other property read from
+ * the store, its methods bound to it once. The overrides' own enumerable properties are taken when
+ * the layer is made (pass the layer's fixed methods, not an object that changes later).
+ */
 export function withStoreOverrides<T extends AedesPersistence>(store: T, overrides: object): T {
   const below = layers.get(store);
   const base = below?.store ?? store;
@@ -36,8 +40,7 @@ export function withStoreOverrides<T extends AedesPersistence>(store: T, overrid
   const bound = new Map<PropertyKey, { of: unknown; method: unknown }>();
   const proxy = new Proxy(base, {
     get(target, property) {
-      const override = merged.get(property);
-      if (override !== undefined) return override;
+      if (merged.has(property)) return merged.get(property);
       const value: unknown = Reflect.get(target, property);
       if (typeof value !== 'function') return value;
       const kept = bound.get(property);

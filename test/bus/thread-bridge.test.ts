@@ -9,8 +9,9 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MessageRefused } from '../../bus/bus.js';
 import { serveBus, ThreadBus, type ServedBus } from '../../bus/thread-bridge.js';
+import { InProcessBus } from '../../broker/in-process-bus.js';
 import { sleep, waitFor, withTimeout } from '../../lib/wait.js';
-import { startTestBroker, type TestBroker } from '../harness/broker.js';
+import { NO_REDELIVERY, startTestBroker, type TestBroker } from '../harness/broker.js';
 
 let tb: TestBroker;
 beforeAll(async () => {
@@ -58,7 +59,7 @@ describe('bus/thread-bridge', () => {
     expect(bus.connected()).toBe(true);
     const sent: { topic: string; payload: string }[] = [];
     for (let i = 0; i < 500; i++) sent.push({ topic: `lw/T1/d${i % 7}/telemetry`, payload: i % 50 === 0 ? JSON.stringify({ ts: 1, seq: i, values: { v: i } }) + ' '.repeat(3000) : telemetry(i) });
-    // All in one turn of this thread: they cross as one batch (one ArrayBuffer, sliced by offsets).
+    // All in one turn of this thread, so they cross together (one ArrayBuffer, sliced by offsets): each must come out whole.
     await Promise.all(sent.map(({ topic, payload }) => tb.broker.bus.publish(topic, payload, { qos: 1 })));
     expect(got.map(({ topic, payload }) => ({ topic, payload }))).toEqual(sent);
     expect(got.map((message) => message.seq)).toEqual(sent.map((_, i) => i));
@@ -132,5 +133,40 @@ describe('bus/thread-bridge', () => {
     await expect(bus.publish('lw/T5/d1/telemetry', telemetry(2))).rejects.toThrow('the bus is closed');
     await withTimeout(bus.close(), 5000, 'close() of a bus the other side closed');
     await other();
+  });
+
+  it('a worker that is gone keeps refusing: its subscriptions stay until close, so nothing is acknowledged unstored', async () => {
+    const { bus, served } = await bridge();
+    await bus.subscribe('lw/T6/d1/telemetry', () => new Promise<void>(() => undefined), { qos: 1 });
+    // A publisher that hears a refusal at once (the in-process bus would hand the message over again for a while).
+    const device = new InProcessBus(tb.broker.aedes, { redelivery: NO_REDELIVERY });
+    const first = device.publish('lw/T6/d1/telemetry', telemetry(1), { qos: 1 });
+    await waitFor(() => served.waiting === 1, 5000, 'the delivery to be waiting');
+    served.fail('the worker thread exited (test)');
+    await expect(first).rejects.toThrow(/the worker thread exited \(test\); the message stays with its publisher/);
+    // Later messages too, as long as the bridge is not closed.
+    await expect(device.publish('lw/T6/d1/telemetry', telemetry(2), { qos: 1 })).rejects.toBeInstanceOf(MessageRefused);
+    await served.close('stopped (test)');
+    await device.publish('lw/T6/d1/telemetry', telemetry(3), { qos: 1 }); // nobody subscribed any more: taken
+  });
+
+  it('a subscribe that crosses a close leaves no subscription behind', async () => {
+    const { bus, served } = await bridge();
+    const closing = served.close('closing (test)');
+    const late = bus.subscribe('lw/T7/#', () => undefined, { qos: 1 }).catch((err: Error) => err.message);
+    await closing;
+    expect(await withTimeout(late, 5000, 'the late subscribe to settle')).toBe('the bus is closed');
+    await new InProcessBus(tb.broker.aedes, { redelivery: NO_REDELIVERY }).publish('lw/T7/d1/telemetry', telemetry(1), { qos: 1 }); // a leftover subscription would refuse it
+  });
+
+  it('what the worker handled before it closed its bus is acknowledged, not refused by the close', async () => {
+    const { bus } = await bridge();
+    let handled = 0;
+    await bus.subscribe('lw/T8/d1/telemetry', () => {
+      handled++;
+      void bus.close(); // in the same turn as the outcome
+    }, { qos: 1 });
+    await new InProcessBus(tb.broker.aedes, { redelivery: NO_REDELIVERY }).publish('lw/T8/d1/telemetry', telemetry(1), { qos: 1 });
+    expect(handled).toBe(1);
   });
 });

@@ -11,17 +11,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../lib/wait.js';
+import { waitFor, withTimeout } from '../../lib/wait.js';
 import { startTestInflux, type TestInflux } from '../harness/influx.js';
 
 type Dist = {
   broker: typeof import('../../broker/index.js');
+  inProcess: typeof import('../../broker/in-process-bus.js');
   module: typeof import('../../historian/module.js');
   config: typeof import('../../historian/config.js');
   services: typeof import('../../config/services.js');
 };
 const dist: Dist = {
   broker: (await import(new URL('../../dist/broker/index.js', import.meta.url).href)) as Dist['broker'],
+  inProcess: (await import(new URL('../../dist/broker/in-process-bus.js', import.meta.url).href)) as Dist['inProcess'],
   module: (await import(new URL('../../dist/historian/module.js', import.meta.url).href)) as Dist['module'],
   config: (await import(new URL('../../dist/historian/config.js', import.meta.url).href)) as Dist['config'],
   services: (await import(new URL('../../dist/config/services.js', import.meta.url).href)) as Dist['services'],
@@ -85,7 +87,7 @@ describe('historian.thread worker', () => {
     expect(historian.health().reasons).toContain('stopped');
   });
 
-  it('a historian that cannot start fails start() with its reason, and its worker ends', { timeout: 60_000 }, async () => {
+  it('a historian that cannot start fails start() with its reason', { timeout: 60_000 }, async () => {
     const broker = await dist.broker.startBroker(dist.broker.brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices2.json') }), { roles: dist.services.roleGrants(), dataDir: dir });
     try {
       // A spool dir under a file: the Historian's start fails in the worker.
@@ -95,6 +97,43 @@ describe('historian.thread worker', () => {
       await expect(historian.start()).rejects.toThrow(/a-file/);
       expect(historian.health().status).toBe('down');
       expect(historian.health().reasons.join(' ')).toMatch(/did not start/);
+    } finally {
+      await broker.stop();
+    }
+  });
+
+  const openBroker = (file: string): ReturnType<Dist['broker']['startBroker']> =>
+    dist.broker.startBroker(dist.broker.brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, file) }), { roles: dist.services.roleGrants(), dataDir: dir });
+
+  it('a worker that dies leaves the historian down and refusing, so nothing is acknowledged that nobody stored', { timeout: 60_000 }, async () => {
+    const broker = await openBroker('devices3.json');
+    const config = dist.config.historianConfigSchema.parse({ thread: 'worker', influxUrl: influx.url, database: 'thread3' });
+    const historian = dist.module.historianModule.create({ bus: broker.bus, config, dataDir: join(dir, 'crash') });
+    try {
+      await historian.start();
+      // What a crash of the thread looks like from here (the test reaches the private worker to end it).
+      await (historian as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      await waitFor(() => historian.health().status === 'down', 10_000, 'the historian to be down');
+      expect(historian.health().reasons.join(' ')).toMatch(/worker thread exited/);
+      // A publisher that hears a refusal at once: the event stays with it instead of being acknowledged.
+      const device = new dist.inProcess.InProcessBus(broker.aedes, { redelivery: dist.inProcess.NO_REDELIVERY });
+      await expect(device.publish('lw/A/d1/telemetry', JSON.stringify({ ts: 1_800_000_000_000, seq: 1, values: { v: 1 } }), { qos: 1 })).rejects.toThrow(/worker thread exited/);
+    } finally {
+      await historian.stop();
+      await broker.stop();
+    }
+  });
+
+  it('stop() while start() is under way settles both', { timeout: 60_000 }, async () => {
+    const broker = await openBroker('devices4.json');
+    const config = dist.config.historianConfigSchema.parse({ thread: 'worker', influxUrl: influx.url, database: 'thread4' });
+    const historian = dist.module.historianModule.create({ bus: broker.bus, config, dataDir: join(dir, 'early-stop') });
+    try {
+      const started = historian.start();
+      const stopped = historian.stop();
+      const outcomes = await withTimeout(Promise.allSettled([started, stopped]), 20_000, 'start() and stop() to settle');
+      expect(outcomes[1]).toEqual({ status: 'fulfilled', value: undefined });
+      expect(historian.health().status).toBe('down');
     } finally {
       await broker.stop();
     }
