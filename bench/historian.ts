@@ -220,7 +220,7 @@ function spoolRates(dir: string, lines: string[]): { appendPerSec: number; appen
   return { appendPerSec: lines.length / appendSec, appendMBps: bytes / appendSec / 1e6, replayPerSec: read / replaySec, replayMBps: bytes / replaySec / 1e6 };
 }
 
-/** LINEWATCH_BENCH_HISTORIAN=broker runs only the two rows through the embedded broker (in-process bus, MQTT). */
+/** LINEWATCH_BENCH_HISTORIAN=broker runs only the table through the embedded broker (no historian, in-process bus, worker thread, MQTT). */
 const PART = process.env.LINEWATCH_BENCH_HISTORIAN ?? '';
 
 export async function run(report: Report): Promise<void> {
@@ -246,23 +246,17 @@ export async function run(report: Report): Promise<void> {
     const bestRaw = Math.max(...raw);
     const bestHist = Math.max(...hist);
     const writePoints = await writePointsRun(influx, 'wp', evs);
-    const mqttEvents = evs.slice(0, MQTT_POINTS);
-    const inProcess = (await brokerRun(influx, 'viaup', mqttEvents, dir, 'in-process')).rate;
-    const inWorker = (await brokerRun(influx, 'viaworker', mqttEvents, dir, 'worker')).rate;
-    const overMqtt = (await brokerRun(influx, 'viamqtt', mqttEvents, dir, 'mqtt')).rate;
     report.add({
       title: 'Historian: points/s into a local influxd',
-      note: `${POINTS.toLocaleString('en')} telemetry events (${DEVICES} devices, 3 fields each) into a managed influxd 1.6 on 127.0.0.1, batches of ${BATCH}, one request in flight; best of 2 alternating rounds. The historian run includes JSON parse, schema validation, line protocol, the write-ahead spool (write(2) per event) and the batched writes; it ends when InfluxDB counts every point. The reference POSTs the same line protocol in the same batches with fetch; node-influx's writePoints (its own serialization, which the historian does not use: it writes its line protocol through node-influx's request pool) is shown for comparison. The last three rows add the broker: one MQTT.js device client publishing QoS 1 (500 in flight) to the embedded broker (open mode); they are bound by MQTT, not by the historian.`,
+      note: `${POINTS.toLocaleString('en')} telemetry events (${DEVICES} devices, 3 fields each) into a managed influxd 1.6 on 127.0.0.1, batches of ${BATCH}, one request in flight; best of 2 alternating rounds. The historian run includes JSON parse, schema validation, line protocol, the write-ahead spool (write(2) per event) and the batched writes; it ends when InfluxDB counts every point. The reference POSTs the same line protocol in the same batches with fetch; node-influx's writePoints (its own serialization, which the historian does not use: it writes its line protocol through node-influx's request pool) is shown for comparison. The next table adds the broker.`,
       columns: ['path', 'points/s', 'vs raw POST'],
       rows: [
         ['raw HTTP POST of the same line protocol (reference)', Math.round(bestRaw).toLocaleString('en'), '1.00'],
         ['node-influx `writePoints` of the same points as objects (prepared in advance)', Math.round(writePoints).toLocaleString('en'), (writePoints / bestRaw).toFixed(2)],
         ['historian (direct bus → spool → InfluxDB)', Math.round(bestHist).toLocaleString('en'), (bestHist / bestRaw).toFixed(2)],
-        [`device → embedded broker → historian on the in-process bus (as in \`linewatch up\`), ${MQTT_POINTS / 1000}k events`, Math.round(inProcess).toLocaleString('en'), (inProcess / bestRaw).toFixed(2)],
-        [`device → embedded broker → historian in a worker thread (historian.thread worker), ${MQTT_POINTS / 1000}k events`, Math.round(inWorker).toLocaleString('en'), (inWorker / bestRaw).toFixed(2)],
-        [`device → embedded broker → \`linewatch historian\` over MQTT (QoS 1, persistent session), ${MQTT_POINTS / 1000}k events`, Math.round(overMqtt).toLocaleString('en'), (overMqtt / bestRaw).toFixed(2)],
       ],
     });
+    await brokerTable(report, influx, evs.slice(0, MQTT_POINTS), dir);
     const spool = spoolRates(dir, lines);
     report.add({
       title: 'Historian spool: append and replay',
@@ -291,7 +285,7 @@ async function brokerTable(report: Report, influx: ManagedInfluxd, evs: Event[],
   const row = (path: string, via: Via): string[] => [path, Math.round(best.get(via)!.rate).toLocaleString('en'), best.get(via)!.mainUs.toFixed(1), best.get(via)!.processUs.toFixed(1)];
   report.add({
     title: 'Historian through the embedded broker (points/s into a local influxd)',
-    note: `${evs.length.toLocaleString('en')} telemetry events published QoS 1 by one MQTT.js device client (500 in flight) to the embedded broker (open mode) in this process, until InfluxDB counts every point; best of 2 alternating rounds (LINEWATCH_BENCH_HISTORIAN=broker runs this table alone). Main thread µs per event: the CPU time of the thread that runs the broker and the device client (/proc/self/task/PID/stat, ticks of 10 ms) over the run, divided by the events — what the historian leaves of the broker's core; process µs per event: every thread of the process (the worker, libuv's pool, GC), not influxd. Against the reference row: what the historian costs the broker's thread on the in-process bus, and what the hand-off to a worker thread costs it (bus/thread-bridge.ts: one postMessage per turn each way).`,
+    note: `${evs.length.toLocaleString('en')} telemetry events published QoS 1 by one MQTT.js device client (500 in flight) to the embedded broker (open mode) in this process, until InfluxDB counts every point; best of 2 alternating rounds; they are bound by the device client's window, not by the historian (LINEWATCH_BENCH_HISTORIAN=broker runs this table alone). Main thread µs per event: the CPU time of the thread that runs the broker and the device client (/proc/self/task/PID/stat, ticks of 10 ms) over the run, divided by the events — what the historian leaves of the broker's core; process µs per event: every thread of the process (the worker, libuv's pool, GC), not influxd. Against the reference row: what the historian costs the broker's thread on the in-process bus, and what the hand-off to a worker thread costs it (bus/thread-bridge.ts: one postMessage per turn each way).`,
     columns: ['path', 'points/s', 'main thread CPU µs per event', 'process CPU µs per event'],
     rows: [
       row('reference: device → embedded broker → a subscriber on the in-process bus that only counts (no historian)', 'none'),
