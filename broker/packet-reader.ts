@@ -26,7 +26,8 @@ interface ParserInternals {
   emit(event: 'packet', packet: object): boolean;
   settings: { protocolVersion?: number };
   error: Error | null;
-  _list: { length: number };
+  /** mqtt-packet's BufferList of bytes not parsed yet. */
+  _list: { length: number; append(buf: Buffer): unknown; slice(): Buffer; consume(bytes: number): unknown };
   _stateCounter: number;
   packet: { length: number };
 }
@@ -109,19 +110,42 @@ function readOne(parser: ParserInternals, buf: Buffer, start: number): number {
   return end;
 }
 
+/** The parsers whose read is being decoded right now (a 'packet' listener may call parse again). */
+const reading = new Set<ParserInternals>();
+
 /** A client parser's parse: the fast path for a read that starts on a packet boundary, mqtt-packet's own for the rest. */
 function parseReads(this: ParserInternals, buf: Buffer): number {
+  // A parse from inside a 'packet' listener of this parser: the rest of the current read comes first, so it waits in mqtt-packet's list.
+  if (reading.has(this)) {
+    this._list.append(buf);
+    return this._list.length;
+  }
   if (this.error !== null || this._list.length !== 0 || this._stateCounter !== 0 || this.packet.length !== -1 || this.settings.protocolVersion === 5) {
     return stockParse.call(this, buf);
   }
+  reading.add(this);
+  try {
+    return readAll(this, buf);
+  } finally {
+    reading.delete(this);
+  }
+}
+
+function readAll(parser: ParserInternals, buf: Buffer): number {
   let offset = 0;
   while (offset < buf.length) {
-    const end = readOne(this, buf, offset);
+    const end = readOne(parser, buf, offset);
     if (end === -1) break;
     offset = end;
   }
-  if (offset === buf.length) return 0;
-  return stockParse.call(this, offset === 0 ? buf : buf.subarray(offset));
+  const queued = parser._list.length;
+  if (offset === buf.length && queued === 0) return 0;
+  // The rest of the read, then what a listener handed over meanwhile: mqtt-packet's own parse, in that order.
+  const rest = offset === buf.length ? Buffer.alloc(0) : offset === 0 ? buf : buf.subarray(offset);
+  if (queued === 0) return stockParse.call(parser, rest);
+  const later = parser._list.slice();
+  parser._list.consume(queued);
+  return stockParse.call(parser, Buffer.concat([rest, later]));
 }
 
 /** Gives Aedes's parser of one client the fast path; throws when the parser is not the mqtt-packet Parser this file is written for. */
@@ -133,6 +157,9 @@ export function fastReads(parser: unknown): void {
     typeof internals.emit !== 'function' ||
     typeof internals.settings !== 'object' ||
     typeof internals._list?.length !== 'number' ||
+    typeof internals._list.append !== 'function' ||
+    typeof internals._list.slice !== 'function' ||
+    typeof internals._list.consume !== 'function' ||
     typeof internals._stateCounter !== 'number' ||
     typeof internals.packet?.length !== 'number' ||
     !(internals.packet instanceof Packet)
@@ -140,4 +167,10 @@ export function fastReads(parser: unknown): void {
     throw new Error("a client's parser is not mqtt-packet 9.0.2's Parser as broker/packet-reader.ts expects (parse, settings, error, _list, _stateCounter, packet): it must be revisited for this Aedes or mqtt-packet");
   }
   internals.parse = parseReads;
+}
+
+/** Checks at start, on a parser of its own, that fastReads fits the installed mqtt-packet (so a change fails the start, not the first client). */
+export function assertFastReadsFit(): void {
+  const mqttPacket = requireFromAedes('mqtt-packet') as { parser(): unknown };
+  fastReads(mqttPacket.parser());
 }

@@ -11,7 +11,7 @@ import { healthFrom, type Counters, type Health, type Service } from '../lib/ser
 import { AccountStore } from './account-store.js';
 import type { RoleTable } from './acl.js';
 import { assertAedesPatched } from './aedes-patch.js';
-import { fastReads } from './packet-reader.js';
+import { assertFastReadsFit, fastReads } from './packet-reader.js';
 import { installPacketWriter } from './packet-writer.js';
 import { Authentication } from './authentication.js';
 import { Authorization } from './authorization.js';
@@ -206,6 +206,7 @@ function sessionQueueHealth(store: OpenedStore): { failed: boolean; status: 'deg
 async function assemble(config: BrokerConfig, options: BrokerOptions, counters: BrokerCounters): Promise<Running> {
   assertAedesPatched();
   installPacketWriter(); // PUBLISH and acks as one buffer each (packet-writer.ts)
+  assertFastReadsFit(); // and read straight from each read, client by client in preConnect (packet-reader.ts)
   // A bounded number of lines per kind and interval for what a client can cause per message or attempt.
   const limitedLog = new LogLimiter(log);
   const accounts = config.open ? undefined : new AccountStore(config.devicesFile);

@@ -14,6 +14,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import type { DeviceQuality } from './data-quality.js';
 import { serveBus, type ServedBus } from '../bus/thread-bridge.js';
 import { logger, writeForwardedLog } from '../lib/log.js';
+import { withTimeout } from '../lib/wait.js';
 import type { LabelledCounter } from '../lib/metrics.js';
 import { healthFrom, worstHealth, type Counters, type Health, type Service, type ServiceInfo } from '../lib/service.js';
 import type { HistorianOptions } from './index.js';
@@ -21,6 +22,10 @@ import type { FromHistorianThread, HistorianThreadData, ToHistorianThread } from
 
 const log = logger('historian');
 const ENTRY = new URL('./thread-entry.js', import.meta.url);
+/** How long stop() waits for a start still under way before it stops the worker anyway. */
+const START_WAIT_MS = 10_000;
+/** How long past the historian's own drain (drainTimeoutMs) stop() waits for the worker's answer before ending it. */
+const STOP_ANSWER_SPARE_MS = 2000;
 
 type Snapshot = Extract<FromHistorianThread, { op: 'snapshot' }>;
 
@@ -103,16 +108,20 @@ export class HistorianThread implements Service {
   }
 
   private async stopWorker(): Promise<void> {
-    // A start under way is waited for (whatever its outcome): a stop answered before it would leave it hanging.
-    await this.starting?.catch(() => undefined);
+    // A start under way is waited for, bounded (whatever its outcome): a stop answered before it would leave it hanging.
+    await withTimeout(this.starting ?? Promise.resolve(), START_WAIT_MS, 'the historian worker to finish starting').catch(() => undefined);
     const worker = this.worker;
     if (worker === undefined || this.gone !== undefined) {
       await this.served?.close('the historian stopped');
+      await worker?.terminate();
       return;
     }
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     try {
-      await this.ask({ op: 'stop' }, 'stopped');
+      // The worker drains what is queued (drainTimeoutMs) and answers; past that, it is ended below.
+      await withTimeout(this.ask({ op: 'stop' }, 'stopped'), (this.options.drainTimeoutMs ?? 5000) + STOP_ANSWER_SPARE_MS, "the historian worker's stop");
+    } catch (err) {
+      log.error({ err }, 'the historian worker did not stop in time; ending it (what it had not stored is refused, so its publishers keep it)');
     } finally {
       this.gone ??= 'stopped';
       await this.served?.close('the historian stopped');

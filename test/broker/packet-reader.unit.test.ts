@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { aedesFile } from '../../broker/aedes-package.js';
-import { fastReads } from '../../broker/packet-reader.js';
+import { assertFastReadsFit, fastReads } from '../../broker/packet-reader.js';
 import { chance, pick, random, type Rand } from '../harness/random.js';
 
 interface TestParser {
@@ -43,6 +43,9 @@ function packetBytes(rand: Rand): Buffer {
         Buffer.from([0x32, 0x03, 0x00, 0x01, 0x61]), // QoS 1 PUBLISH without room for its id
         Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x7f]), // remaining length of five bytes
         Buffer.from([0x00, 0x00]), // reserved packet type 0
+        Buffer.from([0x40, 0x82, 0x00, 0x00, 0x07]), // PUBACK with a non-minimal remaining length (2 in two bytes)
+        Buffer.from([0x40, 0x00]), // PUBACK of length 0
+        Buffer.from([0x30, 0x82, 0x80, 0x00, 0x00]), // PUBLISH with a non-minimal remaining length (2 in three bytes), empty topic
       ]);
     default:
       return mqttPacket.generate({ cmd: kind, messageId });
@@ -67,7 +70,8 @@ function run(reads: Buffer[], fast: boolean): { returns: number[]; events: unkno
   const parser = mqttPacket.parser() as Spied;
   if (fast) fastReads(parser);
   const events: unknown[] = [];
-  parser.on('packet', (packet) => events.push({ packet: { ...(packet as object) }, class: (packet as object).constructor.name }));
+  // The keys in their order too: toEqual would not see a field set in another order, or one left undefined.
+  parser.on('packet', (packet) => events.push({ keys: Object.keys(packet as object), packet: { ...(packet as object) }, class: (packet as object).constructor.name }));
   parser.on('error', (err) => events.push({ error: (err as Error).message }));
   let takenWhole = 0;
   const returns = reads.map((read) => {
@@ -137,5 +141,30 @@ describe('broker/packet-reader', () => {
   it('refuses a parser that is not the mqtt-packet Parser it is written for', () => {
     expect(() => fastReads({ parse: () => 0 })).toThrow(/must be revisited/);
     expect(() => fastReads(undefined)).toThrow(/must be revisited/);
+  });
+
+  it('a parse called from a packet listener waits for the rest of the current read, in order', () => {
+    const reads = [
+      Buffer.concat([mqttPacket.generate({ cmd: 'puback', messageId: 1 }), mqttPacket.generate({ cmd: 'puback', messageId: 2 })]),
+      Buffer.concat([mqttPacket.generate({ cmd: 'puback', messageId: 3 }), mqttPacket.generate({ cmd: 'pingreq' })]),
+    ];
+    const parser = mqttPacket.parser();
+    fastReads(parser);
+    const ids: unknown[] = [];
+    let nested = false;
+    parser.on('packet', (packet) => {
+      const { cmd, messageId } = packet as { cmd: string; messageId?: number };
+      ids.push(messageId ?? cmd);
+      if (!nested) {
+        nested = true;
+        parser.parse(reads[1]!); // as Aedes's nextBatch could, from a synchronously handled packet
+      }
+    });
+    parser.parse(reads[0]!);
+    expect(ids).toEqual([1, 2, 3, 'pingreq']);
+  });
+
+  it('the start-up check passes on the installed mqtt-packet', () => {
+    expect(() => assertFastReadsFit()).not.toThrow();
   });
 });
