@@ -94,7 +94,7 @@ export class HistorianThread implements Service {
     try {
       await this.ask({ op: 'start' }, 'started');
     } catch (err) {
-      // Not started, so nobody will stop it: end the worker (and the managed influxd it may have started) here.
+      // Not started, so nobody will stop it: end the worker here.
       this.gone ??= `the historian did not start: ${(err as Error).message}`;
       await this.served.close(this.gone);
       await worker.terminate();
