@@ -6,6 +6,7 @@ import { InfluxClient } from '../../historian/influx.js';
 import { escapeKey, escapeMeasurement, quoteString, REPLACEMENT } from '../../historian/line-protocol.js';
 import { PointBuilder, toPoint } from '../../historian/points.js';
 import { startTestInflux, type TestInflux } from '../harness/influx.js';
+import { random as seeded } from '../harness/random.js';
 
 const T0 = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
 
@@ -25,18 +26,6 @@ function expectedName(name: string): string {
     out += unwritable ? REPLACEMENT : char;
   }
   return out;
-}
-
-/** mulberry32: a small seeded PRNG, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const PIECES = ['a', 'Z', 'q', '7', '_', '-', '.', '\n', '\r', '\r\n', '\\', '\\\\', '"', "'", ',', '=', ' ', '#', '\t', 'é', '°C', '日本', '🙂', '\u0000', '\\n', '\\,', 'x=y', 'state'];
@@ -85,7 +74,7 @@ describe('line protocol against influxd', () => {
   }
 
   it('round-trips random tag keys and values, field keys and string fields (seeded), and writes nothing else', async () => {
-    const random = prng(0x11e9);
+    const random = seeded(0x11e9);
     const CASES = 300;
     const used = new Set(['time', 'case', 'n', 'client', 'topic', 'reason', 'payload']);
     const unique = (): string => {

@@ -43,9 +43,13 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The embedded broker (open mode, memory store), as `linewatch up` runs it; `file` its own devices file. */
+const openBroker = (file: string): ReturnType<Dist['broker']['startBroker']> =>
+  dist.broker.startBroker(dist.broker.brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, file) }), { roles: dist.services.roleGrants(), dataDir: dir });
+
 describe('historian.thread worker', () => {
   it('stores every event once from a worker thread, and reports through this one', { timeout: 90_000 }, async () => {
-    const broker = await dist.broker.startBroker(dist.broker.brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices.json') }), { roles: dist.services.roleGrants(), dataDir: dir });
+    const broker = await openBroker('devices.json');
     const config = dist.config.historianConfigSchema.parse({ thread: 'worker', influxUrl: influx.url, database: 'thread', batchSize: 500, flushIntervalMs: 50 });
     const historian = dist.module.historianModule.create({ bus: broker.bus, config, dataDir: dir });
     const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.ports.mqtt}`, { clientId: 'thread-device' });
@@ -88,7 +92,7 @@ describe('historian.thread worker', () => {
   });
 
   it('a historian that cannot start fails start() with its reason', { timeout: 60_000 }, async () => {
-    const broker = await dist.broker.startBroker(dist.broker.brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, 'devices2.json') }), { roles: dist.services.roleGrants(), dataDir: dir });
+    const broker = await openBroker('devices2.json');
     try {
       // A spool dir under a file: the Historian's start fails in the worker.
       writeFileSync(join(dir, 'a-file'), 'not a directory');
@@ -101,9 +105,6 @@ describe('historian.thread worker', () => {
       await broker.stop();
     }
   });
-
-  const openBroker = (file: string): ReturnType<Dist['broker']['startBroker']> =>
-    dist.broker.startBroker(dist.broker.brokerConfigSchema.parse({ host: '127.0.0.1', persistence: 'memory', port: 0, wsPort: null, open: true, devicesFile: join(dir, file) }), { roles: dist.services.roleGrants(), dataDir: dir });
 
   it('a worker that dies leaves the historian down and refusing, so nothing is acknowledged that nobody stored', { timeout: 60_000 }, async () => {
     const broker = await openBroker('devices3.json');
