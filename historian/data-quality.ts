@@ -12,6 +12,7 @@
 // without bound. The sequence check itself covers every device (the service-wide seq_* counters).
 import { SequenceTracker, type SequenceCounters } from '../contracts/index.js';
 import { QUALITY_FIELDS, type QualityCounts, type QualityField } from '../contracts/period-rows.js';
+import type { LabelledCounter } from '../lib/metrics.js';
 
 export { QUALITY_FIELDS, type QualityCounts } from '../contracts/period-rows.js';
 
@@ -137,4 +138,13 @@ export class DataQuality {
     this.devices.set(key, entry);
     return entry;
   }
+}
+
+/** Each device's totals as `linewatch_quality_<field>{line, device}` counters for /metrics (the Historian's, or a worker thread's snapshot of them). */
+export function qualityCounters(devices: readonly Pick<DeviceQuality, 'line' | 'device' | 'totals'>[]): LabelledCounter[] {
+  const out: LabelledCounter[] = [];
+  for (const device of devices) {
+    for (const field of QUALITY_FIELDS) out.push({ key: `quality_${field}`, labels: { line: device.line, device: device.device }, value: device.totals[field] });
+  }
+  return out;
 }

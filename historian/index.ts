@@ -24,7 +24,7 @@ import { healthFrom, type Health, type Service, type ServiceInfo } from '../lib/
 import type { HistorianConfig } from './config.js';
 import { InfluxClient } from './influx.js';
 import { influxToUse, type SupervisedInfluxd } from './influxd.js';
-import { DataQuality, OVERFLOW, QUALITY_FIELDS, type DeviceQuality, type QualityCounts } from './data-quality.js';
+import { DataQuality, OVERFLOW, qualityCounters, type DeviceQuality, type QualityCounts } from './data-quality.js';
 import { qualityLine, toPoint, type PointResult } from './points.js';
 import { Spool } from './spool.js';
 import { SpoolWriter } from './writer.js';
@@ -275,11 +275,7 @@ export class Historian implements HistorianService {
 
   /** Per device (line, device labels), since this process started: `linewatch_quality_<field>` counters in /metrics. */
   labelledCounters(): LabelledCounter[] {
-    const out: LabelledCounter[] = [];
-    for (const device of this.quality.all()) {
-      for (const field of QUALITY_FIELDS) out.push({ key: `quality_${field}`, labels: { line: device.line, device: device.device }, value: device.totals[field] });
-    }
-    return out;
+    return qualityCounters(this.quality.all());
   }
 
   /** Every device's data quality since this process started (what a worker thread hands the main thread, historian/thread.ts). */

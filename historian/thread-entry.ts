@@ -18,7 +18,7 @@ const historian = new Historian(options);
 let timer: NodeJS.Timeout | undefined;
 
 function snapshot(): FromHistorianThread {
-  return { op: 'snapshot', counters: historian.counters(), gauges: [...historian.gauges], health: historian.health(), info: historian.info(), labelled: historian.labelledCounters(), quality: historian.qualityTotals(), influxUrl: historian.influxUrl };
+  return { op: 'snapshot', counters: historian.counters(), gauges: [...historian.gauges], health: historian.health(), info: historian.info(), quality: historian.qualityTotals(), influxUrl: historian.influxUrl };
 }
 
 control.on('message', (message: ToHistorianThread) => {

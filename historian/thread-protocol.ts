@@ -1,7 +1,6 @@
 // What the main thread and the historian's worker thread say to each other (historian/thread.ts,
 // historian/thread-entry.ts); the bus itself crosses on its own port (bus/thread-bridge.ts).
 import type { MessagePort } from 'node:worker_threads';
-import type { LabelledCounter } from '../lib/metrics.js';
 import type { Counters, Health, ServiceInfo } from '../lib/service.js';
 import type { HistorianConfig } from './config.js';
 import type { QualityCounts } from './data-quality.js';
@@ -35,7 +34,6 @@ export type FromHistorianThread =
       gauges: string[];
       health: Health;
       info: ServiceInfo;
-      labelled: LabelledCounter[];
       quality: { line: string; device: string; totals: QualityCounts }[];
       influxUrl: string | undefined;
     };

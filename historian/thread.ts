@@ -11,7 +11,7 @@
 // a persistent session keeps it in the broker — until the historian is stopped. It is not
 // restarted: `linewatch up` and /healthz show the historian down with the worker's reason.
 import { MessageChannel, Worker } from 'node:worker_threads';
-import type { DeviceQuality } from './data-quality.js';
+import { qualityCounters, type DeviceQuality } from './data-quality.js';
 import { serveBus, type ServedBus } from '../bus/thread-bridge.js';
 import { logger, writeForwardedLog } from '../lib/log.js';
 import { withTimeout } from '../lib/wait.js';
@@ -142,7 +142,7 @@ export class HistorianThread implements Service {
   }
 
   labelledCounters(): LabelledCounter[] {
-    return this.snapshot?.labelled ?? [];
+    return qualityCounters(this.snapshot?.quality ?? []);
   }
 
   info(): ServiceInfo {
